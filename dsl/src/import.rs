@@ -1,0 +1,1 @@
+//! Importers that turn other rule formats into `.nf` text (being written).

@@ -1,0 +1,1 @@
+//! Packet literals and frame parsing (being written).
