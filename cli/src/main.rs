@@ -1,1 +1,218 @@
-fn main() {}
+//! `nfcc`: the command line. Thin by design: every command parses its arguments and calls into
+//! the crates, which hold all the logic and all the tests.
+//!
+//! Exit codes (section 9 of the language reference): 0 success, 1 the input was wrong
+//! (diagnostics printed), 2 the environment refused (including a command this build cannot
+//! do yet, said in words), 3 a test or check failed.
+
+mod commands;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Compile, test and deploy .nf packet policies as eBPF.
+#[derive(Parser, Debug)]
+#[command(name = "nfcc", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Deployment targets.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetArg {
+    /// The host kernel (XDP or TC).
+    Host,
+    /// Netronome NFP BPF offload.
+    Nfp,
+}
+
+/// Engines that can run test blocks.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineArg {
+    /// The reference evaluator (no compilation).
+    Eval,
+    /// The compiled program on the rbpf emulator.
+    Emulator,
+    /// The compiled program on the cranelift JIT.
+    Jit,
+    /// The compiled program in the kernel (BPF_PROG_TEST_RUN).
+    Kernel,
+    /// Emulator and kernel, which must agree packet by packet.
+    Both,
+    /// Every engine.
+    All,
+}
+
+/// How `import classbench` assigns actions.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionsArg {
+    /// Every rule drops.
+    Drop,
+    /// Rule i drops when i is even and passes when odd, so rule order matters.
+    Alternate,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Parse and check policies; print diagnostics; exit 1 on error.
+    Check {
+        /// The .nf files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Check against a target's limits (overrides a policy's `offload` clause).
+        #[arg(long, value_enum)]
+        target: Option<TargetArg>,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+        /// Print one line per diagnostic instead of the source excerpt.
+        #[arg(long)]
+        short: bool,
+    },
+    /// Run the embedded tests of policies.
+    Test {
+        /// The .nf files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Which engine runs the packets.
+        #[arg(long, value_enum, default_value = "eval")]
+        engine: EngineArg,
+        /// Print every test, not only failures.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Write a BPF ELF object for a policy.
+    Compile {
+        /// The .nf file.
+        file: PathBuf,
+        /// Output object.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Target.
+        #[arg(long, value_enum)]
+        target: Option<TargetArg>,
+        /// What to write: elf, asm or ir.
+        #[arg(long, default_value = "elf")]
+        emit: String,
+    },
+    /// Run packets from a pcap through a policy or object.
+    Run {
+        /// The .nf file or object.
+        file: PathBuf,
+        /// Input pcap.
+        #[arg(long)]
+        pcap: PathBuf,
+    },
+    /// Verify, load and attach a policy on an interface.
+    Load {
+        /// The .nf file or object.
+        file: PathBuf,
+        /// The interface.
+        #[arg(long)]
+        iface: String,
+    },
+    /// Detach and unpin the policy of an interface.
+    Unload {
+        /// The interface.
+        #[arg(long)]
+        iface: String,
+    },
+    /// List what is loaded where.
+    Status,
+    /// Per-rule packets, bytes and rates of a loaded policy.
+    Stats {
+        /// The policy.
+        policy: String,
+    },
+    /// Change a dynamic set of a loaded policy.
+    Set {
+        /// add, del or list.
+        op: String,
+        /// The policy.
+        policy: String,
+        /// The set.
+        set: String,
+        /// The value.
+        value: Option<String>,
+    },
+    /// Print sampled packets of a loaded policy.
+    Watch {
+        /// The policy.
+        policy: String,
+    },
+    /// Measure Mpps on a veth/netns testbed.
+    Bench {
+        /// The .nf file.
+        file: PathBuf,
+    },
+    /// Say which rules can run on a NIC.
+    OffloadCheck {
+        /// The .nf file.
+        file: PathBuf,
+        /// The NIC target.
+        #[arg(long, value_enum, default_value = "nfp")]
+        target: TargetArg,
+    },
+    /// Write a .nf policy from another rule format.
+    Import {
+        #[command(subcommand)]
+        format: ImportFormat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportFormat {
+    /// A ClassBench filter set (`@src/len dst/len slo : shi dlo : dhi proto/mask flags/mask`).
+    Classbench {
+        /// The filter set.
+        file: PathBuf,
+        /// How rules get their actions.
+        #[arg(long, value_enum, default_value = "drop")]
+        actions: ActionsArg,
+        /// The policy's name (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Check {
+            files,
+            target,
+            deny_warnings,
+            short,
+        } => commands::check(&files, target, deny_warnings, short),
+        Command::Test {
+            files,
+            engine,
+            verbose,
+        } => commands::test(&files, engine, verbose),
+        Command::Import {
+            format:
+                ImportFormat::Classbench {
+                    file,
+                    actions,
+                    name,
+                    output,
+                },
+        } => commands::import_classbench(&file, actions, name, output),
+        Command::Compile { .. } => commands::not_yet("compile", 3),
+        Command::Run { .. } => commands::not_yet("run", 4),
+        Command::Load { .. } => commands::not_yet("load", 5),
+        Command::Unload { .. } => commands::not_yet("unload", 5),
+        Command::Status => commands::not_yet("status", 5),
+        Command::Stats { .. } => commands::not_yet("stats", 5),
+        Command::Set { .. } => commands::not_yet("set", 5),
+        Command::Watch { .. } => commands::not_yet("watch", 5),
+        Command::Bench { .. } => commands::not_yet("bench", 6),
+        Command::OffloadCheck { .. } => commands::not_yet("offload-check", 7),
+    };
+    ExitCode::from(code)
+}

@@ -2,11 +2,12 @@
 //! and rendered like rustc (file:line:col, the source line, a caret under the span, a hint).
 //!
 //! Every check in the front end produces a [`Diagnostic`] with a stable code (`E0xxx` for
-//! errors, `W0xxx` for warnings) so that tests and users can refer to them; rendering goes
-//! through miette's graphical handler without colour, so snapshot tests see plain text.
+//! errors, `W0xxx` for warnings) so that tests and users can refer to them. Rendering is our
+//! own, in rustc's layout, because a 10,000-rule policy can carry thousands of warnings and
+//! must render in linear time; it is plain text without colour, so snapshot tests see exactly
+//! what users see.
 
 use crate::ast::Span;
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
 use std::fmt;
 
 /// How serious a diagnostic is.
@@ -107,81 +108,90 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// A diagnostic bound to its source, in the shape miette renders.
-struct Bound<'a> {
-    diag: &'a Diagnostic,
-    source: NamedSource<String>,
+/// Line starts of a source, computed once so that rendering many diagnostics of a large file
+/// stays linear.
+pub struct SourceMap<'a> {
+    name: &'a str,
+    source: &'a str,
+    line_starts: Vec<usize>,
 }
 
-impl fmt::Debug for Bound<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self.diag, f)
-    }
-}
-
-impl fmt::Display for Bound<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self.diag, f)
-    }
-}
-
-impl std::error::Error for Bound<'_> {}
-
-impl miette::Diagnostic for Bound<'_> {
-    fn severity(&self) -> Option<miette::Severity> {
-        Some(match self.diag.severity {
-            Severity::Error => miette::Severity::Error,
-            Severity::Warning => miette::Severity::Warning,
-        })
+impl<'a> SourceMap<'a> {
+    /// Indexes `source`, to be shown as `name`.
+    pub fn new(name: &'a str, source: &'a str) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
+        SourceMap {
+            name,
+            source,
+            line_starts,
+        }
     }
 
-    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        self.diag
-            .help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    /// 0-based line index and 1-based character column of a byte offset.
+    fn locate(&self, offset: usize) -> (usize, usize) {
+        let offset = floor_char_boundary(self.source, offset.min(self.source.len()));
+        let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
+        let col = self.source[self.line_starts[line]..offset].chars().count() + 1;
+        (line, col)
     }
 
-    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(&self.source)
+    fn line_text(&self, line: usize) -> &'a str {
+        let start = self.line_starts[line];
+        let end = self
+            .line_starts
+            .get(line + 1)
+            .map_or(self.source.len(), |e| e - 1);
+        self.source[start..end].trim_end_matches('\r')
     }
 
-    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let len = self.source.inner().len();
-        Some(Box::new(self.diag.labels.iter().enumerate().map(
-            move |(i, l)| {
-                let start = (l.span.start as usize).min(len);
-                let end = (l.span.end as usize).clamp(start, len);
-                let span = SourceSpan::from(start..end);
-                let text = (!l.message.is_empty()).then(|| l.message.clone());
-                if i == 0 {
-                    LabeledSpan::new_primary_with_span(text, span)
-                } else {
-                    LabeledSpan::new_with_span(text, span)
-                }
-            },
-        )))
+    /// Renders one diagnostic like rustc: the message, `--> file:line:col`, the source line
+    /// with a caret line under the span and its label, secondary labels, and the hint.
+    pub fn render(&self, d: &Diagnostic, out: &mut String) {
+        use std::fmt::Write as _;
+        let kind = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let (line, col) = self.locate(d.span().start as usize);
+        let width = (self.line_starts.len()).to_string().len().max(2);
+        let pad = " ".repeat(width);
+        let _ = writeln!(out, "{kind}[{}]: {}", d.code, d.message);
+        let _ = writeln!(out, "{pad}--> {}:{}:{}", self.name, line + 1, col);
+        let _ = writeln!(out, "{pad} |");
+        for (i, label) in d.labels.iter().enumerate() {
+            let (l, c) = self.locate(label.span.start as usize);
+            if i > 0 {
+                let _ = writeln!(out, "{pad}::: {}:{}:{}", self.name, l + 1, c);
+            }
+            let text = self.line_text(l);
+            let _ = writeln!(out, "{:>width$} | {text}", l + 1);
+            let line_end = self.line_starts[l] + text.len();
+            let end = (label.span.end as usize).clamp(label.span.start as usize, line_end);
+            let (_, end_col) = self.locate(end);
+            let n = end_col.saturating_sub(c).max(1);
+            let mark = if i == 0 { "^" } else { "-" };
+            let _ = write!(out, "{pad} | {}{}", " ".repeat(c - 1), mark.repeat(n));
+            if label.message.is_empty() {
+                out.push('\n');
+            } else {
+                let _ = writeln!(out, " {}", label.message);
+            }
+        }
+        if let Some(h) = &d.help {
+            let _ = writeln!(out, "{pad} = help: {h}");
+        }
+        out.push('\n');
     }
 }
 
 /// Renders diagnostics against the file they are about: `file:line:col`, the source line, a
 /// caret under the span and the hint. Plain text, no colour.
 pub fn render(file_name: &str, source: &str, diags: &[Diagnostic]) -> String {
-    let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
-        .with_width(100)
-        .with_context_lines(1);
+    let map = SourceMap::new(file_name, source);
     let mut out = String::new();
     for d in diags {
-        let bound = Bound {
-            diag: d,
-            source: NamedSource::new(file_name, source.to_string()),
-        };
-        if handler.render_report(&mut out, &bound).is_err() {
-            // Rendering into a String cannot fail short of a formatting bug; fall back to the
-            // one-line form rather than losing the diagnostic.
-            let (line, col) = line_col(source, d.span().start as usize);
-            out.push_str(&format!("{d}\n  at {file_name}:{line}:{col}\n"));
-        }
+        map.render(d, &mut out);
     }
     out
 }

@@ -68,7 +68,10 @@ fn syntax_error(source: &str, e: pest::error::Error<Rule>) -> Diagnostic {
     let msg = if expected.is_empty() {
         format!("syntax error: unexpected {found}")
     } else {
-        format!("syntax error: expected {}, found {found}", join_or(&expected))
+        format!(
+            "syntax error: expected {}, found {found}",
+            join_or(&expected)
+        )
     };
     Diagnostic::error("E0002", Span::new(pos, end), msg)
         .with_label("not expected here")
@@ -432,8 +435,12 @@ impl Builder {
         let kind_rule = p.as_rule();
         let mut it = p.into_inner();
         let kind = match kind_rule {
-            Rule::over_atom => AtomKind::Over(it.nth(1).map(|i| ident(&i)).unwrap_or_else(missing_ident)),
-            Rule::match_atom => AtomKind::Match(it.nth(1).map(|i| ident(&i)).unwrap_or_else(missing_ident)),
+            Rule::over_atom => {
+                AtomKind::Over(it.nth(1).map(|i| ident(&i)).unwrap_or_else(missing_ident))
+            }
+            Rule::match_atom => {
+                AtomKind::Match(it.nth(1).map(|i| ident(&i)).unwrap_or_else(missing_ident))
+            }
             Rule::payload_atom => {
                 let mut it = it.skip(1);
                 let start = self.next_value(&mut it, span);
@@ -451,7 +458,10 @@ impl Builder {
                 let (field, mask) = match it.next() {
                     Some(fe) => {
                         let mut fit = fe.into_inner();
-                        let field = fit.next().map(|f| path(&f)).unwrap_or_else(|| missing_path(span));
+                        let field = fit
+                            .next()
+                            .map(|f| path(&f))
+                            .unwrap_or_else(|| missing_path(span));
                         let mask = fit.next().map(|m| self.value(m));
                         (field, mask)
                     }
@@ -537,7 +547,10 @@ impl Builder {
         let kind = match kind_rule {
             Rule::act_set => {
                 let mut it = it.skip(1);
-                let field = it.next().map(|f| path(&f)).unwrap_or_else(|| missing_path(span));
+                let field = it
+                    .next()
+                    .map(|f| path(&f))
+                    .unwrap_or_else(|| missing_path(span));
                 let value = self.next_value(&mut it, span);
                 ActionKind::Set(field, value)
             }
@@ -683,7 +696,8 @@ impl Builder {
                             }
                             stmts.push(TestStmt::ExpectVerdict {
                                 count,
-                                verdict: verdict.unwrap_or_else(|| VerdictLit::Word(missing_ident())),
+                                verdict: verdict
+                                    .unwrap_or_else(|| VerdictLit::Word(missing_ident())),
                                 by,
                                 span: sspan,
                             });
@@ -755,7 +769,12 @@ impl Builder {
             Some("G") => 1 << 30,
             _ => 1,
         };
-        match first.as_str().parse::<u128>().ok().and_then(|n| n.checked_mul(mult)) {
+        match first
+            .as_str()
+            .parse::<u128>()
+            .ok()
+            .and_then(|n| n.checked_mul(mult))
+        {
             Some(n) => ValueKind::Int(n),
             None => {
                 self.diags.push(

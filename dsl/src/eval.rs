@@ -1,0 +1,722 @@
+//! The reference evaluator: what a checked policy does to one packet, written straight from
+//! the semantics of the language reference and independent of any compiler code.
+//!
+//! It is the oracle of differential testing: the emulator and the kernel run the compiled
+//! program, and every packet's verdict, deciding rule, output bytes and counter values must
+//! equal what [`eval`] says. Where the reference leaves a choice, the choice is made here and
+//! documented, and the compiler follows it:
+//!
+//! - Limiters are token buckets kept in integer nano-tokens: a new key starts with `burst`
+//!   tokens; each packet first adds `rate * elapsed_ns` nano-tokens (capped at `burst`), then
+//!   takes one whole token (10^9 nano-tokens) if there is one, else `over` is true.
+//! - Counter and limiter keys concatenate the key fields' big-endian bytes
+//!   ([`Field::key_width`]); an absent field contributes zero bytes of its width; `ip.*`
+//!   addresses take 16 bytes, IPv4 as `::ffff:a.b.c.d`.
+//! - Rewrites update checksums incrementally (RFC 1624, eqn. 3, as the kernel's
+//!   `csum_replace` helpers do); a UDP checksum of zero (none) is left alone and a result of
+//!   zero is written as 0xFFFF. A rewrite of an absent header, or of `ip.*` with a value of the
+//!   other family, does nothing.
+//! - `sample N` takes the 1st, (N+1)th, ... packet reaching that action (the kernel samples at
+//!   random; the evaluator is deterministic so tests are).
+//! - `balance` picks a backend from a Maglev table of [`MAGLEV_SIZE`] slots filled by
+//!   [`maglev_table`], indexed by the FNV-1a hash of the key bytes of the `by` fields. With
+//!   `via fib`, the MACs come from the FIB stub in [`State::fib`]; without a route the packet
+//!   is passed to the stack unchanged (as XDP programs do when `bpf_fib_lookup` fails).
+
+use crate::ast::CmpOp;
+use crate::checked::*;
+use crate::packet::{parse_frame, Headers};
+use std::collections::HashMap;
+
+/// Slots in a pool's Maglev lookup table (a prime, as Maglev requires).
+pub const MAGLEV_SIZE: usize = 65537;
+
+/// Nano-tokens per token.
+const NANO: u128 = 1_000_000_000;
+
+/// Per-packet metadata the packet bytes do not carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// `pkt.ifindex`: the interface the packet arrived on (xdp, tc ingress) or leaves by.
+    pub ifindex: u32,
+    /// `pkt.rxq`: the receive queue (xdp).
+    pub rxq: u32,
+    /// `pkt.mark`: the skb mark (tc).
+    pub mark: u32,
+}
+
+/// A token bucket of a limiter key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    /// Tokens left, in nano-tokens.
+    pub nano_tokens: u128,
+    /// When the bucket was last refilled (virtual clock, ns).
+    pub last_ns: u64,
+}
+
+/// A route of the FIB stub used by `balance ... via fib`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FibEntry {
+    /// The source MAC to write.
+    pub smac: [u8; 6],
+    /// The destination MAC to write.
+    pub dmac: [u8; 6],
+}
+
+/// A sampled packet, as `nfcc watch` would print it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SampleRecord {
+    /// The rule whose action sampled it.
+    pub rule: RuleRef,
+    /// The frame's length.
+    pub len: usize,
+    /// Its first 128 bytes.
+    pub head: Vec<u8>,
+}
+
+/// Everything a policy remembers between packets, plus the clock.
+#[derive(Clone, Debug)]
+pub struct State {
+    /// Current contents of each set (dynamic sets change with `nfcc set`).
+    pub sets: Vec<Vec<Item>>,
+    /// Per counter: key bytes to (packets, bytes).
+    pub counters: Vec<HashMap<Vec<u8>, (u64, u64)>>,
+    /// Per limiter: key bytes to bucket.
+    pub limiters: Vec<HashMap<Vec<u8>, Bucket>>,
+    /// Per rule: (packets, bytes) of packets it decided.
+    pub rule_stats: Vec<(u64, u64)>,
+    /// (packets, bytes) decided by the default.
+    pub default_stats: (u64, u64),
+    /// The virtual clock in nanoseconds.
+    pub now_ns: u64,
+    /// Routes for `via fib`, by destination address (IPv4 as its 32-bit number).
+    pub fib: HashMap<u128, FibEntry>,
+    /// Sampled packets, oldest first.
+    pub samples: Vec<SampleRecord>,
+    /// Per (rule, action index) of `sample N`: packets seen.
+    sample_seen: HashMap<(Option<u32>, usize), u64>,
+    /// Maglev tables, built on first use.
+    maglev: HashMap<PoolId, Vec<u32>>,
+}
+
+impl State {
+    /// A fresh state: sets hold their declared contents, counters and buckets are empty, the
+    /// clock is at 1 s (so that "the beginning of time" is not a special case).
+    pub fn new(policy: &Policy) -> State {
+        State {
+            sets: policy.sets.iter().map(|s| s.items.clone()).collect(),
+            counters: vec![HashMap::new(); policy.counters.len()],
+            limiters: vec![HashMap::new(); policy.limiters.len()],
+            rule_stats: vec![(0, 0); policy.rules.len()],
+            default_stats: (0, 0),
+            now_ns: 1_000_000_000,
+            fib: HashMap::new(),
+            samples: Vec::new(),
+            sample_seen: HashMap::new(),
+            maglev: HashMap::new(),
+        }
+    }
+
+    /// Reads a counter by its key values (one per key field).
+    pub fn counter(&self, policy: &Policy, id: CounterId, key: &[Scalar]) -> (u64, u64) {
+        let fields = &policy.counters[id.index()].key;
+        let bytes = key_of_scalars(fields, key);
+        self.counters[id.index()]
+            .get(&bytes)
+            .copied()
+            .unwrap_or((0, 0))
+    }
+}
+
+/// The result of evaluating one packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// What happens to the packet.
+    pub verdict: Terminal,
+    /// Which rule decided it.
+    pub rule: RuleRef,
+    /// The packet as emitted (rewrites applied); for drop and abort, as it was when dropped.
+    pub packet: Vec<u8>,
+    /// The skb mark set by `mark`, if any.
+    pub mark: Option<u32>,
+}
+
+/// Key bytes for explicit key values (as `expect counter NAME[KEY]` writes them).
+pub fn key_of_scalars(fields: &[Field], values: &[Scalar]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (f, v) in fields.iter().zip(values) {
+        out.extend(v.key_bytes(f.key_width()));
+    }
+    out
+}
+
+/// The value of a field in a parsed frame, `None` when its header is absent.
+pub fn field_value(h: &Headers, meta: &Meta, f: Field) -> Option<Scalar> {
+    use Field::*;
+    let int = |v: u128| Some(Scalar::int(v));
+    let v4 = |a: std::net::Ipv4Addr| {
+        Some(Scalar {
+            family: Family::V4,
+            bits: u128::from(u32::from(a)),
+        })
+    };
+    let v6 = |a: std::net::Ipv6Addr| {
+        Some(Scalar {
+            family: Family::V6,
+            bits: u128::from(a),
+        })
+    };
+    let mac = |m: [u8; 6]| {
+        let mut b = [0u8; 16];
+        b[10..].copy_from_slice(&m);
+        Some(Scalar {
+            family: Family::Mac,
+            bits: u128::from_be_bytes(b),
+        })
+    };
+    let l4port = |src: bool| {
+        if let Some(t) = &h.tcp {
+            return int(u128::from(if src { t.sport } else { t.dport }));
+        }
+        if let Some(u) = &h.udp {
+            return int(u128::from(if src { u.sport } else { u.dport }));
+        }
+        None
+    };
+    match f {
+        PktLen => int(h.len as u128),
+        PktIfindex => int(meta.ifindex.into()),
+        PktRxq => int(meta.rxq.into()),
+        PktMark => int(meta.mark.into()),
+        EthSrc => mac(h.eth.as_ref()?.src),
+        EthDst => mac(h.eth.as_ref()?.dst),
+        EthType => int(h.eth.as_ref()?.ethertype.into()),
+        VlanId => int(h.vlan.as_ref()?.id.into()),
+        VlanPcp => int(h.vlan.as_ref()?.pcp.into()),
+        VlanInnerId => int(h.vlan_inner.as_ref()?.id.into()),
+        Ipv4Src => v4(h.ipv4.as_ref()?.src),
+        Ipv4Dst => v4(h.ipv4.as_ref()?.dst),
+        Ipv4Proto => int(h.ipv4.as_ref()?.proto.into()),
+        Ipv4Ttl => int(h.ipv4.as_ref()?.ttl.into()),
+        Ipv4Dscp => int(h.ipv4.as_ref()?.dscp.into()),
+        Ipv4Ecn => int(h.ipv4.as_ref()?.ecn.into()),
+        Ipv4Len => int(h.ipv4.as_ref()?.len.into()),
+        Ipv4Id => int(h.ipv4.as_ref()?.id.into()),
+        Ipv4Ihl => int(h.ipv4.as_ref()?.ihl.into()),
+        Ipv6Src => v6(h.ipv6.as_ref()?.src),
+        Ipv6Dst => v6(h.ipv6.as_ref()?.dst),
+        Ipv6Nexthdr => int(h.ipv6.as_ref()?.nexthdr.into()),
+        Ipv6Hoplimit => int(h.ipv6.as_ref()?.hoplimit.into()),
+        Ipv6Dscp => int(h.ipv6.as_ref()?.dscp.into()),
+        Ipv6Flowlabel => int(h.ipv6.as_ref()?.flowlabel.into()),
+        Ipv6Len => int(h.ipv6.as_ref()?.len.into()),
+        IpSrc => match (&h.ipv4, &h.ipv6) {
+            (Some(ip), _) => v4(ip.src),
+            (_, Some(ip)) => v6(ip.src),
+            _ => None,
+        },
+        IpDst => match (&h.ipv4, &h.ipv6) {
+            (Some(ip), _) => v4(ip.dst),
+            (_, Some(ip)) => v6(ip.dst),
+            _ => None,
+        },
+        IpProto => match (&h.ipv4, &h.ipv6) {
+            (Some(ip), _) => int(ip.proto.into()),
+            (_, Some(ip)) => int(ip.nexthdr.into()),
+            _ => None,
+        },
+        IpTtl => match (&h.ipv4, &h.ipv6) {
+            (Some(ip), _) => int(ip.ttl.into()),
+            (_, Some(ip)) => int(ip.hoplimit.into()),
+            _ => None,
+        },
+        IpDscp => match (&h.ipv4, &h.ipv6) {
+            (Some(ip), _) => int(ip.dscp.into()),
+            (_, Some(ip)) => int(ip.dscp.into()),
+            _ => None,
+        },
+        TcpSport => int(h.tcp.as_ref()?.sport.into()),
+        TcpDport => int(h.tcp.as_ref()?.dport.into()),
+        TcpFlags => int(h.tcp.as_ref()?.flags.into()),
+        TcpWindow => int(h.tcp.as_ref()?.window.into()),
+        TcpSeq => int(h.tcp.as_ref()?.seq.into()),
+        TcpAck => int(h.tcp.as_ref()?.ack.into()),
+        UdpSport => int(h.udp.as_ref()?.sport.into()),
+        UdpDport => int(h.udp.as_ref()?.dport.into()),
+        UdpLen => int(h.udp.as_ref()?.len.into()),
+        L4Sport => l4port(true),
+        L4Dport => l4port(false),
+        IcmpType => int(h.icmp.as_ref()?.icmp_type.into()),
+        IcmpCode => int(h.icmp.as_ref()?.code.into()),
+        Icmpv6Type => int(h.icmpv6.as_ref()?.icmp_type.into()),
+        Icmpv6Code => int(h.icmpv6.as_ref()?.code.into()),
+    }
+}
+
+/// Whether a header is present.
+pub fn present(h: &Headers, hdr: Header) -> bool {
+    match hdr {
+        Header::Eth => h.eth.is_some(),
+        Header::Vlan => h.vlan.is_some(),
+        Header::Arp => h.arp.is_some(),
+        Header::Ipv4 => h.ipv4.is_some(),
+        Header::Ipv6 => h.ipv6.is_some(),
+        Header::Ip => h.ipv4.is_some() || h.ipv6.is_some(),
+        Header::Tcp => h.tcp.is_some(),
+        Header::Udp => h.udp.is_some(),
+        Header::Icmp => h.icmp.is_some(),
+        Header::Icmpv6 => h.icmpv6.is_some(),
+        Header::L4 => h.tcp.is_some() || h.udp.is_some(),
+        Header::Frag => h.frag,
+        Header::Pkt => true,
+    }
+}
+
+/// The key bytes of a packet for key fields `fields` (absent fields are zero).
+pub fn packet_key(h: &Headers, meta: &Meta, fields: &[Field]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in fields {
+        let w = f.key_width();
+        match field_value(h, meta, *f) {
+            Some(v) => out.extend(v.key_bytes(w)),
+            None => out.extend(std::iter::repeat_n(0u8, w)),
+        }
+    }
+    out
+}
+
+struct Cx<'a> {
+    policy: &'a Policy,
+    state: &'a mut State,
+    meta: &'a Meta,
+    frame: &'a [u8],
+    h: &'a Headers,
+    /// The entry action of the last table hit, for rules that take their terminal from it.
+    table_hit: Option<Terminal>,
+}
+
+impl Cx<'_> {
+    fn expr(&mut self, e: &Expr) -> bool {
+        match e {
+            Expr::Const(b) => *b,
+            Expr::Atom(a, _) => self.atom(a),
+            Expr::Not(inner) => !self.expr(inner),
+            Expr::And(parts) => parts.iter().all(|p| self.expr(p)),
+            Expr::Or(parts) => parts.iter().any(|p| self.expr(p)),
+        }
+    }
+
+    fn atom(&mut self, a: &Atom) -> bool {
+        match a {
+            Atom::Present(hdr) => present(self.h, *hdr),
+            Atom::Cmp {
+                field,
+                mask,
+                op,
+                value,
+            } => {
+                let Some(v) = field_value(self.h, self.meta, *field) else {
+                    return false;
+                };
+                if v.family != value.family {
+                    return false;
+                }
+                let x = mask.map_or(v.bits, |m| v.bits & m);
+                let y = value.bits;
+                match op {
+                    CmpOp::Eq => x == y,
+                    CmpOp::Ne => x != y,
+                    CmpOp::Lt => x < y,
+                    CmpOp::Le => x <= y,
+                    CmpOp::Gt => x > y,
+                    CmpOp::Ge => x >= y,
+                }
+            }
+            Atom::InList { field, mask, items } => {
+                let Some(v) = field_value(self.h, self.meta, *field) else {
+                    return false;
+                };
+                let x = mask.map_or(v.bits, |m| v.bits & m);
+                items.iter().any(|i| i.contains(v.family, x))
+            }
+            Atom::InSet { field, set } => {
+                let Some(v) = field_value(self.h, self.meta, *field) else {
+                    return false;
+                };
+                self.state.sets[set.index()]
+                    .iter()
+                    .any(|i| i.contains(v.family, v.bits))
+            }
+            Atom::Has { field, bits } => {
+                field_value(self.h, self.meta, *field).is_some_and(|v| v.bits & bits == *bits)
+            }
+            Atom::Over(id) => self.over(*id),
+            Atom::Match(id) => {
+                let t = &self.policy.tables[id.index()];
+                let mut key = Vec::with_capacity(t.key.len());
+                for f in &t.key {
+                    match field_value(self.h, self.meta, *f) {
+                        Some(v) => key.push(v),
+                        None => return false,
+                    }
+                }
+                match t.entries.iter().find(|(k, _)| *k == key) {
+                    Some((_, action)) => {
+                        self.table_hit = Some(action.clone());
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Atom::Payload {
+                start,
+                end,
+                bytes,
+                negate,
+            } => {
+                let Some(po) = self.h.payload_offset else {
+                    return false;
+                };
+                let (s, e) = (po + usize::from(*start), po + usize::from(*end));
+                match self.frame.get(s..e) {
+                    Some(got) => (got == bytes.as_slice()) != *negate,
+                    None => false,
+                }
+            }
+        }
+    }
+
+    fn over(&mut self, id: LimiterId) -> bool {
+        let l = &self.policy.limiters[id.index()];
+        let key = packet_key(self.h, self.meta, &l.key);
+        let now = self.state.now_ns;
+        let cap = u128::from(l.burst) * NANO;
+        let b = self.state.limiters[id.index()]
+            .entry(key)
+            .or_insert(Bucket {
+                nano_tokens: cap,
+                last_ns: now,
+            });
+        let elapsed = u128::from(now.saturating_sub(b.last_ns));
+        b.nano_tokens = (b.nano_tokens + u128::from(l.rate_per_sec) * elapsed).min(cap);
+        b.last_ns = now;
+        if b.nano_tokens >= NANO {
+            b.nano_tokens -= NANO;
+            false
+        } else {
+            true
+        }
+    }
+}
+
+/// Evaluates one packet: finds the first rule whose predicate holds (or the default), runs its
+/// actions, and returns the verdict with the emitted packet. Updates `state` (counters,
+/// buckets, statistics, samples); does not advance the clock.
+pub fn eval(policy: &Policy, state: &mut State, meta: &Meta, frame: &[u8]) -> Outcome {
+    let h = parse_frame(frame);
+    let mut decided = None;
+    for (i, rule) in policy.rules.iter().enumerate() {
+        let mut cx = Cx {
+            policy,
+            state,
+            meta,
+            frame,
+            h: &h,
+            table_hit: None,
+        };
+        if cx.expr(&rule.expr) {
+            let terminal = match &rule.terminal {
+                Some(t) => t.clone(),
+                None => cx.table_hit.take().unwrap_or(Terminal::Pass),
+            };
+            decided = Some((RuleRef::Rule(RuleId(i as u32)), &rule.actions, terminal));
+            break;
+        }
+    }
+    let (rule, actions, terminal) = decided.unwrap_or((
+        RuleRef::Default,
+        &policy.default.actions,
+        policy.default.terminal.clone(),
+    ));
+    let len = frame.len() as u64;
+    match rule {
+        RuleRef::Rule(id) => {
+            let s = &mut state.rule_stats[id.index()];
+            s.0 += 1;
+            s.1 += len;
+        }
+        RuleRef::Default => {
+            state.default_stats.0 += 1;
+            state.default_stats.1 += len;
+        }
+    }
+    let mut out = frame.to_vec();
+    let mut mark = None;
+    let mut verdict = terminal;
+    for (ai, a) in actions.iter().enumerate() {
+        let h = parse_frame(&out);
+        match a {
+            Action::Count(id) => {
+                let key = packet_key(&h, meta, &policy.counters[id.index()].key);
+                let c = state.counters[id.index()].entry(key).or_insert((0, 0));
+                c.0 += 1;
+                c.1 += out.len() as u64;
+            }
+            Action::SetField(f, v) => rewrite(&mut out, &h, *f, *v),
+            Action::DecTtl => {
+                let ttl = field_value(&h, meta, Field::IpTtl).map(|s| s.bits);
+                if let Some(t) = ttl.filter(|t| *t > 0) {
+                    rewrite(&mut out, &h, Field::IpTtl, Scalar::int(t - 1));
+                }
+            }
+            Action::Sample(n) => {
+                let rid = match rule {
+                    RuleRef::Rule(r) => Some(r.0),
+                    RuleRef::Default => None,
+                };
+                let seen = state.sample_seen.entry((rid, ai)).or_insert(0);
+                if *seen % u64::from(*n) == 0 {
+                    state.samples.push(SampleRecord {
+                        rule,
+                        len: out.len(),
+                        head: out[..out.len().min(128)].to_vec(),
+                    });
+                }
+                *seen += 1;
+            }
+            Action::Mark(m) => mark = Some(*m),
+            Action::Balance { pool, by, via_fib } => {
+                let p = &policy.pools[pool.index()];
+                let table = state
+                    .maglev
+                    .entry(*pool)
+                    .or_insert_with(|| maglev_table(&p.backends));
+                let key = packet_key(&h, meta, by);
+                let slot = fnv1a(&key) as usize % MAGLEV_SIZE;
+                let Some(backend) = table.get(slot).and_then(|i| p.backends.get(*i as usize))
+                else {
+                    continue;
+                };
+                let dst = backend.0;
+                rewrite(&mut out, &h, Field::IpDst, dst);
+                if *via_fib {
+                    match state.fib.get(&dst.bits) {
+                        Some(route) => {
+                            if out.len() >= 12 {
+                                out[0..6].copy_from_slice(&route.dmac);
+                                out[6..12].copy_from_slice(&route.smac);
+                            }
+                        }
+                        None => {
+                            verdict = Terminal::Pass;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Outcome {
+        verdict,
+        rule,
+        packet: out,
+        mark,
+    }
+}
+
+/// FNV-1a, 32 bits: the hash of `balance` keys and of Maglev's permutations.
+pub fn fnv1a(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in bytes {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// Fills a Maglev lookup table of [`MAGLEV_SIZE`] slots with backend indices. Each backend's
+/// permutation comes from the FNV-1a hash of its address bytes (offset) and of the same bytes
+/// followed by 0xff (skip); a backend of weight W takes W turns per round. Removing a backend
+/// moves only the slots it held, plus a small fraction, which is what consistent hashing asks.
+pub fn maglev_table(backends: &[(Scalar, u32)]) -> Vec<u32> {
+    let m = MAGLEV_SIZE as u64;
+    let mut table = vec![u32::MAX; MAGLEV_SIZE];
+    if backends.is_empty() {
+        return vec![];
+    }
+    let perms: Vec<(u64, u64)> = backends
+        .iter()
+        .map(|(addr, _)| {
+            let bytes = addr.bits.to_be_bytes();
+            let offset = u64::from(fnv1a(&bytes)) % m;
+            let mut b2 = bytes.to_vec();
+            b2.push(0xff);
+            let skip = u64::from(fnv1a(&b2)) % (m - 1) + 1;
+            (offset, skip)
+        })
+        .collect();
+    let mut next = vec![0u64; backends.len()];
+    let mut filled = 0usize;
+    'outer: loop {
+        for (i, (_, w)) in backends.iter().enumerate() {
+            for _ in 0..*w {
+                let (offset, skip) = perms[i];
+                let mut c = (offset + next[i] * skip) % m;
+                while table[c as usize] != u32::MAX {
+                    next[i] += 1;
+                    c = (offset + next[i] * skip) % m;
+                }
+                table[c as usize] = i as u32;
+                next[i] += 1;
+                filled += 1;
+                if filled == MAGLEV_SIZE {
+                    break 'outer;
+                }
+            }
+        }
+    }
+    table
+}
+
+/// One's-complement incremental checksum update (RFC 1624 eqn. 3) for 16-bit words that
+/// changed from `old` to `new`.
+fn csum_update(csum: u16, old: &[u16], new: &[u16]) -> u16 {
+    let mut sum = u32::from(!csum);
+    for (o, n) in old.iter().zip(new) {
+        sum += u32::from(!*o);
+        sum = (sum & 0xffff) + (sum >> 16);
+        sum += u32::from(*n);
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn words(b: &[u8]) -> Vec<u16> {
+    b.chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+        .collect()
+}
+
+fn get16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+fn put16(b: &mut [u8], at: usize, v: u16) {
+    if at + 1 < b.len() {
+        b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// Where the L4 checksum lives and whether the pseudo-header covers addresses.
+fn l4_csum(h: &Headers) -> Option<(usize, bool, bool)> {
+    let l4 = h.l4_offset?;
+    if h.tcp.is_some() {
+        Some((l4 + 16, true, false))
+    } else if h.udp.is_some() {
+        Some((l4 + 6, true, true))
+    } else if h.icmpv6.is_some() {
+        Some((l4 + 2, true, false))
+    } else if h.icmp.is_some() {
+        Some((l4 + 2, false, false))
+    } else {
+        None
+    }
+}
+
+/// Replaces bytes `at..at+new.len()` (a 16-bit-aligned span relative to the frame) and fixes the
+/// checksums that cover them: the IPv4 header checksum when `ip_hdr`, the L4 checksum when
+/// `l4` (a UDP checksum of zero stays zero; a result of zero becomes 0xFFFF for UDP).
+fn patch(out: &mut [u8], h: &Headers, at: usize, new: &[u8], ip_hdr: bool, l4: bool) {
+    if at + new.len() > out.len() {
+        return;
+    }
+    let old = words(&out[at..at + new.len()]);
+    let neww = words(new);
+    if ip_hdr {
+        if let (Some(l3), Some(_)) = (h.l3_offset, &h.ipv4) {
+            if let Some(c) = get16(out, l3 + 10) {
+                put16(out, l3 + 10, csum_update(c, &old, &neww));
+            }
+        }
+    }
+    if l4 {
+        if let Some((pos, _, is_udp)) = l4_csum(h) {
+            if let Some(c) = get16(out, pos) {
+                if !(is_udp && c == 0) {
+                    let mut n = csum_update(c, &old, &neww);
+                    if is_udp && n == 0 {
+                        n = 0xffff;
+                    }
+                    put16(out, pos, n);
+                }
+            }
+        }
+    }
+    out[at..at + new.len()].copy_from_slice(new);
+}
+
+/// Applies `set FIELD = VALUE` to the frame.
+fn rewrite(out: &mut [u8], h: &Headers, f: Field, v: Scalar) {
+    use Field::*;
+    let l3 = h.l3_offset;
+    match f {
+        EthSrc | EthDst if h.eth.is_some() => {
+            let b = v.bits.to_be_bytes();
+            let at = if f == EthDst { 0 } else { 6 };
+            if out.len() >= at + 6 {
+                out[at..at + 6].copy_from_slice(&b[10..]);
+            }
+        }
+        IpSrc | IpDst | Ipv4Src | Ipv4Dst | Ipv6Src | Ipv6Dst => {
+            let src = matches!(f, IpSrc | Ipv4Src | Ipv6Src);
+            let Some(l3) = l3 else { return };
+            let pseudo = l4_csum(h).is_some_and(|(_, p, _)| p);
+            if h.ipv4.is_some() && v.family == Family::V4 {
+                let at = l3 + if src { 12 } else { 16 };
+                patch(out, h, at, &(v.bits as u32).to_be_bytes(), true, pseudo);
+            } else if h.ipv6.is_some() && v.family == Family::V6 {
+                let at = l3 + if src { 8 } else { 24 };
+                patch(out, h, at, &v.bits.to_be_bytes(), false, pseudo);
+            }
+        }
+        L4Sport | L4Dport | TcpSport | TcpDport | UdpSport | UdpDport => {
+            let src = matches!(f, L4Sport | TcpSport | UdpSport);
+            let ok = match f {
+                TcpSport | TcpDport => h.tcp.is_some(),
+                UdpSport | UdpDport => h.udp.is_some(),
+                _ => h.tcp.is_some() || h.udp.is_some(),
+            };
+            let Some(l4) = h.l4_offset.filter(|_| ok) else {
+                return;
+            };
+            let at = l4 + if src { 0 } else { 2 };
+            patch(out, h, at, &(v.bits as u16).to_be_bytes(), false, true);
+        }
+        IpTtl | Ipv4Ttl | Ipv6Hoplimit => {
+            let Some(l3) = l3 else { return };
+            if let (Some(ip), true) = (&h.ipv4, f != Ipv6Hoplimit) {
+                patch(out, h, l3 + 8, &[v.bits as u8, ip.proto], true, false);
+            } else if h.ipv6.is_some() && f != Ipv4Ttl {
+                if let Some(b) = out.get_mut(l3 + 7) {
+                    *b = v.bits as u8;
+                }
+            }
+        }
+        IpDscp | Ipv4Dscp | Ipv6Dscp => {
+            let Some(l3) = l3 else { return };
+            let dscp = (v.bits as u8) & 0x3f;
+            if let (Some(ip), true) = (&h.ipv4, f != Ipv6Dscp) {
+                let ver_ihl = out.get(l3).copied().unwrap_or(0x45);
+                patch(out, h, l3, &[ver_ihl, (dscp << 2) | ip.ecn], true, false);
+            } else if let (Some(ip), true) = (&h.ipv6, f != Ipv4Dscp) {
+                // Traffic class straddles bytes 0 and 1: version(4) tc(8) flowlabel(20).
+                let tc = (dscp << 2) | ip.ecn;
+                if out.len() > l3 + 1 {
+                    out[l3] = (out[l3] & 0xf0) | (tc >> 4);
+                    out[l3 + 1] = (out[l3 + 1] & 0x0f) | (tc << 4);
+                }
+            }
+        }
+        _ => {}
+    }
+}

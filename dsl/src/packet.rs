@@ -1,1 +1,0 @@
-//! Packet literals and frame parsing (being written).

@@ -1,0 +1,278 @@
+//! Runs the `test` blocks of a checked policy on an [`Engine`]: the reference evaluator here,
+//! and later the emulator and the kernel, through the same runner so that a test means the
+//! same thing on every engine.
+//!
+//! Each test starts from a fresh engine state (sets as declared, counters empty, the clock at
+//! its start and constant within the test). A failing expectation records which packet, what
+//! was expected and what the engine did, with the span of the `expect` line.
+
+use crate::ast::Span;
+use crate::checked::*;
+use crate::eval::{self, Meta, Outcome, State};
+use crate::packet;
+
+/// An engine that can run a policy's packets.
+pub trait Engine {
+    /// A short name for reports (`eval`, `emulator`, `kernel`).
+    fn name(&self) -> &str;
+    /// Starts a test: fresh state.
+    fn reset(&mut self, policy: &Policy) -> Result<(), String>;
+    /// Runs one packet.
+    fn run(&mut self, policy: &Policy, frame: &[u8]) -> Result<Outcome, String>;
+    /// Reads a counter: (packets, bytes) under the key values.
+    fn counter(
+        &mut self,
+        policy: &Policy,
+        id: CounterId,
+        key: &[Scalar],
+    ) -> Result<(u64, u64), String>;
+}
+
+/// The reference evaluator as an engine.
+#[derive(Debug, Default)]
+pub struct EvalEngine {
+    state: Option<State>,
+    /// Metadata given to every packet.
+    pub meta: Meta,
+}
+
+impl Engine for EvalEngine {
+    fn name(&self) -> &str {
+        "eval"
+    }
+
+    fn reset(&mut self, policy: &Policy) -> Result<(), String> {
+        self.state = Some(State::new(policy));
+        Ok(())
+    }
+
+    fn run(&mut self, policy: &Policy, frame: &[u8]) -> Result<Outcome, String> {
+        let state = self.state.get_or_insert_with(|| State::new(policy));
+        Ok(eval::eval(policy, state, &self.meta, frame))
+    }
+
+    fn counter(
+        &mut self,
+        policy: &Policy,
+        id: CounterId,
+        key: &[Scalar],
+    ) -> Result<(u64, u64), String> {
+        let state = self.state.get_or_insert_with(|| State::new(policy));
+        Ok(state.counter(policy, id, key))
+    }
+}
+
+/// One failed expectation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The `expect` (or `send`) statement.
+    pub span: Span,
+    /// What went wrong, in words.
+    pub message: String,
+}
+
+/// The result of one test block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestReport {
+    /// The policy's name.
+    pub policy: String,
+    /// The test's name.
+    pub name: String,
+    /// Where the test is.
+    pub span: Span,
+    /// Packets sent.
+    pub packets: u64,
+    /// Failed expectations; empty when the test passed.
+    pub failures: Vec<Failure>,
+}
+
+impl TestReport {
+    /// Whether every expectation held.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+fn describe(policy: &Policy, v: &Terminal, r: RuleRef) -> String {
+    let by = match r {
+        RuleRef::Rule(id) => policy.rule(id).name.clone(),
+        RuleRef::Default => "default".to_string(),
+    };
+    format!("{v} by {by}")
+}
+
+/// Runs every test block of `policy` on `engine`.
+pub fn run_tests(policy: &Policy, engine: &mut dyn Engine) -> Vec<TestReport> {
+    policy
+        .tests
+        .iter()
+        .map(|t| run_test(policy, t, engine))
+        .collect()
+}
+
+fn run_test(policy: &Policy, test: &Test, engine: &mut dyn Engine) -> TestReport {
+    let mut report = TestReport {
+        policy: policy.name.clone(),
+        name: test.name.clone(),
+        span: test.span,
+        packets: 0,
+        failures: vec![],
+    };
+    if let Err(e) = engine.reset(policy) {
+        report.failures.push(Failure {
+            span: test.span,
+            message: format!("{} engine could not start: {e}", engine.name()),
+        });
+        return report;
+    }
+    let mut batch: Vec<Outcome> = Vec::new();
+    let mut sent_frame: Vec<u8> = Vec::new();
+    for step in &test.steps {
+        match step {
+            Step::Send {
+                count,
+                layers,
+                span,
+            } => {
+                batch.clear();
+                let frame = match packet::build(layers) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        report.failures.push(Failure {
+                            span: *span,
+                            message: format!("cannot build the packet: {e}"),
+                        });
+                        continue;
+                    }
+                };
+                for _ in 0..*count {
+                    match engine.run(policy, &frame) {
+                        Ok(o) => batch.push(o),
+                        Err(e) => {
+                            report.failures.push(Failure {
+                                span: *span,
+                                message: format!(
+                                    "{} engine failed to run the packet: {e}",
+                                    engine.name()
+                                ),
+                            });
+                            break;
+                        }
+                    }
+                    report.packets += 1;
+                }
+                sent_frame = frame;
+            }
+            Step::ExpectVerdict {
+                count,
+                verdict,
+                by,
+                span,
+            } => {
+                let matches = |o: &Outcome| &o.verdict == verdict && by.is_none_or(|b| b == o.rule);
+                let got = batch.iter().filter(|o| matches(o)).count();
+                let want = count.map_or(batch.len(), |c| c as usize);
+                if got != want || batch.is_empty() {
+                    let mut expected = verdict.to_string();
+                    if let Some(b) = by {
+                        expected = describe(policy, verdict, *b);
+                    }
+                    let message = if batch.len() == 1 {
+                        format!(
+                            "packet 1 (hex {}): expected {expected}, got {}",
+                            hex(&sent_frame),
+                            describe(policy, &batch[0].verdict, batch[0].rule)
+                        )
+                    } else {
+                        let mut hist: Vec<(String, usize)> = Vec::new();
+                        for o in &batch {
+                            let d = describe(policy, &o.verdict, o.rule);
+                            match hist.iter_mut().find(|(k, _)| *k == d) {
+                                Some((_, n)) => *n += 1,
+                                None => hist.push((d, 1)),
+                            }
+                        }
+                        let got_s = hist
+                            .iter()
+                            .map(|(k, n)| format!("{n} x {k}"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        format!(
+                            "of {} packets expected {want} x {expected}, got {got_s}",
+                            batch.len()
+                        )
+                    };
+                    report.failures.push(Failure {
+                        span: *span,
+                        message,
+                    });
+                }
+            }
+            Step::ExpectCounter {
+                counter,
+                key,
+                value,
+                bytes,
+                span,
+            } => match engine.counter(policy, *counter, key) {
+                Ok((p, b)) => {
+                    let got = if *bytes { b } else { p };
+                    if got != *value {
+                        let keys = key
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        report.failures.push(Failure {
+                            span: *span,
+                            message: format!(
+                                "counter {}[{keys}]: expected {value} {}, got {got}",
+                                policy.counters[counter.index()].name,
+                                if *bytes { "bytes" } else { "packets" }
+                            ),
+                        });
+                    }
+                }
+                Err(e) => report.failures.push(Failure {
+                    span: *span,
+                    message: format!("cannot read the counter: {e}"),
+                }),
+            },
+            Step::ExpectOut { layers, span } => {
+                let Some(last) = batch.last() else {
+                    report.failures.push(Failure {
+                        span: *span,
+                        message: "no packet was emitted to compare".into(),
+                    });
+                    continue;
+                };
+                if matches!(last.verdict, Terminal::Drop | Terminal::Abort) {
+                    report.failures.push(Failure {
+                        span: *span,
+                        message: format!(
+                            "the packet was not emitted: verdict {}",
+                            describe(policy, &last.verdict, last.rule)
+                        ),
+                    });
+                    continue;
+                }
+                if let Err(problems) = packet::check_out(layers, &last.packet) {
+                    report.failures.push(Failure {
+                        span: *span,
+                        message: format!(
+                            "emitted packet (hex {}): {}",
+                            hex(&last.packet),
+                            problems.join("; ")
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    report
+}
+
+/// Lowercase hex of a byte string.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
