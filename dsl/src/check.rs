@@ -90,7 +90,13 @@ pub fn check_source(source: &str, opts: &CheckOptions) -> (Option<Program>, Vec<
         return (None, diags);
     }
     let (prog, more) = check(&file, opts);
-    diags.extend(more);
+    let parse_failed = diags.iter().any(Diagnostic::is_error);
+    // Rules holding an unreadable literal look always-false to the analysis; those warnings
+    // would only repeat the literal's error.
+    diags.extend(
+        more.into_iter()
+            .filter(|d| !(parse_failed && matches!(d.code, "W0001" | "W0002"))),
+    );
     let has_errors = diags.iter().any(Diagnostic::is_error);
     (if has_errors { None } else { prog }, diags)
 }
@@ -487,7 +493,10 @@ impl Checker {
                 self.help(
                     "E0103",
                     v.span,
-                    format!("type mismatch: {what} is {}, found a string", ty.describe()),
+                    format!(
+                        "type mismatch: {what} takes {}, found a string",
+                        ty.describe()
+                    ),
                     "strings and byte strings are only compared with `payload[A..B]`",
                 );
                 None
@@ -496,7 +505,10 @@ impl Checker {
                 self.help(
                     "E0103",
                     v.span,
-                    format!("type mismatch: {what} is {}, found a rate", ty.describe()),
+                    format!(
+                        "type mismatch: {what} takes {}, found a rate",
+                        ty.describe()
+                    ),
                     "rates are only written in `limiter` declarations",
                 );
                 None
@@ -537,9 +549,11 @@ impl Checker {
             Resolved::Prefix(s, len) => self.prefix(s, len, ty, v.span, what),
             Resolved::Range(b) => {
                 let (lo, hi) = *b;
-                let (ValueKind::Range(lv, hv), Resolved::Scalar(lo), Resolved::Scalar(hi)) =
-                    (&v.kind, &lo, &hi)
-                else {
+                let (lspan, hspan) = match &v.kind {
+                    ValueKind::Range(lv, hv) => (lv.span, hv.span),
+                    _ => (v.span, v.span),
+                };
+                let (Resolved::Scalar(lo), Resolved::Scalar(hi)) = (&lo, &hi) else {
                     if !matches!(lo, Resolved::Invalid) && !matches!(hi, Resolved::Invalid) {
                         self.help(
                             "E0103",
@@ -550,8 +564,8 @@ impl Checker {
                     }
                     return None;
                 };
-                let lo = self.fit(*lo, ty, lv.span, what)?;
-                let hi = self.fit(*hi, ty, hv.span, what)?;
+                let lo = self.fit(*lo, ty, lspan, what)?;
+                let hi = self.fit(*hi, ty, hspan, what)?;
                 if lo.family != hi.family {
                     self.help(
                         "E0104",
@@ -1170,6 +1184,10 @@ impl Checker {
         let mut capacity = DEFAULT_CAPACITY;
         let mut rate = None;
         let mut burst = None;
+        let given = |n: &str| {
+            opts.iter()
+                .any(|o| matches!(o, ast::DeclOpt::Valued(k, _) if k.name == n))
+        };
         for o in opts {
             match o {
                 ast::DeclOpt::Key(fields, _) => key = self.field_list(fields, pcx),
@@ -1225,7 +1243,7 @@ impl Checker {
             }
         };
         if limiter {
-            if rate.is_none() {
+            if rate.is_none() && !given("rate") {
                 self.help(
                     "E0111",
                     span,
@@ -1233,7 +1251,7 @@ impl Checker {
                     "add e.g. `rate 1000/s`",
                 );
             }
-            if burst.is_none() {
+            if burst.is_none() && !given("burst") {
                 self.help(
                     "E0111",
                     span,
@@ -1807,6 +1825,24 @@ impl Checker {
                     "drop" => Terminal::Drop,
                     "tx" => Terminal::Tx,
                     "abort" => Terminal::Abort,
+                    "count" | "sample" | "mark" | "dec" | "redirect" | "balance" | "set" => {
+                        let form = match w.name.as_str() {
+                            "count" => "count COUNTER",
+                            "sample" => "sample N",
+                            "mark" => "mark N",
+                            "dec" => "dec ip.ttl",
+                            "redirect" => "redirect \"IFNAME\"",
+                            "balance" => "balance POOL by (FIELDS)",
+                            _ => "set FIELD = VALUE",
+                        };
+                        self.help(
+                            "E0112",
+                            w.span,
+                            format!("`{}` needs an argument", w.name),
+                            format!("write `{form}`"),
+                        );
+                        return None;
+                    }
                     other => {
                         let mut d =
                             Diagnostic::error("E0102", w.span, format!("unknown action `{other}`"));

@@ -15,9 +15,10 @@ pub use classbench::{classbench_to_nf, ClassbenchActions, ImportError};
 mod tmp_examples {
     #[test]
     fn import_tmp_examples() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+        let dir = std::env::var("NFX_DIR")
+            .unwrap_or(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples").to_string());
         let mut bad = 0;
-        let mut names: Vec<_> = std::fs::read_dir(dir)
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();

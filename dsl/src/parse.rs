@@ -555,6 +555,7 @@ impl Builder {
                 ActionKind::Set(field, value)
             }
             Rule::act_balance => {
+                let mut it = it.skip(1);
                 let pool = it.next().map(|i| ident(&i)).unwrap_or_else(missing_ident);
                 let _by = it.next();
                 let by = it

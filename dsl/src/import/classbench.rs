@@ -686,6 +686,75 @@ mod tests {
         insta::assert_snapshot!(out);
     }
 
+    #[test]
+    fn import_rules_behave_on_the_reference_evaluator() {
+        let input = [
+            line([
+                "176.19.181.33/32",
+                "90.145.23.162/32",
+                PORTS,
+                "1550 : 1550",
+                "0x06/0xFF",
+                "0x0200/0x1200",
+            ]),
+            line([
+                ANY,
+                "192.0.2.0/24",
+                PORTS,
+                PORTS,
+                "0x01/0xFF",
+                "0x0800/0xff00",
+            ]),
+            line([
+                "10.0.0.0/8",
+                ANY,
+                PORTS,
+                "1000 : 2000",
+                "0x00/0x00",
+                "0x0000/0x0000",
+            ]),
+        ]
+        .concat();
+        let out = classbench_to_nf(&input, "cb", ClassbenchActions::Alternate).unwrap();
+        // Test blocks go before the policy's closing brace.
+        let tests = r#"
+    test "r0: tcp syn to 1550 from the host" {
+        send ipv4(src=176.19.181.33, dst=90.145.23.162) / tcp(sport=999, dport=1550, flags=syn)
+        expect drop by r0
+        send ipv4(src=176.19.181.33, dst=90.145.23.162) / tcp(sport=999, dport=1550, flags=syn|ack)
+        expect pass by default
+        send ipv4(src=176.19.181.34, dst=90.145.23.162) / tcp(sport=999, dport=1550, flags=syn)
+        expect pass by default
+    }
+    test "r1: icmp echo into the /24" {
+        send ipv4(src=1.2.3.4, dst=192.0.2.200) / icmp(type=8)
+        expect pass by r1
+        send ipv4(src=1.2.3.4, dst=192.0.2.200) / icmp(type=0)
+        expect pass by default
+    }
+    test "r2: ports without a protocol mean tcp or udp over ipv4" {
+        send ipv4(src=10.1.1.1, dst=1.2.3.4) / udp(sport=5, dport=1000)
+        expect drop by r2
+        send ipv4(src=10.1.1.1, dst=1.2.3.4) / tcp(sport=5, dport=2000, flags=ack)
+        expect drop by r2
+        send ipv4(src=10.1.1.1, dst=1.2.3.4) / tcp(sport=5, dport=2001, flags=ack)
+        expect pass by default
+        send ipv6(src=2001:db8::1, dst=2001:db8::2) / udp(sport=5, dport=1500)
+        expect pass by default
+    }
+}
+"#;
+        let source = format!("{}{tests}", out.trim_end().strip_suffix('}').unwrap());
+        let (prog, diags) = crate::check_source(&source, &crate::CheckOptions::default());
+        let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
+        assert!(errors.is_empty(), "{errors:?}\n{source}");
+        let policy = &prog.expect("checked").policies[0];
+        let mut engine = crate::testing::EvalEngine::default();
+        for report in crate::testing::run_tests(policy, &mut engine) {
+            assert!(report.passed(), "{}: {:?}", report.name, report.failures);
+        }
+    }
+
     /// A ClassBench file of the shared bench data.
     fn bench_file(name: &str) -> String {
         let path = format!(
@@ -707,6 +776,10 @@ mod tests {
         let rules = &file.policies[0].rules;
         assert_eq!(rules.len(), 942);
         assert_eq!(rules[941].name.name, "r941");
+        let (prog, diags) = crate::check_source(&out, &crate::CheckOptions::default());
+        let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(prog.expect("checked").policies[0].rules.len(), 942);
         check(
             &acl1_1k,
             "rule r0: ipv4.src == 176.19.181.33 and ipv4.dst == 90.145.23.162 and \

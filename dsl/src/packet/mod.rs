@@ -405,7 +405,7 @@ pub enum BuildError {
         len: usize,
     },
     /// Options longer than the header's length field can describe (40 bytes for IPv4 and TCP).
-    #[error("{layer} options take {len} bytes once padded; at most 40 fit (or give the length field explicitly)")]
+    #[error("{layer} options take {len} bytes once padded, but at most 40 fit")]
     OptionsTooLong {
         /// The layer.
         layer: LayerKind,

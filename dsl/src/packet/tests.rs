@@ -622,8 +622,12 @@ fn layer_names_round_trip() {
 #[test]
 fn check_out_accepts_what_build_wrote() {
     for text in [
-        "eth(src=aa:bb:cc:dd:ee:ff, type=0x8100) / vlan(id=5, pcp=1, dei=1) / ipv4(dst=10.0.0.9, ttl=3, tos=4, id=7, df=1, options=0x0102) / tcp(flags=syn|ack, seq=5, ack=6, urg=1, options=0x01) / payload(\"hi\")",
-        "vlan(tpid=0x88a8, id=1) / vlan(id=2, type=0x86dd) / ipv6(src=2001:db8::9, nexthdr=0, flowlabel=5) / ipv6ext(kind=hop, len=1) / ipv6ext(kind=routing, segleft=1) / udp(sport=1) / payload(\"q\")",
+        "eth(src=aa:bb:cc:dd:ee:ff, type=0x8100) / vlan(id=5, pcp=1, dei=1) / \
+         ipv4(dst=10.0.0.9, ttl=3, tos=4, id=7, df=1, options=0x0102) / \
+         tcp(flags=syn|ack, seq=5, ack=6, urg=1, options=0x01) / payload(\"hi\")",
+        "vlan(tpid=0x88a8, id=1) / vlan(id=2, type=0x86dd) / \
+         ipv6(src=2001:db8::9, nexthdr=0, flowlabel=5) / ipv6ext(kind=hop, len=1) / \
+         ipv6ext(kind=routing, segleft=1) / udp(sport=1) / payload(\"q\")",
         "ipv6 / ipv6ext(kind=frag, id=3) / icmpv6(type=129, id=4, seq=5)",
         "ipv4 / icmp(type=3, code=1) / payload(0x4500)",
         "arp(op=2, sha=02:00:00:00:00:09)",
@@ -637,8 +641,9 @@ fn check_out_accepts_what_build_wrote() {
 #[test]
 fn check_out_reports_mismatches() {
     let f = frame("vlan(id=5) / ipv4(dst=10.0.0.1) / tcp(dport=80) / payload(\"GET \")");
-    let errs = check_out(&spec("vlan(id=6) / ipv4(dst=10.0.0.9, ttl=64) / tcp(dport=80, flags=syn|ack) / payload(\"PUT \")"), &f)
-        .expect_err("mismatches");
+    let want = "vlan(id=6) / ipv4(dst=10.0.0.9, ttl=64) / tcp(dport=80, flags=syn|ack) / \
+                payload(\"PUT \")";
+    let errs = check_out(&spec(want), &f).expect_err("mismatches");
     assert_eq!(
         errs,
         [
@@ -656,6 +661,13 @@ fn check_out_reports_mismatches() {
             "udp: expected this header, the frame has none",
             "vlan.inner: expected this header, the frame has none",
         ]
+    );
+    // Ethernet padding after the IP packet is not payload.
+    let mut padded = f.clone();
+    padded.extend([0; 4]);
+    assert_eq!(
+        check_out(&spec("vlan / ipv4 / tcp / payload(\"GET \")"), &padded),
+        Ok(())
     );
     let errs = check_out(&spec("ipv4(nope=1) / truncate(3)"), &f).expect_err("bad literal");
     assert_eq!(

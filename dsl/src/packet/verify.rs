@@ -10,11 +10,13 @@ use super::{fmt_bytes, fold, pseudo_sum, sum_words, ArgValue, LayerKind, LayerSp
 ///
 /// Layers are matched by kind, in order: the first `vlan` is the outer tag, the second the
 /// inner one, the n-th `ipv6ext` the n-th extension header walked. A field means the field of
-/// that layer as [`super::build`] writes it, so `eth(type=)` is the Ethernet header's own type
-/// field and `ipv6(nexthdr=)` the fixed header's next-header field. `payload(...)` compares
-/// every byte from the end of the previous layer to the end of the frame, `raw(...)` the bytes
-/// at that point, and `truncate(N)` the frame's length. Returns every mismatch, each a line
-/// such as `ipv4.dst: expected 10.0.0.9, got 10.0.0.1`.
+/// that layer as [`build`](fn@super::build) writes it, so `eth(type=)` is the Ethernet
+/// header's own type field and `ipv6(nexthdr=)` the fixed header's next-header field.
+/// `payload(...)` compares every byte from the end of the previous layer to the end of the
+/// frame, or of the IP packet when its length field ends it earlier (so that Ethernet padding
+/// is not payload); `raw(...)` compares the bytes at that point, and `truncate(N)` the frame's
+/// length. Returns every mismatch, each a line such as
+/// `ipv4.dst: expected 10.0.0.9, got 10.0.0.1`.
 pub fn check_out(expected: &[LayerSpec], frame: &[u8]) -> Result<(), Vec<String>> {
     let h = parse_frame(frame);
     let mut errs = Vec::new();
@@ -37,7 +39,7 @@ pub fn check_out(expected: &[LayerSpec], frame: &[u8]) -> Result<(), Vec<String>
                     _ => &[],
                 };
                 let end = if spec.kind == LayerKind::Payload {
-                    frame.len()
+                    ip_end(&h).filter(|&e| e >= cursor).unwrap_or(frame.len())
                 } else {
                     cursor.saturating_add(want.len())
                 };
@@ -100,6 +102,18 @@ pub fn check_out(expected: &[LayerSpec], frame: &[u8]) -> Result<(), Vec<String>
     } else {
         Err(errs)
     }
+}
+
+/// Where the IP packet ends according to its length field, when that lies within the frame;
+/// bytes after it are link-layer padding, not payload.
+fn ip_end(h: &Headers) -> Option<usize> {
+    let l3 = h.l3_offset?;
+    let end = match (&h.ipv4, &h.ipv6) {
+        (Some(ip), _) => l3 + usize::from(ip.len),
+        (None, Some(ip)) => l3 + 40 + usize::from(ip.len),
+        (None, None) => return None,
+    };
+    (end <= h.len).then_some(end)
 }
 
 /// How a layer is named in messages: `vlan` and `vlan.inner` as in section 4, numbered
@@ -281,7 +295,7 @@ pub fn checksums_valid(frame: &[u8]) -> Result<(), Vec<String>> {
         let hdr = frame.get(l3..l3 + usize::from(ip.ihl) * 4).unwrap_or(&[]);
         let sum = sum_words(0, hdr);
         if fold(sum) != 0xffff {
-            let should = !fold(sum - u64::from(ip.checksum));
+            let should = !fold(sum.saturating_sub(u64::from(ip.checksum)));
             errs.push(format!(
                 "ipv4 header checksum invalid ({:#06x}, should be {should:#06x})",
                 ip.checksum
@@ -356,7 +370,7 @@ fn l4_checksum_valid(frame: &[u8], h: &Headers) -> Result<(), String> {
     if fold(sum) == 0xffff && !zero_udp {
         return Ok(());
     }
-    let mut should = !fold(sum - u64::from(field));
+    let mut should = !fold(sum.saturating_sub(u64::from(field)));
     if name == "udp" && should == 0 {
         should = 0xffff;
     }

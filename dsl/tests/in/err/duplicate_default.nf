@@ -1,0 +1,5 @@
+policy p on xdp {
+    rule a: udp => drop
+    default pass
+    default drop
+}

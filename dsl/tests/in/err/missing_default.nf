@@ -1,0 +1,3 @@
+policy p on xdp {
+    rule a: udp => drop
+}

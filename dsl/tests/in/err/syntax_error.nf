@@ -1,0 +1,4 @@
+policy p on xdp {
+    rule a: tcp.dport == => drop
+    default pass
+}
