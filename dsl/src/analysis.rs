@@ -123,6 +123,56 @@ impl Intervals {
     }
 }
 
+/// A flat, cache-friendly summary of a conjunction used to reject most pairs before the exact
+/// coverage test: the hull of the constraint on five common quantities. If A covers B, then A's
+/// headers are a subset of B's and, on every hull quantity A constrains, B's hull lies inside
+/// A's; the converse need not hold, so a pass is confirmed by [`Conj::covers`].
+#[derive(Clone, Copy, Debug, Default)]
+struct Hull {
+    headers: u16,
+    mask: u8,
+    lo: [u32; 5],
+    hi: [u32; 5],
+}
+
+const HULL_QUANTITIES: [Quantity; 5] = [
+    Quantity::Src4,
+    Quantity::Dst4,
+    Quantity::Dport,
+    Quantity::Sport,
+    Quantity::Proto,
+];
+
+impl Hull {
+    fn of(c: &Conj) -> Hull {
+        let mut h = Hull {
+            headers: c.headers,
+            ..Hull::default()
+        };
+        for (k, q) in HULL_QUANTITIES.iter().enumerate() {
+            if let Some((_, iv)) = c.fields.iter().find(|(f, _)| f == q) {
+                if let (Some(first), Some(last)) = (iv.0.first(), iv.0.last()) {
+                    h.mask |= 1 << k;
+                    h.lo[k] = first.0 as u32;
+                    h.hi[k] = last.1 as u32;
+                }
+            }
+        }
+        h
+    }
+
+    /// A necessary condition for `self` to cover `other`.
+    #[inline]
+    fn may_cover(&self, other: &Hull) -> bool {
+        if self.headers & !other.headers != 0 || self.mask & !other.mask != 0 {
+            return false;
+        }
+        (0..5).all(|k| {
+            self.mask & (1 << k) == 0 || (self.lo[k] <= other.lo[k] && other.hi[k] <= self.hi[k])
+        })
+    }
+}
+
 /// A literal: an atom or its negation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Lit {
@@ -345,7 +395,7 @@ impl Conj {
         // A full-range constraint says nothing beyond the header it implies.
         self.fields
             .retain(|(q, iv)| iv.0 != Intervals::full(max_of(*q)).0);
-        self.fields.sort_by(|a, b| a.0.cmp(&b.0));
+        self.fields.sort_by_key(|f| f.0);
         self.opaque.sort_by_key(|l| format!("{l:?}"));
         self
     }
@@ -435,6 +485,16 @@ pub fn warnings(policy: &Policy, diags: &mut Vec<Diagnostic>) {
         .iter()
         .map(|r| summarise(&r.expr, policy))
         .collect();
+    let hulls: Vec<(usize, Hull)> = sums
+        .iter()
+        .enumerate()
+        .filter_map(|(j, s)| s.as_ref().map(|s| (j, s)))
+        .flat_map(|(j, s)| {
+            s.iter()
+                .filter(|c| !c.stateful)
+                .map(move |c| (j, Hull::of(c)))
+        })
+        .collect();
     for (i, rule) in policy.rules.iter().enumerate() {
         let Some(mine) = &sums[i] else { continue };
         if mine.is_empty() {
@@ -445,15 +505,20 @@ pub fn warnings(policy: &Policy, diags: &mut Vec<Diagnostic>) {
             );
             continue;
         }
-        let covered_by = sums[..i].iter().enumerate().find_map(|(j, earlier)| {
-            let earlier = earlier.as_ref()?;
-            if earlier.is_empty() {
-                return None;
-            }
-            mine.iter()
-                .all(|c| earlier.iter().any(|e| e.covers(c)))
-                .then_some(j)
-        });
+        // Candidates are earlier rules one of whose conjunctions may cover our first one; the
+        // flat hull list keeps this scan to a few comparisons per earlier rule.
+        let first = Hull::of(&mine[0]);
+        let covered_by = hulls
+            .iter()
+            .take_while(|(j, _)| *j < i)
+            .filter(|(_, h)| h.may_cover(&first))
+            .map(|(j, _)| *j)
+            .find(|&j| {
+                let Some(earlier) = &sums[j] else {
+                    return false;
+                };
+                mine.iter().all(|c| earlier.iter().any(|e| e.covers(c)))
+            });
         if let Some(j) = covered_by {
             let by = &policy.rules[j];
             diags.push(

@@ -460,7 +460,7 @@ impl Checker {
                 ty.describe()
             ),
         )
-        .with_label(format!("{found}"))
+        .with_label(found.to_string())
         .with_help(format!("write {}", ty.describe()));
         self.diags.push(d);
         None
@@ -1024,9 +1024,8 @@ impl Checker {
                 .with_label(format!("no {want} of this name"));
                 d.help = Some(match closest(&name.name, cands) {
                     Some(c) => format!("did you mean `{c}`?"),
-                    None => {
-                        format!("declare it in the policy: see section 5 of the language reference")
-                    }
+                    None => "declare it in the policy: see section 5 of the language reference"
+                        .to_string(),
                 });
                 self.diags.push(d);
                 None
@@ -1198,7 +1197,9 @@ impl Checker {
                 }
                 ast::DeclOpt::Valued(n, v) if limiter && n.name == "rate" => {
                     match self.resolve(v, 0) {
-                        Resolved::Rate(r) if r >= 1 && r <= 1_000_000_000 => rate = Some(r as u64),
+                        Resolved::Rate(r) if (1..=1_000_000_000).contains(&r) => {
+                            rate = Some(r as u64)
+                        }
                         Resolved::Rate(_) => self.help(
                             "E0105",
                             v.span,

@@ -475,7 +475,7 @@ pub fn eval(policy: &Policy, state: &mut State, meta: &Meta, frame: &[u8]) -> Ou
                     RuleRef::Default => None,
                 };
                 let seen = state.sample_seen.entry((rid, ai)).or_insert(0);
-                if *seen % u64::from(*n) == 0 {
+                if seen.is_multiple_of(u64::from(*n)) {
                     state.samples.push(SampleRecord {
                         rule,
                         len: out.len(),

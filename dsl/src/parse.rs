@@ -138,9 +138,12 @@ fn describe(r: Rule) -> Option<String> {
     Some(s.to_string())
 }
 
+/// The span of a pair without the whitespace pest's implicit skipping may leave at its end, so
+/// carets sit under the text itself.
 fn span_of(p: &Pair<'_, Rule>) -> Span {
     let s = p.as_span();
-    Span::new(s.start(), s.end())
+    let trimmed = p.as_str().trim_end().len();
+    Span::new(s.start(), s.start() + trimmed)
 }
 
 struct Builder {

@@ -276,3 +276,24 @@ fn run_test(policy: &Policy, test: &Test, engine: &mut dyn Engine) -> TestReport
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// Builds a frame from packet-literal text such as `ipv4(src=10.0.0.1) / udp(dport=53)`,
+/// resolved exactly as in a test block (named constants, defaults, checksums). Diagnostics
+/// point into a wrapper policy around the literal, so they are for programs and tests, not for
+/// showing to users against a file.
+pub fn frame_from_literal(literal: &str) -> Result<Vec<u8>, String> {
+    let src = format!("policy literal on xdp {{ default pass test \"t\" {{ send {literal} }} }}");
+    let (program, diags) = crate::check_source(&src, &crate::CheckOptions::default());
+    let Some(program) = program else {
+        return Err(crate::diag::render_short("literal", &src, &diags));
+    };
+    match program
+        .policies
+        .first()
+        .and_then(|p| p.tests.first())
+        .and_then(|t| t.steps.first())
+    {
+        Some(Step::Send { layers, .. }) => packet::build(layers).map_err(|e| e.to_string()),
+        _ => Err("no packet in the literal".into()),
+    }
+}
