@@ -1,6 +1,9 @@
 //! `nfcc check` on ClassBench policies: the front end (parse, check, shadowing analysis) must
 //! handle a 10,000-rule policy in well under a second in release mode.
 
+// Reason: criterion's macros generate undocumented public functions.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use nfcc_dsl::import::{classbench_to_nf, ClassbenchActions};
 use nfcc_dsl::{check_source, CheckOptions};

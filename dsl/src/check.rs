@@ -676,9 +676,12 @@ impl Checker {
             } else {
                 d.help = Some(match closest(&name, Field::ALL.iter().map(|f| f.name())) {
                     Some(c) => format!("did you mean `{c}`?"),
-                    None => {
-                        "see the field table in section 4 of the language reference".to_string()
-                    }
+                    None => match p.parts.first().and_then(|h| Header::from_name(h)) {
+                        Some(h) => format!("the fields of `{}` are {}", h.name(), fields_of(h)),
+                        None => {
+                            "see the field table in section 4 of the language reference".to_string()
+                        }
+                    },
                 });
             }
             self.diags.push(d);

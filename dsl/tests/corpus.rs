@@ -112,7 +112,7 @@ fn check(path: &Path) {
 
 #[test]
 fn corpus() {
-    insta::glob!("in/*/*.nf", |path| check(path));
+    insta::glob!("in/*/*.nf", check);
 }
 
 #[test]
