@@ -162,7 +162,7 @@ pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool) -> u8 {
             }
         }
     }
-    println!("test result (engine eval): {passed} passed, {failed} failed");
+    println!("eval: {passed} passed, {failed} failed");
     if failed > 0 {
         code = code.max(FAILED);
     }

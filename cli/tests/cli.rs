@@ -1,0 +1,137 @@
+//! The `nfcc` binary's contract: exit codes of section 9 and what it prints, run as a user
+//! would run it. Every case goes through `check`, which runs the binary and compares the exit
+//! code and a snapshot of its output.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `nfcc ARGS` in the workspace root with `files` written to a scratch folder (named by
+/// `{}` in ARGS), checks the exit code and returns stdout+stderr with the scratch path replaced.
+fn check(args: &[&str], files: &[(&str, &str)], expect_code: i32) -> String {
+    let dir = scratch();
+    let out = check_in(&dir, args, files, expect_code);
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+/// A fresh scratch folder, unique across the tests of this process.
+fn scratch() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("nfcc-cli-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn check_in(dir: &Path, args: &[&str], files: &[(&str, &str)], expect_code: i32) -> String {
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).expect("write scratch file");
+    }
+    let d = dir.display().to_string();
+    let args: Vec<String> = args.iter().map(|a| a.replace("{}", &d)).collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_nfcc"))
+        .args(&args)
+        .current_dir(root())
+        .output()
+        .expect("nfcc runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+    .replace(&d, "SCRATCH");
+    assert_eq!(
+        out.status.code(),
+        Some(expect_code),
+        "nfcc {args:?} printed:\n{text}"
+    );
+    text
+}
+
+const BAD: &str =
+    "policy p on tc ingress {\n  rule r: tcp.dprot == 70000 => tx\n  default pass\n}\n";
+const FAILING: &str = "policy p on xdp {\n  rule dns: udp.dport == 53 => drop\n  default pass\n  test \"dns passes?\" {\n    send ipv4(src=10.0.0.1) / udp(dport=53)\n    expect pass\n  }\n}\n";
+
+#[test]
+fn check_ok_exits_0() {
+    let out = check(&["check", "examples/ddos_guard.nf"], &[], 0);
+    insta::assert_snapshot!(out, @"examples/ddos_guard.nf: ok (1 policy, 4 rules, 2 tests)");
+}
+
+#[test]
+fn check_error_exits_1_with_every_diagnostic() {
+    let out = check(&["check", "{}/bad.nf"], &[("bad.nf", BAD)], 1);
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn missing_file_exits_1() {
+    let out = check(&["check", "{}/nope.nf"], &[], 1);
+    assert!(out.contains("cannot read SCRATCH/nope.nf"), "{out}");
+}
+
+#[test]
+fn failing_test_exits_3_and_names_the_packet() {
+    let out = check(&["test", "{}/f.nf"], &[("f.nf", FAILING)], 3);
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn examples_pass_on_the_evaluator() {
+    let out = check(
+        &["test", "examples/ddos_guard.nf", "examples/edge_ddos.nf"],
+        &[],
+        0,
+    );
+    assert!(out.ends_with("eval: 9 passed, 0 failed\n"), "{out}");
+}
+
+#[test]
+fn engines_and_commands_not_built_yet_exit_2_and_say_so() {
+    let out = check(
+        &["test", "examples/ddos_guard.nf", "--engine", "kernel"],
+        &[],
+        2,
+    );
+    assert!(
+        out.contains("not available in this build") && out.contains("--engine eval"),
+        "{out}"
+    );
+    let out = check(&["compile", "examples/ddos_guard.nf"], &[], 2);
+    assert!(
+        out.contains("not implemented yet") && out.contains("issue 3"),
+        "{out}"
+    );
+}
+
+#[test]
+fn classbench_import_checks_cleanly() {
+    let dir = scratch();
+    let acl = "../shared/bench-data/classbench/acl1_1k";
+    let out = check_in(
+        &dir,
+        &[
+            "import",
+            "classbench",
+            acl,
+            "--actions",
+            "alternate",
+            "-o",
+            "{}/acl.nf",
+        ],
+        &[],
+        0,
+    );
+    assert!(out.is_empty(), "{out}");
+    let out = check_in(&dir, &["check", "--short", "{}/acl.nf"], &[], 0);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.contains("SCRATCH/acl.nf: ok (1 policy, 942 rules"),
+        "{out}"
+    );
+}
