@@ -160,14 +160,18 @@ impl<'a> SourceMap<'a> {
         let _ = writeln!(out, "{pad}--> {}:{}:{}", self.name, line + 1, col);
         let _ = writeln!(out, "{pad} |");
         for (i, label) in d.labels.iter().enumerate() {
-            let (l, c) = self.locate(label.span.start as usize);
+            let (l, label_col) = self.locate(label.span.start as usize);
             if i > 0 {
-                let _ = writeln!(out, "{pad}::: {}:{}:{}", self.name, l + 1, c);
+                let _ = writeln!(out, "{pad}::: {}:{}:{}", self.name, l + 1, label_col);
             }
             let text = self.line_text(l);
             let _ = writeln!(out, "{:>width$} | {text}", l + 1);
+            // The span may start past the shown text (a `\r` before the newline) or run over
+            // several lines; carets stay within the shown line.
             let line_end = self.line_starts[l] + text.len();
-            let end = (label.span.end as usize).clamp(label.span.start as usize, line_end);
+            let start = (label.span.start as usize).min(line_end);
+            let end = (label.span.end as usize).max(start).min(line_end);
+            let (_, c) = self.locate(start);
             let (_, end_col) = self.locate(end);
             let n = end_col.saturating_sub(c).max(1);
             let mark = if i == 0 { "^" } else { "-" };

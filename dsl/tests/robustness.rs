@@ -155,6 +155,25 @@ fn check(src: &str) {
     let _ = nfcc_dsl::diag::render("fuzz.nf", src, &diags);
 }
 
+/// Inputs that once crashed the front end (found by the fuzzer or the properties below).
+#[test]
+fn regressions_never_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir)
+        .expect("tests/regressions exists")
+        .flatten()
+    {
+        let bytes = std::fs::read(e.path()).expect("readable regression");
+        check(&String::from_utf8_lossy(&bytes));
+        n += 1;
+    }
+    assert!(n > 0, "no regression inputs in {}", dir.display());
+    // The smallest form of the first fuzz crash: a diagnostic starting at a `\r`.
+    check("const \r");
+    check("policy p on xdp {\r\n rule r: tcp.dport == 70000\r\n=> drop default pass }");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
 
