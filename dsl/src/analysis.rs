@@ -212,7 +212,9 @@ fn closure(mut h: u16) -> u16 {
         if has(Header::Icmpv6) {
             add |= Header::Ipv6.bit();
         }
-        if h != 0 {
+        // Every header but packet metadata sits inside an Ethernet frame; `pkt.*` fields hold
+        // for frames too short to have one.
+        if h & !Header::Pkt.bit() != 0 {
             add |= Header::Eth.bit();
         }
         h |= add;
@@ -392,9 +394,11 @@ impl Conj {
         }
         self.never =
             headers_conflict(self.headers) || self.fields.iter().any(|(_, iv)| iv.is_empty());
-        // A full-range constraint says nothing beyond the header it implies.
-        self.fields
-            .retain(|(q, iv)| iv.0 != Intervals::full(max_of(*q)).0);
+        // A full-range constraint says nothing beyond the header it implies, except for the
+        // inner VLAN id: a single-tagged frame has `vlan` without it.
+        self.fields.retain(|(q, iv)| {
+            *q == Quantity::Field(Field::VlanInnerId) || iv.0 != Intervals::full(max_of(*q)).0
+        });
         self.fields.sort_by_key(|f| f.0);
         self.opaque.sort_by_key(|l| format!("{l:?}"));
         self

@@ -86,7 +86,7 @@ impl Capabilities {
 /// Parses and checks a source file.
 pub fn check_source(source: &str, opts: &CheckOptions) -> (Option<Program>, Vec<Diagnostic>) {
     let (file, mut diags) = crate::parse::parse(source);
-    if diags.iter().any(|d| d.code == "E0002") {
+    if diags.iter().any(|d| matches!(d.code, "E0002" | "E0005")) {
         return (None, diags);
     }
     let (prog, more) = check(&file, opts);
@@ -106,6 +106,8 @@ pub fn check(file: &ast::File, opts: &CheckOptions) -> (Option<Program>, Vec<Dia
     let mut cx = Checker {
         diags: Vec::new(),
         consts: HashMap::new(),
+        resolved_consts: HashMap::new(),
+        resolving: HashSet::new(),
     };
     for c in &file.consts {
         if cx.consts.contains_key(&c.name.name) {
@@ -193,6 +195,10 @@ impl Decl {
 struct Checker {
     diags: Vec<Diagnostic>,
     consts: HashMap<String, ast::Value>,
+    /// Constants already resolved.
+    resolved_consts: HashMap<String, Resolved>,
+    /// Constants being resolved (for cycle detection).
+    resolving: HashSet<String>,
 }
 
 /// Per-policy state while checking.
@@ -280,6 +286,7 @@ fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Opt
 }
 
 /// A value resolved through constants, with the span of its use.
+#[derive(Clone)]
 enum Resolved {
     Scalar(Scalar),
     Prefix(Scalar, u32),
@@ -314,7 +321,7 @@ impl Checker {
     // ---------------------------------------------------------------------------------------
 
     /// Resolves names through user constants and built-ins, without typing.
-    fn resolve(&mut self, v: &ast::Value, depth: u32) -> Resolved {
+    fn resolve(&mut self, v: &ast::Value) -> Resolved {
         match &v.kind {
             ValueKind::Int(n) => Resolved::Scalar(Scalar::int(*n)),
             ValueKind::Hex(h) => match u128::from_str_radix(h, 16) {
@@ -354,14 +361,14 @@ impl Checker {
             ValueKind::Str(s) => Resolved::Bytes(s.clone()),
             ValueKind::Rate(r) => Resolved::Rate(*r),
             ValueKind::Range(lo, hi) => {
-                let lo = self.resolve(lo, depth);
-                let hi = self.resolve(hi, depth);
+                let lo = self.resolve(lo);
+                let hi = self.resolve(hi);
                 Resolved::Range(Box::new((lo, hi)))
             }
             ValueKind::Union(parts) => {
                 let mut acc = 0u128;
                 for p in parts {
-                    match self.resolve(p, depth) {
+                    match self.resolve(p) {
                         Resolved::Scalar(s) if s.family == Family::Int => acc |= s.bits,
                         Resolved::Invalid => return Resolved::Invalid,
                         _ => {
@@ -380,8 +387,14 @@ impl Checker {
             ValueKind::Name(p) => {
                 if p.parts.len() == 1 {
                     let name = &p.parts[0];
+                    if let Some(done) = self.resolved_consts.get(name) {
+                        return done.clone();
+                    }
                     if let Some(c) = self.consts.get(name).cloned() {
-                        if depth > 16 {
+                        // Each constant is resolved once and remembered, so chains and
+                        // repeated references cost linear time; a constant met again while it
+                        // is being resolved is a cycle.
+                        if !self.resolving.insert(name.clone()) {
                             self.help(
                                 "E0102",
                                 p.span,
@@ -390,7 +403,10 @@ impl Checker {
                             );
                             return Resolved::Invalid;
                         }
-                        return self.resolve(&c, depth + 1);
+                        let r = self.resolve(&c);
+                        self.resolving.remove(name);
+                        self.resolved_consts.insert(name.clone(), r.clone());
+                        return r;
                     }
                     if let Some(n) = builtin_constant(name).or_else(|| ethertype_constant(name)) {
                         return Resolved::Scalar(Scalar::int(n));
@@ -468,7 +484,7 @@ impl Checker {
 
     /// A single value of a field's type (no prefixes, ranges or names of declarations).
     fn scalar(&mut self, v: &ast::Value, ty: FieldType, what: &str) -> Option<Scalar> {
-        match self.resolve(v, 0) {
+        match self.resolve(v) {
             Resolved::Scalar(s) => self.fit(s, ty, v.span, what),
             Resolved::Invalid => None,
             Resolved::Prefix(..) => {
@@ -545,7 +561,7 @@ impl Checker {
 
     /// A member of a value list or set: value, prefix or range, typed against `ty`.
     fn item(&mut self, v: &ast::Value, ty: FieldType, what: &str) -> Option<Item> {
-        match self.resolve(v, 0) {
+        match self.resolve(v) {
             Resolved::Prefix(s, len) => self.prefix(s, len, ty, v.span, what),
             Resolved::Range(b) => {
                 let (lo, hi) = *b;
@@ -835,6 +851,14 @@ impl Checker {
         let mut rules = Vec::new();
         let mut rule_names: HashMap<&str, Span> = HashMap::new();
         for r in &p.rules {
+            if r.name.name == "default" {
+                self.help(
+                    "E0107",
+                    r.name.span,
+                    "a rule cannot be named `default`",
+                    "`expect ... by default` names the default action; choose another name",
+                );
+            }
             if let Some(prev) = rule_names.insert(&r.name.name, r.name.span) {
                 self.diags.push(
                     Diagnostic::error("E0107", r.name.span, format!("rule `{}` is defined twice", r.name.name))
@@ -1135,8 +1159,12 @@ impl Checker {
                 }
                 self.capacity_ok(pcx, c, span)
             }
-            None if dynamic => DEFAULT_CAPACITY.max(items.len() as u32),
-            None => (items.len() as u32).max(1),
+            None if dynamic => self.capacity_ok(
+                pcx,
+                u128::from(DEFAULT_CAPACITY).max(items.len() as u128),
+                s.span,
+            ),
+            None => self.capacity_ok(pcx, (items.len() as u128).max(1), s.span),
         };
         if dynamic
             && matches!(kind, Some(SetKind::Ipv4Prefix | SetKind::Ipv6Prefix))
@@ -1199,7 +1227,7 @@ impl Checker {
                     }
                 }
                 ast::DeclOpt::Valued(n, v) if limiter && n.name == "rate" => {
-                    match self.resolve(v, 0) {
+                    match self.resolve(v) {
                         Resolved::Rate(r) if (1..=1_000_000_000).contains(&r) => {
                             rate = Some(r as u64)
                         }
@@ -1371,7 +1399,7 @@ impl Checker {
                 }
                 self.capacity_ok(pcx, c, span)
             }
-            None => (entries.len() as u32).max(1024),
+            None => self.capacity_ok(pcx, (entries.len() as u128).max(1024), t.span),
         };
         Table {
             name: t.name.name.clone(),
@@ -1499,7 +1527,7 @@ impl Checker {
                 let f = self.field(field, pcx)?;
                 let mask = self.mask(f, mask.as_ref())?;
                 let what = format!("`{}`", f.name());
-                match self.resolve(value, 0) {
+                match self.resolve(value) {
                     Resolved::Prefix(..) if matches!(op, CmpOp::Eq) => {
                         let item = self.item(value, f.ty(), &what)?;
                         Some(Atom::InList {
@@ -1713,7 +1741,21 @@ impl Checker {
                     );
                     return None;
                 }
-                let b = match (&bytes.kind, self.resolve(bytes, 0)) {
+                // A constant naming a byte string keeps its length (leading zero bytes count),
+                // so follow constant names to the literal before deciding what the bytes are.
+                let mut lit = bytes.clone();
+                for _ in 0..=self.consts.len() {
+                    match &lit.kind {
+                        ValueKind::Name(p) if p.parts.len() == 1 => {
+                            match self.consts.get(&p.parts[0]) {
+                                Some(v) => lit = v.clone(),
+                                None => break,
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+                let b = match (&lit.kind, self.resolve(&lit)) {
                     (ValueKind::Hex(h), _) => {
                         if h.len() % 2 != 0 {
                             self.help(
@@ -1944,7 +1986,7 @@ impl Checker {
                         }
                     }
                     "dec" => {
-                        let ok = matches!(&v.kind, ValueKind::Name(p) if matches!(p.text().as_str(), "ip.ttl" | "ipv4.ttl" | "ipv6.hoplimit"));
+                        let ok = matches!(&v.kind, ValueKind::Name(p) if p.text() == "ip.ttl");
                         if ok {
                             actions.push(Action::DecTtl);
                         } else {
@@ -1952,7 +1994,7 @@ impl Checker {
                                 "E0103",
                                 v.span,
                                 "only `ip.ttl` can be decremented",
-                                "write `dec ip.ttl`",
+                                "write `dec ip.ttl`: it decrements the IPv4 TTL or the IPv6 hop limit, whichever the packet has",
                             );
                             broken = true;
                         }
@@ -2406,7 +2448,7 @@ impl Checker {
             ArgType::Ipv6 => self
                 .scalar(v, FieldType::Ipv6, what)
                 .map(|s| ArgValue::Ipv6(std::net::Ipv6Addr::from(s.bits))),
-            ArgType::Bytes => match (&v.kind, self.resolve(v, 0)) {
+            ArgType::Bytes => match (&v.kind, self.resolve(v)) {
                 (ValueKind::Hex(h), _) if h.len() % 2 == 0 => Some(ArgValue::Bytes(hex_bytes(h))),
                 (ValueKind::Hex(h), _) => {
                     self.help(

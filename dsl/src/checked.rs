@@ -235,7 +235,7 @@ macro_rules! fields {
 }
 
 fields! {
-    PktLen = "pkt.len", Pkt, FieldType::Uint(16);
+    PktLen = "pkt.len", Pkt, FieldType::Uint(32);
     PktIfindex = "pkt.ifindex", Pkt, FieldType::Uint(32);
     PktRxq = "pkt.rxq", Pkt, FieldType::Uint(32);
     PktMark = "pkt.mark", Pkt, FieldType::Uint(32);

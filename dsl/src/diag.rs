@@ -164,7 +164,8 @@ impl<'a> SourceMap<'a> {
             if i > 0 {
                 let _ = writeln!(out, "{pad}::: {}:{}:{}", self.name, l + 1, label_col);
             }
-            let text = self.line_text(l);
+            // Tabs are shown as one space each so that carets, counted in characters, line up.
+            let text = self.line_text(l).replace('\t', " ");
             let _ = writeln!(out, "{:>width$} | {text}", l + 1);
             // The span may start past the shown text (a `\r` before the newline) or run over
             // several lines; carets stay within the shown line.

@@ -291,8 +291,8 @@ struct Cx<'a> {
     meta: &'a Meta,
     frame: &'a [u8],
     h: &'a Headers,
-    /// The entry action of the last table hit, for rules that take their terminal from it.
-    table_hit: Option<Terminal>,
+    /// Entry actions of the tables hit so far, for rules that take their terminal from one.
+    table_hits: Vec<(TableId, Terminal)>,
 }
 
 impl Cx<'_> {
@@ -362,7 +362,7 @@ impl Cx<'_> {
                 }
                 match t.entries.iter().find(|(k, _)| *k == key) {
                     Some((_, action)) => {
-                        self.table_hit = Some(action.clone());
+                        self.table_hits.push((*id, action.clone()));
                         true
                     }
                     None => false,
@@ -422,12 +422,17 @@ pub fn eval(policy: &Policy, state: &mut State, meta: &Meta, frame: &[u8]) -> Ou
             meta,
             frame,
             h: &h,
-            table_hit: None,
+            table_hits: Vec::new(),
         };
         if cx.expr(&rule.expr) {
             let terminal = match &rule.terminal {
                 Some(t) => t.clone(),
-                None => cx.table_hit.take().unwrap_or(Terminal::Pass),
+                // The rule's own table decides, even when its predicate also matched others.
+                None => cx
+                    .table_hits
+                    .iter()
+                    .find(|(t, _)| Some(*t) == rule.table)
+                    .map_or(Terminal::Pass, |(_, a)| a.clone()),
             };
             decided = Some((RuleRef::Rule(RuleId(i as u32)), &rule.actions, terminal));
             break;
@@ -498,20 +503,23 @@ pub fn eval(policy: &Policy, state: &mut State, meta: &Meta, frame: &[u8]) -> Ou
                     continue;
                 };
                 let dst = backend.0;
-                rewrite(&mut out, &h, Field::IpDst, dst);
-                if *via_fib {
+                // Without a route the packet goes to the stack untouched, as the kernel program
+                // does when `bpf_fib_lookup` fails: look the route up before rewriting.
+                let route = if *via_fib {
                     match state.fib.get(&dst.bits) {
-                        Some(route) => {
-                            if out.len() >= 12 {
-                                out[0..6].copy_from_slice(&route.dmac);
-                                out[6..12].copy_from_slice(&route.smac);
-                            }
-                        }
+                        Some(r) => Some(*r),
                         None => {
                             verdict = Terminal::Pass;
                             break;
                         }
                     }
+                } else {
+                    None
+                };
+                rewrite(&mut out, &h, Field::IpDst, dst);
+                if let (Some(route), true) = (route, out.len() >= 12) {
+                    out[0..6].copy_from_slice(&route.dmac);
+                    out[6..12].copy_from_slice(&route.smac);
                 }
             }
         }

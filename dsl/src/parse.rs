@@ -28,6 +28,16 @@ pub fn parse(source: &str) -> (File, Vec<Diagnostic>) {
             .with_help("split the policy into several files");
         return (File::default(), vec![d]);
     }
+    if let Some((at, depth)) = too_deep(source) {
+        let d = Diagnostic::error(
+            "E0005",
+            Span::new(at, at + 1),
+            format!("parentheses nested {depth} deep; at most {MAX_NESTING} are allowed"),
+        )
+        .with_label("too deep")
+        .with_help("flatten the predicate: `and`/`or` chains need no parentheses");
+        return (File::default(), vec![d]);
+    }
     match NfParser::parse(Rule::file, source) {
         Ok(mut pairs) => {
             let mut b = Builder { diags: Vec::new() };
@@ -39,6 +49,42 @@ pub fn parse(source: &str) -> (File, Vec<Diagnostic>) {
         }
         Err(e) => (File::default(), vec![syntax_error(source, e)]),
     }
+}
+
+/// The deepest parenthesis nesting accepted. Parsing, checking and analysis recurse on nesting,
+/// so a bound keeps a hostile file from overflowing the stack; real predicates nest a few deep.
+pub const MAX_NESTING: usize = 64;
+
+/// The offset of the first `(` nested deeper than [`MAX_NESTING`], skipping comments and
+/// strings, with the depth reached there.
+fn too_deep(source: &str) -> Option<(usize, usize)> {
+    let bytes = source.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'(' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some((i, depth));
+                }
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn syntax_error(source: &str, e: pest::error::Error<Rule>) -> Diagnostic {
@@ -119,7 +165,7 @@ fn describe(r: Rule) -> Option<String> {
         Rule::actions | Rule::act_word | Rule::act_set | Rule::act_arg | Rule::act_balance => {
             "an action"
         }
-        Rule::act_redirect | Rule::kw_redirect => "`redirect`",
+        Rule::act_redirect | Rule::kw_redirect => "an action",
         Rule::decl_opt | Rule::key_opt | Rule::opt_kv | Rule::opt_flag => "an option",
         Rule::set_kind => "a set kind (`ipv4 prefix`, `port`, `u16`, ...)",
         Rule::packet | Rule::layer => "a packet layer such as `ipv4(...)`",
@@ -423,6 +469,13 @@ impl Builder {
                     }
                 }
                 let mut pred = inner.unwrap_or(Pred::And(vec![], span));
+                // `not not X` is X: fold pairs so a long run of `not`s builds no deep tree.
+                let keep = nots.len() % 2;
+                let first = nots.first().copied();
+                nots.truncate(keep);
+                if let (Some(f), Some(n)) = (first, nots.first_mut()) {
+                    *n = f;
+                }
                 for not_span in nots.into_iter().rev() {
                     let s = not_span.to(pred.span());
                     pred = Pred::Not(Box::new(pred), s);
@@ -822,7 +875,7 @@ impl Builder {
     fn value(&mut self, p: Pair<'_, Rule>) -> Value {
         let span = span_of(&p);
         let kind = match p.as_rule() {
-            Rule::value => {
+            Rule::value | Rule::mask_union => {
                 let mut parts: Vec<Value> = p.into_inner().map(|c| self.value(c)).collect();
                 if parts.len() == 1 {
                     return parts.pop().unwrap_or(Value {

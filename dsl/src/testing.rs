@@ -125,7 +125,10 @@ fn run_test(policy: &Policy, test: &Test, engine: &mut dyn Engine) -> TestReport
         });
         return report;
     }
-    let mut batch: Vec<Outcome> = Vec::new();
+    // Per packet of the last batch only its verdict and rule are kept, plus the last packet's
+    // whole outcome for `expect out`: a `send 1000000 x` stays small.
+    let mut batch: Vec<(Terminal, RuleRef)> = Vec::new();
+    let mut last: Option<Outcome> = None;
     let mut sent_frame: Vec<u8> = Vec::new();
     for step in &test.steps {
         match step {
@@ -135,6 +138,7 @@ fn run_test(policy: &Policy, test: &Test, engine: &mut dyn Engine) -> TestReport
                 span,
             } => {
                 batch.clear();
+                last = None;
                 let frame = match packet::build(layers) {
                     Ok(f) => f,
                     Err(e) => {
@@ -147,7 +151,10 @@ fn run_test(policy: &Policy, test: &Test, engine: &mut dyn Engine) -> TestReport
                 };
                 for _ in 0..*count {
                     match engine.run(policy, &frame) {
-                        Ok(o) => batch.push(o),
+                        Ok(o) => {
+                            batch.push((o.verdict.clone(), o.rule));
+                            last = Some(o);
+                        }
                         Err(e) => {
                             report.failures.push(Failure {
                                 span: *span,
@@ -169,8 +176,8 @@ fn run_test(policy: &Policy, test: &Test, engine: &mut dyn Engine) -> TestReport
                 by,
                 span,
             } => {
-                let matches = |o: &Outcome| &o.verdict == verdict && by.is_none_or(|b| b == o.rule);
-                let got = batch.iter().filter(|o| matches(o)).count();
+                let matches = |v: &Terminal, r: RuleRef| v == verdict && by.is_none_or(|b| b == r);
+                let got = batch.iter().filter(|(v, r)| matches(v, *r)).count();
                 let want = count.map_or(batch.len(), |c| c as usize);
                 if got != want || batch.is_empty() {
                     let mut expected = verdict.to_string();
@@ -181,12 +188,12 @@ fn run_test(policy: &Policy, test: &Test, engine: &mut dyn Engine) -> TestReport
                         format!(
                             "packet 1 (hex {}): expected {expected}, got {}",
                             hex(&sent_frame),
-                            describe(policy, &batch[0].verdict, batch[0].rule)
+                            describe(policy, &batch[0].0, batch[0].1)
                         )
                     } else {
                         let mut hist: Vec<(String, usize)> = Vec::new();
-                        for o in &batch {
-                            let d = describe(policy, &o.verdict, o.rule);
+                        for (v, r) in &batch {
+                            let d = describe(policy, v, *r);
                             match hist.iter_mut().find(|(k, _)| *k == d) {
                                 Some((_, n)) => *n += 1,
                                 None => hist.push((d, 1)),
@@ -239,7 +246,7 @@ fn run_test(policy: &Policy, test: &Test, engine: &mut dyn Engine) -> TestReport
                 }),
             },
             Step::ExpectOut { layers, span } => {
-                let Some(last) = batch.last() else {
+                let Some(last) = &last else {
                     report.failures.push(Failure {
                         span: *span,
                         message: "no packet was emitted to compare".into(),

@@ -238,3 +238,39 @@ fn sample_takes_one_in_n_and_table_supplies_the_terminal() {
         "the table supplies the terminal"
     );
 }
+
+#[test]
+fn balance_via_fib_without_a_route_passes_the_packet_unchanged() {
+    let p = policy(
+        "policy p on xdp { pool web = { 10.1.0.1 }
+           rule lb: tcp.dport == 80 => balance web by (ip.src), tx  default pass }",
+    );
+    let fib = policy(
+        "policy p on xdp { pool web = { 10.1.0.1 }
+           rule lb: tcp.dport == 80 => balance web by (ip.src) via fib, tx  default pass }",
+    );
+    let lit = "ipv4(src=198.51.100.1, dst=10.1.0.100) / tcp(dport=80)";
+    let mut s = State::new(&fib);
+    let out = check(&fib, &mut s, lit, "pass by lb");
+    assert_eq!(
+        out,
+        frame(lit),
+        "no route: the packet goes to the stack untouched"
+    );
+    s.fib.insert(
+        0x0a01_0001,
+        nfcc_dsl::eval::FibEntry {
+            smac: [2, 0, 0, 0, 0, 0xaa],
+            dmac: [2, 0, 0, 0, 0, 0xbb],
+        },
+    );
+    let out = check(&fib, &mut s, lit, "tx by lb");
+    assert_eq!(&out[..12], &[2, 0, 0, 0, 0, 0xbb, 2, 0, 0, 0, 0, 0xaa]);
+    let mut s2 = State::new(&p);
+    let plain = check(&p, &mut s2, lit, "tx by lb");
+    assert_eq!(
+        &out[12..],
+        &plain[12..],
+        "with a route, only the MACs differ from plain balance"
+    );
+}

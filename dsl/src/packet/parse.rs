@@ -450,9 +450,12 @@ fn parse_l4(frame: &[u8], proto: u8, at: usize, h: &mut Headers) {
             h.icmp = Some(i);
             8
         }),
+        // The ICMPv6 header is present from 4 bytes on, but its payload (for `payload[A..B]`)
+        // starts after the 4-byte message-specific field, as for ICMPv4: the echo id/seq or
+        // the ND reserved word, so `payload[0..N]` means the same on both versions.
         58 if h.ipv6.is_some() => parse_icmp(frame, at, 4).map(|i| {
             h.icmpv6 = Some(i);
-            4
+            8
         }),
         _ => None,
     };

@@ -471,7 +471,8 @@ fn icmp_and_icmpv6() {
     let (_, h) = check("ipv6 / icmpv6(type=135)");
     let i = h.icmpv6.expect("icmpv6 present");
     assert_eq!((i.icmp_type, h.ipv6.map(|ip| ip.nexthdr)), (135, Some(58)));
-    assert_eq!(h.payload_offset, Some(54 + 4));
+    // The payload starts after the 4-byte message-specific field, as for ICMPv4.
+    assert_eq!(h.payload_offset, Some(54 + 8));
 
     // Four bytes are enough for ICMPv6, not for ICMP.
     let (_, h) = check("ipv6 / icmpv6 / truncate(58)");
