@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README: "Run the tests"). CI calls it from .ci/run on a fresh
-# machine, so it installs what it needs itself. Today the suite is unprivileged (front end,
-# reference evaluator, CLI); kernel and netns tests join it with the runtime and testbed
-# issues, and with NFCC_REQUIRE_KERNEL=1 a skipped privileged test becomes a failure.
+# machine, so it installs what it needs itself (clang, llvm, bpftool, libbpf headers, bpffs).
+# Kernel tests print "skipped: <why>" where they cannot run; with NFCC_REQUIRE_KERNEL=1 (set by
+# .ci/run) such a skip is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,27 @@ for comp in rustfmt clippy; do
         rustup component add "$comp"
     fi
 done
+
+# Kernel tests compile reference C programs with clang against libbpf's headers and load
+# objects with bpftool; install them when missing (CI machines start without them).
+need=()
+command -v clang >/dev/null 2>&1 || need+=(clang)
+command -v llvm-readelf >/dev/null 2>&1 || need+=(llvm)
+command -v bpftool >/dev/null 2>&1 || need+=(bpftool)
+[ -f /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing ${need[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+        echo "note: ${need[*]} missing and cannot be installed here; kernel tests will say they were skipped"
+    fi
+fi
+# Pinning and bpftool need bpffs.
+if [ "$(id -u)" = 0 ] && ! mountpoint -q /sys/fs/bpf 2>/dev/null; then
+    mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf || true
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,4 +1,88 @@
-//! nfcc-runtime: the only crate that makes bpf() and netlink syscalls — load, attach, pin,
-//! map updates, stats and `BPF_PROG_TEST_RUN`.
+//! nfcc-runtime: the only crate that makes `bpf()` (and, later, netlink) syscalls.
 //!
-//! Not built yet: issue 5 ("Runtime: load, attach, update and observe policies").
+//! This first slice loads one program of an eBPF ELF object into the kernel and observes it
+//! without attaching it anywhere:
+//!
+//! - [`load`] parses the object, creates its maps and loads one XDP or TC program through aya,
+//!   turning a verifier rejection into [`RuntimeError::Verifier`] with the kernel's log;
+//! - [`Loaded::test_run`] runs the program on a frame with `BPF_PROG_TEST_RUN`;
+//! - [`Loaded::percpu_array_sum`], [`Loaded::map_lookup`], [`Loaded::map_update`],
+//!   [`Loaded::map_delete`] and [`Loaded::map_keys`] read and change its maps byte by byte;
+//! - [`can_load_bpf`] tells whether this process may load programs at all, so privileged tests
+//!   can say why they were skipped.
+//!
+//! aya does the ELF parsing, BTF handling, map creation and program loading; the syscalls aya
+//! does not expose (test runs and untyped map element access) live in the private `sys`
+//! module, which holds every `unsafe` block of the crate. Attaching, pinning and netlink come
+//! with the rest of issue 5.
+
+mod error;
+mod maps;
+mod program;
+mod sys;
+
+use std::fmt;
+use std::os::fd::AsFd;
+use std::sync::OnceLock;
+
+pub use error::{RuntimeError, VerifierLog};
+pub use program::{load, Loaded, TestRun};
+
+/// The kind of program to load, which decides its kernel program type and test-run context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProgKind {
+    /// An XDP program (`BPF_PROG_TYPE_XDP`, ELF section `xdp`); its verdict is an `XDP_*`
+    /// action.
+    Xdp,
+    /// A TC classifier (`BPF_PROG_TYPE_SCHED_CLS`, ELF section `classifier`); its verdict is a
+    /// `TC_ACT_*` action.
+    Tc,
+}
+
+impl fmt::Display for ProgKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Xdp => "an xdp program",
+            Self::Tc => "a tc classifier",
+        })
+    }
+}
+
+/// Reports whether this process can load and test-run BPF programs.
+///
+/// It loads the two-instruction XDP program `r0 = XDP_PASS; exit` and test-runs it once on an
+/// empty Ethernet frame. `Err` says, in a lowercase sentence fit for a `skipped: ...` message,
+/// what failed and what usually fixes it. The answer is computed once per process.
+pub fn can_load_bpf() -> Result<(), String> {
+    static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
+    ANSWER.get_or_init(probe_bpf).clone()
+}
+
+/// Does the work of [`can_load_bpf`].
+fn probe_bpf() -> Result<(), String> {
+    /// `XDP_PASS`, which the probe program returns.
+    const XDP_PASS: i32 = 2;
+    let prog = sys::load_trivial_xdp(XDP_PASS).map_err(|e| {
+        let hint = match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => {
+                "; run as root or with CAP_BPF and CAP_NET_ADMIN"
+            }
+            Some(libc::ENOSYS) => {
+                "; the kernel lacks CONFIG_BPF_SYSCALL or a seccomp filter blocks bpf()"
+            }
+            _ => "",
+        };
+        format!("cannot load a trivial xdp program: {e}{hint}")
+    })?;
+    let frame = [0u8; 14];
+    let mut out = [0u8; 64];
+    let run = sys::prog_test_run(prog.as_fd(), &frame, &mut out, 1)
+        .map_err(|(e, _)| format!("cannot test-run a trivial xdp program: {e}"))?;
+    if run.retval as i32 != XDP_PASS {
+        return Err(format!(
+            "a trivial xdp program returned {} instead of {XDP_PASS} in a test run",
+            run.retval
+        ));
+    }
+    Ok(())
+}

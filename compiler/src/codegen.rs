@@ -1,0 +1,841 @@
+//! Code generation: IR to eBPF instructions for XDP and TC.
+//!
+//! The program has three parts:
+//!
+//! 1. **Parse.** Headers are walked in order (Ethernet, up to two VLAN tags, ARP/IPv4/IPv6 with
+//!    up to six extension headers, TCP/UDP/ICMP/ICMPv6), each with one bounds check covering
+//!    every field read from it; variable lengths (IHL, TCP data offset, extension headers) are
+//!    masked so the verifier can bound them. Only layers that some condition needs are parsed.
+//!    Each loaded field is written once into a per-CPU scratch map value (the "packet vector"),
+//!    followed by a word of presence bits.
+//! 2. **Rules.** Each rule's predicate is compiled to short-circuit branches over the packet
+//!    vector; a condition on a field first tests its header's presence bit. The first rule that
+//!    holds jumps to the epilogue with its verdict and statistics slot.
+//! 3. **Epilogue.** Adds the packet to the rule's per-CPU packet/byte counters and returns.
+//!
+//! Why a map value and not the stack: the verifier cannot know what a map value holds, so the
+//! rules are verified once, whatever path the parser took; values on the stack would be
+//! constants on some paths and make the verifier walk the rules once per parse path, which a
+//! 10,000-rule policy cannot afford.
+
+use crate::bpf::{helper, Alu, Insn, Jmp, Reg, Size, R0, R1, R10, R2, R3, R4, R5, R6, R7, R8, R9};
+use crate::ir::{Cond, Encoding, FieldId, MapId, MapPurpose, Pred, Program};
+use crate::lower::raw_capable;
+use nfcc_dsl::ast::CmpOp;
+use nfcc_dsl::checked::{Field, Header, Hook, Terminal};
+use std::collections::HashSet;
+
+/// What the code generator produced for one program.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Code {
+    /// The instructions; map references are `ld_map` with the IR map index (the scratch map
+    /// is the last map, index `scratch_map`).
+    pub insns: Vec<Insn>,
+    /// Instruction index where each rule's code starts, for line info.
+    pub rule_starts: Vec<(usize, u32)>,
+    /// The scratch map's index (after the IR's maps).
+    pub scratch_map: u32,
+    /// Bytes of the scratch map's value.
+    pub scratch_size: u32,
+    /// Stack bytes used.
+    pub stack: u32,
+}
+
+/// Why code could not be generated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodegenError {
+    /// A jump does not fit the instruction's offset field.
+    #[error("a jump of {0} instructions does not fit in a conditional branch; split the policy")]
+    JumpTooFar(i64),
+}
+
+/// Verdict values per hook.
+pub fn verdict(hook: Hook, t: &Terminal) -> i32 {
+    match (hook, t) {
+        (Hook::Xdp, Terminal::Abort) => 0,
+        (Hook::Xdp, Terminal::Drop) => 1,
+        (Hook::Xdp, Terminal::Pass) => 2,
+        (Hook::Xdp, Terminal::Tx) => 3,
+        (Hook::Xdp, Terminal::Redirect(_)) => 4,
+        // TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT.
+        (_, Terminal::Pass) => 0,
+        (_, Terminal::Redirect(_)) => 7,
+        (_, _) => 2,
+    }
+}
+
+/// Presence bits in the packet vector's first word.
+fn bit(h: Header) -> i32 {
+    1 << (h as i32)
+}
+
+/// A presence bit of its own for the inner VLAN tag: `vlan` is present without it on
+/// single-tagged frames.
+const INNER_VLAN_BIT: i32 = 1 << 14;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Label(usize);
+
+/// An assembler with forward labels.
+struct Asm {
+    insns: Vec<Insn>,
+    labels: Vec<Option<usize>>,
+    fixups: Vec<(usize, Label)>,
+}
+
+impl Asm {
+    fn emit(&mut self, i: Insn) {
+        self.insns.push(i);
+    }
+
+    fn emit2(&mut self, i: [Insn; 2]) {
+        self.insns.extend(i);
+    }
+
+    fn label(&mut self) -> Label {
+        self.labels.push(None);
+        Label(self.labels.len() - 1)
+    }
+
+    fn bind(&mut self, l: Label) {
+        self.labels[l.0] = Some(self.insns.len());
+    }
+
+    /// Emits a jump (conditional or not) to `l`, patched at the end.
+    fn jump(&mut self, i: Insn, l: Label) {
+        self.fixups.push((self.insns.len(), l));
+        self.insns.push(i);
+    }
+
+    fn finish(mut self) -> Result<Vec<Insn>, CodegenError> {
+        for (at, l) in std::mem::take(&mut self.fixups) {
+            let target = self.labels[l.0].unwrap_or(self.insns.len()) as i64;
+            let off = target - at as i64 - 1;
+            let ins = &mut self.insns[at];
+            if let Ok(o) = i16::try_from(off) {
+                ins.off = o;
+            } else if ins.code == 0x05 {
+                // A far unconditional jump becomes `gotol` (JMP32 | JA, 32-bit offset).
+                ins.code = 0x06;
+                ins.off = 0;
+                ins.imm = off as i32;
+            } else {
+                return Err(CodegenError::JumpTooFar(off));
+            }
+        }
+        Ok(self.insns)
+    }
+}
+
+/// Byte offsets of the packet vector.
+struct Layout {
+    slots: Vec<i16>,
+    /// Where the LPM key is assembled (4-byte prefix length, then the address).
+    lpm_key: i16,
+    /// The packet length (always stored).
+    pkt_len: i16,
+    size: u32,
+}
+
+fn layout(p: &Program) -> Layout {
+    let mut off = 8i16; // presence word at 0
+    let pkt_len = off;
+    off += 8;
+    let mut slots = Vec::new();
+    for f in &p.fields {
+        slots.push(off);
+        off += if f.field.ty().bits() > 64 { 16 } else { 8 };
+    }
+    let lpm_key = off;
+    off += 24;
+    Layout {
+        slots,
+        lpm_key,
+        pkt_len,
+        size: off as u32,
+    }
+}
+
+/// Generates the program.
+pub fn generate(p: &Program) -> Result<Code, CodegenError> {
+    let lay = layout(p);
+    let scratch_map = p.maps.len() as u32;
+    let mut a = Asm {
+        insns: Vec::new(),
+        labels: Vec::new(),
+        fixups: Vec::new(),
+    };
+    let epilogue = a.label();
+    let fail_open = a.label();
+
+    // Prologue: r6 = ctx, r9 = the packet vector, r7/r8 = data/data_end.
+    a.emit(Insn::mov64_reg(R6, R1));
+    a.emit(Insn::mov64_imm(R1, 0));
+    a.emit(Insn::stx(Size::W, R10, -4, R1));
+    a.emit2(Insn::ld_map(R1, scratch_map));
+    a.emit(Insn::mov64_reg(R2, R10));
+    a.emit(Insn::alu64_imm(Alu::Add, R2, -4));
+    a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+    a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), fail_open);
+    a.emit(Insn::mov64_reg(R9, R0));
+    let (data, data_end) = if p.hook == Hook::Xdp {
+        (0, 4)
+    } else {
+        (76, 80)
+    };
+    a.emit(Insn::ldx(Size::W, R7, R6, data));
+    a.emit(Insn::ldx(Size::W, R8, R6, data_end));
+
+    let needed: HashSet<Field> = p.fields.iter().map(|f| f.field).collect();
+    let mut g = Gen {
+        a,
+        p,
+        lay: &lay,
+        needed,
+        rule_starts: Vec::new(),
+    };
+    g.parse();
+    g.rules(epilogue)?;
+
+    let rule_starts = std::mem::take(&mut g.rule_starts);
+    let mut a = g.a;
+    // Epilogue: r7 = verdict, stack[-4] = statistics slot.
+    a.bind(epilogue);
+    a.emit2(Insn::ld_map(R1, p.stats.0));
+    a.emit(Insn::mov64_reg(R2, R10));
+    a.emit(Insn::alu64_imm(Alu::Add, R2, -4));
+    a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+    let ret = a.label();
+    a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), ret);
+    a.emit(Insn::ldx(Size::DW, R1, R0, 0));
+    a.emit(Insn::alu64_imm(Alu::Add, R1, 1));
+    a.emit(Insn::stx(Size::DW, R0, 0, R1));
+    a.emit(Insn::ldx(Size::DW, R1, R0, 8));
+    a.emit(Insn::ldx(Size::DW, R2, R9, lay.pkt_len));
+    a.emit(Insn::alu64_reg(Alu::Add, R1, R2));
+    a.emit(Insn::stx(Size::DW, R0, 8, R1));
+    a.bind(ret);
+    a.emit(Insn::mov64_reg(R0, R7));
+    a.emit(Insn::exit());
+    // Without its scratch space the program cannot classify; it lets the packet through
+    // rather than dropping traffic it knows nothing about.
+    a.bind(fail_open);
+    a.emit(Insn::mov64_imm(R0, verdict(p.hook, &Terminal::Pass)));
+    a.emit(Insn::exit());
+    let insns = a.finish()?;
+    Ok(Code {
+        insns,
+        rule_starts,
+        scratch_map,
+        scratch_size: lay.size,
+        stack: 8,
+    })
+}
+
+struct Gen<'a> {
+    a: Asm,
+    p: &'a Program,
+    lay: &'a Layout,
+    needed: HashSet<Field>,
+    /// Instruction index and source offset of each rule's first instruction.
+    rule_starts: Vec<(usize, u32)>,
+}
+
+impl Gen<'_> {
+    fn needs_any(&self, fs: &[Field]) -> bool {
+        fs.iter().any(|f| self.needed.contains(f))
+    }
+
+    fn present_needed(&self, h: Header) -> bool {
+        self.p
+            .conds
+            .iter()
+            .any(|c| matches!(c, Cond::Present(x) if *x == h))
+    }
+
+    /// Stores `reg` into every slot of `field` (raw and/or host encodings), converting.
+    /// `reg` holds the raw value (bytes as loaded); `bytes` is the field's width.
+    fn store_field(&mut self, field: Field, reg: Reg, bytes: u32) {
+        for (i, f) in self.p.fields.iter().enumerate() {
+            if f.field != field {
+                continue;
+            }
+            let off = self.lay.slots[i];
+            if f.enc == Encoding::Raw || !raw_capable(field) || bytes == 1 {
+                self.a.emit(Insn::stx(Size::DW, R9, off, reg));
+            } else {
+                self.a.emit(Insn::mov64_reg(R5, reg));
+                self.a.emit(Insn::to_be(R5, (bytes * 8) as i32));
+                self.a.emit(Insn::stx(Size::DW, R9, off, R5));
+            }
+        }
+    }
+
+    /// Loads `size` bytes at `base + off` into r0 and stores the field if it is needed.
+    fn load_field(&mut self, field: Field, base: Reg, off: i16, size: Size) {
+        if !self.needed.contains(&field) {
+            return;
+        }
+        self.a.emit(Insn::ldx(size, R0, base, off));
+        self.store_field(field, R0, size.bytes() as u32);
+    }
+
+    /// A 6-byte MAC at `base + off` as a raw 64-bit value.
+    fn load_mac(&mut self, field: Field, base: Reg, off: i16) {
+        if !self.needed.contains(&field) {
+            return;
+        }
+        self.a.emit(Insn::ldx(Size::H, R1, base, off + 4));
+        self.a.emit(Insn::alu64_imm(Alu::Lsh, R1, 32));
+        self.a.emit(Insn::ldx(Size::W, R0, base, off));
+        self.a.emit(Insn::alu64_reg(Alu::Or, R0, R1));
+        self.store_field(field, R0, 6);
+    }
+
+    /// A 16-byte IPv6 address at `base + off` (always raw).
+    fn load_v6(&mut self, field: Field, base: Reg, off: i16) {
+        for (i, f) in self.p.fields.iter().enumerate() {
+            if f.field == field {
+                let slot = self.lay.slots[i];
+                self.a.emit(Insn::ldx(Size::DW, R0, base, off));
+                self.a.emit(Insn::stx(Size::DW, R9, slot, R0));
+                self.a.emit(Insn::ldx(Size::DW, R0, base, off + 8));
+                self.a.emit(Insn::stx(Size::DW, R9, slot + 8, R0));
+            }
+        }
+    }
+
+    /// Stores a computed (host) value in r0 for `field`.
+    fn store_host(&mut self, field: Field) {
+        for (i, f) in self.p.fields.iter().enumerate() {
+            if f.field == field {
+                self.a.emit(Insn::stx(Size::DW, R9, self.lay.slots[i], R0));
+            }
+        }
+    }
+
+    fn set_bits(&mut self, bits: i32) {
+        self.a.emit(Insn::alu64_imm(Alu::Or, R3, bits));
+    }
+
+    /// The parser. Register use: r3 = presence bits being built, r4 = header pointer,
+    /// r2 = next protocol (raw ethertype or IP protocol), r5 = scratch.
+    fn parse(&mut self) {
+        let done = self.a.label();
+        self.a.emit(Insn::mov64_imm(R3, 0));
+        // pkt.* fields come from the context and the frame length.
+        self.a.emit(Insn::mov64_reg(R0, R8));
+        self.a.emit(Insn::alu64_reg(Alu::Sub, R0, R7));
+        if self.p.hook.is_tc() {
+            self.a.emit(Insn::ldx(Size::W, R0, R6, 0));
+        }
+        self.a.emit(Insn::stx(Size::DW, R9, self.lay.pkt_len, R0));
+        self.store_host(Field::PktLen);
+        let ctx_fields: &[(Field, i16)] = if self.p.hook == Hook::Xdp {
+            &[(Field::PktIfindex, 12), (Field::PktRxq, 16)]
+        } else {
+            &[(Field::PktIfindex, 40), (Field::PktMark, 8)]
+        };
+        for &(f, off) in ctx_fields {
+            if self.needed.contains(&f) {
+                self.a.emit(Insn::ldx(Size::W, R0, R6, off));
+                self.store_host(f);
+            }
+        }
+        let need_l3 = self.p.fields.iter().any(|f| !matches!(f.field.header(), Header::Eth | Header::Vlan | Header::Pkt))
+            || self.p.conds.iter().any(|c| matches!(c, Cond::Present(h) if !matches!(h, Header::Eth | Header::Vlan | Header::Pkt)));
+        let need_vlan = need_l3
+            || self.needs_any(&[
+                Field::VlanId,
+                Field::VlanPcp,
+                Field::VlanInnerId,
+                Field::EthType,
+            ])
+            || self.present_needed(Header::Vlan);
+
+        // Ethernet.
+        self.a.emit(Insn::mov64_reg(R1, R7));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R1, 14));
+        self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), done);
+        self.set_bits(bit(Header::Eth));
+        self.load_mac(Field::EthDst, R7, 0);
+        self.load_mac(Field::EthSrc, R7, 6);
+        self.a.emit(Insn::ldx(Size::H, R2, R7, 12));
+        self.a.emit(Insn::mov64_imm(R4, 14));
+        let type_known = self.a.label();
+        if need_vlan {
+            for (tag, inner) in [(0i16, false), (4, true)] {
+                let is_tag = self.a.label();
+                self.a.jump(Insn::jmp_imm(Jmp::Eq, R2, 0x0081, 0), is_tag);
+                self.a
+                    .jump(Insn::jmp_imm(Jmp::Ne, R2, 0xa888, 0), type_known);
+                self.a.bind(is_tag);
+                self.a.emit(Insn::mov64_reg(R1, R7));
+                self.a
+                    .emit(Insn::alu64_imm(Alu::Add, R1, 18 + i32::from(tag)));
+                self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), type_known);
+                self.set_bits(if inner {
+                    INNER_VLAN_BIT
+                } else {
+                    bit(Header::Vlan)
+                });
+                self.a.emit(Insn::ldx(Size::H, R0, R7, 14 + tag));
+                self.a.emit(Insn::to_be(R0, 16));
+                self.a.emit(Insn::mov64_reg(R1, R0));
+                if inner {
+                    self.a.emit(Insn::alu64_imm(Alu::And, R0, 0xfff));
+                    self.store_host(Field::VlanInnerId);
+                } else {
+                    self.a.emit(Insn::alu64_imm(Alu::And, R0, 0xfff));
+                    self.store_host(Field::VlanId);
+                    self.a.emit(Insn::mov64_reg(R0, R1));
+                    self.a.emit(Insn::alu64_imm(Alu::Rsh, R0, 13));
+                    self.store_host(Field::VlanPcp);
+                }
+                self.a.emit(Insn::ldx(Size::H, R2, R7, 16 + tag));
+                self.a.emit(Insn::mov64_imm(R4, 18 + i32::from(tag)));
+            }
+        }
+        self.a.bind(type_known);
+        if self.needed.contains(&Field::EthType) {
+            self.a.emit(Insn::mov64_reg(R0, R2));
+            self.store_field(Field::EthType, R0, 2);
+        }
+        if need_l3 {
+            // r4 becomes the L3 header pointer.
+            self.a.emit(Insn::alu64_reg(Alu::Add, R4, R7));
+            let not_v4 = self.a.label();
+            self.a.jump(Insn::jmp_imm(Jmp::Ne, R2, 0x0008, 0), not_v4);
+            self.ipv4(done);
+            self.a.bind(not_v4);
+            let not_v6 = self.a.label();
+            self.a.jump(Insn::jmp_imm(Jmp::Ne, R2, 0xdd86, 0), not_v6);
+            self.ipv6(done);
+            self.a.bind(not_v6);
+            self.a.jump(Insn::jmp_imm(Jmp::Ne, R2, 0x0608, 0), done);
+            self.a.emit(Insn::mov64_reg(R1, R4));
+            self.a.emit(Insn::alu64_imm(Alu::Add, R1, 28));
+            self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), done);
+            self.set_bits(bit(Header::Arp));
+        }
+        self.a.bind(done);
+        self.a.emit(Insn::stx(Size::DW, R9, 0, R3));
+    }
+
+    fn need_l4(&self) -> bool {
+        self.p.fields.iter().any(|f| {
+            matches!(
+                f.field.header(),
+                Header::Tcp | Header::Udp | Header::Icmp | Header::Icmpv6 | Header::L4
+            )
+        }) || self.p.conds.iter().any(|c| {
+            matches!(
+                c,
+                Cond::Present(
+                    Header::Tcp | Header::Udp | Header::Icmp | Header::Icmpv6 | Header::L4
+                )
+            )
+        })
+    }
+
+    fn ipv4(&mut self, done: Label) {
+        self.a.emit(Insn::mov64_reg(R1, R4));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R1, 20));
+        self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), done);
+        self.a.emit(Insn::ldx(Size::B, R0, R4, 0));
+        self.a.emit(Insn::mov64_reg(R5, R0));
+        self.a.emit(Insn::alu64_imm(Alu::Rsh, R5, 4));
+        self.a.jump(Insn::jmp_imm(Jmp::Ne, R5, 4, 0), done);
+        self.a.emit(Insn::alu64_imm(Alu::And, R0, 0x0f));
+        self.a.jump(Insn::jmp_imm(Jmp::Lt, R0, 5, 0), done);
+        self.store_host(Field::Ipv4Ihl);
+        // r5 = header length, 20..60: the whole header must be in the frame.
+        self.a.emit(Insn::mov64_reg(R5, R0));
+        self.a.emit(Insn::alu64_imm(Alu::Lsh, R5, 2));
+        self.a.emit(Insn::mov64_reg(R1, R4));
+        self.a.emit(Insn::alu64_reg(Alu::Add, R1, R5));
+        self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), done);
+        self.set_bits(bit(Header::Ipv4) | bit(Header::Ip));
+        self.load_field(Field::Ipv4Src, R4, 12, Size::W);
+        self.load_field(Field::Ipv4Dst, R4, 16, Size::W);
+        self.load_field(Field::Ipv4Len, R4, 2, Size::H);
+        self.load_field(Field::Ipv4Id, R4, 4, Size::H);
+        if self.needs_any(&[Field::Ipv4Ttl, Field::IpTtl]) {
+            self.a.emit(Insn::ldx(Size::B, R0, R4, 8));
+            self.store_host(Field::Ipv4Ttl);
+            self.store_host(Field::IpTtl);
+        }
+        if self.needs_any(&[Field::Ipv4Dscp, Field::IpDscp, Field::Ipv4Ecn]) {
+            self.a.emit(Insn::ldx(Size::B, R0, R4, 1));
+            self.a.emit(Insn::mov64_reg(R1, R0));
+            self.a.emit(Insn::alu64_imm(Alu::Rsh, R0, 2));
+            self.store_host(Field::Ipv4Dscp);
+            self.store_host(Field::IpDscp);
+            self.a.emit(Insn::mov64_reg(R0, R1));
+            self.a.emit(Insn::alu64_imm(Alu::And, R0, 3));
+            self.store_host(Field::Ipv4Ecn);
+        }
+        self.a.emit(Insn::ldx(Size::B, R2, R4, 9));
+        if self.needs_any(&[Field::Ipv4Proto, Field::IpProto]) {
+            self.a.emit(Insn::mov64_reg(R0, R2));
+            self.store_host(Field::Ipv4Proto);
+            self.store_host(Field::IpProto);
+        }
+        // Fragments: MF or a non-zero offset makes `frag`; a non-zero offset means no L4.
+        self.a.emit(Insn::ldx(Size::H, R0, R4, 6));
+        self.a.emit(Insn::to_be(R0, 16));
+        self.a.emit(Insn::alu64_imm(Alu::And, R0, 0x3fff));
+        let not_frag = self.a.label();
+        self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), not_frag);
+        self.set_bits(bit(Header::Frag));
+        self.a.emit(Insn::alu64_imm(Alu::And, R0, 0x1fff));
+        self.a.jump(Insn::jmp_imm(Jmp::Ne, R0, 0, 0), done);
+        self.a.bind(not_frag);
+        if self.need_l4() {
+            self.a.emit(Insn::alu64_reg(Alu::Add, R4, R5));
+            self.l4(done, true);
+        }
+        self.a.jump(Insn::ja(0), done);
+    }
+
+    fn ipv6(&mut self, done: Label) {
+        self.a.emit(Insn::mov64_reg(R1, R4));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R1, 40));
+        self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), done);
+        self.a.emit(Insn::ldx(Size::B, R0, R4, 0));
+        self.a.emit(Insn::alu64_imm(Alu::Rsh, R0, 4));
+        self.a.jump(Insn::jmp_imm(Jmp::Ne, R0, 6, 0), done);
+        self.set_bits(bit(Header::Ipv6) | bit(Header::Ip));
+        self.load_v6(Field::Ipv6Src, R4, 8);
+        self.load_v6(Field::Ipv6Dst, R4, 24);
+        self.load_field(Field::Ipv6Len, R4, 4, Size::H);
+        if self.needs_any(&[Field::Ipv6Hoplimit, Field::IpTtl]) {
+            self.a.emit(Insn::ldx(Size::B, R0, R4, 7));
+            self.store_host(Field::Ipv6Hoplimit);
+            self.store_host(Field::IpTtl);
+        }
+        if self.needs_any(&[Field::Ipv6Dscp, Field::IpDscp, Field::Ipv6Flowlabel]) {
+            self.a.emit(Insn::ldx(Size::W, R0, R4, 0));
+            self.a.emit(Insn::to_be(R0, 32));
+            self.a.emit(Insn::mov64_reg(R1, R0));
+            self.a.emit(Insn::alu64_imm(Alu::And, R0, 0xfffff));
+            self.store_host(Field::Ipv6Flowlabel);
+            self.a.emit(Insn::mov64_reg(R0, R1));
+            self.a.emit(Insn::alu64_imm(Alu::Rsh, R0, 22));
+            self.a.emit(Insn::alu64_imm(Alu::And, R0, 0x3f));
+            self.store_host(Field::Ipv6Dscp);
+            self.store_host(Field::IpDscp);
+        }
+        // The extension chain is walked only when something after it is needed.
+        let walk = self.need_l4()
+            || self.needs_any(&[Field::Ipv6Nexthdr, Field::IpProto])
+            || self.present_needed(Header::Frag);
+        if !walk {
+            self.a.jump(Insn::ja(0), done);
+            return;
+        }
+        self.a.emit(Insn::ldx(Size::B, R2, R4, 6));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R4, 40));
+        // Extension headers, at most six, unrolled: r2 = next header, r4 = its pointer.
+        let upper = self.a.label();
+        let stuck = self.a.label();
+        for _ in 0..6 {
+            let is_opts = self.a.label();
+            let next = self.a.label();
+            self.a.jump(Insn::jmp_imm(Jmp::Eq, R2, 0, 0), is_opts);
+            self.a.jump(Insn::jmp_imm(Jmp::Eq, R2, 43, 0), is_opts);
+            self.a.jump(Insn::jmp_imm(Jmp::Eq, R2, 60, 0), is_opts);
+            self.a.jump(Insn::jmp_imm(Jmp::Ne, R2, 44, 0), upper);
+            // Fragment header: 8 bytes.
+            self.a.emit(Insn::mov64_reg(R1, R4));
+            self.a.emit(Insn::alu64_imm(Alu::Add, R1, 8));
+            self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), stuck);
+            self.a.emit(Insn::ldx(Size::H, R0, R4, 2));
+            self.a.emit(Insn::to_be(R0, 16));
+            self.a.emit(Insn::mov64_reg(R1, R0));
+            self.a.emit(Insn::alu64_imm(Alu::And, R1, 0xfff9));
+            let no_frag = self.a.label();
+            self.a.jump(Insn::jmp_imm(Jmp::Eq, R1, 0, 0), no_frag);
+            self.set_bits(bit(Header::Frag));
+            self.a.bind(no_frag);
+            self.a.emit(Insn::ldx(Size::B, R2, R4, 0));
+            self.a.emit(Insn::alu64_imm(Alu::And, R0, 0xfff8));
+            self.a.jump(Insn::jmp_imm(Jmp::Ne, R0, 0, 0), stuck);
+            self.a.emit(Insn::alu64_imm(Alu::Add, R4, 8));
+            self.a.jump(Insn::ja(0), next);
+            // Hop-by-hop, routing, destination options: (len + 1) * 8 bytes.
+            self.a.bind(is_opts);
+            self.a.emit(Insn::mov64_reg(R1, R4));
+            self.a.emit(Insn::alu64_imm(Alu::Add, R1, 8));
+            self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), stuck);
+            self.a.emit(Insn::ldx(Size::B, R5, R4, 1));
+            self.a.emit(Insn::alu64_imm(Alu::Add, R5, 1));
+            self.a.emit(Insn::alu64_imm(Alu::Lsh, R5, 3));
+            self.a.emit(Insn::mov64_reg(R1, R4));
+            self.a.emit(Insn::alu64_reg(Alu::Add, R1, R5));
+            self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), stuck);
+            self.a.emit(Insn::ldx(Size::B, R2, R4, 0));
+            self.a.emit(Insn::alu64_reg(Alu::Add, R4, R5));
+            self.a.bind(next);
+        }
+        // A seventh extension header: the chain is not walked to its end.
+        for ext in [0, 43, 60, 44] {
+            self.a.jump(Insn::jmp_imm(Jmp::Eq, R2, ext, 0), stuck);
+        }
+        self.a.bind(upper);
+        self.a.emit(Insn::mov64_reg(R0, R2));
+        self.store_host(Field::Ipv6Nexthdr);
+        self.store_host(Field::IpProto);
+        if self.need_l4() {
+            self.l4(done, false);
+        }
+        self.a.jump(Insn::ja(0), done);
+        self.a.bind(stuck);
+        self.a.emit(Insn::mov64_reg(R0, R2));
+        self.store_host(Field::Ipv6Nexthdr);
+        self.store_host(Field::IpProto);
+        self.a.jump(Insn::ja(0), done);
+    }
+
+    /// L4 dispatch on r2 with r4 = L4 header pointer.
+    fn l4(&mut self, done: Label, v4: bool) {
+        let not_tcp = self.a.label();
+        self.a.jump(Insn::jmp_imm(Jmp::Ne, R2, 6, 0), not_tcp);
+        self.a.emit(Insn::mov64_reg(R1, R4));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R1, 20));
+        self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), done);
+        self.a.emit(Insn::ldx(Size::B, R5, R4, 12));
+        self.a.emit(Insn::alu64_imm(Alu::Rsh, R5, 4));
+        self.a.jump(Insn::jmp_imm(Jmp::Lt, R5, 5, 0), done);
+        self.a.emit(Insn::alu64_imm(Alu::Lsh, R5, 2));
+        self.a.emit(Insn::mov64_reg(R1, R4));
+        self.a.emit(Insn::alu64_reg(Alu::Add, R1, R5));
+        self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), done);
+        self.set_bits(bit(Header::Tcp) | bit(Header::L4));
+        self.load_field(Field::TcpSport, R4, 0, Size::H);
+        self.load_field(Field::L4Sport, R4, 0, Size::H);
+        self.load_field(Field::TcpDport, R4, 2, Size::H);
+        self.load_field(Field::L4Dport, R4, 2, Size::H);
+        self.load_field(Field::TcpSeq, R4, 4, Size::W);
+        self.load_field(Field::TcpAck, R4, 8, Size::W);
+        self.load_field(Field::TcpFlags, R4, 13, Size::B);
+        self.load_field(Field::TcpWindow, R4, 14, Size::H);
+        self.a.jump(Insn::ja(0), done);
+        self.a.bind(not_tcp);
+
+        let not_udp = self.a.label();
+        self.a.jump(Insn::jmp_imm(Jmp::Ne, R2, 17, 0), not_udp);
+        self.a.emit(Insn::mov64_reg(R1, R4));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R1, 8));
+        self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), done);
+        self.set_bits(bit(Header::Udp) | bit(Header::L4));
+        self.load_field(Field::UdpSport, R4, 0, Size::H);
+        self.load_field(Field::L4Sport, R4, 0, Size::H);
+        self.load_field(Field::UdpDport, R4, 2, Size::H);
+        self.load_field(Field::L4Dport, R4, 2, Size::H);
+        self.load_field(Field::UdpLen, R4, 4, Size::H);
+        self.a.jump(Insn::ja(0), done);
+        self.a.bind(not_udp);
+
+        let (proto, min, hdr, ty, code) = if v4 {
+            (1, 8, Header::Icmp, Field::IcmpType, Field::IcmpCode)
+        } else {
+            (58, 4, Header::Icmpv6, Field::Icmpv6Type, Field::Icmpv6Code)
+        };
+        self.a.jump(Insn::jmp_imm(Jmp::Ne, R2, proto, 0), done);
+        self.a.emit(Insn::mov64_reg(R1, R4));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R1, min));
+        self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), done);
+        self.set_bits(bit(hdr));
+        self.load_field(ty, R4, 0, Size::B);
+        self.load_field(code, R4, 1, Size::B);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Rules
+    // ----------------------------------------------------------------------------------------
+
+    fn rules(&mut self, epilogue: Label) -> Result<(), CodegenError> {
+        // The presence word lives in r8 for the rules (data_end is no longer needed).
+        self.a.emit(Insn::ldx(Size::DW, R8, R9, 0));
+        let mut starts = Vec::new();
+        for r in &self.p.rules {
+            starts.push((self.a.insns.len(), r.span.start));
+            let next = self.a.label();
+            self.pred(&r.pred, false, next);
+            self.a.emit(Insn::mov64_imm(R1, r.stats_index as i32));
+            self.a.emit(Insn::stx(Size::W, R10, -4, R1));
+            self.a
+                .emit(Insn::mov64_imm(R7, verdict(self.p.hook, &r.terminal)));
+            self.a.jump(Insn::ja(0), epilogue);
+            self.a.bind(next);
+        }
+        self.a.emit(Insn::mov64_imm(R1, self.p.default.1 as i32));
+        self.a.emit(Insn::stx(Size::W, R10, -4, R1));
+        self.a
+            .emit(Insn::mov64_imm(R7, verdict(self.p.hook, &self.p.default.0)));
+        self.a.jump(Insn::ja(0), epilogue);
+        self.rule_starts = starts;
+        Ok(())
+    }
+
+    /// Emits code that jumps to `target` when `p` evaluates to `when`, else falls through.
+    fn pred(&mut self, p: &Pred, when: bool, target: Label) {
+        match p {
+            Pred::Const(b) => {
+                if *b == when {
+                    self.a.jump(Insn::ja(0), target);
+                }
+            }
+            Pred::Not(q) => self.pred(q, !when, target),
+            Pred::And(parts) | Pred::Or(parts) => {
+                let is_and = matches!(p, Pred::And(_));
+                // `and` jumps out on the first false part; `or` on the first true one.
+                if is_and != when {
+                    for q in parts {
+                        self.pred(q, when, target);
+                    }
+                } else {
+                    let skip = self.a.label();
+                    if let Some((last, init)) = parts.split_last() {
+                        for q in init {
+                            self.pred(q, !when, skip);
+                        }
+                        self.pred(last, when, target);
+                    } else if when == is_and {
+                        // An empty `and` is true, an empty `or` false.
+                        self.a.jump(Insn::ja(0), target);
+                    }
+                    self.a.bind(skip);
+                }
+            }
+            Pred::Cond(c) => {
+                let cond = self.p.conds[c.index()].clone();
+                if when {
+                    let skip = self.a.label();
+                    self.cond(&cond, skip, target);
+                    self.a.bind(skip);
+                } else {
+                    let holds = self.a.label();
+                    self.cond(&cond, target, holds);
+                    self.a.bind(holds);
+                }
+            }
+        }
+    }
+
+    /// Emits a condition test: jumps to `f` when false, to `t` when true (one of them is the
+    /// fall-through label bound right after).
+    fn cond(&mut self, c: &Cond, f: Label, t: Label) {
+        let hdr = match c {
+            Cond::Present(h) => *h,
+            Cond::Cmp { field, .. } | Cond::Range { field, .. } | Cond::InMap { field, .. } => {
+                self.p.fields[field.index()].field.header()
+            }
+        };
+        let inner = matches!(c, Cond::Cmp { field, .. } | Cond::Range { field, .. } | Cond::InMap { field, .. }
+            if self.p.fields[field.index()].field == Field::VlanInnerId);
+        if hdr != Header::Pkt {
+            // Presence: (r8 & bit) == 0 means absent, and the condition is false.
+            self.a.emit(Insn::mov64_reg(R0, R8));
+            self.a.emit(Insn::alu64_imm(
+                Alu::And,
+                R0,
+                if inner { INNER_VLAN_BIT } else { bit(hdr) },
+            ));
+            self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), f);
+        }
+        match c {
+            Cond::Present(_) => self.a.jump(Insn::ja(0), t),
+            Cond::Cmp { field, mask, op, k } => self.cmp(*field, *mask, *op, *k, f, t),
+            Cond::Range { field, lo, hi } => {
+                let slot = self.lay.slots[field.index()];
+                self.a.emit(Insn::ldx(Size::DW, R0, R9, slot));
+                self.load_const(R1, *lo as u64);
+                self.a.jump(Insn::jmp_reg(Jmp::Lt, R0, R1, 0), f);
+                self.load_const(R1, *hi as u64);
+                self.a.jump(Insn::jmp_reg(Jmp::Gt, R0, R1, 0), f);
+                self.a.jump(Insn::ja(0), t);
+            }
+            Cond::InMap { field, map } => self.in_map(*field, *map, f, t),
+        }
+    }
+
+    fn load_const(&mut self, r: Reg, v: u64) {
+        if let Ok(small) = i32::try_from(v) {
+            self.a.emit(Insn::mov64_imm(r, small));
+        } else {
+            self.a.emit2(Insn::ld_imm64(r, v));
+        }
+    }
+
+    fn cmp(&mut self, field: FieldId, mask: Option<u128>, op: CmpOp, k: u128, f: Label, t: Label) {
+        let slot = self.lay.slots[field.index()];
+        let wide = self.p.fields[field.index()].field.ty().bits() > 64;
+        let halves: Vec<(i16, u64, Option<u64>)> = if wide {
+            vec![
+                (slot, k as u64, mask.map(|m| m as u64)),
+                (slot + 8, (k >> 64) as u64, mask.map(|m| (m >> 64) as u64)),
+            ]
+        } else {
+            vec![(slot, k as u64, mask.map(|m| m as u64))]
+        };
+        // Equality of every half: `==` holds when all are equal, `!=` when one differs.
+        let (all_eq_goes, differ_goes) = match op {
+            CmpOp::Eq => (t, f),
+            CmpOp::Ne => (f, t),
+            _ => {
+                let (s, kk, m) = halves[0];
+                self.a.emit(Insn::ldx(Size::DW, R0, R9, s));
+                if let Some(m) = m {
+                    self.load_const(R1, m);
+                    self.a.emit(Insn::alu64_reg(Alu::And, R0, R1));
+                }
+                self.load_const(R1, kk);
+                let j = match op {
+                    CmpOp::Lt => Jmp::Lt,
+                    CmpOp::Le => Jmp::Le,
+                    CmpOp::Gt => Jmp::Gt,
+                    _ => Jmp::Ge,
+                };
+                self.a.jump(Insn::jmp_reg(j, R0, R1, 0), t);
+                self.a.jump(Insn::ja(0), f);
+                return;
+            }
+        };
+        for (s, kk, m) in halves {
+            self.a.emit(Insn::ldx(Size::DW, R0, R9, s));
+            if let Some(m) = m {
+                self.load_const(R1, m);
+                self.a.emit(Insn::alu64_reg(Alu::And, R0, R1));
+            }
+            self.load_const(R1, kk);
+            self.a.jump(Insn::jmp_reg(Jmp::Ne, R0, R1, 0), differ_goes);
+        }
+        self.a.jump(Insn::ja(0), all_eq_goes);
+    }
+
+    fn in_map(&mut self, field: FieldId, map: MapId, f: Label, t: Label) {
+        let slot = self.lay.slots[field.index()];
+        let m = &self.p.maps[map.index()];
+        self.a.emit2(Insn::ld_map(R1, map.0));
+        self.a.emit(Insn::mov64_reg(R2, R9));
+        if m.purpose == MapPurpose::PrefixSet {
+            // Assemble {prefix length = full width, address} in the LPM key area.
+            let key = self.lay.lpm_key;
+            let width = m.key_size - 4;
+            self.a.emit(Insn::mov64_imm(R3, (width * 8) as i32));
+            self.a.emit(Insn::stx(Size::W, R9, key, R3));
+            for w in (0..width as i16).step_by(4) {
+                self.a.emit(Insn::ldx(Size::W, R3, R9, slot + w));
+                self.a.emit(Insn::stx(Size::W, R9, key + 4 + w, R3));
+            }
+            self.a.emit(Insn::alu64_imm(Alu::Add, R2, i32::from(key)));
+        } else {
+            self.a.emit(Insn::alu64_imm(Alu::Add, R2, i32::from(slot)));
+        }
+        self.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+        self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), f);
+        self.a.jump(Insn::ja(0), t);
+    }
+}

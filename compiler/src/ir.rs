@@ -1,0 +1,345 @@
+//! The match-action IR between the checked policy and eBPF: which header fields the program
+//! loads (each exactly once, in the encoding its uses need), the maps it owns, and the rules as
+//! trees of conditions over those fields, with their actions.
+//!
+//! Everything lives in arenas addressed by typed `u32` handles ([`FieldId`], [`MapId`],
+//! [`CondId`]); the text printer ([`Program::to_text`]) is what snapshot tests read, and the
+//! verifier ([`Program::verify`]) runs between passes in debug builds to catch a pass that left
+//! a dangling handle or an action the hook cannot do.
+
+use nfcc_dsl::ast::{CmpOp, Span};
+use nfcc_dsl::checked::{Field, Header, Hook, Target, Terminal};
+use std::fmt::Write as _;
+
+macro_rules! handle {
+    ($(#[$m:meta])* $name:ident, $prefix:literal) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u32);
+        impl $name {
+            /// The index into the owning arena.
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+    };
+}
+
+handle!(
+    /// A loaded field.
+    FieldId,
+    "f"
+);
+handle!(
+    /// A map.
+    MapId,
+    "m"
+);
+handle!(
+    /// A condition.
+    CondId,
+    "c"
+);
+
+/// How a field's value is kept once loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Encoding {
+    /// The packet's bytes as loaded (network order read as a little-endian number): equality,
+    /// prefix masks and map keys work on it directly, with constants swapped at compile time.
+    Raw,
+    /// The numeric value (byte-swapped once at load time): needed for ordering and ranges.
+    Host,
+}
+
+/// A field the program loads once, in one encoding.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FieldLoad {
+    /// The field (family-specific: `ip.src` with an IPv4 value is `ipv4.src` here).
+    pub field: Field,
+    /// Its encoding.
+    pub enc: Encoding,
+}
+
+/// Map kinds the IR asks for (the code generator picks the kernel type per target).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MapPurpose {
+    /// Exact-match set: hash map, key = field bytes, value = 1 byte.
+    ExactSet,
+    /// Prefix set: LPM trie, key = 32-bit prefix length then address bytes.
+    PrefixSet,
+    /// Per-rule packet and byte counters: per-CPU array, one slot per rule plus the default.
+    RuleStats,
+}
+
+/// A map the program owns, with its initial contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Map {
+    /// The map's name in the object (a C identifier).
+    pub name: String,
+    /// What it is for.
+    pub purpose: MapPurpose,
+    /// Key bytes.
+    pub key_size: u32,
+    /// Value bytes.
+    pub value_size: u32,
+    /// Capacity.
+    pub max_entries: u32,
+    /// Entries to insert after loading (key, value).
+    pub init: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A condition on loaded fields; each is false when its field's header is absent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Cond {
+    /// The header is present.
+    Present(Header),
+    /// `(field & mask) OP k`, all in the field's encoding; `k` is 128 bits for IPv6.
+    Cmp {
+        /// The loaded field.
+        field: FieldId,
+        /// Mask applied first (in the field's encoding).
+        mask: Option<u128>,
+        /// Operator (only `==`/`!=` for raw fields).
+        op: CmpOp,
+        /// The constant, in the field's encoding.
+        k: u128,
+    },
+    /// `lo <= field <= hi` on a host-encoded field.
+    Range {
+        /// The loaded field.
+        field: FieldId,
+        /// Lower bound.
+        lo: u128,
+        /// Upper bound.
+        hi: u128,
+    },
+    /// The field's bytes are a key of a set map.
+    InMap {
+        /// The loaded field (raw).
+        field: FieldId,
+        /// The map.
+        map: MapId,
+    },
+}
+
+/// A predicate tree over conditions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pred {
+    /// Constant.
+    Const(bool),
+    /// A condition.
+    Cond(CondId),
+    /// Negation.
+    Not(Box<Pred>),
+    /// Conjunction (short-circuit).
+    And(Vec<Pred>),
+    /// Disjunction (short-circuit).
+    Or(Vec<Pred>),
+}
+
+/// A rule of the IR.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    /// Its name.
+    pub name: String,
+    /// Its predicate.
+    pub pred: Pred,
+    /// Its terminal.
+    pub terminal: Terminal,
+    /// Its index in the rule-statistics map.
+    pub stats_index: u32,
+    /// Where it was written (for line info).
+    pub span: Span,
+}
+
+/// A whole program in IR.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    /// The policy's name (the program's function name).
+    pub name: String,
+    /// Where it attaches.
+    pub hook: Hook,
+    /// What it is compiled for.
+    pub target: Target,
+    /// Fields loaded, each once.
+    pub fields: Vec<FieldLoad>,
+    /// Maps.
+    pub maps: Vec<Map>,
+    /// Conditions, shared by rules.
+    pub conds: Vec<Cond>,
+    /// Rules in order.
+    pub rules: Vec<Rule>,
+    /// The default terminal and its statistics index.
+    pub default: (Terminal, u32),
+    /// The rule-statistics map.
+    pub stats: MapId,
+}
+
+/// A broken invariant found by [`Program::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ir verifier: {0}")]
+pub struct VerifyError(pub String);
+
+impl Program {
+    /// Checks the IR's invariants: every handle points into its arena, raw fields are only
+    /// compared for (in)equality, ranges use host fields, map keys match their fields' widths,
+    /// statistics indices are distinct, and every terminal is one the hook can produce.
+    pub fn verify(&self) -> Result<(), VerifyError> {
+        let err = |m: String| Err(VerifyError(m));
+        for (i, c) in self.conds.iter().enumerate() {
+            let field = match c {
+                Cond::Present(_) => continue,
+                Cond::Cmp { field, .. } | Cond::Range { field, .. } | Cond::InMap { field, .. } => {
+                    *field
+                }
+            };
+            let Some(f) = self.fields.get(field.index()) else {
+                return err(format!("c{i} uses missing field {field}"));
+            };
+            match c {
+                Cond::Cmp { op, .. }
+                    if f.enc == Encoding::Raw && !matches!(op, CmpOp::Eq | CmpOp::Ne) =>
+                {
+                    return err(format!("c{i} orders the raw field {field}"));
+                }
+                Cond::Range { .. } if f.enc != Encoding::Host => {
+                    return err(format!("c{i} takes a range of the raw field {field}"));
+                }
+                Cond::InMap { map, .. } => {
+                    let Some(m) = self.maps.get(map.index()) else {
+                        return err(format!("c{i} uses missing map {map}"));
+                    };
+                    let width = f.field.key_width() as u32;
+                    let want = match m.purpose {
+                        MapPurpose::PrefixSet => width + 4,
+                        _ => width,
+                    };
+                    if m.key_size != want || f.enc != Encoding::Raw {
+                        return err(format!("c{i}: map {map} key does not fit field {field}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for r in &self.rules {
+            self.verify_pred(&r.pred)?;
+            if !seen.insert(r.stats_index) {
+                return err(format!(
+                    "rule {} reuses statistics slot {}",
+                    r.name, r.stats_index
+                ));
+            }
+            self.verify_terminal(&r.terminal, &r.name)?;
+        }
+        if !seen.insert(self.default.1) {
+            return err("the default reuses a statistics slot".into());
+        }
+        self.verify_terminal(&self.default.0, "default")?;
+        match self.maps.get(self.stats.index()) {
+            Some(m)
+                if m.purpose == MapPurpose::RuleStats
+                    && m.max_entries as usize > self.rules.len() =>
+            {
+                Ok(())
+            }
+            _ => err("the statistics map is missing or too small".into()),
+        }
+    }
+
+    fn verify_pred(&self, p: &Pred) -> Result<(), VerifyError> {
+        match p {
+            Pred::Const(_) => Ok(()),
+            Pred::Cond(c) if c.index() < self.conds.len() => Ok(()),
+            Pred::Cond(c) => Err(VerifyError(format!("missing condition {c}"))),
+            Pred::Not(q) => self.verify_pred(q),
+            Pred::And(v) | Pred::Or(v) => v.iter().try_for_each(|q| self.verify_pred(q)),
+        }
+    }
+
+    fn verify_terminal(&self, t: &Terminal, rule: &str) -> Result<(), VerifyError> {
+        if self.hook.is_tc() && matches!(t, Terminal::Tx | Terminal::Abort) {
+            return Err(VerifyError(format!("{rule}: {} on a tc hook", t.name())));
+        }
+        Ok(())
+    }
+
+    /// The text form: fields, maps, conditions, rules. Stable, for snapshot tests.
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        let target = match self.target {
+            Target::Host => "host",
+            Target::Nfp => "nfp",
+        };
+        let _ = writeln!(
+            o,
+            "program {} on {} for {target}",
+            self.name,
+            self.hook.as_str()
+        );
+        for (i, f) in self.fields.iter().enumerate() {
+            let _ = writeln!(o, "  f{i} = load {} {:?}", f.field.name(), f.enc);
+        }
+        for (i, m) in self.maps.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "  m{i} = map {} {:?} key {} value {} max {} ({} initial)",
+                m.name,
+                m.purpose,
+                m.key_size,
+                m.value_size,
+                m.max_entries,
+                m.init.len()
+            );
+        }
+        for (i, c) in self.conds.iter().enumerate() {
+            let text = match c {
+                Cond::Present(h) => format!("present {}", h.name()),
+                Cond::Cmp { field, mask, op, k } => match mask {
+                    Some(m) => format!("{field} & {m:#x} {} {k:#x}", op.as_str()),
+                    None => format!("{field} {} {k:#x}", op.as_str()),
+                },
+                Cond::Range { field, lo, hi } => format!("{field} in {lo:#x}..={hi:#x}"),
+                Cond::InMap { field, map } => format!("{field} in {map}"),
+            };
+            let _ = writeln!(o, "  c{i} = {text}");
+        }
+        for r in &self.rules {
+            let _ = writeln!(
+                o,
+                "  rule {} [stats {}]: {} => {}",
+                r.name,
+                r.stats_index,
+                pred_text(&r.pred),
+                r.terminal
+            );
+        }
+        let _ = writeln!(
+            o,
+            "  default [stats {}] => {}",
+            self.default.1, self.default.0
+        );
+        o
+    }
+}
+
+fn pred_text(p: &Pred) -> String {
+    match p {
+        Pred::Const(b) => b.to_string(),
+        Pred::Cond(c) => c.to_string(),
+        Pred::Not(q) => format!("!{}", pred_text(q)),
+        Pred::And(v) => format!(
+            "({})",
+            v.iter().map(pred_text).collect::<Vec<_>>().join(" & ")
+        ),
+        Pred::Or(v) => format!(
+            "({})",
+            v.iter().map(pred_text).collect::<Vec<_>>().join(" | ")
+        ),
+    }
+}

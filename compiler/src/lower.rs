@@ -1,0 +1,413 @@
+//! Lowering: a checked policy to the IR. Fields are canonicalised (`ip.src` with an IPv4 value
+//! is `ipv4.src`), deduplicated so each is loaded once, and given the encoding their uses need;
+//! constants are converted to that encoding here, at compile time; sets become maps (hash for
+//! exact values, LPM trie for prefixes) unless they are static and tiny, in which case they are
+//! inlined as comparisons.
+//!
+//! Constructs the code generator cannot emit yet are collected as diagnostics with the span of
+//! the construct, so `nfcc compile` names every one of them instead of failing on the first.
+
+use crate::ir::{self, Cond, CondId, Encoding, FieldId, FieldLoad, MapId, MapPurpose, Pred};
+use nfcc_dsl::ast::{CmpOp, Span};
+use nfcc_dsl::checked::{self as ck, Atom, Expr, Family, Field, Header, Item, SetKind, Target};
+use nfcc_dsl::diag::Diagnostic;
+use std::collections::HashMap;
+
+/// Static sets of at most this many entries are compared inline instead of through a map.
+pub const INLINE_SET_MAX: usize = 4;
+
+/// Lowers one checked policy for `target`.
+pub fn lower(policy: &ck::Policy, target: Target) -> Result<ir::Program, Vec<Diagnostic>> {
+    let mut cx = Lower {
+        policy,
+        fields: Vec::new(),
+        field_ids: HashMap::new(),
+        maps: Vec::new(),
+        set_maps: HashMap::new(),
+        conds: Vec::new(),
+        cond_ids: HashMap::new(),
+        errors: Vec::new(),
+    };
+    let stats = MapId(0);
+    cx.maps.push(ir::Map {
+        name: "nfcc_rule_stats".into(),
+        purpose: MapPurpose::RuleStats,
+        key_size: 4,
+        value_size: 16,
+        max_entries: policy.rules.len() as u32 + 1,
+        init: Vec::new(),
+    });
+    let mut rules = Vec::new();
+    for (i, r) in policy.rules.iter().enumerate() {
+        let pred = cx.expr(&r.expr);
+        if !r.actions.is_empty() {
+            cx.unsupported(
+                r.span,
+                "actions other than the terminal (count, set, dec, sample, mark, balance)",
+            );
+        }
+        let terminal = match &r.terminal {
+            Some(t) => cx.terminal(t, r.span),
+            None => {
+                cx.unsupported(
+                    r.span,
+                    "rules that take their verdict from a table (`match`)",
+                );
+                ck::Terminal::Pass
+            }
+        };
+        rules.push(ir::Rule {
+            name: r.name.clone(),
+            pred,
+            terminal,
+            stats_index: i as u32,
+            span: r.span,
+        });
+    }
+    if !policy.default.actions.is_empty() {
+        cx.unsupported(
+            policy.default.span,
+            "actions other than the terminal on `default`",
+        );
+    }
+    let default_terminal = cx.terminal(&policy.default.terminal, policy.default.span);
+    if !cx.errors.is_empty() {
+        return Err(cx.errors);
+    }
+    Ok(ir::Program {
+        name: policy.name.clone(),
+        hook: policy.hook,
+        target,
+        fields: cx.fields,
+        maps: cx.maps,
+        conds: cx.conds,
+        rules,
+        default: (default_terminal, policy.rules.len() as u32),
+        stats,
+    })
+}
+
+struct Lower<'a> {
+    policy: &'a ck::Policy,
+    fields: Vec<FieldLoad>,
+    field_ids: HashMap<FieldLoad, FieldId>,
+    maps: Vec<ir::Map>,
+    set_maps: HashMap<ck::SetId, MapId>,
+    conds: Vec<Cond>,
+    cond_ids: HashMap<Cond, CondId>,
+    errors: Vec<Diagnostic>,
+}
+
+/// Whether a field is whole, aligned bytes of the packet that can be kept raw.
+pub fn raw_capable(f: Field) -> bool {
+    use Field::*;
+    matches!(
+        f,
+        EthSrc
+            | EthDst
+            | EthType
+            | Ipv4Src
+            | Ipv4Dst
+            | Ipv4Len
+            | Ipv4Id
+            | Ipv6Src
+            | Ipv6Dst
+            | Ipv6Len
+            | TcpSport
+            | TcpDport
+            | TcpWindow
+            | TcpSeq
+            | TcpAck
+            | UdpSport
+            | UdpDport
+            | UdpLen
+            | L4Sport
+            | L4Dport
+    )
+}
+
+/// The number of packet bytes a raw field occupies.
+pub fn raw_width(f: Field) -> usize {
+    f.key_width()
+}
+
+/// A value in raw encoding: its big-endian bytes (the field's width) read as little-endian.
+pub fn to_raw(value: u128, width: usize) -> u128 {
+    let be = value.to_be_bytes();
+    let mut le = [0u8; 16];
+    le[..width].copy_from_slice(&be[16 - width..]);
+    u128::from_le_bytes(le)
+}
+
+/// The family-specific field a value of family `fam` on `f` refers to.
+fn canonical(f: Field, fam: Family) -> Field {
+    match (f, fam) {
+        (Field::IpSrc, Family::V4) => Field::Ipv4Src,
+        (Field::IpDst, Family::V4) => Field::Ipv4Dst,
+        (Field::IpSrc, Family::V6) => Field::Ipv6Src,
+        (Field::IpDst, Family::V6) => Field::Ipv6Dst,
+        _ => f,
+    }
+}
+
+impl Lower<'_> {
+    fn unsupported(&mut self, span: Span, what: &str) {
+        self.errors.push(
+            Diagnostic::error(
+                "E0201",
+                span,
+                format!("the compiler cannot generate code for {what} yet"),
+            )
+            .with_label("not supported by the code generator yet")
+            .with_help(
+                "this part of the language is checked and runs on `nfcc test --engine eval`; \
+                     eBPF code for it is still being built (issue 3)",
+            ),
+        );
+    }
+
+    fn terminal(&mut self, t: &ck::Terminal, span: Span) -> ck::Terminal {
+        if let ck::Terminal::Redirect(_) = t {
+            self.unsupported(span, "`redirect`");
+        }
+        t.clone()
+    }
+
+    fn field(&mut self, field: Field, enc: Encoding) -> FieldId {
+        let load = FieldLoad { field, enc };
+        if let Some(id) = self.field_ids.get(&load) {
+            return *id;
+        }
+        let id = FieldId(self.fields.len() as u32);
+        self.fields.push(load.clone());
+        self.field_ids.insert(load, id);
+        id
+    }
+
+    fn cond(&mut self, c: Cond) -> Pred {
+        if let Some(id) = self.cond_ids.get(&c) {
+            return Pred::Cond(*id);
+        }
+        let id = CondId(self.conds.len() as u32);
+        self.conds.push(c.clone());
+        self.cond_ids.insert(c, id);
+        Pred::Cond(id)
+    }
+
+    fn expr(&mut self, e: &Expr) -> Pred {
+        match e {
+            Expr::Const(b) => Pred::Const(*b),
+            Expr::Atom(a, span) => self.atom(a, *span),
+            Expr::Not(inner) => Pred::Not(Box::new(self.expr(inner))),
+            Expr::And(parts) => Pred::And(parts.iter().map(|p| self.expr(p)).collect()),
+            Expr::Or(parts) => Pred::Or(parts.iter().map(|p| self.expr(p)).collect()),
+        }
+    }
+
+    /// `field OP value` for a single value, in the encoding the operator needs.
+    fn compare(
+        &mut self,
+        f: Field,
+        mask: Option<u128>,
+        op: CmpOp,
+        value: u128,
+        span: Span,
+    ) -> Pred {
+        let ordered = !matches!(op, CmpOp::Eq | CmpOp::Ne);
+        if raw_capable(f) && !ordered {
+            let w = raw_width(f);
+            let field = self.field(f, Encoding::Raw);
+            return self.cond(Cond::Cmp {
+                field,
+                mask: mask.map(|m| to_raw(m, w)),
+                op,
+                k: to_raw(value, w),
+            });
+        }
+        if f.ty().bits() > 64 || f.ty() == ck::FieldType::Mac && ordered {
+            self.unsupported(span, "ordering comparisons of IPv6 and MAC addresses");
+            return Pred::Const(false);
+        }
+        let field = self.field(f, Encoding::Host);
+        self.cond(Cond::Cmp {
+            field,
+            mask,
+            op,
+            k: value,
+        })
+    }
+
+    fn atom(&mut self, a: &Atom, span: Span) -> Pred {
+        match a {
+            Atom::Present(h) => self.cond(Cond::Present(*h)),
+            Atom::Cmp {
+                field,
+                mask,
+                op,
+                value,
+            } => {
+                if matches!(
+                    field.ty(),
+                    ck::FieldType::Ipv4 | ck::FieldType::Ipv6 | ck::FieldType::IpAny
+                ) && !family_fits(*field, value.family)
+                {
+                    return Pred::Const(false);
+                }
+                let f = canonical(*field, value.family);
+                self.compare(f, *mask, *op, value.bits, span)
+            }
+            Atom::InList { field, mask, items } => self.items(*field, *mask, items, span),
+            Atom::InSet { field, set } => {
+                let s = &self.policy.sets[set.index()];
+                if !s.dynamic
+                    && (s.items.len() <= INLINE_SET_MAX
+                        || s.items.iter().any(|i| matches!(i, Item::Range(..))))
+                {
+                    let items = s.items.clone();
+                    return self.items(*field, None, &items, span);
+                }
+                let fam = match s.kind {
+                    SetKind::Ipv4Prefix | SetKind::Ipv4 => Family::V4,
+                    SetKind::Ipv6Prefix | SetKind::Ipv6 => Family::V6,
+                    SetKind::Mac => Family::Mac,
+                    _ => Family::Int,
+                };
+                let f = canonical(*field, fam);
+                let map = self.set_map(*set, f);
+                let field = self.field(f, Encoding::Raw);
+                self.cond(Cond::InMap { field, map })
+            }
+            Atom::Has { field, bits } => {
+                let field_id = self.field(*field, Encoding::Host);
+                self.cond(Cond::Cmp {
+                    field: field_id,
+                    mask: Some(*bits),
+                    op: CmpOp::Eq,
+                    k: *bits,
+                })
+            }
+            Atom::Over(_) => {
+                self.unsupported(span, "`over` (token-bucket limiters)");
+                Pred::Const(false)
+            }
+            Atom::Match(_) => {
+                self.unsupported(span, "`match` (tables)");
+                Pred::Const(false)
+            }
+            Atom::Payload { .. } => {
+                self.unsupported(span, "`payload[A..B]` comparisons");
+                Pred::Const(false)
+            }
+        }
+    }
+
+    fn items(&mut self, field: Field, mask: Option<u128>, items: &[Item], span: Span) -> Pred {
+        let mut alts = Vec::new();
+        for item in items {
+            if matches!(
+                field.ty(),
+                ck::FieldType::Ipv4 | ck::FieldType::Ipv6 | ck::FieldType::IpAny
+            ) && !family_fits(field, item.family())
+            {
+                continue;
+            }
+            let f = canonical(field, item.family());
+            let p = match (*item, mask) {
+                (Item::Value(v), m) => self.compare(f, m, CmpOp::Eq, v.bits, span),
+                (Item::Prefix(net, len), None) => {
+                    let width = raw_width(f);
+                    let bits = width as u32 * 8;
+                    let host_mask = if len == 0 {
+                        0
+                    } else {
+                        (u128::MAX >> (128 - bits)) & !((1u128 << (bits - u32::from(len))) - 1)
+                    };
+                    if len == 0 {
+                        // `/0` only asks for the header.
+                        self.cond(Cond::Present(f.header()))
+                    } else {
+                        self.compare(f, Some(host_mask), CmpOp::Eq, net.bits, span)
+                    }
+                }
+                (Item::Range(lo, hi), None) => {
+                    if f.ty().bits() > 64 {
+                        self.unsupported(span, "ranges of IPv6 addresses");
+                        Pred::Const(false)
+                    } else {
+                        let field = self.field(f, Encoding::Host);
+                        self.cond(Cond::Range {
+                            field,
+                            lo: lo.bits,
+                            hi: hi.bits,
+                        })
+                    }
+                }
+                _ => {
+                    self.unsupported(span, "masked fields compared with prefixes or ranges");
+                    Pred::Const(false)
+                }
+            };
+            alts.push(p);
+        }
+        match alts.len() {
+            0 => Pred::Const(false),
+            1 => alts.pop().unwrap_or(Pred::Const(false)),
+            _ => Pred::Or(alts),
+        }
+    }
+
+    fn set_map(&mut self, set: ck::SetId, f: Field) -> MapId {
+        if let Some(id) = self.set_maps.get(&set) {
+            return *id;
+        }
+        let s = &self.policy.sets[set.index()];
+        let width = raw_width(f);
+        let prefix = matches!(s.kind, SetKind::Ipv4Prefix | SetKind::Ipv6Prefix);
+        let mut init = Vec::new();
+        for item in &s.items {
+            let (bits, len) = match item {
+                Item::Value(v) => (v.bits, width as u32 * 8),
+                Item::Prefix(v, l) => (v.bits, u32::from(*l)),
+                Item::Range(..) => continue,
+            };
+            let addr = &bits.to_be_bytes()[16 - width..];
+            let key = if prefix {
+                let mut k = len.to_le_bytes().to_vec();
+                k.extend_from_slice(addr);
+                k
+            } else {
+                addr.to_vec()
+            };
+            init.push((key, vec![1u8]));
+        }
+        let id = MapId(self.maps.len() as u32);
+        self.maps.push(ir::Map {
+            name: format!("set_{}", s.name),
+            purpose: if prefix {
+                MapPurpose::PrefixSet
+            } else {
+                MapPurpose::ExactSet
+            },
+            key_size: width as u32 + if prefix { 4 } else { 0 },
+            value_size: 1,
+            max_entries: s.capacity.max(1),
+            init,
+        });
+        self.set_maps.insert(set, id);
+        id
+    }
+}
+
+fn family_fits(f: Field, fam: Family) -> bool {
+    match f.ty() {
+        ck::FieldType::Ipv4 => fam == Family::V4,
+        ck::FieldType::Ipv6 => fam == Family::V6,
+        ck::FieldType::IpAny => matches!(fam, Family::V4 | Family::V6),
+        _ => true,
+    }
+}
+
+/// The header whose presence a loaded field needs.
+pub fn presence(f: Field) -> Header {
+    f.header()
+}

@@ -1,0 +1,299 @@
+//! Byte-level access to a loaded object's maps: lookup, update, delete, key iteration and
+//! per-CPU counter sums.
+//!
+//! aya's typed maps need the key and value types at compile time; nfcc's maps are laid out by
+//! the compiler at run time, so this module talks to the kernel with byte slices through the
+//! `sys` module and takes from aya only the map's file descriptor and its info (type, key and
+//! value size).
+//!
+//! Per-CPU maps hold one value per possible CPU. The kernel transfers them as one buffer with
+//! each CPU's value padded to a multiple of 8 bytes; this module hides that padding: a per-CPU
+//! value is `value_size` bytes per CPU, CPU after CPU.
+
+use std::io;
+use std::os::fd::AsFd;
+
+use aya::maps::{Map, MapData, MapType};
+
+use crate::error::RuntimeError;
+use crate::program::Loaded;
+use crate::sys;
+
+/// A map's file descriptor owner and the facts about it the operations need.
+struct MapRef<'a> {
+    /// The map's name, for errors.
+    name: &'a str,
+    /// aya's handle, which owns the file descriptor.
+    data: &'a MapData,
+    /// The map's type.
+    map_type: MapType,
+    /// Bytes per key.
+    key_size: usize,
+    /// Bytes per value (per CPU, for per-CPU maps).
+    value_size: usize,
+    /// The number of possible CPUs if the map is per-CPU.
+    cpus: Option<usize>,
+}
+
+impl MapRef<'_> {
+    /// Returns the distance between two CPUs' values in the kernel's per-CPU buffer.
+    fn stride(&self) -> usize {
+        self.value_size.next_multiple_of(8)
+    }
+
+    /// Returns the length of the buffer the kernel reads or writes for one value.
+    fn kernel_value_len(&self) -> usize {
+        match self.cpus {
+            Some(cpus) => self.stride() * cpus,
+            None => self.value_size,
+        }
+    }
+
+    /// Checks that `key` has the map's key size.
+    fn check_key(&self, key: &[u8]) -> Result<(), RuntimeError> {
+        if key.len() == self.key_size {
+            Ok(())
+        } else {
+            Err(RuntimeError::MapSize {
+                map: self.name.to_owned(),
+                what: "key",
+                expected: self.key_size.to_string(),
+                got: key.len(),
+            })
+        }
+    }
+
+    /// Wraps a syscall error with this map's name and the command that failed.
+    fn error(&self, op: &'static str, source: io::Error) -> RuntimeError {
+        RuntimeError::Map {
+            map: self.name.to_owned(),
+            op,
+            source,
+        }
+    }
+}
+
+/// Returns aya's handle of any map.
+fn map_data(map: &Map) -> &MapData {
+    match map {
+        Map::Array(m)
+        | Map::BloomFilter(m)
+        | Map::CpuMap(m)
+        | Map::DevMap(m)
+        | Map::DevMapHash(m)
+        | Map::HashMap(m)
+        | Map::LpmTrie(m)
+        | Map::LruHashMap(m)
+        | Map::PerCpuArray(m)
+        | Map::PerCpuHashMap(m)
+        | Map::PerCpuLruHashMap(m)
+        | Map::PerfEventArray(m)
+        | Map::ProgramArray(m)
+        | Map::Queue(m)
+        | Map::RingBuf(m)
+        | Map::SockHash(m)
+        | Map::SockMap(m)
+        | Map::Stack(m)
+        | Map::StackTraceMap(m)
+        | Map::Unsupported(m)
+        | Map::XskMap(m) => m,
+    }
+}
+
+/// Returns whether maps of this type hold one value per CPU.
+fn is_per_cpu(map_type: MapType) -> bool {
+    matches!(
+        map_type,
+        MapType::PerCpuArray
+            | MapType::PerCpuHash
+            | MapType::LruPerCpuHash
+            | MapType::PerCpuCgroupStorage
+    )
+}
+
+/// Returns the number of possible CPUs, which the kernel sizes per-CPU values by.
+fn possible_cpus() -> Result<usize, RuntimeError> {
+    aya::util::nr_cpus().map_err(|(what, source)| RuntimeError::PossibleCpus { what, source })
+}
+
+/// Returns a lowercase name for a map type, for errors.
+fn type_name(map_type: MapType) -> String {
+    format!("{map_type:?}").to_lowercase()
+}
+
+impl Loaded {
+    /// Finds the map `name` and reads its type and sizes.
+    fn map_ref<'a>(&'a self, name: &'a str) -> Result<MapRef<'a>, RuntimeError> {
+        let Some(map) = self.ebpf.map(name) else {
+            let mut available: Vec<String> = self.ebpf.maps().map(|(n, _)| n.to_owned()).collect();
+            available.sort();
+            return Err(RuntimeError::MapNotFound {
+                map: name.to_owned(),
+                available,
+            });
+        };
+        let data = map_data(map);
+        let info_error = |source| RuntimeError::MapInfo {
+            map: name.to_owned(),
+            source,
+        };
+        let info = data.info().map_err(info_error)?;
+        let map_type = info.map_type().map_err(info_error)?;
+        let cpus = if is_per_cpu(map_type) {
+            Some(possible_cpus()?)
+        } else {
+            None
+        };
+        Ok(MapRef {
+            name,
+            data,
+            map_type,
+            key_size: info.key_size() as usize,
+            value_size: info.value_size() as usize,
+            cpus,
+        })
+    }
+
+    /// Looks `key` up in map `map` and returns its value, or `None` when the key is absent.
+    ///
+    /// `key` must have the map's key size: for an array a little-endian `u32` index, for an
+    /// LPM trie the `u32` prefix length followed by the address bytes. A per-CPU map returns
+    /// one value per possible CPU, `value_size` bytes each, CPU 0 first. An array index out of
+    /// range counts as absent.
+    pub fn map_lookup(&self, map: &str, key: &[u8]) -> Result<Option<Vec<u8>>, RuntimeError> {
+        let m = self.map_ref(map)?;
+        m.check_key(key)?;
+        let mut raw = vec![0u8; m.kernel_value_len()];
+        let found = sys::map_lookup(m.data.fd().as_fd(), key, &mut raw)
+            .map_err(|e| m.error("BPF_MAP_LOOKUP_ELEM", e))?;
+        if !found {
+            return Ok(None);
+        }
+        if m.cpus.is_some() {
+            let stride = m.stride();
+            let mut value = Vec::with_capacity(raw.len());
+            for cpu in raw.chunks_exact(stride) {
+                value.extend_from_slice(&cpu[..m.value_size]);
+            }
+            return Ok(Some(value));
+        }
+        Ok(Some(raw))
+    }
+
+    /// Stores `value` under `key` in map `map`, creating or replacing the entry (`BPF_ANY`).
+    ///
+    /// The program sees the change on its next run; nothing is reloaded. For a per-CPU map,
+    /// `value` is either one value (stored on every CPU) or one per possible CPU, as
+    /// [`Loaded::map_lookup`] returns them.
+    pub fn map_update(&self, map: &str, key: &[u8], value: &[u8]) -> Result<(), RuntimeError> {
+        let m = self.map_ref(map)?;
+        m.check_key(key)?;
+        let size_error = |expected: String| RuntimeError::MapSize {
+            map: map.to_owned(),
+            what: "value",
+            expected,
+            got: value.len(),
+        };
+        let raw = match m.cpus {
+            None if value.len() == m.value_size => value.to_vec(),
+            None => return Err(size_error(m.value_size.to_string())),
+            Some(cpus) => {
+                let stride = m.stride();
+                let mut raw = vec![0u8; stride * cpus];
+                if value.len() == m.value_size {
+                    for slot in raw.chunks_exact_mut(stride) {
+                        slot[..m.value_size].copy_from_slice(value);
+                    }
+                } else if value.len() == m.value_size * cpus {
+                    for (slot, v) in raw
+                        .chunks_exact_mut(stride)
+                        .zip(value.chunks_exact(m.value_size))
+                    {
+                        slot[..m.value_size].copy_from_slice(v);
+                    }
+                } else {
+                    return Err(size_error(format!(
+                        "{} (one per cpu: {})",
+                        m.value_size,
+                        m.value_size * cpus
+                    )));
+                }
+                raw
+            }
+        };
+        sys::map_update(m.data.fd().as_fd(), key, &raw)
+            .map_err(|e| m.error("BPF_MAP_UPDATE_ELEM", e))
+    }
+
+    /// Removes `key` from map `map`; returns whether it was there.
+    ///
+    /// Arrays cannot delete entries: the kernel answers `EINVAL`, reported as
+    /// [`RuntimeError::Map`].
+    pub fn map_delete(&self, map: &str, key: &[u8]) -> Result<bool, RuntimeError> {
+        let m = self.map_ref(map)?;
+        m.check_key(key)?;
+        sys::map_delete(m.data.fd().as_fd(), key).map_err(|e| m.error("BPF_MAP_DELETE_ELEM", e))
+    }
+
+    /// Returns every key of map `map`, in the kernel's iteration order.
+    ///
+    /// The keys are read one `BPF_MAP_GET_NEXT_KEY` at a time; entries the program adds or
+    /// removes meanwhile may or may not show up. An array lists every index.
+    pub fn map_keys(&self, map: &str) -> Result<Vec<Vec<u8>>, RuntimeError> {
+        let m = self.map_ref(map)?;
+        let fd = m.data.fd().as_fd();
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let mut next = vec![0u8; m.key_size];
+            let more = sys::map_next_key(fd, keys.last().map(Vec::as_slice), &mut next)
+                .map_err(|e| m.error("BPF_MAP_GET_NEXT_KEY", e))?;
+            if !more {
+                return Ok(keys);
+            }
+            keys.push(next);
+        }
+    }
+
+    /// Reads entry `index` of the per-CPU array `map` and sums each `u64` lane over the CPUs.
+    ///
+    /// The value is read as `value_size / 8` native-endian `u64` lanes (a counter struct of
+    /// packets and bytes gives two lanes); sums wrap on overflow like the counters themselves.
+    /// The map must be a per-CPU array whose value size is a multiple of 8.
+    pub fn percpu_array_sum(&self, map: &str, index: u32) -> Result<Vec<u64>, RuntimeError> {
+        let m = self.map_ref(map)?;
+        if m.map_type != MapType::PerCpuArray {
+            return Err(RuntimeError::MapKind {
+                map: map.to_owned(),
+                found: type_name(m.map_type),
+                expected: "a per-cpu array",
+            });
+        }
+        if m.value_size % 8 != 0 {
+            return Err(RuntimeError::MapSize {
+                map: map.to_owned(),
+                what: "value",
+                expected: "a multiple of 8".to_owned(),
+                got: m.value_size,
+            });
+        }
+        let lanes = m.value_size / 8;
+        let Some(values) = self.map_lookup(map, &index.to_ne_bytes())? else {
+            return Err(m.error(
+                "BPF_MAP_LOOKUP_ELEM",
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("index {index} is out of range"),
+                ),
+            ));
+        };
+        let mut sums = vec![0u64; lanes];
+        for cpu in values.chunks_exact(m.value_size) {
+            for (sum, lane) in sums.iter_mut().zip(cpu.chunks_exact(8)) {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(lane);
+                *sum = sum.wrapping_add(u64::from_ne_bytes(bytes));
+            }
+        }
+        Ok(sums)
+    }
+}

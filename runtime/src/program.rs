@@ -1,0 +1,221 @@
+//! Loading one program of an object through aya, and running it with `BPF_PROG_TEST_RUN`.
+
+use std::os::fd::AsFd;
+
+use aya::programs::{Program, ProgramError, SchedClassifier, Xdp};
+use aya::{Ebpf, EbpfLoader};
+
+use crate::error::{RuntimeError, VerifierLog};
+use crate::{sys, ProgKind};
+
+/// The shortest frame `BPF_PROG_TEST_RUN` accepts for XDP and TC programs: an Ethernet header.
+const MIN_FRAME: usize = 14;
+
+/// Returns the shortest frame `BPF_PROG_TEST_RUN` accepts for a `kind` program given the
+/// frame's ethertype, and what those bytes must hold.
+///
+/// Both program types need an Ethernet header. For TC the kernel builds an skb and, when the
+/// ethertype is IPv4 or IPv6, pulls the whole fixed IP header into it, failing with `EINVAL`
+/// when the frame is too short; this check turns that into a clear error.
+fn min_frame(kind: ProgKind, frame: &[u8]) -> (usize, &'static str) {
+    /// Ethertypes IPv4 and IPv6.
+    const ETH_P_IP: [u8; 2] = [0x08, 0x00];
+    const ETH_P_IPV6: [u8; 2] = [0x86, 0xdd];
+    match (kind, frame.get(12..14)) {
+        (ProgKind::Tc, Some(t)) if t == ETH_P_IP => (
+            MIN_FRAME + 20,
+            "an ethernet and an ipv4 header for a tc program",
+        ),
+        (ProgKind::Tc, Some(t)) if t == ETH_P_IPV6 => (
+            MIN_FRAME + 40,
+            "an ethernet and an ipv6 header for a tc program",
+        ),
+        _ => (MIN_FRAME, "an ethernet header"),
+    }
+}
+
+/// Room the output buffer has beyond the input frame.
+///
+/// An XDP program can grow its frame by at most the 256-byte headroom at the front plus the
+/// tailroom left in its page, and a test run's frame never exceeds a page, so 4 KiB extra
+/// covers every XDP run; TC programs that grow further get [`RuntimeError::OutputTooLarge`].
+const OUT_SLACK: usize = 4096;
+
+/// A loaded program together with the object it came from.
+///
+/// It owns the [`aya::Ebpf`] instance, and with it the program's and maps' file descriptors:
+/// dropping it unloads the program and frees the maps that nothing else (a pin, an attachment)
+/// holds. Maps are addressed by their ELF symbol name.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The object's maps and programs; the program named `program` is loaded.
+    pub(crate) ebpf: Ebpf,
+    /// The loaded program's function name.
+    pub(crate) program: String,
+    /// The kind it was loaded as.
+    kind: ProgKind,
+}
+
+/// The outcome of one [`Loaded::test_run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRun {
+    /// The program's return value: an `XDP_*` action for XDP, a `TC_ACT_*` action for TC.
+    pub retval: u32,
+    /// The frame as the program left it (after the last repetition).
+    pub data_out: Vec<u8>,
+    /// The kernel's mean run time per repetition, in nanoseconds.
+    pub duration_ns: u32,
+}
+
+/// Parses `object`, creates its maps and loads its program `program` as a `kind` program.
+///
+/// `program` is the program's function name (not its section name). The kernel's verifier
+/// checks the program here; when it refuses, the error is [`RuntimeError::Verifier`] with the
+/// verifier's log. Only the named program is loaded; the object's other programs stay unloaded.
+pub fn load(object: &[u8], program: &str, kind: ProgKind) -> Result<Loaded, RuntimeError> {
+    let mut ebpf = EbpfLoader::new()
+        .load(object)
+        .map_err(|source| RuntimeError::Object { source })?;
+    let Some(prog) = ebpf.program_mut(program) else {
+        let mut available: Vec<String> = ebpf.programs().map(|(n, _)| n.to_owned()).collect();
+        available.sort();
+        return Err(RuntimeError::ProgramNotFound {
+            program: program.to_owned(),
+            available,
+        });
+    };
+    let wrong_kind = |prog: &Program| RuntimeError::WrongKind {
+        program: program.to_owned(),
+        expected: kind,
+        found: format!("{:?}", prog.prog_type()).to_lowercase(),
+    };
+    let loaded = match (kind, &mut *prog) {
+        (ProgKind::Xdp, Program::Xdp(xdp)) => Xdp::load(xdp),
+        (ProgKind::Tc, Program::SchedClassifier(cls)) => SchedClassifier::load(cls),
+        (_, other) => return Err(wrong_kind(other)),
+    };
+    loaded.map_err(|e| load_error(program, e))?;
+    Ok(Loaded {
+        ebpf,
+        program: program.to_owned(),
+        kind,
+    })
+}
+
+/// Turns aya's load error into a [`RuntimeError`], keeping the verifier log when there is one.
+fn load_error(program: &str, error: ProgramError) -> RuntimeError {
+    match error {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = VerifierLog::new(verifier_log.to_string());
+            if log.is_empty() {
+                RuntimeError::Load {
+                    program: program.to_owned(),
+                    source: io_error,
+                }
+            } else {
+                RuntimeError::Verifier {
+                    program: program.to_owned(),
+                    log,
+                    source: io_error,
+                }
+            }
+        }
+        source => RuntimeError::Program {
+            program: program.to_owned(),
+            source,
+        },
+    }
+}
+
+impl Loaded {
+    /// Returns the loaded program's function name.
+    pub fn program_name(&self) -> &str {
+        &self.program
+    }
+
+    /// Returns the kind the program was loaded as.
+    pub fn kind(&self) -> ProgKind {
+        self.kind
+    }
+
+    /// Returns the loaded program.
+    fn prog(&self) -> Result<&Program, RuntimeError> {
+        // `load` checked that the object has this program, so this finds it.
+        self.ebpf
+            .program(&self.program)
+            .ok_or_else(|| RuntimeError::ProgramNotFound {
+                program: self.program.clone(),
+                available: Vec::new(),
+            })
+    }
+
+    /// Wraps an aya program error with this program's name.
+    fn program_error(&self, source: ProgramError) -> RuntimeError {
+        RuntimeError::Program {
+            program: self.program.clone(),
+            source,
+        }
+    }
+
+    /// Runs the program on `data` `repeat` times with `BPF_PROG_TEST_RUN` (`repeat` >= 1).
+    ///
+    /// Map updates the program makes persist between repetitions and runs, so counters count
+    /// every repetition. `data` must be at least an Ethernet header (14 bytes) long, and for a
+    /// TC program whose frame says IPv4 or IPv6 also hold that fixed IP header (34 or 54 bytes):
+    /// shorter frames give [`RuntimeError::FrameTooShort`]. A TC frame must also fit in a page
+    /// with the kernel's headroom (about 3.5 KiB), or the kernel answers `EINVAL`.
+    pub fn test_run(&self, data: &[u8], repeat: u32) -> Result<TestRun, RuntimeError> {
+        if repeat == 0 {
+            return Err(RuntimeError::ZeroRepeat);
+        }
+        let (min, what) = min_frame(self.kind, data);
+        if data.len() < min {
+            return Err(RuntimeError::FrameTooShort {
+                len: data.len(),
+                min,
+                what,
+            });
+        }
+        let fd = self.prog()?.fd().map_err(|e| self.program_error(e))?;
+        let mut out = vec![0u8; data.len() + OUT_SLACK];
+        match sys::prog_test_run(fd.as_fd(), data, &mut out, repeat) {
+            Ok(raw) => {
+                out.truncate(raw.size_out as usize);
+                Ok(TestRun {
+                    retval: raw.retval,
+                    data_out: out,
+                    duration_ns: raw.duration,
+                })
+            }
+            Err((e, raw)) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                Err(RuntimeError::OutputTooLarge {
+                    program: self.program.clone(),
+                    needed: raw.size_out,
+                    capacity: out.len(),
+                })
+            }
+            Err((source, _)) => Err(RuntimeError::TestRun {
+                program: self.program.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Returns the kernel's id for the loaded program (as `bpftool prog show id N` uses).
+    pub fn program_id(&self) -> Result<u32, RuntimeError> {
+        let info = self.prog()?.info().map_err(|e| self.program_error(e))?;
+        Ok(info.id())
+    }
+
+    /// Returns how many instructions the verifier processed (`bpf_prog_info.verified_insns`).
+    ///
+    /// This is the verifier's "processed insns" count, which grows with the paths it explores
+    /// and is the number limited to one million. `None` when the kernel does not report it
+    /// (before Linux 5.16) or the program info cannot be read.
+    pub fn verified_insns(&self) -> Option<u32> {
+        self.prog().ok()?.info().ok()?.verified_instruction_count()
+    }
+}

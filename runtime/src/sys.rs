@@ -1,0 +1,316 @@
+//! Raw `bpf(2)` calls that aya does not expose: `BPF_PROG_TEST_RUN`, byte-level map element
+//! access, and the tiny program load behind [`crate::can_load_bpf`].
+//!
+//! Every `unsafe` block of the crate lives here. Each command has its own `#[repr(C)]` attribute
+//! struct that mirrors the member of the kernel's `union bpf_attr` it uses, padded with zeroes
+//! to [`ATTR_SIZE`] bytes: the kernel accepts a larger attribute as long as the bytes it does
+//! not know are zero, and reads only the member that belongs to the command.
+
+// Reason: this module is the crate's single doorway to the `bpf(2)` syscall, which libc offers
+// only as the variadic, unsafe `syscall`; every block below is small and says why it is sound.
+#![allow(unsafe_code)]
+
+use std::ffi::c_long;
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// The size every attribute struct is padded to; larger than any member we fill in.
+const ATTR_SIZE: usize = 128;
+
+/// `BPF_MAP_LOOKUP_ELEM` from `enum bpf_cmd`.
+const BPF_MAP_LOOKUP_ELEM: u32 = 1;
+/// `BPF_MAP_UPDATE_ELEM` from `enum bpf_cmd`.
+const BPF_MAP_UPDATE_ELEM: u32 = 2;
+/// `BPF_MAP_DELETE_ELEM` from `enum bpf_cmd`.
+const BPF_MAP_DELETE_ELEM: u32 = 3;
+/// `BPF_MAP_GET_NEXT_KEY` from `enum bpf_cmd`.
+const BPF_MAP_GET_NEXT_KEY: u32 = 4;
+/// `BPF_PROG_LOAD` from `enum bpf_cmd`.
+const BPF_PROG_LOAD: u32 = 5;
+/// `BPF_PROG_TEST_RUN` from `enum bpf_cmd`.
+const BPF_PROG_TEST_RUN: u32 = 10;
+
+/// `BPF_PROG_TYPE_XDP` from `enum bpf_prog_type`.
+const BPF_PROG_TYPE_XDP: u32 = 6;
+
+/// Marks the attribute structs of this module, so [`bpf`] only ever receives one of them.
+///
+/// Implementors are `#[repr(C)]`, exactly [`ATTR_SIZE`] bytes long, contain only integers and
+/// byte arrays (so every bit pattern the kernel writes back is valid), and any pointer stored in
+/// them as a `u64` refers to memory the caller keeps alive for the duration of the call.
+trait Attr: Sized {}
+
+/// `union bpf_attr` as used by the map element commands (`struct { map_fd; key; value; flags }`).
+#[repr(C)]
+struct MapElemAttr {
+    /// The map's file descriptor.
+    map_fd: u32,
+    /// Padding the kernel has before the 8-byte-aligned `key`.
+    pad0: u32,
+    /// Address of the key (`NULL` asks `BPF_MAP_GET_NEXT_KEY` for the first key).
+    key: u64,
+    /// Address of the value buffer, or of the next-key buffer for `BPF_MAP_GET_NEXT_KEY`.
+    value: u64,
+    /// Update flags (`BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`).
+    flags: u64,
+    /// Zeroes up to [`ATTR_SIZE`].
+    tail: [u8; ATTR_SIZE - 32],
+}
+
+impl Attr for MapElemAttr {}
+
+/// `union bpf_attr` as used by `BPF_PROG_TEST_RUN` (the `test` member).
+#[repr(C)]
+struct TestRunAttr {
+    /// The program's file descriptor.
+    prog_fd: u32,
+    /// Written by the kernel: the program's return value.
+    retval: u32,
+    /// Length of the input frame.
+    data_size_in: u32,
+    /// Capacity of the output buffer; the kernel writes back the output frame's length.
+    data_size_out: u32,
+    /// Address of the input frame.
+    data_in: u64,
+    /// Address of the output buffer.
+    data_out: u64,
+    /// How many times to run the program.
+    repeat: u32,
+    /// Written by the kernel: mean run time per repetition in nanoseconds.
+    duration: u32,
+    /// Length of the input context (unused: zero).
+    ctx_size_in: u32,
+    /// Capacity of the output context (unused: zero).
+    ctx_size_out: u32,
+    /// Address of the input context (unused: zero).
+    ctx_in: u64,
+    /// Address of the output context (unused: zero).
+    ctx_out: u64,
+    /// Test-run flags (unused: zero).
+    flags: u32,
+    /// CPU to run on (unused: zero).
+    cpu: u32,
+    /// Batch size for live-frame XDP runs (unused: zero).
+    batch_size: u32,
+    /// Padding and zeroes up to [`ATTR_SIZE`].
+    tail: [u8; ATTR_SIZE - 76],
+}
+
+impl Attr for TestRunAttr {}
+
+/// `union bpf_attr` as used by `BPF_PROG_LOAD`, up to `prog_name`.
+#[repr(C)]
+struct ProgLoadAttr {
+    /// `enum bpf_prog_type`.
+    prog_type: u32,
+    /// Number of 8-byte instructions.
+    insn_cnt: u32,
+    /// Address of the instructions.
+    insns: u64,
+    /// Address of the NUL-terminated license string.
+    license: u64,
+    /// Verifier log level (zero: no log).
+    log_level: u32,
+    /// Capacity of the log buffer.
+    log_size: u32,
+    /// Address of the log buffer.
+    log_buf: u64,
+    /// Kernel version (ignored for XDP).
+    kern_version: u32,
+    /// Program flags.
+    prog_flags: u32,
+    /// Zeroes (an empty program name and every later member) up to [`ATTR_SIZE`].
+    tail: [u8; ATTR_SIZE - 48],
+}
+
+impl Attr for ProgLoadAttr {}
+
+// The kernel reads these offsets; a wrong size would shift every member after it.
+const _: () = assert!(size_of::<MapElemAttr>() == ATTR_SIZE);
+const _: () = assert!(size_of::<TestRunAttr>() == ATTR_SIZE);
+const _: () = assert!(size_of::<ProgLoadAttr>() == ATTR_SIZE);
+
+/// Calls `bpf(cmd, attr, sizeof attr)` and returns its non-negative result or `errno`.
+fn bpf<A: Attr>(cmd: u32, attr: &mut A) -> io::Result<c_long> {
+    let attr_ptr: *mut A = attr;
+    // SAFETY: `attr` is an exclusive borrow of a fully initialised `Attr` struct of
+    // `size_of::<A>()` bytes, which the kernel may read and write back; every address stored in
+    // it points to memory that the caller borrows for at least this call (see `Attr`).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            c_long::from(cmd),
+            attr_ptr.cast::<libc::c_void>(),
+            size_of::<A>(),
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Returns the address of a byte slice as the kernel's `__aligned_u64`.
+fn addr(bytes: &[u8]) -> u64 {
+    bytes.as_ptr() as u64
+}
+
+/// Converts a buffer length to the kernel's `u32`, refusing lengths that do not fit.
+fn len_u32(bytes: &[u8]) -> io::Result<u32> {
+    u32::try_from(bytes.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))
+}
+
+/// Builds a map element attribute for `fd` with the given key and value addresses.
+fn map_elem_attr(fd: BorrowedFd<'_>, key: u64, value: u64, flags: u64) -> MapElemAttr {
+    MapElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        pad0: 0,
+        key,
+        value,
+        flags,
+        tail: [0; ATTR_SIZE - 32],
+    }
+}
+
+/// `BPF_MAP_LOOKUP_ELEM`: copies the value stored under `key` into `value`.
+///
+/// `key` must be the map's key size and `value` the size the kernel writes for this map (for
+/// per-CPU maps, the value size rounded up to 8 times the number of possible CPUs): the kernel
+/// trusts both lengths. Returns `Ok(false)` when the key is absent.
+pub(crate) fn map_lookup(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+    let mut attr = map_elem_attr(fd, addr(key), value.as_mut_ptr() as u64, 0);
+    match bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_MAP_UPDATE_ELEM` with `BPF_ANY`: stores `value` under `key`, creating or replacing it.
+///
+/// The lengths must match the map as for [`map_lookup`].
+pub(crate) fn map_update(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let mut attr = map_elem_attr(fd, addr(key), addr(value), 0);
+    bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
+}
+
+/// `BPF_MAP_DELETE_ELEM`: removes `key`; returns `Ok(false)` when it was absent.
+pub(crate) fn map_delete(fd: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
+    let mut attr = map_elem_attr(fd, addr(key), 0, 0);
+    match bpf(BPF_MAP_DELETE_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_MAP_GET_NEXT_KEY`: writes the key after `key` (the first key for `None`) into `next`.
+///
+/// Returns `Ok(false)` when there is no further key.
+pub(crate) fn map_next_key(
+    fd: BorrowedFd<'_>,
+    key: Option<&[u8]>,
+    next: &mut [u8],
+) -> io::Result<bool> {
+    let mut attr = map_elem_attr(fd, key.map_or(0, addr), next.as_mut_ptr() as u64, 0);
+    match bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// What the kernel wrote back after `BPF_PROG_TEST_RUN`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawTestRun {
+    /// The program's return value.
+    pub(crate) retval: u32,
+    /// The output frame's full length (it may exceed the buffer when the run failed with
+    /// `ENOSPC`).
+    pub(crate) size_out: u32,
+    /// Mean run time per repetition in nanoseconds.
+    pub(crate) duration: u32,
+}
+
+/// `BPF_PROG_TEST_RUN`: runs the program `repeat` times on `data`, the output frame going to
+/// `out`.
+///
+/// On failure the error comes with what the kernel wrote back, since an `ENOSPC` (output
+/// larger than `out`) still reports the needed length.
+pub(crate) fn prog_test_run(
+    prog: BorrowedFd<'_>,
+    data: &[u8],
+    out: &mut [u8],
+    repeat: u32,
+) -> Result<RawTestRun, (io::Error, RawTestRun)> {
+    let zero = RawTestRun {
+        retval: 0,
+        size_out: 0,
+        duration: 0,
+    };
+    let data_size_in = len_u32(data).map_err(|e| (e, zero))?;
+    let data_size_out = len_u32(out).map_err(|e| (e, zero))?;
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        retval: 0,
+        data_size_in,
+        data_size_out,
+        data_in: addr(data),
+        data_out: out.as_mut_ptr() as u64,
+        repeat,
+        duration: 0,
+        ctx_size_in: 0,
+        ctx_size_out: 0,
+        ctx_in: 0,
+        ctx_out: 0,
+        flags: 0,
+        cpu: 0,
+        batch_size: 0,
+        tail: [0; ATTR_SIZE - 76],
+    };
+    let result = bpf(BPF_PROG_TEST_RUN, &mut attr);
+    let raw = RawTestRun {
+        retval: attr.retval,
+        size_out: attr.data_size_out,
+        duration: attr.duration,
+    };
+    match result {
+        Ok(_) => Ok(raw),
+        Err(e) => Err((e, raw)),
+    }
+}
+
+/// Loads `r0 = retval; exit` as an XDP program and returns its file descriptor.
+///
+/// This is the smallest load the verifier accepts; [`crate::can_load_bpf`] uses it to find out
+/// whether this process may load programs at all.
+pub(crate) fn load_trivial_xdp(retval: i32) -> io::Result<OwnedFd> {
+    // `struct bpf_insn` is { u8 code; u8 dst_reg:4, src_reg:4; s16 off; s32 imm }, in host
+    // byte order. Both registers are r0 here, so the register byte is zero either way.
+    let mut insns = [0u8; 16];
+    // BPF_ALU64 | BPF_MOV | BPF_K: r0 = imm.
+    insns[0] = 0xb7;
+    insns[4..8].copy_from_slice(&retval.to_ne_bytes());
+    // BPF_JMP | BPF_EXIT.
+    insns[8] = 0x95;
+    let license = b"GPL\0";
+    let mut attr = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_XDP,
+        insn_cnt: 2,
+        insns: addr(&insns),
+        license: addr(license),
+        log_level: 0,
+        log_size: 0,
+        log_buf: 0,
+        kern_version: 0,
+        prog_flags: 0,
+        tail: [0; ATTR_SIZE - 48],
+    };
+    let fd = bpf(BPF_PROG_LOAD, &mut attr)?;
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: a successful BPF_PROG_LOAD returns a new file descriptor that nothing else in
+    // this process owns, so handing its ownership to an `OwnedFd` closes it exactly once.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
