@@ -1,7 +1,7 @@
 //! The commands behind `nfcc`'s subcommands: read files, call the crates, print, and choose
 //! the exit code.
 
-use crate::{ActionsArg, EngineArg, TargetArg};
+use crate::{ActionsArg, EmitArg, EngineArg, TargetArg};
 use nfcc_dsl::checked::{Program, Target};
 use nfcc_dsl::diag::{Diagnostic, SourceMap};
 use nfcc_dsl::testing::{run_tests, EvalEngine};
@@ -105,19 +105,146 @@ pub fn check(files: &[PathBuf], target: Option<TargetArg>, deny_warnings: bool, 
     code
 }
 
+fn target_of(t: Option<TargetArg>) -> Option<Target> {
+    t.map(|t| match t {
+        TargetArg::Host => Target::Host,
+        TargetArg::Nfp => Target::Nfp,
+    })
+}
+
+/// `nfcc compile`.
+pub fn compile(
+    file: &Path,
+    output: Option<PathBuf>,
+    target: Option<TargetArg>,
+    emit: EmitArg,
+    stats: bool,
+) -> u8 {
+    let c = match load(file, target) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return INPUT;
+        }
+    };
+    print_diags(&c, false);
+    let Some(program) = &c.program else {
+        return INPUT;
+    };
+    let name = file.display().to_string();
+    let compiled =
+        match nfcc_compiler::compile::compile(program, &name, &c.source, target_of(target)) {
+            Ok(x) => x,
+            Err(d) => {
+                eprint!("{}", nfcc_dsl::diag::render(&name, &c.source, &d));
+                // Constructs the code generator cannot emit yet are this build's limit, not a
+                // mistake in the policy.
+                return if d.iter().all(|x| x.code == "E0201") {
+                    ENV
+                } else {
+                    INPUT
+                };
+            }
+        };
+    let text = match emit {
+        EmitArg::Elf => None,
+        EmitArg::Asm => Some(
+            compiled
+                .programs
+                .iter()
+                .map(|p| format!("{} ({}):\n{}", p.name, p.section, p.asm))
+                .collect::<String>(),
+        ),
+        EmitArg::Ir => Some(
+            compiled
+                .programs
+                .iter()
+                .map(|p| p.ir.clone())
+                .collect::<String>(),
+        ),
+    };
+    let out = output.unwrap_or_else(|| {
+        file.with_extension(match emit {
+            EmitArg::Elf => "o",
+            EmitArg::Asm => "s",
+            EmitArg::Ir => "ir",
+        })
+    });
+    let bytes = text.map_or_else(|| compiled.object.clone(), String::into_bytes);
+    if let Err(e) = std::fs::write(&out, bytes) {
+        eprintln!("error: cannot write {}: {e}", out.display());
+        return ENV;
+    }
+    if stats {
+        for p in &compiled.programs {
+            let maps: Vec<String> = p
+                .maps
+                .iter()
+                .map(|(m, init)| {
+                    format!(
+                        "{} ({}, {} max, {} initial)",
+                        m.name,
+                        m.kind.name(),
+                        m.max_entries,
+                        init.len()
+                    )
+                })
+                .collect();
+            let verified = verified_insns(&compiled.object, p);
+            println!(
+                "{}: {} instructions, {} stack bytes, verifier processed {}\n  maps: {}",
+                p.name,
+                p.insns,
+                p.stack,
+                verified,
+                maps.join(", ")
+            );
+        }
+    }
+    println!("wrote {}", out.display());
+    OK
+}
+
+/// The verifier's processed-instruction count, or why it is not available.
+fn verified_insns(object: &[u8], p: &nfcc_compiler::compile::CompiledProgram) -> String {
+    if let Err(why) = nfcc_runtime::can_load_bpf() {
+        return format!("n/a ({why})");
+    }
+    let kind = match p.hook {
+        nfcc_dsl::checked::Hook::Xdp => nfcc_runtime::ProgKind::Xdp,
+        _ => nfcc_runtime::ProgKind::Tc,
+    };
+    match nfcc_runtime::load(object, &p.name, kind) {
+        Ok(l) => l.verified_insns().map_or_else(
+            || "n/a (kernel did not report it)".into(),
+            |n| format!("{n} instructions"),
+        ),
+        Err(e) => format!("n/a (load failed: {e})"),
+    }
+}
+
 /// `nfcc test`.
 pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool) -> u8 {
-    if engine != EngineArg::Eval {
+    if matches!(
+        engine,
+        EngineArg::Emulator | EngineArg::Jit | EngineArg::All
+    ) {
         let name = format!("{engine:?}").to_lowercase();
         eprintln!(
-            "error: the {name} engine is not available in this build: it runs compiled eBPF, and \
-             the compiler (issue 3) and emulator/kernel runners (issues 4, 5) are not built yet; \
-             use `--engine eval` to run the tests on the reference evaluator"
+            "error: the {name} engine is not available in this build: the emulator and JIT are \
+             tracked in issue 4; use `--engine eval`, `kernel` or `both`"
         );
         return ENV;
     }
+    if engine != EngineArg::Eval {
+        if let Err(why) = nfcc_runtime::can_load_bpf() {
+            eprintln!("error: the kernel engine cannot run here: {why}");
+            return ENV;
+        }
+    }
     let mut code = OK;
     let (mut passed, mut failed) = (0usize, 0usize);
+    let mut disagreements = Vec::new();
     for f in files {
         let c = match load(f, None) {
             Ok(c) => c,
@@ -136,8 +263,25 @@ pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool) -> u8 {
         let name = f.display().to_string();
         let map = SourceMap::new(&name, &c.source);
         for policy in &program.policies {
-            let mut eng = EvalEngine::default();
-            for r in run_tests(policy, &mut eng) {
+            let reports = match engine {
+                EngineArg::Eval => run_tests(policy, &mut EvalEngine::default()),
+                _ => match kernel_reports(policy, &name, &c.source, engine, &mut disagreements) {
+                    Ok(r) => r,
+                    Err(msg) => {
+                        eprintln!("{msg}");
+                        code = code.max(ENV);
+                        continue;
+                    }
+                },
+            };
+            for r in reports {
+                for s in &r.skipped {
+                    let (line, _) = nfcc_dsl::diag::line_col(&c.source, s.span.start as usize);
+                    println!(
+                        "skip  {name}:{line} {}::\"{}\": {}",
+                        r.policy, r.name, s.message
+                    );
+                }
                 if r.passed() {
                     passed += 1;
                     if verbose {
@@ -162,7 +306,14 @@ pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool) -> u8 {
             }
         }
     }
-    println!("eval: {passed} passed, {failed} failed");
+    for d in &disagreements {
+        println!("DISAGREE  {d}");
+    }
+    if !disagreements.is_empty() {
+        failed += 1;
+    }
+    let engine_name = format!("{engine:?}").to_lowercase();
+    println!("{engine_name}: {passed} passed, {failed} failed");
     if failed > 0 {
         code = code.max(FAILED);
     }
@@ -234,4 +385,36 @@ pub fn not_yet(cmd: &str, issue: u32) -> u8 {
          What works today: `nfcc check`, `nfcc test --engine eval`, `nfcc import classbench`."
     );
     ENV
+}
+
+/// Runs a policy's tests on the kernel; with `both`, also compares every packet with the
+/// evaluator and records disagreements.
+fn kernel_reports(
+    policy: &nfcc_dsl::checked::Policy,
+    name: &str,
+    source: &str,
+    engine: EngineArg,
+    disagreements: &mut Vec<String>,
+) -> Result<Vec<nfcc_dsl::testing::TestReport>, String> {
+    let single = Program {
+        policies: vec![policy.clone()],
+    };
+    let compiled = nfcc_compiler::compile::compile(&single, name, source, None).map_err(|d| {
+        format!(
+            "{name}: policy {} cannot run on the kernel yet:\n{}",
+            policy.name,
+            nfcc_dsl::diag::render(name, source, &d)
+        )
+    })?;
+    let mut kernel = nfcc_runtime::engine::KernelEngine::new(&compiled, &policy.name)
+        .map_err(|e| format!("{name}: {e}"))?;
+    if engine == EngineArg::Both {
+        let (_, _, problems) = nfcc_runtime::engine::compare(policy, &mut kernel);
+        disagreements.extend(
+            problems
+                .into_iter()
+                .map(|p| format!("{name} {}: {p}", policy.name)),
+        );
+    }
+    Ok(run_tests(policy, &mut kernel))
 }

@@ -45,6 +45,17 @@ pub enum EngineArg {
     All,
 }
 
+/// What `compile` writes.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmitArg {
+    /// A BPF ELF object.
+    Elf,
+    /// The disassembled instructions.
+    Asm,
+    /// The match-action IR.
+    Ir,
+}
+
 /// How `import classbench` assigns actions.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ActionsArg {
@@ -93,9 +104,13 @@ enum Command {
         /// Target.
         #[arg(long, value_enum)]
         target: Option<TargetArg>,
-        /// What to write: elf, asm or ir.
-        #[arg(long, default_value = "elf")]
-        emit: String,
+        /// What to write: the ELF object, its disassembly, or the IR text.
+        #[arg(long, value_enum, default_value = "elf")]
+        emit: EmitArg,
+        /// Print instruction count, stack, maps and (where the kernel allows) the verifier's
+        /// processed instructions.
+        #[arg(long)]
+        stats: bool,
     },
     /// Run packets from a pcap through a policy or object.
     Run {
@@ -203,7 +218,13 @@ fn main() -> ExitCode {
                     output,
                 },
         } => commands::import_classbench(&file, actions, name, output),
-        Command::Compile { .. } => commands::not_yet("compile", 3),
+        Command::Compile {
+            file,
+            output,
+            target,
+            emit,
+            stats,
+        } => commands::compile(&file, output, target, emit, stats),
         Command::Run { .. } => commands::not_yet("run", 4),
         Command::Load { .. } => commands::not_yet("load", 5),
         Command::Unload { .. } => commands::not_yet("unload", 5),

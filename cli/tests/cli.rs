@@ -94,19 +94,26 @@ fn examples_pass_on_the_evaluator() {
 #[test]
 fn engines_and_commands_not_built_yet_exit_2_and_say_so() {
     let out = check(
-        &["test", "examples/ddos_guard.nf", "--engine", "kernel"],
+        &["test", "examples/ddos_guard.nf", "--engine", "emulator"],
         &[],
         2,
     );
     assert!(
-        out.contains("not available in this build") && out.contains("--engine eval"),
+        out.contains("not available in this build") && out.contains("issue 4"),
         "{out}"
     );
-    let out = check(&["compile", "examples/ddos_guard.nf"], &[], 2);
+    let out = check(&["status"], &[], 2);
     assert!(
-        out.contains("not implemented yet") && out.contains("issue 3"),
+        out.contains("not implemented yet") && out.contains("issue 5"),
         "{out}"
     );
+    // A policy using a construct the code generator lacks: exit 2, the construct named.
+    let out = check(
+        &["compile", "examples/acl_firewall.nf", "-o", "/dev/null"],
+        &[],
+        2,
+    );
+    assert!(out.contains("cannot generate code for `match`"), "{out}");
 }
 
 #[test]
@@ -134,4 +141,57 @@ fn classbench_import_checks_cleanly() {
         out.contains("SCRATCH/acl.nf: ok (1 policy, 942 rules"),
         "{out}"
     );
+}
+
+#[test]
+fn compile_writes_an_elf_object_and_text_forms() {
+    let dir = scratch();
+    let out = check_in(
+        &dir,
+        &["compile", "examples/ddos_guard.nf", "-o", "{}/d.o"],
+        &[],
+        0,
+    );
+    assert!(out.contains("wrote SCRATCH/d.o"), "{out}");
+    let bytes = std::fs::read(dir.join("d.o")).expect("object written");
+    assert_eq!(&bytes[..4], b"\x7fELF", "an ELF object");
+    assert_eq!(
+        u16::from_le_bytes([bytes[18], bytes[19]]),
+        247,
+        "e_machine is EM_BPF"
+    );
+    check_in(
+        &dir,
+        &[
+            "compile",
+            "examples/ddos_guard.nf",
+            "--emit",
+            "ir",
+            "-o",
+            "{}/d.ir",
+        ],
+        &[],
+        0,
+    );
+    let ir = std::fs::read_to_string(dir.join("d.ir")).expect("ir written");
+    assert!(ir.starts_with("program ddos_guard on xdp for host"), "{ir}");
+    check_in(
+        &dir,
+        &[
+            "compile",
+            "examples/ddos_guard.nf",
+            "--emit",
+            "asm",
+            "-o",
+            "{}/d.s",
+        ],
+        &[],
+        0,
+    );
+    let asm = std::fs::read_to_string(dir.join("d.s")).expect("asm written");
+    assert!(
+        asm.contains("call map_lookup_elem#1") && asm.contains("exit"),
+        "{asm}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

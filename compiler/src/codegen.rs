@@ -19,7 +19,7 @@
 //! 10,000-rule policy cannot afford.
 
 use crate::bpf::{helper, Alu, Insn, Jmp, Reg, Size, R0, R1, R10, R2, R3, R4, R5, R6, R7, R8, R9};
-use crate::ir::{Cond, Encoding, FieldId, MapId, MapPurpose, Pred, Program};
+use crate::ir::{Action, Cond, Encoding, FieldId, KeyPart, MapId, MapPurpose, Pred, Program};
 use crate::lower::raw_capable;
 use nfcc_dsl::ast::CmpOp;
 use nfcc_dsl::checked::{Field, Header, Hook, Terminal};
@@ -134,8 +134,22 @@ struct Layout {
     lpm_key: i16,
     /// The packet length (always stored).
     pkt_len: i16,
+    /// The L4 payload's offset from the frame start (valid when the payload bit is set).
+    payload_off: i16,
+    /// The clock, read once per limiter evaluation.
+    now: i16,
+    /// Where counter and limiter keys are assembled.
+    keybuf: i16,
+    /// Where a new counter or limiter value is assembled.
+    valbuf: i16,
     size: u32,
 }
+
+/// Presence bit of "an L4 payload offset exists" (TCP, UDP, ICMP, ICMPv6 parsed).
+const PAYLOAD_BIT: i32 = 1 << 15;
+
+/// Nano-tokens per token.
+const NANO: u64 = 1_000_000_000;
 
 fn layout(p: &Program) -> Layout {
     let mut off = 8i16; // presence word at 0
@@ -148,10 +162,27 @@ fn layout(p: &Program) -> Layout {
     }
     let lpm_key = off;
     off += 24;
+    let payload_off = off;
+    let now = off + 8;
+    let valbuf = off + 16;
+    let keybuf = off + 32;
+    let key_max = p
+        .maps
+        .iter()
+        .filter(|m| matches!(m.purpose, MapPurpose::Counter | MapPurpose::Limiter))
+        .map(|m| m.key_size as i16)
+        .max()
+        .unwrap_or(0);
+    // Key parts are written in whole words, up to 8 bytes past the key's end.
+    off = keybuf + key_max + 16;
     Layout {
         slots,
         lpm_key,
         pkt_len,
+        payload_off,
+        now,
+        keybuf,
+        valbuf,
         size: off as u32,
     }
 }
@@ -256,6 +287,9 @@ impl Gen<'_> {
     /// Stores `reg` into every slot of `field` (raw and/or host encodings), converting.
     /// `reg` holds the raw value (bytes as loaded); `bytes` is the field's width.
     fn store_field(&mut self, field: Field, reg: Reg, bytes: u32) {
+        // Raw slots first; then `reg` itself is swapped for the host slot, because every other
+        // register carries parser state (r5 is the header length).
+        let mut host = None;
         for (i, f) in self.p.fields.iter().enumerate() {
             if f.field != field {
                 continue;
@@ -264,10 +298,12 @@ impl Gen<'_> {
             if f.enc == Encoding::Raw || !raw_capable(field) || bytes == 1 {
                 self.a.emit(Insn::stx(Size::DW, R9, off, reg));
             } else {
-                self.a.emit(Insn::mov64_reg(R5, reg));
-                self.a.emit(Insn::to_be(R5, (bytes * 8) as i32));
-                self.a.emit(Insn::stx(Size::DW, R9, off, R5));
+                host = Some(off);
             }
+        }
+        if let Some(off) = host {
+            self.a.emit(Insn::to_be(reg, (bytes * 8) as i32));
+            self.a.emit(Insn::stx(Size::DW, R9, off, reg));
         }
     }
 
@@ -342,7 +378,7 @@ impl Gen<'_> {
                 self.store_host(f);
             }
         }
-        let need_l3 = self.p.fields.iter().any(|f| !matches!(f.field.header(), Header::Eth | Header::Vlan | Header::Pkt))
+        let need_l3 = self.need_l4() || self.p.fields.iter().any(|f| !matches!(f.field.header(), Header::Eth | Header::Vlan | Header::Pkt))
             || self.p.conds.iter().any(|c| matches!(c, Cond::Present(h) if !matches!(h, Header::Eth | Header::Vlan | Header::Pkt)));
         let need_vlan = need_l3
             || self.needs_any(&[
@@ -422,6 +458,19 @@ impl Gen<'_> {
         self.a.emit(Insn::stx(Size::DW, R9, 0, R3));
     }
 
+    /// Stores the payload offset: L4 pointer minus data plus the header length (`r5` when
+    /// `len` is `None`).
+    fn store_payload_off(&mut self, len: Option<i32>) {
+        self.a.emit(Insn::mov64_reg(R0, R4));
+        self.a.emit(Insn::alu64_reg(Alu::Sub, R0, R7));
+        match len {
+            Some(l) => self.a.emit(Insn::alu64_imm(Alu::Add, R0, l)),
+            None => self.a.emit(Insn::alu64_reg(Alu::Add, R0, R5)),
+        }
+        self.a
+            .emit(Insn::stx(Size::DW, R9, self.lay.payload_off, R0));
+    }
+
     fn need_l4(&self) -> bool {
         self.p.fields.iter().any(|f| {
             matches!(
@@ -433,7 +482,7 @@ impl Gen<'_> {
                 c,
                 Cond::Present(
                     Header::Tcp | Header::Udp | Header::Icmp | Header::Icmpv6 | Header::L4
-                )
+                ) | Cond::Payload { .. }
             )
         })
     }
@@ -611,7 +660,8 @@ impl Gen<'_> {
         self.a.emit(Insn::mov64_reg(R1, R4));
         self.a.emit(Insn::alu64_reg(Alu::Add, R1, R5));
         self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), done);
-        self.set_bits(bit(Header::Tcp) | bit(Header::L4));
+        self.set_bits(bit(Header::Tcp) | bit(Header::L4) | PAYLOAD_BIT);
+        self.store_payload_off(None);
         self.load_field(Field::TcpSport, R4, 0, Size::H);
         self.load_field(Field::L4Sport, R4, 0, Size::H);
         self.load_field(Field::TcpDport, R4, 2, Size::H);
@@ -628,7 +678,8 @@ impl Gen<'_> {
         self.a.emit(Insn::mov64_reg(R1, R4));
         self.a.emit(Insn::alu64_imm(Alu::Add, R1, 8));
         self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), done);
-        self.set_bits(bit(Header::Udp) | bit(Header::L4));
+        self.set_bits(bit(Header::Udp) | bit(Header::L4) | PAYLOAD_BIT);
+        self.store_payload_off(Some(8));
         self.load_field(Field::UdpSport, R4, 0, Size::H);
         self.load_field(Field::L4Sport, R4, 0, Size::H);
         self.load_field(Field::UdpDport, R4, 2, Size::H);
@@ -646,7 +697,9 @@ impl Gen<'_> {
         self.a.emit(Insn::mov64_reg(R1, R4));
         self.a.emit(Insn::alu64_imm(Alu::Add, R1, min));
         self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), done);
-        self.set_bits(bit(hdr));
+        // The ICMP and ICMPv6 payload both start after the 4-byte message-specific word.
+        self.set_bits(bit(hdr) | PAYLOAD_BIT);
+        self.store_payload_off(Some(8));
         self.load_field(ty, R4, 0, Size::B);
         self.load_field(code, R4, 1, Size::B);
     }
@@ -663,20 +716,287 @@ impl Gen<'_> {
             starts.push((self.a.insns.len(), r.span.start));
             let next = self.a.label();
             self.pred(&r.pred, false, next);
-            self.a.emit(Insn::mov64_imm(R1, r.stats_index as i32));
-            self.a.emit(Insn::stx(Size::W, R10, -4, R1));
-            self.a
-                .emit(Insn::mov64_imm(R7, verdict(self.p.hook, &r.terminal)));
-            self.a.jump(Insn::ja(0), epilogue);
+            self.decide(&r.actions, &r.terminal, r.stats_index, epilogue);
             self.a.bind(next);
         }
-        self.a.emit(Insn::mov64_imm(R1, self.p.default.1 as i32));
-        self.a.emit(Insn::stx(Size::W, R10, -4, R1));
-        self.a
-            .emit(Insn::mov64_imm(R7, verdict(self.p.hook, &self.p.default.0)));
-        self.a.jump(Insn::ja(0), epilogue);
+        let (t, idx) = self.p.default.clone();
+        let acts = self.p.default_actions.clone();
+        self.decide(&acts, &t, idx, epilogue);
         self.rule_starts = starts;
         Ok(())
+    }
+
+    /// A rule fired: run its actions, set the verdict (r7) and statistics slot, go to the
+    /// epilogue.
+    fn decide(&mut self, actions: &[Action], t: &Terminal, stats: u32, epilogue: Label) {
+        for a in actions {
+            match a {
+                Action::Count { map, key } => self.count(*map, key),
+                Action::Mark(m) => {
+                    self.a.emit(Insn::mov64_imm(R1, *m as i32));
+                    self.a.emit(Insn::stx(Size::W, R6, 8, R1));
+                }
+            }
+        }
+        if let (Terminal::Redirect(name), Some(map)) = (t, self.p.redirect_map) {
+            // The interface index is filled in at load time; an unfilled slot redirects to
+            // index 0, which the kernel refuses at transmit time.
+            let idx = self.p.redirects.iter().position(|n| n == name).unwrap_or(0) as i32;
+            self.a.emit(Insn::mov64_imm(R1, idx));
+            self.a.emit(Insn::stx(Size::W, R10, -8, R1));
+            self.a.emit2(Insn::ld_map(R1, map.0));
+            self.a.emit(Insn::mov64_reg(R2, R10));
+            self.a.emit(Insn::alu64_imm(Alu::Add, R2, -8));
+            self.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+            self.a.emit(Insn::mov64_imm(R1, 0));
+            let none = self.a.label();
+            self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), none);
+            self.a.emit(Insn::ldx(Size::W, R1, R0, 0));
+            self.a.bind(none);
+            self.a.emit(Insn::mov64_imm(R2, 0));
+            self.a.emit(Insn::call(helper::REDIRECT));
+            self.a.emit(Insn::mov64_reg(R7, R0));
+        } else {
+            self.a.emit(Insn::mov64_imm(R7, verdict(self.p.hook, t)));
+        }
+        self.a.emit(Insn::mov64_imm(R1, stats as i32));
+        self.a.emit(Insn::stx(Size::W, R10, -4, R1));
+        self.a.jump(Insn::ja(0), epilogue);
+    }
+
+    /// Jumps to `absent` unless the header of `f` is present.
+    fn require(&mut self, f: FieldId, absent: Label) {
+        let field = self.p.fields[f.index()].field;
+        if field.header() == Header::Pkt {
+            return;
+        }
+        let b = if field == Field::VlanInnerId {
+            INNER_VLAN_BIT
+        } else {
+            bit(field.header())
+        };
+        self.a.emit(Insn::mov64_reg(R0, R8));
+        self.a.emit(Insn::alu64_imm(Alu::And, R0, b));
+        self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), absent);
+    }
+
+    fn zero(&mut self, at: i16, bytes: i16) {
+        self.a.emit(Insn::mov64_imm(R0, 0));
+        for o in (0..bytes).step_by(8) {
+            self.a.emit(Insn::stx(Size::DW, R9, at + o, R0));
+        }
+    }
+
+    /// Assembles a counter or limiter key in the key buffer; absent fields are zero bytes.
+    fn build_key(&mut self, key: &[KeyPart]) {
+        let mut pos = self.lay.keybuf;
+        for part in key {
+            let done = self.a.label();
+            let absent = self.a.label();
+            match part {
+                KeyPart::Raw(f, w) => {
+                    self.require(*f, absent);
+                    let slot = self.lay.slots[f.index()];
+                    for o in (0..*w as i16).step_by(8) {
+                        self.a.emit(Insn::ldx(Size::DW, R0, R9, slot + o));
+                        self.a.emit(Insn::stx(Size::DW, R9, pos + o, R0));
+                    }
+                    self.a.jump(Insn::ja(0), done);
+                    self.a.bind(absent);
+                    self.zero(pos, *w as i16);
+                }
+                KeyPart::Host(f, w) => {
+                    self.require(*f, absent);
+                    let slot = self.lay.slots[f.index()];
+                    let (size, bytes) = match w {
+                        1 => (Size::B, 1),
+                        2 => (Size::H, 2),
+                        3 | 4 => (Size::W, 4),
+                        _ => (Size::DW, 8),
+                    };
+                    self.a.emit(Insn::ldx(Size::DW, R0, R9, slot));
+                    if bytes > *w {
+                        self.a
+                            .emit(Insn::alu64_imm(Alu::Lsh, R0, 8 * (bytes - *w) as i32));
+                    }
+                    if bytes > 1 {
+                        self.a.emit(Insn::to_be(R0, 8 * bytes as i32));
+                    }
+                    self.a.emit(Insn::stx(size, R9, pos, R0));
+                    self.a.jump(Insn::ja(0), done);
+                    self.a.bind(absent);
+                    self.zero(pos, *w as i16);
+                }
+                KeyPart::Ip { v4, v6 } => {
+                    let not_v4 = self.a.label();
+                    self.require(*v4, not_v4);
+                    self.zero(pos, 8);
+                    self.a.emit(Insn::mov64_imm(R0, 0xffff_0000_u32 as i32));
+                    self.a.emit(Insn::stx(Size::W, R9, pos + 8, R0));
+                    self.a
+                        .emit(Insn::ldx(Size::W, R0, R9, self.lay.slots[v4.index()]));
+                    self.a.emit(Insn::stx(Size::W, R9, pos + 12, R0));
+                    self.a.jump(Insn::ja(0), done);
+                    self.a.bind(not_v4);
+                    self.require(*v6, absent);
+                    let slot = self.lay.slots[v6.index()];
+                    for o in [0, 8] {
+                        self.a.emit(Insn::ldx(Size::DW, R0, R9, slot + o));
+                        self.a.emit(Insn::stx(Size::DW, R9, pos + o, R0));
+                    }
+                    self.a.jump(Insn::ja(0), done);
+                    self.a.bind(absent);
+                    self.zero(pos, 16);
+                }
+            }
+            self.a.bind(done);
+            pos += match part {
+                KeyPart::Raw(_, w) | KeyPart::Host(_, w) => *w as i16,
+                KeyPart::Ip { .. } => 16,
+            };
+        }
+    }
+
+    /// `count`: add one packet and its bytes to the key's per-CPU counter.
+    fn count(&mut self, map: MapId, key: &[KeyPart]) {
+        self.build_key(key);
+        self.a.emit2(Insn::ld_map(R1, map.0));
+        self.a.emit(Insn::mov64_reg(R2, R9));
+        self.a
+            .emit(Insn::alu64_imm(Alu::Add, R2, i32::from(self.lay.keybuf)));
+        self.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+        let new = self.a.label();
+        let done = self.a.label();
+        self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), new);
+        self.a.emit(Insn::ldx(Size::DW, R1, R0, 0));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R1, 1));
+        self.a.emit(Insn::stx(Size::DW, R0, 0, R1));
+        self.a.emit(Insn::ldx(Size::DW, R1, R0, 8));
+        self.a.emit(Insn::ldx(Size::DW, R2, R9, self.lay.pkt_len));
+        self.a.emit(Insn::alu64_reg(Alu::Add, R1, R2));
+        self.a.emit(Insn::stx(Size::DW, R0, 8, R1));
+        self.a.jump(Insn::ja(0), done);
+        self.a.bind(new);
+        self.a.emit(Insn::mov64_imm(R1, 1));
+        self.a.emit(Insn::stx(Size::DW, R9, self.lay.valbuf, R1));
+        self.a.emit(Insn::ldx(Size::DW, R1, R9, self.lay.pkt_len));
+        self.a
+            .emit(Insn::stx(Size::DW, R9, self.lay.valbuf + 8, R1));
+        self.update(map, 1);
+        self.a.bind(done);
+    }
+
+    /// `map[keybuf] = valbuf` with `flags` (0 any, 1 only if new).
+    fn update(&mut self, map: MapId, flags: i32) {
+        self.a.emit2(Insn::ld_map(R1, map.0));
+        self.a.emit(Insn::mov64_reg(R2, R9));
+        self.a
+            .emit(Insn::alu64_imm(Alu::Add, R2, i32::from(self.lay.keybuf)));
+        self.a.emit(Insn::mov64_reg(R3, R9));
+        self.a
+            .emit(Insn::alu64_imm(Alu::Add, R3, i32::from(self.lay.valbuf)));
+        self.a.emit(Insn::mov64_imm(R4, flags));
+        self.a.emit(Insn::call(helper::MAP_UPDATE_ELEM));
+    }
+
+    /// `over`: the token bucket of `dsl::eval`, in integer nano-tokens.
+    fn over(&mut self, map: MapId, key: &[KeyPart], rate: u64, burst: u64, f: Label, t: Label) {
+        let cap = burst.saturating_mul(NANO);
+        let cap_ns = cap.div_ceil(rate.max(1));
+        self.build_key(key);
+        self.a.emit(Insn::call(helper::KTIME_GET_NS));
+        self.a.emit(Insn::stx(Size::DW, R9, self.lay.now, R0));
+        self.a.emit2(Insn::ld_map(R1, map.0));
+        self.a.emit(Insn::mov64_reg(R2, R9));
+        self.a
+            .emit(Insn::alu64_imm(Alu::Add, R2, i32::from(self.lay.keybuf)));
+        self.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+        let new = self.a.label();
+        self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), new);
+        // elapsed = now - last, or 0 when another CPU refilled after our clock read.
+        self.a.emit(Insn::ldx(Size::DW, R1, R9, self.lay.now));
+        self.a.emit(Insn::ldx(Size::DW, R2, R0, 8));
+        let ordered = self.a.label();
+        self.a.jump(Insn::jmp_reg(Jmp::Ge, R1, R2, 0), ordered);
+        self.a.emit(Insn::mov64_reg(R1, R2));
+        self.a.bind(ordered);
+        self.a.emit(Insn::alu64_reg(Alu::Sub, R1, R2));
+        let capped = self.a.label();
+        self.load_const(R3, cap_ns);
+        self.a.jump(Insn::jmp_reg(Jmp::Le, R1, R3, 0), capped);
+        self.a.emit(Insn::mov64_reg(R1, R3));
+        self.a.bind(capped);
+        self.load_const(R3, rate);
+        self.a.emit(Insn::alu64_reg(Alu::Mul, R1, R3));
+        self.a.emit(Insn::ldx(Size::DW, R2, R0, 0));
+        self.a.emit(Insn::alu64_reg(Alu::Add, R2, R1));
+        let full = self.a.label();
+        self.load_const(R3, cap);
+        self.a.jump(Insn::jmp_reg(Jmp::Le, R2, R3, 0), full);
+        self.a.emit(Insn::mov64_reg(R2, R3));
+        self.a.bind(full);
+        self.a.emit(Insn::ldx(Size::DW, R1, R9, self.lay.now));
+        self.a.emit(Insn::stx(Size::DW, R0, 8, R1));
+        self.load_const(R3, NANO);
+        let empty = self.a.label();
+        self.a.jump(Insn::jmp_reg(Jmp::Lt, R2, R3, 0), empty);
+        self.a.emit(Insn::alu64_reg(Alu::Sub, R2, R3));
+        self.a.emit(Insn::stx(Size::DW, R0, 0, R2));
+        self.a.jump(Insn::ja(0), f);
+        self.a.bind(empty);
+        self.a.emit(Insn::stx(Size::DW, R0, 0, R2));
+        self.a.jump(Insn::ja(0), t);
+        // A new key starts with a full bucket and takes one token from it.
+        self.a.bind(new);
+        self.load_const(R1, cap - NANO);
+        self.a.emit(Insn::stx(Size::DW, R9, self.lay.valbuf, R1));
+        self.a.emit(Insn::ldx(Size::DW, R1, R9, self.lay.now));
+        self.a
+            .emit(Insn::stx(Size::DW, R9, self.lay.valbuf + 8, R1));
+        self.update(map, 0);
+        self.a.jump(Insn::ja(0), f);
+    }
+
+    /// `payload[start..end] ==/!= bytes`.
+    fn payload(&mut self, start: u16, end: u16, bytes: &[u8], negate: bool, f: Label, t: Label) {
+        self.a.emit(Insn::mov64_reg(R0, R8));
+        self.a.emit(Insn::alu64_imm(Alu::And, R0, PAYLOAD_BIT));
+        self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), f);
+        let (data, data_end) = if self.p.hook == Hook::Xdp {
+            (0, 4)
+        } else {
+            (76, 80)
+        };
+        self.a.emit(Insn::ldx(Size::W, R1, R6, data));
+        self.a.emit(Insn::ldx(Size::W, R2, R6, data_end));
+        self.a
+            .emit(Insn::ldx(Size::DW, R3, R9, self.lay.payload_off));
+        // Payload offsets are below 16 KiB (six 2 KiB extension headers at most); the mask
+        // tells the verifier so.
+        self.a.emit(Insn::alu64_imm(Alu::And, R3, 0x3fff));
+        self.a.emit(Insn::alu64_reg(Alu::Add, R1, R3));
+        self.a.emit(Insn::mov64_reg(R3, R1));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R3, i32::from(end)));
+        self.a.jump(Insn::jmp_reg(Jmp::Gt, R3, R2, 0), f);
+        let (eq, differ) = if negate { (f, t) } else { (t, f) };
+        let mut at = 0usize;
+        while at < bytes.len() {
+            let left = bytes.len() - at;
+            let (size, n) = match left {
+                8.. => (Size::DW, 8),
+                4..=7 => (Size::W, 4),
+                2..=3 => (Size::H, 2),
+                _ => (Size::B, 1),
+            };
+            let mut le = [0u8; 8];
+            le[..n].copy_from_slice(&bytes[at..at + n]);
+            self.a
+                .emit(Insn::ldx(size, R0, R1, (usize::from(start) + at) as i16));
+            self.load_const(R4, u64::from_le_bytes(le));
+            self.a.jump(Insn::jmp_reg(Jmp::Ne, R0, R4, 0), differ);
+            at += n;
+        }
+        self.a.jump(Insn::ja(0), eq);
     }
 
     /// Emits code that jumps to `target` when `p` evaluates to `when`, else falls through.
@@ -727,8 +1047,26 @@ impl Gen<'_> {
     /// Emits a condition test: jumps to `f` when false, to `t` when true (one of them is the
     /// fall-through label bound right after).
     fn cond(&mut self, c: &Cond, f: Label, t: Label) {
+        match c {
+            Cond::Payload {
+                start,
+                end,
+                bytes,
+                negate,
+            } => {
+                return self.payload(*start, *end, bytes, *negate, f, t);
+            }
+            Cond::Over {
+                map,
+                key,
+                rate,
+                burst,
+            } => return self.over(*map, key, *rate, *burst, f, t),
+            _ => {}
+        }
         let hdr = match c {
             Cond::Present(h) => *h,
+            Cond::Payload { .. } | Cond::Over { .. } => Header::Pkt,
             Cond::Cmp { field, .. } | Cond::Range { field, .. } | Cond::InMap { field, .. } => {
                 self.p.fields[field.index()].field.header()
             }
@@ -758,6 +1096,7 @@ impl Gen<'_> {
                 self.a.jump(Insn::ja(0), t);
             }
             Cond::InMap { field, map } => self.in_map(*field, *map, f, t),
+            Cond::Payload { .. } | Cond::Over { .. } => {}
         }
     }
 

@@ -74,6 +74,42 @@ pub enum MapPurpose {
     PrefixSet,
     /// Per-rule packet and byte counters: per-CPU array, one slot per rule plus the default.
     RuleStats,
+    /// A `counter`: per-CPU LRU hash, key = key fields, value = packets and bytes (u64 each).
+    Counter,
+    /// A `limiter`: LRU hash, key = key fields, value = nano-tokens and last refill (u64 each).
+    Limiter,
+    /// Interface indices of `redirect` targets, filled at load time: array of u32.
+    RedirectTargets,
+}
+
+/// One field of a counter or limiter key, and how its bytes are produced.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KeyPart {
+    /// The raw bytes of a raw-encoded field, `width` of them.
+    Raw(FieldId, u32),
+    /// The big-endian bytes of a host-encoded field, `width` of them.
+    Host(FieldId, u32),
+    /// An `ip.*` address: 16 bytes, IPv4 as `::ffff:a.b.c.d`.
+    Ip {
+        /// The raw IPv4 field.
+        v4: FieldId,
+        /// The raw IPv6 field.
+        v6: FieldId,
+    },
+}
+
+/// Non-terminal actions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Add the packet to a counter map under the key.
+    Count {
+        /// The counter map.
+        map: MapId,
+        /// The key's parts, in order.
+        key: Vec<KeyPart>,
+    },
+    /// Set the skb mark (TC).
+    Mark(u32),
 }
 
 /// A map the program owns, with its initial contents.
@@ -118,6 +154,29 @@ pub enum Cond {
         /// Upper bound.
         hi: u128,
     },
+    /// `payload[start..end] == bytes` (`!=` when `negate`); false without an L4 payload or
+    /// when the frame is shorter.
+    Payload {
+        /// First byte.
+        start: u16,
+        /// One past the last byte.
+        end: u16,
+        /// The bytes.
+        bytes: Vec<u8>,
+        /// `!=`.
+        negate: bool,
+    },
+    /// `over LIMITER`: takes a token from the key's bucket; true when none was left.
+    Over {
+        /// The limiter map.
+        map: MapId,
+        /// The key's parts.
+        key: Vec<KeyPart>,
+        /// Tokens per second.
+        rate: u64,
+        /// Bucket size in tokens.
+        burst: u64,
+    },
     /// The field's bytes are a key of a set map.
     InMap {
         /// The loaded field (raw).
@@ -149,7 +208,9 @@ pub struct Rule {
     pub name: String,
     /// Its predicate.
     pub pred: Pred,
-    /// Its terminal.
+    /// Non-terminal actions, in order.
+    pub actions: Vec<Action>,
+    /// Its terminal; a redirect carries its index in the redirect-targets map.
     pub terminal: Terminal,
     /// Its index in the rule-statistics map.
     pub stats_index: u32,
@@ -176,6 +237,12 @@ pub struct Program {
     pub rules: Vec<Rule>,
     /// The default terminal and its statistics index.
     pub default: (Terminal, u32),
+    /// The default's non-terminal actions.
+    pub default_actions: Vec<Action>,
+    /// Redirect target interface names, by index in the redirect-targets map.
+    pub redirects: Vec<String>,
+    /// The redirect-targets map, when there are redirects.
+    pub redirect_map: Option<MapId>,
     /// The rule-statistics map.
     pub stats: MapId,
 }
@@ -193,7 +260,14 @@ impl Program {
         let err = |m: String| Err(VerifyError(m));
         for (i, c) in self.conds.iter().enumerate() {
             let field = match c {
-                Cond::Present(_) => continue,
+                Cond::Present(_) | Cond::Payload { .. } => continue,
+                Cond::Over { map, key, .. } => {
+                    self.verify_key(key)?;
+                    if self.maps.get(map.index()).map(|m| m.purpose) != Some(MapPurpose::Limiter) {
+                        return err(format!("c{i}: {map} is not a limiter map"));
+                    }
+                    continue;
+                }
                 Cond::Cmp { field, .. } | Cond::Range { field, .. } | Cond::InMap { field, .. } => {
                     *field
                 }
@@ -229,6 +303,7 @@ impl Program {
         let mut seen = std::collections::HashSet::new();
         for r in &self.rules {
             self.verify_pred(&r.pred)?;
+            self.verify_actions(&r.actions)?;
             if !seen.insert(r.stats_index) {
                 return err(format!(
                     "rule {} reuses statistics slot {}",
@@ -241,6 +316,7 @@ impl Program {
             return err("the default reuses a statistics slot".into());
         }
         self.verify_terminal(&self.default.0, "default")?;
+        self.verify_actions(&self.default_actions)?;
         match self.maps.get(self.stats.index()) {
             Some(m)
                 if m.purpose == MapPurpose::RuleStats
@@ -250,6 +326,39 @@ impl Program {
             }
             _ => err("the statistics map is missing or too small".into()),
         }
+    }
+
+    fn verify_key(&self, key: &[KeyPart]) -> Result<(), VerifyError> {
+        for k in key {
+            let ids: Vec<FieldId> = match k {
+                KeyPart::Raw(f, _) | KeyPart::Host(f, _) => vec![*f],
+                KeyPart::Ip { v4, v6 } => vec![*v4, *v6],
+            };
+            for f in ids {
+                if f.index() >= self.fields.len() {
+                    return Err(VerifyError(format!("a key uses missing field {f}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn verify_actions(&self, actions: &[Action]) -> Result<(), VerifyError> {
+        for a in actions {
+            match a {
+                Action::Count { map, key } => {
+                    self.verify_key(key)?;
+                    if self.maps.get(map.index()).map(|m| m.purpose) != Some(MapPurpose::Counter) {
+                        return Err(VerifyError(format!("count uses {map}, not a counter map")));
+                    }
+                }
+                Action::Mark(_) if !self.hook.is_tc() => {
+                    return Err(VerifyError("mark on xdp".into()));
+                }
+                Action::Mark(_) => {}
+            }
+        }
+        Ok(())
     }
 
     fn verify_pred(&self, p: &Pred) -> Result<(), VerifyError> {
@@ -306,26 +415,72 @@ impl Program {
                 },
                 Cond::Range { field, lo, hi } => format!("{field} in {lo:#x}..={hi:#x}"),
                 Cond::InMap { field, map } => format!("{field} in {map}"),
+                Cond::Payload {
+                    start,
+                    end,
+                    bytes,
+                    negate,
+                } => format!(
+                    "payload[{start}..{end}] {} 0x{}",
+                    if *negate { "!=" } else { "==" },
+                    bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                ),
+                Cond::Over {
+                    map,
+                    key,
+                    rate,
+                    burst,
+                } => {
+                    format!(
+                        "over {map} key {} rate {rate}/s burst {burst}",
+                        key_text(key)
+                    )
+                }
             };
             let _ = writeln!(o, "  c{i} = {text}");
         }
         for r in &self.rules {
             let _ = writeln!(
                 o,
-                "  rule {} [stats {}]: {} => {}",
+                "  rule {} [stats {}]: {} => {}{}",
                 r.name,
                 r.stats_index,
                 pred_text(&r.pred),
+                actions_text(&r.actions),
                 r.terminal
             );
         }
         let _ = writeln!(
             o,
-            "  default [stats {}] => {}",
-            self.default.1, self.default.0
+            "  default [stats {}] => {}{}",
+            self.default.1,
+            actions_text(&self.default_actions),
+            self.default.0
         );
         o
     }
+}
+
+fn key_text(key: &[KeyPart]) -> String {
+    let parts: Vec<String> = key
+        .iter()
+        .map(|k| match k {
+            KeyPart::Raw(f, w) => format!("{f}:raw{w}"),
+            KeyPart::Host(f, w) => format!("{f}:be{w}"),
+            KeyPart::Ip { v4, v6 } => format!("ip({v4},{v6})"),
+        })
+        .collect();
+    format!("({})", parts.join(", "))
+}
+
+fn actions_text(actions: &[Action]) -> String {
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::Count { map, key } => format!("count {map} {}, ", key_text(key)),
+            Action::Mark(m) => format!("mark {m:#x}, "),
+        })
+        .collect()
 }
 
 fn pred_text(p: &Pred) -> String {

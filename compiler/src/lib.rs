@@ -7,6 +7,7 @@
 
 pub mod bpf;
 pub mod codegen;
+pub mod compile;
 pub mod ir;
 pub mod lower;
 

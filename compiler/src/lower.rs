@@ -7,7 +7,9 @@
 //! Constructs the code generator cannot emit yet are collected as diagnostics with the span of
 //! the construct, so `nfcc compile` names every one of them instead of failing on the first.
 
-use crate::ir::{self, Cond, CondId, Encoding, FieldId, FieldLoad, MapId, MapPurpose, Pred};
+use crate::ir::{
+    self, Action, Cond, CondId, Encoding, FieldId, FieldLoad, KeyPart, MapId, MapPurpose, Pred,
+};
 use nfcc_dsl::ast::{CmpOp, Span};
 use nfcc_dsl::checked::{self as ck, Atom, Expr, Family, Field, Header, Item, SetKind, Target};
 use nfcc_dsl::diag::Diagnostic;
@@ -27,6 +29,8 @@ pub fn lower(policy: &ck::Policy, target: Target) -> Result<ir::Program, Vec<Dia
         conds: Vec::new(),
         cond_ids: HashMap::new(),
         errors: Vec::new(),
+        keyed_maps: HashMap::new(),
+        redirects: Vec::new(),
     };
     let stats = MapId(0);
     cx.maps.push(ir::Map {
@@ -40,12 +44,7 @@ pub fn lower(policy: &ck::Policy, target: Target) -> Result<ir::Program, Vec<Dia
     let mut rules = Vec::new();
     for (i, r) in policy.rules.iter().enumerate() {
         let pred = cx.expr(&r.expr);
-        if !r.actions.is_empty() {
-            cx.unsupported(
-                r.span,
-                "actions other than the terminal (count, set, dec, sample, mark, balance)",
-            );
-        }
+        let actions = cx.actions(&r.actions, r.span);
         let terminal = match &r.terminal {
             Some(t) => cx.terminal(t, r.span),
             None => {
@@ -59,21 +58,29 @@ pub fn lower(policy: &ck::Policy, target: Target) -> Result<ir::Program, Vec<Dia
         rules.push(ir::Rule {
             name: r.name.clone(),
             pred,
+            actions,
             terminal,
             stats_index: i as u32,
             span: r.span,
         });
     }
-    if !policy.default.actions.is_empty() {
-        cx.unsupported(
-            policy.default.span,
-            "actions other than the terminal on `default`",
-        );
-    }
+    let default_actions = cx.actions(&policy.default.actions, policy.default.span);
     let default_terminal = cx.terminal(&policy.default.terminal, policy.default.span);
     if !cx.errors.is_empty() {
         return Err(cx.errors);
     }
+    let redirect_map = (!cx.redirects.is_empty()).then(|| {
+        let id = MapId(cx.maps.len() as u32);
+        cx.maps.push(ir::Map {
+            name: "nfcc_redirect".into(),
+            purpose: MapPurpose::RedirectTargets,
+            key_size: 4,
+            value_size: 4,
+            max_entries: cx.redirects.len() as u32,
+            init: Vec::new(),
+        });
+        id
+    });
     Ok(ir::Program {
         name: policy.name.clone(),
         hook: policy.hook,
@@ -83,6 +90,9 @@ pub fn lower(policy: &ck::Policy, target: Target) -> Result<ir::Program, Vec<Dia
         conds: cx.conds,
         rules,
         default: (default_terminal, policy.rules.len() as u32),
+        default_actions,
+        redirects: cx.redirects,
+        redirect_map,
         stats,
     })
 }
@@ -96,6 +106,10 @@ struct Lower<'a> {
     conds: Vec<Cond>,
     cond_ids: HashMap<Cond, CondId>,
     errors: Vec<Diagnostic>,
+    /// Maps of counters and limiters, by their declaration.
+    keyed_maps: HashMap<(bool, u32), MapId>,
+    /// Redirect target names.
+    redirects: Vec<String>,
 }
 
 /// Whether a field is whole, aligned bytes of the packet that can be kept raw.
@@ -166,11 +180,97 @@ impl Lower<'_> {
         );
     }
 
-    fn terminal(&mut self, t: &ck::Terminal, span: Span) -> ck::Terminal {
-        if let ck::Terminal::Redirect(_) = t {
-            self.unsupported(span, "`redirect`");
+    fn terminal(&mut self, t: &ck::Terminal, _span: Span) -> ck::Terminal {
+        if let ck::Terminal::Redirect(name) = t {
+            if !self.redirects.contains(name) {
+                self.redirects.push(name.clone());
+            }
         }
         t.clone()
+    }
+
+    /// The key parts of a counter or limiter key, loading the fields they need.
+    fn key(&mut self, fields: &[Field]) -> Vec<KeyPart> {
+        fields
+            .iter()
+            .map(|&f| match f.ty() {
+                ck::FieldType::IpAny => {
+                    let (v4f, v6f) = if f == Field::IpSrc {
+                        (Field::Ipv4Src, Field::Ipv6Src)
+                    } else {
+                        (Field::Ipv4Dst, Field::Ipv6Dst)
+                    };
+                    KeyPart::Ip {
+                        v4: self.field(v4f, Encoding::Raw),
+                        v6: self.field(v6f, Encoding::Raw),
+                    }
+                }
+                _ if raw_capable(f) => {
+                    KeyPart::Raw(self.field(f, Encoding::Raw), f.key_width() as u32)
+                }
+                _ => KeyPart::Host(self.field(f, Encoding::Host), f.key_width() as u32),
+            })
+            .collect()
+    }
+
+    fn key_width(fields: &[Field]) -> u32 {
+        fields.iter().map(|f| f.key_width() as u32).sum()
+    }
+
+    /// The map of counter (`limiter == false`) or limiter `index`.
+    fn keyed_map(&mut self, limiter: bool, index: u32) -> MapId {
+        if let Some(id) = self.keyed_maps.get(&(limiter, index)) {
+            return *id;
+        }
+        let (name, key, capacity, purpose) = if limiter {
+            let l = &self.policy.limiters[index as usize];
+            (
+                format!("lim_{}", l.name),
+                &l.key,
+                l.capacity,
+                MapPurpose::Limiter,
+            )
+        } else {
+            let c = &self.policy.counters[index as usize];
+            (
+                format!("cnt_{}", c.name),
+                &c.key,
+                c.capacity,
+                MapPurpose::Counter,
+            )
+        };
+        let id = MapId(self.maps.len() as u32);
+        self.maps.push(ir::Map {
+            name,
+            purpose,
+            key_size: Self::key_width(key).max(1),
+            value_size: 16,
+            max_entries: capacity.max(1),
+            init: Vec::new(),
+        });
+        self.keyed_maps.insert((limiter, index), id);
+        id
+    }
+
+    fn actions(&mut self, actions: &[ck::Action], span: Span) -> Vec<Action> {
+        let mut out = Vec::new();
+        for a in actions {
+            match a {
+                ck::Action::Count(id) => {
+                    let fields = self.policy.counters[id.index()].key.clone();
+                    let map = self.keyed_map(false, id.0);
+                    let key = self.key(&fields);
+                    out.push(Action::Count { map, key });
+                }
+                ck::Action::Mark(m) => out.push(Action::Mark(*m)),
+                ck::Action::SetField(..) | ck::Action::DecTtl => {
+                    self.unsupported(span, "rewrites (`set FIELD = VALUE`, `dec ip.ttl`)");
+                }
+                ck::Action::Sample(_) => self.unsupported(span, "`sample`"),
+                ck::Action::Balance { .. } => self.unsupported(span, "`balance`"),
+            }
+        }
+        out
     }
 
     fn field(&mut self, field: Field, enc: Encoding) -> FieldId {
@@ -286,18 +386,33 @@ impl Lower<'_> {
                     k: *bits,
                 })
             }
-            Atom::Over(_) => {
-                self.unsupported(span, "`over` (token-bucket limiters)");
-                Pred::Const(false)
+            Atom::Over(id) => {
+                let l = &self.policy.limiters[id.index()];
+                let (fields, rate, burst) = (l.key.clone(), l.rate_per_sec, l.burst);
+                let map = self.keyed_map(true, id.0);
+                let key = self.key(&fields);
+                self.cond(Cond::Over {
+                    map,
+                    key,
+                    rate,
+                    burst,
+                })
             }
             Atom::Match(_) => {
                 self.unsupported(span, "`match` (tables)");
                 Pred::Const(false)
             }
-            Atom::Payload { .. } => {
-                self.unsupported(span, "`payload[A..B]` comparisons");
-                Pred::Const(false)
-            }
+            Atom::Payload {
+                start,
+                end,
+                bytes,
+                negate,
+            } => self.cond(Cond::Payload {
+                start: *start,
+                end: *end,
+                bytes: bytes.clone(),
+                negate: *negate,
+            }),
         }
     }
 

@@ -17,7 +17,7 @@ const MIN_FRAME: usize = 14;
 /// Both program types need an Ethernet header. For TC the kernel builds an skb and, when the
 /// ethertype is IPv4 or IPv6, pulls the whole fixed IP header into it, failing with `EINVAL`
 /// when the frame is too short; this check turns that into a clear error.
-fn min_frame(kind: ProgKind, frame: &[u8]) -> (usize, &'static str) {
+pub(crate) fn min_frame(kind: ProgKind, frame: &[u8]) -> (usize, &'static str) {
     /// Ethertypes IPv4 and IPv6.
     const ETH_P_IP: [u8; 2] = [0x08, 0x00];
     const ETH_P_IPV6: [u8; 2] = [0x86, 0xdd];

@@ -1,0 +1,202 @@
+//! The compiler driver: checked program to ELF object, through lowering, the IR verifier,
+//! code generation and the ELF writer. One object holds one program per policy; each policy's
+//! maps are named after it so that several policies can share an object.
+
+use crate::codegen::Code;
+use crate::elf::{self, LineInfo, MapDef, MapKind, ObjectDef, ProgramDef};
+use crate::ir::{MapPurpose, Program};
+use nfcc_dsl::checked::{self as ck, Hook, Target};
+use nfcc_dsl::diag::{line_col, Diagnostic};
+
+/// Entries to insert into a map after loading: (key, value) bytes.
+pub type MapEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A compiled policy inside an object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompiledProgram {
+    /// The policy's (and function's) name.
+    pub name: String,
+    /// Its ELF section.
+    pub section: String,
+    /// Its hook.
+    pub hook: Hook,
+    /// The IR, as text.
+    pub ir: String,
+    /// The instructions, disassembled.
+    pub asm: String,
+    /// Instruction count.
+    pub insns: usize,
+    /// Stack bytes.
+    pub stack: u32,
+    /// The maps of this program with the entries to insert after loading.
+    pub maps: Vec<(MapDef, MapEntries)>,
+}
+
+/// A compiled file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Compiled {
+    /// The ELF object.
+    pub object: Vec<u8>,
+    /// Its programs.
+    pub programs: Vec<CompiledProgram>,
+}
+
+/// The ELF section a hook's program goes in: names aya, libbpf and iproute2 all accept.
+pub fn section(hook: Hook) -> &'static str {
+    match hook {
+        Hook::Xdp => "xdp",
+        Hook::TcIngress | Hook::TcEgress => "classifier",
+    }
+}
+
+fn map_kind(purpose: MapPurpose, target: Target) -> (MapKind, u32) {
+    match (purpose, target) {
+        (MapPurpose::ExactSet, _) => (MapKind::Hash, 0),
+        // BPF_F_NO_PREALLOC: the kernel requires it for LPM tries.
+        (MapPurpose::PrefixSet, _) => (MapKind::LpmTrie, 1),
+        (MapPurpose::RuleStats, Target::Host) => (MapKind::PercpuArray, 0),
+        (MapPurpose::RuleStats, Target::Nfp) => (MapKind::Array, 0),
+        (MapPurpose::Counter, Target::Host) => (MapKind::LruPercpuHash, 0),
+        (MapPurpose::Counter, Target::Nfp) => (MapKind::Hash, 0),
+        (MapPurpose::Limiter, Target::Host) => (MapKind::LruHash, 0),
+        (MapPurpose::Limiter, Target::Nfp) => (MapKind::Hash, 0),
+        (MapPurpose::RedirectTargets, _) => (MapKind::Array, 0),
+    }
+}
+
+/// Compiles every policy of a checked file into one object.
+pub fn compile(
+    program: &ck::Program,
+    source_name: &str,
+    source: &str,
+    target: Option<Target>,
+) -> Result<Compiled, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut defs = Vec::new();
+    let mut maps = Vec::new();
+    let mut compiled = Vec::new();
+    for policy in &program.policies {
+        let t = target.or(policy.offload).unwrap_or(Target::Host);
+        if t == Target::Nfp {
+            errors.push(
+                Diagnostic::error("E0201", policy.span, "the compiler cannot generate code for the nfp target yet")
+                    .with_help("compile for the host (`--target host`); NIC code generation is being built (issues 3 and 7)"),
+            );
+            continue;
+        }
+        let (ir, code) = match crate::generate(policy, t) {
+            Ok(x) => x,
+            Err(e) => {
+                errors.extend(e);
+                continue;
+            }
+        };
+        let (prog, pmaps) = program_def(policy, &ir, &code, source, maps.len() as u32, t);
+        compiled.push(CompiledProgram {
+            name: policy.name.clone(),
+            section: prog.section.clone(),
+            hook: policy.hook,
+            ir: ir.to_text(),
+            asm: crate::bpf::disassemble(&prog.insns),
+            insns: prog.insns.len(),
+            stack: code.stack,
+            maps: pmaps.clone(),
+        });
+        maps.extend(pmaps.into_iter().map(|(m, _)| m));
+        defs.push(prog);
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let obj = ObjectDef {
+        license: "GPL".into(),
+        maps,
+        programs: defs,
+        source_name: source_name.to_string(),
+        source: source.to_string(),
+    };
+    match elf::write_object(&obj) {
+        Ok(object) => Ok(Compiled {
+            object,
+            programs: compiled,
+        }),
+        Err(e) => Err(vec![Diagnostic::error(
+            "E0204",
+            nfcc_dsl::ast::Span::default(),
+            format!("cannot write the object: {e}"),
+        )]),
+    }
+}
+
+/// The program definition for the ELF writer, with map indices shifted by `map_base` (the
+/// maps of earlier policies in the same object).
+fn program_def(
+    policy: &ck::Policy,
+    ir: &Program,
+    code: &Code,
+    source: &str,
+    map_base: u32,
+    target: Target,
+) -> (ProgramDef, Vec<(MapDef, MapEntries)>) {
+    let mut maps = Vec::new();
+    for m in &ir.maps {
+        let (kind, flags) = map_kind(m.purpose, target);
+        maps.push((
+            MapDef {
+                name: format!("{}_{}", policy.name, m.name),
+                kind,
+                key_size: m.key_size,
+                value_size: m.value_size,
+                max_entries: m.max_entries,
+                flags,
+            },
+            m.init.clone(),
+        ));
+    }
+    maps.push((
+        MapDef {
+            name: format!("{}_scratch", policy.name),
+            kind: MapKind::PercpuArray,
+            key_size: 4,
+            value_size: code.scratch_size,
+            max_entries: 1,
+            flags: 0,
+        },
+        Vec::new(),
+    ));
+    let mut insns = code.insns.clone();
+    for i in &mut insns {
+        if i.is_ld_imm64() && i.src == crate::bpf::PSEUDO_MAP_FD {
+            i.imm += map_base as i32;
+        }
+    }
+    let at = |offset: u32| {
+        let (line, col) = line_col(source, offset as usize);
+        (line as u32, col as u32)
+    };
+    let (l, c) = at(policy.span.start);
+    let mut line_info = vec![LineInfo {
+        insn: 0,
+        line: l,
+        col: c,
+    }];
+    for &(insn, offset) in &code.rule_starts {
+        let (line, col) = at(offset);
+        line_info.push(LineInfo {
+            insn: insn as u32,
+            line,
+            col,
+        });
+    }
+    line_info.sort_by_key(|li| li.insn);
+    line_info.dedup_by_key(|li| li.insn);
+    (
+        ProgramDef {
+            name: policy.name.clone(),
+            section: section(policy.hook).into(),
+            insns,
+            line_info,
+        },
+        maps,
+    )
+}
