@@ -110,6 +110,16 @@ pub enum Action {
     },
     /// Set the skb mark (TC).
     Mark(u32),
+    /// Rewrite a field to a constant, fixing checksums incrementally; nothing happens when the
+    /// field's header is absent. `field` is family-specific for addresses (`ipv4.dst`).
+    Rewrite {
+        /// The field.
+        field: Field,
+        /// The new value (an address as its big-endian number).
+        value: u128,
+    },
+    /// Decrement the IPv4 TTL or IPv6 hop limit, not below zero.
+    DecTtl,
 }
 
 /// A map the program owns, with its initial contents.
@@ -355,7 +365,7 @@ impl Program {
                 Action::Mark(_) if !self.hook.is_tc() => {
                     return Err(VerifyError("mark on xdp".into()));
                 }
-                Action::Mark(_) => {}
+                Action::Mark(_) | Action::Rewrite { .. } | Action::DecTtl => {}
             }
         }
         Ok(())
@@ -479,6 +489,8 @@ fn actions_text(actions: &[Action]) -> String {
         .map(|a| match a {
             Action::Count { map, key } => format!("count {map} {}, ", key_text(key)),
             Action::Mark(m) => format!("mark {m:#x}, "),
+            Action::Rewrite { field, value } => format!("set {} = {value:#x}, ", field.name()),
+            Action::DecTtl => "dec ip.ttl, ".to_string(),
         })
         .collect()
 }

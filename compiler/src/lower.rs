@@ -263,9 +263,11 @@ impl Lower<'_> {
                     out.push(Action::Count { map, key });
                 }
                 ck::Action::Mark(m) => out.push(Action::Mark(*m)),
-                ck::Action::SetField(..) | ck::Action::DecTtl => {
-                    self.unsupported(span, "rewrites (`set FIELD = VALUE`, `dec ip.ttl`)");
-                }
+                ck::Action::SetField(f, v) => out.push(Action::Rewrite {
+                    field: canonical(*f, v.family),
+                    value: v.bits,
+                }),
+                ck::Action::DecTtl => out.push(Action::DecTtl),
                 ck::Action::Sample(_) => self.unsupported(span, "`sample`"),
                 ck::Action::Balance { .. } => self.unsupported(span, "`balance`"),
             }
