@@ -399,13 +399,15 @@ fn kernel_reports(
     let single = Program {
         policies: vec![policy.clone()],
     };
-    let compiled = nfcc_compiler::compile::compile(&single, name, source, None).map_err(|d| {
-        format!(
-            "{name}: policy {} cannot run on the kernel yet:\n{}",
-            policy.name,
-            nfcc_dsl::diag::render(name, source, &d)
-        )
-    })?;
+    // Tests run with the virtual clock, so limiters see the same frozen time as the evaluator.
+    let compiled = nfcc_compiler::compile::compile_with(&single, name, source, None, true)
+        .map_err(|d| {
+            format!(
+                "{name}: policy {} cannot run on the kernel yet:\n{}",
+                policy.name,
+                nfcc_dsl::diag::render(name, source, &d)
+            )
+        })?;
     let mut kernel = nfcc_runtime::engine::KernelEngine::new(&compiled, &policy.name)
         .map_err(|e| format!("{name}: {e}"))?;
     if engine == EngineArg::Both {

@@ -109,11 +109,16 @@ fn engines_and_commands_not_built_yet_exit_2_and_say_so() {
     );
     // A policy using a construct the code generator lacks: exit 2, the construct named.
     let out = check(
-        &["compile", "examples/acl_firewall.nf", "-o", "/dev/null"],
+        &[
+            "compile",
+            "dsl/tests/in/ok/all_syntax.nf",
+            "-o",
+            "/dev/null",
+        ],
         &[],
         2,
     );
-    assert!(out.contains("cannot generate code for `match`"), "{out}");
+    assert!(out.contains("cannot generate code for `balance`"), "{out}");
 }
 
 #[test]

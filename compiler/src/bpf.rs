@@ -284,6 +284,10 @@ pub mod helper {
     pub const XDP_ADJUST_TAIL: i32 = 65;
     /// `bpf_ringbuf_output`
     pub const RINGBUF_OUTPUT: i32 = 130;
+    /// `bpf_skb_load_bytes`
+    pub const SKB_LOAD_BYTES: i32 = 26;
+    /// `bpf_xdp_load_bytes`
+    pub const XDP_LOAD_BYTES: i32 = 189;
 
     /// The helper's name, for the disassembler.
     pub fn name(id: i32) -> &'static str {
@@ -301,6 +305,8 @@ pub mod helper {
             FIB_LOOKUP => "fib_lookup",
             XDP_ADJUST_TAIL => "xdp_adjust_tail",
             RINGBUF_OUTPUT => "ringbuf_output",
+            SKB_LOAD_BYTES => "skb_load_bytes",
+            XDP_LOAD_BYTES => "xdp_load_bytes",
             _ => "unknown",
         }
     }

@@ -146,8 +146,15 @@ struct Layout {
     l3_off: i16,
     /// The L4 header's offset from the frame start.
     l4_off: i16,
+    /// One word per table: the verdict of its last hit.
+    tables: i16,
+    /// A sample record being assembled: rule (u32), length (u32), the frame's first bytes.
+    samplebuf: i16,
     size: u32,
 }
+
+/// Bytes of a frame copied into a sample record.
+const SAMPLE_BYTES: i32 = 128;
 
 /// Presence bit of "an L4 payload offset exists" (TCP, UDP, ICMP, ICMPv6 parsed).
 const PAYLOAD_BIT: i32 = 1 << 15;
@@ -175,12 +182,32 @@ fn layout(p: &Program) -> Layout {
     let key_max = p
         .maps
         .iter()
-        .filter(|m| matches!(m.purpose, MapPurpose::Counter | MapPurpose::Limiter))
+        .filter(|m| {
+            matches!(
+                m.purpose,
+                MapPurpose::Counter | MapPurpose::Limiter | MapPurpose::Table
+            )
+        })
         .map(|m| m.key_size as i16)
         .max()
         .unwrap_or(0);
     // Key parts are written in whole words, up to 8 bytes past the key's end.
     off = keybuf + key_max + 16;
+    let tables = off;
+    let slots_needed = p
+        .conds
+        .iter()
+        .filter_map(|c| match c {
+            Cond::Match { slot, .. } => Some(*slot as i16 + 1),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    off += 8 * slots_needed;
+    let samplebuf = off;
+    if p.maps.iter().any(|m| m.purpose == MapPurpose::Samples) {
+        off += 8 + SAMPLE_BYTES as i16;
+    }
     Layout {
         slots,
         lpm_key,
@@ -191,6 +218,8 @@ fn layout(p: &Program) -> Layout {
         valbuf,
         l3_off,
         l4_off,
+        tables,
+        samplebuf,
         size: off as u32,
     }
 }
@@ -728,19 +757,26 @@ impl Gen<'_> {
             starts.push((self.a.insns.len(), r.span.start));
             let next = self.a.label();
             self.pred(&r.pred, false, next);
-            self.decide(&r.actions, &r.terminal, r.stats_index, epilogue);
+            self.decide(&r.actions, &r.terminal, r.table, r.stats_index, epilogue);
             self.a.bind(next);
         }
         let (t, idx) = self.p.default.clone();
         let acts = self.p.default_actions.clone();
-        self.decide(&acts, &t, idx, epilogue);
+        self.decide(&acts, &t, None, idx, epilogue);
         self.rule_starts = starts;
         Ok(())
     }
 
     /// A rule fired: run its actions, set the verdict (r7) and statistics slot, go to the
     /// epilogue.
-    fn decide(&mut self, actions: &[Action], t: &Terminal, stats: u32, epilogue: Label) {
+    fn decide(
+        &mut self,
+        actions: &[Action],
+        t: &Terminal,
+        table: Option<u32>,
+        stats: u32,
+        epilogue: Label,
+    ) {
         for a in actions {
             match a {
                 Action::Count { map, key } => self.count(*map, key),
@@ -750,9 +786,18 @@ impl Gen<'_> {
                 }
                 Action::Rewrite { field, value } => self.rewrite(*field, *value),
                 Action::DecTtl => self.dec_ttl(),
+                Action::Sample { n, map } => self.sample(*n, *map, stats),
             }
         }
-        if let (Terminal::Redirect(name), Some(map)) = (t, self.p.redirect_map) {
+        if let Some(slot) = table {
+            // The table's entry decided: its verdict was kept when the key hit.
+            self.a.emit(Insn::ldx(
+                Size::DW,
+                R7,
+                R9,
+                self.lay.tables + 8 * slot as i16,
+            ));
+        } else if let (Terminal::Redirect(name), Some(map)) = (t, self.p.redirect_map) {
             // The interface index is filled in at load time; an unfilled slot redirects to
             // index 0, which the kernel refuses at transmit time.
             let idx = self.p.redirects.iter().position(|n| n == name).unwrap_or(0) as i32;
@@ -1085,6 +1130,29 @@ impl Gen<'_> {
                     self.a.bind(absent);
                     self.zero(pos, *w as i16);
                 }
+                KeyPart::IpTagged { v4, v6 } => {
+                    let not_v4 = self.a.label();
+                    self.require(*v4, not_v4);
+                    self.zero(pos + 1, 16);
+                    self.a.emit(Insn::mov64_imm(R0, 4));
+                    self.a.emit(Insn::stx(Size::B, R9, pos, R0));
+                    self.a
+                        .emit(Insn::ldx(Size::W, R0, R9, self.lay.slots[v4.index()]));
+                    self.a.emit(Insn::stx(Size::W, R9, pos + 1, R0));
+                    self.a.jump(Insn::ja(0), done);
+                    self.a.bind(not_v4);
+                    self.require(*v6, absent);
+                    self.a.emit(Insn::mov64_imm(R0, 6));
+                    self.a.emit(Insn::stx(Size::B, R9, pos, R0));
+                    let slot = self.lay.slots[v6.index()];
+                    for o in [0, 8] {
+                        self.a.emit(Insn::ldx(Size::DW, R0, R9, slot + o));
+                        self.a.emit(Insn::stx(Size::DW, R9, pos + 1 + o, R0));
+                    }
+                    self.a.jump(Insn::ja(0), done);
+                    self.a.bind(absent);
+                    self.zero(pos, 17);
+                }
                 KeyPart::Ip { v4, v6 } => {
                     let not_v4 = self.a.label();
                     self.require(*v4, not_v4);
@@ -1111,8 +1179,83 @@ impl Gen<'_> {
             pos += match part {
                 KeyPart::Raw(_, w) | KeyPart::Host(_, w) => *w as i16,
                 KeyPart::Ip { .. } => 16,
+                KeyPart::IpTagged { .. } => 17,
             };
         }
+    }
+
+    /// `sample N`: about 1 in N packets (by `bpf_get_prandom_u32`) go to the ring buffer as
+    /// {rule, length, first bytes}.
+    fn sample(&mut self, n: u32, map: MapId, rule: u32) {
+        let skip = self.a.label();
+        self.a.emit(Insn::call(helper::GET_PRANDOM_U32));
+        self.load_const(R1, u64::from(u32::MAX / n.max(1)));
+        self.a.jump(Insn::jmp_reg(Jmp::Gt, R0, R1, 0), skip);
+        let buf = self.lay.samplebuf;
+        self.a.emit(Insn::mov64_imm(R1, rule as i32));
+        self.a.emit(Insn::stx(Size::W, R9, buf, R1));
+        self.a.emit(Insn::ldx(Size::DW, R4, R9, self.lay.pkt_len));
+        self.a.emit(Insn::stx(Size::W, R9, buf + 4, R4));
+        let short = self.a.label();
+        self.a
+            .jump(Insn::jmp_imm(Jmp::Le, R4, SAMPLE_BYTES, 0), short);
+        self.a.emit(Insn::mov64_imm(R4, SAMPLE_BYTES));
+        self.a.bind(short);
+        self.a.jump(Insn::jmp_imm(Jmp::Eq, R4, 0, 0), skip);
+        // Copy the frame's head with the load-bytes helper, which checks the length itself.
+        self.a.emit(Insn::mov64_reg(R1, R6));
+        self.a.emit(Insn::mov64_imm(R2, 0));
+        self.a.emit(Insn::mov64_reg(R3, R9));
+        self.a
+            .emit(Insn::alu64_imm(Alu::Add, R3, i32::from(buf) + 8));
+        let load = if self.p.hook == Hook::Xdp {
+            helper::XDP_LOAD_BYTES
+        } else {
+            helper::SKB_LOAD_BYTES
+        };
+        self.a.emit(Insn::call(load));
+        self.a.jump(Insn::jmp_imm(Jmp::Ne, R0, 0, 0), skip);
+        self.a.emit(Insn::ldx(Size::W, R3, R9, buf + 4));
+        let short2 = self.a.label();
+        self.a
+            .jump(Insn::jmp_imm(Jmp::Le, R3, SAMPLE_BYTES, 0), short2);
+        self.a.emit(Insn::mov64_imm(R3, SAMPLE_BYTES));
+        self.a.bind(short2);
+        self.a.emit(Insn::alu64_imm(Alu::Add, R3, 8));
+        self.a.emit2(Insn::ld_map(R1, map.0));
+        self.a.emit(Insn::mov64_reg(R2, R9));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R2, i32::from(buf)));
+        self.a.emit(Insn::mov64_imm(R4, 0));
+        self.a.emit(Insn::call(helper::RINGBUF_OUTPUT));
+        self.a.bind(skip);
+    }
+
+    /// `match TABLE`: every key field present, the key in the table; the entry's verdict is
+    /// kept in the table's slot.
+    fn table_match(&mut self, map: MapId, key: &[KeyPart], slot: u32, f: Label, t: Label) {
+        for part in key {
+            match part {
+                KeyPart::Raw(fid, _) | KeyPart::Host(fid, _) => self.require(*fid, f),
+                KeyPart::Ip { .. } | KeyPart::IpTagged { .. } => {
+                    self.unless_any(bit(Header::Ipv4) | bit(Header::Ipv6), f);
+                }
+            }
+        }
+        self.build_key(key);
+        self.a.emit2(Insn::ld_map(R1, map.0));
+        self.a.emit(Insn::mov64_reg(R2, R9));
+        self.a
+            .emit(Insn::alu64_imm(Alu::Add, R2, i32::from(self.lay.keybuf)));
+        self.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+        self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), f);
+        self.a.emit(Insn::ldx(Size::W, R1, R0, 0));
+        self.a.emit(Insn::stx(
+            Size::DW,
+            R9,
+            self.lay.tables + 8 * slot as i16,
+            R1,
+        ));
+        self.a.jump(Insn::ja(0), t);
     }
 
     /// `count`: add one packet and its bytes to the key's per-CPU counter.
@@ -1162,7 +1305,25 @@ impl Gen<'_> {
         let cap = burst.saturating_mul(NANO);
         let cap_ns = cap.div_ceil(rate.max(1));
         self.build_key(key);
-        self.a.emit(Insn::call(helper::KTIME_GET_NS));
+        if let Some(clock) = self.p.clock {
+            // Tests: the time is whatever the harness wrote into the clock map.
+            self.a.emit(Insn::mov64_imm(R1, 0));
+            self.a.emit(Insn::stx(Size::W, R10, -8, R1));
+            self.a.emit2(Insn::ld_map(R1, clock.0));
+            self.a.emit(Insn::mov64_reg(R2, R10));
+            self.a.emit(Insn::alu64_imm(Alu::Add, R2, -8));
+            self.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+            let none = self.a.label();
+            let have = self.a.label();
+            self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), none);
+            self.a.emit(Insn::ldx(Size::DW, R0, R0, 0));
+            self.a.jump(Insn::ja(0), have);
+            self.a.bind(none);
+            self.a.emit(Insn::mov64_imm(R0, 0));
+            self.a.bind(have);
+        } else {
+            self.a.emit(Insn::call(helper::KTIME_GET_NS));
+        }
         self.a.emit(Insn::stx(Size::DW, R9, self.lay.now, R0));
         self.a.emit2(Insn::ld_map(R1, map.0));
         self.a.emit(Insn::mov64_reg(R2, R9));
@@ -1320,11 +1481,12 @@ impl Gen<'_> {
                 rate,
                 burst,
             } => return self.over(*map, key, *rate, *burst, f, t),
+            Cond::Match { map, key, slot } => return self.table_match(*map, key, *slot, f, t),
             _ => {}
         }
         let hdr = match c {
             Cond::Present(h) => *h,
-            Cond::Payload { .. } | Cond::Over { .. } => Header::Pkt,
+            Cond::Payload { .. } | Cond::Over { .. } | Cond::Match { .. } => Header::Pkt,
             Cond::Cmp { field, .. } | Cond::Range { field, .. } | Cond::InMap { field, .. } => {
                 self.p.fields[field.index()].field.header()
             }
@@ -1354,7 +1516,7 @@ impl Gen<'_> {
                 self.a.jump(Insn::ja(0), t);
             }
             Cond::InMap { field, map } => self.in_map(*field, *map, f, t),
-            Cond::Payload { .. } | Cond::Over { .. } => {}
+            Cond::Payload { .. } | Cond::Over { .. } | Cond::Match { .. } => {}
         }
     }
 

@@ -61,6 +61,9 @@ fn map_kind(purpose: MapPurpose, target: Target) -> (MapKind, u32) {
         (MapPurpose::Limiter, Target::Host) => (MapKind::LruHash, 0),
         (MapPurpose::Limiter, Target::Nfp) => (MapKind::Hash, 0),
         (MapPurpose::RedirectTargets, _) => (MapKind::Array, 0),
+        (MapPurpose::Table, _) => (MapKind::Hash, 0),
+        (MapPurpose::Samples, _) => (MapKind::RingBuf, 0),
+        (MapPurpose::Clock, _) => (MapKind::Array, 0),
     }
 }
 
@@ -70,6 +73,19 @@ pub fn compile(
     source_name: &str,
     source: &str,
     target: Option<Target>,
+) -> Result<Compiled, Vec<Diagnostic>> {
+    compile_with(program, source_name, source, target, false)
+}
+
+/// [`compile`]; with `virtual_clock`, limiters read the time from a `<policy>_nfcc_clock`
+/// array map (one u64 of nanoseconds) instead of `bpf_ktime_get_ns`, for deterministic
+/// kernel tests that must agree with the evaluator's frozen clock.
+pub fn compile_with(
+    program: &ck::Program,
+    source_name: &str,
+    source: &str,
+    target: Option<Target>,
+    virtual_clock: bool,
 ) -> Result<Compiled, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut defs = Vec::new();
@@ -84,7 +100,7 @@ pub fn compile(
             );
             continue;
         }
-        let (ir, code) = match crate::generate(policy, t) {
+        let (ir, code) = match crate::generate_with(policy, t, virtual_clock) {
             Ok(x) => x,
             Err(e) => {
                 errors.extend(e);

@@ -80,6 +80,14 @@ pub enum MapPurpose {
     Limiter,
     /// Interface indices of `redirect` targets, filled at load time: array of u32.
     RedirectTargets,
+    /// A `table`: hash, key = key fields (`ip.*` tagged with its family), value = the
+    /// entry's verdict for the hook (u32).
+    Table,
+    /// Sampled packets: a ring buffer of {rule u32, length u32, first 128 bytes}.
+    Samples,
+    /// A virtual clock for tests: one u64 of nanoseconds that limiters read instead of
+    /// `bpf_ktime_get_ns`, so a test run is as deterministic as the evaluator.
+    Clock,
 }
 
 /// One field of a counter or limiter key, and how its bytes are produced.
@@ -89,6 +97,13 @@ pub enum KeyPart {
     Raw(FieldId, u32),
     /// The big-endian bytes of a host-encoded field, `width` of them.
     Host(FieldId, u32),
+    /// An `ip.*` table key: a family byte (4 or 6) and 16 address bytes (IPv4 first).
+    IpTagged {
+        /// The raw IPv4 field.
+        v4: FieldId,
+        /// The raw IPv6 field.
+        v6: FieldId,
+    },
     /// An `ip.*` address: 16 bytes, IPv4 as `::ffff:a.b.c.d`.
     Ip {
         /// The raw IPv4 field.
@@ -120,6 +135,13 @@ pub enum Action {
     },
     /// Decrement the IPv4 TTL or IPv6 hop limit, not below zero.
     DecTtl,
+    /// Send about 1 in `n` packets (chosen at random) to the sample ring.
+    Sample {
+        /// The rate.
+        n: u32,
+        /// The ring buffer.
+        map: MapId,
+    },
 }
 
 /// A map the program owns, with its initial contents.
@@ -187,6 +209,16 @@ pub enum Cond {
         /// Bucket size in tokens.
         burst: u64,
     },
+    /// The packet's key hits an entry of a table; the entry's verdict is kept in table slot
+    /// `slot` for a rule that takes its verdict from the table.
+    Match {
+        /// The table map.
+        map: MapId,
+        /// The key's parts; every key field must be present.
+        key: Vec<KeyPart>,
+        /// Where the hit's verdict is kept.
+        slot: u32,
+    },
     /// The field's bytes are a key of a set map.
     InMap {
         /// The loaded field (raw).
@@ -222,6 +254,8 @@ pub struct Rule {
     pub actions: Vec<Action>,
     /// Its terminal; a redirect carries its index in the redirect-targets map.
     pub terminal: Terminal,
+    /// The table slot whose hit supplies the verdict, for `rule NAME: match TABLE` rules.
+    pub table: Option<u32>,
     /// Its index in the rule-statistics map.
     pub stats_index: u32,
     /// Where it was written (for line info).
@@ -253,6 +287,8 @@ pub struct Program {
     pub redirects: Vec<String>,
     /// The redirect-targets map, when there are redirects.
     pub redirect_map: Option<MapId>,
+    /// The virtual clock map, when compiled for deterministic tests.
+    pub clock: Option<MapId>,
     /// The rule-statistics map.
     pub stats: MapId,
 }
@@ -271,6 +307,13 @@ impl Program {
         for (i, c) in self.conds.iter().enumerate() {
             let field = match c {
                 Cond::Present(_) | Cond::Payload { .. } => continue,
+                Cond::Match { map, key, .. } => {
+                    self.verify_key(key)?;
+                    if self.maps.get(map.index()).map(|m| m.purpose) != Some(MapPurpose::Table) {
+                        return err(format!("c{i}: {map} is not a table map"));
+                    }
+                    continue;
+                }
                 Cond::Over { map, key, .. } => {
                     self.verify_key(key)?;
                     if self.maps.get(map.index()).map(|m| m.purpose) != Some(MapPurpose::Limiter) {
@@ -342,7 +385,7 @@ impl Program {
         for k in key {
             let ids: Vec<FieldId> = match k {
                 KeyPart::Raw(f, _) | KeyPart::Host(f, _) => vec![*f],
-                KeyPart::Ip { v4, v6 } => vec![*v4, *v6],
+                KeyPart::Ip { v4, v6 } | KeyPart::IpTagged { v4, v6 } => vec![*v4, *v6],
             };
             for f in ids {
                 if f.index() >= self.fields.len() {
@@ -365,7 +408,10 @@ impl Program {
                 Action::Mark(_) if !self.hook.is_tc() => {
                     return Err(VerifyError("mark on xdp".into()));
                 }
-                Action::Mark(_) | Action::Rewrite { .. } | Action::DecTtl => {}
+                Action::Mark(_)
+                | Action::Rewrite { .. }
+                | Action::DecTtl
+                | Action::Sample { .. } => {}
             }
         }
         Ok(())
@@ -435,6 +481,9 @@ impl Program {
                     if *negate { "!=" } else { "==" },
                     bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
                 ),
+                Cond::Match { map, key, slot } => {
+                    format!("match {map} key {} slot {slot}", key_text(key))
+                }
                 Cond::Over {
                     map,
                     key,
@@ -478,6 +527,7 @@ fn key_text(key: &[KeyPart]) -> String {
             KeyPart::Raw(f, w) => format!("{f}:raw{w}"),
             KeyPart::Host(f, w) => format!("{f}:be{w}"),
             KeyPart::Ip { v4, v6 } => format!("ip({v4},{v6})"),
+            KeyPart::IpTagged { v4, v6 } => format!("ipfam({v4},{v6})"),
         })
         .collect();
     format!("({})", parts.join(", "))
@@ -491,6 +541,7 @@ fn actions_text(actions: &[Action]) -> String {
             Action::Mark(m) => format!("mark {m:#x}, "),
             Action::Rewrite { field, value } => format!("set {} = {value:#x}, ", field.name()),
             Action::DecTtl => "dec ip.ttl, ".to_string(),
+            Action::Sample { n, map } => format!("sample {n} to {map}, "),
         })
         .collect()
 }

@@ -19,7 +19,16 @@ pub fn generate(
     policy: &ck::Policy,
     target: Target,
 ) -> Result<(ir::Program, codegen::Code), Vec<Diagnostic>> {
-    let ir = lower::lower(policy, target)?;
+    generate_with(policy, target, false)
+}
+
+/// [`generate`], optionally with a virtual clock for deterministic tests.
+pub fn generate_with(
+    policy: &ck::Policy,
+    target: Target,
+    virtual_clock: bool,
+) -> Result<(ir::Program, codegen::Code), Vec<Diagnostic>> {
+    let ir = lower::lower_with(policy, target, virtual_clock)?;
     if let Err(e) = ir.verify() {
         return Err(vec![Diagnostic::error(
             "E0202",

@@ -20,6 +20,16 @@ pub const INLINE_SET_MAX: usize = 4;
 
 /// Lowers one checked policy for `target`.
 pub fn lower(policy: &ck::Policy, target: Target) -> Result<ir::Program, Vec<Diagnostic>> {
+    lower_with(policy, target, false)
+}
+
+/// Lowers one policy; with `virtual_clock`, limiters read the time from a map the test
+/// harness sets instead of the kernel's clock.
+pub fn lower_with(
+    policy: &ck::Policy,
+    target: Target,
+    virtual_clock: bool,
+) -> Result<ir::Program, Vec<Diagnostic>> {
     let mut cx = Lower {
         policy,
         fields: Vec::new(),
@@ -31,6 +41,9 @@ pub fn lower(policy: &ck::Policy, target: Target) -> Result<ir::Program, Vec<Dia
         errors: Vec::new(),
         keyed_maps: HashMap::new(),
         redirects: Vec::new(),
+        table_maps: HashMap::new(),
+        table_slots: Vec::new(),
+        samples: None,
     };
     let stats = MapId(0);
     cx.maps.push(ir::Map {
@@ -47,19 +60,25 @@ pub fn lower(policy: &ck::Policy, target: Target) -> Result<ir::Program, Vec<Dia
         let actions = cx.actions(&r.actions, r.span);
         let terminal = match &r.terminal {
             Some(t) => cx.terminal(t, r.span),
-            None => {
-                cx.unsupported(
-                    r.span,
-                    "rules that take their verdict from a table (`match`)",
-                );
-                ck::Terminal::Pass
+            // The table's hit decides; the IR keeps a placeholder terminal.
+            None => ck::Terminal::Pass,
+        };
+        let table = match (&r.terminal, r.table) {
+            (None, Some(t)) => {
+                cx.table_map(t, r.span);
+                cx.table_slots
+                    .iter()
+                    .position(|x| *x == t)
+                    .map(|i| i as u32)
             }
+            _ => None,
         };
         rules.push(ir::Rule {
             name: r.name.clone(),
             pred,
             actions,
             terminal,
+            table,
             stats_index: i as u32,
             span: r.span,
         });
@@ -81,7 +100,20 @@ pub fn lower(policy: &ck::Policy, target: Target) -> Result<ir::Program, Vec<Dia
         });
         id
     });
+    let clock = (virtual_clock && !policy.limiters.is_empty()).then(|| {
+        let id = MapId(cx.maps.len() as u32);
+        cx.maps.push(ir::Map {
+            name: "nfcc_clock".into(),
+            purpose: MapPurpose::Clock,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 1,
+            init: Vec::new(),
+        });
+        id
+    });
     Ok(ir::Program {
+        clock,
         name: policy.name.clone(),
         hook: policy.hook,
         target,
@@ -110,6 +142,12 @@ struct Lower<'a> {
     keyed_maps: HashMap<(bool, u32), MapId>,
     /// Redirect target names.
     redirects: Vec<String>,
+    /// Maps of tables, by declaration.
+    table_maps: HashMap<ck::TableId, MapId>,
+    /// Tables in slot order.
+    table_slots: Vec<ck::TableId>,
+    /// The sample ring, once a `sample` needs it.
+    samples: Option<MapId>,
 }
 
 /// Whether a field is whole, aligned bytes of the packet that can be kept raw.
@@ -213,6 +251,73 @@ impl Lower<'_> {
             .collect()
     }
 
+    /// Key parts of a table key: like a counter key, but `ip.*` carries its family.
+    fn table_key(&mut self, fields: &[Field]) -> Vec<KeyPart> {
+        self.key(fields)
+            .into_iter()
+            .map(|k| match k {
+                KeyPart::Ip { v4, v6 } => KeyPart::IpTagged { v4, v6 },
+                other => other,
+            })
+            .collect()
+    }
+
+    /// The map of a table, with its entries encoded as the code generator builds keys.
+    fn table_map(&mut self, t: ck::TableId, span: Span) -> Option<MapId> {
+        if let Some(id) = self.table_maps.get(&t) {
+            return Some(*id);
+        }
+        let table = &self.policy.tables[t.index()];
+        let mut init = Vec::new();
+        for (key, action) in &table.entries {
+            if let ck::Terminal::Redirect(_) = action {
+                self.unsupported(span, "table entries that redirect");
+                return None;
+            }
+            let mut k = Vec::new();
+            for (f, v) in table.key.iter().zip(key) {
+                if f.ty() == ck::FieldType::IpAny {
+                    k.push(if v.family == Family::V4 { 4 } else { 6 });
+                    let mut addr = [0u8; 16];
+                    if v.family == Family::V4 {
+                        addr[..4].copy_from_slice(&(v.bits as u32).to_be_bytes());
+                    } else {
+                        addr = v.bits.to_be_bytes();
+                    }
+                    k.extend_from_slice(&addr);
+                } else {
+                    k.extend(v.key_bytes(f.key_width()));
+                }
+            }
+            let verdict = crate::codegen::verdict(self.policy.hook, action) as u32;
+            init.push((k, verdict.to_le_bytes().to_vec()));
+        }
+        let key_size = table
+            .key
+            .iter()
+            .map(|f| {
+                if f.ty() == ck::FieldType::IpAny {
+                    17
+                } else {
+                    f.key_width() as u32
+                }
+            })
+            .sum::<u32>()
+            .max(1);
+        let id = MapId(self.maps.len() as u32);
+        self.maps.push(ir::Map {
+            name: format!("tbl_{}", table.name),
+            purpose: MapPurpose::Table,
+            key_size,
+            value_size: 4,
+            max_entries: table.capacity.max(1),
+            init,
+        });
+        self.table_maps.insert(t, id);
+        self.table_slots.push(t);
+        Some(id)
+    }
+
     fn key_width(fields: &[Field]) -> u32 {
         fields.iter().map(|f| f.key_width() as u32).sum()
     }
@@ -268,7 +373,22 @@ impl Lower<'_> {
                     value: v.bits,
                 }),
                 ck::Action::DecTtl => out.push(Action::DecTtl),
-                ck::Action::Sample(_) => self.unsupported(span, "`sample`"),
+                ck::Action::Sample(n) => {
+                    let map = *self.samples.get_or_insert_with(|| {
+                        let id = MapId(self.maps.len() as u32);
+                        self.maps.push(ir::Map {
+                            name: "nfcc_samples".into(),
+                            purpose: MapPurpose::Samples,
+                            key_size: 0,
+                            value_size: 0,
+                            // 256 KiB: a power-of-two number of pages, as ring buffers need.
+                            max_entries: 1 << 18,
+                            init: Vec::new(),
+                        });
+                        id
+                    });
+                    out.push(Action::Sample { n: *n, map });
+                }
                 ck::Action::Balance { .. } => self.unsupported(span, "`balance`"),
             }
         }
@@ -400,9 +520,14 @@ impl Lower<'_> {
                     burst,
                 })
             }
-            Atom::Match(_) => {
-                self.unsupported(span, "`match` (tables)");
-                Pred::Const(false)
+            Atom::Match(t) => {
+                let Some(map) = self.table_map(*t, span) else {
+                    return Pred::Const(false);
+                };
+                let slot = self.table_slots.iter().position(|x| x == t).unwrap_or(0) as u32;
+                let fields = self.policy.tables[t.index()].key.clone();
+                let key = self.table_key(&fields);
+                self.cond(Cond::Match { map, key, slot })
             }
             Atom::Payload {
                 start,

@@ -106,7 +106,7 @@ impl Engine for KernelEngine {
         frame.len() >= crate::program::min_frame(kind, frame).0
     }
 
-    fn reset(&mut self, _policy: &Policy) -> Result<(), String> {
+    fn reset(&mut self, policy: &Policy) -> Result<(), String> {
         // A fresh load gives fresh maps: every test starts from the declared state.
         self.loaded = None;
         let kind = match self.program.hook {
@@ -115,6 +115,13 @@ impl Engine for KernelEngine {
         };
         let loaded = load(&self.object, &self.program.name, kind).map_err(|e| e.to_string())?;
         for (map, entries) in &self.program.maps {
+            if map.name.ends_with("_nfcc_clock") {
+                // The evaluator's clock starts at 1 s and stands still within a test.
+                let now = nfcc_dsl::eval::State::new(policy).now_ns;
+                loaded
+                    .map_update(&map.name, &0u32.to_le_bytes(), &now.to_le_bytes())
+                    .map_err(|e| e.to_string())?;
+            }
             for (k, v) in entries {
                 loaded
                     .map_update(&map.name, k, v)

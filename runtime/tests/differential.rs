@@ -7,7 +7,7 @@
 //! Needs CAP_BPF: without it the test prints `skipped: <why>`, or fails when
 //! `NFCC_REQUIRE_KERNEL=1`.
 
-use nfcc_compiler::compile::compile;
+use nfcc_compiler::compile::compile_with;
 use nfcc_dsl::{check_source, CheckOptions};
 use nfcc_runtime::engine::{compare, KernelEngine};
 use std::path::{Path, PathBuf};
@@ -51,7 +51,7 @@ fn kernel_agrees_with_the_evaluator_on_every_test_packet() {
             let single = nfcc_dsl::checked::Program {
                 policies: vec![policy.clone()],
             };
-            let compiled = match compile(&single, &name, &source, None) {
+            let compiled = match compile_with(&single, &name, &source, None, true) {
                 Ok(c) => c,
                 Err(_) => {
                     refused.push(format!("{name}:{}", policy.name));
