@@ -234,7 +234,7 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
         fixups: Vec::new(),
     };
     let epilogue = a.label();
-    let fail_open = a.label();
+    let have_scratch = a.label();
 
     // Prologue: r6 = ctx, r9 = the packet vector, r7/r8 = data/data_end.
     a.emit(Insn::mov64_reg(R6, R1));
@@ -244,7 +244,13 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
     a.emit(Insn::mov64_reg(R2, R10));
     a.emit(Insn::alu64_imm(Alu::Add, R2, -4));
     a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
-    a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), fail_open);
+    a.jump(Insn::jmp_imm(Jmp::Ne, R0, 0, 0), have_scratch);
+    // Without its scratch space the program cannot classify; it lets the packet through
+    // rather than dropping traffic it knows nothing about. (Kept here, next to the lookup,
+    // so the branch stays short however many rules follow.)
+    a.emit(Insn::mov64_imm(R0, verdict(p.hook, &Terminal::Pass)));
+    a.emit(Insn::exit());
+    a.bind(have_scratch);
     a.emit(Insn::mov64_reg(R9, R0));
     let (data, data_end) = if p.hook == Hook::Xdp {
         (0, 4)
@@ -284,11 +290,6 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
     a.emit(Insn::stx(Size::DW, R0, 8, R1));
     a.bind(ret);
     a.emit(Insn::mov64_reg(R0, R7));
-    a.emit(Insn::exit());
-    // Without its scratch space the program cannot classify; it lets the packet through
-    // rather than dropping traffic it knows nothing about.
-    a.bind(fail_open);
-    a.emit(Insn::mov64_imm(R0, verdict(p.hook, &Terminal::Pass)));
     a.emit(Insn::exit());
     let insns = a.finish()?;
     Ok(Code {
