@@ -757,7 +757,14 @@ impl Gen<'_> {
         for r in &self.p.rules {
             starts.push((self.a.insns.len(), r.span.start));
             let next = self.a.label();
-            self.pred(&r.pred, false, next);
+            if self.pure_depth(&r.pred).is_some_and(|d| d < 4) {
+                // One branch per rule: the verifier keeps at most one pending state however
+                // many rules there are, which is what lets 10,000-rule policies verify.
+                self.eval_pure(&r.pred, 0);
+                self.a.jump(Insn::jmp_imm(Jmp::Eq, R1, 0, 0), next);
+            } else {
+                self.pred(&r.pred, false, next);
+            }
             self.decide(&r.actions, &r.terminal, r.table, r.stats_index, epilogue);
             self.a.bind(next);
         }
@@ -1417,6 +1424,160 @@ impl Gen<'_> {
             at += n;
         }
         self.a.jump(Insn::ja(0), eq);
+    }
+
+    /// The nesting depth of a predicate whose conditions can all be computed without branches
+    /// (presence, comparisons and ranges of values below 2^63 or equality of any width), or
+    /// `None` when it needs branches (map lookups, limiters, payload).
+    fn pure_depth(&self, p: &Pred) -> Option<usize> {
+        match p {
+            Pred::Const(_) => Some(0),
+            Pred::Not(q) => self.pure_depth(q),
+            Pred::And(v) | Pred::Or(v) => v
+                .iter()
+                .map(|q| self.pure_depth(q).map(|d| d + 1))
+                .try_fold(0, |m, d| d.map(|d| m.max(d))),
+            Pred::Cond(c) => match &self.p.conds[c.index()] {
+                Cond::Present(_) => Some(0),
+                Cond::Cmp { op, k, mask, field } => {
+                    let wide = self.p.fields[field.index()].field.ty().bits() > 64;
+                    let ordered = !matches!(op, CmpOp::Eq | CmpOp::Ne);
+                    let small = *k < (1 << 62) && mask.is_none_or(|m| m < (1 << 62));
+                    (!ordered || (!wide && small)).then_some(0)
+                }
+                Cond::Range { hi, .. } => (*hi < (1 << 62)).then_some(0),
+                _ => None,
+            },
+        }
+    }
+
+    /// The registers holding branch-free results by nesting level; the next one is scratch.
+    const LEVELS: [Reg; 5] = [R1, R2, R3, R4, R5];
+
+    /// `d = (d != 0)`, using r0 as scratch.
+    fn normalize_bool(&mut self, d: Reg) {
+        self.a.emit(Insn::mov64_reg(R0, d));
+        self.a.emit(Insn::alu64_imm(Alu::Neg, R0, 0));
+        self.a.emit(Insn::alu64_reg(Alu::Or, d, R0));
+        self.a.emit(Insn::alu64_imm(Alu::Rsh, d, 63));
+    }
+
+    /// Computes `p` as 0 or 1 into `LEVELS[level]` without branches (see `pure_depth`).
+    fn eval_pure(&mut self, p: &Pred, level: usize) {
+        let d = Self::LEVELS[level];
+        match p {
+            Pred::Const(b) => self.a.emit(Insn::mov64_imm(d, i32::from(*b))),
+            Pred::Not(q) => {
+                self.eval_pure(q, level);
+                self.a.emit(Insn::alu64_imm(Alu::Xor, d, 1));
+            }
+            Pred::And(v) | Pred::Or(v) => {
+                let and = matches!(p, Pred::And(_));
+                self.a.emit(Insn::mov64_imm(d, i32::from(and)));
+                for q in v {
+                    self.eval_pure(q, level + 1);
+                    let op = if and { Alu::And } else { Alu::Or };
+                    self.a.emit(Insn::alu64_reg(op, d, Self::LEVELS[level + 1]));
+                }
+            }
+            Pred::Cond(c) => {
+                let c = self.p.conds[c.index()].clone();
+                let t = Self::LEVELS[level + 1];
+                let hdr = match &c {
+                    Cond::Present(h) => {
+                        self.presence_bool(d, bit(*h));
+                        return;
+                    }
+                    Cond::Cmp { field, .. } | Cond::Range { field, .. } => {
+                        let f = self.p.fields[field.index()].field;
+                        if f == Field::VlanInnerId {
+                            INNER_VLAN_BIT
+                        } else {
+                            bit(f.header())
+                        }
+                    }
+                    _ => 0,
+                };
+                match c {
+                    Cond::Cmp { field, mask, op, k } => {
+                        let slot = self.lay.slots[field.index()];
+                        let wide = self.p.fields[field.index()].field.ty().bits() > 64;
+                        match op {
+                            CmpOp::Eq | CmpOp::Ne => {
+                                // x = ((v & m) ^ k) per half, or-ed: zero exactly when equal.
+                                let halves = if wide { 2 } else { 1 };
+                                for h in 0..halves {
+                                    let reg = if h == 0 { d } else { R0 };
+                                    self.a.emit(Insn::ldx(Size::DW, reg, R9, slot + 8 * h));
+                                    if let Some(m) = mask {
+                                        self.load_const(t, (m >> (64 * h)) as u64);
+                                        self.a.emit(Insn::alu64_reg(Alu::And, reg, t));
+                                    }
+                                    self.load_const(t, (k >> (64 * h)) as u64);
+                                    self.a.emit(Insn::alu64_reg(Alu::Xor, reg, t));
+                                    if h == 1 {
+                                        self.a.emit(Insn::alu64_reg(Alu::Or, d, R0));
+                                    }
+                                }
+                                self.normalize_bool(d);
+                                if op == CmpOp::Eq {
+                                    self.a.emit(Insn::alu64_imm(Alu::Xor, d, 1));
+                                }
+                            }
+                            _ => {
+                                // Values and constants are below 2^62, so the sign bit of a
+                                // difference is the comparison.
+                                self.a.emit(Insn::ldx(Size::DW, R0, R9, slot));
+                                if let Some(m) = mask {
+                                    self.load_const(t, m as u64);
+                                    self.a.emit(Insn::alu64_reg(Alu::And, R0, t));
+                                }
+                                // v < k, v >= k, v <= k as v < k + 1, v > k as v >= k + 1.
+                                let (k2, negate) = match op {
+                                    CmpOp::Ge => (k, true),
+                                    CmpOp::Le => (k + 1, false),
+                                    CmpOp::Gt => (k + 1, true),
+                                    _ => (k, false),
+                                };
+                                // d = (v - k2) >> 63: 1 when v < k2.
+                                self.a.emit(Insn::mov64_reg(d, R0));
+                                self.load_const(t, k2 as u64);
+                                self.a.emit(Insn::alu64_reg(Alu::Sub, d, t));
+                                self.a.emit(Insn::alu64_imm(Alu::Rsh, d, 63));
+                                if negate {
+                                    self.a.emit(Insn::alu64_imm(Alu::Xor, d, 1));
+                                }
+                            }
+                        }
+                    }
+                    Cond::Range { field, lo, hi } => {
+                        let slot = self.lay.slots[field.index()];
+                        // Outside when v < lo or hi < v; each is a sign bit of a difference.
+                        self.a.emit(Insn::ldx(Size::DW, R0, R9, slot));
+                        self.a.emit(Insn::mov64_reg(d, R0));
+                        self.load_const(t, lo as u64);
+                        self.a.emit(Insn::alu64_reg(Alu::Sub, d, t));
+                        self.load_const(t, hi as u64);
+                        self.a.emit(Insn::alu64_reg(Alu::Sub, t, R0));
+                        self.a.emit(Insn::alu64_reg(Alu::Or, d, t));
+                        self.a.emit(Insn::alu64_imm(Alu::Rsh, d, 63));
+                        self.a.emit(Insn::alu64_imm(Alu::Xor, d, 1));
+                    }
+                    _ => {}
+                }
+                if hdr != bit(Header::Pkt) && hdr != 0 {
+                    self.presence_bool(t, hdr);
+                    self.a.emit(Insn::alu64_reg(Alu::And, d, t));
+                }
+            }
+        }
+    }
+
+    /// `d = 1` when any of `bits` is set in the presence word (r8), else 0.
+    fn presence_bool(&mut self, d: Reg, bits: i32) {
+        self.a.emit(Insn::mov64_reg(d, R8));
+        self.a.emit(Insn::alu64_imm(Alu::And, d, bits));
+        self.normalize_bool(d);
     }
 
     /// Emits code that jumps to `target` when `p` evaluates to `when`, else falls through.
