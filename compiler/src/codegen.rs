@@ -191,6 +191,19 @@ fn layout(p: &Program) -> Layout {
         .map(|m| m.key_size as i16)
         .max()
         .unwrap_or(0);
+    // Balance keys are hashed from the key buffer too.
+    let balance_max = p
+        .rules
+        .iter()
+        .flat_map(|r| &r.actions)
+        .chain(&p.default_actions)
+        .filter_map(|a| match a {
+            Action::Balance { key, .. } => Some(key_width(key)),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let key_max = key_max.max(balance_max);
     // Key parts are written in whole words, up to 8 bytes past the key's end.
     off = keybuf + key_max + 16;
     let tables = off;
@@ -222,6 +235,17 @@ fn layout(p: &Program) -> Layout {
         samplebuf,
         size: off as u32,
     }
+}
+
+/// Bytes of a key built from `key`.
+fn key_width(key: &[KeyPart]) -> i16 {
+    key.iter()
+        .map(|k| match k {
+            KeyPart::Raw(_, w) | KeyPart::Host(_, w) => *w as i16,
+            KeyPart::Ip { .. } => 16,
+            KeyPart::IpTagged { .. } => 17,
+        })
+        .sum()
 }
 
 /// Generates the program.
@@ -297,7 +321,7 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
         rule_starts,
         scratch_map,
         scratch_size: lay.size,
-        stack: 8,
+        stack: 16,
     })
 }
 
@@ -795,6 +819,11 @@ impl Gen<'_> {
                 Action::Rewrite { field, value } => self.rewrite(*field, *value),
                 Action::DecTtl => self.dec_ttl(),
                 Action::Sample { n, map } => self.sample(*n, *map, stats),
+                Action::Balance {
+                    table,
+                    key,
+                    backends,
+                } => self.balance(*table, key, backends),
             }
         }
         if let Some(slot) = table {
@@ -1236,6 +1265,43 @@ impl Gen<'_> {
         self.a.emit(Insn::mov64_imm(R4, 0));
         self.a.emit(Insn::call(helper::RINGBUF_OUTPUT));
         self.a.bind(skip);
+    }
+
+    /// `balance`: FNV-1a of the key picks a Maglev slot, the slot a backend, and the
+    /// destination address is rewritten to it.
+    fn balance(&mut self, table: MapId, key: &[KeyPart], backends: &[(Field, u128)]) {
+        let width = key_width(key);
+        self.build_key(key);
+        self.a
+            .emit(Insn::alu32_imm(Alu::Mov, R0, 0x811c_9dc5_u32 as i32));
+        for i in 0..width {
+            self.a.emit(Insn::ldx(Size::B, R1, R9, self.lay.keybuf + i));
+            self.a.emit(Insn::alu32_reg(Alu::Xor, R0, R1));
+            self.a.emit(Insn::alu32_imm(Alu::Mul, R0, 0x0100_0193));
+        }
+        self.a.emit(Insn::alu64_imm(
+            Alu::Mod,
+            R0,
+            crate::lower::MAGLEV_SLOTS as i32,
+        ));
+        self.a.emit(Insn::stx(Size::W, R10, -16, R0));
+        self.a.emit2(Insn::ld_map(R1, table.0));
+        self.a.emit(Insn::mov64_reg(R2, R10));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R2, -16));
+        self.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+        let done = self.a.label();
+        self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), done);
+        self.a.emit(Insn::ldx(Size::W, R1, R0, 0));
+        self.a.emit(Insn::stx(Size::W, R10, -16, R1));
+        for (i, (field, addr)) in backends.iter().enumerate() {
+            let next = self.a.label();
+            self.a.emit(Insn::ldx(Size::W, R1, R10, -16));
+            self.a.jump(Insn::jmp_imm(Jmp::Ne, R1, i as i32, 0), next);
+            self.rewrite(*field, *addr);
+            self.a.jump(Insn::ja(0), done);
+            self.a.bind(next);
+        }
+        self.a.bind(done);
     }
 
     /// `match TABLE`: every key field present, the key in the table; the entry's verdict is

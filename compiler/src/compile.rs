@@ -64,6 +64,7 @@ fn map_kind(purpose: MapPurpose, target: Target) -> (MapKind, u32) {
         (MapPurpose::Table, _) => (MapKind::Hash, 0),
         (MapPurpose::Samples, _) => (MapKind::RingBuf, 0),
         (MapPurpose::Clock, _) => (MapKind::Array, 0),
+        (MapPurpose::Maglev, _) => (MapKind::Array, 0),
     }
 }
 

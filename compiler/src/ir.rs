@@ -85,6 +85,8 @@ pub enum MapPurpose {
     Table,
     /// Sampled packets: a ring buffer of {rule u32, length u32, first 128 bytes}.
     Samples,
+    /// A pool's Maglev lookup table: array of backend indices.
+    Maglev,
     /// A virtual clock for tests: one u64 of nanoseconds that limiters read instead of
     /// `bpf_ktime_get_ns`, so a test run is as deterministic as the evaluator.
     Clock,
@@ -135,6 +137,16 @@ pub enum Action {
     },
     /// Decrement the IPv4 TTL or IPv6 hop limit, not below zero.
     DecTtl,
+    /// Pick a backend of a pool by consistent hashing of the key and rewrite the
+    /// destination address to it.
+    Balance {
+        /// The Maglev table map.
+        table: MapId,
+        /// The hashed key's parts.
+        key: Vec<KeyPart>,
+        /// Backends in table-index order: the family-specific destination field and address.
+        backends: Vec<(Field, u128)>,
+    },
     /// Send about 1 in `n` packets (chosen at random) to the sample ring.
     Sample {
         /// The rate.
@@ -408,6 +420,7 @@ impl Program {
                 Action::Mark(_) if !self.hook.is_tc() => {
                     return Err(VerifyError("mark on xdp".into()));
                 }
+                Action::Balance { key, .. } => self.verify_key(key)?,
                 Action::Mark(_)
                 | Action::Rewrite { .. }
                 | Action::DecTtl
@@ -542,6 +555,15 @@ fn actions_text(actions: &[Action]) -> String {
             Action::Rewrite { field, value } => format!("set {} = {value:#x}, ", field.name()),
             Action::DecTtl => "dec ip.ttl, ".to_string(),
             Action::Sample { n, map } => format!("sample {n} to {map}, "),
+            Action::Balance {
+                table,
+                key,
+                backends,
+            } => format!(
+                "balance {table} by {} over {} backends, ",
+                key_text(key),
+                backends.len()
+            ),
         })
         .collect()
 }
