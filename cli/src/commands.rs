@@ -80,7 +80,7 @@ pub fn check(files: &[PathBuf], target: Option<TargetArg>, deny_warnings: bool, 
             Some(p) if errors == 0 && !(deny_warnings && warnings > 0) => {
                 let rules: usize = p.policies.iter().map(|p| p.rules.len()).sum();
                 let tests: usize = p.policies.iter().map(|p| p.tests.len()).sum();
-                println!(
+                say!(
                     "{}: ok ({} {}, {rules} rules, {tests} tests{})",
                     f.display(),
                     p.policies.len(),
@@ -97,7 +97,7 @@ pub fn check(files: &[PathBuf], target: Option<TargetArg>, deny_warnings: bool, 
                 );
             }
             _ => {
-                println!("{}: {errors} errors, {warnings} warnings", f.display());
+                say!("{}: {errors} errors, {warnings} warnings", f.display());
                 code = code.max(INPUT);
             }
         }
@@ -191,7 +191,7 @@ pub fn compile(
                 })
                 .collect();
             let verified = verified_insns(&compiled.object, p);
-            println!(
+            say!(
                 "{}: {} instructions, {} stack bytes, verifier processed {}\n  maps: {}",
                 p.name,
                 p.insns,
@@ -201,7 +201,7 @@ pub fn compile(
             );
         }
     }
-    println!("wrote {}", out.display());
+    say!("wrote {}", out.display());
     OK
 }
 
@@ -256,7 +256,7 @@ pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool) -> u8 {
         };
         let Some(program) = &c.program else {
             print_diags(&c, false);
-            println!("{}: does not check; no tests run", f.display());
+            say!("{}: does not check; no tests run", f.display());
             code = code.max(INPUT);
             continue;
         };
@@ -277,29 +277,33 @@ pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool) -> u8 {
             for r in reports {
                 for s in &r.skipped {
                     let (line, _) = nfcc_dsl::diag::line_col(&c.source, s.span.start as usize);
-                    println!(
+                    say!(
                         "skip  {name}:{line} {}::\"{}\": {}",
-                        r.policy, r.name, s.message
+                        r.policy,
+                        r.name,
+                        s.message
                     );
                 }
                 if r.passed() {
                     passed += 1;
                     if verbose {
-                        println!(
+                        say!(
                             "ok    {name} {}::\"{}\" ({} packets)",
-                            r.policy, r.name, r.packets
+                            r.policy,
+                            r.name,
+                            r.packets
                         );
                     }
                 } else {
                     failed += 1;
-                    println!("FAIL  {name} {}::\"{}\"", r.policy, r.name);
+                    say!("FAIL  {name} {}::\"{}\"", r.policy, r.name);
                     for fail in &r.failures {
                         let d = Diagnostic::error("T0001", fail.span, fail.message.clone())
                             .with_label("this expectation failed");
                         let mut out = String::new();
                         map.render(&d, &mut out);
                         for line in out.lines() {
-                            println!("      {line}");
+                            say!("      {line}");
                         }
                     }
                 }
@@ -307,13 +311,13 @@ pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool) -> u8 {
         }
     }
     for d in &disagreements {
-        println!("DISAGREE  {d}");
+        say!("DISAGREE  {d}");
     }
     if !disagreements.is_empty() {
         failed += 1;
     }
     let engine_name = format!("{engine:?}").to_lowercase();
-    println!("{engine_name}: {passed} passed, {failed} failed");
+    say!("{engine_name}: {passed} passed, {failed} failed");
     if failed > 0 {
         code = code.max(FAILED);
     }
@@ -366,7 +370,7 @@ pub fn import_classbench(
                 return ENV;
             }
         }
-        None => print!("{text}"),
+        None => say_raw!("{text}"),
     }
     OK
 }

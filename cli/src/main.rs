@@ -5,6 +5,23 @@
 //! (diagnostics printed), 2 the environment refused (including a command this build cannot
 //! do yet, said in words), 3 a test or check failed.
 
+/// Writes a line to standard output, ignoring a closed pipe (`nfcc ... | head` must not
+/// panic the way `println!` does when the reader goes away).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// Like [`say!`] without the newline.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod commands;
 
 use clap::{Parser, Subcommand, ValueEnum};
