@@ -152,14 +152,14 @@ pub fn compile(
             compiled
                 .programs
                 .iter()
-                .map(|p| format!("{} ({}):\n{}", p.name, p.section, p.asm))
+                .map(|p| format!("{} ({}):\n{}", p.name, p.section, p.asm()))
                 .collect::<String>(),
         ),
         EmitArg::Ir => Some(
             compiled
                 .programs
                 .iter()
-                .map(|p| p.ir.clone())
+                .map(|p| p.ir_text())
                 .collect::<String>(),
         ),
     };

@@ -6,7 +6,7 @@ use crate::codegen::Code;
 use crate::elf::{self, LineInfo, MapDef, MapKind, ObjectDef, ProgramDef};
 use crate::ir::{MapPurpose, Program};
 use nfcc_dsl::checked::{self as ck, Hook, Target};
-use nfcc_dsl::diag::{line_col, Diagnostic};
+use nfcc_dsl::diag::{Diagnostic, SourceMap};
 
 /// Entries to insert into a map after loading: (key, value) bytes.
 pub type MapEntries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -20,16 +20,29 @@ pub struct CompiledProgram {
     pub section: String,
     /// Its hook.
     pub hook: Hook,
-    /// The IR, as text.
-    pub ir: String,
-    /// The instructions, disassembled.
-    pub asm: String,
+    /// The IR it was generated from.
+    pub ir: Program,
+    /// The instructions, map references relocated to object-wide indices.
+    pub code: Vec<crate::bpf::Insn>,
     /// Instruction count.
     pub insns: usize,
     /// Stack bytes.
     pub stack: u32,
     /// The maps of this program with the entries to insert after loading.
     pub maps: Vec<(MapDef, MapEntries)>,
+}
+
+impl CompiledProgram {
+    /// The instructions, disassembled (computed on demand: a 10,000-rule program has
+    /// hundreds of thousands of them).
+    pub fn asm(&self) -> String {
+        crate::bpf::disassemble(&self.code)
+    }
+
+    /// The IR as text.
+    pub fn ir_text(&self) -> String {
+        self.ir.to_text()
+    }
 }
 
 /// A compiled file.
@@ -113,8 +126,8 @@ pub fn compile_with(
             name: policy.name.clone(),
             section: prog.section.clone(),
             hook: policy.hook,
-            ir: ir.to_text(),
-            asm: crate::bpf::disassemble(&prog.insns),
+            ir,
+            code: prog.insns.clone(),
             insns: prog.insns.len(),
             stack: code.stack,
             maps: pmaps.clone(),
@@ -187,8 +200,11 @@ fn program_def(
             i.imm += map_base as i32;
         }
     }
+    // One index of line starts for the whole file: a 10,000-rule policy has 10,000 rules to
+    // locate, and scanning from the top for each would be quadratic.
+    let map = SourceMap::new("", source);
     let at = |offset: u32| {
-        let (line, col) = line_col(source, offset as usize);
+        let (line, col) = map.line_col(offset as usize);
         (line as u32, col as u32)
     };
     let (l, c) = at(policy.span.start);

@@ -128,6 +128,13 @@ impl<'a> SourceMap<'a> {
         }
     }
 
+    /// 1-based line and column of a byte offset, in logarithmic time (for callers that
+    /// locate many offsets of one large file).
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let (line, col) = self.locate(offset);
+        (line + 1, col)
+    }
+
     /// 0-based line index and 1-based character column of a byte offset.
     fn locate(&self, offset: usize) -> (usize, usize) {
         let offset = floor_char_boundary(self.source, offset.min(self.source.len()));
