@@ -190,7 +190,13 @@ pub fn compile(
                     )
                 })
                 .collect();
-            let verified = verified_insns(&compiled.object, p);
+            let verified = match verified_insns(&compiled.object, p) {
+                Ok(v) => v,
+                Err(msg) => {
+                    eprintln!("{msg}");
+                    return ENV;
+                }
+            };
             say!(
                 "{}: {} instructions, {} stack bytes, verifier processed {}\n  maps: {}",
                 p.name,
@@ -206,20 +212,29 @@ pub fn compile(
 }
 
 /// The verifier's processed-instruction count, or why it is not available.
-fn verified_insns(object: &[u8], p: &nfcc_compiler::compile::CompiledProgram) -> String {
+/// A verifier rejection is an error (a compiler bug: checked policies must verify): the log,
+/// whose `;` lines name the `.nf` rule through the object's line info, goes to standard error.
+fn verified_insns(
+    object: &[u8],
+    p: &nfcc_compiler::compile::CompiledProgram,
+) -> Result<String, String> {
     if let Err(why) = nfcc_runtime::can_load_bpf() {
-        return format!("n/a ({why})");
+        return Ok(format!("n/a ({why})"));
     }
     let kind = match p.hook {
         nfcc_dsl::checked::Hook::Xdp => nfcc_runtime::ProgKind::Xdp,
         _ => nfcc_runtime::ProgKind::Tc,
     };
     match nfcc_runtime::load(object, &p.name, kind) {
-        Ok(l) => l.verified_insns().map_or_else(
+        Ok(l) => Ok(l.verified_insns().map_or_else(
             || "n/a (kernel did not report it)".into(),
             |n| format!("{n} instructions"),
-        ),
-        Err(e) => format!("n/a (load failed: {e})"),
+        )),
+        Err(nfcc_runtime::RuntimeError::Verifier { program, log, .. }) => Err(format!(
+            "error: the kernel verifier rejected `{program}`; this is a compiler bug, please \
+             report it with the policy. Verifier log (`;` lines are the .nf rules):\n{log}"
+        )),
+        Err(e) => Ok(format!("n/a (load failed: {e})")),
     }
 }
 
