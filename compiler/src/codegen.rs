@@ -534,7 +534,25 @@ impl Gen<'_> {
             .emit(Insn::stx(Size::DW, R9, self.lay.payload_off, R0));
     }
 
+    /// Whether some action rewrites L3 or L4 headers: they need the header offsets and the
+    /// presence bits of every layer, whatever the predicates read.
+    fn rewrites(&self) -> bool {
+        self.p
+            .rules
+            .iter()
+            .flat_map(|r| &r.actions)
+            .chain(&self.p.default_actions)
+            .any(|a| match a {
+                Action::Rewrite { field, .. } => !matches!(field, Field::EthSrc | Field::EthDst),
+                Action::DecTtl | Action::Balance { .. } => true,
+                _ => false,
+            })
+    }
+
     fn need_l4(&self) -> bool {
+        if self.rewrites() {
+            return true;
+        }
         self.p.fields.iter().any(|f| {
             matches!(
                 f.field.header(),
