@@ -480,23 +480,8 @@ impl BtfExt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use crate::test_support::{find_tool, skip};
     use std::process::Command;
-
-    fn skip(why: &str) {
-        if std::env::var("NFCC_REQUIRE_KERNEL").as_deref() == Ok("1") {
-            panic!("NFCC_REQUIRE_KERNEL=1 but this check cannot run: {why}");
-        }
-        println!("skipped: {why}");
-    }
-
-    fn find_tool(name: &str) -> Option<PathBuf> {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .chain(["/usr/sbin".into(), "/sbin".into(), "/usr/local/sbin".into()])
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    }
 
     fn words(bytes: &[u8]) -> Vec<u32> {
         bytes

@@ -1017,27 +1017,12 @@ pub fn write_object(obj: &ObjectDef) -> Result<Vec<u8>, ElfError> {
 mod tests {
     use super::*;
     use crate::bpf::{helper, Alu, Jmp, Size, R0, R1, R10, R2, R3, R4};
+    use crate::test_support::{find_tool, skip};
     use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
     use object::{LittleEndian as LE, Object, ObjectSection, ObjectSymbol, RelocationTarget};
     use std::fmt::Write as _;
     use std::path::{Path, PathBuf};
     use std::process::Command;
-
-    /// Reports a check that cannot run here, or fails when `NFCC_REQUIRE_KERNEL=1` demands it.
-    fn skip(why: &str) {
-        if std::env::var("NFCC_REQUIRE_KERNEL").as_deref() == Ok("1") {
-            panic!("NFCC_REQUIRE_KERNEL=1 but this check cannot run: {why}");
-        }
-        println!("skipped: {why}");
-    }
-
-    fn find_tool(name: &str) -> Option<PathBuf> {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .chain(["/usr/sbin".into(), "/sbin".into(), "/usr/local/sbin".into()])
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    }
 
     /// Runs a tool and returns its stdout, failing the test on a non-zero exit or on anything
     /// printed to stderr (libbpf prints its warnings there, e.g. when the kernel rejects BTF).

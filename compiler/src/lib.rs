@@ -10,6 +10,8 @@ pub mod codegen;
 pub mod compile;
 pub mod ir;
 pub mod lower;
+#[cfg(test)]
+mod test_support;
 
 use nfcc_dsl::checked::{self as ck, Target};
 use nfcc_dsl::diag::Diagnostic;
