@@ -205,7 +205,13 @@ pub fn compare(policy: &Policy, kernel: &mut KernelEngine) -> (usize, usize, Vec
         for step in &test.steps {
             match step {
                 Step::Send { count, layers, .. } => {
-                    let frame = packet::build(layers).unwrap_or_default();
+                    let frame = match packet::build(layers) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            problems.push(format!("{}: cannot build a packet: {e}", test.name));
+                            continue;
+                        }
+                    };
                     for i in 0..*count {
                         let Ok(want) = eval.run(policy, &frame) else {
                             continue;
