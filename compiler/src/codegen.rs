@@ -112,7 +112,10 @@ impl Asm {
             let target = self.labels[l.0].unwrap_or(self.insns.len()) as i64;
             let off = target - at as i64 - 1;
             let ins = &mut self.insns[at];
-            if let Ok(o) = i16::try_from(off) {
+            // The kernel lengthens some instructions when it inlines helpers, so unconditional
+            // jumps that are merely long take the 32-bit form before they can overflow.
+            let long_ja = ins.code == 0x05 && off.abs() > 8192;
+            if let (Ok(o), false) = (i16::try_from(off), long_ja) {
                 ins.off = o;
             } else if ins.code == 0x05 {
                 // A far unconditional jump becomes `gotol` (JMP32 | JA, 32-bit offset).
@@ -234,6 +237,16 @@ fn layout(p: &Program) -> Layout {
         tables,
         samplebuf,
         size: off as u32,
+    }
+}
+
+/// Whether a predicate kept with side effects before a deciding constant (see lowering) is
+/// that constant: `(over l) and false` never holds, `(over l) or true` always does.
+fn ends_with(p: &Pred, value: bool) -> bool {
+    match p {
+        Pred::And(v) if !value => matches!(v.last(), Some(Pred::Const(false))),
+        Pred::Or(v) if value => matches!(v.last(), Some(Pred::Const(true))),
+        _ => false,
     }
 }
 
@@ -364,7 +377,13 @@ impl Gen<'_> {
             }
         }
         if let Some(off) = host {
-            self.a.emit(Insn::to_be(reg, (bytes * 8) as i32));
+            if bytes == 6 {
+                // A MAC: swap all eight bytes, then drop the two that were not loaded.
+                self.a.emit(Insn::to_be(reg, 64));
+                self.a.emit(Insn::alu64_imm(Alu::Rsh, reg, 16));
+            } else {
+                self.a.emit(Insn::to_be(reg, (bytes * 8) as i32));
+            }
             self.a.emit(Insn::stx(Size::DW, R9, off, reg));
         }
     }
@@ -796,8 +815,25 @@ impl Gen<'_> {
         // The presence word lives in r8 for the rules (data_end is no longer needed).
         self.a.emit(Insn::ldx(Size::DW, R8, R9, 0));
         let mut starts = Vec::new();
+        let mut always = false;
         for r in &self.p.rules {
+            // A rule that never matches has no code; after one that always matches, nothing is
+            // reachable (and the verifier rejects unreachable code).
+            match &r.pred {
+                Pred::Const(false) => continue,
+                Pred::Const(true) => always = true,
+                p if ends_with(p, true) => always = true,
+                _ => {}
+            }
             starts.push((self.a.insns.len(), r.span.start));
+            if ends_with(&r.pred, false) {
+                // Its limiters still run, but it never decides: only the predicate's code,
+                // which always jumps on, so nothing after it is unreachable.
+                let next = self.a.label();
+                self.pred(&r.pred, false, next);
+                self.a.bind(next);
+                continue;
+            }
             let next = self.a.label();
             if self.pure_depth(&r.pred).is_some_and(|d| d < 4) {
                 // One branch per rule: the verifier keeps at most one pending state however
@@ -809,6 +845,13 @@ impl Gen<'_> {
             }
             self.decide(&r.actions, &r.terminal, r.table, r.stats_index, epilogue);
             self.a.bind(next);
+            if always {
+                break;
+            }
+        }
+        if always {
+            self.rule_starts = starts;
+            return Ok(());
         }
         let (t, idx) = self.p.default.clone();
         let acts = self.p.default_actions.clone();
@@ -1145,6 +1188,18 @@ impl Gen<'_> {
         }
     }
 
+    /// After a key part is written: the path for an absent header writes zeros instead. Packet
+    /// metadata is never absent, and its path would be unreachable code, which the verifier
+    /// rejects.
+    fn absent_zero(&mut self, f: FieldId, pos: i16, width: i16, absent: Label, done: Label) {
+        if self.p.fields[f.index()].field.header() == Header::Pkt {
+            return;
+        }
+        self.a.jump(Insn::ja(0), done);
+        self.a.bind(absent);
+        self.zero(pos, width);
+    }
+
     /// Assembles a counter or limiter key in the key buffer; absent fields are zero bytes.
     fn build_key(&mut self, key: &[KeyPart]) {
         let mut pos = self.lay.keybuf;
@@ -1159,9 +1214,7 @@ impl Gen<'_> {
                         self.a.emit(Insn::ldx(Size::DW, R0, R9, slot + o));
                         self.a.emit(Insn::stx(Size::DW, R9, pos + o, R0));
                     }
-                    self.a.jump(Insn::ja(0), done);
-                    self.a.bind(absent);
-                    self.zero(pos, *w as i16);
+                    self.absent_zero(*f, pos, *w as i16, absent, done);
                 }
                 KeyPart::Host(f, w) => {
                     self.require(*f, absent);
@@ -1181,9 +1234,7 @@ impl Gen<'_> {
                         self.a.emit(Insn::to_be(R0, 8 * bytes as i32));
                     }
                     self.a.emit(Insn::stx(size, R9, pos, R0));
-                    self.a.jump(Insn::ja(0), done);
-                    self.a.bind(absent);
-                    self.zero(pos, *w as i16);
+                    self.absent_zero(*f, pos, *w as i16, absent, done);
                 }
                 KeyPart::IpTagged { v4, v6 } => {
                     let not_v4 = self.a.label();

@@ -99,6 +99,7 @@ pub fn lower_with(
         table_maps: HashMap::new(),
         table_slots: Vec::new(),
         samples: None,
+        pool_maps: HashMap::new(),
     };
     let stats = MapId(0);
     cx.maps.push(ir::Map {
@@ -203,6 +204,8 @@ struct Lower<'a> {
     table_slots: Vec<ck::TableId>,
     /// The sample ring, once a `sample` needs it.
     samples: Option<MapId>,
+    /// Maglev tables, by pool.
+    pool_maps: HashMap<ck::PoolId, MapId>,
 }
 
 /// Whether a field is whole, aligned bytes of the packet that can be kept raw.
@@ -454,21 +457,31 @@ impl Lower<'_> {
                         .iter()
                         .map(|(a, _)| (canonical(Field::IpDst, a.family), a.bits))
                         .collect();
-                    let slots = maglev(&p.backends);
-                    let init = slots
-                        .iter()
-                        .enumerate()
-                        .map(|(i, b)| ((i as u32).to_le_bytes().to_vec(), b.to_le_bytes().to_vec()))
-                        .collect();
-                    let table = MapId(self.maps.len() as u32);
-                    self.maps.push(ir::Map {
-                        name: format!("maglev_{}", p.name),
-                        purpose: MapPurpose::Maglev,
-                        key_size: 4,
-                        value_size: 4,
-                        max_entries: MAGLEV_SLOTS as u32,
-                        init,
-                    });
+                    let table = match self.pool_maps.get(pool) {
+                        Some(t) => *t,
+                        None => {
+                            let slots = maglev(&p.backends);
+                            let init = slots
+                                .iter()
+                                .enumerate()
+                                .map(|(i, b)| {
+                                    ((i as u32).to_le_bytes().to_vec(), b.to_le_bytes().to_vec())
+                                })
+                                .collect();
+                            let table = MapId(self.maps.len() as u32);
+                            self.maps.push(ir::Map {
+                                name: format!("maglev_{}", p.name),
+                                purpose: MapPurpose::Maglev,
+                                key_size: 4,
+                                value_size: 4,
+                                max_entries: MAGLEV_SLOTS as u32,
+                                init,
+                            });
+                            // One table per pool, however many actions balance over it.
+                            self.pool_maps.insert(*pool, table);
+                            table
+                        }
+                    };
                     let by = by.clone();
                     let key = self.key(&by);
                     out.push(Action::Balance {
@@ -503,13 +516,53 @@ impl Lower<'_> {
         Pred::Cond(id)
     }
 
+    /// Whether evaluating `p` changes state (limiters take tokens, tables record hits).
+    fn has_effects(&self, p: &Pred) -> bool {
+        match p {
+            Pred::Const(_) => false,
+            Pred::Cond(c) => matches!(
+                self.conds[c.index()],
+                Cond::Over { .. } | Cond::Match { .. }
+            ),
+            Pred::Not(q) => self.has_effects(q),
+            Pred::And(v) | Pred::Or(v) => v.iter().any(|q| self.has_effects(q)),
+        }
+    }
+
+    /// Lowers a predicate, folding constants (an always-false atom, an empty list) so that no
+    /// code is generated that can never run: the verifier rejects unreachable instructions.
     fn expr(&mut self, e: &Expr) -> Pred {
         match e {
             Expr::Const(b) => Pred::Const(*b),
             Expr::Atom(a, span) => self.atom(a, *span),
-            Expr::Not(inner) => Pred::Not(Box::new(self.expr(inner))),
-            Expr::And(parts) => Pred::And(parts.iter().map(|p| self.expr(p)).collect()),
-            Expr::Or(parts) => Pred::Or(parts.iter().map(|p| self.expr(p)).collect()),
+            Expr::Not(inner) => match self.expr(inner) {
+                Pred::Const(b) => Pred::Const(!b),
+                p => Pred::Not(Box::new(p)),
+            },
+            Expr::And(parts) | Expr::Or(parts) => {
+                let and = matches!(e, Expr::And(_));
+                let mut kept = Vec::new();
+                for p in parts {
+                    match self.expr(p) {
+                        // `and` drops trues and is false with a false; `or` the other way.
+                        Pred::Const(b) if b == and => {}
+                        // Limiters and tables met before the deciding constant still run
+                        // (they take tokens, record hits), so they and the constant stay.
+                        Pred::Const(b) if kept.iter().any(|q| self.has_effects(q)) => {
+                            kept.push(Pred::Const(b));
+                            break;
+                        }
+                        Pred::Const(b) => return Pred::Const(b),
+                        q => kept.push(q),
+                    }
+                }
+                match kept.len() {
+                    0 => Pred::Const(and),
+                    1 => kept.pop().unwrap_or(Pred::Const(and)),
+                    _ if and => Pred::And(kept),
+                    _ => Pred::Or(kept),
+                }
+            }
         }
     }
 

@@ -1,0 +1,54 @@
+# Regressions found by the random-policy property test (kernel verifier and evaluator).
+policy mac_range on tc ingress {
+    rule r5: eth.dst in {48:cf:9c:a1:81:0f..4e:90:b1:e8:00:8d} => drop
+    default pass
+    test "a MAC range compares MACs as numbers" {
+        send eth(dst=4a:00:00:00:00:01) / ipv4() / udp()
+        expect drop by r5
+        send eth(dst=4e:90:b1:e8:00:8e) / ipv4() / udp()
+        expect pass by default
+    }
+}
+
+policy pool_twice on xdp {
+    pool b0 = { 10.0.0.2 }
+    rule r0: ip.proto in 47..136 => balance b0 by (vlan.id, l4.dport, ipv4.proto), tx
+    default balance b0 by (ip.src, ipv6.flowlabel), tx
+    test "one maglev table serves both balance actions" {
+        send ipv4(src=10.9.9.9, proto=47) / raw(0x00000000)
+        expect tx by r0
+        send ipv4(src=10.9.9.9) / udp()
+        expect tx by default
+    }
+}
+
+policy empty_list_and_payload on tc egress {
+    set s0: u8 = {  }
+    limiter l: key ip.src, rate 1/s, burst 1
+    rule r9: (tcp.sport in {}) and (payload[9..15] == 0x70656e535348) => drop
+    rule r10: (not (payload[11..13] == "1.")) and (icmp.code in s0) => drop
+    rule r11: over l and udp.dport in {} => drop
+    rule r12: udp.dport == 7 and over l => drop
+    default pass
+    test "never-matching rules generate no unreachable code; limiters before them still run" {
+        send ipv4(src=10.0.0.1) / udp(dport=9)
+        expect pass by default
+        send ipv4(src=10.0.0.1) / udp(dport=7)
+        expect drop by r12
+    }
+}
+
+policy metadata_keys on tc ingress {
+    counter c0: key (pkt.mark)
+    table t0: key (pkt.len) -> pass | drop entries { (60) => drop }
+    rule r0: eth.type != 2054 and udp.dport == 9 => count c0, pass
+    rule r5: match t0
+    default pass
+    test "packet metadata in counter and table keys" {
+        send ipv4(src=10.0.0.1) / udp(dport=9)
+        expect pass by r0
+        expect counter c0[0] == 1
+        send ipv4(src=10.0.0.1) / udp(dport=8) / payload("0123456789abcdef12")
+        expect drop by r5
+    }
+}
