@@ -24,6 +24,11 @@ command -v clang >/dev/null 2>&1 || need+=(clang)
 command -v llvm-readelf >/dev/null 2>&1 || need+=(llvm)
 command -v bpftool >/dev/null 2>&1 || need+=(bpftool)
 [ -f /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
+# libbpf-rs (a second loader in the tests) builds libbpf from source against libelf and zlib.
+[ -f /usr/include/libelf.h ] || need+=(libelf-dev)
+[ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "== installing ${need[*]}"
