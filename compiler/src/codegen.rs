@@ -1022,6 +1022,7 @@ impl Gen<'_> {
                 self.a.emit(Insn::stx(Size::W, R1, at, R0));
                 self.a.emit(Insn::mov64_imm(R0, i32::from(hi)));
                 self.a.emit(Insn::stx(Size::H, R1, at + 4, R0));
+                self.refresh_const(&[field], value);
             }
             Ipv4Src | Ipv4Dst => {
                 self.unless_any(bit(Header::Ipv4), skip);
@@ -1038,6 +1039,7 @@ impl Gen<'_> {
                 }
                 self.apply_csum(R1, 10, false);
                 self.fix_l4(true);
+                self.refresh_const(&[field], value);
             }
             Ipv6Src | Ipv6Dst => {
                 self.unless_any(bit(Header::Ipv6), skip);
@@ -1053,6 +1055,7 @@ impl Gen<'_> {
                     self.delta_word(R4, R5);
                 }
                 self.fix_l4(true);
+                self.refresh_const(&[field], value);
             }
             L4Sport | L4Dport | TcpSport | TcpDport | UdpSport | UdpDport => {
                 let bits = match field {
@@ -1074,6 +1077,13 @@ impl Gen<'_> {
                 self.a.emit(Insn::stx(Size::H, R1, at, R5));
                 self.delta_word(R4, R5);
                 self.fix_l4(false);
+                let aliases: &[Field] = match field {
+                    L4Sport => &[TcpSport, UdpSport, L4Sport],
+                    L4Dport => &[TcpDport, UdpDport, L4Dport],
+                    TcpSport | UdpSport => &[field, L4Sport],
+                    _ => &[field, L4Dport],
+                };
+                self.refresh_const(aliases, value);
             }
             IpTtl | Ipv4Ttl | Ipv6Hoplimit => {
                 let v = value as i32 & 0xff;
@@ -1099,6 +1109,7 @@ impl Gen<'_> {
                     self.a.emit(Insn::mov64_imm(R3, 0));
                     self.delta_word(R4, R5);
                     self.apply_csum(R1, 10, false);
+                    self.refresh_const(&[Ipv4Dscp, IpDscp], dscp as u128);
                     self.a.bind(next);
                 }
                 if field != Ipv4Dscp {
@@ -1113,11 +1124,42 @@ impl Gen<'_> {
                         ((dscp >> 2) & 0x0f) | ((dscp & 0x3) << 14),
                     ));
                     self.a.emit(Insn::stx(Size::H, R1, 0, R4));
+                    self.refresh_const(&[Ipv6Dscp, IpDscp], dscp as u128);
                 }
             }
             _ => {}
         }
         self.a.bind(skip);
+    }
+
+    /// After a rewrite, the loaded copies of the rewritten fields take the new value, so that
+    /// later actions (a `count` key, a `balance` hash) see the packet as it now is.
+    fn refresh_const(&mut self, targets: &[Field], value: u128) {
+        for (i, f) in self.p.fields.iter().enumerate() {
+            if !targets.contains(&f.field) {
+                continue;
+            }
+            let slot = self.lay.slots[i];
+            let v = match f.enc {
+                Encoding::Raw => crate::lower::to_raw(value, crate::lower::raw_width(f.field)),
+                Encoding::Host => value,
+            };
+            self.load_const(R0, v as u64);
+            self.a.emit(Insn::stx(Size::DW, R9, slot, R0));
+            if f.field.ty().bits() > 64 {
+                self.load_const(R0, (v >> 64) as u64);
+                self.a.emit(Insn::stx(Size::DW, R9, slot + 8, R0));
+            }
+        }
+    }
+
+    /// Like `refresh_const` for a host value computed at run time in `reg`.
+    fn refresh_reg(&mut self, targets: &[Field], reg: Reg) {
+        for (i, f) in self.p.fields.iter().enumerate() {
+            if targets.contains(&f.field) {
+                self.a.emit(Insn::stx(Size::DW, R9, self.lay.slots[i], reg));
+            }
+        }
     }
 
     /// Rewrites the IPv4 TTL, fixing the header checksum: `new` is emitted with the old TTL
@@ -1131,6 +1173,7 @@ impl Gen<'_> {
         self.a.emit(Insn::mov64_reg(R5, R4));
         self.a.emit(Insn::alu64_imm(Alu::And, R5, 0xff));
         new(self);
+        self.refresh_reg(&[Field::Ipv4Ttl, Field::IpTtl], R5);
         self.a.emit(Insn::mov64_reg(R0, R4));
         self.a.emit(Insn::alu64_imm(Alu::And, R0, 0xff00));
         self.a.emit(Insn::alu64_reg(Alu::Or, R5, R0));
@@ -1149,6 +1192,7 @@ impl Gen<'_> {
         self.a.emit(Insn::ldx(Size::B, R5, R1, 7));
         new(self);
         self.a.emit(Insn::stx(Size::B, R1, 7, R5));
+        self.refresh_reg(&[Field::Ipv6Hoplimit, Field::IpTtl], R5);
     }
 
     /// `dec ip.ttl`: minus one, not below zero.

@@ -52,3 +52,27 @@ policy metadata_keys on tc ingress {
         expect drop by r5
     }
 }
+
+policy count_after_rewrite on tc ingress {
+    counter c2: key l4.sport
+    rule r1: not icmpv6 => set tcp.sport = 80, count c2, drop
+    default pass
+    test "a counter after a rewrite keys on the new value" {
+        send ipv6(src=2001:db8::1, dst=2001:db8::2, hoplimit=1) / tcp(sport=1024, dport=54038, flags=psh|ece|cwr, seq=4294967295, ack=2147483648) / payload(0x504f5354202f6c6f67696e)
+        expect drop by r1
+        expect counter c2[80] == 1
+        expect counter c2[1024] == 0
+    }
+}
+
+policy balance_after_rewrite on xdp {
+    pool b0 = { 10.0.0.1, 192.0.2.9 }
+    rule r3: l4.dport in 0x16..0xa612 => set ip.dst = 10.0.0.2, balance b0 by (ip.dst, l4.dport), redirect "eth0"
+    default pass
+    test "balance hashes the rewritten destination" {
+        send ipv4(src=203.0.113.5, dst=172.16.0.1, dscp=35, ecn=0) / udp(sport=28631, dport=443)
+        expect redirect "eth0" by r3
+        send ipv4(src=203.0.113.5, dst=172.16.0.9, ttl=9) / udp(sport=1, dport=80)
+        expect redirect "eth0" by r3
+    }
+}
