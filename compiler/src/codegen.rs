@@ -101,6 +101,23 @@ impl Asm {
         self.labels[l.0] = Some(self.insns.len());
     }
 
+    /// Whether the next instruction would be unreachable: the last one is an unconditional
+    /// jump (or exit) and no label is bound here. The verifier rejects unreachable code, so the
+    /// generator stops emitting what could never run.
+    fn dead_here(&self) -> bool {
+        let here = self.insns.len();
+        let ends = self
+            .insns
+            .last()
+            .is_some_and(|i| i.code == 0x05 || i.code == 0x95);
+        ends && !self.labels.contains(&Some(here))
+    }
+
+    /// Whether any jump targets `l`.
+    fn used(&self, l: Label) -> bool {
+        self.fixups.iter().any(|(_, x)| *x == l)
+    }
+
     /// Emits a jump (conditional or not) to `l`, patched at the end.
     fn jump(&mut self, i: Insn, l: Label) {
         self.fixups.push((self.insns.len(), l));
@@ -237,16 +254,6 @@ fn layout(p: &Program) -> Layout {
         tables,
         samplebuf,
         size: off as u32,
-    }
-}
-
-/// Whether a predicate kept with side effects before a deciding constant (see lowering) is
-/// that constant: `(over l) and false` never holds, `(over l) or true` always does.
-fn ends_with(p: &Pred, value: bool) -> bool {
-    match p {
-        Pred::And(v) if !value => matches!(v.last(), Some(Pred::Const(false))),
-        Pred::Or(v) if value => matches!(v.last(), Some(Pred::Const(true))),
-        _ => false,
     }
 }
 
@@ -822,18 +829,10 @@ impl Gen<'_> {
             match &r.pred {
                 Pred::Const(false) => continue,
                 Pred::Const(true) => always = true,
-                p if ends_with(p, true) => always = true,
                 _ => {}
             }
             starts.push((self.a.insns.len(), r.span.start));
-            if ends_with(&r.pred, false) {
-                // Its limiters still run, but it never decides: only the predicate's code,
-                // which always jumps on, so nothing after it is unreachable.
-                let next = self.a.label();
-                self.pred(&r.pred, false, next);
-                self.a.bind(next);
-                continue;
-            }
+
             let next = self.a.label();
             if self.pure_depth(&r.pred).is_some_and(|d| d < 4) {
                 // One branch per rule: the verifier keeps at most one pending state however
@@ -843,9 +842,17 @@ impl Gen<'_> {
             } else {
                 self.pred(&r.pred, false, next);
             }
+            if self.a.dead_here() {
+                // The predicate always jumps on (its limiters still run): no decision here.
+                self.a.bind(next);
+                continue;
+            }
             self.decide(&r.actions, &r.terminal, r.table, r.stats_index, epilogue);
+            // Nothing jumps past a rule that always matches: what follows is unreachable.
+            let reached = self.a.used(next);
             self.a.bind(next);
-            if always {
+            if always || !reached {
+                always = true;
                 break;
             }
         }
@@ -1774,14 +1781,24 @@ impl Gen<'_> {
                 if is_and != when {
                     for q in parts {
                         self.pred(q, when, target);
+                        if self.a.dead_here() {
+                            break;
+                        }
                     }
                 } else {
                     let skip = self.a.label();
                     if let Some((last, init)) = parts.split_last() {
+                        let mut dead = false;
                         for q in init {
                             self.pred(q, !when, skip);
+                            if self.a.dead_here() {
+                                dead = true;
+                                break;
+                            }
                         }
-                        self.pred(last, when, target);
+                        if !dead {
+                            self.pred(last, when, target);
+                        }
                     } else if when == is_and {
                         // An empty `and` is true, an empty `or` false.
                         self.a.jump(Insn::ja(0), target);
@@ -1823,11 +1840,30 @@ impl Gen<'_> {
                 burst,
             } => return self.over(*map, key, *rate, *burst, f, t),
             Cond::Match { map, key, slot } => return self.table_match(*map, key, *slot, f, t),
+            Cond::InMapKey { key, map } => {
+                for part in key {
+                    if let KeyPart::Raw(fid, _) | KeyPart::Host(fid, _) = part {
+                        self.require(*fid, f);
+                    }
+                }
+                self.build_key(key);
+                self.a.emit2(Insn::ld_map(R1, map.0));
+                self.a.emit(Insn::mov64_reg(R2, R9));
+                self.a
+                    .emit(Insn::alu64_imm(Alu::Add, R2, i32::from(self.lay.keybuf)));
+                self.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+                self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), f);
+                self.a.jump(Insn::ja(0), t);
+                return;
+            }
             _ => {}
         }
         let hdr = match c {
             Cond::Present(h) => *h,
-            Cond::Payload { .. } | Cond::Over { .. } | Cond::Match { .. } => Header::Pkt,
+            Cond::Payload { .. }
+            | Cond::Over { .. }
+            | Cond::Match { .. }
+            | Cond::InMapKey { .. } => Header::Pkt,
             Cond::Cmp { field, .. } | Cond::Range { field, .. } | Cond::InMap { field, .. } => {
                 self.p.fields[field.index()].field.header()
             }
@@ -1857,7 +1893,10 @@ impl Gen<'_> {
                 self.a.jump(Insn::ja(0), t);
             }
             Cond::InMap { field, map } => self.in_map(*field, *map, f, t),
-            Cond::Payload { .. } | Cond::Over { .. } | Cond::Match { .. } => {}
+            Cond::Payload { .. }
+            | Cond::Over { .. }
+            | Cond::Match { .. }
+            | Cond::InMapKey { .. } => {}
         }
     }
 

@@ -231,6 +231,13 @@ pub enum Cond {
         /// Where the hit's verdict is kept.
         slot: u32,
     },
+    /// The big-endian key built from `key` (one host-order field) is in a set map.
+    InMapKey {
+        /// The key's one part.
+        key: Vec<KeyPart>,
+        /// The map.
+        map: MapId,
+    },
     /// The field's bytes are a key of a set map.
     InMap {
         /// The loaded field (raw).
@@ -319,6 +326,13 @@ impl Program {
         for (i, c) in self.conds.iter().enumerate() {
             let field = match c {
                 Cond::Present(_) | Cond::Payload { .. } => continue,
+                Cond::InMapKey { key, map } => {
+                    self.verify_key(key)?;
+                    if self.maps.get(map.index()).map(|m| m.purpose) != Some(MapPurpose::ExactSet) {
+                        return err(format!("c{i}: {map} is not a set map"));
+                    }
+                    continue;
+                }
                 Cond::Match { map, key, .. } => {
                     self.verify_key(key)?;
                     if self.maps.get(map.index()).map(|m| m.purpose) != Some(MapPurpose::Table) {
@@ -484,6 +498,7 @@ impl Program {
                 },
                 Cond::Range { field, lo, hi } => format!("{field} in {lo:#x}..={hi:#x}"),
                 Cond::InMap { field, map } => format!("{field} in {map}"),
+                Cond::InMapKey { key, map } => format!("{} in {map}", key_text(key)),
                 Cond::Payload {
                     start,
                     end,

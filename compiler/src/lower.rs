@@ -190,7 +190,7 @@ struct Lower<'a> {
     fields: Vec<FieldLoad>,
     field_ids: HashMap<FieldLoad, FieldId>,
     maps: Vec<ir::Map>,
-    set_maps: HashMap<ck::SetId, MapId>,
+    set_maps: HashMap<(ck::SetId, usize), MapId>,
     conds: Vec<Cond>,
     cond_ids: HashMap<Cond, CondId>,
     errors: Vec<Diagnostic>,
@@ -636,8 +636,15 @@ impl Lower<'_> {
                 };
                 let f = canonical(*field, fam);
                 let map = self.set_map(*set, f);
-                let field = self.field(f, Encoding::Raw);
-                self.cond(Cond::InMap { field, map })
+                if raw_capable(f) {
+                    let field = self.field(f, Encoding::Raw);
+                    self.cond(Cond::InMap { field, map })
+                } else {
+                    // Computed fields and packet metadata are kept in host order; their key is
+                    // assembled big-endian, as the map's entries are.
+                    let key = self.key(&[f]);
+                    self.cond(Cond::InMapKey { key, map })
+                }
             }
             Atom::Has { field, bits } => {
                 let field_id = self.field(*field, Encoding::Host);
@@ -739,11 +746,14 @@ impl Lower<'_> {
     }
 
     fn set_map(&mut self, set: ck::SetId, f: Field) -> MapId {
-        if let Some(id) = self.set_maps.get(&set) {
+        // One map per set and key width: a `u32` set tested against a 16-bit and a 32-bit field
+        // needs keys of both widths (a dynamic set's updates then go to each of its maps).
+        let width = raw_width(f);
+        if let Some(id) = self.set_maps.get(&(set, width)) {
             return *id;
         }
         let s = &self.policy.sets[set.index()];
-        let width = raw_width(f);
+        let taken = self.set_maps.keys().any(|(s2, _)| *s2 == set);
         let prefix = matches!(s.kind, SetKind::Ipv4Prefix | SetKind::Ipv6Prefix);
         let mut init = Vec::new();
         for item in &s.items {
@@ -764,7 +774,11 @@ impl Lower<'_> {
         }
         let id = MapId(self.maps.len() as u32);
         self.maps.push(ir::Map {
-            name: format!("set_{}", s.name),
+            name: if taken {
+                format!("set_{}_w{width}", s.name)
+            } else {
+                format!("set_{}", s.name)
+            },
             purpose: if prefix {
                 MapPurpose::PrefixSet
             } else {
@@ -775,7 +789,7 @@ impl Lower<'_> {
             max_entries: s.capacity.max(1),
             init,
         });
-        self.set_maps.insert(set, id);
+        self.set_maps.insert((set, width), id);
         id
     }
 }

@@ -76,3 +76,18 @@ policy balance_after_rewrite on xdp {
         expect redirect "eth0" by r3
     }
 }
+
+policy set_two_widths on tc ingress {
+    set s1: u64, dynamic = { 8, 60 }
+    rule r1: udp.len in s1 => redirect "eth0"
+    rule r2: pkt.len in s1 => drop
+    default pass
+    test "one set, keys of two widths, host-order metadata looked up big-endian" {
+        send ipv4(src=10.0.0.1) / udp(dport=5)
+        expect redirect "eth0" by r1
+        send ipv4(src=10.0.0.1) / tcp(dport=5) / payload("123456")
+        expect drop by r2
+        send ipv4(src=10.0.0.1) / tcp(dport=5)
+        expect pass by default
+    }
+}
