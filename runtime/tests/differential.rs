@@ -7,26 +7,11 @@
 //! Needs CAP_BPF: without it the test prints `skipped: <why>`, or fails when
 //! `NFCC_REQUIRE_KERNEL=1`.
 
+mod common;
+
 use nfcc_compiler::compile::compile_with;
 use nfcc_dsl::{check_source, CheckOptions};
 use nfcc_runtime::engine::{compare, KernelEngine};
-use std::path::{Path, PathBuf};
-
-fn corpus() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut files = Vec::new();
-    for dir in ["examples", "compiler/tests/in", "dsl/tests/in/ok"] {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
-            .unwrap_or_else(|e| panic!("read {dir}: {e}"))
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "nf"))
-            .collect();
-        v.sort();
-        files.extend(v);
-    }
-    files
-}
 
 #[test]
 fn kernel_agrees_with_the_evaluator_on_every_test_packet() {
@@ -39,7 +24,7 @@ fn kernel_agrees_with_the_evaluator_on_every_test_packet() {
     }
     let (mut compiled_policies, mut packets, mut short, mut refused) = (0, 0, 0, Vec::new());
     let mut problems = Vec::new();
-    for path in corpus() {
+    for path in common::corpus_files() {
         let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
         let name = path
             .file_name()

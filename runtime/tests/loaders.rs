@@ -21,11 +21,13 @@
 //! Needs CAP_BPF and CAP_NET_ADMIN: without them the tests print `skipped: <why>`, or fail
 //! when `NFCC_REQUIRE_KERNEL=1`.
 
+mod common;
+
 use nfcc_compiler::compile::compile;
 use nfcc_dsl::checked::{Hook, Program};
 use nfcc_dsl::{check_source, CheckOptions, Severity};
 use nfcc_runtime::{load, ProgKind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -60,23 +62,6 @@ impl Corpus {
     }
 }
 
-/// The `.nf` files of the corpus, sorted per directory.
-fn corpus_files() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut files = Vec::new();
-    for dir in ["examples", "compiler/tests/in", "dsl/tests/in/ok"] {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
-            .unwrap_or_else(|e| panic!("read {dir}: {e}"))
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "nf"))
-            .collect();
-        v.sort();
-        files.extend(v);
-    }
-    files
-}
-
 /// Compiles `program` and sorts the result: `Ok(Some)` compiled, `Ok(None)` refused with
 /// only E0201 diagnostics, `Err` any other compiler error (rendered).
 fn compile_or_refuse(
@@ -100,7 +85,7 @@ fn corpus() -> Corpus {
         refused: Vec::new(),
     };
     let mut errors = Vec::new();
-    for path in corpus_files() {
+    for path in common::corpus_files() {
         let source =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let name = path
