@@ -171,7 +171,19 @@ pub fn compile(
         })
     });
     let bytes = text.map_or_else(|| compiled.object.clone(), String::into_bytes);
-    if let Err(e) = std::fs::write(&out, bytes) {
+    // `-o -` writes to standard output (text or object bytes), for pipes.
+    let to_stdout = out.as_os_str() == "-";
+    let written = if to_stdout {
+        use std::io::Write as _;
+        let mut so = std::io::stdout().lock();
+        match so.write_all(&bytes).and_then(|()| so.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r,
+        }
+    } else {
+        std::fs::write(&out, bytes)
+    };
+    if let Err(e) = written {
         eprintln!("error: cannot write {}: {e}", out.display());
         return ENV;
     }
@@ -197,7 +209,7 @@ pub fn compile(
                     return ENV;
                 }
             };
-            say!(
+            let line = format!(
                 "{}: {} instructions, {} stack bytes, verifier processed {}\n  maps: {}",
                 p.name,
                 p.insns,
@@ -205,9 +217,17 @@ pub fn compile(
                 verified,
                 maps.join(", ")
             );
+            // With the object on standard output, statistics go to standard error.
+            if to_stdout {
+                eprintln!("{line}");
+            } else {
+                say!("{line}");
+            }
         }
     }
-    say!("wrote {}", out.display());
+    if !to_stdout {
+        say!("wrote {}", out.display());
+    }
     OK
 }
 

@@ -115,7 +115,7 @@ enum Command {
     Compile {
         /// The .nf file.
         file: PathBuf,
-        /// Output object.
+        /// Where to write (`-` for standard output; default: the .nf path with .o, .s or .ir).
         #[arg(short, long)]
         output: Option<PathBuf>,
         /// Target.

@@ -19,8 +19,11 @@
 //! 10,000-rule policy cannot afford.
 
 use crate::bpf::{helper, Alu, Insn, Jmp, Reg, Size, R0, R1, R10, R2, R3, R4, R5, R6, R7, R8, R9};
-use crate::ir::{Action, Cond, Encoding, FieldId, KeyPart, MapId, MapPurpose, Pred, Program};
+use crate::ir::{
+    Action, Cond, Encoding, FieldId, KeyPart, Lengths, MapId, MapPurpose, Pred, Program,
+};
 use crate::lower::raw_capable;
+use crate::prefix;
 use nfcc_dsl::ast::CmpOp;
 use nfcc_dsl::checked::{Field, Header, Hook, Terminal};
 use std::collections::HashSet;
@@ -178,6 +181,9 @@ const SAMPLE_BYTES: i32 = 128;
 
 /// Presence bit of "an L4 payload offset exists" (TCP, UDP, ICMP, ICMPv6 parsed).
 const PAYLOAD_BIT: i32 = 1 << 15;
+
+/// Stack slot holding a dynamic prefix set's length-table pointer across its lookups.
+const LENGTHS_PTR: i16 = -24;
 
 /// Nano-tokens per token.
 const NANO: u64 = 1_000_000_000;
@@ -341,7 +347,7 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
         rule_starts,
         scratch_map,
         scratch_size: lay.size,
-        stack: 16,
+        stack: 24,
     })
 }
 
@@ -1864,9 +1870,10 @@ impl Gen<'_> {
             | Cond::Over { .. }
             | Cond::Match { .. }
             | Cond::InMapKey { .. } => Header::Pkt,
-            Cond::Cmp { field, .. } | Cond::Range { field, .. } | Cond::InMap { field, .. } => {
-                self.p.fields[field.index()].field.header()
-            }
+            Cond::Cmp { field, .. }
+            | Cond::Range { field, .. }
+            | Cond::InMap { field, .. }
+            | Cond::InPrefixHash { field, .. } => self.p.fields[field.index()].field.header(),
         };
         let inner = matches!(c, Cond::Cmp { field, .. } | Cond::Range { field, .. } | Cond::InMap { field, .. }
             if self.p.fields[field.index()].field == Field::VlanInnerId);
@@ -1893,6 +1900,11 @@ impl Gen<'_> {
                 self.a.jump(Insn::ja(0), t);
             }
             Cond::InMap { field, map } => self.in_map(*field, *map, f, t),
+            Cond::InPrefixHash {
+                field,
+                map,
+                lengths,
+            } => self.in_prefix_hash(*field, *map, lengths, f, t),
             Cond::Payload { .. }
             | Cond::Over { .. }
             | Cond::Match { .. }
@@ -1952,6 +1964,105 @@ impl Gen<'_> {
             self.a.jump(Insn::jmp_reg(Jmp::Ne, R0, R1, 0), differ_goes);
         }
         self.a.jump(Insn::ja(0), all_eq_goes);
+    }
+
+    /// Copies the field's `width` raw bytes into the prefix key, ANDed with a mask: the
+    /// constant `mask` (packet byte order), or the bytes at `r1 + mask_at` when `mask` is
+    /// `None`. Uses r3 and r4.
+    fn masked_key(&mut self, slot: i16, width: usize, mask: Option<&[u8]>, mask_at: i16) {
+        let key = self.lay.lpm_key + 4;
+        let chunks: &[(i16, Size)] = match width {
+            1 => &[(0, Size::B)],
+            2 => &[(0, Size::H)],
+            4 => &[(0, Size::W)],
+            6 => &[(0, Size::W), (4, Size::H)],
+            8 => &[(0, Size::DW)],
+            _ => &[(0, Size::DW), (8, Size::DW)],
+        };
+        for &(at, size) in chunks {
+            self.a.emit(Insn::ldx(size, R3, R9, slot + at));
+            match mask {
+                Some(m) => {
+                    let n = size.bytes();
+                    let mut b = [0u8; 8];
+                    b[..n].copy_from_slice(&m[at as usize..at as usize + n]);
+                    let word = u64::from_le_bytes(b);
+                    let all = if n == 8 {
+                        u64::MAX
+                    } else {
+                        (1u64 << (n * 8)) - 1
+                    };
+                    if word == 0 {
+                        self.a.emit(Insn::mov64_imm(R3, 0));
+                    } else if word != all {
+                        self.load_const(R4, word);
+                        self.a.emit(Insn::alu64_reg(Alu::And, R3, R4));
+                    }
+                }
+                None => {
+                    self.a.emit(Insn::ldx(size, R4, R1, mask_at + at));
+                    self.a.emit(Insn::alu64_reg(Alu::And, R3, R4));
+                }
+            }
+            self.a.emit(Insn::stx(size, R9, key + at, R3));
+        }
+    }
+
+    /// Probes a prefix hash once per length: `{length, field & mask}` is looked up, and the
+    /// first hit makes the condition true. A static set's lengths and masks are constants; a
+    /// dynamic set's come from its length table, whose pointer is kept on the stack across
+    /// the lookups (helper calls clobber r1–r5).
+    fn in_prefix_hash(
+        &mut self,
+        field: FieldId,
+        map: MapId,
+        lengths: &Lengths,
+        f: Label,
+        t: Label,
+    ) {
+        let slot = self.lay.slots[field.index()];
+        let width = self.p.fields[field.index()].field.key_width();
+        let key = self.lay.lpm_key;
+        let probe = |g: &mut Self| {
+            g.a.emit2(Insn::ld_map(R1, map.0));
+            g.a.emit(Insn::mov64_reg(R2, R9));
+            g.a.emit(Insn::alu64_imm(Alu::Add, R2, i32::from(key)));
+            g.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+            g.a.jump(Insn::jmp_imm(Jmp::Ne, R0, 0, 0), t);
+        };
+        match lengths {
+            Lengths::Static(ls) => {
+                for &l in ls {
+                    let mask = prefix::host_mask(l, width).to_be_bytes();
+                    self.a.emit(Insn::mov64_imm(R3, i32::from(l)));
+                    self.a.emit(Insn::stx(Size::W, R9, key, R3));
+                    self.masked_key(slot, width, Some(&mask[16 - width..]), 0);
+                    probe(self);
+                }
+            }
+            Lengths::Table(table) => {
+                self.a.emit(Insn::mov64_imm(R1, 0));
+                self.a.emit(Insn::stx(Size::W, R10, -4, R1));
+                self.a.emit2(Insn::ld_map(R1, table.0));
+                self.a.emit(Insn::mov64_reg(R2, R10));
+                self.a.emit(Insn::alu64_imm(Alu::Add, R2, -4));
+                self.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+                self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), f);
+                self.a.emit(Insn::stx(Size::DW, R10, LENGTHS_PTR, R0));
+                let stride = prefix::table_stride(width) as i16;
+                for i in 0..prefix::table_slots(width) as i16 {
+                    self.a.emit(Insn::ldx(Size::DW, R1, R10, LENGTHS_PTR));
+                    self.a.emit(Insn::ldx(Size::W, R3, R1, 0));
+                    self.a.jump(Insn::jmp_imm(Jmp::Le, R3, i32::from(i), 0), f);
+                    let at = 8 + i * stride;
+                    self.a.emit(Insn::ldx(Size::W, R3, R1, at));
+                    self.a.emit(Insn::stx(Size::W, R9, key, R3));
+                    self.masked_key(slot, width, None, at + 8);
+                    probe(self);
+                }
+            }
+        }
+        self.a.jump(Insn::ja(0), f);
     }
 
     fn in_map(&mut self, field: FieldId, map: MapId, f: Label, t: Label) {

@@ -67,6 +67,8 @@ fn map_kind(purpose: MapPurpose, target: Target) -> (MapKind, u32) {
         (MapPurpose::ExactSet, _) => (MapKind::Hash, 0),
         // BPF_F_NO_PREALLOC: the kernel requires it for LPM tries.
         (MapPurpose::PrefixSet, _) => (MapKind::LpmTrie, 1),
+        (MapPurpose::PrefixHash, _) => (MapKind::Hash, 0),
+        (MapPurpose::PrefixLengths, _) => (MapKind::Array, 0),
         (MapPurpose::RuleStats, Target::Host) => (MapKind::PercpuArray, 0),
         (MapPurpose::RuleStats, Target::Nfp) => (MapKind::Array, 0),
         (MapPurpose::Counter, Target::Host) => (MapKind::LruPercpuHash, 0),

@@ -72,6 +72,11 @@ pub enum MapPurpose {
     ExactSet,
     /// Prefix set: LPM trie, key = 32-bit prefix length then address bytes.
     PrefixSet,
+    /// Prefix set as a hash (see [`crate::prefix`]): key = 32-bit prefix length then the
+    /// value's bytes with bits past the length cleared; probed once per length.
+    PrefixHash,
+    /// A dynamic prefix hash's length table: array of one [`crate::prefix::length_table`].
+    PrefixLengths,
     /// Per-rule packet and byte counters: per-CPU array, one slot per rule plus the default.
     RuleStats,
     /// A `counter`: per-CPU LRU hash, key = key fields, value = packets and bytes (u64 each).
@@ -238,6 +243,15 @@ pub enum Cond {
         /// The map.
         map: MapId,
     },
+    /// The field's value has a prefix in a prefix hash, probing each length of `lengths`.
+    InPrefixHash {
+        /// The loaded field (raw).
+        field: FieldId,
+        /// The prefix hash.
+        map: MapId,
+        /// The lengths to probe.
+        lengths: Lengths,
+    },
     /// The field's bytes are a key of a set map.
     InMap {
         /// The loaded field (raw).
@@ -245,6 +259,15 @@ pub enum Cond {
         /// The map.
         map: MapId,
     },
+}
+
+/// Which prefix lengths a prefix-hash probe tries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Lengths {
+    /// Fixed at compile time (a static set), longest first.
+    Static(Vec<u8>),
+    /// Read at run time from a length table (a dynamic set).
+    Table(MapId),
 }
 
 /// A predicate tree over conditions.
@@ -347,9 +370,10 @@ impl Program {
                     }
                     continue;
                 }
-                Cond::Cmp { field, .. } | Cond::Range { field, .. } | Cond::InMap { field, .. } => {
-                    *field
-                }
+                Cond::Cmp { field, .. }
+                | Cond::Range { field, .. }
+                | Cond::InMap { field, .. }
+                | Cond::InPrefixHash { field, .. } => *field,
             };
             let Some(f) = self.fields.get(field.index()) else {
                 return err(format!("c{i} uses missing field {field}"));
@@ -374,6 +398,25 @@ impl Program {
                     };
                     if m.key_size != want || f.enc != Encoding::Raw {
                         return err(format!("c{i}: map {map} key does not fit field {field}"));
+                    }
+                }
+                Cond::InPrefixHash { map, lengths, .. } => {
+                    let width = f.field.key_width();
+                    match self.maps.get(map.index()) {
+                        Some(m)
+                            if m.purpose == MapPurpose::PrefixHash
+                                && m.key_size == crate::prefix::key_size(width)
+                                && f.enc == Encoding::Raw => {}
+                        _ => return err(format!("c{i}: {map} is not a prefix hash for {field}")),
+                    }
+                    match lengths {
+                        Lengths::Static(ls) if ls.iter().all(|l| usize::from(*l) <= width * 8) => {}
+                        Lengths::Table(t)
+                            if self.maps.get(t.index()).is_some_and(|m| {
+                                m.purpose == MapPurpose::PrefixLengths
+                                    && m.value_size == crate::prefix::table_size(width)
+                            }) => {}
+                        _ => return err(format!("c{i}: bad prefix lengths for {field}")),
                     }
                 }
                 _ => {}
@@ -498,6 +541,17 @@ impl Program {
                 },
                 Cond::Range { field, lo, hi } => format!("{field} in {lo:#x}..={hi:#x}"),
                 Cond::InMap { field, map } => format!("{field} in {map}"),
+                Cond::InPrefixHash {
+                    field,
+                    map,
+                    lengths,
+                } => match lengths {
+                    Lengths::Static(ls) => format!(
+                        "{field} in {map} probing /{}",
+                        ls.iter().map(u8::to_string).collect::<Vec<_>>().join(" /")
+                    ),
+                    Lengths::Table(t) => format!("{field} in {map} probing lengths of {t}"),
+                },
                 Cond::InMapKey { key, map } => format!("{} in {map}", key_text(key)),
                 Cond::Payload {
                     start,

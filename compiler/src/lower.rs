@@ -1,15 +1,18 @@
 //! Lowering: a checked policy to the IR. Fields are canonicalised (`ip.src` with an IPv4 value
 //! is `ipv4.src`), deduplicated so each is loaded once, and given the encoding their uses need;
 //! constants are converted to that encoding here, at compile time; sets become maps (hash for
-//! exact values, LPM trie for prefixes) unless they are static and tiny, in which case they are
-//! inlined as comparisons.
+//! exact values; for prefixes and ranges a hash probed once per prefix length or an LPM trie,
+//! chosen by cost — see `Lower::set_map`) unless they are static and tiny, in which case they
+//! are inlined as comparisons.
 //!
 //! Constructs the code generator cannot emit yet are collected as diagnostics with the span of
 //! the construct, so `nfcc compile` names every one of them instead of failing on the first.
 
 use crate::ir::{
-    self, Action, Cond, CondId, Encoding, FieldId, FieldLoad, KeyPart, MapId, MapPurpose, Pred,
+    self, Action, Cond, CondId, Encoding, FieldId, FieldLoad, KeyPart, Lengths, MapId, MapPurpose,
+    Pred,
 };
+use crate::prefix::{self, Prefix};
 use nfcc_dsl::ast::{CmpOp, Span};
 use nfcc_dsl::checked::{self as ck, Atom, Expr, Family, Field, Header, Item, SetKind, Target};
 use nfcc_dsl::diag::Diagnostic;
@@ -87,6 +90,7 @@ pub fn lower_with(
 ) -> Result<ir::Program, Vec<Diagnostic>> {
     let mut cx = Lower {
         policy,
+        target,
         fields: Vec::new(),
         field_ids: HashMap::new(),
         maps: Vec::new(),
@@ -187,10 +191,11 @@ pub fn lower_with(
 
 struct Lower<'a> {
     policy: &'a ck::Policy,
+    target: Target,
     fields: Vec<FieldLoad>,
     field_ids: HashMap<FieldLoad, FieldId>,
     maps: Vec<ir::Map>,
-    set_maps: HashMap<(ck::SetId, usize), MapId>,
+    set_maps: HashMap<(ck::SetId, usize), (MapId, Probe)>,
     conds: Vec<Cond>,
     cond_ids: HashMap<Cond, CondId>,
     errors: Vec<Diagnostic>,
@@ -621,13 +626,6 @@ impl Lower<'_> {
             Atom::InList { field, mask, items } => self.items(*field, *mask, items, span),
             Atom::InSet { field, set } => {
                 let s = &self.policy.sets[set.index()];
-                if !s.dynamic
-                    && (s.items.len() <= INLINE_SET_MAX
-                        || s.items.iter().any(|i| matches!(i, Item::Range(..))))
-                {
-                    let items = s.items.clone();
-                    return self.items(*field, None, &items, span);
-                }
                 let fam = match s.kind {
                     SetKind::Ipv4Prefix | SetKind::Ipv4 => Family::V4,
                     SetKind::Ipv6Prefix | SetKind::Ipv6 => Family::V6,
@@ -635,10 +633,28 @@ impl Lower<'_> {
                     _ => Family::Int,
                 };
                 let f = canonical(*field, fam);
-                let map = self.set_map(*set, f);
+                let ranges = s.items.iter().any(|i| matches!(i, Item::Range(..)));
+                // Small static sets are cheaper as comparisons; so are static sets with ranges
+                // on fields that are not kept as packet bytes (a map key needs the bytes).
+                if !s.dynamic && (s.items.len() <= INLINE_SET_MAX || (ranges && !raw_capable(f))) {
+                    let items = s.items.clone();
+                    return self.items(*field, None, &items, span);
+                }
+                if ranges && !raw_capable(f) {
+                    self.unsupported(span, "dynamic sets with ranges on computed fields");
+                    return Pred::Const(false);
+                }
+                let (map, probe) = self.set_map(*set, f);
                 if raw_capable(f) {
                     let field = self.field(f, Encoding::Raw);
-                    self.cond(Cond::InMap { field, map })
+                    match probe {
+                        Probe::Map => self.cond(Cond::InMap { field, map }),
+                        Probe::Hash(lengths) => self.cond(Cond::InPrefixHash {
+                            field,
+                            map,
+                            lengths,
+                        }),
+                    }
                 } else {
                     // Computed fields and packet metadata are kept in host order; their key is
                     // assembled big-endian, as the map's entries are.
@@ -745,53 +761,185 @@ impl Lower<'_> {
         }
     }
 
-    fn set_map(&mut self, set: ck::SetId, f: Field) -> MapId {
+    /// The map (or maps) holding a set for lookups by field `f`, and how to probe it.
+    ///
+    /// Exact values go to a hash. Prefixes — and ranges, as the prefixes covering them — go
+    /// to a prefix hash probed once per length (see [`crate::prefix`]) or to an LPM trie,
+    /// whichever is cheaper: the hash when a few probes suffice after expanding short
+    /// prefixes within an entry budget, the trie otherwise. The NIC has no trie, so there it
+    /// is always the hash. A dynamic set's lengths are read from its length table at run
+    /// time, so `nfcc set` can add a prefix of any length.
+    fn set_map(&mut self, set: ck::SetId, f: Field) -> (MapId, Probe) {
         // One map per set and key width: a `u32` set tested against a 16-bit and a 32-bit field
         // needs keys of both widths (a dynamic set's updates then go to each of its maps).
         let width = raw_width(f);
-        if let Some(id) = self.set_maps.get(&(set, width)) {
-            return *id;
+        if let Some(x) = self.set_maps.get(&(set, width)) {
+            return x.clone();
         }
         let s = &self.policy.sets[set.index()];
         let taken = self.set_maps.keys().any(|(s2, _)| *s2 == set);
-        let prefix = matches!(s.kind, SetKind::Ipv4Prefix | SetKind::Ipv6Prefix);
-        let mut init = Vec::new();
-        for item in &s.items {
-            let (bits, len) = match item {
-                Item::Value(v) => (v.bits, width as u32 * 8),
-                Item::Prefix(v, l) => (v.bits, u32::from(*l)),
-                Item::Range(..) => continue,
-            };
-            let addr = &bits.to_be_bytes()[16 - width..];
-            let key = if prefix {
-                let mut k = len.to_le_bytes().to_vec();
-                k.extend_from_slice(addr);
-                k
+        let name = if taken {
+            format!("set_{}_w{width}", s.name)
+        } else {
+            format!("set_{}", s.name)
+        };
+        let bits = width as u32 * 8;
+        let prefix_kind = matches!(s.kind, SetKind::Ipv4Prefix | SetKind::Ipv6Prefix);
+        let ranges = s.items.iter().any(|i| matches!(i, Item::Range(..)));
+        let result = if !prefix_kind && !ranges {
+            let init = s
+                .items
+                .iter()
+                .filter_map(|i| match i {
+                    // A value wider than the field can never equal it.
+                    Item::Value(v) if fits(v.bits, bits) => {
+                        Some((v.bits.to_be_bytes()[16 - width..].to_vec(), vec![1u8]))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let id = self.push_map(
+                &name,
+                MapPurpose::ExactSet,
+                width as u32,
+                1,
+                s.capacity.max(1),
+                init,
+            );
+            (id, Probe::Map)
+        } else {
+            let mut prefixes = Vec::new();
+            for item in &s.items {
+                match item {
+                    Item::Value(v) if fits(v.bits, bits) => prefixes.push(Prefix {
+                        len: bits as u8,
+                        bits: v.bits,
+                    }),
+                    Item::Prefix(v, l) if fits(v.bits, bits) && u32::from(*l) <= bits => prefixes
+                        .push(Prefix {
+                            len: *l,
+                            bits: v.bits,
+                        }),
+                    Item::Value(_) | Item::Prefix(..) => {}
+                    Item::Range(lo, hi) => {
+                        prefixes.extend(prefix::range_to_prefixes(lo.bits, hi.bits, bits))
+                    }
+                }
+            }
+            prefixes.sort_unstable();
+            prefixes.dedup();
+            let mut counts: Vec<(u8, u64)> = Vec::new();
+            for p in &prefixes {
+                match counts.last_mut() {
+                    Some((l, n)) if *l == p.len => *n += 1,
+                    _ => counts.push((p.len, 1)),
+                }
+            }
+            let nic = self.target == Target::Nfp;
+            let n = prefixes.len() as u64;
+            let entry_cap = if nic {
+                nfcc_dsl::check::NFP_MAX_CAPACITY
             } else {
-                addr.to_vec()
+                1 << 18
             };
-            init.push((key, vec![1u8]));
-        }
+            let key_size = prefix::key_size(width);
+            if s.dynamic {
+                let lengths: Vec<u8> = counts.iter().map(|c| c.0).collect();
+                // The probe loop is unrolled over every possible length, so wide values stay
+                // in a trie on the host.
+                if nic || (width <= 4 && lengths.len() <= prefix::MAX_HASH_PROBES) {
+                    let init = prefixes
+                        .iter()
+                        .map(|p| (prefix::key(*p, width), vec![1u8]))
+                        .collect();
+                    let cap = s.capacity.max(1).max(prefixes.len() as u32);
+                    let id = self.push_map(&name, MapPurpose::PrefixHash, key_size, 1, cap, init);
+                    let table = self.push_map(
+                        &format!("{name}_lengths"),
+                        MapPurpose::PrefixLengths,
+                        4,
+                        prefix::table_size(width),
+                        1,
+                        vec![(vec![0; 4], prefix::length_table(&lengths, width))],
+                    );
+                    (id, Probe::Hash(Lengths::Table(table)))
+                } else {
+                    let id = self.lpm(&name, &prefixes, width, s.capacity);
+                    (id, Probe::Map)
+                }
+            } else {
+                let (lengths, entries) = prefix::plan(&counts, entry_cap.max(n));
+                if nic || lengths.len() <= prefix::MAX_HASH_PROBES {
+                    let expanded = prefix::expand(&prefixes, &lengths, width);
+                    debug_assert!(expanded.len() as u64 <= entries);
+                    let init: Vec<_> = expanded
+                        .iter()
+                        .map(|p| (prefix::key(*p, width), vec![1u8]))
+                        .collect();
+                    let cap = (init.len() as u32).max(1);
+                    let id = self.push_map(&name, MapPurpose::PrefixHash, key_size, 1, cap, init);
+                    (id, Probe::Hash(Lengths::Static(lengths)))
+                } else {
+                    let id = self.lpm(&name, &prefixes, width, s.capacity);
+                    (id, Probe::Map)
+                }
+            }
+        };
+        self.set_maps.insert((set, width), result.clone());
+        result
+    }
+
+    /// An LPM trie of `prefixes`.
+    fn lpm(&mut self, name: &str, prefixes: &[Prefix], width: usize, capacity: u32) -> MapId {
+        let init: Vec<_> = prefixes
+            .iter()
+            .map(|p| (prefix::key(*p, width), vec![1u8]))
+            .collect();
+        let cap = capacity.max(1).max(init.len() as u32);
+        self.push_map(
+            name,
+            MapPurpose::PrefixSet,
+            prefix::key_size(width),
+            1,
+            cap,
+            init,
+        )
+    }
+
+    fn push_map(
+        &mut self,
+        name: &str,
+        purpose: MapPurpose,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        init: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> MapId {
         let id = MapId(self.maps.len() as u32);
         self.maps.push(ir::Map {
-            name: if taken {
-                format!("set_{}_w{width}", s.name)
-            } else {
-                format!("set_{}", s.name)
-            },
-            purpose: if prefix {
-                MapPurpose::PrefixSet
-            } else {
-                MapPurpose::ExactSet
-            },
-            key_size: width as u32 + if prefix { 4 } else { 0 },
-            value_size: 1,
-            max_entries: s.capacity.max(1),
+            name: name.to_string(),
+            purpose,
+            key_size,
+            value_size,
+            max_entries,
             init,
         });
-        self.set_maps.insert((set, width), id);
         id
     }
+}
+
+/// Whether `v` fits in `bits` bits.
+fn fits(v: u128, bits: u32) -> bool {
+    bits >= 128 || v >> bits == 0
+}
+
+/// How a set's map is probed.
+#[derive(Clone, Debug)]
+enum Probe {
+    /// One lookup of the field's bytes (hash) or full-length key (LPM trie).
+    Map,
+    /// A prefix hash, once per length.
+    Hash(Lengths),
 }
 
 fn family_fits(f: Field, fam: Family) -> bool {

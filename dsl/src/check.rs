@@ -49,6 +49,11 @@ impl Capabilities {
     pub const LRU_MAP: Capabilities = Capabilities(1 << 4);
     /// Per-CPU maps.
     pub const PERCPU_MAP: Capabilities = Capabilities(1 << 5);
+    /// A ring buffer and `bpf_xdp_load_bytes`, needed by `sample`.
+    pub const RINGBUF: Capabilities = Capabilities(1 << 6);
+    /// Context fields beyond the packet bounds (`pkt.ifindex`, `pkt.rxq`, `pkt.mark`) and
+    /// writes to the context (`mark`).
+    pub const CTX_META: Capabilities = Capabilities(1 << 7);
     /// Every capability: the host kernel.
     pub const ALL: Capabilities = Capabilities(u32::MAX);
 
@@ -78,6 +83,12 @@ impl Capabilities {
                 "per-key state needs an LRU map, which the NIC does not support"
             }
             Capabilities::PERCPU_MAP => "per-CPU maps are not supported on the NIC",
+            Capabilities::RINGBUF => {
+                "sampling writes to a ring buffer, which the NIC lacks (perf-event sampling on the NIC is not built yet)"
+            }
+            Capabilities::CTX_META => {
+                "the NIC's context carries only the packet bounds: no interface, queue or mark"
+            }
             _ => "the target lacks a needed capability",
         }
     }
@@ -722,6 +733,10 @@ impl Checker {
                 );
                 None
             }
+            (Field::PktIfindex | Field::PktRxq | Field::PktMark, _) => {
+                self.needs(pcx, Capabilities::CTX_META, p.span);
+                Some(f)
+            }
             _ => Some(f),
         }
     }
@@ -1166,12 +1181,8 @@ impl Checker {
             ),
             None => self.capacity_ok(pcx, (items.len() as u128).max(1), s.span),
         };
-        if dynamic
-            && matches!(kind, Some(SetKind::Ipv4Prefix | SetKind::Ipv6Prefix))
-            && pcx.target == Target::Nfp
-        {
-            self.needs(pcx, Capabilities::LPM_MAP, s.span);
-        }
+        // Dynamic prefix sets need no LPM trie on the NIC: the compiler keeps them as one hash
+        // probe per prefix length, with the lengths in a table the runtime maintains.
         Set {
             name: s.name.name.clone(),
             kind: kind.unwrap_or(SetKind::Uint(64)),
@@ -2009,7 +2020,10 @@ impl Checker {
                             );
                             broken = true;
                         }
-                        Some(n) => actions.push(Action::Sample(n as u32)),
+                        Some(n) => {
+                            self.needs(pcx, Capabilities::RINGBUF, a.span);
+                            actions.push(Action::Sample(n as u32));
+                        }
                         None => broken = true,
                     },
                     "mark" => {
@@ -2022,6 +2036,7 @@ impl Checker {
                             broken = true;
                             continue;
                         }
+                        self.needs(pcx, Capabilities::CTX_META, a.span);
                         match self.int_value(v, "mark", u128::from(u32::MAX)) {
                             Some(n) => actions.push(Action::Mark(n as u32)),
                             None => broken = true,

@@ -4,6 +4,11 @@ policy nic on xdp offload nfp {
     rule a: over l => drop
     rule b: ip.src in dyn => drop
     rule c: udp => redirect "eth1"
+    rule d: pkt.ifindex == 3 => sample 10, drop
+    default pass
+}
+policy nic_tc on tc ingress offload nfp {
+    rule m: tcp => mark 7, pass
     default pass
 }
 policy other on xdp offload fpga {
