@@ -340,6 +340,7 @@ impl fmt::Debug for Insn {
 const BPF_K: u8 = 0x00;
 const BPF_X: u8 = 0x08;
 const BPF_MEM: u8 = 0x60;
+const BPF_ATOMIC: u8 = 0xc0;
 const BPF_IMM: u8 = 0x00;
 const BPF_END: u8 = 0xd0;
 const BPF_CALL: u8 = 0x80;
@@ -443,6 +444,18 @@ impl Insn {
     pub fn stx(size: Size, dst: Reg, off: i16, src: Reg) -> Insn {
         Insn {
             code: class::STX | BPF_MEM | size.code(),
+            dst: dst.0,
+            src: src.0,
+            off,
+            imm: 0,
+        }
+    }
+
+    /// `lock *(size *)(dst + off) += src`: atomic add without fetch (32 or 64 bits), the one
+    /// atomic the NFP offload accepts.
+    pub fn atomic_add(size: Size, dst: Reg, off: i16, src: Reg) -> Insn {
+        Insn {
+            code: class::STX | BPF_ATOMIC | size.code(),
             dst: dst.0,
             src: src.0,
             off,

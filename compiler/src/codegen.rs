@@ -17,6 +17,14 @@
 //! rules are verified once, whatever path the parser took; values on the stack would be
 //! constants on some paths and make the verifier walk the rules once per parse path, which a
 //! 10,000-rule policy cannot afford.
+//!
+//! **NIC code** (`Target::Nfp`) cannot have that: the NIC has no per-CPU maps and cannot store
+//! into map values. Its vector is on the stack (zeroed first, every access aligned), its
+//! statistics and counters are plain maps updated by atomic add, table verdicts become
+//! constants (the NIC needs a verdict the verifier knows), pass on tc is `TC_ACT_UNSPEC`,
+//! and nothing uses `st`, `mod`, 64-bit multiply or helpers the NIC lacks — which
+//! [`crate::nfp::violations`] checks independently after generation. NIC policies are
+//! small, so walking every parse path is affordable there.
 
 use crate::bpf::{helper, Alu, Insn, Jmp, Reg, Size, R0, R1, R10, R2, R3, R4, R5, R6, R7, R8, R9};
 use crate::ir::{
@@ -25,7 +33,7 @@ use crate::ir::{
 use crate::lower::raw_capable;
 use crate::prefix;
 use nfcc_dsl::ast::CmpOp;
-use nfcc_dsl::checked::{Field, Header, Hook, Terminal};
+use nfcc_dsl::checked::{Field, Header, Hook, Target, Terminal};
 use std::collections::HashSet;
 
 /// What the code generator produced for one program.
@@ -38,7 +46,8 @@ pub struct Code {
     pub rule_starts: Vec<(usize, u32)>,
     /// The scratch map's index (after the IR's maps).
     pub scratch_map: u32,
-    /// Bytes of the scratch map's value.
+    /// Bytes of the scratch map's value; 0 when the packet vector is on the stack (nfp),
+    /// and there is no scratch map.
     pub scratch_size: u32,
     /// Stack bytes used.
     pub stack: u32,
@@ -50,16 +59,21 @@ pub enum CodegenError {
     /// A jump does not fit the instruction's offset field.
     #[error("a jump of {0} instructions does not fit in a conditional branch; split the policy")]
     JumpTooFar(i64),
+    /// The packet vector does not fit the stack (NIC code keeps it there).
+    #[error("the packet vector needs {0} stack bytes, more than the 512 the target allows; use fewer fields, keys or tables")]
+    StackTooLarge(u32),
 }
 
-/// Verdict values per hook.
-pub fn verdict(hook: Hook, t: &Terminal) -> i32 {
+/// Verdict values per hook and target.
+pub fn verdict(hook: Hook, target: Target, t: &Terminal) -> i32 {
     match (hook, t) {
         (Hook::Xdp, Terminal::Abort) => 0,
         (Hook::Xdp, Terminal::Drop) => 1,
         (Hook::Xdp, Terminal::Pass) => 2,
         (Hook::Xdp, Terminal::Tx) => 3,
         (Hook::Xdp, Terminal::Redirect(_)) => 4,
+        // The NIC refuses TC_ACT_OK; TC_ACT_UNSPEC lets the packet continue just the same.
+        (_, Terminal::Pass) if target == Target::Nfp => -1,
         // TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT.
         (_, Terminal::Pass) => 0,
         (_, Terminal::Redirect(_)) => 7,
@@ -67,7 +81,6 @@ pub fn verdict(hook: Hook, t: &Terminal) -> i32 {
     }
 }
 
-/// Presence bits in the packet vector's first word.
 fn bit(h: Header) -> i32 {
     1 << (h as i32)
 }
@@ -185,6 +198,9 @@ const PAYLOAD_BIT: i32 = 1 << 15;
 /// Stack slot holding a dynamic prefix set's length-table pointer across its lookups.
 const LENGTHS_PTR: i16 = -24;
 
+/// Stack bytes for map keys and saved pointers (`r10 - 4` .. `r10 - 32`).
+const STACK_KEYS: u32 = 32;
+
 /// Nano-tokens per token.
 const NANO: u64 = 1_000_000_000;
 
@@ -197,7 +213,9 @@ fn layout(p: &Program) -> Layout {
         slots.push(off);
         off += if f.field.ty().bits() > 64 { 16 } else { 8 };
     }
-    let lpm_key = off;
+    // Prefix keys are {u32 length, value}: starting 4 bytes into the area puts the value on an
+    // 8-byte boundary, as stack stores (the NIC's vector) must be.
+    let lpm_key = off + 4;
     off += 24;
     let payload_off = off;
     let now = off + 8;
@@ -231,7 +249,9 @@ fn layout(p: &Program) -> Layout {
         .unwrap_or(0);
     let key_max = key_max.max(balance_max);
     // Key parts are written in whole words, up to 8 bytes past the key's end.
-    off = keybuf + key_max + 16;
+    // Everything after the key buffer is 8-byte aligned: the NIC's vector is on the stack,
+    // where the verifier refuses misaligned access.
+    off = (keybuf + key_max + 16 + 7) & !7;
     let tables = off;
     let slots_needed = p
         .conds
@@ -286,22 +306,46 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
     let epilogue = a.label();
     let have_scratch = a.label();
 
+    let nic = p.target == Target::Nfp;
+    // The NIC has no per-CPU maps and cannot store into map values: its packet vector lives on
+    // the stack, below the key slots, zeroed so that no path reads uninitialised stack.
+    let vector_size = lay.size.next_multiple_of(8);
+    let stack = if nic {
+        STACK_KEYS + vector_size
+    } else {
+        STACK_KEYS
+    };
+    if stack > 512 {
+        return Err(CodegenError::StackTooLarge(stack));
+    }
     // Prologue: r6 = ctx, r9 = the packet vector, r7/r8 = data/data_end.
     a.emit(Insn::mov64_reg(R6, R1));
-    a.emit(Insn::mov64_imm(R1, 0));
-    a.emit(Insn::stx(Size::W, R10, -4, R1));
-    a.emit2(Insn::ld_map(R1, scratch_map));
-    a.emit(Insn::mov64_reg(R2, R10));
-    a.emit(Insn::alu64_imm(Alu::Add, R2, -4));
-    a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
-    a.jump(Insn::jmp_imm(Jmp::Ne, R0, 0, 0), have_scratch);
-    // Without its scratch space the program cannot classify; it lets the packet through
-    // rather than dropping traffic it knows nothing about. (Kept here, next to the lookup,
-    // so the branch stays short however many rules follow.)
-    a.emit(Insn::mov64_imm(R0, verdict(p.hook, &Terminal::Pass)));
-    a.emit(Insn::exit());
-    a.bind(have_scratch);
-    a.emit(Insn::mov64_reg(R9, R0));
+    if nic {
+        a.emit(Insn::mov64_reg(R9, R10));
+        a.emit(Insn::alu64_imm(Alu::Add, R9, -(stack as i32)));
+        a.emit(Insn::mov64_imm(R0, 0));
+        for off in (0..vector_size as i16).step_by(8) {
+            a.emit(Insn::stx(Size::DW, R9, off, R0));
+        }
+    } else {
+        a.emit(Insn::mov64_imm(R1, 0));
+        a.emit(Insn::stx(Size::W, R10, -4, R1));
+        a.emit2(Insn::ld_map(R1, scratch_map));
+        a.emit(Insn::mov64_reg(R2, R10));
+        a.emit(Insn::alu64_imm(Alu::Add, R2, -4));
+        a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+        a.jump(Insn::jmp_imm(Jmp::Ne, R0, 0, 0), have_scratch);
+        // Without its scratch space the program cannot classify; it lets the packet through
+        // rather than dropping traffic it knows nothing about. (Kept here, next to the lookup,
+        // so the branch stays short however many rules follow.)
+        a.emit(Insn::mov64_imm(
+            R0,
+            verdict(p.hook, p.target, &Terminal::Pass),
+        ));
+        a.emit(Insn::exit());
+        a.bind(have_scratch);
+        a.emit(Insn::mov64_reg(R9, R0));
+    }
     let (data, data_end) = if p.hook == Hook::Xdp {
         (0, 4)
     } else {
@@ -331,13 +375,7 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
     a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
     let ret = a.label();
     a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), ret);
-    a.emit(Insn::ldx(Size::DW, R1, R0, 0));
-    a.emit(Insn::alu64_imm(Alu::Add, R1, 1));
-    a.emit(Insn::stx(Size::DW, R0, 0, R1));
-    a.emit(Insn::ldx(Size::DW, R1, R0, 8));
-    a.emit(Insn::ldx(Size::DW, R2, R9, lay.pkt_len));
-    a.emit(Insn::alu64_reg(Alu::Add, R1, R2));
-    a.emit(Insn::stx(Size::DW, R0, 8, R1));
+    add_packet(&mut a, nic, lay.pkt_len);
     a.bind(ret);
     a.emit(Insn::mov64_reg(R0, R7));
     a.emit(Insn::exit());
@@ -346,9 +384,28 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
         insns,
         rule_starts,
         scratch_map,
-        scratch_size: lay.size,
-        stack: 24,
+        scratch_size: if nic { 0 } else { lay.size },
+        stack,
     })
+}
+
+/// Adds one packet of the vector's length to the {packets, bytes} value at r0: plain adds on
+/// a per-CPU value, atomic adds on the NIC's shared one (which cannot be stored to directly).
+fn add_packet(a: &mut Asm, nic: bool, pkt_len: i16) {
+    if nic {
+        a.emit(Insn::mov64_imm(R1, 1));
+        a.emit(Insn::atomic_add(Size::DW, R0, 0, R1));
+        a.emit(Insn::ldx(Size::DW, R1, R9, pkt_len));
+        a.emit(Insn::atomic_add(Size::DW, R0, 8, R1));
+    } else {
+        a.emit(Insn::ldx(Size::DW, R1, R0, 0));
+        a.emit(Insn::alu64_imm(Alu::Add, R1, 1));
+        a.emit(Insn::stx(Size::DW, R0, 0, R1));
+        a.emit(Insn::ldx(Size::DW, R1, R0, 8));
+        a.emit(Insn::ldx(Size::DW, R2, R9, pkt_len));
+        a.emit(Insn::alu64_reg(Alu::Add, R1, R2));
+        a.emit(Insn::stx(Size::DW, R0, 8, R1));
+    }
 }
 
 struct Gen<'a> {
@@ -456,7 +513,9 @@ impl Gen<'_> {
         // pkt.* fields come from the context and the frame length.
         self.a.emit(Insn::mov64_reg(R0, R8));
         self.a.emit(Insn::alu64_reg(Alu::Sub, R0, R7));
-        if self.p.hook.is_tc() {
+        // skb->len counts non-linear data too; the NIC's frame is linear and its context
+        // has only the bounds.
+        if self.p.hook.is_tc() && self.p.target == Target::Host {
             self.a.emit(Insn::ldx(Size::W, R0, R6, 0));
         }
         self.a.emit(Insn::stx(Size::DW, R9, self.lay.pkt_len, R0));
@@ -902,12 +961,27 @@ impl Gen<'_> {
         }
         if let Some(slot) = table {
             // The table's entry decided: its verdict was kept when the key hit.
-            self.a.emit(Insn::ldx(
-                Size::DW,
-                R7,
-                R9,
-                self.lay.tables + 8 * slot as i16,
-            ));
+            let at = self.lay.tables + 8 * slot as i16;
+            if self.p.target == Target::Nfp {
+                // The NIC needs a verdict the verifier knows: pick the constant equal to the
+                // entry's (tables hold pass, drop, or tx/abort on xdp).
+                let (hook, target) = (self.p.hook, self.p.target);
+                self.a.emit(Insn::ldx(Size::DW, R1, R9, at));
+                self.a
+                    .emit(Insn::mov64_imm(R7, verdict(hook, target, &Terminal::Pass)));
+                for t in [Terminal::Drop, Terminal::Tx, Terminal::Abort] {
+                    if hook.is_tc() && t != Terminal::Drop {
+                        continue;
+                    }
+                    let v = verdict(hook, target, &t);
+                    let other = self.a.label();
+                    self.a.jump(Insn::jmp_imm(Jmp::Ne, R1, v, 0), other);
+                    self.a.emit(Insn::mov64_imm(R7, v));
+                    self.a.bind(other);
+                }
+            } else {
+                self.a.emit(Insn::ldx(Size::DW, R7, R9, at));
+            }
         } else if let (Terminal::Redirect(name), Some(map)) = (t, self.p.redirect_map) {
             // The interface index is filled in at load time; an unfilled slot redirects to
             // index 0, which the kernel refuses at transmit time.
@@ -927,7 +1001,8 @@ impl Gen<'_> {
             self.a.emit(Insn::call(helper::REDIRECT));
             self.a.emit(Insn::mov64_reg(R7, R0));
         } else {
-            self.a.emit(Insn::mov64_imm(R7, verdict(self.p.hook, t)));
+            self.a
+                .emit(Insn::mov64_imm(R7, verdict(self.p.hook, self.p.target, t)));
         }
         self.a.emit(Insn::mov64_imm(R1, stats as i32));
         self.a.emit(Insn::stx(Size::W, R10, -4, R1));
@@ -1238,10 +1313,26 @@ impl Gen<'_> {
         self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), absent);
     }
 
+    /// `*(size *)(r9 + pos) = src`; on the NIC, whose vector is on the stack where the verifier
+    /// refuses misaligned access, a misaligned store is split into bytes (clobbering `src`).
+    fn put(&mut self, size: Size, pos: i16, src: Reg) {
+        let n = size.bytes() as i16;
+        if self.p.target == Target::Host || pos % n == 0 {
+            self.a.emit(Insn::stx(size, R9, pos, src));
+            return;
+        }
+        for i in 0..n {
+            self.a.emit(Insn::stx(Size::B, R9, pos + i, src));
+            if i + 1 < n {
+                self.a.emit(Insn::alu64_imm(Alu::Rsh, src, 8));
+            }
+        }
+    }
+
     fn zero(&mut self, at: i16, bytes: i16) {
         self.a.emit(Insn::mov64_imm(R0, 0));
         for o in (0..bytes).step_by(8) {
-            self.a.emit(Insn::stx(Size::DW, R9, at + o, R0));
+            self.put(Size::DW, at + o, R0);
         }
     }
 
@@ -1269,7 +1360,7 @@ impl Gen<'_> {
                     let slot = self.lay.slots[f.index()];
                     for o in (0..*w as i16).step_by(8) {
                         self.a.emit(Insn::ldx(Size::DW, R0, R9, slot + o));
-                        self.a.emit(Insn::stx(Size::DW, R9, pos + o, R0));
+                        self.put(Size::DW, pos + o, R0);
                     }
                     self.absent_zero(*f, pos, *w as i16, absent, done);
                 }
@@ -1290,7 +1381,7 @@ impl Gen<'_> {
                     if bytes > 1 {
                         self.a.emit(Insn::to_be(R0, 8 * bytes as i32));
                     }
-                    self.a.emit(Insn::stx(size, R9, pos, R0));
+                    self.put(size, pos, R0);
                     self.absent_zero(*f, pos, *w as i16, absent, done);
                 }
                 KeyPart::IpTagged { v4, v6 } => {
@@ -1298,19 +1389,19 @@ impl Gen<'_> {
                     self.require(*v4, not_v4);
                     self.zero(pos + 1, 16);
                     self.a.emit(Insn::mov64_imm(R0, 4));
-                    self.a.emit(Insn::stx(Size::B, R9, pos, R0));
+                    self.put(Size::B, pos, R0);
                     self.a
                         .emit(Insn::ldx(Size::W, R0, R9, self.lay.slots[v4.index()]));
-                    self.a.emit(Insn::stx(Size::W, R9, pos + 1, R0));
+                    self.put(Size::W, pos + 1, R0);
                     self.a.jump(Insn::ja(0), done);
                     self.a.bind(not_v4);
                     self.require(*v6, absent);
                     self.a.emit(Insn::mov64_imm(R0, 6));
-                    self.a.emit(Insn::stx(Size::B, R9, pos, R0));
+                    self.put(Size::B, pos, R0);
                     let slot = self.lay.slots[v6.index()];
                     for o in [0, 8] {
                         self.a.emit(Insn::ldx(Size::DW, R0, R9, slot + o));
-                        self.a.emit(Insn::stx(Size::DW, R9, pos + 1 + o, R0));
+                        self.put(Size::DW, pos + 1 + o, R0);
                     }
                     self.a.jump(Insn::ja(0), done);
                     self.a.bind(absent);
@@ -1321,17 +1412,17 @@ impl Gen<'_> {
                     self.require(*v4, not_v4);
                     self.zero(pos, 8);
                     self.a.emit(Insn::mov64_imm(R0, 0xffff_0000_u32 as i32));
-                    self.a.emit(Insn::stx(Size::W, R9, pos + 8, R0));
+                    self.put(Size::W, pos + 8, R0);
                     self.a
                         .emit(Insn::ldx(Size::W, R0, R9, self.lay.slots[v4.index()]));
-                    self.a.emit(Insn::stx(Size::W, R9, pos + 12, R0));
+                    self.put(Size::W, pos + 12, R0);
                     self.a.jump(Insn::ja(0), done);
                     self.a.bind(not_v4);
                     self.require(*v6, absent);
                     let slot = self.lay.slots[v6.index()];
                     for o in [0, 8] {
                         self.a.emit(Insn::ldx(Size::DW, R0, R9, slot + o));
-                        self.a.emit(Insn::stx(Size::DW, R9, pos + o, R0));
+                        self.put(Size::DW, pos + o, R0);
                     }
                     self.a.jump(Insn::ja(0), done);
                     self.a.bind(absent);
@@ -1405,11 +1496,17 @@ impl Gen<'_> {
             self.a.emit(Insn::alu32_reg(Alu::Xor, R0, R1));
             self.a.emit(Insn::alu32_imm(Alu::Mul, R0, 0x0100_0193));
         }
-        self.a.emit(Insn::alu64_imm(
-            Alu::Mod,
-            R0,
-            crate::lower::MAGLEV_SLOTS as i32,
-        ));
+        // h mod 65537 without `mod` (the NIC has none): with h = a·2^16 + b and
+        // 2^16 ≡ -1 (mod 65537), h ≡ b - a, which lies in (-65536, 65536).
+        debug_assert_eq!(crate::lower::MAGLEV_SLOTS, 65537);
+        self.a.emit(Insn::mov64_reg(R1, R0));
+        self.a.emit(Insn::alu64_imm(Alu::Rsh, R1, 16));
+        self.a.emit(Insn::alu64_imm(Alu::And, R0, 0xffff));
+        self.a.emit(Insn::alu64_reg(Alu::Sub, R0, R1));
+        let reduced = self.a.label();
+        self.a.jump(Insn::jmp_imm(Jmp::Sge, R0, 0, 0), reduced);
+        self.a.emit(Insn::alu64_imm(Alu::Add, R0, 65537));
+        self.a.bind(reduced);
         self.a.emit(Insn::stx(Size::W, R10, -16, R0));
         self.a.emit2(Insn::ld_map(R1, table.0));
         self.a.emit(Insn::mov64_reg(R2, R10));
@@ -1469,13 +1566,7 @@ impl Gen<'_> {
         let new = self.a.label();
         let done = self.a.label();
         self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), new);
-        self.a.emit(Insn::ldx(Size::DW, R1, R0, 0));
-        self.a.emit(Insn::alu64_imm(Alu::Add, R1, 1));
-        self.a.emit(Insn::stx(Size::DW, R0, 0, R1));
-        self.a.emit(Insn::ldx(Size::DW, R1, R0, 8));
-        self.a.emit(Insn::ldx(Size::DW, R2, R9, self.lay.pkt_len));
-        self.a.emit(Insn::alu64_reg(Alu::Add, R1, R2));
-        self.a.emit(Insn::stx(Size::DW, R0, 8, R1));
+        add_packet(&mut self.a, self.p.target == Target::Nfp, self.lay.pkt_len);
         self.a.jump(Insn::ja(0), done);
         self.a.bind(new);
         self.a.emit(Insn::mov64_imm(R1, 1));

@@ -109,13 +109,6 @@ pub fn compile_with(
     let mut compiled = Vec::new();
     for policy in &program.policies {
         let t = target.or(policy.offload).unwrap_or(Target::Host);
-        if t == Target::Nfp {
-            errors.push(
-                Diagnostic::error("E0201", policy.span, "the compiler cannot generate code for the nfp target yet")
-                    .with_help("compile for the host (`--target host`); NIC code generation is being built (issues 3 and 7)"),
-            );
-            continue;
-        }
         let (ir, code) = match crate::generate_with(policy, t, virtual_clock) {
             Ok(x) => x,
             Err(e) => {
@@ -124,6 +117,23 @@ pub fn compile_with(
             }
         };
         let (prog, pmaps) = program_def(policy, &ir, &code, source, maps.len() as u32, t);
+        if t == Target::Nfp {
+            // The generator stays inside the NIC's limits by construction; this independent
+            // check turns a slip into a compile error rather than a driver's refusal.
+            let bad = nfp_violations(&prog, &pmaps);
+            if !bad.is_empty() {
+                errors.push(
+                    Diagnostic::error(
+                        "E0205",
+                        policy.span,
+                        format!("internal compiler error: the nfp code for `{}` uses what the NIC lacks", policy.name),
+                    )
+                    .with_label(bad.join("; "))
+                    .with_help("compile for the host (`--target host`) and report this as a bug"),
+                );
+                continue;
+            }
+        }
         compiled.push(CompiledProgram {
             name: policy.name.clone(),
             section: prog.section.clone(),
@@ -160,6 +170,20 @@ pub fn compile_with(
     }
 }
 
+/// What in a program and its maps the NIC would refuse, in words.
+fn nfp_violations(prog: &ProgramDef, maps: &[(MapDef, MapEntries)]) -> Vec<String> {
+    let mut out: Vec<String> = crate::nfp::violations(&prog.insns)
+        .into_iter()
+        .map(|v| format!("instruction {}: {}", v.insn, v.why))
+        .collect();
+    for (m, _) in maps {
+        if let Some(why) = crate::nfp::map_violation(m.kind, m.flags) {
+            out.push(format!("map {}: {why}", m.name));
+        }
+    }
+    out
+}
+
 /// The program definition for the ELF writer, with map indices shifted by `map_base` (the
 /// maps of earlier policies in the same object).
 fn program_def(
@@ -185,17 +209,20 @@ fn program_def(
             m.init.clone(),
         ));
     }
-    maps.push((
-        MapDef {
-            name: format!("{}_scratch", policy.name),
-            kind: MapKind::PercpuArray,
-            key_size: 4,
-            value_size: code.scratch_size,
-            max_entries: 1,
-            flags: 0,
-        },
-        Vec::new(),
-    ));
+    // NIC code keeps its packet vector on the stack and has no scratch map.
+    if code.scratch_size > 0 {
+        maps.push((
+            MapDef {
+                name: format!("{}_scratch", policy.name),
+                kind: MapKind::PercpuArray,
+                key_size: 4,
+                value_size: code.scratch_size,
+                max_entries: 1,
+                flags: 0,
+            },
+            Vec::new(),
+        ));
+    }
     let mut insns = code.insns.clone();
     for i in &mut insns {
         if i.is_ld_imm64() && i.src == crate::bpf::PSEUDO_MAP_FD {

@@ -10,6 +10,7 @@ pub mod codegen;
 pub mod compile;
 pub mod ir;
 pub mod lower;
+pub mod nfp;
 pub mod prefix;
 #[cfg(test)]
 mod test_support;

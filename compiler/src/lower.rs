@@ -352,7 +352,7 @@ impl Lower<'_> {
                     k.extend(v.key_bytes(f.key_width()));
                 }
             }
-            let verdict = crate::codegen::verdict(self.policy.hook, action) as u32;
+            let verdict = crate::codegen::verdict(self.policy.hook, self.target, action) as u32;
             init.push((k, verdict.to_le_bytes().to_vec()));
         }
         let key_size = table

@@ -85,7 +85,8 @@ pub fn verdict_of(hook: Hook, retval: u32, policy: &Policy) -> Terminal {
         (Hook::Xdp, 3) => Terminal::Tx,
         (Hook::Xdp, 4) => redirect(),
         (Hook::Xdp, _) => Terminal::Abort,
-        (_, 0) => Terminal::Pass,
+        // TC_ACT_OK, and TC_ACT_UNSPEC from NIC code (the NIC refuses TC_ACT_OK).
+        (_, 0 | u32::MAX) => Terminal::Pass,
         (_, 7) => redirect(),
         (_, _) => Terminal::Drop,
     }

@@ -258,10 +258,12 @@ impl Loaded {
     ///
     /// The value is read as `value_size / 8` native-endian `u64` lanes (a counter struct of
     /// packets and bytes gives two lanes); sums wrap on overflow like the counters themselves.
-    /// The map must be a per-CPU array whose value size is a multiple of 8.
+    /// The map must be a per-CPU array (or a plain array, read as one CPU) whose value size is
+    /// a multiple of 8.
     pub fn percpu_array_sum(&self, map: &str, index: u32) -> Result<Vec<u64>, RuntimeError> {
         let m = self.map_ref(map)?;
-        if m.map_type != MapType::PerCpuArray {
+        // A plain array (NIC code's statistics) is one "CPU".
+        if !matches!(m.map_type, MapType::PerCpuArray | MapType::Array) {
             return Err(RuntimeError::MapKind {
                 map: map.to_owned(),
                 found: type_name(m.map_type),

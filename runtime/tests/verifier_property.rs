@@ -41,7 +41,9 @@
 //! `NFCC_REQUIRE_KERNEL=1`.
 
 use nfcc_compiler::compile::{compile, compile_with, Compiled};
-use nfcc_dsl::checked::{CounterId, Family, Field, Hook, Program, RuleRef, Scalar, Step, Terminal};
+use nfcc_dsl::checked::{
+    CounterId, Family, Field, Hook, Program, RuleRef, Scalar, Step, Target, Terminal,
+};
 use nfcc_dsl::eval::{self, Meta, State};
 use nfcc_dsl::testing::{frame_from_literal, hex, Engine};
 use nfcc_dsl::{check_source, CheckOptions, Severity};
@@ -567,6 +569,9 @@ struct Gen<'a> {
     pools: Vec<String>,
     /// Declaration lines.
     decls: Vec<String>,
+    /// Generate only what the NIC target accepts (no limiters, samples, marks, redirects or
+    /// context metadata).
+    nic: bool,
 }
 
 impl Gen<'_> {
@@ -579,6 +584,7 @@ impl Gen<'_> {
                 On::Xdp => self.hook == Hook::Xdp,
                 On::Tc => self.hook != Hook::Xdp,
             })
+            .filter(|(n, _, _)| !self.nic || !matches!(*n, "pkt.ifindex" | "pkt.rxq" | "pkt.mark"))
             .map(|&(n, t, _)| (n, t))
             .collect()
     }
@@ -1016,7 +1022,8 @@ impl Gen<'_> {
             self.decls.push(line);
             self.counters.push(name);
         }
-        for i in 0..self.rng.below(4) {
+        let limiters = if self.nic { 0 } else { self.rng.below(4) };
+        for i in 0..limiters {
             let name = format!("l{i}");
             // Small buckets run dry within a policy's 20 frames, so `over` is true for some.
             let rate = if self.rng.chance(20) {
@@ -1138,7 +1145,9 @@ impl Gen<'_> {
     /// Non-terminal actions and a terminal the hook allows, joined as in `=> ...`.
     fn actions(&mut self) -> String {
         let mut parts = self.non_terminals();
-        if !self.pools.is_empty() && self.rng.chance(15) {
+        // On the NIC `balance` must end in `tx`, which tc lacks.
+        let balance_ok = !self.nic || self.hook == Hook::Xdp;
+        if !self.pools.is_empty() && balance_ok && self.rng.chance(15) {
             // `balance` rewrites the destination and must end in `tx` or `redirect`.
             let p = self.rng.below(self.pools.len() as u64) as usize;
             let key = self.key();
@@ -1149,7 +1158,7 @@ impl Gen<'_> {
             };
             parts.push(format!("balance {} by {by}", self.pools[p]));
             parts.extend(self.non_terminals());
-            let terminal = if self.hook == Hook::Xdp && self.rng.chance(50) {
+            let terminal = if self.hook == Hook::Xdp && (self.nic || self.rng.chance(50)) {
                 "tx".to_string()
             } else {
                 format!("redirect \"{REDIRECT_IF}\"")
@@ -1171,7 +1180,7 @@ impl Gen<'_> {
                     let c = self.rng.below(self.counters.len() as u64) as usize;
                     parts.push(format!("count {}", self.counters[c]));
                 }
-                40..=54 if self.hook != Hook::Xdp => {
+                40..=54 if self.hook != Hook::Xdp && !self.nic => {
                     let m = self.rng.pick(&[0u64, 1, 7, 0x10, 0xffff_ffff]);
                     parts.push(format!("mark {m:#x}"));
                 }
@@ -1181,7 +1190,7 @@ impl Gen<'_> {
                     parts.push(format!("set {field} = {value}"));
                 }
                 85..=92 => parts.push("dec ip.ttl".into()),
-                93..=99 => {
+                93..=99 if !self.nic => {
                     let n = self.rng.pick(&[1u32, 2, 3, 10, 100]);
                     parts.push(format!("sample {n}"));
                 }
@@ -1199,6 +1208,7 @@ impl Gen<'_> {
             &["pass", "drop", "redirect"]
         };
         match self.rng.pick(terminals) {
+            "redirect" if self.nic => "drop".to_string(),
             "redirect" => format!("redirect \"{REDIRECT_IF}\""),
             t => t.to_string(),
         }
@@ -1206,8 +1216,9 @@ impl Gen<'_> {
 }
 
 /// Generates one policy named `name` with `rules` rules on `hook`.
-fn gen_policy(rng: &mut Rng, name: &str, hook: Hook, rules: usize) -> PolicyText {
+fn gen_policy(rng: &mut Rng, name: &str, hook: Hook, rules: usize, nic: bool) -> PolicyText {
     let mut g = Gen {
+        nic,
         rng,
         hook,
         sets: Vec::new(),
@@ -1258,6 +1269,7 @@ fn gen_policy(rng: &mut Rng, name: &str, hook: Hook, rules: usize) -> PolicyText
 /// A random packet literal (without `truncate`), using the shared value pools.
 fn gen_frame_literal(rng: &mut Rng) -> String {
     let mut g = Gen {
+        nic: false,
         rng,
         hook: Hook::Xdp,
         sets: Vec::new(),
@@ -1541,8 +1553,12 @@ struct Measured {
 
 /// Checks `source` and compiles it twice: as deployed (limiters read the kernel's clock), and
 /// for tests (limiters read a virtual clock that the kernel engine sets to the evaluator's).
-fn check_and_compile(name: &str, source: &str) -> Result<(Program, Compiled, Compiled), Failure> {
-    let (program, diags) = check_source(source, &CheckOptions::default());
+fn check_and_compile(
+    name: &str,
+    source: &str,
+    target: Option<Target>,
+) -> Result<(Program, Compiled, Compiled), Failure> {
+    let (program, diags) = check_source(source, &CheckOptions { target });
     let errors: Vec<_> = diags
         .iter()
         .filter(|d| d.severity == Severity::Error)
@@ -1564,8 +1580,8 @@ fn check_and_compile(name: &str, source: &str) -> Result<(Program, Compiled, Com
             Failure::Compile(text)
         }
     };
-    let deployed = compile(&program, name, source, None).map_err(refused)?;
-    let tested = compile_with(&program, name, source, None, true).map_err(refused)?;
+    let deployed = compile(&program, name, source, target).map_err(refused)?;
+    let tested = compile_with(&program, name, source, target, true).map_err(refused)?;
     Ok((program, deployed, tested))
 }
 
@@ -1583,8 +1599,9 @@ fn run_file(
     name: &str,
     source: &str,
     frames: &[Vec<(String, Vec<u8>)>],
+    target: Option<Target>,
 ) -> Result<Measured, Failure> {
-    let (program, compiled, tested) = check_and_compile(name, source)?;
+    let (program, compiled, tested) = check_and_compile(name, source, target)?;
     let mut m = Measured::default();
     for (pi, policy) in program.policies.iter().enumerate() {
         let cp = compiled
@@ -1930,7 +1947,7 @@ fn shrink(policy: &PolicyText, failure: &Failure) -> (PolicyText, Failure) {
     };
     let try_with = |p: &PolicyText, before: &[String]| -> Option<Failure> {
         let text = render_file(std::slice::from_ref(p));
-        match run_file("shrink.nf", &text, &frames_of(before)) {
+        match run_file("shrink.nf", &text, &frames_of(before), None) {
             // A disagreement must stay on the last frame, not move to an earlier one.
             Err(Failure::Disagree(d))
                 if d.before.len() == before.len()
@@ -2145,6 +2162,7 @@ fn generated_policies_load_and_agree_with_the_evaluator() {
     // The signatures of the failures saved as regressions.
     let mut saved_kinds: Vec<String> = Vec::new();
     let hooks = [Hook::Xdp, Hook::TcIngress, Hook::TcEgress];
+    let (mut nic_programs, mut nic_compared) = (0usize, 0usize);
     for case in 0..cases {
         // Most files hold one policy of 1-40 rules; one in 30 has 100-500 rules and one in
         // ten holds a second policy, so that objects with several programs load too.
@@ -2159,7 +2177,15 @@ fn generated_policies_load_and_agree_with_the_evaluator() {
                 rng.range(1, 40) as usize
             };
             let hook = rng.pick(&hooks);
-            texts.push(gen_policy(&mut rng, &format!("p{case}_{k}"), hook, rules));
+            // One file in four keeps to what the NIC accepts, so NIC code is exercised too.
+            let nic = case % 4 == 3;
+            texts.push(gen_policy(
+                &mut rng,
+                &format!("p{case}_{k}"),
+                hook,
+                rules,
+                nic,
+            ));
             frames.push(
                 (0..FRAMES_PER_POLICY)
                     .map(|_| gen_frame(&mut rng))
@@ -2171,7 +2197,20 @@ fn generated_policies_load_and_agree_with_the_evaluator() {
         }
         let source = render_file(&texts);
         let name = format!("case-{case}.nf");
-        match run_file(&name, &source, &frames) {
+        // Files the checker accepts for the NIC also run as NIC code (stack vector, atomic
+        // statistics, no LPM), held to the evaluator on the same frames.
+        match run_file(&name, &source, &frames, Some(Target::Nfp)) {
+            Ok(m) => {
+                nic_programs += m.programs;
+                nic_compared += m.compared;
+            }
+            // Not offloadable, or more packet fields than the NIC's stack holds: refusals the
+            // user is told about, not bugs.
+            Err(Failure::Check(_)) => {}
+            Err(Failure::Compile(m)) if m.contains("E0203") && m.contains("stack bytes") => {}
+            Err(f) => problems.push(format!("{name} (nfp code): {}\n{source}", f.describe())),
+        }
+        match run_file(&name, &source, &frames, None) {
             Ok(m) => {
                 totals.programs += m.programs;
                 totals.verified.extend(m.verified);
@@ -2238,7 +2277,8 @@ fn generated_policies_load_and_agree_with_the_evaluator() {
         "verifier property (seed {seed:#x}): {cases} files, {policies} policies \
          ({rules_total} rules, largest {max_rules}), {} programs loaded, max verifier \
          processed insns {max_verified}, max program insns {max_insns}; {} frames compared \
-         on kernel and evaluator ({} too short for the test runner); {:.1} s",
+         on kernel and evaluator ({} too short for the test runner); as NIC code: {nic_programs} \
+         programs, {nic_compared} frames; {:.1} s",
         totals.programs,
         totals.compared,
         totals.short,
@@ -2303,7 +2343,7 @@ fn saved_regressions_still_pass() {
                     .collect()
             })
             .collect();
-        if let Err(f) = run_file(&name, &source, &frames) {
+        if let Err(f) = run_file(&name, &source, &frames, None) {
             problems.push(format!("{name}: {}", f.describe()));
         }
     }
