@@ -3,6 +3,12 @@
 //! instruction count, verifier-processed instructions, and kernel `BPF_PROG_TEST_RUN`
 //! ns/packet (median of 5 runs of 1,000,000 repetitions) on the traffic the policy drops.
 //!
+//! Each policy is set against every C variant that implements it: the bare one, and — where
+//! the policy's own semantics include them — one keeping the same per-rule packet and byte
+//! counters (`*_counted.c`), which is the like-for-like comparison. The blocklist runs as a
+//! dynamic set (hash per length with a run-time length table) and as a static one (its /24s
+//! expanded to /32s: one probe), against C with an LPM trie and with a hash per length.
+//!
 //! A driver rather than a criterion loop: the kernel times the program itself, and criterion
 //! would time the syscall around it. Needs clang and CAP_BPF; says what it skipped otherwise.
 
@@ -102,8 +108,35 @@ fn frame(lit: &str) -> Vec<u8> {
     nfcc_dsl::testing::frame_from_literal(lit).unwrap_or_else(|e| panic!("{lit}: {e}"))
 }
 
+/// Fills the C blocklists: one LPM trie, or one hash per prefix length.
+fn fill_c_maps(c: &Loaded, cname: &str, hosts: &[[u8; 4]], nets: &[[u8; 4]]) {
+    let put = |map: &str, k: &[u8]| {
+        c.map_update(map, k, &[1])
+            .unwrap_or_else(|e| panic!("{cname} {map}: {e}"));
+    };
+    match cname {
+        "blocklist_lpm" => {
+            for (addrs, len) in [(hosts, 32u32), (nets, 24)] {
+                for a in addrs {
+                    let mut k = len.to_le_bytes().to_vec();
+                    k.extend_from_slice(a);
+                    put("blocked", &k);
+                }
+            }
+        }
+        "blocklist_hash" => {
+            hosts.iter().for_each(|a| put("blocked32", a));
+            nets.iter().for_each(|a| put("blocked24", a));
+        }
+        _ => {}
+    }
+}
+
+/// A bench case: label, policy name, source, C references, the frame it drops.
+type Case = (&'static str, &'static str, String, Vec<&'static str>, Vec<u8>);
+
 struct Row {
-    name: &'static str,
+    name: String,
     ours: (usize, Option<u32>, u32),
     c: (usize, Option<u32>, u32),
 }
@@ -116,31 +149,40 @@ fn main() {
     let baselines = std::fs::read_to_string(root().join("compiler/tests/in/baselines.nf"))
         .unwrap_or_else(|e| panic!("{e}"));
     let (block_src, hosts, nets) = blocklist();
-    let cases: [(&'static str, &str, String, &str, Vec<u8>); 3] = [
+    let static_src = block_src.replace(", dynamic", "");
+    let dns = frame("ipv4(src=10.21.3.7) / udp(sport=999, dport=53)");
+    let cases: Vec<Case> = vec![
         (
             "drop_all",
             "drop_all",
             baselines.clone(),
-            "drop_all",
+            vec!["drop_all", "drop_all_counted"],
             frame("ipv4(src=192.0.2.1) / udp(dport=53)"),
         ),
         (
             "drop_v6",
             "drop_v6",
             baselines,
-            "drop_v6",
+            vec!["drop_v6", "drop_v6_counted"],
             frame("ipv6() / udp(dport=53)"),
         ),
         (
-            "blocklist (1,000 /32 + 100 /24)",
+            "blocklist, dynamic set",
             "blocklist",
             block_src,
-            "blocklist_lpm",
-            frame("ipv4(src=10.21.3.7) / udp(sport=999, dport=53)"),
+            vec!["blocklist_lpm", "blocklist_hash"],
+            dns.clone(),
+        ),
+        (
+            "blocklist, static set",
+            "blocklist",
+            static_src,
+            vec!["blocklist_lpm", "blocklist_hash"],
+            dns,
         ),
     ];
     let mut rows = Vec::new();
-    for (name, policy, src, cname, pkt) in cases {
+    for (name, policy, src, crefs, pkt) in cases {
         let (program, diags) = check_source(&src, &CheckOptions::default());
         let program = program.unwrap_or_else(|| panic!("{name}: {diags:?}"));
         let compiled =
@@ -157,49 +199,40 @@ fn main() {
                     .unwrap_or_else(|e| panic!("{e}"));
             }
         }
-        let (ns, verdict) = ns_per_packet(&ours, &pkt);
-        assert_eq!(
-            verdict, 1,
-            "{name}: the compiled policy must drop the bench traffic"
-        );
-        let Some(cobj) = clang(cname) else {
-            println!("skipped: {name}: clang is not available");
-            continue;
-        };
-        let c = load(&cobj, cname, ProgKind::Xdp).unwrap_or_else(|e| panic!("{cname}: {e}"));
-        if cname == "blocklist_lpm" {
-            for h in &hosts {
-                let mut k = 32u32.to_le_bytes().to_vec();
-                k.extend_from_slice(h);
-                c.map_update("blocked", &k, &[1])
-                    .unwrap_or_else(|e| panic!("{e}"));
-            }
-            for n in &nets {
-                let mut k = 24u32.to_le_bytes().to_vec();
-                k.extend_from_slice(n);
-                c.map_update("blocked", &k, &[1])
-                    .unwrap_or_else(|e| panic!("{e}"));
-            }
+        for cname in crefs {
+            // The policy is measured again next to each reference, so that each ratio
+            // compares two figures taken moments apart.
+            let (ns, verdict) = ns_per_packet(&ours, &pkt);
+            assert_eq!(
+                verdict, 1,
+                "{name}: the compiled policy must drop the bench traffic"
+            );
+            let Some(cobj) = clang(cname) else {
+                println!("skipped: {name}: clang is not available");
+                continue;
+            };
+            let c = load(&cobj, cname, ProgKind::Xdp).unwrap_or_else(|e| panic!("{cname}: {e}"));
+            fill_c_maps(&c, cname, &hosts, &nets);
+            let (cns, cverdict) = ns_per_packet(&c, &pkt);
+            assert_eq!(
+                cverdict, 1,
+                "{cname}: the C reference must drop the bench traffic"
+            );
+            rows.push(Row {
+                name: format!("{name} vs {cname}"),
+                ours: (p.insns, ours.verified_insns(), ns),
+                c: (c_insns(&cobj), c.verified_insns(), cns),
+            });
         }
-        let (cns, cverdict) = ns_per_packet(&c, &pkt);
-        assert_eq!(
-            cverdict, 1,
-            "{cname}: the C reference must drop the bench traffic"
-        );
-        rows.push(Row {
-            name,
-            ours: (p.insns, ours.verified_insns(), ns),
-            c: (c_insns(&cobj), c.verified_insns(), cns),
-        });
     }
     println!(
-        "{:<34} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>7}",
+        "{:<52} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8} {:>7}",
         "program", "insns", "C insns", "verified", "C verif.", "ns/pkt", "C ns/pkt", "ratio"
     );
     for r in rows {
         let show = |v: Option<u32>| v.map_or("n/a".to_string(), |v| v.to_string());
         println!(
-            "{:<34} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>6.2}x",
+            "{:<52} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8} {:>6.2}x",
             r.name,
             r.ours.0,
             r.c.0,

@@ -114,6 +114,20 @@ impl Asm {
     }
 
     fn bind(&mut self, l: Label) {
+        // An unconditional jump to right here does nothing: drop it (labels bound after it
+        // move back with the code that follows).
+        while let Some(&(at, target)) = self.fixups.last() {
+            if target != l || at + 1 != self.insns.len() || self.insns[at].code != 0x05 {
+                break;
+            }
+            self.fixups.pop();
+            self.insns.pop();
+            for b in self.labels.iter_mut().flatten() {
+                if *b == at + 1 {
+                    *b = at;
+                }
+            }
+        }
         self.labels[l.0] = Some(self.insns.len());
     }
 
@@ -307,10 +321,19 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
     let have_scratch = a.label();
 
     let nic = p.target == Target::Nfp;
+    // A policy that reads nothing of the packet (`default drop`, constant rules) needs no
+    // packet vector at all: only the verdict and the statistics, whose byte count comes
+    // straight from the context.
+    let bare = p.fields.is_empty()
+        && p.conds.is_empty()
+        && p.default_actions.is_empty()
+        && p.rules
+            .iter()
+            .all(|r| r.actions.is_empty() && r.table.is_none());
     // The NIC has no per-CPU maps and cannot store into map values: its packet vector lives on
     // the stack, below the key slots, zeroed so that no path reads uninitialised stack.
     let vector_size = lay.size.next_multiple_of(8);
-    let stack = if nic {
+    let stack = if nic && !bare {
         STACK_KEYS + vector_size
     } else {
         STACK_KEYS
@@ -320,7 +343,9 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
     }
     // Prologue: r6 = ctx, r9 = the packet vector, r7/r8 = data/data_end.
     a.emit(Insn::mov64_reg(R6, R1));
-    if nic {
+    if bare {
+        // No vector, no parse.
+    } else if nic {
         a.emit(Insn::mov64_reg(R9, R10));
         a.emit(Insn::alu64_imm(Alu::Add, R9, -(stack as i32)));
         a.emit(Insn::mov64_imm(R0, 0));
@@ -351,8 +376,10 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
     } else {
         (76, 80)
     };
-    a.emit(Insn::ldx(Size::W, R7, R6, data));
-    a.emit(Insn::ldx(Size::W, R8, R6, data_end));
+    if !bare {
+        a.emit(Insn::ldx(Size::W, R7, R6, data));
+        a.emit(Insn::ldx(Size::W, R8, R6, data_end));
+    }
 
     let needed: HashSet<Field> = p.fields.iter().map(|f| f.field).collect();
     let mut g = Gen {
@@ -362,8 +389,10 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
         needed,
         rule_starts: Vec::new(),
     };
-    g.parse();
-    g.rules(epilogue)?;
+    if !bare {
+        g.parse();
+    }
+    g.rules(epilogue, bare)?;
 
     let rule_starts = std::mem::take(&mut g.rule_starts);
     let mut a = g.a;
@@ -375,7 +404,15 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
     a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
     let ret = a.label();
     a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), ret);
-    add_packet(&mut a, nic, lay.pkt_len);
+    add_packet(
+        &mut a,
+        nic,
+        if bare {
+            Len::Context(p.hook, p.target)
+        } else {
+            Len::Vector(lay.pkt_len)
+        },
+    );
     a.bind(ret);
     a.emit(Insn::mov64_reg(R0, R7));
     a.emit(Insn::exit());
@@ -384,25 +421,54 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
         insns,
         rule_starts,
         scratch_map,
-        scratch_size: if nic { 0 } else { lay.size },
+        scratch_size: if nic || bare { 0 } else { lay.size },
         stack,
     })
 }
 
-/// Adds one packet of the vector's length to the {packets, bytes} value at r0: plain adds on
-/// a per-CPU value, atomic adds on the NIC's shared one (which cannot be stored to directly).
-fn add_packet(a: &mut Asm, nic: bool, pkt_len: i16) {
+/// Where the packet's length comes from when it is counted.
+#[derive(Clone, Copy)]
+enum Len {
+    /// The packet vector's slot at this offset (from r9).
+    Vector(i16),
+    /// The context (r6) directly: programs that keep no packet vector.
+    Context(Hook, Target),
+}
+
+impl Len {
+    /// Loads the length into `r`, using r3 as scratch.
+    fn load(self, a: &mut Asm, r: Reg) {
+        match self {
+            Len::Vector(off) => a.emit(Insn::ldx(Size::DW, r, R9, off)),
+            Len::Context(Hook::Xdp, _) => {
+                a.emit(Insn::ldx(Size::W, r, R6, 4));
+                a.emit(Insn::ldx(Size::W, R3, R6, 0));
+                a.emit(Insn::alu64_reg(Alu::Sub, r, R3));
+            }
+            Len::Context(_, Target::Nfp) => {
+                a.emit(Insn::ldx(Size::W, r, R6, 80));
+                a.emit(Insn::ldx(Size::W, R3, R6, 76));
+                a.emit(Insn::alu64_reg(Alu::Sub, r, R3));
+            }
+            Len::Context(_, Target::Host) => a.emit(Insn::ldx(Size::W, r, R6, 0)),
+        }
+    }
+}
+
+/// Adds one packet of its length to the {packets, bytes} value at r0: plain adds on a per-CPU
+/// value, atomic adds on the NIC's shared one (which cannot be stored to directly).
+fn add_packet(a: &mut Asm, nic: bool, len: Len) {
     if nic {
         a.emit(Insn::mov64_imm(R1, 1));
         a.emit(Insn::atomic_add(Size::DW, R0, 0, R1));
-        a.emit(Insn::ldx(Size::DW, R1, R9, pkt_len));
+        len.load(a, R1);
         a.emit(Insn::atomic_add(Size::DW, R0, 8, R1));
     } else {
         a.emit(Insn::ldx(Size::DW, R1, R0, 0));
         a.emit(Insn::alu64_imm(Alu::Add, R1, 1));
         a.emit(Insn::stx(Size::DW, R0, 0, R1));
         a.emit(Insn::ldx(Size::DW, R1, R0, 8));
-        a.emit(Insn::ldx(Size::DW, R2, R9, pkt_len));
+        len.load(a, R2);
         a.emit(Insn::alu64_reg(Alu::Add, R1, R2));
         a.emit(Insn::stx(Size::DW, R0, 8, R1));
     }
@@ -531,8 +597,43 @@ impl Gen<'_> {
                 self.store_host(f);
             }
         }
-        let need_l3 = self.need_l4() || self.p.fields.iter().any(|f| !matches!(f.field.header(), Header::Eth | Header::Vlan | Header::Pkt))
-            || self.p.conds.iter().any(|c| matches!(c, Cond::Present(h) if !matches!(h, Header::Eth | Header::Vlan | Header::Pkt)));
+        // The headers some condition, field or key needs decide which layers are parsed: an
+        // IPv6-only policy never walks IPv4 (or ARP), a policy reading no header parses none.
+        let mut wanted: HashSet<Header> = self.p.fields.iter().map(|f| f.field.header()).collect();
+        for c in &self.p.conds {
+            match c {
+                Cond::Present(h) => {
+                    wanted.insert(*h);
+                }
+                Cond::Payload { .. } => {
+                    wanted.insert(Header::L4);
+                }
+                _ => {}
+            }
+        }
+        wanted.remove(&Header::Pkt);
+        let all = self.rewrites();
+        let any_of = |hs: &[Header]| all || hs.iter().any(|h| wanted.contains(h));
+        let need_v4 = any_of(&[
+            Header::Ipv4,
+            Header::Ip,
+            Header::Tcp,
+            Header::Udp,
+            Header::Icmp,
+            Header::L4,
+            Header::Frag,
+        ]);
+        let need_v6 = any_of(&[
+            Header::Ipv6,
+            Header::Ip,
+            Header::Tcp,
+            Header::Udp,
+            Header::Icmpv6,
+            Header::L4,
+            Header::Frag,
+        ]);
+        let need_arp = any_of(&[Header::Arp]);
+        let need_l3 = need_v4 || need_v6 || need_arp;
         let need_vlan = need_l3
             || self.needs_any(&[
                 Field::VlanId,
@@ -541,6 +642,12 @@ impl Gen<'_> {
                 Field::EthType,
             ])
             || self.present_needed(Header::Vlan);
+        if !need_vlan && !any_of(&[Header::Eth]) {
+            // Nothing reads the frame: only its length (stored above) is needed.
+            self.a.bind(done);
+            self.a.emit(Insn::stx(Size::DW, R9, 0, R3));
+            return;
+        }
 
         // Ethernet.
         self.a.emit(Insn::mov64_reg(R1, R7));
@@ -568,18 +675,25 @@ impl Gen<'_> {
                 } else {
                     bit(Header::Vlan)
                 });
-                self.a.emit(Insn::ldx(Size::H, R0, R7, 14 + tag));
-                self.a.emit(Insn::to_be(R0, 16));
-                self.a.emit(Insn::mov64_reg(R1, R0));
-                if inner {
-                    self.a.emit(Insn::alu64_imm(Alu::And, R0, 0xfff));
-                    self.store_host(Field::VlanInnerId);
+                let (id, pcp) = if inner {
+                    (Field::VlanInnerId, None)
                 } else {
-                    self.a.emit(Insn::alu64_imm(Alu::And, R0, 0xfff));
-                    self.store_host(Field::VlanId);
-                    self.a.emit(Insn::mov64_reg(R0, R1));
-                    self.a.emit(Insn::alu64_imm(Alu::Rsh, R0, 13));
-                    self.store_host(Field::VlanPcp);
+                    (Field::VlanId, Some(Field::VlanPcp))
+                };
+                let want_pcp = pcp.is_some_and(|f| self.needed.contains(&f));
+                if self.needed.contains(&id) || want_pcp {
+                    self.a.emit(Insn::ldx(Size::H, R0, R7, 14 + tag));
+                    self.a.emit(Insn::to_be(R0, 16));
+                    self.a.emit(Insn::mov64_reg(R1, R0));
+                    if self.needed.contains(&id) {
+                        self.a.emit(Insn::alu64_imm(Alu::And, R0, 0xfff));
+                        self.store_host(id);
+                    }
+                    if want_pcp {
+                        self.a.emit(Insn::mov64_reg(R0, R1));
+                        self.a.emit(Insn::alu64_imm(Alu::Rsh, R0, 13));
+                        self.store_host(Field::VlanPcp);
+                    }
                 }
                 self.a.emit(Insn::ldx(Size::H, R2, R7, 16 + tag));
                 self.a.emit(Insn::mov64_imm(R4, 18 + i32::from(tag)));
@@ -592,21 +706,29 @@ impl Gen<'_> {
         }
         if need_l3 {
             // r4 becomes the L3 header pointer; its offset is kept for rewrites.
-            self.a.emit(Insn::stx(Size::DW, R9, self.lay.l3_off, R4));
+            if all {
+                self.a.emit(Insn::stx(Size::DW, R9, self.lay.l3_off, R4));
+            }
             self.a.emit(Insn::alu64_reg(Alu::Add, R4, R7));
-            let not_v4 = self.a.label();
-            self.a.jump(Insn::jmp_imm(Jmp::Ne, R2, 0x0008, 0), not_v4);
-            self.ipv4(done);
-            self.a.bind(not_v4);
-            let not_v6 = self.a.label();
-            self.a.jump(Insn::jmp_imm(Jmp::Ne, R2, 0xdd86, 0), not_v6);
-            self.ipv6(done);
-            self.a.bind(not_v6);
-            self.a.jump(Insn::jmp_imm(Jmp::Ne, R2, 0x0608, 0), done);
-            self.a.emit(Insn::mov64_reg(R1, R4));
-            self.a.emit(Insn::alu64_imm(Alu::Add, R1, 28));
-            self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), done);
-            self.set_bits(bit(Header::Arp));
+            if need_v4 {
+                let not_v4 = self.a.label();
+                self.a.jump(Insn::jmp_imm(Jmp::Ne, R2, 0x0008, 0), not_v4);
+                self.ipv4(done);
+                self.a.bind(not_v4);
+            }
+            if need_v6 {
+                let not_v6 = self.a.label();
+                self.a.jump(Insn::jmp_imm(Jmp::Ne, R2, 0xdd86, 0), not_v6);
+                self.ipv6(done);
+                self.a.bind(not_v6);
+            }
+            if need_arp {
+                self.a.jump(Insn::jmp_imm(Jmp::Ne, R2, 0x0608, 0), done);
+                self.a.emit(Insn::mov64_reg(R1, R4));
+                self.a.emit(Insn::alu64_imm(Alu::Add, R1, 28));
+                self.a.jump(Insn::jmp_reg(Jmp::Gt, R1, R8, 0), done);
+                self.set_bits(bit(Header::Arp));
+            }
         }
         self.a.bind(done);
         self.a.emit(Insn::stx(Size::DW, R9, 0, R3));
@@ -883,9 +1005,11 @@ impl Gen<'_> {
     // Rules
     // ----------------------------------------------------------------------------------------
 
-    fn rules(&mut self, epilogue: Label) -> Result<(), CodegenError> {
+    fn rules(&mut self, epilogue: Label, bare: bool) -> Result<(), CodegenError> {
         // The presence word lives in r8 for the rules (data_end is no longer needed).
-        self.a.emit(Insn::ldx(Size::DW, R8, R9, 0));
+        if !bare {
+            self.a.emit(Insn::ldx(Size::DW, R8, R9, 0));
+        }
         let mut starts = Vec::new();
         let mut always = false;
         for r in &self.p.rules {
@@ -899,7 +1023,10 @@ impl Gen<'_> {
             starts.push((self.a.insns.len(), r.span.start));
 
             let next = self.a.label();
-            if self.pure_depth(&r.pred).is_some_and(|d| d < 4) {
+            // A lone presence test is one branch either way; branching is shorter.
+            let lone_presence = matches!(&r.pred, Pred::Cond(c)
+                if matches!(self.p.conds[c.index()], Cond::Present(_)));
+            if !lone_presence && self.pure_depth(&r.pred).is_some_and(|d| d < 4) {
                 // One branch per rule: the verifier keeps at most one pending state however
                 // many rules there are, which is what lets 10,000-rule policies verify.
                 self.eval_pure(&r.pred, 0);
@@ -1566,7 +1693,11 @@ impl Gen<'_> {
         let new = self.a.label();
         let done = self.a.label();
         self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), new);
-        add_packet(&mut self.a, self.p.target == Target::Nfp, self.lay.pkt_len);
+        add_packet(
+            &mut self.a,
+            self.p.target == Target::Nfp,
+            Len::Vector(self.lay.pkt_len),
+        );
         self.a.jump(Insn::ja(0), done);
         self.a.bind(new);
         self.a.emit(Insn::mov64_imm(R1, 1));
