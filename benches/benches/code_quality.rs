@@ -133,7 +133,13 @@ fn fill_c_maps(c: &Loaded, cname: &str, hosts: &[[u8; 4]], nets: &[[u8; 4]]) {
 }
 
 /// A bench case: label, policy name, source, C references, the frame it drops.
-type Case = (&'static str, &'static str, String, Vec<&'static str>, Vec<u8>);
+type Case = (
+    &'static str,
+    &'static str,
+    String,
+    Vec<&'static str>,
+    Vec<u8>,
+);
 
 struct Row {
     name: String,

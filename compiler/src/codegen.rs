@@ -243,7 +243,10 @@ fn layout(p: &Program) -> Layout {
         .filter(|m| {
             matches!(
                 m.purpose,
-                MapPurpose::Counter | MapPurpose::Limiter | MapPurpose::Table
+                MapPurpose::Counter
+                    | MapPurpose::Limiter
+                    | MapPurpose::Table
+                    | MapPurpose::MergedRules
             )
         })
         .map(|m| m.key_size as i16)
@@ -301,7 +304,8 @@ fn layout(p: &Program) -> Layout {
 fn key_width(key: &[KeyPart]) -> i16 {
     key.iter()
         .map(|k| match k {
-            KeyPart::Raw(_, w) | KeyPart::Host(_, w) => *w as i16,
+            KeyPart::Raw(_, w) | KeyPart::Host(_, w) | KeyPart::Masked(_, w, _) => *w as i16,
+            KeyPart::Const(b) => b.len() as i16,
             KeyPart::Ip { .. } => 16,
             KeyPart::IpTagged { .. } => 17,
         })
@@ -1039,7 +1043,11 @@ impl Gen<'_> {
                 self.a.bind(next);
                 continue;
             }
-            self.decide(&r.actions, &r.terminal, r.table, r.stats_index, epilogue);
+            if r.merged > 0 {
+                self.decide_merged(r.table.unwrap_or(0), epilogue);
+            } else {
+                self.decide(&r.actions, &r.terminal, r.table, r.stats_index, epilogue);
+            }
             // Nothing jumps past a rule that always matches: what follows is unreachable.
             let reached = self.a.used(next);
             self.a.bind(next);
@@ -1057,6 +1065,16 @@ impl Gen<'_> {
         self.decide(&acts, &t, None, idx, epilogue);
         self.rule_starts = starts;
         Ok(())
+    }
+
+    /// A merged run's entry hit: its table slot holds the verdict (low word) and the
+    /// statistics slot (high word).
+    fn decide_merged(&mut self, slot: u32, epilogue: Label) {
+        let at = self.lay.tables + 8 * slot as i16;
+        self.a.emit(Insn::ldx(Size::W, R7, R9, at));
+        self.a.emit(Insn::ldx(Size::W, R1, R9, at + 4));
+        self.a.emit(Insn::stx(Size::W, R10, -4, R1));
+        self.a.jump(Insn::ja(0), epilogue);
     }
 
     /// A rule fired: run its actions, set the verdict (r7) and statistics slot, go to the
@@ -1491,6 +1509,56 @@ impl Gen<'_> {
                     }
                     self.absent_zero(*f, pos, *w as i16, absent, done);
                 }
+                KeyPart::Const(bytes) => {
+                    // Four bytes at a time as immediates, then the rest byte by byte.
+                    let mut o = 0;
+                    while o < bytes.len() {
+                        let n = if bytes.len() - o >= 4 { 4 } else { 1 };
+                        let mut b = [0u8; 4];
+                        b[..n].copy_from_slice(&bytes[o..o + n]);
+                        self.a
+                            .emit(Insn::mov64_imm(R0, u32::from_le_bytes(b) as i32));
+                        let size = if n == 4 { Size::W } else { Size::B };
+                        self.put(size, pos + o as i16, R0);
+                        o += n;
+                    }
+                    // Nothing is absent: no zero path.
+                    let _ = absent;
+                }
+                KeyPart::Masked(f, w, mask) => {
+                    self.require(*f, absent);
+                    let slot = self.lay.slots[f.index()];
+                    let raw = self.p.fields[f.index()].enc == Encoding::Raw;
+                    if raw {
+                        // The packet's bytes, masked word by word, stored as they are.
+                        for o in (0..*w as i16).step_by(8) {
+                            self.a.emit(Insn::ldx(Size::DW, R0, R9, slot + o));
+                            self.load_const(R1, (*mask >> (8 * o)) as u64);
+                            self.a.emit(Insn::alu64_reg(Alu::And, R0, R1));
+                            self.put(Size::DW, pos + o, R0);
+                        }
+                    } else {
+                        // A host value, masked, then written big-endian like `Host`.
+                        let (size, bytes) = match w {
+                            1 => (Size::B, 1),
+                            2 => (Size::H, 2),
+                            3 | 4 => (Size::W, 4),
+                            _ => (Size::DW, 8),
+                        };
+                        self.a.emit(Insn::ldx(Size::DW, R0, R9, slot));
+                        self.load_const(R1, *mask as u64);
+                        self.a.emit(Insn::alu64_reg(Alu::And, R0, R1));
+                        if bytes > *w {
+                            self.a
+                                .emit(Insn::alu64_imm(Alu::Lsh, R0, 8 * (bytes - *w) as i32));
+                        }
+                        if bytes > 1 {
+                            self.a.emit(Insn::to_be(R0, 8 * bytes as i32));
+                        }
+                        self.put(size, pos, R0);
+                    }
+                    self.absent_zero(*f, pos, *w as i16, absent, done);
+                }
                 KeyPart::Host(f, w) => {
                     self.require(*f, absent);
                     let slot = self.lay.slots[f.index()];
@@ -1558,7 +1626,8 @@ impl Gen<'_> {
             }
             self.a.bind(done);
             pos += match part {
-                KeyPart::Raw(_, w) | KeyPart::Host(_, w) => *w as i16,
+                KeyPart::Raw(_, w) | KeyPart::Host(_, w) | KeyPart::Masked(_, w, _) => *w as i16,
+                KeyPart::Const(b) => b.len() as i16,
                 KeyPart::Ip { .. } => 16,
                 KeyPart::IpTagged { .. } => 17,
             };
@@ -1659,7 +1728,10 @@ impl Gen<'_> {
     fn table_match(&mut self, map: MapId, key: &[KeyPart], slot: u32, f: Label, t: Label) {
         for part in key {
             match part {
-                KeyPart::Raw(fid, _) | KeyPart::Host(fid, _) => self.require(*fid, f),
+                KeyPart::Raw(fid, _) | KeyPart::Host(fid, _) | KeyPart::Masked(fid, _, _) => {
+                    self.require(*fid, f)
+                }
+                KeyPart::Const(_) => {}
                 KeyPart::Ip { .. } | KeyPart::IpTagged { .. } => {
                     self.unless_any(bit(Header::Ipv4) | bit(Header::Ipv6), f);
                 }
@@ -1672,7 +1744,13 @@ impl Gen<'_> {
             .emit(Insn::alu64_imm(Alu::Add, R2, i32::from(self.lay.keybuf)));
         self.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
         self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), f);
-        self.a.emit(Insn::ldx(Size::W, R1, R0, 0));
+        // A table entry is a verdict; a merged run's entry also names its statistics slot.
+        let size = if self.p.maps[map.index()].value_size >= 8 {
+            Size::DW
+        } else {
+            Size::W
+        };
+        self.a.emit(Insn::ldx(size, R1, R0, 0));
         self.a.emit(Insn::stx(
             Size::DW,
             R9,
@@ -2070,7 +2148,10 @@ impl Gen<'_> {
             Cond::Match { map, key, slot } => return self.table_match(*map, key, *slot, f, t),
             Cond::InMapKey { key, map } => {
                 for part in key {
-                    if let KeyPart::Raw(fid, _) | KeyPart::Host(fid, _) = part {
+                    if let KeyPart::Raw(fid, _)
+                    | KeyPart::Host(fid, _)
+                    | KeyPart::Masked(fid, _, _) = part
+                    {
                         self.require(*fid, f);
                     }
                 }

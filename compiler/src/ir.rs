@@ -92,6 +92,9 @@ pub enum MapPurpose {
     Samples,
     /// A pool's Maglev lookup table: array of backend indices.
     Maglev,
+    /// A run of merged equality rules (see [`crate::opt`]): hash, key = the rules' fields,
+    /// value = the rule's verdict (u32) then its statistics slot (u32).
+    MergedRules,
     /// A virtual clock for tests: one u64 of nanoseconds that limiters read instead of
     /// `bpf_ktime_get_ns`, so a test run is as deterministic as the evaluator.
     Clock,
@@ -104,6 +107,11 @@ pub enum KeyPart {
     Raw(FieldId, u32),
     /// The big-endian bytes of a host-encoded field, `width` of them.
     Host(FieldId, u32),
+    /// Constant bytes (a merged run's number, zero padding).
+    Const(Vec<u8>),
+    /// A field ANDed with a mask (in the field's encoding), then as `Raw` or `Host` would
+    /// give it: the key of merged rules that compare `field & mask == k`.
+    Masked(FieldId, u32, u128),
     /// An `ip.*` table key: a family byte (4 or 6) and 16 address bytes (IPv4 first).
     IpTagged {
         /// The raw IPv4 field.
@@ -298,8 +306,12 @@ pub struct Rule {
     pub terminal: Terminal,
     /// The table slot whose hit supplies the verdict, for `rule NAME: match TABLE` rules.
     pub table: Option<u32>,
-    /// Its index in the rule-statistics map.
+    /// Its index in the rule-statistics map (for a merged run, the first rule's; each entry
+    /// of the run's table names its own).
     pub stats_index: u32,
+    /// How many source rules this rule stands for when it is a merged run (0 otherwise); its
+    /// table slot then holds the hit entry's verdict and statistics slot.
+    pub merged: u32,
     /// Where it was written (for line info).
     pub span: Span,
 }
@@ -358,7 +370,10 @@ impl Program {
                 }
                 Cond::Match { map, key, .. } => {
                     self.verify_key(key)?;
-                    if self.maps.get(map.index()).map(|m| m.purpose) != Some(MapPurpose::Table) {
+                    if !matches!(
+                        self.maps.get(map.index()).map(|m| m.purpose),
+                        Some(MapPurpose::Table | MapPurpose::MergedRules)
+                    ) {
                         return err(format!("c{i}: {map} is not a table map"));
                     }
                     continue;
@@ -453,7 +468,8 @@ impl Program {
     fn verify_key(&self, key: &[KeyPart]) -> Result<(), VerifyError> {
         for k in key {
             let ids: Vec<FieldId> = match k {
-                KeyPart::Raw(f, _) | KeyPart::Host(f, _) => vec![*f],
+                KeyPart::Raw(f, _) | KeyPart::Host(f, _) | KeyPart::Masked(f, _, _) => vec![*f],
+                KeyPart::Const(_) => vec![],
                 KeyPart::Ip { v4, v6 } | KeyPart::IpTagged { v4, v6 } => vec![*v4, *v6],
             };
             for f in ids {
@@ -581,6 +597,16 @@ impl Program {
             let _ = writeln!(o, "  c{i} = {text}");
         }
         for r in &self.rules {
+            if r.merged > 0 {
+                let _ = writeln!(
+                    o,
+                    "  rule {} [{} merged rules, stats from the entry]: {} => entry's verdict",
+                    r.name,
+                    r.merged,
+                    pred_text(&r.pred),
+                );
+                continue;
+            }
             let _ = writeln!(
                 o,
                 "  rule {} [stats {}]: {} => {}{}",
@@ -607,6 +633,11 @@ fn key_text(key: &[KeyPart]) -> String {
         .iter()
         .map(|k| match k {
             KeyPart::Raw(f, w) => format!("{f}:raw{w}"),
+            KeyPart::Masked(f, w, m) => format!("{f}&{m:#x}:{w}"),
+            KeyPart::Const(b) => format!(
+                "0x{}",
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            ),
             KeyPart::Host(f, w) => format!("{f}:be{w}"),
             KeyPart::Ip { v4, v6 } => format!("ip({v4},{v6})"),
             KeyPart::IpTagged { v4, v6 } => format!("ipfam({v4},{v6})"),

@@ -1,9 +1,9 @@
 //! nfcc-compiler: lowers a checked policy to a match-action IR, optimises it, and generates
 //! verifier-friendly eBPF with an ELF+BTF writer and a disassembler.
 //!
-//! Built so far: the instruction set with its encoding and disassembler (`bpf`). The IR,
-//! passes, code generator and ELF writer are being built under issue 3; until they exist,
-//! `nfcc compile` says so instead of pretending.
+//! The pipeline: `lower` (checked policy to the IR of `ir`), `opt` (IR passes), `codegen`
+//! (eBPF for the host or the NIC, checked against the NIC's limits by `nfp`), `elf`/`btf`
+//! (the object), driven by `compile`. The IR verifier runs after lowering and after each pass.
 
 pub mod bpf;
 pub mod codegen;
@@ -11,6 +11,7 @@ pub mod compile;
 pub mod ir;
 pub mod lower;
 pub mod nfp;
+pub mod opt;
 pub mod prefix;
 #[cfg(test)]
 mod test_support;
@@ -32,14 +33,17 @@ pub fn generate_with(
     target: Target,
     virtual_clock: bool,
 ) -> Result<(ir::Program, codegen::Code), Vec<Diagnostic>> {
-    let ir = lower::lower_with(policy, target, virtual_clock)?;
-    if let Err(e) = ir.verify() {
-        return Err(vec![Diagnostic::error(
+    let mut ir = lower::lower_with(policy, target, virtual_clock)?;
+    let bug = |e: ir::VerifyError| {
+        vec![Diagnostic::error(
             "E0202",
             policy.span,
             format!("compiler bug: {e}"),
-        )]);
-    }
+        )]
+    };
+    ir.verify().map_err(bug)?;
+    opt::merge_exact_rules(&mut ir);
+    ir.verify().map_err(bug)?;
     match codegen::generate(&ir) {
         Ok(code) => Ok((ir, code)),
         Err(e) => Err(vec![Diagnostic::error("E0203", policy.span, e.to_string())]),

@@ -141,6 +141,7 @@ pub fn lower_with(
             table,
             stats_index: i as u32,
             span: r.span,
+            merged: 0,
         });
     }
     let default_actions = cx.actions(&policy.default.actions, policy.default.span);

@@ -167,6 +167,14 @@ fn acl1_10k_agrees_with_the_evaluator_on_100k_packets() {
         .unwrap_or_else(|e| panic!("compile: {e:?}"));
     let compile_time = started.elapsed();
     let loaded = load(&compiled.object, "acl", ProgKind::Xdp).unwrap_or_else(|e| panic!("{e}"));
+    // Maps with initial entries (the tables of merged rule runs) are filled after loading.
+    for (m, entries) in &compiled.programs[0].maps {
+        for (k, v) in entries {
+            loaded
+                .map_update(&m.name, k, v)
+                .unwrap_or_else(|e| panic!("{}: {e}", m.name));
+        }
+    }
     let stats = "acl_nfcc_rule_stats";
     let slot = |i: u32| -> u64 {
         loaded
