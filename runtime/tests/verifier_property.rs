@@ -1231,6 +1231,26 @@ fn gen_policy(rng: &mut Rng, name: &str, hook: Hook, rules: usize, nic: bool) ->
     g.declarations();
     let mut lines = Vec::new();
     for i in 0..rules {
+        if g.rng.chance(4) {
+            // A run of equality rules on the same fields, which the compiler merges into one
+            // hash lookup: first-match order, repeated keys and verdicts must survive it.
+            let mut fields: Vec<(&'static str, Ty)> = Vec::new();
+            for _ in 0..g.rng.range(1, 3) {
+                let f = g.field();
+                if !fields.iter().any(|x| x.0 == f.0) {
+                    fields.push(f);
+                }
+            }
+            for k in 0..g.rng.range(8, 24) {
+                let conj: Vec<String> = fields
+                    .iter()
+                    .map(|(f, ty)| format!("{f} == {}", g.value(f, *ty)))
+                    .collect();
+                let t = g.terminal();
+                lines.push(format!("rule r{i}_{k}: {} => {t}", conj.join(" and ")));
+            }
+            continue;
+        }
         let depth = g.rng.range(0, 4) as u32;
         let pred = g.pred(depth);
         if !g.tables.is_empty() && g.rng.chance(10) {
