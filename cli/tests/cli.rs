@@ -107,15 +107,41 @@ fn engines_and_commands_not_built_yet_exit_2_and_say_so() {
         out.contains("not implemented yet") && out.contains("issue 5"),
         "{out}"
     );
-    // A policy using a construct the code generator lacks: exit 2, the construct named.
-    let fib = "policy p on xdp {\n  pool web = { 10.0.0.1 }\n  rule lb: tcp => balance web by (ip.src) via fib, tx\n  default pass\n}\n";
+}
+
+#[test]
+fn compile_for_the_nic_emits_nic_code_or_names_what_the_nic_lacks() {
     let out = check(
-        &["compile", "{}/fib.nf", "-o", "/dev/null"],
-        &[("fib.nf", fib)],
-        2,
+        &[
+            "compile",
+            "compiler/tests/in/nic.nf",
+            "--target",
+            "nfp",
+            "--emit",
+            "asm",
+            "-o",
+            "-",
+        ],
+        &[],
+        0,
+    );
+    // Statistics by atomic add, no scratch map, no LPM trie.
+    assert!(out.contains("lock *(u64 *)"), "{out}");
+    assert!(!out.contains("%="), "{out}");
+    let out = check(
+        &[
+            "compile",
+            "examples/ddos_guard.nf",
+            "--target",
+            "nfp",
+            "-o",
+            "/dev/null",
+        ],
+        &[],
+        1,
     );
     assert!(
-        out.contains("cannot generate code for `balance ... via fib`"),
+        out.contains("E0117") && out.contains("limiters need bpf_ktime_get_ns"),
         "{out}"
     );
 }

@@ -200,6 +200,8 @@ struct Layout {
     tables: i16,
     /// A sample record being assembled: rule (u32), length (u32), the frame's first bytes.
     samplebuf: i16,
+    /// The `bpf_fib_lookup` parameters (64 bytes) of `balance ... via fib`.
+    fibbuf: i16,
     size: u32,
 }
 
@@ -284,6 +286,16 @@ fn layout(p: &Program) -> Layout {
     if p.maps.iter().any(|m| m.purpose == MapPurpose::Samples) {
         off += 8 + SAMPLE_BYTES as i16;
     }
+    let fibbuf = off;
+    let via_fib = p
+        .rules
+        .iter()
+        .flat_map(|r| &r.actions)
+        .chain(&p.default_actions)
+        .any(|a| matches!(a, Action::Balance { via_fib: true, .. }));
+    if via_fib {
+        off += 64;
+    }
     Layout {
         slots,
         lpm_key,
@@ -296,6 +308,7 @@ fn layout(p: &Program) -> Layout {
         l4_off,
         tables,
         samplebuf,
+        fibbuf,
         size: off as u32,
     }
 }
@@ -1087,6 +1100,8 @@ impl Gen<'_> {
         stats: u32,
         epilogue: Label,
     ) {
+        // Where a failed FIB lookup goes: the packet passes, untouched, counted for this rule.
+        let fib_failed = self.a.label();
         for a in actions {
             match a {
                 Action::Count { map, key } => self.count(*map, key),
@@ -1101,7 +1116,8 @@ impl Gen<'_> {
                     table,
                     key,
                     backends,
-                } => self.balance(*table, key, backends),
+                    via_fib,
+                } => self.balance(*table, key, backends, via_fib.then_some(fib_failed)),
             }
         }
         if let Some(slot) = table {
@@ -1111,7 +1127,7 @@ impl Gen<'_> {
                 // The NIC needs a verdict the verifier knows: pick the constant equal to the
                 // entry's (tables hold pass, drop, or tx/abort on xdp).
                 let (hook, target) = (self.p.hook, self.p.target);
-                self.a.emit(Insn::ldx(Size::DW, R1, R9, at));
+                self.a.emit(Insn::ldx(Size::W, R1, R9, at));
                 self.a
                     .emit(Insn::mov64_imm(R7, verdict(hook, target, &Terminal::Pass)));
                 for t in [Terminal::Drop, Terminal::Tx, Terminal::Abort] {
@@ -1125,26 +1141,24 @@ impl Gen<'_> {
                     self.a.bind(other);
                 }
             } else {
-                self.a.emit(Insn::ldx(Size::DW, R7, R9, at));
+                self.a.emit(Insn::ldx(Size::W, R7, R9, at));
+                if let Some(map) = self.p.redirect_map {
+                    // An entry that redirects names its target in the high word.
+                    let done = self.a.label();
+                    let redirect = verdict(
+                        self.p.hook,
+                        self.p.target,
+                        &Terminal::Redirect(String::new()),
+                    );
+                    self.a.jump(Insn::jmp_imm(Jmp::Ne, R7, redirect, 0), done);
+                    self.a.emit(Insn::ldx(Size::W, R1, R9, at + 4));
+                    self.redirect_through(map, None);
+                    self.a.bind(done);
+                }
             }
         } else if let (Terminal::Redirect(name), Some(map)) = (t, self.p.redirect_map) {
-            // The interface index is filled in at load time; an unfilled slot redirects to
-            // index 0, which the kernel refuses at transmit time.
             let idx = self.p.redirects.iter().position(|n| n == name).unwrap_or(0) as i32;
-            self.a.emit(Insn::mov64_imm(R1, idx));
-            self.a.emit(Insn::stx(Size::W, R10, -8, R1));
-            self.a.emit2(Insn::ld_map(R1, map.0));
-            self.a.emit(Insn::mov64_reg(R2, R10));
-            self.a.emit(Insn::alu64_imm(Alu::Add, R2, -8));
-            self.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
-            self.a.emit(Insn::mov64_imm(R1, 0));
-            let none = self.a.label();
-            self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), none);
-            self.a.emit(Insn::ldx(Size::W, R1, R0, 0));
-            self.a.bind(none);
-            self.a.emit(Insn::mov64_imm(R2, 0));
-            self.a.emit(Insn::call(helper::REDIRECT));
-            self.a.emit(Insn::mov64_reg(R7, R0));
+            self.redirect_through(map, Some(idx));
         } else {
             self.a
                 .emit(Insn::mov64_imm(R7, verdict(self.p.hook, self.p.target, t)));
@@ -1152,6 +1166,37 @@ impl Gen<'_> {
         self.a.emit(Insn::mov64_imm(R1, stats as i32));
         self.a.emit(Insn::stx(Size::W, R10, -4, R1));
         self.a.jump(Insn::ja(0), epilogue);
+        if self.a.used(fib_failed) {
+            self.a.bind(fib_failed);
+            let pass = verdict(self.p.hook, self.p.target, &Terminal::Pass);
+            self.a.emit(Insn::mov64_imm(R7, pass));
+            self.a.emit(Insn::mov64_imm(R1, stats as i32));
+            self.a.emit(Insn::stx(Size::W, R10, -4, R1));
+            self.a.jump(Insn::ja(0), epilogue);
+        }
+    }
+
+    /// `bpf_redirect` to the interface in slot `idx` of the redirect-targets map (`None`: the
+    /// slot number is already in r1); the verdict goes to r7. The interface index is filled in
+    /// at load time; an unfilled slot redirects to index 0, which the kernel refuses at
+    /// transmit time.
+    fn redirect_through(&mut self, map: MapId, idx: Option<i32>) {
+        if let Some(idx) = idx {
+            self.a.emit(Insn::mov64_imm(R1, idx));
+        }
+        self.a.emit(Insn::stx(Size::W, R10, -8, R1));
+        self.a.emit2(Insn::ld_map(R1, map.0));
+        self.a.emit(Insn::mov64_reg(R2, R10));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R2, -8));
+        self.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+        self.a.emit(Insn::mov64_imm(R1, 0));
+        let none = self.a.label();
+        self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), none);
+        self.a.emit(Insn::ldx(Size::W, R1, R0, 0));
+        self.a.bind(none);
+        self.a.emit(Insn::mov64_imm(R2, 0));
+        self.a.emit(Insn::call(helper::REDIRECT));
+        self.a.emit(Insn::mov64_reg(R7, R0));
     }
 
     /// r1 = frame start + the offset in scratch slot `slot` (masked to `mask`), r2 = frame end,
@@ -1682,7 +1727,13 @@ impl Gen<'_> {
 
     /// `balance`: FNV-1a of the key picks a Maglev slot, the slot a backend, and the
     /// destination address is rewritten to it.
-    fn balance(&mut self, table: MapId, key: &[KeyPart], backends: &[(Field, u128)]) {
+    fn balance(
+        &mut self,
+        table: MapId,
+        key: &[KeyPart],
+        backends: &[(Field, u128)],
+        fib_failed: Option<Label>,
+    ) {
         let width = key_width(key);
         self.build_key(key);
         self.a
@@ -1716,11 +1767,74 @@ impl Gen<'_> {
             let next = self.a.label();
             self.a.emit(Insn::ldx(Size::W, R1, R10, -16));
             self.a.jump(Insn::jmp_imm(Jmp::Ne, R1, i as i32, 0), next);
+            if let Some(failed) = fib_failed {
+                // The route is looked up before anything is rewritten, so a packet without
+                // one passes exactly as it came.
+                self.fib_lookup(*field, *addr, failed);
+            }
             self.rewrite(*field, *addr);
+            if fib_failed.is_some() {
+                self.fib_macs();
+            }
             self.a.jump(Insn::ja(0), done);
             self.a.bind(next);
         }
         self.a.bind(done);
+    }
+
+    /// `bpf_fib_lookup` towards `addr` (the backend; `field` says its family) from the
+    /// interface the packet came in on; jumps to `failed` unless the kernel found a route and
+    /// a neighbour. The parameters live in the vector's FIB area.
+    fn fib_lookup(&mut self, field: Field, addr: u128, failed: Label) {
+        let buf = self.lay.fibbuf;
+        let v4 = field == Field::Ipv4Dst;
+        self.zero(buf, 64);
+        self.a.emit(Insn::mov64_imm(R0, if v4 { 2 } else { 10 })); // AF_INET, AF_INET6
+        self.a.emit(Insn::stx(Size::B, R9, buf, R0));
+        let ifindex = if self.p.hook == Hook::Xdp { 12 } else { 40 };
+        self.a.emit(Insn::ldx(Size::W, R0, R6, ifindex));
+        self.a.emit(Insn::stx(Size::W, R9, buf + 8, R0));
+        // The destination in network order at offset 32.
+        let width = if v4 { 4 } else { 16 };
+        let bytes = addr.to_be_bytes();
+        for (i, chunk) in bytes[16 - width..].chunks(4).enumerate() {
+            let w = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            self.a.emit(Insn::mov64_imm(R0, w as i32));
+            self.a
+                .emit(Insn::stx(Size::W, R9, buf + 32 + 4 * i as i16, R0));
+        }
+        self.a.emit(Insn::mov64_reg(R1, R6));
+        self.a.emit(Insn::mov64_reg(R2, R9));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R2, i32::from(buf)));
+        self.a.emit(Insn::mov64_imm(R3, 64));
+        self.a.emit(Insn::mov64_imm(R4, 0));
+        self.a.emit(Insn::call(helper::FIB_LOOKUP));
+        self.a.jump(Insn::jmp_imm(Jmp::Ne, R0, 0, 0), failed);
+    }
+
+    /// Writes the MACs a successful FIB lookup returned (smac at 52, dmac at 58 of the
+    /// parameters) into the frame's Ethernet header.
+    fn fib_macs(&mut self) {
+        let buf = self.lay.fibbuf;
+        let (data, data_end) = if self.p.hook == Hook::Xdp {
+            (0, 4)
+        } else {
+            (76, 80)
+        };
+        let skip = self.a.label();
+        self.a.emit(Insn::ldx(Size::W, R1, R6, data));
+        self.a.emit(Insn::ldx(Size::W, R2, R6, data_end));
+        self.a.emit(Insn::mov64_reg(R0, R1));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R0, 14));
+        self.a.jump(Insn::jmp_reg(Jmp::Gt, R0, R2, 0), skip);
+        // dmac then smac, as four-then-two-byte copies.
+        for (from, to) in [(58i16, 0i16), (52, 6)] {
+            self.a.emit(Insn::ldx(Size::W, R0, R9, buf + from));
+            self.a.emit(Insn::stx(Size::W, R1, to, R0));
+            self.a.emit(Insn::ldx(Size::H, R0, R9, buf + from + 4));
+            self.a.emit(Insn::stx(Size::H, R1, to + 4, R0));
+        }
+        self.a.bind(skip);
     }
 
     /// `match TABLE`: every key field present, the key in the table; the entry's verdict is

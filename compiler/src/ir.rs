@@ -86,7 +86,8 @@ pub enum MapPurpose {
     /// Interface indices of `redirect` targets, filled at load time: array of u32.
     RedirectTargets,
     /// A `table`: hash, key = key fields (`ip.*` tagged with its family), value = the
-    /// entry's verdict for the hook (u32).
+    /// entry's verdict for the hook (u32), then its redirect target's index (u32, 0 unless
+    /// the entry redirects).
     Table,
     /// Sampled packets: a ring buffer of {rule u32, length u32, first 128 bytes}.
     Samples,
@@ -159,6 +160,9 @@ pub enum Action {
         key: Vec<KeyPart>,
         /// Backends in table-index order: the family-specific destination field and address.
         backends: Vec<(Field, u128)>,
+        /// Also rewrite the MACs from `bpf_fib_lookup` for the chosen backend; without a
+        /// route the packet passes unchanged and the rule's other actions are skipped.
+        via_fib: bool,
     },
     /// Send about 1 in `n` packets (chosen at random) to the sample ring.
     Sample {
@@ -659,10 +663,12 @@ fn actions_text(actions: &[Action]) -> String {
                 table,
                 key,
                 backends,
+                via_fib,
             } => format!(
-                "balance {table} by {} over {} backends, ",
+                "balance {table} by {} over {} backends{}, ",
                 key_text(key),
-                backends.len()
+                backends.len(),
+                if *via_fib { " via fib" } else { "" }
             ),
         })
         .collect()

@@ -117,7 +117,7 @@ pub fn lower_with(
     let mut rules = Vec::new();
     for (i, r) in policy.rules.iter().enumerate() {
         let pred = cx.expr(&r.expr);
-        let actions = cx.actions(&r.actions, r.span);
+        let actions = cx.actions(&r.actions);
         let terminal = match &r.terminal {
             Some(t) => cx.terminal(t, r.span),
             // The table's hit decides; the IR keeps a placeholder terminal.
@@ -144,7 +144,7 @@ pub fn lower_with(
             merged: 0,
         });
     }
-    let default_actions = cx.actions(&policy.default.actions, policy.default.span);
+    let default_actions = cx.actions(&policy.default.actions);
     let default_terminal = cx.terminal(&policy.default.terminal, policy.default.span);
     if !cx.errors.is_empty() {
         return Err(cx.errors);
@@ -334,10 +334,6 @@ impl Lower<'_> {
         let table = &self.policy.tables[t.index()];
         let mut init = Vec::new();
         for (key, action) in &table.entries {
-            if let ck::Terminal::Redirect(_) = action {
-                self.unsupported(span, "table entries that redirect");
-                return None;
-            }
             let mut k = Vec::new();
             for (f, v) in table.key.iter().zip(key) {
                 if f.ty() == ck::FieldType::IpAny {
@@ -354,7 +350,17 @@ impl Lower<'_> {
                 }
             }
             let verdict = crate::codegen::verdict(self.policy.hook, self.target, action) as u32;
-            init.push((k, verdict.to_le_bytes().to_vec()));
+            // The entry's verdict, then (for a redirect) its target's index in the
+            // redirect-targets map.
+            let mut value = verdict.to_le_bytes().to_vec();
+            let target = match self.terminal(action, span) {
+                ck::Terminal::Redirect(name) => {
+                    self.redirects.iter().position(|n| *n == name).unwrap_or(0) as u32
+                }
+                _ => 0,
+            };
+            value.extend_from_slice(&target.to_le_bytes());
+            init.push((k, value));
         }
         let key_size = table
             .key
@@ -373,7 +379,7 @@ impl Lower<'_> {
             name: format!("tbl_{}", table.name),
             purpose: MapPurpose::Table,
             key_size,
-            value_size: 4,
+            value_size: 8,
             max_entries: table.capacity.max(1),
             init,
         });
@@ -421,7 +427,7 @@ impl Lower<'_> {
         id
     }
 
-    fn actions(&mut self, actions: &[ck::Action], span: Span) -> Vec<Action> {
+    fn actions(&mut self, actions: &[ck::Action]) -> Vec<Action> {
         let mut out = Vec::new();
         for a in actions {
             match a {
@@ -453,10 +459,7 @@ impl Lower<'_> {
                     });
                     out.push(Action::Sample { n: *n, map });
                 }
-                ck::Action::Balance { via_fib: true, .. } => {
-                    self.unsupported(span, "`balance ... via fib`");
-                }
-                ck::Action::Balance { pool, by, .. } => {
+                ck::Action::Balance { pool, by, via_fib } => {
                     let p = &self.policy.pools[pool.index()];
                     let backends: Vec<(Field, u128)> = p
                         .backends
@@ -494,6 +497,7 @@ impl Lower<'_> {
                         table,
                         key,
                         backends,
+                        via_fib: *via_fib,
                     });
                 }
             }
@@ -593,8 +597,31 @@ impl Lower<'_> {
             });
         }
         if f.ty().bits() > 64 || f.ty() == ck::FieldType::Mac && ordered {
-            self.unsupported(span, "ordering comparisons of IPv6 and MAC addresses");
-            return Pred::Const(false);
+            // No 128-bit (or raw MAC) ordering in eBPF: the ordered side becomes a range,
+            // and the range the prefixes that cover it.
+            let bits = f.ty().bits();
+            let max = if bits >= 128 {
+                u128::MAX
+            } else {
+                (1u128 << bits) - 1
+            };
+            let range = match (op, mask) {
+                (CmpOp::Lt, None) => value.checked_sub(1).map(|v| (0, v)),
+                (CmpOp::Le, None) => Some((0, value)),
+                (CmpOp::Gt, None) => value.checked_add(1).filter(|v| *v <= max).map(|v| (v, max)),
+                (CmpOp::Ge, None) => Some((value, max)),
+                _ => {
+                    self.unsupported(
+                        span,
+                        "masked ordering comparisons of IPv6 and MAC addresses",
+                    );
+                    return Pred::Const(false);
+                }
+            };
+            return match range {
+                Some((lo, hi)) => self.range_as_prefixes(f, lo, hi),
+                None => Pred::Const(false),
+            };
         }
         let field = self.field(f, Encoding::Host);
         self.cond(Cond::Cmp {
@@ -603,6 +630,33 @@ impl Lower<'_> {
             op,
             k: value,
         })
+    }
+
+    /// `lo <= f <= hi` as the prefixes covering the range (at most two per bit), each a
+    /// masked equality on the raw field: for values eBPF cannot order (IPv6 addresses).
+    fn range_as_prefixes(&mut self, f: Field, lo: u128, hi: u128) -> Pred {
+        let width = raw_width(f);
+        let mut alts: Vec<Pred> = prefix::range_to_prefixes(lo, hi, f.ty().bits())
+            .into_iter()
+            .map(|p| {
+                let field = self.field(f, Encoding::Raw);
+                if p.len == 0 {
+                    return self.cond(Cond::Present(f.header()));
+                }
+                let mask = prefix::host_mask(p.len, width);
+                self.cond(Cond::Cmp {
+                    field,
+                    mask: Some(to_raw(mask, width)),
+                    op: CmpOp::Eq,
+                    k: to_raw(p.bits & mask, width),
+                })
+            })
+            .collect();
+        match alts.len() {
+            0 => Pred::Const(false),
+            1 => alts.pop().unwrap_or(Pred::Const(false)),
+            _ => Pred::Or(alts),
+        }
     }
 
     fn atom(&mut self, a: &Atom, span: Span) -> Pred {
@@ -737,8 +791,7 @@ impl Lower<'_> {
                 }
                 (Item::Range(lo, hi), None) => {
                     if f.ty().bits() > 64 {
-                        self.unsupported(span, "ranges of IPv6 addresses");
-                        Pred::Const(false)
+                        self.range_as_prefixes(f, lo.bits, hi.bits)
                     } else {
                         let field = self.field(f, Encoding::Host);
                         self.cond(Cond::Range {
@@ -748,8 +801,12 @@ impl Lower<'_> {
                         })
                     }
                 }
+                (Item::Range(lo, hi), Some(m)) if f.ty().bits() <= 64 => Pred::And(vec![
+                    self.compare(f, Some(m), CmpOp::Ge, lo.bits, span),
+                    self.compare(f, Some(m), CmpOp::Le, hi.bits, span),
+                ]),
                 _ => {
-                    self.unsupported(span, "masked fields compared with prefixes or ranges");
+                    self.unsupported(span, "masked fields compared with prefixes or wide ranges");
                     Pred::Const(false)
                 }
             };

@@ -72,6 +72,14 @@ pub fn verdict_of(hook: Hook, retval: u32, policy: &Policy) -> Terminal {
         if let Terminal::Redirect(n) = &policy.default.terminal {
             names.push(n);
         }
+        for t in &policy.tables {
+            for (_, action) in &t.entries {
+                if let Terminal::Redirect(n) = action {
+                    names.push(n);
+                }
+            }
+        }
+        names.sort_unstable();
         names.dedup();
         Terminal::Redirect(match names.as_slice() {
             [one] => (*one).to_string(),

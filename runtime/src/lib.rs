@@ -77,7 +77,7 @@ fn probe_bpf() -> Result<(), String> {
     })?;
     let frame = [0u8; 14];
     let mut out = [0u8; 64];
-    let run = sys::prog_test_run(prog.as_fd(), &frame, &mut out, 1)
+    let run = sys::prog_test_run(prog.as_fd(), &frame, &mut out, 1, &[])
         .map_err(|(e, _)| format!("cannot test-run a trivial xdp program: {e}"))?;
     if run.retval as i32 != XDP_PASS {
         return Err(format!(

@@ -168,6 +168,35 @@ impl Loaded {
     /// shorter frames give [`RuntimeError::FrameTooShort`]. A TC frame must also fit in a page
     /// with the kernel's headroom (about 3.5 KiB), or the kernel answers `EINVAL`.
     pub fn test_run(&self, data: &[u8], repeat: u32) -> Result<TestRun, RuntimeError> {
+        self.test_run_ctx(data, repeat, &[])
+    }
+
+    /// [`Loaded::test_run`] as if the frame arrived on interface `ifindex` (queue 0), which
+    /// must exist in this network namespace: what `bpf_fib_lookup` and `pkt.ifindex` see.
+    pub fn test_run_on(
+        &self,
+        data: &[u8],
+        repeat: u32,
+        ifindex: u32,
+    ) -> Result<TestRun, RuntimeError> {
+        let ctx: Vec<u8> = match self.kind {
+            // struct xdp_md: data, data_end (the frame's length), data_meta, ingress_ifindex,
+            // rx_queue_index, egress_ifindex.
+            ProgKind::Xdp => [0, data.len() as u32, 0, ifindex, 0, 0]
+                .iter()
+                .flat_map(|w| w.to_ne_bytes())
+                .collect(),
+            // struct __sk_buff up to `ifindex` (offset 40); the rest stays zero.
+            ProgKind::Tc => {
+                let mut c = vec![0u8; 44];
+                c[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+                c
+            }
+        };
+        self.test_run_ctx(data, repeat, &ctx)
+    }
+
+    fn test_run_ctx(&self, data: &[u8], repeat: u32, ctx: &[u8]) -> Result<TestRun, RuntimeError> {
         if repeat == 0 {
             return Err(RuntimeError::ZeroRepeat);
         }
@@ -181,7 +210,7 @@ impl Loaded {
         }
         let fd = self.prog()?.fd().map_err(|e| self.program_error(e))?;
         let mut out = vec![0u8; data.len() + OUT_SLACK];
-        match sys::prog_test_run(fd.as_fd(), data, &mut out, repeat) {
+        match sys::prog_test_run(fd.as_fd(), data, &mut out, repeat, ctx) {
             Ok(raw) => {
                 out.truncate(raw.size_out as usize);
                 Ok(TestRun {

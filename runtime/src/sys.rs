@@ -244,6 +244,7 @@ pub(crate) fn prog_test_run(
     data: &[u8],
     out: &mut [u8],
     repeat: u32,
+    ctx: &[u8],
 ) -> Result<RawTestRun, (io::Error, RawTestRun)> {
     let zero = RawTestRun {
         retval: 0,
@@ -261,9 +262,9 @@ pub(crate) fn prog_test_run(
         data_out: out.as_mut_ptr() as u64,
         repeat,
         duration: 0,
-        ctx_size_in: 0,
+        ctx_size_in: len_u32(ctx).map_err(|e| (e, zero))?,
         ctx_size_out: 0,
-        ctx_in: 0,
+        ctx_in: if ctx.is_empty() { 0 } else { addr(ctx) },
         ctx_out: 0,
         flags: 0,
         cpu: 0,
