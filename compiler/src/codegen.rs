@@ -81,6 +81,50 @@ pub fn verdict(hook: Hook, target: Target, t: &Terminal) -> i32 {
     }
 }
 
+/// The verdict a program's return value means on its hook (the inverse of [`verdict`]; a
+/// redirect is named when the policy has one target).
+pub fn terminal_of(hook: Hook, retval: u32, policy: &nfcc_dsl::checked::Policy) -> Terminal {
+    let redirect = || {
+        // The return value does not say which interface; a policy with one target names it.
+        let mut names: Vec<&str> = policy
+            .rules
+            .iter()
+            .filter_map(|r| match &r.terminal {
+                Some(Terminal::Redirect(n)) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect();
+        if let Terminal::Redirect(n) = &policy.default.terminal {
+            names.push(n);
+        }
+        for t in &policy.tables {
+            for (_, action) in &t.entries {
+                if let Terminal::Redirect(n) = action {
+                    names.push(n);
+                }
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        Terminal::Redirect(match names.as_slice() {
+            [one] => (*one).to_string(),
+            _ => "?".to_string(),
+        })
+    };
+    match (hook, retval) {
+        (Hook::Xdp, 0) => Terminal::Abort,
+        (Hook::Xdp, 1) => Terminal::Drop,
+        (Hook::Xdp, 2) => Terminal::Pass,
+        (Hook::Xdp, 3) => Terminal::Tx,
+        (Hook::Xdp, 4) => redirect(),
+        (Hook::Xdp, _) => Terminal::Abort,
+        // TC_ACT_OK, and TC_ACT_UNSPEC from NIC code (the NIC refuses TC_ACT_OK).
+        (_, 0 | u32::MAX) => Terminal::Pass,
+        (_, 7) => redirect(),
+        (_, _) => Terminal::Drop,
+    }
+}
+
 fn bit(h: Header) -> i32 {
     1 << (h as i32)
 }

@@ -19,6 +19,11 @@ pub trait Engine {
     fn reset(&mut self, policy: &Policy) -> Result<(), String>;
     /// Runs one packet.
     fn run(&mut self, policy: &Policy, frame: &[u8]) -> Result<Outcome, String>;
+    /// The metadata the engine gives every packet (interface, queue, mark), so the evaluator
+    /// can be given the same when the two are compared.
+    fn meta(&self) -> Meta {
+        Meta::default()
+    }
     /// Whether the engine can run this frame at all (the kernel's test runner refuses frames
     /// shorter than an Ethernet header); expectations about frames it cannot run are skipped.
     fn can_run(&self, _frame: &[u8]) -> bool {
@@ -326,4 +331,93 @@ pub fn frame_from_literal(literal: &str) -> Result<Vec<u8>, String> {
         Some(Step::Send { layers, .. }) => packet::build(layers).map_err(|e| e.to_string()),
         _ => Err("no packet in the literal".into()),
     }
+}
+
+/// Runs every packet of `policy`'s tests on the evaluator and on `engine` and returns (packets
+/// compared, frames the engine cannot run, disagreements in words): verdict, deciding rule and
+/// emitted bytes per packet — and the final skb mark when `marks` — and counters wherever a
+/// test reads one. The evaluator gets the engine's packet metadata.
+pub fn compare(
+    policy: &Policy,
+    engine: &mut dyn Engine,
+    marks: bool,
+) -> (usize, usize, Vec<String>) {
+    let meta = engine.meta();
+    let mut eval = EvalEngine { state: None, meta };
+    let name = engine.name().to_string();
+    let mut packets = 0;
+    let mut short = 0;
+    let mut problems = Vec::new();
+    for test in &policy.tests {
+        // The evaluator cannot fail to reset; its result carries nothing.
+        let _ = eval.reset(policy);
+        if let Err(e) = engine.reset(policy) {
+            problems.push(format!("{}: {name} load failed: {e}", test.name));
+            continue;
+        }
+        for step in &test.steps {
+            match step {
+                Step::Send { count, layers, .. } => {
+                    let frame = match packet::build(layers) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            problems.push(format!("{}: cannot build a packet: {e}", test.name));
+                            continue;
+                        }
+                    };
+                    for i in 0..*count {
+                        let Ok(want) = eval.run(policy, &frame) else {
+                            continue;
+                        };
+                        if !engine.can_run(&frame) {
+                            // The engine refuses frames this short; the evaluator still ran
+                            // it, so its state stays in step.
+                            short += 1;
+                            continue;
+                        }
+                        packets += 1;
+                        let final_mark = |o: &Outcome| o.mark.unwrap_or(meta.mark);
+                        match engine.run(policy, &frame) {
+                            Ok(got)
+                                if got.verdict == want.verdict
+                                    && got.rule == want.rule
+                                    && got.packet == want.packet
+                                    && (!marks || final_mark(&got) == final_mark(&want)) => {}
+                            Ok(got) => problems.push(format!(
+                                "{} packet {} (hex {}): eval says {} by {:?} out {} mark {}, {name} {} by {:?} out {} mark {}",
+                                test.name,
+                                i + 1,
+                                hex(&frame),
+                                want.verdict,
+                                want.rule,
+                                hex(&want.packet),
+                                final_mark(&want),
+                                got.verdict,
+                                got.rule,
+                                hex(&got.packet),
+                                final_mark(&got),
+                            )),
+                            Err(e) => problems.push(format!("{}: {name} run failed: {e}", test.name)),
+                        }
+                    }
+                }
+                Step::ExpectCounter { counter, key, .. } => {
+                    let Ok(want) = eval.counter(policy, *counter, key) else {
+                        continue;
+                    };
+                    match engine.counter(policy, *counter, key) {
+                        Ok(got) if got == want => {}
+                        Ok(got) => problems.push(format!(
+                            "{}: counter {} eval {want:?} {name} {got:?}",
+                            test.name,
+                            policy.counters[counter.index()].name
+                        )),
+                        Err(e) => problems.push(format!("{}: counter read failed: {e}", test.name)),
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    (packets, short, problems)
 }

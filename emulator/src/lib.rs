@@ -1,4 +1,290 @@
-//! nfcc-emulator: runs XDP and TC ELF objects in userspace on rbpf, with emulated maps and
-//! helpers, pcap input and output, and the offload-profile semantics switch.
+//! nfcc-emulator: runs XDP and TC ELF objects — nfcc's and ones clang built from C — in
+//! userspace, with emulated maps and helpers, so a policy can be proven without a kernel.
 //!
-//! Not built yet: issue 4 ("Emulator and differential verification").
+//! The object is read with aya-obj (BTF-defined and legacy maps, `.data`/`.rodata`/`.bss`
+//! globals, bpf-to-bpf calls), its map references relocated to emulated maps, and each
+//! program run by the interpreter in [`vm`] over a checked memory model. The caller controls
+//! the clock (`bpf_ktime_get_ns`), the FIB (`bpf_fib_lookup`), the interface a frame arrives
+//! on and the random numbers, so runs are deterministic.
+//!
+//! Why not rbpf: rbpf's interpreter works on host pointers, so the 32-bit `data`/`data_end`
+//! fields of the XDP and TC contexts cannot hold them without rewriting every context load;
+//! it checks only the start address of map-value accesses, and it has no atomic
+//! instructions, which NIC code (statistics by atomic add) depends on. The interpreter here
+//! has its own address space instead (see [`vm`]), checks every access whole, and implements
+//! the full instruction set the kernel's verifier accepts for these program types.
+//! [`Profile::Nfp`] runs a program with the NIC's semantics: helpers the NIC lacks stop the
+//! run, and `XDP_REDIRECT` becomes `XDP_ABORTED`.
+
+pub mod engine;
+pub mod maps;
+pub mod vm;
+
+use maps::{EmuMap, MapKind};
+use std::collections::HashMap;
+use vm::{Ins, RunOutput};
+
+/// Where a program attaches, as far as its context goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// XDP: `struct xdp_md`.
+    Xdp,
+    /// TC (`classifier`): `struct __sk_buff`.
+    Tc,
+}
+
+/// Whose semantics a run has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// The host kernel.
+    #[default]
+    Host,
+    /// A Netronome NIC's offload: only its helpers and atomics, no redirect.
+    Nfp,
+}
+
+/// A route of the FIB stub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FibRoute {
+    /// The egress interface.
+    pub ifindex: u32,
+    /// Source MAC.
+    pub smac: [u8; 6],
+    /// Destination (next hop) MAC.
+    pub dmac: [u8; 6],
+}
+
+/// What the caller controls about a run.
+#[derive(Clone, Debug)]
+pub struct Env {
+    /// `bpf_ktime_get_ns`.
+    pub clock_ns: u64,
+    /// The interface the frame arrives on (`ingress_ifindex`, `skb->ifindex`).
+    pub ifindex: u32,
+    /// Its receive queue.
+    pub rxq: u32,
+    /// `skb->mark` on entry.
+    pub mark: u32,
+    /// Routes for `bpf_fib_lookup`, by destination (IPv4 as its 32-bit number).
+    pub fib: HashMap<u128, FibRoute>,
+    /// State of `bpf_get_prandom_u32` (xorshift; never zero).
+    pub prandom: u64,
+    /// Host or NIC semantics.
+    pub profile: Profile,
+}
+
+impl Default for Env {
+    fn default() -> Env {
+        Env {
+            clock_ns: 1_000_000_000,
+            ifindex: 1,
+            rxq: 0,
+            mark: 0,
+            fib: HashMap::new(),
+            prandom: 0x9e37_79b9_7f4a_7c15,
+            profile: Profile::Host,
+        }
+    }
+}
+
+/// Why an object could not be loaded or a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EmuError {
+    /// The ELF object could not be parsed.
+    #[error("cannot read the object: {0}")]
+    Parse(String),
+    /// Map or call relocation failed.
+    #[error("cannot relocate the object: {0}")]
+    Relocate(String),
+    /// A map of a kind the emulator lacks.
+    #[error("map `{name}` has type {kind}, which the emulator does not implement")]
+    MapKind {
+        /// The map.
+        name: String,
+        /// Its kernel type number.
+        kind: u32,
+    },
+    /// No program of that name.
+    #[error("no program `{0}` in the object (it has: {1})")]
+    NoProgram(String, String),
+    /// A program type other than XDP or TC.
+    #[error("program `{0}` is neither XDP nor TC; the emulator runs only those")]
+    ProgramType(String),
+    /// The program did something the kernel's verifier would have refused.
+    #[error("instruction {insn}: {what}")]
+    Fault {
+        /// The instruction's index.
+        insn: usize,
+        /// What went wrong.
+        what: String,
+    },
+    /// The run executed more instructions than the budget allows.
+    #[error("the program ran more than {0} instructions")]
+    Budget(u64),
+    /// A helper the emulator does not implement.
+    #[error("helper {0} is not emulated")]
+    Helper(String),
+    /// Under the NIC profile: something the NIC cannot do.
+    #[error("the NIC cannot run this: {0}")]
+    NicLacks(String),
+    /// A map operation from the caller failed.
+    #[error("map `{map}`: {source}")]
+    Map {
+        /// The map.
+        map: String,
+        /// Why.
+        #[source]
+        source: maps::MapError,
+    },
+    /// No map of that name.
+    #[error("no map `{0}`")]
+    NoMap(String),
+}
+
+/// A loaded program.
+#[derive(Clone, Debug)]
+struct Prog {
+    hook: Hook,
+    insns: Vec<Ins>,
+}
+
+/// An object loaded into the emulator: its programs and their maps.
+#[derive(Clone, Debug)]
+pub struct Emulator {
+    programs: HashMap<String, Prog>,
+    maps: Vec<EmuMap>,
+    /// What runs see; change it between runs (clock, FIB, interface, profile).
+    pub env: Env,
+}
+
+impl Emulator {
+    /// Loads every XDP and TC program of an ELF object, with fresh maps (globals initialised
+    /// from their sections).
+    pub fn load(object: &[u8]) -> Result<Emulator, EmuError> {
+        let mut obj = aya_obj::Object::parse(object).map_err(|e| EmuError::Parse(e.to_string()))?;
+        let mut names: Vec<String> = obj.maps.keys().cloned().collect();
+        names.sort();
+        let defs = obj.maps.clone();
+        let mut maps = Vec::new();
+        for name in &names {
+            let m = &defs[name];
+            let kind = MapKind::from_type(m.map_type()).ok_or_else(|| EmuError::MapKind {
+                name: name.clone(),
+                kind: m.map_type(),
+            })?;
+            let mut em = EmuMap::new(
+                name,
+                kind,
+                m.key_size() as usize,
+                m.value_size() as usize,
+                m.max_entries() as usize,
+            );
+            let data = m.data();
+            if !data.is_empty() && kind == MapKind::Array {
+                let n = data.len().min(em.slab.len());
+                em.slab[..n].copy_from_slice(&data[..n]);
+            }
+            maps.push(em);
+        }
+        // The set type follows aya-obj's features (std or hashbrown), so it is inferred.
+        let text_sections = obj.functions.keys().map(|(s, _)| *s).collect();
+        obj.relocate_maps(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.as_str(), i as i32, &defs[n])),
+            &text_sections,
+        )
+        .map_err(|e| EmuError::Relocate(e.to_string()))?;
+        obj.relocate_calls(&text_sections)
+            .map_err(|e| EmuError::Relocate(e.to_string()))?;
+        let mut programs = HashMap::new();
+        for (name, p) in &obj.programs {
+            let hook = match p.section {
+                aya_obj::ProgramSection::Xdp { .. } => Hook::Xdp,
+                aya_obj::ProgramSection::SchedClassifier => Hook::Tc,
+                _ => continue,
+            };
+            let Some(f) = obj.functions.get(&p.function_key()) else {
+                continue;
+            };
+            let insns = f
+                .instructions
+                .iter()
+                .map(|i| Ins {
+                    code: i.code,
+                    dst: i.dst_reg(),
+                    src: i.src_reg(),
+                    off: i.off,
+                    imm: i.imm,
+                })
+                .collect();
+            programs.insert(name.clone(), Prog { hook, insns });
+        }
+        Ok(Emulator {
+            programs,
+            maps,
+            env: Env::default(),
+        })
+    }
+
+    /// The names of the programs, sorted.
+    pub fn programs(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.programs.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The hook a program attaches to.
+    pub fn hook(&self, program: &str) -> Option<Hook> {
+        self.programs.get(program).map(|p| p.hook)
+    }
+
+    /// Runs `program` on `frame` (from its Ethernet header) with the current [`Env`].
+    pub fn run(&mut self, program: &str, frame: &[u8]) -> Result<RunOutput, EmuError> {
+        let Some(p) = self.programs.get(program) else {
+            return Err(EmuError::NoProgram(
+                program.to_string(),
+                self.programs().join(", "),
+            ));
+        };
+        vm::run(&p.insns, p.hook, &mut self.maps, &mut self.env, frame)
+    }
+
+    fn map_mut(&mut self, name: &str) -> Result<&mut EmuMap, EmuError> {
+        self.maps
+            .iter_mut()
+            .find(|m| m.name == name)
+            .ok_or_else(|| EmuError::NoMap(name.to_string()))
+    }
+
+    /// `name[key]`, if present (per-CPU maps: the one emulated CPU's value).
+    pub fn map_lookup(&mut self, name: &str, key: &[u8]) -> Result<Option<Vec<u8>>, EmuError> {
+        Ok(self.map_mut(name)?.lookup(key))
+    }
+
+    /// `name[key] = value` (`BPF_ANY`).
+    pub fn map_update(&mut self, name: &str, key: &[u8], value: &[u8]) -> Result<(), EmuError> {
+        let m = self.map_mut(name)?;
+        m.update(key, value, 0)
+            .map(|_| ())
+            .map_err(|source| EmuError::Map {
+                map: name.to_string(),
+                source,
+            })
+    }
+
+    /// Removes `name[key]`.
+    pub fn map_delete(&mut self, name: &str, key: &[u8]) -> Result<(), EmuError> {
+        let m = self.map_mut(name)?;
+        m.delete(key).map_err(|source| EmuError::Map {
+            map: name.to_string(),
+            source,
+        })
+    }
+
+    /// Records a ring buffer or perf event array received, oldest first.
+    pub fn records(&mut self, name: &str) -> Result<Vec<Vec<u8>>, EmuError> {
+        Ok(self.map_mut(name)?.records.clone())
+    }
+}

@@ -5,11 +5,9 @@
 
 use crate::{load, Loaded, ProgKind, RuntimeError};
 use nfcc_compiler::compile::{Compiled, CompiledProgram};
-use nfcc_dsl::checked::Step;
-use nfcc_dsl::checked::{CounterId, Hook, Policy, RuleId, RuleRef, Scalar, Terminal};
+use nfcc_dsl::checked::{CounterId, Hook, Policy, RuleId, RuleRef, Scalar};
 use nfcc_dsl::eval::{key_of_scalars, Outcome};
-use nfcc_dsl::packet;
-use nfcc_dsl::testing::{hex, Engine, EvalEngine};
+use nfcc_dsl::testing::Engine;
 
 /// A policy's compiled program, loaded fresh for every test.
 pub struct KernelEngine {
@@ -57,52 +55,20 @@ impl KernelEngine {
     }
 }
 
-/// The verdict a program's return value means on its hook.
-pub fn verdict_of(hook: Hook, retval: u32, policy: &Policy) -> Terminal {
-    let redirect = || {
-        // The return value does not say which interface; a policy with one target names it.
-        let mut names: Vec<&str> = policy
-            .rules
-            .iter()
-            .filter_map(|r| match &r.terminal {
-                Some(Terminal::Redirect(n)) => Some(n.as_str()),
-                _ => None,
-            })
-            .collect();
-        if let Terminal::Redirect(n) = &policy.default.terminal {
-            names.push(n);
-        }
-        for t in &policy.tables {
-            for (_, action) in &t.entries {
-                if let Terminal::Redirect(n) = action {
-                    names.push(n);
-                }
-            }
-        }
-        names.sort_unstable();
-        names.dedup();
-        Terminal::Redirect(match names.as_slice() {
-            [one] => (*one).to_string(),
-            _ => "?".to_string(),
-        })
-    };
-    match (hook, retval) {
-        (Hook::Xdp, 0) => Terminal::Abort,
-        (Hook::Xdp, 1) => Terminal::Drop,
-        (Hook::Xdp, 2) => Terminal::Pass,
-        (Hook::Xdp, 3) => Terminal::Tx,
-        (Hook::Xdp, 4) => redirect(),
-        (Hook::Xdp, _) => Terminal::Abort,
-        // TC_ACT_OK, and TC_ACT_UNSPEC from NIC code (the NIC refuses TC_ACT_OK).
-        (_, 0 | u32::MAX) => Terminal::Pass,
-        (_, 7) => redirect(),
-        (_, _) => Terminal::Drop,
-    }
-}
+pub use nfcc_compiler::codegen::terminal_of as verdict_of;
 
 impl Engine for KernelEngine {
     fn name(&self) -> &str {
         "kernel"
+    }
+
+    /// `BPF_PROG_TEST_RUN` runs frames as if they came in on the loopback device (index 1).
+    fn meta(&self) -> nfcc_dsl::eval::Meta {
+        nfcc_dsl::eval::Meta {
+            ifindex: 1,
+            rxq: 0,
+            mark: 0,
+        }
     }
 
     /// `BPF_PROG_TEST_RUN` refuses frames shorter than an Ethernet header (and, on TC, than
@@ -196,79 +162,9 @@ impl Engine for KernelEngine {
     }
 }
 
-/// Runs every packet of `policy`'s tests on the evaluator and the kernel and returns
-/// (packets compared, frames too short for the kernel, disagreements in words): verdict,
-/// deciding rule and emitted bytes per packet, and counters wherever a test reads one.
+/// Runs every packet of `policy`'s tests on the evaluator and the kernel; see
+/// [`nfcc_dsl::testing::compare`]. The skb mark is not read back from the kernel yet (it needs
+/// the test run's context output), so it is left out.
 pub fn compare(policy: &Policy, kernel: &mut KernelEngine) -> (usize, usize, Vec<String>) {
-    let mut eval = EvalEngine::default();
-    let mut packets = 0;
-    let mut short = 0;
-    let mut problems = Vec::new();
-    for test in &policy.tests {
-        // The evaluator cannot fail to reset; its result carries nothing.
-        let _ = eval.reset(policy);
-        if let Err(e) = kernel.reset(policy) {
-            problems.push(format!("{}: kernel load failed: {e}", test.name));
-            continue;
-        }
-        for step in &test.steps {
-            match step {
-                Step::Send { count, layers, .. } => {
-                    let frame = match packet::build(layers) {
-                        Ok(f) => f,
-                        Err(e) => {
-                            problems.push(format!("{}: cannot build a packet: {e}", test.name));
-                            continue;
-                        }
-                    };
-                    for i in 0..*count {
-                        let Ok(want) = eval.run(policy, &frame) else {
-                            continue;
-                        };
-                        if !kernel.can_run(&frame) {
-                            // The kernel's test runner refuses frames this short; the
-                            // evaluator still ran it, so its state stays in step.
-                            short += 1;
-                            continue;
-                        }
-                        packets += 1;
-                        match kernel.run(policy, &frame) {
-                            // The skb mark is not read back from the kernel yet (it needs the
-                            // test run's context output), so it is left out of the comparison.
-                            Ok(got) if Outcome { mark: want.mark, ..got.clone() } == want => {}
-                            Ok(got) => problems.push(format!(
-                                "{} packet {} (hex {}): eval says {} by {:?} out {}, kernel {} by {:?} out {}",
-                                test.name,
-                                i + 1,
-                                hex(&frame),
-                                want.verdict,
-                                want.rule,
-                                hex(&want.packet),
-                                got.verdict,
-                                got.rule,
-                                hex(&got.packet)
-                            )),
-                            Err(e) => problems.push(format!("{}: kernel run failed: {e}", test.name)),
-                        }
-                    }
-                }
-                Step::ExpectCounter { counter, key, .. } => {
-                    let Ok(want) = eval.counter(policy, *counter, key) else {
-                        continue;
-                    };
-                    match kernel.counter(policy, *counter, key) {
-                        Ok(got) if got == want => {}
-                        Ok(got) => problems.push(format!(
-                            "{}: counter {} eval {want:?} kernel {got:?}",
-                            test.name,
-                            policy.counters[counter.index()].name
-                        )),
-                        Err(e) => problems.push(format!("{}: counter read failed: {e}", test.name)),
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    (packets, short, problems)
+    nfcc_dsl::testing::compare(policy, kernel, false)
 }

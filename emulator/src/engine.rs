@@ -1,0 +1,160 @@
+//! The emulator as a test engine: a compiled policy's object loaded into a fresh [`Emulator`]
+//! for every test, its maps filled, each packet run by the interpreter, the deciding rule read
+//! back from the per-rule statistics map, counters read by key — the same protocol as the
+//! kernel engine, without a kernel.
+//!
+//! Limiters read `bpf_ktime_get_ns`, which the emulator answers with the evaluator's clock, so
+//! the object under test is the one that would be deployed (no virtual-clock map).
+
+use crate::{Emulator, Env, Profile};
+use nfcc_compiler::codegen::terminal_of;
+use nfcc_compiler::compile::{Compiled, CompiledProgram};
+use nfcc_dsl::checked::{CounterId, Hook, Policy, RuleId, RuleRef, Scalar};
+use nfcc_dsl::eval::{key_of_scalars, Meta, Outcome, State};
+use nfcc_dsl::testing::Engine;
+
+/// A policy's compiled program in the emulator.
+pub struct EmulatorEngine {
+    object: Vec<u8>,
+    program: CompiledProgram,
+    emu: Option<Emulator>,
+    /// The environment every test starts with (interface, profile, FIB).
+    pub env: Env,
+}
+
+impl EmulatorEngine {
+    /// An engine for policy `name` of a compiled object.
+    pub fn new(compiled: &Compiled, name: &str) -> Result<EmulatorEngine, String> {
+        let program = compiled
+            .programs
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
+            .ok_or_else(|| format!("no program `{name}` in the object"))?;
+        Ok(EmulatorEngine {
+            object: compiled.object.clone(),
+            program,
+            emu: None,
+            env: Env::default(),
+        })
+    }
+
+    /// The same engine with NIC semantics.
+    pub fn with_profile(mut self, profile: Profile) -> EmulatorEngine {
+        self.env.profile = profile;
+        self
+    }
+
+    fn emu(&mut self) -> Result<&mut Emulator, String> {
+        self.emu
+            .as_mut()
+            .ok_or_else(|| "the program is not loaded".to_string())
+    }
+
+    /// Per-rule packet counts (rules then the default).
+    fn stats(&mut self, rules: usize) -> Result<Vec<u64>, String> {
+        let map = format!("{}_nfcc_rule_stats", self.program.name);
+        let emu = self.emu()?;
+        (0..=rules as u32)
+            .map(|i| {
+                emu.map_lookup(&map, &i.to_le_bytes())
+                    .map_err(|e| e.to_string())
+                    .map(|v| {
+                        v.and_then(|b| {
+                            b.get(..8)
+                                .map(|x| u64::from_le_bytes(x.try_into().unwrap_or([0; 8])))
+                        })
+                        .unwrap_or(0)
+                    })
+            })
+            .collect()
+    }
+}
+
+impl Engine for EmulatorEngine {
+    fn name(&self) -> &str {
+        "emulator"
+    }
+
+    fn meta(&self) -> Meta {
+        Meta {
+            ifindex: self.env.ifindex,
+            rxq: self.env.rxq,
+            mark: self.env.mark,
+        }
+    }
+
+    fn reset(&mut self, policy: &Policy) -> Result<(), String> {
+        let mut emu = Emulator::load(&self.object).map_err(|e| e.to_string())?;
+        emu.env = self.env.clone();
+        // The evaluator's clock: it starts at 1 s and stands still within a test.
+        emu.env.clock_ns = State::new(policy).now_ns;
+        for (map, entries) in &self.program.maps {
+            for (k, v) in entries {
+                emu.map_update(&map.name, k, v).map_err(|e| e.to_string())?;
+            }
+        }
+        self.emu = Some(emu);
+        Ok(())
+    }
+
+    fn run(&mut self, policy: &Policy, frame: &[u8]) -> Result<Outcome, String> {
+        let before = self.stats(policy.rules.len())?;
+        let name = self.program.name.clone();
+        let out = self.emu()?.run(&name, frame).map_err(|e| e.to_string())?;
+        let after = self.stats(policy.rules.len())?;
+        let decided: Vec<usize> = (0..before.len())
+            .filter(|&i| after[i] != before[i])
+            .collect();
+        let rule = match decided.as_slice() {
+            [i] if *i == policy.rules.len() => RuleRef::Default,
+            [i] => RuleRef::Rule(RuleId(*i as u32)),
+            _ => {
+                return Err(format!(
+                    "the rule statistics changed in {} slots for one packet",
+                    decided.len()
+                ))
+            }
+        };
+        let mark = (policy.hook.is_tc() && out.mark != self.env.mark).then_some(out.mark);
+        Ok(Outcome {
+            verdict: terminal_of(policy.hook, out.retval as u32, policy),
+            rule,
+            packet: out.data,
+            mark,
+        })
+    }
+
+    fn counter(
+        &mut self,
+        policy: &Policy,
+        id: CounterId,
+        key: &[Scalar],
+    ) -> Result<(u64, u64), String> {
+        let c = &policy.counters[id.index()];
+        let map = format!("{}_cnt_{}", self.program.name, c.name);
+        let key = key_of_scalars(&c.key, key);
+        let value = self
+            .emu()?
+            .map_lookup(&map, &key)
+            .map_err(|e| e.to_string())?;
+        let Some(b) = value else {
+            return Ok((0, 0));
+        };
+        let word = |r: std::ops::Range<usize>| {
+            b.get(r)
+                .and_then(|x| x.try_into().ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        Ok((word(0..8), word(8..16)))
+    }
+}
+
+/// The hook kind the emulator needs for a policy hook.
+pub fn hook_of(h: Hook) -> crate::Hook {
+    if h == Hook::Xdp {
+        crate::Hook::Xdp
+    } else {
+        crate::Hook::Tc
+    }
+}

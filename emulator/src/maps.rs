@@ -1,0 +1,341 @@
+//! Userspace maps with the kernel's semantics, as far as a single-CPU emulation can have them.
+//!
+//! Every map keeps its values in one slab of `max_entries × value_size` bytes, so a value has a
+//! fixed address for as long as its entry lives: the program gets a pointer into the slab from
+//! `bpf_map_lookup_elem` and may read and write through it, as in the kernel. Per-CPU maps
+//! hold one CPU's values (the emulator is one CPU); reading them through [`EmuMap::lookup`]
+//! gives that one value, which is also what a sum over CPUs gives.
+
+use std::collections::HashMap;
+
+/// The kinds of map the emulator implements (kernel `BPF_MAP_TYPE_*` numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    /// `HASH` (1).
+    Hash,
+    /// `ARRAY` (2).
+    Array,
+    /// `PERF_EVENT_ARRAY` (4): records what `bpf_perf_event_output` sends.
+    PerfEventArray,
+    /// `PERCPU_HASH` (5).
+    PercpuHash,
+    /// `PERCPU_ARRAY` (6).
+    PercpuArray,
+    /// `LRU_HASH` (9).
+    LruHash,
+    /// `LRU_PERCPU_HASH` (10).
+    LruPercpuHash,
+    /// `LPM_TRIE` (11).
+    LpmTrie,
+    /// `DEVMAP` (14).
+    DevMap,
+    /// `RINGBUF` (27): records what `bpf_ringbuf_output` sends.
+    RingBuf,
+}
+
+impl MapKind {
+    /// The kind for a kernel map type number, if the emulator has it.
+    pub fn from_type(t: u32) -> Option<MapKind> {
+        Some(match t {
+            1 => MapKind::Hash,
+            2 => MapKind::Array,
+            4 => MapKind::PerfEventArray,
+            5 => MapKind::PercpuHash,
+            6 => MapKind::PercpuArray,
+            9 => MapKind::LruHash,
+            10 => MapKind::LruPercpuHash,
+            11 => MapKind::LpmTrie,
+            14 => MapKind::DevMap,
+            27 => MapKind::RingBuf,
+            _ => return None,
+        })
+    }
+
+    /// Whether entries are indexed by position (arrays) rather than by key.
+    pub fn is_array(self) -> bool {
+        matches!(
+            self,
+            MapKind::Array | MapKind::PercpuArray | MapKind::DevMap | MapKind::PerfEventArray
+        )
+    }
+
+    /// Whether entries live in the value slab at all (event maps keep records instead).
+    pub fn has_values(self) -> bool {
+        !matches!(self, MapKind::RingBuf | MapKind::PerfEventArray)
+    }
+}
+
+/// Why a map operation failed (the kernel's errno, for helpers that return it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MapError {
+    /// The key is not there (`ENOENT`).
+    #[error("no such key")]
+    NotFound,
+    /// `BPF_NOEXIST` and the key exists (`EEXIST`).
+    #[error("the key exists")]
+    Exists,
+    /// The map is full (`E2BIG`).
+    #[error("the map is full")]
+    Full,
+    /// A key or value of the wrong size, an index out of range, or a bad flag (`EINVAL`).
+    #[error("invalid argument")]
+    Invalid,
+}
+
+impl MapError {
+    /// The negative errno a helper returns.
+    pub fn errno(self) -> i64 {
+        match self {
+            MapError::NotFound => -2,
+            MapError::Exists => -17,
+            MapError::Full => -7,
+            MapError::Invalid => -22,
+        }
+    }
+}
+
+/// One emulated map.
+#[derive(Clone, Debug)]
+pub struct EmuMap {
+    /// Its name in the object.
+    pub name: String,
+    /// Its kind.
+    pub kind: MapKind,
+    /// Key bytes.
+    pub key_size: usize,
+    /// Value bytes.
+    pub value_size: usize,
+    /// Capacity.
+    pub max_entries: usize,
+    /// The values, `max_entries` slots of `value_size` bytes.
+    pub slab: Vec<u8>,
+    /// Hash kinds: key to slot.
+    index: HashMap<Vec<u8>, usize>,
+    /// Hash kinds: free slots.
+    free: Vec<usize>,
+    /// LRU kinds: last use of each slot (a counter), for eviction.
+    used: Vec<u64>,
+    tick: u64,
+    /// Event maps: the records sent, oldest first.
+    pub records: Vec<Vec<u8>>,
+}
+
+impl EmuMap {
+    /// An empty map (arrays start zeroed, as in the kernel).
+    pub fn new(
+        name: &str,
+        kind: MapKind,
+        key_size: usize,
+        value_size: usize,
+        max_entries: usize,
+    ) -> EmuMap {
+        let slots = if kind.has_values() { max_entries } else { 0 };
+        EmuMap {
+            name: name.to_string(),
+            kind,
+            key_size,
+            value_size,
+            max_entries,
+            slab: vec![0; slots * value_size],
+            index: HashMap::new(),
+            free: (0..slots).rev().collect(),
+            used: vec![0; slots],
+            tick: 0,
+            records: Vec::new(),
+        }
+    }
+
+    fn array_index(&self, key: &[u8]) -> Option<usize> {
+        let b: [u8; 4] = key.get(..4)?.try_into().ok()?;
+        let i = u32::from_le_bytes(b) as usize;
+        (i < self.max_entries).then_some(i)
+    }
+
+    /// The LPM trie's longest matching entry for a `{prefix length, data}` key.
+    fn lpm_find(&self, key: &[u8]) -> Option<usize> {
+        let data = key.get(4..)?;
+        let max = (data.len() * 8).min(u32::from_le_bytes(key[..4].try_into().ok()?) as usize);
+        (0..=max)
+            .rev()
+            .find_map(|len| self.index.get(&lpm_key(len, data)).copied())
+    }
+
+    /// The slot holding `key`'s value, if present.
+    pub fn slot_of(&mut self, key: &[u8]) -> Option<usize> {
+        if key.len() != self.key_size || !self.kind.has_values() {
+            return None;
+        }
+        let slot = match self.kind {
+            k if k.is_array() => self.array_index(key),
+            MapKind::LpmTrie => self.lpm_find(key),
+            _ => self.index.get(key).copied(),
+        }?;
+        self.tick += 1;
+        self.used[slot] = self.tick;
+        Some(slot)
+    }
+
+    /// A copy of `key`'s value.
+    pub fn lookup(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        let s = self.slot_of(key)?;
+        Some(self.slab[s * self.value_size..(s + 1) * self.value_size].to_vec())
+    }
+
+    /// Stores `value` under `key` with the kernel's flags (0 any, 1 only new, 2 only existing).
+    pub fn update(&mut self, key: &[u8], value: &[u8], flags: u64) -> Result<usize, MapError> {
+        if key.len() != self.key_size
+            || value.len() != self.value_size
+            || flags > 2
+            || !self.kind.has_values()
+        {
+            return Err(MapError::Invalid);
+        }
+        let slot = if self.kind.is_array() {
+            let i = self.array_index(key).ok_or(MapError::Invalid)?;
+            if flags == 1 {
+                // Array entries always exist.
+                return Err(MapError::Exists);
+            }
+            i
+        } else {
+            let stored = if self.kind == MapKind::LpmTrie {
+                let len = u32::from_le_bytes(key[..4].try_into().map_err(|_| MapError::Invalid)?)
+                    as usize;
+                if len > (key.len() - 4) * 8 {
+                    return Err(MapError::Invalid);
+                }
+                lpm_key(len, &key[4..])
+            } else {
+                key.to_vec()
+            };
+            match (self.index.get(&stored).copied(), flags) {
+                (Some(_), 1) => return Err(MapError::Exists),
+                (Some(s), _) => s,
+                (None, 2) => return Err(MapError::NotFound),
+                (None, _) => {
+                    let s = match self.free.pop() {
+                        Some(s) => s,
+                        None if matches!(self.kind, MapKind::LruHash | MapKind::LruPercpuHash) => {
+                            self.evict().ok_or(MapError::Full)?
+                        }
+                        None => return Err(MapError::Full),
+                    };
+                    self.index.insert(stored, s);
+                    s
+                }
+            }
+        };
+        self.slab[slot * self.value_size..(slot + 1) * self.value_size].copy_from_slice(value);
+        self.tick += 1;
+        self.used[slot] = self.tick;
+        Ok(slot)
+    }
+
+    /// Frees the least recently used entry of an LRU map and returns its slot.
+    fn evict(&mut self) -> Option<usize> {
+        let (key, slot) = self
+            .index
+            .iter()
+            .min_by_key(|(_, s)| self.used[**s])
+            .map(|(k, s)| (k.clone(), *s))?;
+        self.index.remove(&key);
+        Some(slot)
+    }
+
+    /// Removes `key` (arrays cannot delete, as in the kernel).
+    pub fn delete(&mut self, key: &[u8]) -> Result<(), MapError> {
+        if self.kind.is_array() || key.len() != self.key_size {
+            return Err(MapError::Invalid);
+        }
+        let stored = if self.kind == MapKind::LpmTrie {
+            let len =
+                u32::from_le_bytes(key[..4].try_into().map_err(|_| MapError::Invalid)?) as usize;
+            lpm_key(len, &key[4..])
+        } else {
+            key.to_vec()
+        };
+        let slot = self.index.remove(&stored).ok_or(MapError::NotFound)?;
+        self.slab[slot * self.value_size..(slot + 1) * self.value_size].fill(0);
+        self.free.push(slot);
+        Ok(())
+    }
+
+    /// Every key present (arrays: every index), in no particular order.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        if self.kind.is_array() {
+            return (0..self.max_entries as u32)
+                .map(|i| i.to_le_bytes().to_vec())
+                .collect();
+        }
+        self.index.keys().cloned().collect()
+    }
+}
+
+/// An LPM key with the bits past `len` cleared, so equal prefixes compare equal.
+fn lpm_key(len: usize, data: &[u8]) -> Vec<u8> {
+    let mut k = (len as u32).to_le_bytes().to_vec();
+    for (i, b) in data.iter().enumerate() {
+        let keep = len.saturating_sub(i * 8).min(8);
+        k.push(if keep == 0 {
+            0
+        } else {
+            b & (0xffu8 << (8 - keep))
+        });
+    }
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_flags_capacity_and_delete() {
+        let mut m = EmuMap::new("h", MapKind::Hash, 4, 8, 2);
+        assert_eq!(m.update(&[1, 0, 0, 0], &[7; 8], 2), Err(MapError::NotFound));
+        m.update(&[1, 0, 0, 0], &[7; 8], 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.update(&[1, 0, 0, 0], &[8; 8], 1), Err(MapError::Exists));
+        m.update(&[2, 0, 0, 0], &[9; 8], 0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.update(&[3, 0, 0, 0], &[9; 8], 0), Err(MapError::Full));
+        assert_eq!(m.lookup(&[2, 0, 0, 0]), Some(vec![9; 8]));
+        m.delete(&[2, 0, 0, 0]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.lookup(&[2, 0, 0, 0]), None);
+        m.update(&[3, 0, 0, 0], &[1; 8], 0)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn lru_evicts_the_least_recently_used() {
+        let mut m = EmuMap::new("l", MapKind::LruHash, 1, 1, 2);
+        m.update(&[1], &[1], 0).unwrap_or_else(|e| panic!("{e}"));
+        m.update(&[2], &[2], 0).unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.lookup(&[1]).is_some());
+        m.update(&[3], &[3], 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.lookup(&[2]), None, "2 was least recently used");
+        assert!(m.lookup(&[1]).is_some() && m.lookup(&[3]).is_some());
+    }
+
+    #[test]
+    fn lpm_matches_the_longest_prefix() {
+        let mut m = EmuMap::new("t", MapKind::LpmTrie, 8, 1, 8);
+        m.update(&[8, 0, 0, 0, 10, 9, 9, 9], &[1], 0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        m.update(&[24, 0, 0, 0, 10, 1, 2, 0], &[2], 0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.lookup(&[32, 0, 0, 0, 10, 1, 2, 3]), Some(vec![2]));
+        assert_eq!(m.lookup(&[32, 0, 0, 0, 10, 1, 3, 3]), Some(vec![1]));
+        assert_eq!(m.lookup(&[32, 0, 0, 0, 11, 1, 3, 3]), None);
+        // A query shorter than the stored prefix does not match it.
+        assert_eq!(m.lookup(&[16, 0, 0, 0, 10, 1, 2, 3]), Some(vec![1]));
+    }
+
+    #[test]
+    fn arrays_exist_and_cannot_delete() {
+        let mut m = EmuMap::new("a", MapKind::Array, 4, 4, 3);
+        assert_eq!(m.lookup(&[2, 0, 0, 0]), Some(vec![0; 4]));
+        assert_eq!(m.lookup(&[3, 0, 0, 0]), None);
+        assert_eq!(m.delete(&[1, 0, 0, 0]), Err(MapError::Invalid));
+    }
+}

@@ -1,0 +1,778 @@
+//! The interpreter: eBPF instructions over a checked memory model, with the helpers XDP and TC
+//! programs call.
+//!
+//! Memory is a set of regions at fixed virtual addresses: the packet (below 4 GiB, so that the
+//! 32-bit `data`/`data_end` fields of `xdp_md` and `__sk_buff` hold real pointers), the
+//! context, the stack (512 bytes per call frame), and one region per map holding its value
+//! slab. Every load and store is checked whole — start and end — against its region, and
+//! packet accesses against `data..data_end`; anything else stops the run with the instruction
+//! index, as the kernel's verifier would have refused the program. Atomic operations, 32-bit
+//! jumps, sign-extending loads and moves, byte swaps and bpf-to-bpf calls are implemented.
+
+use crate::maps::{EmuMap, MapKind};
+use crate::{EmuError, Env, Hook, Profile};
+
+/// Where the packet buffer starts (headroom first).
+pub const PKT_BASE: u64 = 0x0100_0000;
+/// Where the context starts.
+pub const CTX_BASE: u64 = 0x0200_0000;
+/// Where the stack starts (frame 0 at the top end).
+pub const STACK_BASE: u64 = 0x0300_0000;
+/// Map `i`'s values live at `(MAP_VALUES + i) << 32`.
+const MAP_VALUES: u64 = 0x100;
+/// A map "pointer" from `ld_imm64` is `(MAP_HANDLES << 32) | i`.
+const MAP_HANDLES: u64 = 0x400;
+/// Bytes of headroom before the frame (XDP_PACKET_HEADROOM) and of room after it.
+pub const HEADROOM: usize = 256;
+const TAILROOM: usize = 256;
+/// Stack bytes per call frame, and frames.
+const FRAME: usize = 512;
+const MAX_FRAMES: usize = 8;
+/// Instructions one run may execute before it is stopped.
+pub const BUDGET: u64 = 4_000_000;
+
+/// A decoded instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ins {
+    /// Opcode.
+    pub code: u8,
+    /// Destination register.
+    pub dst: u8,
+    /// Source register.
+    pub src: u8,
+    /// Offset.
+    pub off: i16,
+    /// Immediate.
+    pub imm: i32,
+}
+
+impl Ins {
+    /// Decodes one 8-byte instruction (little-endian).
+    pub fn decode(b: &[u8]) -> Ins {
+        Ins {
+            code: b[0],
+            dst: b[1] & 0xf,
+            src: b[1] >> 4,
+            off: i16::from_le_bytes([b[2], b[3]]),
+            imm: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+}
+
+/// What one run produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunOutput {
+    /// r0 at exit (after the profile's verdict mapping).
+    pub retval: u64,
+    /// The packet from `data` to `data_end` at exit.
+    pub data: Vec<u8>,
+    /// `skb->mark` at exit (TC; 0 on XDP).
+    pub mark: u32,
+    /// The interface `bpf_redirect`/`bpf_redirect_map` chose, if any.
+    pub redirect: Option<u32>,
+    /// Instructions executed.
+    pub executed: u64,
+}
+
+/// The packet, the context, the stack and the maps of one run.
+struct Mem<'a> {
+    pkt: Vec<u8>,
+    data: usize,
+    data_end: usize,
+    ctx: Vec<u8>,
+    hook: Hook,
+    stack: Vec<u8>,
+    maps: &'a mut [EmuMap],
+}
+
+impl Mem<'_> {
+    /// The bytes `[addr, addr + len)` if the whole access lies in one region; `write` also
+    /// requires the region (or context field) to be writable.
+    fn bytes(&mut self, addr: u64, len: usize, write: bool) -> Option<&mut [u8]> {
+        let len64 = len as u64;
+        let end = addr.checked_add(len64)?;
+        let hi = addr >> 32;
+        if hi == 0 {
+            if addr >= STACK_BASE && end <= STACK_BASE + self.stack.len() as u64 {
+                let o = (addr - STACK_BASE) as usize;
+                return self.stack.get_mut(o..o + len);
+            }
+            if addr >= CTX_BASE && end <= CTX_BASE + self.ctx.len() as u64 {
+                let o = (addr - CTX_BASE) as usize;
+                if write && !ctx_writable(self.hook, o, len) {
+                    return None;
+                }
+                return self.ctx.get_mut(o..o + len);
+            }
+            let (lo, hi) = (PKT_BASE + self.data as u64, PKT_BASE + self.data_end as u64);
+            if addr >= lo && end <= hi {
+                let o = (addr - PKT_BASE) as usize;
+                return self.pkt.get_mut(o..o + len);
+            }
+            return None;
+        }
+        let idx = hi.checked_sub(MAP_VALUES)? as usize;
+        let map = self.maps.get_mut(idx)?;
+        let off = (addr & 0xffff_ffff) as usize;
+        let vs = map.value_size;
+        // One value at a time, as the verifier allows.
+        if vs == 0 || off % vs + len > vs || off + len > map.slab.len() {
+            return None;
+        }
+        map.slab.get_mut(off..off + len)
+    }
+
+    fn load(&mut self, addr: u64, size: usize) -> Option<u64> {
+        let b = self.bytes(addr, size, false)?;
+        let mut v = [0u8; 8];
+        v[..size].copy_from_slice(b);
+        Some(u64::from_le_bytes(v))
+    }
+
+    fn store(&mut self, addr: u64, size: usize, value: u64) -> Option<()> {
+        let b = self.bytes(addr, size, true)?;
+        b.copy_from_slice(&value.to_le_bytes()[..size]);
+        Some(())
+    }
+
+    fn read_vec(&mut self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        self.bytes(addr, len, false).map(|b| b.to_vec())
+    }
+
+    /// Writes the current `data`/`data_end`/`data_meta` into the context.
+    fn sync_ctx(&mut self) {
+        let data = (PKT_BASE + self.data as u64) as u32;
+        let end = (PKT_BASE + self.data_end as u64) as u32;
+        let put = |ctx: &mut Vec<u8>, off: usize, v: u32| {
+            ctx[off..off + 4].copy_from_slice(&v.to_le_bytes());
+        };
+        match self.hook {
+            Hook::Xdp => {
+                put(&mut self.ctx, 0, data);
+                put(&mut self.ctx, 4, end);
+                put(&mut self.ctx, 8, data);
+            }
+            Hook::Tc => {
+                put(&mut self.ctx, 0, end - data);
+                put(&mut self.ctx, 76, data);
+                put(&mut self.ctx, 80, end);
+                put(&mut self.ctx, 140, data);
+            }
+        }
+    }
+}
+
+/// Context fields a program may write: on TC, `mark`, `queue_mapping`, `priority`, `tc_index`,
+/// `cb[]` and `tc_classid`; nothing on XDP.
+fn ctx_writable(hook: Hook, off: usize, len: usize) -> bool {
+    if hook == Hook::Xdp {
+        return false;
+    }
+    let end = off + len;
+    [(8, 16), (32, 36), (44, 68), (72, 76)]
+        .iter()
+        .any(|&(a, b)| off >= a && end <= b)
+}
+
+/// Sizes of the contexts.
+const XDP_CTX: usize = 24;
+const SKB_CTX: usize = 192;
+
+/// Runs `insns` on `frame`.
+pub fn run(
+    insns: &[Ins],
+    hook: Hook,
+    maps: &mut [EmuMap],
+    env: &mut Env,
+    frame: &[u8],
+) -> Result<RunOutput, EmuError> {
+    let mut pkt = vec![0u8; HEADROOM + frame.len() + TAILROOM];
+    pkt[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+    let mut mem = Mem {
+        pkt,
+        data: HEADROOM,
+        data_end: HEADROOM + frame.len(),
+        ctx: vec![0; if hook == Hook::Xdp { XDP_CTX } else { SKB_CTX }],
+        hook,
+        stack: vec![0; FRAME * MAX_FRAMES],
+        maps,
+    };
+    mem.sync_ctx();
+    let put32 = |ctx: &mut Vec<u8>, off: usize, v: u32| {
+        ctx[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    };
+    match hook {
+        Hook::Xdp => {
+            put32(&mut mem.ctx, 12, env.ifindex);
+            put32(&mut mem.ctx, 16, env.rxq);
+        }
+        Hook::Tc => {
+            put32(&mut mem.ctx, 8, env.mark);
+            // skb->protocol: the frame's ethertype, as eth_type_trans sets it.
+            if frame.len() >= 14 {
+                put32(
+                    &mut mem.ctx,
+                    16,
+                    u32::from(u16::from_le_bytes([frame[12], frame[13]])),
+                );
+            }
+            put32(&mut mem.ctx, 36, env.ifindex);
+            put32(&mut mem.ctx, 40, env.ifindex);
+        }
+    }
+    let mut vm = Vm {
+        insns,
+        mem,
+        env,
+        regs: [0; 11],
+        frames: Vec::new(),
+        redirect: None,
+        executed: 0,
+    };
+    let r0 = vm.exec()?;
+    let retval = match (vm.env.profile, hook) {
+        // The NIC cannot redirect; the driver drops such packets (XDP_ABORTED).
+        (Profile::Nfp, Hook::Xdp) if r0 == 4 => 0,
+        _ => r0,
+    };
+    let mark = if hook == Hook::Tc {
+        u32::from_le_bytes([vm.mem.ctx[8], vm.mem.ctx[9], vm.mem.ctx[10], vm.mem.ctx[11]])
+    } else {
+        0
+    };
+    Ok(RunOutput {
+        retval,
+        data: vm.mem.pkt[vm.mem.data..vm.mem.data_end].to_vec(),
+        mark,
+        redirect: vm.redirect,
+        executed: vm.executed,
+    })
+}
+
+struct Vm<'a, 'm> {
+    insns: &'a [Ins],
+    mem: Mem<'m>,
+    env: &'a mut Env,
+    regs: [u64; 11],
+    /// Return address and saved r6–r9 of each bpf-to-bpf call.
+    frames: Vec<(usize, [u64; 4])>,
+    redirect: Option<u32>,
+    executed: u64,
+}
+
+fn sx(v: u64, bits: u32) -> u64 {
+    let s = 64 - bits;
+    (((v << s) as i64) >> s) as u64
+}
+
+impl Vm<'_, '_> {
+    fn fault(&self, pc: usize, what: impl Into<String>) -> EmuError {
+        EmuError::Fault {
+            insn: pc,
+            what: what.into(),
+        }
+    }
+
+    fn frame_top(&self) -> u64 {
+        STACK_BASE + (FRAME * (MAX_FRAMES - self.frames.len())) as u64
+    }
+
+    fn exec(&mut self) -> Result<u64, EmuError> {
+        self.regs[1] = CTX_BASE;
+        self.regs[10] = self.frame_top();
+        let mut pc = 0usize;
+        loop {
+            let Some(&i) = self.insns.get(pc) else {
+                return Err(self.fault(pc, "ran past the end of the program"));
+            };
+            self.executed += 1;
+            if self.executed > BUDGET {
+                return Err(EmuError::Budget(BUDGET));
+            }
+            let class = i.code & 7;
+            let (d, s) = (i.dst as usize, i.src as usize);
+            if d > 10 || s > 10 {
+                return Err(self.fault(pc, "bad register"));
+            }
+            match class {
+                0x04 | 0x07 => {
+                    let wide = class == 0x07;
+                    self.alu(pc, i, wide)?;
+                    pc += 1;
+                }
+                0x05 | 0x06 => {
+                    let op = i.code & 0xf0;
+                    match op {
+                        0x80 => {
+                            if class == 0x06 {
+                                return Err(self.fault(pc, "call in jmp32 class"));
+                            }
+                            match i.src {
+                                0 => {
+                                    let r = self.helper(pc, i.imm)?;
+                                    self.regs[0] = r;
+                                    pc += 1;
+                                }
+                                1 => {
+                                    if self.frames.len() + 1 >= MAX_FRAMES {
+                                        return Err(self.fault(pc, "call stack too deep"));
+                                    }
+                                    let saved =
+                                        [self.regs[6], self.regs[7], self.regs[8], self.regs[9]];
+                                    self.frames.push((pc + 1, saved));
+                                    self.regs[10] = self.frame_top();
+                                    pc = (pc as i64 + 1 + i64::from(i.imm)) as usize;
+                                }
+                                _ => return Err(self.fault(pc, "kfunc calls are not emulated")),
+                            }
+                        }
+                        0x90 => match self.frames.pop() {
+                            None => return Ok(self.regs[0]),
+                            Some((ret, saved)) => {
+                                self.regs[6..10].copy_from_slice(&saved);
+                                self.regs[10] = self.frame_top();
+                                pc = ret;
+                            }
+                        },
+                        0x00 => {
+                            let off = if class == 0x06 {
+                                i64::from(i.imm)
+                            } else {
+                                i64::from(i.off)
+                            };
+                            pc = (pc as i64 + 1 + off) as usize;
+                        }
+                        _ => {
+                            let a = self.regs[d];
+                            let b = if i.code & 0x08 != 0 {
+                                self.regs[s]
+                            } else {
+                                i.imm as i64 as u64
+                            };
+                            let (a, b) = if class == 0x06 {
+                                (a & 0xffff_ffff, b & 0xffff_ffff)
+                            } else {
+                                (a, b)
+                            };
+                            let bits = if class == 0x06 { 32 } else { 64 };
+                            let (sa, sb) = (sx(a, bits) as i64, sx(b, bits) as i64);
+                            let taken = match op {
+                                0x10 => a == b,
+                                0x20 => a > b,
+                                0x30 => a >= b,
+                                0x40 => a & b != 0,
+                                0x50 => a != b,
+                                0x60 => sa > sb,
+                                0x70 => sa >= sb,
+                                0xa0 => a < b,
+                                0xb0 => a <= b,
+                                0xc0 => sa < sb,
+                                0xd0 => sa <= sb,
+                                _ => {
+                                    return Err(
+                                        self.fault(pc, format!("bad jump opcode {:#x}", i.code))
+                                    )
+                                }
+                            };
+                            pc = if taken {
+                                (pc as i64 + 1 + i64::from(i.off)) as usize
+                            } else {
+                                pc + 1
+                            };
+                        }
+                    }
+                }
+                0x00 => {
+                    // ld_imm64 (the only LD form eBPF keeps).
+                    if i.code != 0x18 {
+                        return Err(self.fault(pc, format!("unsupported load {:#x}", i.code)));
+                    }
+                    let Some(next) = self.insns.get(pc + 1) else {
+                        return Err(self.fault(pc, "truncated ld_imm64"));
+                    };
+                    let v = match i.src {
+                        0 => (i.imm as u32 as u64) | ((next.imm as u32 as u64) << 32),
+                        1 => (MAP_HANDLES << 32) | (i.imm as u32 as u64),
+                        2 => ((MAP_VALUES + i.imm as u32 as u64) << 32) + next.imm as u32 as u64,
+                        _ => return Err(self.fault(pc, "unsupported ld_imm64 source")),
+                    };
+                    self.regs[d] = v;
+                    pc += 2;
+                }
+                0x01 => {
+                    let size = size_of(i.code);
+                    let addr = self.regs[s].wrapping_add(i.off as i64 as u64);
+                    let Some(v) = self.mem.load(addr, size) else {
+                        return Err(self.fault(
+                            pc,
+                            format!("load of {size} bytes at {addr:#x} outside any object"),
+                        ));
+                    };
+                    self.regs[d] = match i.code & 0xe0 {
+                        0x60 => v,
+                        0x80 => sx(v, 8 * size as u32),
+                        _ => return Err(self.fault(pc, format!("bad load mode {:#x}", i.code))),
+                    };
+                    pc += 1;
+                }
+                0x02 | 0x03 => {
+                    let size = size_of(i.code);
+                    let addr = self.regs[d].wrapping_add(i.off as i64 as u64);
+                    if class == 0x03 && i.code & 0xe0 == 0xc0 {
+                        self.atomic(pc, i, addr, size)?;
+                    } else {
+                        let v = if class == 0x02 {
+                            i.imm as i64 as u64
+                        } else {
+                            self.regs[s]
+                        };
+                        if self.mem.store(addr, size, v).is_none() {
+                            return Err(self.fault(pc, format!("store of {size} bytes at {addr:#x} outside any writable object")));
+                        }
+                    }
+                    pc += 1;
+                }
+                _ => return Err(self.fault(pc, format!("bad opcode {:#x}", i.code))),
+            }
+        }
+    }
+
+    fn alu(&mut self, pc: usize, i: Ins, wide: bool) -> Result<(), EmuError> {
+        let (d, s) = (i.dst as usize, i.src as usize);
+        let op = i.code & 0xf0;
+        let reg_src = i.code & 0x08 != 0;
+        let a = self.regs[d];
+        let b = if reg_src {
+            self.regs[s]
+        } else {
+            i.imm as i64 as u64
+        };
+        let bits: u32 = if wide { 64 } else { 32 };
+        let trunc = |v: u64| if wide { v } else { v & 0xffff_ffff };
+        let (a, b) = (trunc(a), trunc(b));
+        let signed = i.off == 1;
+        let r = match op {
+            0x00 => a.wrapping_add(b),
+            0x10 => a.wrapping_sub(b),
+            0x20 => a.wrapping_mul(b),
+            0x30 if signed => {
+                let (x, y) = (sx(a, bits) as i64, sx(b, bits) as i64);
+                if y == 0 {
+                    0
+                } else {
+                    x.wrapping_div(y) as u64
+                }
+            }
+            0x30 => a.checked_div(b).unwrap_or(0),
+            0x40 => a | b,
+            0x50 => a & b,
+            0x60 => a.wrapping_shl((b & u64::from(bits - 1)) as u32),
+            0x70 => a.wrapping_shr((b & u64::from(bits - 1)) as u32),
+            0x80 => (a as i64).wrapping_neg() as u64,
+            0x90 if signed => {
+                let (x, y) = (sx(a, bits) as i64, sx(b, bits) as i64);
+                if y == 0 {
+                    a
+                } else {
+                    x.wrapping_rem(y) as u64
+                }
+            }
+            0x90 => {
+                if b == 0 {
+                    a
+                } else {
+                    a % b
+                }
+            }
+            0xa0 => a ^ b,
+            0xb0 => match i.off {
+                0 => b,
+                8 | 16 | 32 => sx(b, i.off as u32),
+                _ => return Err(self.fault(pc, "bad sign-extending move")),
+            },
+            0xc0 => (sx(a, bits) as i64).wrapping_shr((b & u64::from(bits - 1)) as u32) as u64,
+            0xd0 => {
+                let width = i.imm as u32;
+                if !matches!(width, 16 | 32 | 64) {
+                    return Err(self.fault(pc, "bad byte swap width"));
+                }
+                let v = self.regs[d];
+                let swap = wide || reg_src;
+                let r = match (width, swap) {
+                    (16, true) => u64::from((v as u16).swap_bytes()),
+                    (32, true) => u64::from((v as u32).swap_bytes()),
+                    (64, true) => v.swap_bytes(),
+                    (16, false) => v & 0xffff,
+                    (32, false) => v & 0xffff_ffff,
+                    _ => v,
+                };
+                self.regs[d] = r;
+                return Ok(());
+            }
+            _ => return Err(self.fault(pc, format!("bad alu opcode {:#x}", i.code))),
+        };
+        self.regs[d] = trunc(r);
+        Ok(())
+    }
+
+    fn atomic(&mut self, pc: usize, i: Ins, addr: u64, size: usize) -> Result<(), EmuError> {
+        if size != 4 && size != 8 {
+            return Err(self.fault(pc, "atomics are 32 or 64 bits"));
+        }
+        if self.env.profile == Profile::Nfp && i.imm != 0 {
+            return Err(EmuError::NicLacks(format!("atomic operation {:#x}", i.imm)));
+        }
+        let Some(old) = self.mem.load(addr, size) else {
+            return Err(self.fault(pc, format!("atomic at {addr:#x} outside any object")));
+        };
+        let s = i.src as usize;
+        let mask = if size == 8 { u64::MAX } else { 0xffff_ffff };
+        let v = self.regs[s] & mask;
+        let fetch = i.imm & 1 != 0;
+        let new = match i.imm & !1 {
+            0x00 => old.wrapping_add(v),
+            0x40 => old | v,
+            0x50 => old & v,
+            0xa0 => old ^ v,
+            0xe0 => v,
+            0xf0 => {
+                // cmpxchg: compare with r0, store when equal, r0 gets the old value.
+                let new = if old == self.regs[0] & mask { v } else { old };
+                self.regs[0] = old;
+                if self.mem.store(addr, size, new & mask).is_none() {
+                    return Err(self.fault(pc, "atomic store outside a writable object"));
+                }
+                return Ok(());
+            }
+            _ => return Err(self.fault(pc, format!("bad atomic {:#x}", i.imm))),
+        };
+        if self.mem.store(addr, size, new & mask).is_none() {
+            return Err(self.fault(pc, "atomic store outside a writable object"));
+        }
+        if fetch || i.imm == 0xe1 {
+            self.regs[s] = old;
+        }
+        Ok(())
+    }
+
+    fn map_index(&self, pc: usize, handle: u64) -> Result<usize, EmuError> {
+        if handle >> 32 != MAP_HANDLES || (handle & 0xffff_ffff) as usize >= self.mem.maps.len() {
+            return Err(self.fault(pc, format!("{handle:#x} is not a map")));
+        }
+        Ok((handle & 0xffff_ffff) as usize)
+    }
+
+    fn read(&mut self, pc: usize, addr: u64, len: usize) -> Result<Vec<u8>, EmuError> {
+        self.mem.read_vec(addr, len).ok_or_else(|| {
+            self.fault(
+                pc,
+                format!("helper argument of {len} bytes at {addr:#x} outside any object"),
+            )
+        })
+    }
+
+    fn helper(&mut self, pc: usize, id: i32) -> Result<u64, EmuError> {
+        if self.env.profile == Profile::Nfp && !nfcc_compiler::nfp::HELPERS.contains(&id) {
+            return Err(EmuError::NicLacks(format!(
+                "helper {}",
+                nfcc_compiler::bpf::helper::name(id)
+            )));
+        }
+        let r = self.regs;
+        let ret = match id {
+            // map_lookup_elem
+            1 => {
+                let m = self.map_index(pc, r[1])?;
+                let key = self.read(pc, r[2], self.mem.maps[m].key_size)?;
+                let map = &mut self.mem.maps[m];
+                match map.slot_of(&key) {
+                    Some(slot) => ((MAP_VALUES + m as u64) << 32) + (slot * map.value_size) as u64,
+                    None => 0,
+                }
+            }
+            // map_update_elem
+            2 => {
+                let m = self.map_index(pc, r[1])?;
+                let key = self.read(pc, r[2], self.mem.maps[m].key_size)?;
+                let value = self.read(pc, r[3], self.mem.maps[m].value_size)?;
+                match self.mem.maps[m].update(&key, &value, r[4]) {
+                    Ok(_) => 0,
+                    Err(e) => e.errno() as u64,
+                }
+            }
+            // map_delete_elem
+            3 => {
+                let m = self.map_index(pc, r[1])?;
+                let key = self.read(pc, r[2], self.mem.maps[m].key_size)?;
+                match self.mem.maps[m].delete(&key) {
+                    Ok(()) => 0,
+                    Err(e) => e.errno() as u64,
+                }
+            }
+            // ktime_get_ns, ktime_get_boot_ns, ktime_get_coarse_ns
+            5 | 125 | 160 => self.env.clock_ns,
+            // trace_printk: the text is not formatted; the call succeeds.
+            6 => 0,
+            // get_prandom_u32
+            7 => {
+                let mut x = self.env.prandom;
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                self.env.prandom = x;
+                x & 0xffff_ffff
+            }
+            // get_smp_processor_id: one CPU.
+            8 => 0,
+            // redirect
+            23 => {
+                self.redirect = Some(r[1] as u32);
+                if self.mem.hook == Hook::Xdp {
+                    4
+                } else {
+                    7
+                }
+            }
+            // perf_event_output(ctx, map, flags, data, size)
+            25 => {
+                let m = self.map_index(pc, r[2])?;
+                let data = self.read(pc, r[4], r[5] as usize)?;
+                self.mem.maps[m].records.push(data);
+                0
+            }
+            // skb_load_bytes(ctx, offset, to, len) / xdp_load_bytes(ctx, offset, buf, len)
+            26 | 189 => {
+                let (off, len) = (r[2] as usize, r[4] as usize);
+                let avail = self.mem.data_end - self.mem.data;
+                if off.checked_add(len).is_none_or(|e| e > avail) {
+                    -14i64 as u64
+                } else {
+                    let src = self.mem.pkt[self.mem.data + off..self.mem.data + off + len].to_vec();
+                    match self.mem.bytes(r[3], len, true) {
+                        Some(dst) => {
+                            dst.copy_from_slice(&src);
+                            0
+                        }
+                        None => {
+                            return Err(
+                                self.fault(pc, "load_bytes into memory the program cannot write")
+                            )
+                        }
+                    }
+                }
+            }
+            // csum_diff(from, from_size, to, to_size, seed)
+            28 => {
+                let from = self.read(pc, r[1], r[2] as usize)?;
+                let to = self.read(pc, r[3], r[4] as usize)?;
+                if from.len() % 4 != 0 || to.len() % 4 != 0 {
+                    -22i64 as u64
+                } else {
+                    let mut sum = r[5] & 0xffff_ffff;
+                    for w in from.chunks(4) {
+                        sum += u64::from(!u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+                    }
+                    for w in to.chunks(4) {
+                        sum += u64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+                    }
+                    while sum >> 32 != 0 {
+                        sum = (sum & 0xffff_ffff) + (sum >> 32);
+                    }
+                    sum
+                }
+            }
+            // xdp_adjust_head(ctx, delta)
+            44 => {
+                let delta = r[2] as i32 as i64;
+                let data = self.mem.data as i64 + delta;
+                if data < 0 || data + 14 > self.mem.data_end as i64 {
+                    -22i64 as u64
+                } else {
+                    self.mem.data = data as usize;
+                    self.mem.sync_ctx();
+                    0
+                }
+            }
+            // redirect_map(map, key, flags)
+            51 => {
+                let m = self.map_index(pc, r[1])?;
+                let key = (r[2] as u32).to_le_bytes();
+                match self.mem.maps[m].lookup(&key) {
+                    Some(v) if self.mem.maps[m].kind == MapKind::DevMap && v.len() >= 4 => {
+                        self.redirect = Some(u32::from_le_bytes([v[0], v[1], v[2], v[3]]));
+                        4
+                    }
+                    _ => r[3] & 3,
+                }
+            }
+            // xdp_adjust_tail(ctx, delta)
+            65 => {
+                let delta = r[2] as i32 as i64;
+                let end = self.mem.data_end as i64 + delta;
+                if end < self.mem.data as i64 + 14 || end as usize > self.mem.pkt.len() {
+                    -22i64 as u64
+                } else {
+                    if delta > 0 {
+                        let (a, b) = (self.mem.data_end, end as usize);
+                        self.mem.pkt[a..b].fill(0);
+                    }
+                    self.mem.data_end = end as usize;
+                    self.mem.sync_ctx();
+                    0
+                }
+            }
+            // fib_lookup(ctx, params, plen, flags): the caller's stub table.
+            69 => {
+                let params = self.read(pc, r[2], 64)?;
+                let family = params[0];
+                let dst = match family {
+                    2 => u128::from(u32::from_be_bytes([
+                        params[32], params[33], params[34], params[35],
+                    ])),
+                    10 => u128::from_be_bytes(params[32..48].try_into().unwrap_or([0; 16])),
+                    _ => return Ok(u64::MAX),
+                };
+                match self.env.fib.get(&dst).copied() {
+                    Some(route) => {
+                        let Some(p) = self.mem.bytes(r[2], 64, true) else {
+                            return Err(self.fault(pc, "fib_lookup parameters are not writable"));
+                        };
+                        p[8..12].copy_from_slice(&route.ifindex.to_le_bytes());
+                        p[52..58].copy_from_slice(&route.smac);
+                        p[58..64].copy_from_slice(&route.dmac);
+                        0
+                    }
+                    // BPF_FIB_LKUP_RET_NOT_FWDED
+                    None => 4,
+                }
+            }
+            // ringbuf_output(map, data, size, flags)
+            130 => {
+                let m = self.map_index(pc, r[1])?;
+                let data = self.read(pc, r[2], r[3] as usize)?;
+                self.mem.maps[m].records.push(data);
+                0
+            }
+            _ => {
+                return Err(EmuError::Helper(format!(
+                    "{} (#{id})",
+                    nfcc_compiler::bpf::helper::name(id)
+                )))
+            }
+        };
+        // Helpers clobber r1–r5.
+        for reg in &mut self.regs[1..6] {
+            *reg = 0;
+        }
+        Ok(ret)
+    }
+}
+
+fn size_of(code: u8) -> usize {
+    match code & 0x18 {
+        0x00 => 4,
+        0x08 => 2,
+        0x10 => 1,
+        _ => 8,
+    }
+}

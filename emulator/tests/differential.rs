@@ -1,0 +1,116 @@
+//! The emulator held to the reference evaluator: every policy of the examples and the test
+//! corpora, compiled as deployed (limiters on `bpf_ktime_get_ns`, which the emulator answers
+//! with the evaluator's clock), every packet of its test blocks — verdict, deciding rule,
+//! emitted bytes, final skb mark and counters must agree. Policies the NIC can run are also
+//! compiled for it and run with the NIC profile. Needs no privileges.
+
+use nfcc_compiler::compile::compile;
+use nfcc_dsl::checked::{Program, Target};
+use nfcc_dsl::testing::compare;
+use nfcc_dsl::{check_source, CheckOptions};
+use nfcc_emulator::engine::EmulatorEngine;
+use nfcc_emulator::Profile;
+use std::path::{Path, PathBuf};
+
+fn corpus() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in ["examples", "compiler/tests/in", "dsl/tests/in/ok"] {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+            .unwrap_or_else(|e| panic!("read {dir}: {e}"))
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "nf"))
+            .collect();
+        v.sort();
+        files.extend(v);
+    }
+    files
+}
+
+/// `source` with every policy but `keep` blanked out (newlines kept, so spans stay put).
+fn alone(source: &str, program: &Program, keep: &str) -> String {
+    let mut bytes = source.as_bytes().to_vec();
+    for p in program.policies.iter().filter(|p| p.name != keep) {
+        let end = (p.span.end as usize).min(bytes.len());
+        for c in &mut bytes[p.span.start as usize..end] {
+            if *c != b'\n' {
+                *c = b' ';
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn emulator_agrees_with_the_evaluator_on_every_test_packet() {
+    let (mut policies, mut nic_policies, mut packets, mut problems) = (0, 0, 0, Vec::new());
+    for path in corpus() {
+        let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let name = path
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let (program, diags) = check_source(&source, &CheckOptions::default());
+        let program = program.unwrap_or_else(|| panic!("{name} must check: {diags:?}"));
+        for policy in &program.policies {
+            let single = Program {
+                policies: vec![policy.clone()],
+            };
+            let compiled = compile(&single, &name, &source, Some(Target::Host))
+                .unwrap_or_else(|e| panic!("{name}:{}: {e:?}", policy.name));
+            let mut emu = EmulatorEngine::new(&compiled, &policy.name)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (n, _, p) = compare(policy, &mut emu, true);
+            policies += 1;
+            packets += n;
+            problems.extend(
+                p.into_iter()
+                    .map(|p| format!("{name}:{}: {p}", policy.name)),
+            );
+
+            // The same policy as NIC code, where the NIC can run it.
+            let text = alone(&source, &program, &policy.name);
+            let (nic, _) = check_source(
+                &text,
+                &CheckOptions {
+                    target: Some(Target::Nfp),
+                },
+            );
+            let Some(nic) =
+                nic.and_then(|p| p.policies.into_iter().find(|x| x.name == policy.name))
+            else {
+                continue;
+            };
+            let single = Program {
+                policies: vec![nic.clone()],
+            };
+            let compiled = match compile(&single, &name, &text, Some(Target::Nfp)) {
+                Ok(c) => c,
+                // More packet fields than the NIC's stack holds is a refusal, not a bug.
+                Err(e) if e.iter().all(|d| d.code == "E0203") => continue,
+                Err(e) => panic!("{name}:{} (nfp): {e:?}", policy.name),
+            };
+            let mut emu = EmulatorEngine::new(&compiled, &nic.name)
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .with_profile(Profile::Nfp);
+            let (n, _, p) = compare(&nic, &mut emu, true);
+            nic_policies += 1;
+            packets += n;
+            problems.extend(
+                p.into_iter()
+                    .map(|p| format!("{name}:{} (nfp): {p}", policy.name)),
+            );
+        }
+    }
+    eprintln!(
+        "emulator differential: {policies} policies as host code, {nic_policies} as NIC code, \
+         {packets} packets"
+    );
+    assert!(policies >= 30, "too few policies: {policies}");
+    assert!(
+        problems.is_empty(),
+        "{} disagreements:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}

@@ -1,0 +1,289 @@
+//! The interpreter on hand-written programs: arithmetic corner cases the kernel defines
+//! (division by zero, 32-bit wrap and zero extension, signed forms, byte swaps), atomics,
+//! bpf-to-bpf calls, and the memory model's refusals (every access checked whole, read-only
+//! context, the instruction budget, the NIC profile).
+
+use nfcc_compiler::bpf::{Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R6};
+use nfcc_emulator::maps::{EmuMap, MapKind};
+use nfcc_emulator::vm::{run, Ins, RunOutput};
+use nfcc_emulator::{EmuError, Env, Hook, Profile};
+
+fn decode(prog: &[Insn]) -> Vec<Ins> {
+    prog.iter().map(|i| Ins::decode(&i.encode())).collect()
+}
+
+fn exec(
+    prog: &[Insn],
+    hook: Hook,
+    maps: &mut [EmuMap],
+    env: &mut Env,
+    frame: &[u8],
+) -> Result<RunOutput, EmuError> {
+    run(&decode(prog), hook, maps, env, frame)
+}
+
+/// Runs `body` followed by `exit` on XDP and returns r0, panicking on a fault.
+fn r0(body: &[Insn]) -> u64 {
+    let mut p = body.to_vec();
+    p.push(Insn::exit());
+    exec(&p, Hook::Xdp, &mut [], &mut Env::default(), &[0; 64])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .retval
+}
+
+fn check(body: &[Insn], expect: u64) {
+    assert_eq!(r0(body), expect, "{body:?}");
+}
+
+#[test]
+fn arithmetic_follows_the_kernel() {
+    // Division by zero gives 0; modulo by zero leaves the dividend.
+    check(
+        &[
+            Insn::mov64_imm(R0, 7),
+            Insn::mov64_imm(R1, 0),
+            Insn::alu64_reg(Alu::Div, R0, R1),
+        ],
+        0,
+    );
+    check(
+        &[
+            Insn::mov64_imm(R0, 7),
+            Insn::mov64_imm(R1, 0),
+            Insn::alu64_reg(Alu::Mod, R0, R1),
+        ],
+        7,
+    );
+    // 32-bit operations wrap and zero-extend.
+    check(
+        &[Insn::mov64_imm(R0, -1), Insn::alu32_imm(Alu::Add, R0, 1)],
+        0,
+    );
+    check(
+        &[Insn::mov64_imm(R0, -1), Insn::alu32_imm(Alu::Add, R0, 0)],
+        0xffff_ffff,
+    );
+    // mov64 of a negative immediate sign-extends; arsh keeps the sign.
+    check(
+        &[Insn::mov64_imm(R0, -16), Insn::alu64_imm(Alu::Arsh, R0, 2)],
+        (-4i64) as u64,
+    );
+    check(
+        &[Insn::mov64_imm(R0, -16), Insn::alu64_imm(Alu::Rsh, R0, 60)],
+        0xf,
+    );
+    // Shift counts are masked to the operand width.
+    check(
+        &[Insn::mov64_imm(R0, 1), Insn::alu32_imm(Alu::Lsh, R0, 33)],
+        2,
+    );
+    // Byte swaps to big-endian.
+    check(&[Insn::mov64_imm(R0, 0x1234), Insn::to_be(R0, 16)], 0x3412);
+    check(
+        &[Insn::mov64_imm(R0, 0x1234_5678), Insn::to_be(R0, 32)],
+        0x7856_3412,
+    );
+    // Negation, and 64-bit immediates.
+    let mut wide = Insn::ld_imm64(R0, 0x8000_0000_0000_0001).to_vec();
+    wide.push(Insn::alu64_imm(Alu::Neg, R0, 0));
+    check(&wide, 0x7fff_ffff_ffff_ffff);
+}
+
+#[test]
+fn jumps_signed_unsigned_and_32_bit() {
+    // if r1 s< 0 goto +1 with r1 = -1: taken.
+    let prog = [
+        Insn::mov64_imm(R0, 0),
+        Insn::mov64_imm(R1, -1),
+        Insn::jmp_imm(Jmp::Slt, R1, 0, 1),
+        Insn::mov64_imm(R0, 1),
+        Insn::exit(),
+    ];
+    assert_eq!(
+        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 20])
+            .map(|o| o.retval)
+            .ok(),
+        Some(0)
+    );
+    // Unsigned: -1 is the largest value.
+    let prog = [
+        Insn::mov64_imm(R0, 0),
+        Insn::mov64_imm(R1, -1),
+        Insn::jmp_imm(Jmp::Gt, R1, 5, 1),
+        Insn::mov64_imm(R0, 1),
+        Insn::exit(),
+    ];
+    assert_eq!(
+        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 20])
+            .map(|o| o.retval)
+            .ok(),
+        Some(0)
+    );
+}
+
+#[test]
+fn every_access_is_checked_whole() {
+    // An 8-byte load whose first byte is the packet's last: refused, though it starts inside.
+    let prog = [
+        Insn::ldx(Size::W, R2, R1, 0),
+        Insn::ldx(Size::DW, R0, R2, 13),
+        Insn::exit(),
+    ];
+    match exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14]) {
+        Err(EmuError::Fault { insn: 1, .. }) => {}
+        other => panic!("expected a fault at instruction 1, got {other:?}"),
+    }
+    // The same load inside the packet reads its bytes.
+    let prog = [
+        Insn::ldx(Size::W, R2, R1, 0),
+        Insn::ldx(Size::H, R0, R2, 12),
+        Insn::exit(),
+    ];
+    let frame = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x86, 0xdd];
+    assert_eq!(
+        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &frame)
+            .map(|o| o.retval)
+            .ok(),
+        Some(0xdd86)
+    );
+    // A stack read past the frame's top.
+    let prog = [Insn::ldx(Size::DW, R0, R10, 0), Insn::exit()];
+    assert!(matches!(
+        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14]),
+        Err(EmuError::Fault { .. })
+    ));
+}
+
+#[test]
+fn context_writes_only_where_the_kernel_allows() {
+    let write_mark = [
+        Insn::mov64_imm(R2, 7),
+        Insn::stx(Size::W, R1, 8, R2),
+        Insn::mov64_imm(R0, 0),
+        Insn::exit(),
+    ];
+    assert!(matches!(
+        exec(
+            &write_mark,
+            Hook::Xdp,
+            &mut [],
+            &mut Env::default(),
+            &[0; 14]
+        ),
+        Err(EmuError::Fault { insn: 1, .. })
+    ));
+    let out = exec(
+        &write_mark,
+        Hook::Tc,
+        &mut [],
+        &mut Env::default(),
+        &[0; 60],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.mark, 7);
+    // skb->data is read-only.
+    let write_data = [
+        Insn::mov64_imm(R2, 7),
+        Insn::stx(Size::W, R1, 76, R2),
+        Insn::exit(),
+    ];
+    assert!(exec(
+        &write_data,
+        Hook::Tc,
+        &mut [],
+        &mut Env::default(),
+        &[0; 60]
+    )
+    .is_err());
+}
+
+#[test]
+fn atomics_and_map_values() {
+    let mut maps = [EmuMap::new("a", MapKind::Array, 4, 8, 1)];
+    // r0 = lookup(a, 0); lock *(u64 *)(r0 + 0) += 5 twice; fetch-add returns the old value.
+    let mut prog = vec![Insn::mov64_imm(R1, 0), Insn::stx(Size::W, R10, -4, R1)];
+    prog.extend(Insn::ld_map(R1, 0));
+    prog.extend([
+        Insn::mov64_reg(R2, R10),
+        Insn::alu64_imm(Alu::Add, R2, -4),
+        Insn::call(1),
+        Insn::jmp_imm(Jmp::Eq, R0, 0, 5),
+        Insn::mov64_imm(R3, 5),
+        Insn::atomic_add(Size::DW, R0, 0, R3),
+        Insn::atomic_add(Size::DW, R0, 0, R3),
+        Insn::ldx(Size::DW, R0, R0, 0),
+        Insn::exit(),
+        Insn::mov64_imm(R0, 99),
+        Insn::exit(),
+    ]);
+    let out = exec(&prog, Hook::Xdp, &mut maps, &mut Env::default(), &[0; 14])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.retval, 10);
+    assert_eq!(
+        maps[0].lookup(&[0, 0, 0, 0]),
+        Some(10u64.to_le_bytes().to_vec())
+    );
+    // Reading past the 8-byte value is refused.
+    let mut prog = vec![Insn::mov64_imm(R1, 0), Insn::stx(Size::W, R10, -4, R1)];
+    prog.extend(Insn::ld_map(R1, 0));
+    prog.extend([
+        Insn::mov64_reg(R2, R10),
+        Insn::alu64_imm(Alu::Add, R2, -4),
+        Insn::call(1),
+        Insn::ldx(Size::DW, R0, R0, 4),
+        Insn::exit(),
+    ]);
+    assert!(matches!(
+        exec(&prog, Hook::Xdp, &mut maps, &mut Env::default(), &[0; 14]),
+        Err(EmuError::Fault { .. })
+    ));
+}
+
+#[test]
+fn bpf_to_bpf_calls_keep_callee_saved_registers() {
+    let mut call = Insn::call(0);
+    call.src = 1;
+    call.imm = 2; // to instruction 4
+    let prog = [
+        Insn::mov64_imm(R6, 40),
+        call,
+        Insn::alu64_reg(Alu::Add, R0, R6),
+        Insn::exit(),
+        // callee: clobbers r6, returns 2
+        Insn::mov64_imm(R6, 1000),
+        Insn::mov64_imm(R0, 2),
+        Insn::exit(),
+    ];
+    assert_eq!(
+        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14])
+            .map(|o| o.retval)
+            .ok(),
+        Some(42)
+    );
+}
+
+#[test]
+fn loops_stop_at_the_budget_and_the_nic_profile_refuses_host_helpers() {
+    let prog = [Insn::ja(-1)];
+    assert!(matches!(
+        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14]),
+        Err(EmuError::Budget(_))
+    ));
+    let prog = [Insn::call(5), Insn::exit()];
+    let mut env = Env {
+        profile: Profile::Nfp,
+        ..Env::default()
+    };
+    assert!(matches!(
+        exec(&prog, Hook::Xdp, &mut [], &mut env, &[0; 14]),
+        Err(EmuError::NicLacks(_))
+    ));
+    // On the NIC a redirect verdict is an abort.
+    let prog = [Insn::mov64_imm(R0, 4), Insn::exit()];
+    assert_eq!(
+        exec(&prog, Hook::Xdp, &mut [], &mut env, &[0; 14])
+            .map(|o| o.retval)
+            .ok(),
+        Some(0)
+    );
+}
