@@ -259,27 +259,36 @@ fn verified_insns(
 }
 
 /// `nfcc test`.
-pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool) -> u8 {
-    if matches!(
-        engine,
-        EngineArg::Emulator | EngineArg::Jit | EngineArg::All
-    ) {
-        let name = format!("{engine:?}").to_lowercase();
-        eprintln!(
-            "error: the {name} engine is not available in this build: the emulator and JIT are \
-             tracked in issue 4; use `--engine eval`, `kernel` or `both`"
-        );
-        return ENV;
-    }
-    if engine != EngineArg::Eval {
+pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool, junit: Option<&Path>) -> u8 {
+    let engines: Vec<Which> = match engine {
+        EngineArg::Eval => vec![Which::Eval],
+        EngineArg::Emulator => vec![Which::Emulator],
+        EngineArg::Kernel => vec![Which::Kernel],
+        EngineArg::Both => vec![Which::Emulator, Which::Kernel],
+        EngineArg::All => vec![Which::Eval, Which::Emulator, Which::Kernel],
+        EngineArg::Jit => {
+            eprintln!(
+                "error: the jit engine is not available in this build: the cranelift JIT is \
+                 tracked in issue 4; use `--engine emulator`, `eval`, `kernel` or `both`"
+            );
+            return ENV;
+        }
+    };
+    if engines.contains(&Which::Kernel) {
         if let Err(why) = nfcc_runtime::can_load_bpf() {
-            eprintln!("error: the kernel engine cannot run here: {why}");
+            eprintln!(
+                "error: the kernel engine cannot run here: {why}; `--engine emulator` needs no \
+                 privileges"
+            );
             return ENV;
         }
     }
+    // With more than one compiled engine, each is also held to the evaluator packet by packet.
+    let compare = engines.len() > 1;
     let mut code = OK;
-    let (mut passed, mut failed) = (0usize, 0usize);
+    let mut tally: Vec<(Which, usize, usize)> = engines.iter().map(|w| (*w, 0, 0)).collect();
     let mut disagreements = Vec::new();
+    let mut cases: Vec<JunitCase> = Vec::new();
     for f in files {
         let c = match load(f, None) {
             Ok(c) => c,
@@ -298,49 +307,66 @@ pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool) -> u8 {
         let name = f.display().to_string();
         let map = SourceMap::new(&name, &c.source);
         for policy in &program.policies {
-            let reports = match engine {
-                EngineArg::Eval => run_tests(policy, &mut EvalEngine::default()),
-                _ => match kernel_reports(policy, &name, &c.source, engine, &mut disagreements) {
+            for (wi, which) in engines.iter().enumerate() {
+                let reports = match engine_reports(
+                    policy,
+                    &name,
+                    &c.source,
+                    *which,
+                    compare,
+                    &mut disagreements,
+                ) {
                     Ok(r) => r,
                     Err(msg) => {
                         eprintln!("{msg}");
                         code = code.max(ENV);
                         continue;
                     }
-                },
-            };
-            for r in reports {
-                for s in &r.skipped {
-                    let (line, _) = nfcc_dsl::diag::line_col(&c.source, s.span.start as usize);
-                    say!(
-                        "skip  {name}:{line} {}::\"{}\": {}",
-                        r.policy,
-                        r.name,
-                        s.message
-                    );
-                }
-                if r.passed() {
-                    passed += 1;
-                    if verbose {
+                };
+                let label = if engines.len() > 1 {
+                    format!("[{}] ", which.name())
+                } else {
+                    String::new()
+                };
+                for r in reports {
+                    for s in &r.skipped {
+                        let (line, _) = nfcc_dsl::diag::line_col(&c.source, s.span.start as usize);
                         say!(
-                            "ok    {name} {}::\"{}\" ({} packets)",
+                            "skip  {label}{name}:{line} {}::\"{}\": {}",
                             r.policy,
                             r.name,
-                            r.packets
+                            s.message
                         );
                     }
-                } else {
-                    failed += 1;
-                    say!("FAIL  {name} {}::\"{}\"", r.policy, r.name);
+                    let mut rendered = String::new();
                     for fail in &r.failures {
                         let d = Diagnostic::error("T0001", fail.span, fail.message.clone())
                             .with_label("this expectation failed");
-                        let mut out = String::new();
-                        map.render(&d, &mut out);
-                        for line in out.lines() {
+                        map.render(&d, &mut rendered);
+                    }
+                    if r.passed() {
+                        tally[wi].1 += 1;
+                        if verbose {
+                            say!(
+                                "ok    {label}{name} {}::\"{}\" ({} packets)",
+                                r.policy,
+                                r.name,
+                                r.packets
+                            );
+                        }
+                    } else {
+                        tally[wi].2 += 1;
+                        say!("FAIL  {label}{name} {}::\"{}\"", r.policy, r.name);
+                        for line in rendered.lines() {
                             say!("      {line}");
                         }
                     }
+                    cases.push(JunitCase {
+                        engine: which.name(),
+                        class: format!("{name}::{}", r.policy),
+                        name: r.name.clone(),
+                        failure: (!r.passed()).then_some(rendered),
+                    });
                 }
             }
         }
@@ -348,15 +374,106 @@ pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool) -> u8 {
     for d in &disagreements {
         say!("DISAGREE  {d}");
     }
-    if !disagreements.is_empty() {
-        failed += 1;
+    let mut failed_any = !disagreements.is_empty();
+    for (which, passed, failed) in &tally {
+        say!("{}: {passed} passed, {failed} failed", which.name());
+        failed_any |= *failed > 0;
     }
-    let engine_name = format!("{engine:?}").to_lowercase();
-    say!("{engine_name}: {passed} passed, {failed} failed");
-    if failed > 0 {
+    if let Some(path) = junit {
+        if let Err(e) = std::fs::write(path, junit_xml(&cases, &disagreements)) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            code = code.max(ENV);
+        }
+    }
+    if engine == EngineArg::All {
+        eprintln!(
+            "note: `all` ran eval, emulator and kernel; the JIT engine is not built yet (issue 4)"
+        );
+        code = code.max(ENV);
+    }
+    if failed_any {
         code = code.max(FAILED);
     }
     code
+}
+
+/// An engine the `test` command runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Which {
+    Eval,
+    Emulator,
+    Kernel,
+}
+
+impl Which {
+    fn name(self) -> &'static str {
+        match self {
+            Which::Eval => "eval",
+            Which::Emulator => "emulator",
+            Which::Kernel => "kernel",
+        }
+    }
+}
+
+/// One test's result for JUnit.
+struct JunitCase {
+    engine: &'static str,
+    class: String,
+    name: String,
+    failure: Option<String>,
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// JUnit XML: one test suite per engine, one test case per test block; engine disagreements
+/// are a suite of their own.
+fn junit_xml(cases: &[JunitCase], disagreements: &[String]) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    let mut engines: Vec<&str> = cases.iter().map(|c| c.engine).collect();
+    engines.dedup();
+    for e in engines {
+        let of: Vec<&JunitCase> = cases.iter().filter(|c| c.engine == e).collect();
+        let failures = of.iter().filter(|c| c.failure.is_some()).count();
+        out.push_str(&format!(
+            "  <testsuite name=\"nfcc-{e}\" tests=\"{}\" failures=\"{failures}\">\n",
+            of.len()
+        ));
+        for c in of {
+            out.push_str(&format!(
+                "    <testcase classname=\"{}\" name=\"{}\"",
+                xml_escape(&c.class),
+                xml_escape(&c.name)
+            ));
+            match &c.failure {
+                None => out.push_str("/>\n"),
+                Some(text) => out.push_str(&format!(
+                    ">\n      <failure message=\"expectation failed\">{}</failure>\n    </testcase>\n",
+                    xml_escape(text)
+                )),
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    if !disagreements.is_empty() {
+        out.push_str(&format!(
+            "  <testsuite name=\"nfcc-agreement\" tests=\"{0}\" failures=\"{0}\">\n",
+            disagreements.len()
+        ));
+        for (i, d) in disagreements.iter().enumerate() {
+            out.push_str(&format!(
+                "    <testcase classname=\"agreement\" name=\"disagreement {i}\">\n      <failure message=\"engines disagree\">{}</failure>\n    </testcase>\n",
+                xml_escape(d)
+            ));
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
 }
 
 /// `nfcc import classbench`.
@@ -426,36 +543,59 @@ pub fn not_yet(cmd: &str, issue: u32) -> u8 {
     ENV
 }
 
-/// Runs a policy's tests on the kernel; with `both`, also compares every packet with the
-/// evaluator and records disagreements.
-fn kernel_reports(
+/// Runs a policy's tests on one engine; with `compare`, also holds every packet of the
+/// compiled engine to the evaluator and records disagreements.
+fn engine_reports(
     policy: &nfcc_dsl::checked::Policy,
     name: &str,
     source: &str,
-    engine: EngineArg,
+    which: Which,
+    compare: bool,
     disagreements: &mut Vec<String>,
 ) -> Result<Vec<nfcc_dsl::testing::TestReport>, String> {
+    if which == Which::Eval {
+        return Ok(run_tests(policy, &mut EvalEngine::default()));
+    }
     let single = Program {
         policies: vec![policy.clone()],
     };
-    // Tests run with the virtual clock, so limiters see the same frozen time as the evaluator.
-    let compiled = nfcc_compiler::compile::compile_with(&single, name, source, None, true)
-        .map_err(|d| {
-            format!(
-                "{name}: policy {} cannot run on the kernel yet:\n{}",
-                policy.name,
-                nfcc_dsl::diag::render(name, source, &d)
+    let refused = |d: Vec<Diagnostic>| {
+        format!(
+            "{name}: policy {} cannot be compiled:\n{}",
+            policy.name,
+            nfcc_dsl::diag::render(name, source, &d)
+        )
+    };
+    let mut engine: Box<dyn nfcc_dsl::testing::Engine> = match which {
+        // The emulator runs the object as deployed: its clock is the evaluator's.
+        Which::Emulator => {
+            let compiled =
+                nfcc_compiler::compile::compile(&single, name, source, None).map_err(refused)?;
+            let mut e = nfcc_emulator::engine::EmulatorEngine::new(&compiled, &policy.name)
+                .map_err(|e| format!("{name}: {e}"))?;
+            if policy.offload == Some(nfcc_dsl::checked::Target::Nfp) {
+                e = e.with_profile(nfcc_emulator::Profile::Nfp);
+            }
+            Box::new(e)
+        }
+        // The kernel reads a virtual clock map, so limiters see the evaluator's frozen time.
+        _ => {
+            let compiled = nfcc_compiler::compile::compile_with(&single, name, source, None, true)
+                .map_err(refused)?;
+            Box::new(
+                nfcc_runtime::engine::KernelEngine::new(&compiled, &policy.name)
+                    .map_err(|e| format!("{name}: {e}"))?,
             )
-        })?;
-    let mut kernel = nfcc_runtime::engine::KernelEngine::new(&compiled, &policy.name)
-        .map_err(|e| format!("{name}: {e}"))?;
-    if engine == EngineArg::Both {
-        let (_, _, problems) = nfcc_runtime::engine::compare(policy, &mut kernel);
+        }
+    };
+    if compare {
+        let (_, _, problems) =
+            nfcc_dsl::testing::compare(policy, engine.as_mut(), which == Which::Emulator);
         disagreements.extend(
             problems
                 .into_iter()
-                .map(|p| format!("{name} {}: {p}", policy.name)),
+                .map(|p| format!("{name} {} [{}]: {p}", policy.name, which.name())),
         );
     }
-    Ok(run_tests(policy, &mut kernel))
+    Ok(run_tests(policy, engine.as_mut()))
 }

@@ -50,15 +50,15 @@ pub enum TargetArg {
 pub enum EngineArg {
     /// The reference evaluator (no compilation).
     Eval,
-    /// The compiled program on the rbpf emulator.
+    /// The compiled program on nfcc's emulator (no kernel, no privileges).
     Emulator,
     /// The compiled program on the cranelift JIT.
     Jit,
     /// The compiled program in the kernel (BPF_PROG_TEST_RUN).
     Kernel,
-    /// Emulator and kernel, which must agree packet by packet.
+    /// Emulator and kernel, each held to the evaluator packet by packet.
     Both,
-    /// Every engine.
+    /// Evaluator, emulator and kernel (and the JIT, once built).
     All,
 }
 
@@ -105,11 +105,14 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Which engine runs the packets.
-        #[arg(long, value_enum, default_value = "eval")]
+        #[arg(long, value_enum, default_value = "emulator")]
         engine: EngineArg,
         /// Print every test, not only failures.
         #[arg(long, short)]
         verbose: bool,
+        /// Also write the results as JUnit XML (for CI systems).
+        #[arg(long, value_name = "OUT.xml")]
+        junit: Option<PathBuf>,
     },
     /// Write a BPF ELF object for a policy.
     Compile {
@@ -225,7 +228,8 @@ fn main() -> ExitCode {
             files,
             engine,
             verbose,
-        } => commands::test(&files, engine, verbose),
+            junit,
+        } => commands::test(&files, engine, verbose, junit.as_deref()),
         Command::Import {
             format:
                 ImportFormat::Classbench {

@@ -82,9 +82,21 @@ fn failing_test_exits_3_and_names_the_packet() {
 }
 
 #[test]
-fn examples_pass_on_the_evaluator() {
+fn examples_pass_on_the_emulator_by_default_and_on_the_evaluator() {
     let out = check(
         &["test", "examples/ddos_guard.nf", "examples/edge_ddos.nf"],
+        &[],
+        0,
+    );
+    assert!(out.ends_with("emulator: 9 passed, 0 failed\n"), "{out}");
+    let out = check(
+        &[
+            "test",
+            "examples/ddos_guard.nf",
+            "examples/edge_ddos.nf",
+            "--engine",
+            "eval",
+        ],
         &[],
         0,
     );
@@ -92,9 +104,27 @@ fn examples_pass_on_the_evaluator() {
 }
 
 #[test]
+fn junit_output_lists_every_test_and_its_failure() {
+    let dir = scratch();
+    let xml = dir.join("out.xml");
+    let xml_arg = xml.display().to_string();
+    check_in(
+        &dir,
+        &["test", "{}/f.nf", "--junit", &xml_arg],
+        &[("f.nf", FAILING)],
+        3,
+    );
+    let text = std::fs::read_to_string(&xml).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        text.contains("<testsuite name=\"nfcc-emulator\"") && text.contains("<failure"),
+        "{text}"
+    );
+}
+
+#[test]
 fn engines_and_commands_not_built_yet_exit_2_and_say_so() {
     let out = check(
-        &["test", "examples/ddos_guard.nf", "--engine", "emulator"],
+        &["test", "examples/ddos_guard.nf", "--engine", "jit"],
         &[],
         2,
     );
