@@ -563,6 +563,10 @@ impl Vm<'_, '_> {
     }
 
     fn read(&mut self, pc: usize, addr: u64, len: usize) -> Result<Vec<u8>, EmuError> {
+        // An empty buffer may be NULL (`bpf_csum_diff(NULL, 0, ...)`), as in the kernel.
+        if len == 0 {
+            return Ok(Vec::new());
+        }
         self.mem.read_vec(addr, len).ok_or_else(|| {
             self.fault(
                 pc,
