@@ -25,8 +25,10 @@
 //! trait, one reset per policy so limiter buckets carry over from frame to frame) and on
 //! `nfcc_dsl::eval` (`eval::eval` on a `State`, as `EvalEngine` runs it, so that counters can
 //! be read by key): verdict, deciding rule and emitted bytes must agree, and so must every
-//! counter entry a frame changed. Frames too short for the kernel's test runner are run on
-//! neither engine, so that limiter buckets stay in step. The evaluator's packet metadata is
+//! counter entry a frame changed. The same frames also run on the emulator
+//! (`nfcc_emulator::engine::EmulatorEngine`) with the object as deployed — its
+//! `bpf_ktime_get_ns` is the evaluator's clock — held to the same answers. Frames too short
+//! for the kernel's test runner are run on no engine, so that limiter buckets stay in step. The evaluator's packet metadata is
 //! what `BPF_PROG_TEST_RUN` gives (ifindex 1, the loopback device; queue 0; mark 0).
 //!
 //! A failure prints the file and the verifier log, or the frame and both answers; the failing
@@ -47,6 +49,7 @@ use nfcc_dsl::checked::{
 use nfcc_dsl::eval::{self, Meta, State};
 use nfcc_dsl::testing::{frame_from_literal, hex, Engine};
 use nfcc_dsl::{check_source, CheckOptions, Severity};
+use nfcc_emulator::engine::EmulatorEngine;
 use nfcc_runtime::engine::KernelEngine;
 use nfcc_runtime::{load, ProgKind, RuntimeError};
 use std::fmt::Write as _;
@@ -1656,6 +1659,19 @@ fn run_file(
             policy: policy.name.clone(),
             message: e,
         })?;
+        // The emulator runs the object as deployed (its ktime is the evaluator's clock).
+        let mut emulator =
+            EmulatorEngine::new(&compiled, &policy.name).map_err(|message| Failure::Load {
+                policy: policy.name.clone(),
+                message,
+            })?;
+        if target == Some(Target::Nfp) {
+            emulator = emulator.with_profile(nfcc_emulator::Profile::Nfp);
+        }
+        emulator.reset(policy).map_err(|message| Failure::Load {
+            policy: policy.name.clone(),
+            message,
+        })?;
         for (fi, (literal, frame)) in frames.iter().enumerate() {
             if !kernel.can_run(frame) {
                 // The kernel's test runner refuses frames this short. The evaluator does not
@@ -1678,62 +1694,66 @@ fn run_file(
                     message,
                 }))
             };
-            match kernel.run(policy, frame) {
-                Ok(got)
-                    if got.verdict == want.verdict
-                        && got.rule == want.rule
-                        && got.packet == want.packet => {}
-                Ok(got) => {
-                    let kind = if got.verdict == want.verdict && got.rule == want.rule {
-                        "bytes"
-                    } else {
-                        "verdict"
-                    };
-                    return Err(disagree(kind, format!(
-                        "frame `{literal}` (hex {}): eval says {} by {} out {}, kernel says {} by {} out {}",
-                        hex(frame),
-                        want.verdict,
-                        rule_name(policy, want.rule),
-                        hex(&want.packet),
-                        got.verdict,
-                        rule_name(policy, got.rule),
-                        hex(&got.packet)
-                    )));
-                }
-                Err(e) => {
-                    return Err(disagree(
-                        "engine",
-                        format!(
-                            "frame `{literal}` (hex {}): the kernel engine failed: {e}",
-                            hex(frame)
-                        ),
-                    ))
-                }
-            }
-            // Every counter entry the frame changed in the evaluator must read the same in
-            // the kernel.
-            for (ci, entries) in state.counters.iter().enumerate() {
-                let counter = &policy.counters[ci];
-                for (key, want) in entries {
-                    if counters_before[ci].get(key) == Some(want) {
-                        continue;
+            let engines: [(&str, &mut dyn Engine); 2] =
+                [("kernel", &mut kernel), ("emulator", &mut emulator)];
+            for (ename, engine) in engines {
+                match engine.run(policy, frame) {
+                    Ok(got)
+                        if got.verdict == want.verdict
+                            && got.rule == want.rule
+                            && got.packet == want.packet => {}
+                    Ok(got) => {
+                        let kind = if got.verdict == want.verdict && got.rule == want.rule {
+                            "bytes"
+                        } else {
+                            "verdict"
+                        };
+                        return Err(disagree(kind, format!(
+                            "frame `{literal}` (hex {}): eval says {} by {} out {}, {ename} says {} by {} out {}",
+                            hex(frame),
+                            want.verdict,
+                            rule_name(policy, want.rule),
+                            hex(&want.packet),
+                            got.verdict,
+                            rule_name(policy, got.rule),
+                            hex(&got.packet)
+                        )));
                     }
-                    let scalars = key_scalars(&counter.key, key);
-                    match kernel.counter(policy, CounterId(ci as u32), &scalars) {
-                        Ok(got) if got == *want => {}
-                        Ok(got) => {
-                            return Err(disagree("counter", format!(
-                                "frame `{literal}` (hex {}): counter {}[{}] (packets, bytes): eval says {want:?}, kernel says {got:?}",
-                                hex(frame),
-                                counter.name,
-                                hex(key)
-                            )))
+                    Err(e) => {
+                        return Err(disagree(
+                            "engine",
+                            format!(
+                                "frame `{literal}` (hex {}): the {ename} engine failed: {e}",
+                                hex(frame)
+                            ),
+                        ))
+                    }
+                }
+                // Every counter entry the frame changed in the evaluator must read the same in
+                // the kernel.
+                for (ci, entries) in state.counters.iter().enumerate() {
+                    let counter = &policy.counters[ci];
+                    for (key, want) in entries {
+                        if counters_before[ci].get(key) == Some(want) {
+                            continue;
                         }
-                        Err(e) => {
-                            return Err(disagree("engine", format!(
-                                "frame `{literal}`: cannot read counter {}: {e}",
-                                counter.name
-                            )))
+                        let scalars = key_scalars(&counter.key, key);
+                        match engine.counter(policy, CounterId(ci as u32), &scalars) {
+                            Ok(got) if got == *want => {}
+                            Ok(got) => {
+                                return Err(disagree("counter", format!(
+                                    "frame `{literal}` (hex {}): counter {}[{}] (packets, bytes): eval says {want:?}, {ename} says {got:?}",
+                                    hex(frame),
+                                    counter.name,
+                                    hex(key)
+                                )))
+                            }
+                            Err(e) => {
+                                return Err(disagree("engine", format!(
+                                    "frame `{literal}`: cannot read counter {}: {e}",
+                                    counter.name
+                                )))
+                            }
                         }
                     }
                 }
@@ -2297,7 +2317,7 @@ fn generated_policies_load_and_agree_with_the_evaluator() {
         "verifier property (seed {seed:#x}): {cases} files, {policies} policies \
          ({rules_total} rules, largest {max_rules}), {} programs loaded, max verifier \
          processed insns {max_verified}, max program insns {max_insns}; {} frames compared \
-         on kernel and evaluator ({} too short for the test runner); as NIC code: {nic_programs} \
+         on kernel, emulator and evaluator ({} too short for the test runner); as NIC code: {nic_programs} \
          programs, {nic_compared} frames; {:.1} s",
         totals.programs,
         totals.compared,
