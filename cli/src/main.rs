@@ -23,6 +23,7 @@ macro_rules! say_raw {
 }
 
 mod commands;
+mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -34,6 +35,17 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Engines `nfcc run` can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RunEngineArg {
+    /// The emulator.
+    Emulator,
+    /// The kernel's BPF_PROG_TEST_RUN.
+    Kernel,
+    /// The reference evaluator (.nf input only).
+    Eval,
 }
 
 /// Deployment targets.
@@ -134,11 +146,24 @@ enum Command {
     },
     /// Run packets from a pcap through a policy or object.
     Run {
-        /// The .nf file or object.
+        /// The .nf file or BPF object (.o).
         file: PathBuf,
-        /// Input pcap.
+        /// Input pcap (classic libpcap, Ethernet).
         #[arg(long)]
         pcap: PathBuf,
+        /// The engine: the emulator (no privileges), the kernel (BPF_PROG_TEST_RUN), or the
+        /// reference evaluator (.nf only).
+        #[arg(long, value_enum, default_value = "emulator")]
+        engine: RunEngineArg,
+        /// Write the packets the program lets out (pass, tx, redirect), as emitted.
+        #[arg(long, value_name = "OUT.pcap")]
+        out: Option<PathBuf>,
+        /// Write one JSON line per packet: index, verdict, rule (.nf input), length.
+        #[arg(long, value_name = "OUT.jsonl")]
+        verdicts: Option<PathBuf>,
+        /// The policy (or program) to run when the file holds several.
+        #[arg(long)]
+        policy: Option<String>,
     },
     /// Verify, load and attach a policy on an interface.
     Load {
@@ -246,7 +271,21 @@ fn main() -> ExitCode {
             emit,
             stats,
         } => commands::compile(&file, output, target, emit, stats),
-        Command::Run { .. } => commands::not_yet("run", 4),
+        Command::Run {
+            file,
+            pcap,
+            engine,
+            out,
+            verdicts,
+            policy,
+        } => run::run(&run::RunArgs {
+            file,
+            pcap,
+            engine,
+            out,
+            verdicts,
+            policy,
+        }),
         Command::Load { .. } => commands::not_yet("load", 5),
         Command::Unload { .. } => commands::not_yet("unload", 5),
         Command::Status => commands::not_yet("status", 5),

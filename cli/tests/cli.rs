@@ -255,3 +255,100 @@ fn compile_writes_an_elf_object_and_text_forms() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A pcap of frames built from packet literals (the writer is the emulator's, tested there).
+fn pcap_of(literals: &[&str]) -> Vec<u8> {
+    let records: Vec<nfcc_emulator::pcap::Record> = literals
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let data = nfcc_dsl::testing::frame_from_literal(l).expect("literal");
+            nfcc_emulator::pcap::Record {
+                ts_sec: 1_700_000_000,
+                ts_usec: i as u32,
+                orig_len: data.len() as u32,
+                data,
+            }
+        })
+        .collect();
+    nfcc_emulator::pcap::write(&records)
+}
+
+#[test]
+fn run_replays_a_pcap_with_verdicts_rules_and_emitted_packets() {
+    let dir = scratch();
+    let pcap = pcap_of(&[
+        "ipv4(src=192.0.2.9, dst=10.0.0.1) / udp(dport=80)",
+        "ipv4(src=10.1.2.3, dst=10.0.0.1) / tcp(dport=22)",
+        "ipv6() / udp()",
+        "ipv4(src=172.16.0.1, dst=10.0.0.1) / tcp(dport=22)",
+    ]);
+    std::fs::write(dir.join("in.pcap"), pcap).expect("write pcap");
+    let d = dir.display().to_string();
+    for engine in ["emulator", "eval"] {
+        let out = check_in(
+            &dir,
+            &[
+                "run",
+                "examples/ddos_guard.nf",
+                "--pcap",
+                "{}/in.pcap",
+                "--engine",
+                engine,
+                "--verdicts",
+                "{}/v.jsonl",
+                "--out",
+                "{}/out.pcap",
+            ],
+            &[],
+            0,
+        );
+        assert!(out.contains("4 packets, 1 emitted"), "{engine}: {out}");
+        let lines = std::fs::read_to_string(format!("{d}/v.jsonl")).expect("verdicts");
+        assert_eq!(
+            lines,
+            "{\"index\":0,\"verdict\":\"drop\",\"rule\":\"blocklist\",\"len\":42}\n\
+             {\"index\":1,\"verdict\":\"pass\",\"rule\":\"default\",\"len\":54}\n\
+             {\"index\":2,\"verdict\":\"drop\",\"rule\":\"no_ipv6\",\"len\":62}\n\
+             {\"index\":3,\"verdict\":\"drop\",\"rule\":\"ssh_lan\",\"len\":54}\n",
+            "{engine}"
+        );
+        let emitted = std::fs::read(format!("{d}/out.pcap")).expect("out pcap");
+        let recs = nfcc_emulator::pcap::read(&emitted).expect("a pcap");
+        assert_eq!(recs.len(), 1, "{engine}");
+    }
+}
+
+#[test]
+fn run_refuses_bad_inputs_with_one_clear_line() {
+    let dir = scratch();
+    std::fs::write(dir.join("in.pcap"), pcap_of(&["ipv4() / udp()"])).expect("write");
+    std::fs::write(dir.join("not.pcap"), "hello").expect("write");
+    std::fs::write(dir.join("trunc.o"), b"\x7fELF\x02\x01\x01").expect("write");
+    let out = check_in(
+        &dir,
+        &["run", "examples/ddos_guard.nf", "--pcap", "{}/not.pcap"],
+        &[],
+        1,
+    );
+    assert!(out.contains("not a pcap file"), "{out}");
+    let out = check_in(&dir, &["run", "{}/trunc.o", "--pcap", "{}/in.pcap"], &[], 1);
+    assert!(out.contains("cannot read the object"), "{out}");
+    let out = check_in(&dir, &["run", "/bin/sh", "--pcap", "{}/in.pcap"], &[], 1);
+    assert!(out.contains("not eBPF"), "{out}");
+    let two = "policy a on xdp {\n  default pass\n}\npolicy b on xdp {\n  default drop\n}\n";
+    let out = check_in(
+        &dir,
+        &["run", "{}/two.nf", "--pcap", "{}/in.pcap"],
+        &[("two.nf", two)],
+        1,
+    );
+    assert!(out.contains("choose one with --policy"), "{out}");
+    let out = check_in(
+        &dir,
+        &["run", "{}/two.nf", "--pcap", "{}/in.pcap", "--policy", "b"],
+        &[("two.nf", two)],
+        0,
+    );
+    assert!(out.contains("default                  drop"), "{out}");
+}

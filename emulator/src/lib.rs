@@ -18,6 +18,7 @@
 
 pub mod engine;
 pub mod maps;
+pub mod pcap;
 pub mod vm;
 
 use maps::{EmuMap, MapKind};
@@ -161,6 +162,16 @@ impl Emulator {
     /// Loads every XDP and TC program of an ELF object, with fresh maps (globals initialised
     /// from their sections).
     pub fn load(object: &[u8]) -> Result<Emulator, EmuError> {
+        // e_machine 247 is EM_BPF; anything else is some other architecture's object.
+        match object.get(..20) {
+            Some(h) if h.starts_with(b"\x7fELF") && u16::from_le_bytes([h[18], h[19]]) != 247 => {
+                return Err(EmuError::Parse(format!(
+                    "an ELF file for machine {}, not eBPF (247); compile with `clang -target bpf`",
+                    u16::from_le_bytes([h[18], h[19]])
+                )))
+            }
+            _ => {}
+        }
         let mut obj = aya_obj::Object::parse(object).map_err(|e| EmuError::Parse(e.to_string()))?;
         let mut names: Vec<String> = obj.maps.keys().cloned().collect();
         names.sort();
