@@ -108,9 +108,7 @@ pub fn read(bytes: &[u8]) -> Result<Vec<Record>, PcapError> {
 /// Writes records as a little-endian, microsecond, Ethernet pcap file.
 pub fn write(records: &[Record]) -> Vec<u8> {
     let mut out = Vec::new();
-    for w in [0xa1b2_c3d4u32] {
-        out.extend_from_slice(&w.to_le_bytes());
-    }
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
     out.extend_from_slice(&4u16.to_le_bytes());
     out.extend_from_slice(&0i32.to_le_bytes());
