@@ -159,9 +159,12 @@ impl Runner for KernelPolicy {
     }
 }
 
+/// Runs a frame at a time (nanoseconds) and gives r0 and the emitted bytes.
+type RunFn = Box<dyn FnMut(&[u8], u64) -> Result<(u64, Vec<u8>), String>>;
+
 /// Any object's program: verdicts from the return value only.
 struct Bare {
-    run: Box<dyn FnMut(&[u8], u64) -> Result<(u64, Vec<u8>), String>>,
+    run: RunFn,
     hook: nfcc_emulator::Hook,
 }
 
@@ -222,7 +225,7 @@ fn runner(a: &RunArgs, bytes: &[u8]) -> Result<Box<dyn Runner>, (u8, String)> {
         let emu = Emulator::load(bytes).map_err(|e| input(format!("{}: {e}", a.file.display())))?;
         let name = choose(&emu.programs(), a.policy.as_deref(), "program").map_err(input)?;
         let hook = emu.hook(&name).unwrap_or(nfcc_emulator::Hook::Xdp);
-        let run: Box<dyn FnMut(&[u8], u64) -> Result<(u64, Vec<u8>), String>> = match a.engine {
+        let run: RunFn = match a.engine {
             RunEngineArg::Kernel => {
                 let kind = if hook == nfcc_emulator::Hook::Xdp {
                     nfcc_runtime::ProgKind::Xdp
