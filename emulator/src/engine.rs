@@ -18,6 +18,8 @@ pub struct EmulatorEngine {
     object: Vec<u8>,
     program: CompiledProgram,
     emu: Option<Emulator>,
+    /// The object loaded with its maps filled, copied for every test.
+    pristine: Option<Emulator>,
     /// The environment every test starts with (interface, profile, FIB).
     pub env: Env,
 }
@@ -35,6 +37,7 @@ impl EmulatorEngine {
             object: compiled.object.clone(),
             program,
             emu: None,
+            pristine: None,
             env: Env::default(),
         })
     }
@@ -85,15 +88,20 @@ impl Engine for EmulatorEngine {
     }
 
     fn reset(&mut self, policy: &Policy) -> Result<(), String> {
-        let mut emu = Emulator::load(&self.object).map_err(|e| e.to_string())?;
+        // The object is read and its maps filled once; every test starts from a copy.
+        if self.pristine.is_none() {
+            let mut emu = Emulator::load(&self.object).map_err(|e| e.to_string())?;
+            for (map, entries) in &self.program.maps {
+                for (k, v) in entries {
+                    emu.map_update(&map.name, k, v).map_err(|e| e.to_string())?;
+                }
+            }
+            self.pristine = Some(emu);
+        }
+        let mut emu = self.pristine.clone().ok_or("the object is not loaded")?;
         emu.env = self.env.clone();
         // The evaluator's clock: it starts at 1 s and stands still within a test.
         emu.env.clock_ns = State::new(policy).now_ns;
-        for (map, entries) in &self.program.maps {
-            for (k, v) in entries {
-                emu.map_update(&map.name, k, v).map_err(|e| e.to_string())?;
-            }
-        }
         self.emu = Some(emu);
         Ok(())
     }
