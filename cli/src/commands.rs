@@ -265,14 +265,8 @@ pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool, junit: Option<&
         EngineArg::Emulator => vec![Which::Emulator],
         EngineArg::Kernel => vec![Which::Kernel],
         EngineArg::Both => vec![Which::Emulator, Which::Kernel],
-        EngineArg::All => vec![Which::Eval, Which::Emulator, Which::Kernel],
-        EngineArg::Jit => {
-            eprintln!(
-                "error: the jit engine is not available in this build: the cranelift JIT is \
-                 tracked in issue 4; use `--engine emulator`, `eval`, `kernel` or `both`"
-            );
-            return ENV;
-        }
+        EngineArg::All => vec![Which::Eval, Which::Emulator, Which::Jit, Which::Kernel],
+        EngineArg::Jit => vec![Which::Jit],
     };
     if engines.contains(&Which::Kernel) {
         if let Err(why) = nfcc_runtime::can_load_bpf() {
@@ -385,12 +379,6 @@ pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool, junit: Option<&
             code = code.max(ENV);
         }
     }
-    if engine == EngineArg::All {
-        eprintln!(
-            "note: `all` ran eval, emulator and kernel; the JIT engine is not built yet (issue 4)"
-        );
-        code = code.max(ENV);
-    }
     if failed_any {
         code = code.max(FAILED);
     }
@@ -402,6 +390,7 @@ pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool, junit: Option<&
 enum Which {
     Eval,
     Emulator,
+    Jit,
     Kernel,
 }
 
@@ -410,6 +399,7 @@ impl Which {
         match self {
             Which::Eval => "eval",
             Which::Emulator => "emulator",
+            Which::Jit => "jit",
             Which::Kernel => "kernel",
         }
     }
@@ -568,18 +558,21 @@ fn engine_reports(
     };
     let mut engine: Box<dyn nfcc_dsl::testing::Engine> = match which {
         // The emulator runs the object as deployed: its clock is the evaluator's.
-        Which::Emulator => {
+        Which::Emulator | Which::Jit => {
             let compiled =
                 nfcc_compiler::compile::compile(&single, name, source, None).map_err(refused)?;
             let mut e = nfcc_emulator::engine::EmulatorEngine::new(&compiled, &policy.name)
                 .map_err(|e| format!("{name}: {e}"))?;
+            if which == Which::Jit {
+                e = e.with_jit();
+            }
             if policy.offload == Some(nfcc_dsl::checked::Target::Nfp) {
                 e = e.with_profile(nfcc_emulator::Profile::Nfp);
             }
             Box::new(e)
         }
         // The kernel reads a virtual clock map, so limiters see the evaluator's frozen time.
-        _ => {
+        Which::Eval | Which::Kernel => {
             let compiled = nfcc_compiler::compile::compile_with(&single, name, source, None, true)
                 .map_err(refused)?;
             Box::new(
@@ -589,8 +582,11 @@ fn engine_reports(
         }
     };
     if compare {
-        let (_, _, problems) =
-            nfcc_dsl::testing::compare(policy, engine.as_mut(), which == Which::Emulator);
+        let (_, _, problems) = nfcc_dsl::testing::compare(
+            policy,
+            engine.as_mut(),
+            matches!(which, Which::Emulator | Which::Jit),
+        );
         disagreements.extend(
             problems
                 .into_iter()

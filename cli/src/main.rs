@@ -64,13 +64,13 @@ pub enum EngineArg {
     Eval,
     /// The compiled program on nfcc's emulator (no kernel, no privileges).
     Emulator,
-    /// The compiled program on the cranelift JIT.
+    /// The compiled program as native code from nfcc's cranelift JIT.
     Jit,
     /// The compiled program in the kernel (BPF_PROG_TEST_RUN).
     Kernel,
     /// Emulator and kernel, each held to the evaluator packet by packet.
     Both,
-    /// Evaluator, emulator and kernel (and the JIT, once built).
+    /// Evaluator, emulator, JIT and kernel.
     All,
 }
 

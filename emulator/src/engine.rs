@@ -22,6 +22,8 @@ pub struct EmulatorEngine {
     pristine: Option<Emulator>,
     /// The environment every test starts with (interface, profile, FIB).
     pub env: Env,
+    /// Run the JIT's native code instead of the interpreter.
+    pub jit: bool,
 }
 
 impl EmulatorEngine {
@@ -39,7 +41,26 @@ impl EmulatorEngine {
             emu: None,
             pristine: None,
             env: Env::default(),
+            jit: false,
         })
+    }
+
+    /// A fresh engine for the same program and environment.
+    pub fn clone_engine(&self) -> EmulatorEngine {
+        EmulatorEngine {
+            object: self.object.clone(),
+            program: self.program.clone(),
+            emu: None,
+            pristine: None,
+            env: self.env.clone(),
+            jit: self.jit,
+        }
+    }
+
+    /// The same engine running the JIT's native code.
+    pub fn with_jit(mut self) -> EmulatorEngine {
+        self.jit = true;
+        self
     }
 
     /// The same engine with NIC semantics.
@@ -76,7 +97,11 @@ impl EmulatorEngine {
 
 impl Engine for EmulatorEngine {
     fn name(&self) -> &str {
-        "emulator"
+        if self.jit {
+            "jit"
+        } else {
+            "emulator"
+        }
     }
 
     fn meta(&self) -> Meta {
@@ -96,6 +121,10 @@ impl Engine for EmulatorEngine {
                     emu.map_update(&map.name, k, v).map_err(|e| e.to_string())?;
                 }
             }
+            if self.jit {
+                emu.jit_compile(&self.program.name)
+                    .map_err(|e| e.to_string())?;
+            }
             self.pristine = Some(emu);
         }
         let mut emu = self.pristine.clone().ok_or("the object is not loaded")?;
@@ -109,7 +138,14 @@ impl Engine for EmulatorEngine {
     fn run(&mut self, policy: &Policy, frame: &[u8]) -> Result<Outcome, String> {
         let before = self.stats(policy.rules.len())?;
         let name = self.program.name.clone();
-        let out = self.emu()?.run(&name, frame).map_err(|e| e.to_string())?;
+        let jit = self.jit;
+        let emu = self.emu()?;
+        let out = if jit {
+            emu.run_jit(&name, frame)
+        } else {
+            emu.run(&name, frame)
+        }
+        .map_err(|e| e.to_string())?;
         let after = self.stats(policy.rules.len())?;
         let decided: Vec<usize> = (0..before.len())
             .filter(|&i| after[i] != before[i])

@@ -17,6 +17,7 @@
 //! run, and `XDP_REDIRECT` becomes `XDP_ABORTED`.
 
 pub mod engine;
+pub mod jit;
 pub mod maps;
 pub mod pcap;
 pub mod vm;
@@ -140,6 +141,9 @@ pub enum EmuError {
     /// No map of that name.
     #[error("no map `{0}`")]
     NoMap(String),
+    /// The JIT could not compile the program.
+    #[error("the JIT cannot compile this program: {0}")]
+    Jit(String),
 }
 
 /// A loaded program.
@@ -153,6 +157,8 @@ struct Prog {
 #[derive(Clone, Debug)]
 pub struct Emulator {
     programs: HashMap<String, Prog>,
+    /// Programs compiled by the JIT, on first use.
+    jitted: HashMap<String, std::sync::Arc<jit::JitProgram>>,
     maps: Vec<EmuMap>,
     /// What runs see; change it between runs (clock, FIB, interface, profile).
     pub env: Env,
@@ -234,6 +240,7 @@ impl Emulator {
         }
         Ok(Emulator {
             programs,
+            jitted: HashMap::new(),
             maps,
             env: Env::default(),
         })
@@ -260,6 +267,47 @@ impl Emulator {
             ));
         };
         vm::run(&p.insns, p.hook, &mut self.maps, &mut self.env, frame)
+    }
+
+    /// Runs `program` on `frame` as native code from the JIT (compiled on first use), over the
+    /// same checked machine as [`Emulator::run`].
+    pub fn run_jit(&mut self, program: &str, frame: &[u8]) -> Result<RunOutput, EmuError> {
+        let code = self.jit_compile(program)?;
+        let Some(p) = self.programs.get(program) else {
+            return Err(EmuError::NoProgram(
+                program.to_string(),
+                self.programs().join(", "),
+            ));
+        };
+        vm::run_with(
+            &p.insns,
+            p.hook,
+            &mut self.maps,
+            &mut self.env,
+            frame,
+            |m| code.exec(m),
+        )
+    }
+
+    /// Compiles `program` with the JIT now (copies of this emulator share the code).
+    pub fn jit_compile(
+        &mut self,
+        program: &str,
+    ) -> Result<std::sync::Arc<jit::JitProgram>, EmuError> {
+        if let Some(c) = self.jitted.get(program) {
+            return Ok(c.clone());
+        }
+        let Some(p) = self.programs.get(program) else {
+            return Err(EmuError::NoProgram(
+                program.to_string(),
+                self.programs().join(", "),
+            ));
+        };
+        let c = std::sync::Arc::new(
+            jit::JitProgram::compile(&p.insns).map_err(|e| EmuError::Jit(e.to_string()))?,
+        );
+        self.jitted.insert(program.to_string(), c.clone());
+        Ok(c)
     }
 
     fn map_mut(&mut self, name: &str) -> Result<&mut EmuMap, EmuError> {

@@ -186,6 +186,19 @@ pub fn run(
     env: &mut Env,
     frame: &[u8],
 ) -> Result<RunOutput, EmuError> {
+    run_with(insns, hook, maps, env, frame, |vm| vm.exec())
+}
+
+/// Sets up a run's memory and context, executes it with `exec` (the interpreter, or JIT code
+/// working on the same machine state), and collects the result.
+pub(crate) fn run_with(
+    insns: &[Ins],
+    hook: Hook,
+    maps: &mut [EmuMap],
+    env: &mut Env,
+    frame: &[u8],
+    exec: impl FnOnce(&mut Vm<'_, '_>) -> Result<u64, EmuError>,
+) -> Result<RunOutput, EmuError> {
     let mut pkt = vec![0u8; HEADROOM + frame.len() + TAILROOM];
     pkt[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
     let mut mem = Mem {
@@ -229,7 +242,7 @@ pub fn run(
         redirect: None,
         executed: 0,
     };
-    let r0 = vm.exec()?;
+    let r0 = exec(&mut vm)?;
     let retval = match (vm.env.profile, hook) {
         // The NIC cannot redirect; the driver drops such packets (XDP_ABORTED).
         (Profile::Nfp, Hook::Xdp) if r0 == 4 => 0,
@@ -249,15 +262,16 @@ pub fn run(
     })
 }
 
-struct Vm<'a, 'm> {
+/// The machine state of one run: memory, environment, registers.
+pub(crate) struct Vm<'a, 'm> {
     insns: &'a [Ins],
     mem: Mem<'m>,
     env: &'a mut Env,
-    regs: [u64; 11],
+    pub(crate) regs: [u64; 11],
     /// Return address and saved r6–r9 of each bpf-to-bpf call.
     frames: Vec<(usize, [u64; 4])>,
     redirect: Option<u32>,
-    executed: u64,
+    pub(crate) executed: u64,
 }
 
 fn sx(v: u64, bits: u32) -> u64 {
@@ -266,7 +280,7 @@ fn sx(v: u64, bits: u32) -> u64 {
 }
 
 impl Vm<'_, '_> {
-    fn fault(&self, pc: usize, what: impl Into<String>) -> EmuError {
+    pub(crate) fn fault(&self, pc: usize, what: impl Into<String>) -> EmuError {
         EmuError::Fault {
             insn: pc,
             what: what.into(),
@@ -275,6 +289,48 @@ impl Vm<'_, '_> {
 
     fn frame_top(&self) -> u64 {
         STACK_BASE + (FRAME * (MAX_FRAMES - self.frames.len())) as u64
+    }
+
+    /// The program's length in instructions.
+    pub(crate) fn insns_len(&self) -> usize {
+        self.insns.len()
+    }
+
+    /// A load for JIT code: the value, or the fault.
+    pub(crate) fn jit_load(&mut self, pc: usize, addr: u64, size: usize) -> Result<u64, EmuError> {
+        self.mem.load(addr, size).ok_or_else(|| {
+            self.fault(
+                pc,
+                format!("load of {size} bytes at {addr:#x} outside any object"),
+            )
+        })
+    }
+
+    /// A store for JIT code.
+    pub(crate) fn jit_store(
+        &mut self,
+        pc: usize,
+        addr: u64,
+        size: usize,
+        v: u64,
+    ) -> Result<(), EmuError> {
+        self.mem.store(addr, size, v).ok_or_else(|| {
+            self.fault(
+                pc,
+                format!("store of {size} bytes at {addr:#x} outside any writable object"),
+            )
+        })
+    }
+
+    /// An atomic for JIT code: registers `src` and r0 are read from and written to `regs`.
+    pub(crate) fn jit_atomic(&mut self, pc: usize, addr: u64) -> Result<(), EmuError> {
+        let i = self.insns[pc];
+        self.atomic(pc, i, addr, size_of(i.code))
+    }
+
+    /// A helper call for JIT code: arguments in `regs[1..6]`, the result returned.
+    pub(crate) fn jit_helper(&mut self, pc: usize, id: i32) -> Result<u64, EmuError> {
+        self.helper(pc, id)
     }
 
     fn exec(&mut self) -> Result<u64, EmuError> {

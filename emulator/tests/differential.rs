@@ -6,7 +6,7 @@
 
 use nfcc_compiler::compile::compile;
 use nfcc_dsl::checked::{Program, Target};
-use nfcc_dsl::testing::compare;
+use nfcc_dsl::testing::{compare, Engine};
 use nfcc_dsl::{check_source, CheckOptions};
 use nfcc_emulator::engine::EmulatorEngine;
 use nfcc_emulator::Profile;
@@ -58,15 +58,19 @@ fn emulator_agrees_with_the_evaluator_on_every_test_packet() {
             };
             let compiled = compile(&single, &name, &source, Some(Target::Host))
                 .unwrap_or_else(|e| panic!("{name}:{}: {e:?}", policy.name));
-            let mut emu = EmulatorEngine::new(&compiled, &policy.name)
+            let emu = EmulatorEngine::new(&compiled, &policy.name)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
-            let (n, _, p) = compare(policy, &mut emu, true);
+            // The interpreter and the JIT, each held to the evaluator.
+            for mut engine in [emu.clone_engine(), emu.with_jit()] {
+                let (n, _, p) = compare(policy, &mut engine, true);
+                packets += n;
+                let which = engine.name().to_string();
+                problems.extend(
+                    p.into_iter()
+                        .map(|p| format!("{name}:{} ({which}): {p}", policy.name)),
+                );
+            }
             policies += 1;
-            packets += n;
-            problems.extend(
-                p.into_iter()
-                    .map(|p| format!("{name}:{}: {p}", policy.name)),
-            );
 
             // The same policy as NIC code, where the NIC can run it.
             let text = alone(&source, &program, &policy.name);
@@ -90,21 +94,24 @@ fn emulator_agrees_with_the_evaluator_on_every_test_packet() {
                 Err(e) if e.iter().all(|d| d.code == "E0203") => continue,
                 Err(e) => panic!("{name}:{} (nfp): {e:?}", policy.name),
             };
-            let mut emu = EmulatorEngine::new(&compiled, &nic.name)
+            let emu = EmulatorEngine::new(&compiled, &nic.name)
                 .unwrap_or_else(|e| panic!("{name}: {e}"))
                 .with_profile(Profile::Nfp);
-            let (n, _, p) = compare(&nic, &mut emu, true);
+            for mut engine in [emu.clone_engine(), emu.with_jit()] {
+                let (n, _, p) = compare(&nic, &mut engine, true);
+                packets += n;
+                let which = engine.name().to_string();
+                problems.extend(
+                    p.into_iter()
+                        .map(|p| format!("{name}:{} (nfp, {which}): {p}", policy.name)),
+                );
+            }
             nic_policies += 1;
-            packets += n;
-            problems.extend(
-                p.into_iter()
-                    .map(|p| format!("{name}:{} (nfp): {p}", policy.name)),
-            );
         }
     }
     eprintln!(
-        "emulator differential: {policies} policies as host code, {nic_policies} as NIC code, \
-         {packets} packets"
+        "emulator differential: {policies} policies as host code (interpreter and JIT), \
+         {nic_policies} as NIC code, {packets} packets"
     );
     assert!(policies >= 30, "too few policies: {policies}");
     assert!(

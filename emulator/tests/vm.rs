@@ -1,6 +1,7 @@
 //! The interpreter on hand-written programs: arithmetic corner cases the kernel defines
 //! (division by zero, 32-bit wrap and zero extension, signed forms, byte swaps), atomics,
-//! bpf-to-bpf calls, and the memory model's refusals (every access checked whole, read-only
+//! bpf-to-bpf calls, and the memory model's refusals — each program on the interpreter and on
+//! the JIT, which must agree (every access checked whole, read-only
 //! context, the instruction budget, the NIC profile).
 
 use nfcc_compiler::bpf::{Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R6};
@@ -12,6 +13,8 @@ fn decode(prog: &[Insn]) -> Vec<Ins> {
     prog.iter().map(|i| Ins::decode(&i.encode())).collect()
 }
 
+/// Runs a program on the interpreter and on the JIT (with copies of the maps and
+/// environment): both must give the same result, which is returned.
 fn exec(
     prog: &[Insn],
     hook: Hook,
@@ -19,9 +22,31 @@ fn exec(
     env: &mut Env,
     frame: &[u8],
 ) -> Result<RunOutput, EmuError> {
-    run(&decode(prog), hook, maps, env, frame)
+    let insns = decode(prog);
+    let (mut maps2, mut env2) = (maps.to_vec(), env.clone());
+    let jit = nfcc_emulator::jit::run(&insns, hook, &mut maps2, &mut env2, frame);
+    let interp = run(&insns, hook, maps, env, frame);
+    match (&interp, &jit) {
+        (Ok(a), Ok(b)) => assert_eq!(
+            (a.retval, &a.data, a.mark),
+            (b.retval, &b.data, b.mark),
+            "interpreter and JIT differ on {prog:?}"
+        ),
+        (Err(a), Err(b)) => assert_eq!(
+            std::mem::discriminant(a),
+            std::mem::discriminant(b),
+            "interpreter: {a}, JIT: {b}"
+        ),
+        // The JIT leaves bpf-to-bpf calls to the interpreter, and says so.
+        (Ok(_), Err(EmuError::Jit(m))) if m.contains("bpf-to-bpf") => return interp,
+        _ => panic!("interpreter {interp:?} but JIT {jit:?} on {prog:?}"),
+    }
+    assert_eq!(
+        maps.iter().map(|m| &m.slab).collect::<Vec<_>>(),
+        maps2.iter().map(|m| &m.slab).collect::<Vec<_>>()
+    );
+    interp
 }
-
 /// Runs `body` followed by `exit` on XDP and returns r0, panicking on a fault.
 fn r0(body: &[Insn]) -> u64 {
     let mut p = body.to_vec();

@@ -1,7 +1,7 @@
 //! The differential fuzzer over the examples: random and structured packets — every
 //! truncation point of every header, IPv4 options and fragments, QinQ, IPv6 extension chains,
-//! bad lengths and random byte flips — through the reference evaluator, the emulator and the
-//! kernel. Verdict, deciding rule, emitted bytes (and, between evaluator and emulator, the skb
+//! bad lengths and random byte flips — through the reference evaluator, the emulator's
+//! interpreter, its JIT and the kernel. Verdict, deciding rule, emitted bytes (and, between evaluator and emulator, the skb
 //! mark) must agree on every packet. A disagreement fails the test with the policy, the packet
 //! in hex and each engine's answer, and is saved under `tests/regressions/` as the example with
 //! a test block replaying that packet (which `saved_regressions_still_pass` keeps running).
@@ -238,6 +238,9 @@ fn examples_agree_on_random_and_structured_packets_across_engines() {
                 compile(&single, &name, &source, None).unwrap_or_else(|e| panic!("{e:?}"));
             let mut emu =
                 EmulatorEngine::new(&deployed, &policy.name).unwrap_or_else(|e| panic!("{e}"));
+            let mut jit = EmulatorEngine::new(&deployed, &policy.name)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .with_jit();
             let mut kernel = if kernel_ok {
                 let tested = compile_with(&single, &name, &source, None, true)
                     .unwrap_or_else(|e| panic!("{e:?}"));
@@ -251,6 +254,7 @@ fn examples_agree_on_random_and_structured_packets_across_engines() {
                 let meta = emu.meta();
                 let mut state = State::new(policy);
                 emu.reset(policy).unwrap_or_else(|e| panic!("{e}"));
+                jit.reset(policy).unwrap_or_else(|e| panic!("{e}"));
                 if let Some(k) = kernel.as_mut() {
                     k.reset(policy).unwrap_or_else(|e| panic!("{e}"));
                 }
@@ -279,6 +283,20 @@ fn examples_agree_on_random_and_structured_packets_across_engines() {
                             Err(e) => {
                                 bad = true;
                                 answers.push(format!("emulator: failed: {e}"));
+                            }
+                        }
+                        match jit.run(policy, &frame) {
+                            Ok(got) => {
+                                bad |= got.verdict != want.verdict
+                                    || got.rule != want.rule
+                                    || got.packet != want.packet
+                                    || got.mark.unwrap_or(meta.mark)
+                                        != want.mark.unwrap_or(meta.mark);
+                                answers.push(format!("jit: {}", answer(&got)));
+                            }
+                            Err(e) => {
+                                bad = true;
+                                answers.push(format!("jit: failed: {e}"));
                             }
                         }
                         if let Some(k) = kernel.as_mut() {
@@ -312,8 +330,8 @@ fn examples_agree_on_random_and_structured_packets_across_engines() {
         }
     }
     eprintln!(
-        "fuzz: {packets} packets across {} examples on evaluator and emulator, {kernel_packets} \
-         also on the kernel, in {:.1} s",
+        "fuzz: {packets} packets across {} examples on evaluator, emulator and JIT, \
+         {kernel_packets} also on the kernel, in {:.1} s",
         files.len(),
         started.elapsed().as_secs_f64()
     );
