@@ -1,5 +1,5 @@
-//! Emulator speed on the examples: criterion times the interpreter running each example's
-//! test-block frames (packets per second), and the same frames' kernel `BPF_PROG_TEST_RUN`
+//! Emulator speed on the examples: criterion times the interpreter and the JIT running each
+//! example's test-block frames (packets per second), and the same frames' kernel `BPF_PROG_TEST_RUN`
 //! time per packet (the kernel's JITed code, timed by the kernel) is printed in the same run,
 //! so the ratio compares figures taken together. The kernel part needs CAP_BPF and says when
 //! it is skipped.
@@ -69,10 +69,19 @@ fn bench_emulator(c: &mut Criterion) {
     for (name, compiled, frames) in &cases {
         let mut emu = loaded_emulator(compiled);
         g.throughput(Throughput::Elements(frames.len() as u64));
-        g.bench_function(name.as_str(), |b| {
+        g.bench_function(format!("{name}/interpreter"), |b| {
             b.iter(|| {
                 for f in frames {
                     let _ = emu.run(name, f);
+                }
+            })
+        });
+        let mut jit = loaded_emulator(compiled);
+        jit.jit_compile(name).unwrap_or_else(|e| panic!("{e}"));
+        g.bench_function(format!("{name}/jit"), |b| {
+            b.iter(|| {
+                for f in frames {
+                    let _ = jit.run_jit(name, f);
                 }
             })
         });

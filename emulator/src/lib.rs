@@ -13,6 +13,8 @@
 //! instructions, which NIC code (statistics by atomic add) depends on. The interpreter here
 //! has its own address space instead (see [`vm`]), checks every access whole, and implements
 //! the full instruction set the kernel's verifier accepts for these program types.
+//! [`jit`] compiles programs to native code with cranelift over the same machine state, for
+//! speed; the interpreter stays the reference the JIT is tested against.
 //! [`Profile::Nfp`] runs a program with the NIC's semantics: helpers the NIC lacks stop the
 //! run, and `XDP_REDIRECT` becomes `XDP_ABORTED`.
 
