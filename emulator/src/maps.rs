@@ -7,6 +7,27 @@
 //! gives that one value, which is also what a sum over CPUs gives.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: keys are a few bytes, and SipHash's setup costs more than the key.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Index = HashMap<Vec<u8>, usize, BuildHasherDefault<Fnv>>;
 
 /// The kinds of map the emulator implements (kernel `BPF_MAP_TYPE_*` numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +131,9 @@ pub struct EmuMap {
     /// The values, `max_entries` slots of `value_size` bytes.
     pub slab: Vec<u8>,
     /// Hash kinds: key to slot.
-    index: HashMap<Vec<u8>, usize>,
+    index: Index,
+    /// LPM tries: how many entries have each prefix length, so lookups probe only those.
+    lpm_lengths: Vec<u32>,
     /// Hash kinds: free slots.
     free: Vec<usize>,
     /// LRU kinds: last use of each slot (a counter), for eviction.
@@ -137,7 +160,8 @@ impl EmuMap {
             value_size,
             max_entries,
             slab: vec![0; slots * value_size],
-            index: HashMap::new(),
+            index: Index::default(),
+            lpm_lengths: vec![0; key_size.saturating_sub(4) * 8 + 1],
             free: (0..slots).rev().collect(),
             used: vec![0; slots],
             tick: 0,
@@ -151,13 +175,16 @@ impl EmuMap {
         (i < self.max_entries).then_some(i)
     }
 
-    /// The LPM trie's longest matching entry for a `{prefix length, data}` key.
+    /// The LPM trie's longest matching entry for a `{prefix length, data}` key: a probe per
+    /// prefix length present, longest first.
     fn lpm_find(&self, key: &[u8]) -> Option<usize> {
         let data = key.get(4..)?;
         let max = (data.len() * 8).min(u32::from_le_bytes(key[..4].try_into().ok()?) as usize);
-        (0..=max)
-            .rev()
-            .find_map(|len| self.index.get(&lpm_key(len, data)).copied())
+        let mut probe = Vec::with_capacity(key.len());
+        (0..=max).rev().filter(|&l| self.lpm_lengths.get(l).is_some_and(|n| *n > 0)).find_map(|len| {
+            lpm_key_into(len, data, &mut probe);
+            self.index.get(&probe).copied()
+        })
     }
 
     /// The slot holding `key`'s value, if present.
@@ -220,6 +247,12 @@ impl EmuMap {
                         }
                         None => return Err(MapError::Full),
                     };
+                    if self.kind == MapKind::LpmTrie {
+                        let len = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]) as usize;
+                        if let Some(n) = self.lpm_lengths.get_mut(len) {
+                            *n += 1;
+                        }
+                    }
                     self.index.insert(stored, s);
                     s
                 }
@@ -255,6 +288,12 @@ impl EmuMap {
             key.to_vec()
         };
         let slot = self.index.remove(&stored).ok_or(MapError::NotFound)?;
+        if self.kind == MapKind::LpmTrie {
+            let len = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]) as usize;
+            if let Some(n) = self.lpm_lengths.get_mut(len) {
+                *n = n.saturating_sub(1);
+            }
+        }
         self.slab[slot * self.value_size..(slot + 1) * self.value_size].fill(0);
         self.free.push(slot);
         Ok(())
@@ -273,16 +312,19 @@ impl EmuMap {
 
 /// An LPM key with the bits past `len` cleared, so equal prefixes compare equal.
 fn lpm_key(len: usize, data: &[u8]) -> Vec<u8> {
-    let mut k = (len as u32).to_le_bytes().to_vec();
+    let mut k = Vec::with_capacity(4 + data.len());
+    lpm_key_into(len, data, &mut k);
+    k
+}
+
+/// [`lpm_key`] into a reused buffer.
+fn lpm_key_into(len: usize, data: &[u8], k: &mut Vec<u8>) {
+    k.clear();
+    k.extend_from_slice(&(len as u32).to_le_bytes());
     for (i, b) in data.iter().enumerate() {
         let keep = len.saturating_sub(i * 8).min(8);
-        k.push(if keep == 0 {
-            0
-        } else {
-            b & (0xffu8 << (8 - keep))
-        });
+        k.push(if keep == 0 { 0 } else { b & (0xffu8 << (8 - keep)) });
     }
-    k
 }
 
 #[cfg(test)]
