@@ -47,6 +47,13 @@ pub enum JitError {
 struct State<'v, 'a, 'm> {
     /// Non-zero once something failed; `error` says what.
     failed: u64,
+    /// Host address of the stack buffer (offset 8).
+    stack: u64,
+    /// Host address of the packet buffer, virtual `PKT_BASE` (offset 16).
+    pkt: u64,
+    /// Virtual `data` and `data_end` (offsets 24, 32): inline packet accesses stay inside.
+    pkt_lo: u64,
+    pkt_hi: u64,
     vm: &'v mut Vm<'a, 'm>,
     error: Option<EmuError>,
 }
@@ -123,7 +130,12 @@ extern "C" fn rt_helper(
 ) -> u64 {
     let s = state(p);
     s.vm.regs[1..6].copy_from_slice(&[r1, r2, r3, r4, r5]);
-    match s.vm.jit_helper(pc as usize, id as i32) {
+    let r = s.vm.jit_helper(pc as usize, id as i32);
+    // A helper may move the packet's bounds (adjust_head/tail).
+    let (_, _, lo, hi) = s.vm.raw_regions();
+    s.pkt_lo = lo;
+    s.pkt_hi = hi;
+    match r {
         Ok(v) => v,
         Err(e) => fail(s, e),
     }
@@ -547,10 +559,13 @@ impl JitProgram {
                         };
                         let base = b.use_var(regs[s]);
                         let addr = b.ins().iadd_imm_s(base, i64::from(i.off));
-                        let sz = b.ins().iconst(I64, size);
-                        let call = b.ins().call(r_load, &[st, pcv, addr, sz]);
-                        let mut v = b.inst_results(call)[0];
-                        check(&mut b);
+                        let mut v = fast_load(&mut b, st, addr, size, |b| {
+                            let sz = b.ins().iconst(I64, size);
+                            let call = b.ins().call(r_load, &[st, pcv, addr, sz]);
+                            let v = b.inst_results(call)[0];
+                            check(b);
+                            v
+                        });
                         match i.code & 0xe0 {
                             0x60 => {}
                             0x80 => {
@@ -601,9 +616,11 @@ impl JitProgram {
                             } else {
                                 b.use_var(regs[s])
                             };
-                            let sz = b.ins().iconst(I64, size);
-                            b.ins().call(r_store, &[st, pcv, addr, sz, v]);
-                            check(&mut b);
+                            fast_store(&mut b, st, addr, size, v, |b| {
+                                let sz = b.ins().iconst(I64, size);
+                                b.ins().call(r_store, &[st, pcv, addr, sz, v]);
+                                check(b);
+                            });
                         }
                         pc += 1;
                     }
@@ -643,8 +660,13 @@ impl JitProgram {
 
     /// Runs the compiled code on a prepared machine; the result is r0, or the first fault.
     pub(crate) fn exec(&self, vm: &mut Vm<'_, '_>) -> Result<u64, EmuError> {
+        let (stack, pkt, pkt_lo, pkt_hi) = vm.raw_regions();
         let mut s = State {
             failed: 0,
+            stack,
+            pkt,
+            pkt_lo,
+            pkt_hi,
             vm,
             error: None,
         };
@@ -672,4 +694,130 @@ pub fn run(
 ) -> Result<crate::vm::RunOutput, EmuError> {
     let code = JitProgram::compile(insns).map_err(|e| EmuError::Jit(e.to_string()))?;
     crate::vm::run_with(insns, hook, maps, env, frame, |m| code.exec(m))
+}
+
+/// The stack and packet bytes an access covers, if it lies inside them: the host address, by
+/// the same rules as the interpreter's checks (stack: the whole buffer; packet: `data` to
+/// `data_end`). Other regions take `slow`.
+fn fast_path(
+    b: &mut FunctionBuilder<'_>,
+    st: Value,
+    addr: Value,
+    size: i64,
+    fast: &mut dyn FnMut(&mut FunctionBuilder<'_>, Value) -> Option<Value>,
+    slow: &mut dyn FnMut(&mut FunctionBuilder<'_>) -> Option<Value>,
+) -> Option<Value> {
+    let flags = MemFlagsData::trusted();
+    let merge = b.create_block();
+    let stack_blk = b.create_block();
+    let not_stack = b.create_block();
+    let pkt_blk = b.create_block();
+    let slow_blk = b.create_block();
+    let stack_size = (512 * 8) as i64;
+    let off = b.ins().iadd_imm_s(addr, -(crate::vm::STACK_BASE as i64));
+    let in_stack = b
+        .ins()
+        .icmp_imm_u(IntCC::UnsignedLessThanOrEqual, off, stack_size - size);
+    b.ins().brif(in_stack, stack_blk, &[], not_stack, &[]);
+
+    b.switch_to_block(not_stack);
+    let lo = b.ins().load(I64, flags, st, 24);
+    let hi = b.ins().load(I64, flags, st, 32);
+    let end = b.ins().iadd_imm_s(addr, size);
+    let c1 = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, addr, lo);
+    let c2 = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, hi);
+    // `end` must not wrap either.
+    let c3 = b.ins().icmp(IntCC::UnsignedGreaterThan, end, addr);
+    let c = b.ins().band(c1, c2);
+    let c = b.ins().band(c, c3);
+    b.ins().brif(c, pkt_blk, &[], slow_blk, &[]);
+
+    let mut results = Vec::new();
+    b.switch_to_block(stack_blk);
+    let sp = b.ins().load(I64, flags, st, 8);
+    let p = b.ins().iadd(sp, off);
+    results.push(fast(b, p));
+    b.ins().jump(merge, &results_args(&results));
+
+    b.switch_to_block(pkt_blk);
+    let pp = b.ins().load(I64, flags, st, 16);
+    let o = b.ins().iadd_imm_s(addr, -(crate::vm::PKT_BASE as i64));
+    let p = b.ins().iadd(pp, o);
+    let r = fast(b, p);
+    b.ins().jump(merge, &results_args(&[r]));
+
+    b.switch_to_block(slow_blk);
+    let r = slow(b);
+    b.ins().jump(merge, &results_args(&[r]));
+
+    let out = if results[0].is_some() {
+        let v = b.append_block_param(merge, I64);
+        Some(v)
+    } else {
+        None
+    };
+    b.switch_to_block(merge);
+    out
+}
+
+fn results_args(v: &[Option<Value>]) -> Vec<cranelift_codegen::ir::BlockArg> {
+    v.iter()
+        .flatten()
+        .map(|v| cranelift_codegen::ir::BlockArg::Value(*v))
+        .collect()
+}
+
+/// A load of `size` bytes, inline for the stack and the packet.
+fn fast_load(
+    b: &mut FunctionBuilder<'_>,
+    st: Value,
+    addr: Value,
+    size: i64,
+    mut slow: impl FnMut(&mut FunctionBuilder<'_>) -> Value,
+) -> Value {
+    let flags = MemFlagsData::new().with_notrap();
+    let mut fast = |b: &mut FunctionBuilder<'_>, p: Value| {
+        Some(match size {
+            1 => b.ins().uload8(I64, flags, p, 0),
+            2 => b.ins().uload16(I64, flags, p, 0),
+            4 => b.ins().uload32(flags, p, 0),
+            _ => b.ins().load(I64, flags, p, 0),
+        })
+    };
+    let mut slow_opt = |b: &mut FunctionBuilder<'_>| Some(slow(b));
+    fast_path(b, st, addr, size, &mut fast, &mut slow_opt).unwrap_or_else(|| b.ins().iconst(I64, 0))
+}
+
+/// A store of `size` bytes of `v`, inline for the stack and the packet.
+fn fast_store(
+    b: &mut FunctionBuilder<'_>,
+    st: Value,
+    addr: Value,
+    size: i64,
+    v: Value,
+    mut slow: impl FnMut(&mut FunctionBuilder<'_>),
+) {
+    let flags = MemFlagsData::new().with_notrap();
+    let mut fast = |b: &mut FunctionBuilder<'_>, p: Value| {
+        match size {
+            1 => {
+                b.ins().istore8(flags, v, p, 0);
+            }
+            2 => {
+                b.ins().istore16(flags, v, p, 0);
+            }
+            4 => {
+                b.ins().istore32(flags, v, p, 0);
+            }
+            _ => {
+                b.ins().store(flags, v, p, 0);
+            }
+        }
+        None
+    };
+    let mut slow_opt = |b: &mut FunctionBuilder<'_>| {
+        slow(b);
+        None
+    };
+    let _ = fast_path(b, st, addr, size, &mut fast, &mut slow_opt);
 }

@@ -18,7 +18,11 @@ impl Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for b in bytes {
             h ^= u64::from(*b);
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -181,10 +185,13 @@ impl EmuMap {
         let data = key.get(4..)?;
         let max = (data.len() * 8).min(u32::from_le_bytes(key[..4].try_into().ok()?) as usize);
         let mut probe = Vec::with_capacity(key.len());
-        (0..=max).rev().filter(|&l| self.lpm_lengths.get(l).is_some_and(|n| *n > 0)).find_map(|len| {
-            lpm_key_into(len, data, &mut probe);
-            self.index.get(&probe).copied()
-        })
+        (0..=max)
+            .rev()
+            .filter(|&l| self.lpm_lengths.get(l).is_some_and(|n| *n > 0))
+            .find_map(|len| {
+                lpm_key_into(len, data, &mut probe);
+                self.index.get(&probe).copied()
+            })
     }
 
     /// The slot holding `key`'s value, if present.
@@ -248,7 +255,8 @@ impl EmuMap {
                         None => return Err(MapError::Full),
                     };
                     if self.kind == MapKind::LpmTrie {
-                        let len = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]) as usize;
+                        let len = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]])
+                            as usize;
                         if let Some(n) = self.lpm_lengths.get_mut(len) {
                             *n += 1;
                         }
@@ -323,7 +331,11 @@ fn lpm_key_into(len: usize, data: &[u8], k: &mut Vec<u8>) {
     k.extend_from_slice(&(len as u32).to_le_bytes());
     for (i, b) in data.iter().enumerate() {
         let keep = len.saturating_sub(i * 8).min(8);
-        k.push(if keep == 0 { 0 } else { b & (0xffu8 << (8 - keep)) });
+        k.push(if keep == 0 {
+            0
+        } else {
+            b & (0xffu8 << (8 - keep))
+        });
     }
 }
 

@@ -291,6 +291,18 @@ impl Vm<'_, '_> {
         STACK_BASE + (FRAME * (MAX_FRAMES - self.frames.len())) as u64
     }
 
+    /// Host addresses and bounds for JIT code's inline accesses: the stack buffer, the packet
+    /// buffer (at virtual `PKT_BASE`), and the virtual `data`/`data_end`. The buffers are not
+    /// reallocated during a run; the bounds change with `bpf_xdp_adjust_head/tail`.
+    pub(crate) fn raw_regions(&mut self) -> (u64, u64, u64, u64) {
+        (
+            self.mem.stack.as_mut_ptr() as u64,
+            self.mem.pkt.as_mut_ptr() as u64,
+            PKT_BASE + self.mem.data as u64,
+            PKT_BASE + self.mem.data_end as u64,
+        )
+    }
+
     /// The program's length in instructions.
     pub(crate) fn insns_len(&self) -> usize {
         self.insns.len()
