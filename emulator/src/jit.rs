@@ -54,6 +54,13 @@ struct State<'v, 'a, 'm> {
     /// Virtual `data` and `data_end` (offsets 24, 32): inline packet accesses stay inside.
     pkt_lo: u64,
     pkt_hi: u64,
+    /// Host address and length of the context (offsets 40, 48): inline loads only.
+    ctx: u64,
+    ctx_len: u64,
+    /// Map value slabs as {host address, length, value size} (offset 56), and how many
+    /// (offset 64).
+    maps: u64,
+    nmaps: u64,
     vm: &'v mut Vm<'a, 'm>,
     error: Option<EmuError>,
 }
@@ -661,12 +668,17 @@ impl JitProgram {
     /// Runs the compiled code on a prepared machine; the result is r0, or the first fault.
     pub(crate) fn exec(&self, vm: &mut Vm<'_, '_>) -> Result<u64, EmuError> {
         let (stack, pkt, pkt_lo, pkt_hi) = vm.raw_regions();
+        let (ctx, ctx_len, slabs) = vm.raw_ctx_and_maps();
         let mut s = State {
             failed: 0,
             stack,
             pkt,
             pkt_lo,
             pkt_hi,
+            ctx,
+            ctx_len,
+            maps: slabs.as_ptr() as u64,
+            nmaps: slabs.len() as u64,
             vm,
             error: None,
         };
@@ -696,14 +708,15 @@ pub fn run(
     crate::vm::run_with(insns, hook, maps, env, frame, |m| code.exec(m))
 }
 
-/// The stack and packet bytes an access covers, if it lies inside them: the host address, by
-/// the same rules as the interpreter's checks (stack: the whole buffer; packet: `data` to
-/// `data_end`). Other regions take `slow`.
+/// The host address of the bytes an access covers, when it lies inside the stack, the packet
+/// (`data` to `data_end`), the context (loads only) or one map value — the same rules as the
+/// interpreter's checks; anything else (context stores, faults) takes `slow`.
 fn fast_path(
     b: &mut FunctionBuilder<'_>,
     st: Value,
     addr: Value,
     size: i64,
+    load: bool,
     fast: &mut dyn FnMut(&mut FunctionBuilder<'_>, Value) -> Option<Value>,
     slow: &mut dyn FnMut(&mut FunctionBuilder<'_>) -> Option<Value>,
 ) -> Option<Value> {
@@ -730,7 +743,53 @@ fn fast_path(
     let c3 = b.ins().icmp(IntCC::UnsignedGreaterThan, end, addr);
     let c = b.ins().band(c1, c2);
     let c = b.ins().band(c, c3);
-    b.ins().brif(c, pkt_blk, &[], slow_blk, &[]);
+    let not_pkt = b.create_block();
+    b.ins().brif(c, pkt_blk, &[], not_pkt, &[]);
+
+    // The context, for loads (stores to it must pass the writability check).
+    b.switch_to_block(not_pkt);
+    let ctx_blk = b.create_block();
+    let not_ctx = b.create_block();
+    let coff = b.ins().iadd_imm_s(addr, -(crate::vm::CTX_BASE as i64));
+    let clen = b.ins().load(I64, flags, st, 48);
+    let cend = b.ins().iadd_imm_s(coff, size);
+    let in_ctx = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, cend, clen);
+    let not_wrapped = b.ins().icmp(IntCC::UnsignedGreaterThan, cend, coff);
+    let in_ctx = b.ins().band(in_ctx, not_wrapped);
+    if load {
+        b.ins().brif(in_ctx, ctx_blk, &[], not_ctx, &[]);
+    } else {
+        b.ins().jump(not_ctx, &[]);
+    }
+
+    // A map value: within one value of the map's slab.
+    b.switch_to_block(not_ctx);
+    let map_blk = b.create_block();
+    let map_hit = b.create_block();
+    let hi32 = b.ins().ushr_imm_u(addr, 32);
+    let idx = b.ins().iadd_imm_s(hi32, -0x100);
+    let nmaps = b.ins().load(I64, flags, st, 64);
+    let is_map = b.ins().icmp(IntCC::UnsignedLessThan, idx, nmaps);
+    b.ins().brif(is_map, map_blk, &[], slow_blk, &[]);
+    b.switch_to_block(map_blk);
+    let table = b.ins().load(I64, flags, st, 56);
+    let ent_off = b.ins().imul_imm_u(idx, 24);
+    let ent = b.ins().iadd(table, ent_off);
+    let mptr = b.ins().load(I64, flags, ent, 0);
+    let mlen = b.ins().load(I64, flags, ent, 8);
+    let vs = b.ins().load(I64, flags, ent, 16);
+    let moff = b.ins().band_imm_u(addr, 0xffff_ffff);
+    let vs_ok = b.ins().icmp_imm_u(IntCC::NotEqual, vs, 0);
+    let one = b.ins().iconst(I64, 1);
+    let vs_safe = b.ins().select(vs_ok, vs, one);
+    let within = b.ins().urem(moff, vs_safe);
+    let wend = b.ins().iadd_imm_s(within, size);
+    let in_value = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, wend, vs);
+    let mend = b.ins().iadd_imm_s(moff, size);
+    let in_slab = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, mend, mlen);
+    let ok = b.ins().band(in_value, in_slab);
+    let ok = b.ins().band(ok, vs_ok);
+    b.ins().brif(ok, map_hit, &[], slow_blk, &[]);
 
     let mut results = Vec::new();
     b.switch_to_block(stack_blk);
@@ -743,6 +802,17 @@ fn fast_path(
     let pp = b.ins().load(I64, flags, st, 16);
     let o = b.ins().iadd_imm_s(addr, -(crate::vm::PKT_BASE as i64));
     let p = b.ins().iadd(pp, o);
+    let r = fast(b, p);
+    b.ins().jump(merge, &results_args(&[r]));
+
+    b.switch_to_block(ctx_blk);
+    let cp = b.ins().load(I64, flags, st, 40);
+    let p = b.ins().iadd(cp, coff);
+    let r = fast(b, p);
+    b.ins().jump(merge, &results_args(&[r]));
+
+    b.switch_to_block(map_hit);
+    let p = b.ins().iadd(mptr, moff);
     let r = fast(b, p);
     b.ins().jump(merge, &results_args(&[r]));
 
@@ -785,7 +855,8 @@ fn fast_load(
         })
     };
     let mut slow_opt = |b: &mut FunctionBuilder<'_>| Some(slow(b));
-    fast_path(b, st, addr, size, &mut fast, &mut slow_opt).unwrap_or_else(|| b.ins().iconst(I64, 0))
+    fast_path(b, st, addr, size, true, &mut fast, &mut slow_opt)
+        .unwrap_or_else(|| b.ins().iconst(I64, 0))
 }
 
 /// A store of `size` bytes of `v`, inline for the stack and the packet.
@@ -819,5 +890,5 @@ fn fast_store(
         slow(b);
         None
     };
-    let _ = fast_path(b, st, addr, size, &mut fast, &mut slow_opt);
+    let _ = fast_path(b, st, addr, size, false, &mut fast, &mut slow_opt);
 }

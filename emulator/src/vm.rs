@@ -303,6 +303,28 @@ impl Vm<'_, '_> {
         )
     }
 
+    /// The context buffer's host address and length, and each map's value slab (host address,
+    /// length, value size), for JIT code's inline accesses.
+    pub(crate) fn raw_ctx_and_maps(&mut self) -> (u64, u64, Vec<[u64; 3]>) {
+        let maps = self
+            .mem
+            .maps
+            .iter_mut()
+            .map(|m| {
+                [
+                    m.slab.as_mut_ptr() as u64,
+                    m.slab.len() as u64,
+                    m.value_size as u64,
+                ]
+            })
+            .collect();
+        (
+            self.mem.ctx.as_mut_ptr() as u64,
+            self.mem.ctx.len() as u64,
+            maps,
+        )
+    }
+
     /// The program's length in instructions.
     pub(crate) fn insns_len(&self) -> usize {
         self.insns.len()
