@@ -48,6 +48,15 @@ pub enum RunEngineArg {
     Eval,
 }
 
+/// Emulator semantics for `nfcc run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProfileArg {
+    /// The host kernel.
+    Host,
+    /// A Netronome NIC's BPF offload.
+    Nfp,
+}
+
 /// Deployment targets.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TargetArg {
@@ -164,6 +173,10 @@ enum Command {
         /// The policy (or program) to run when the file holds several.
         #[arg(long)]
         policy: Option<String>,
+        /// Run with a NIC's semantics on the emulator (helpers it lacks stop the run, redirect
+        /// becomes abort); a policy marked `offload nfp` gets this by default.
+        #[arg(long, value_enum)]
+        profile: Option<ProfileArg>,
     },
     /// Verify, load and attach a policy on an interface.
     Load {
@@ -278,6 +291,7 @@ fn main() -> ExitCode {
             out,
             verdicts,
             policy,
+            profile,
         } => run::run(&run::RunArgs {
             file,
             pcap,
@@ -285,6 +299,7 @@ fn main() -> ExitCode {
             out,
             verdicts,
             policy,
+            nic: profile == Some(ProfileArg::Nfp),
         }),
         Command::Load { .. } => commands::not_yet("load", 5),
         Command::Unload { .. } => commands::not_yet("unload", 5),

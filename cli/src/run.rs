@@ -26,6 +26,8 @@ pub struct RunArgs {
     pub verdicts: Option<PathBuf>,
     /// Which policy or program.
     pub policy: Option<String>,
+    /// NIC semantics on the emulator.
+    pub nic: bool,
 }
 
 /// One packet's result.
@@ -243,6 +245,9 @@ fn runner(a: &RunArgs, bytes: &[u8]) -> Result<Box<dyn Runner>, (u8, String)> {
             }
             _ => {
                 let mut emu = emu;
+                if a.nic {
+                    emu.env.profile = nfcc_emulator::Profile::Nfp;
+                }
                 Box::new(move |f: &[u8], ts| {
                     emu.env.clock_ns = ts;
                     emu.run(&name, f)
@@ -308,6 +313,9 @@ fn runner(a: &RunArgs, bytes: &[u8]) -> Result<Box<dyn Runner>, (u8, String)> {
         }));
     }
     let mut emu = Emulator::load(&compiled.object).map_err(|e| (ENV, e.to_string()))?;
+    if a.nic || policy.offload == Some(nfcc_dsl::checked::Target::Nfp) {
+        emu.env.profile = nfcc_emulator::Profile::Nfp;
+    }
     for (m, entries) in &cp.maps {
         for (k, v) in entries {
             emu.map_update(&m.name, k, v)

@@ -334,6 +334,29 @@ fn run_refuses_bad_inputs_with_one_clear_line() {
     assert!(out.contains("cannot read the object"), "{out}");
     let out = check_in(&dir, &["run", "/bin/sh", "--pcap", "{}/in.pcap"], &[], 1);
     assert!(out.contains("not eBPF"), "{out}");
+    // NIC semantics: the limiter's clock helper does not exist on the NIC.
+    std::fs::write(
+        dir.join("dns.pcap"),
+        pcap_of(&["ipv4(src=10.9.9.9, dst=10.0.0.1) / udp(dport=53)"]),
+    )
+    .expect("write");
+    let out = check_in(
+        &dir,
+        &[
+            "run",
+            "examples/ddos_guard.nf",
+            "--pcap",
+            "{}/dns.pcap",
+            "--profile",
+            "nfp",
+        ],
+        &[],
+        2,
+    );
+    assert!(
+        out.contains("the NIC cannot run this: helper ktime_get_ns"),
+        "{out}"
+    );
     let two = "policy a on xdp {\n  default pass\n}\npolicy b on xdp {\n  default drop\n}\n";
     let out = check_in(
         &dir,
