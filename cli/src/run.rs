@@ -53,16 +53,12 @@ fn emits(t: &Terminal) -> bool {
     matches!(t, Terminal::Pass | Terminal::Tx | Terminal::Redirect(_))
 }
 
-/// The rule whose statistics slot moved, comparing packet counts before and after.
+/// The name of the rule whose statistics slot moved, comparing packet counts before and after.
 fn moved(policy: &Policy, before: &[u64], after: &[u64]) -> Option<String> {
-    let i = (0..before.len().min(after.len())).find(|&i| before[i] != after[i])?;
-    Some(match i {
-        i if i == policy.rules.len() => "default".to_string(),
-        i => policy
-            .rules
-            .get(i)
-            .map_or_else(|| format!("#{i}"), |r| r.name.clone()),
-    })
+    match nfcc_dsl::testing::rule_from_counts(policy, before, after).ok()? {
+        RuleRef::Default => Some("default".to_string()),
+        RuleRef::Rule(id) => Some(policy.rule(id).name.clone()),
+    }
 }
 
 /// The compiled policy on the emulator; the clock follows the capture's timestamps.

@@ -421,3 +421,39 @@ pub fn compare(
     }
     (packets, short, problems)
 }
+
+/// The deciding rule of a packet, for engines that learn it from a program's per-rule packet
+/// counts (rules in order, then the default) read before and after the packet: exactly one
+/// count must have moved.
+pub fn rule_from_counts(policy: &Policy, before: &[u64], after: &[u64]) -> Result<RuleRef, String> {
+    let moved: Vec<usize> = (0..before.len().min(after.len()))
+        .filter(|&i| after[i] != before[i])
+        .collect();
+    match moved.as_slice() {
+        [i] if *i == policy.rules.len() => Ok(RuleRef::Default),
+        [i] => Ok(RuleRef::Rule(RuleId(*i as u32))),
+        _ => Err(format!(
+            "the rule statistics changed in {} slots for one packet",
+            moved.len()
+        )),
+    }
+}
+
+/// `source` with every policy but `keep` replaced by spaces (newlines kept, so spans and line
+/// numbers stay put): checks one policy of a file alone, e.g. for a target only it must meet.
+pub fn policy_alone(source: &str, program: &Program, keep: &str) -> String {
+    let mut bytes = source.as_bytes().to_vec();
+    for p in program.policies.iter().filter(|p| p.name != keep) {
+        let end = (p.span.end as usize).min(bytes.len());
+        for c in bytes
+            .get_mut(p.span.start as usize..end)
+            .into_iter()
+            .flatten()
+        {
+            if *c != b'\n' {
+                *c = b' ';
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}

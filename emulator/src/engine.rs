@@ -9,7 +9,7 @@
 use crate::{Emulator, Env, Profile};
 use nfcc_compiler::codegen::terminal_of;
 use nfcc_compiler::compile::{Compiled, CompiledProgram};
-use nfcc_dsl::checked::{CounterId, Hook, Policy, RuleId, RuleRef, Scalar};
+use nfcc_dsl::checked::{CounterId, Hook, Policy, Scalar};
 use nfcc_dsl::eval::{key_of_scalars, Meta, Outcome, State};
 use nfcc_dsl::testing::Engine;
 
@@ -147,19 +147,7 @@ impl Engine for EmulatorEngine {
         }
         .map_err(|e| e.to_string())?;
         let after = self.stats(policy.rules.len())?;
-        let decided: Vec<usize> = (0..before.len())
-            .filter(|&i| after[i] != before[i])
-            .collect();
-        let rule = match decided.as_slice() {
-            [i] if *i == policy.rules.len() => RuleRef::Default,
-            [i] => RuleRef::Rule(RuleId(*i as u32)),
-            _ => {
-                return Err(format!(
-                    "the rule statistics changed in {} slots for one packet",
-                    decided.len()
-                ))
-            }
-        };
+        let rule = nfcc_dsl::testing::rule_from_counts(policy, &before, &after)?;
         let mark = (policy.hook.is_tc() && out.mark != self.env.mark).then_some(out.mark);
         Ok(Outcome {
             verdict: terminal_of(policy.hook, out.retval as u32, policy),

@@ -6,7 +6,7 @@
 
 use nfcc_compiler::compile::compile;
 use nfcc_dsl::checked::{Program, Target};
-use nfcc_dsl::testing::{compare, Engine};
+use nfcc_dsl::testing::{compare, policy_alone, Engine};
 use nfcc_dsl::{check_source, CheckOptions};
 use nfcc_emulator::engine::EmulatorEngine;
 use nfcc_emulator::Profile;
@@ -26,20 +26,6 @@ fn corpus() -> Vec<PathBuf> {
         files.extend(v);
     }
     files
-}
-
-/// `source` with every policy but `keep` blanked out (newlines kept, so spans stay put).
-fn alone(source: &str, program: &Program, keep: &str) -> String {
-    let mut bytes = source.as_bytes().to_vec();
-    for p in program.policies.iter().filter(|p| p.name != keep) {
-        let end = (p.span.end as usize).min(bytes.len());
-        for c in &mut bytes[p.span.start as usize..end] {
-            if *c != b'\n' {
-                *c = b' ';
-            }
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[test]
@@ -73,7 +59,7 @@ fn emulator_agrees_with_the_evaluator_on_every_test_packet() {
             policies += 1;
 
             // The same policy as NIC code, where the NIC can run it.
-            let text = alone(&source, &program, &policy.name);
+            let text = policy_alone(&source, &program, &policy.name);
             let (nic, _) = check_source(
                 &text,
                 &CheckOptions {

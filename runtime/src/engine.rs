@@ -5,7 +5,7 @@
 
 use crate::{load, Loaded, ProgKind, RuntimeError};
 use nfcc_compiler::compile::{Compiled, CompiledProgram};
-use nfcc_dsl::checked::{CounterId, Hook, Policy, RuleId, RuleRef, Scalar};
+use nfcc_dsl::checked::{CounterId, Hook, Policy, Scalar};
 use nfcc_dsl::eval::{key_of_scalars, Outcome};
 use nfcc_dsl::testing::Engine;
 
@@ -114,19 +114,7 @@ impl Engine for KernelEngine {
             .test_run(frame, 1)
             .map_err(|e| e.to_string())?;
         let after = self.stats(policy.rules.len())?;
-        let decided: Vec<usize> = (0..before.len())
-            .filter(|&i| after[i] != before[i])
-            .collect();
-        let rule = match decided.as_slice() {
-            [i] if *i == policy.rules.len() => RuleRef::Default,
-            [i] => RuleRef::Rule(RuleId(*i as u32)),
-            _ => {
-                return Err(format!(
-                    "the rule statistics changed in {} slots for one packet",
-                    decided.len()
-                ))
-            }
-        };
+        let rule = nfcc_dsl::testing::rule_from_counts(policy, &before, &after)?;
         Ok(Outcome {
             verdict: verdict_of(policy.hook, run.retval, policy),
             rule,

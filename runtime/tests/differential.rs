@@ -88,7 +88,8 @@ fn run_corpus(target: Option<Target>) -> Outcome {
             let policy = match target {
                 None => host_policy.clone(),
                 Some(t) => {
-                    let alone = blank_others(&source, &program, &host_policy.name);
+                    let alone =
+                        nfcc_dsl::testing::policy_alone(&source, &program, &host_policy.name);
                     let (p, _) = check_source(&alone, &CheckOptions { target: Some(t) });
                     match p
                         .and_then(|p| p.policies.into_iter().find(|x| x.name == host_policy.name))
@@ -128,24 +129,4 @@ fn run_corpus(target: Option<Target>) -> Outcome {
         }
     }
     out
-}
-
-/// `source` with every policy but `keep` replaced by spaces (newlines kept).
-fn blank_others(source: &str, program: &nfcc_dsl::checked::Program, keep: &str) -> String {
-    let mut bytes = source.as_bytes().to_vec();
-    for p in &program.policies {
-        if p.name == keep {
-            continue;
-        }
-        let (a, b) = (
-            p.span.start as usize,
-            (p.span.end as usize).min(bytes.len()),
-        );
-        for c in &mut bytes[a..b] {
-            if *c != b'\n' {
-                *c = b' ';
-            }
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
 }
