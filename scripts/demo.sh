@@ -37,9 +37,10 @@ for f in examples/*.nf; do
 done
 
 echo
-echo "== 3. run their embedded tests on the evaluator, then in the kernel against the evaluator"
+echo "== 3. run their embedded tests on the emulator (no privileges), then on the emulator, its JIT"
+echo "      and in the kernel, each held to the reference evaluator packet by packet"
 $nfcc test examples/*.nf
-if $nfcc test examples/*.nf --engine both; then :; else
+if $nfcc test examples/*.nf --engine all; then :; else
     echo "(the kernel engine needs CAP_BPF; run the demo as root to see it)"
 fi
 
