@@ -286,7 +286,7 @@ fn runner(a: &RunArgs, bytes: &[u8]) -> Result<Box<dyn Runner>, (u8, String)> {
         .programs
         .first()
         .ok_or_else(|| input("nothing compiled".into()))?;
-    let stats = format!("{}_nfcc_rule_stats", policy.name);
+    let stats = nfcc_compiler::compile::stats_map_name(&policy.name);
     if a.engine == RunEngineArg::Kernel {
         let kind = if policy.hook == Hook::Xdp {
             nfcc_runtime::ProgKind::Xdp

@@ -83,6 +83,33 @@ fn map_kind(purpose: MapPurpose, target: Target) -> (MapKind, u32) {
     }
 }
 
+/// A map's name in the object: the policy's name, then the IR's (one object holds the maps of
+/// every policy of a file).
+pub fn object_map_name(policy: &str, ir_name: &str) -> String {
+    format!("{policy}_{ir_name}")
+}
+
+/// The object's name for a policy's per-rule statistics map (packets and bytes per rule, then
+/// the default).
+pub fn stats_map_name(policy: &str) -> String {
+    object_map_name(policy, crate::lower::STATS_MAP)
+}
+
+/// The object's name for a policy's counter map.
+pub fn counter_map_name(policy: &str, counter: &str) -> String {
+    object_map_name(policy, &crate::lower::counter_map(counter))
+}
+
+/// A counter or statistics value as read from its map — {packets, bytes} per CPU, one CPU or
+/// many — summed over CPUs.
+pub fn counter_sum(value: &[u8]) -> (u64, u64) {
+    value.chunks_exact(16).fold((0, 0), |(p, b), cpu| {
+        let word =
+            |r: std::ops::Range<usize>| u64::from_le_bytes(cpu[r].try_into().unwrap_or([0; 8]));
+        (p.wrapping_add(word(0..8)), b.wrapping_add(word(8..16)))
+    })
+}
+
 /// Compiles every policy of a checked file into one object.
 pub fn compile(
     program: &ck::Program,
@@ -199,7 +226,7 @@ fn program_def(
         let (kind, flags) = map_kind(m.purpose, target);
         maps.push((
             MapDef {
-                name: format!("{}_{}", policy.name, m.name),
+                name: object_map_name(&policy.name, &m.name),
                 kind,
                 key_size: m.key_size,
                 value_size: m.value_size,

@@ -73,6 +73,14 @@ pub fn maglev(backends: &[(ck::Scalar, u32)]) -> Vec<u32> {
     table
 }
 
+/// The IR name of the per-rule statistics map.
+pub const STATS_MAP: &str = "nfcc_rule_stats";
+
+/// The IR name of a counter's map.
+pub fn counter_map(counter: &str) -> String {
+    format!("cnt_{counter}")
+}
+
 /// Static sets of at most this many entries are compared inline instead of through a map.
 pub const INLINE_SET_MAX: usize = 4;
 
@@ -107,7 +115,7 @@ pub fn lower_with(
     };
     let stats = MapId(0);
     cx.maps.push(ir::Map {
-        name: "nfcc_rule_stats".into(),
+        name: STATS_MAP.into(),
         purpose: MapPurpose::RuleStats,
         key_size: 4,
         value_size: 16,
@@ -408,7 +416,7 @@ impl Lower<'_> {
         } else {
             let c = &self.policy.counters[index as usize];
             (
-                format!("cnt_{}", c.name),
+                counter_map(&c.name),
                 &c.key,
                 c.capacity,
                 MapPurpose::Counter,

@@ -8,8 +8,10 @@
 
 use crate::{Emulator, Env, Profile};
 use nfcc_compiler::codegen::terminal_of;
-use nfcc_compiler::compile::{Compiled, CompiledProgram};
-use nfcc_dsl::checked::{CounterId, Hook, Policy, Scalar};
+use nfcc_compiler::compile::{
+    counter_map_name, counter_sum, stats_map_name, Compiled, CompiledProgram,
+};
+use nfcc_dsl::checked::{CounterId, Policy, Scalar};
 use nfcc_dsl::eval::{key_of_scalars, Meta, Outcome, State};
 use nfcc_dsl::testing::Engine;
 
@@ -77,7 +79,7 @@ impl EmulatorEngine {
 
     /// Per-rule packet counts (rules then the default).
     fn stats(&mut self, rules: usize) -> Result<Vec<u64>, String> {
-        let map = format!("{}_nfcc_rule_stats", self.program.name);
+        let map = stats_map_name(&self.program.name);
         let emu = self.emu()?;
         (0..=rules as u32)
             .map(|i| {
@@ -164,29 +166,12 @@ impl Engine for EmulatorEngine {
         key: &[Scalar],
     ) -> Result<(u64, u64), String> {
         let c = &policy.counters[id.index()];
-        let map = format!("{}_cnt_{}", self.program.name, c.name);
+        let map = counter_map_name(&self.program.name, &c.name);
         let key = key_of_scalars(&c.key, key);
         let value = self
             .emu()?
             .map_lookup(&map, &key)
             .map_err(|e| e.to_string())?;
-        let Some(b) = value else {
-            return Ok((0, 0));
-        };
-        let word = |r: std::ops::Range<usize>| {
-            b.get(r)
-                .and_then(|x| x.try_into().ok())
-                .map_or(0, u64::from_le_bytes)
-        };
-        Ok((word(0..8), word(8..16)))
-    }
-}
-
-/// The hook kind the emulator needs for a policy hook.
-pub fn hook_of(h: Hook) -> crate::Hook {
-    if h == Hook::Xdp {
-        crate::Hook::Xdp
-    } else {
-        crate::Hook::Tc
+        Ok(value.map_or((0, 0), |v| counter_sum(&v)))
     }
 }

@@ -4,7 +4,9 @@
 //! run on the reference evaluator.
 
 use crate::{load, Loaded, ProgKind, RuntimeError};
-use nfcc_compiler::compile::{Compiled, CompiledProgram};
+use nfcc_compiler::compile::{
+    counter_map_name, counter_sum, stats_map_name, Compiled, CompiledProgram,
+};
 use nfcc_dsl::checked::{CounterId, Hook, Policy, Scalar};
 use nfcc_dsl::eval::{key_of_scalars, Outcome};
 use nfcc_dsl::testing::Engine;
@@ -44,7 +46,7 @@ impl KernelEngine {
     /// Per-rule packet counts (rules then the default), summed over CPUs.
     fn stats(&self, rules: usize) -> Result<Vec<u64>, String> {
         let l = self.loaded()?;
-        let map = format!("{}_nfcc_rule_stats", self.program.name);
+        let map = stats_map_name(&self.program.name);
         (0..=rules as u32)
             .map(|i| {
                 l.percpu_array_sum(&map, i)
@@ -130,23 +132,13 @@ impl Engine for KernelEngine {
         key: &[Scalar],
     ) -> Result<(u64, u64), String> {
         let c = &policy.counters[id.index()];
-        let map = format!("{}_cnt_{}", self.program.name, c.name);
+        let map = counter_map_name(&self.program.name, &c.name);
         let key = key_of_scalars(&c.key, key);
         let value = self
             .loaded()?
             .map_lookup(&map, &key)
             .map_err(|e| e.to_string())?;
-        let Some(bytes) = value else {
-            return Ok((0, 0));
-        };
-        // One 16-byte value per CPU: packets then bytes.
-        let mut sum = (0u64, 0u64);
-        for cpu in bytes.chunks_exact(16) {
-            let p = u64::from_le_bytes(cpu[0..8].try_into().unwrap_or([0; 8]));
-            let b = u64::from_le_bytes(cpu[8..16].try_into().unwrap_or([0; 8]));
-            sum = (sum.0 + p, sum.1 + b);
-        }
-        Ok(sum)
+        Ok(value.map_or((0, 0), |v| counter_sum(&v)))
     }
 }
 
