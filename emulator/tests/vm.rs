@@ -303,6 +303,12 @@ fn loops_stop_at_the_budget_and_the_nic_profile_refuses_host_helpers() {
         exec(&prog, Hook::Xdp, &mut [], &mut env, &[0; 14]),
         Err(EmuError::NicLacks(_))
     ));
+    // A helper the emulator lacks is named in the error, on any profile.
+    let prog = [Insn::call(188), Insn::exit()];
+    match exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14]) {
+        Err(EmuError::Helper(name)) => assert!(name.contains("#188"), "{name}"),
+        other => panic!("expected an unsupported-helper error, got {other:?}"),
+    }
     // On the NIC a redirect verdict is an abort.
     let prog = [Insn::mov64_imm(R0, 4), Insn::exit()];
     assert_eq!(
