@@ -705,7 +705,15 @@ pub fn run(
     frame: &[u8],
 ) -> Result<crate::vm::RunOutput, EmuError> {
     let code = JitProgram::compile(insns).map_err(|e| EmuError::Jit(e.to_string()))?;
-    crate::vm::run_with(insns, hook, maps, env, frame, |m| code.exec(m))
+    crate::vm::run_with(
+        insns,
+        hook,
+        maps,
+        env,
+        frame,
+        &mut crate::vm::Buffers::default(),
+        |m| code.exec(m),
+    )
 }
 
 /// The host address of the bytes an access covers, when it lies inside the stack, the packet

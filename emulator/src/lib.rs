@@ -161,6 +161,8 @@ pub struct Emulator {
     programs: HashMap<String, Prog>,
     /// Programs compiled by the JIT, on first use.
     jitted: HashMap<String, std::sync::Arc<jit::JitProgram>>,
+    /// Buffers reused from run to run.
+    bufs: vm::Buffers,
     maps: Vec<EmuMap>,
     /// What runs see; change it between runs (clock, FIB, interface, profile).
     pub env: Env,
@@ -243,6 +245,7 @@ impl Emulator {
         Ok(Emulator {
             programs,
             jitted: HashMap::new(),
+            bufs: vm::Buffers::default(),
             maps,
             env: Env::default(),
         })
@@ -268,7 +271,15 @@ impl Emulator {
                 self.programs().join(", "),
             ));
         };
-        vm::run(&p.insns, p.hook, &mut self.maps, &mut self.env, frame)
+        vm::run_with(
+            &p.insns,
+            p.hook,
+            &mut self.maps,
+            &mut self.env,
+            frame,
+            &mut self.bufs,
+            |m| m.exec(),
+        )
     }
 
     /// Runs `program` on `frame` as native code from the JIT (compiled on first use), over the
@@ -287,6 +298,7 @@ impl Emulator {
             &mut self.maps,
             &mut self.env,
             frame,
+            &mut self.bufs,
             |m| code.exec(m),
         )
     }

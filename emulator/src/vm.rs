@@ -186,7 +186,24 @@ pub fn run(
     env: &mut Env,
     frame: &[u8],
 ) -> Result<RunOutput, EmuError> {
-    run_with(insns, hook, maps, env, frame, |vm| vm.exec())
+    run_with(
+        insns,
+        hook,
+        maps,
+        env,
+        frame,
+        &mut Buffers::default(),
+        |vm| vm.exec(),
+    )
+}
+
+/// The packet, context and stack buffers of a run, kept between runs so that a packet costs
+/// no allocation.
+#[derive(Clone, Debug, Default)]
+pub struct Buffers {
+    pkt: Vec<u8>,
+    ctx: Vec<u8>,
+    stack: Vec<u8>,
 }
 
 /// Sets up a run's memory and context, executes it with `exec` (the interpreter, or JIT code
@@ -197,17 +214,27 @@ pub(crate) fn run_with(
     maps: &mut [EmuMap],
     env: &mut Env,
     frame: &[u8],
+    bufs: &mut Buffers,
     exec: impl FnOnce(&mut Vm<'_, '_>) -> Result<u64, EmuError>,
 ) -> Result<RunOutput, EmuError> {
-    let mut pkt = vec![0u8; HEADROOM + frame.len() + TAILROOM];
+    let mut pkt = std::mem::take(&mut bufs.pkt);
+    pkt.clear();
+    pkt.resize(HEADROOM + frame.len() + TAILROOM, 0);
     pkt[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+    let mut ctx = std::mem::take(&mut bufs.ctx);
+    ctx.clear();
+    ctx.resize(if hook == Hook::Xdp { XDP_CTX } else { SKB_CTX }, 0);
+    // Only the entry frame is cleared: a callee's frame is cleared when it is entered.
+    let mut stack = std::mem::take(&mut bufs.stack);
+    stack.resize(FRAME * MAX_FRAMES, 0);
+    stack[FRAME * (MAX_FRAMES - 1)..].fill(0);
     let mut mem = Mem {
         pkt,
         data: HEADROOM,
         data_end: HEADROOM + frame.len(),
-        ctx: vec![0; if hook == Hook::Xdp { XDP_CTX } else { SKB_CTX }],
+        ctx,
         hook,
-        stack: vec![0; FRAME * MAX_FRAMES],
+        stack,
         maps,
     };
     mem.sync_ctx();
@@ -253,13 +280,17 @@ pub(crate) fn run_with(
     } else {
         0
     };
-    Ok(RunOutput {
+    let out = RunOutput {
         retval,
         data: vm.mem.pkt[vm.mem.data..vm.mem.data_end].to_vec(),
         mark,
         redirect: vm.redirect,
         executed: vm.executed,
-    })
+    };
+    bufs.pkt = std::mem::take(&mut vm.mem.pkt);
+    bufs.ctx = std::mem::take(&mut vm.mem.ctx);
+    bufs.stack = std::mem::take(&mut vm.mem.stack);
+    Ok(out)
 }
 
 /// The machine state of one run: memory, environment, registers.
@@ -367,7 +398,7 @@ impl Vm<'_, '_> {
         self.helper(pc, id)
     }
 
-    fn exec(&mut self) -> Result<u64, EmuError> {
+    pub(crate) fn exec(&mut self) -> Result<u64, EmuError> {
         self.regs[1] = CTX_BASE;
         self.regs[10] = self.frame_top();
         let mut pc = 0usize;
@@ -411,6 +442,8 @@ impl Vm<'_, '_> {
                                         [self.regs[6], self.regs[7], self.regs[8], self.regs[9]];
                                     self.frames.push((pc + 1, saved));
                                     self.regs[10] = self.frame_top();
+                                    let lo = (self.regs[10] - STACK_BASE) as usize - FRAME;
+                                    self.mem.stack[lo..lo + FRAME].fill(0);
                                     pc = (pc as i64 + 1 + i64::from(i.imm)) as usize;
                                 }
                                 _ => return Err(self.fault(pc, "kfunc calls are not emulated")),
