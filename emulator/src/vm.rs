@@ -710,9 +710,21 @@ impl Vm<'_, '_> {
             // map_lookup_elem
             1 => {
                 let m = self.map_index(pc, r[1])?;
-                let key = self.read(pc, r[2], self.mem.maps[m].key_size)?;
-                let map = &mut self.mem.maps[m];
-                match map.slot_of(&key) {
+                let (key_size, array) =
+                    (self.mem.maps[m].key_size, self.mem.maps[m].kind.is_array());
+                let slot = if array && key_size == 4 {
+                    // Arrays are indexed directly: no key copy, no hashing.
+                    let Some(i) = self.mem.load(r[2], 4) else {
+                        return Err(self.fault(pc, "array index outside any object"));
+                    };
+                    let map = &self.mem.maps[m];
+                    (map.kind.has_values() && (i as usize) < map.max_entries).then_some(i as usize)
+                } else {
+                    let key = self.read(pc, r[2], key_size)?;
+                    self.mem.maps[m].slot_of(&key)
+                };
+                let map = &self.mem.maps[m];
+                match slot {
                     Some(slot) => ((MAP_VALUES + m as u64) << 32) + (slot * map.value_size) as u64,
                     None => 0,
                 }
