@@ -13,6 +13,7 @@ pub mod lower;
 pub mod nfp;
 pub mod opt;
 pub mod prefix;
+pub mod sets;
 #[cfg(test)]
 mod test_support;
 

@@ -2573,3 +2573,38 @@ fn match_table(e: &Expr) -> Option<TableId> {
         _ => None,
     }
 }
+
+/// Parses and checks one value for a set of `kind` — as `nfcc set add` receives it — with the
+/// language's own parser and checker (a set declaration holding just that value), so a value
+/// the language would refuse is refused with the same message.
+pub fn parse_set_item(kind: SetKind, text: &str) -> Result<Item, String> {
+    if text.contains(['{', '}', '\n', '#']) {
+        return Err(format!("`{text}` is not a single value"));
+    }
+    let source = format!(
+        "policy p on xdp {{\n    set s: {}, dynamic = {{ {text} }}\n    default pass\n}}\n",
+        kind.describe()
+    );
+    let (program, diags) = check_source(&source, &CheckOptions::default());
+    let errors: Vec<String> = diags
+        .iter()
+        .filter(|d| d.severity == crate::diag::Severity::Error)
+        .map(|d| match &d.help {
+            Some(h) => format!("{} ({h})", d.message),
+            None => d.message.clone(),
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(format!("`{text}`: {}", errors.join("; ")));
+    }
+    let set = program
+        .and_then(|p| p.policies.into_iter().next())
+        .and_then(|p| p.sets.into_iter().next());
+    match set.map(|s| s.items) {
+        Some(items) if items.len() == 1 => Ok(items[0]),
+        _ => Err(format!(
+            "`{text}` is not a single {} value",
+            kind.describe()
+        )),
+    }
+}

@@ -1,0 +1,145 @@
+//! Changing a dynamic set of a compiled policy: which map operations add or remove one value,
+//! whatever representation the compiler chose for the set (exact hash, LPM trie, or a prefix
+//! hash with a length table — see [`crate::prefix`]), for every key width the set is used at.
+//!
+//! Nothing here touches a kernel: the plan is a list of [`MapOp`]s that the runtime applies to
+//! a loaded program's maps (or the emulator to its own), given a way to read the length table.
+
+use crate::ir::{MapPurpose, Program};
+use crate::prefix::{self, Prefix};
+use nfcc_dsl::checked::{Item, Policy};
+
+/// One map operation on a loaded program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapOp {
+    /// `map[key] = value`.
+    Update {
+        /// The map's IR name (the object's name is the policy's, then this).
+        map: String,
+        /// Key bytes.
+        key: Vec<u8>,
+        /// Value bytes.
+        value: Vec<u8>,
+    },
+    /// Remove `map[key]` (absent is fine).
+    Delete {
+        /// The map's IR name.
+        map: String,
+        /// Key bytes.
+        key: Vec<u8>,
+    },
+}
+
+/// Reads a map entry of the loaded program: `(map's IR name, key) -> value`.
+pub type ReadEntry<'a> = dyn FnMut(&str, &[u8]) -> Option<Vec<u8>> + 'a;
+
+/// Why a set cannot be changed that way.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SetError {
+    /// No set of that name.
+    #[error("policy `{policy}` has no set `{set}`; its sets are: {known}")]
+    NoSet {
+        /// The policy.
+        policy: String,
+        /// The set asked for.
+        set: String,
+        /// Its sets.
+        known: String,
+    },
+    /// The set is compiled into the program.
+    #[error("set `{0}` is not dynamic: its contents are compiled in; declare it `dynamic` to change it without reloading")]
+    NotDynamic(String),
+    /// A range in a set whose maps hold single values.
+    #[error("set `{0}` holds single values; a range cannot be added at run time")]
+    Range(String),
+}
+
+/// The operations that add (`add`) or remove `item` in set `set` of a compiled policy.
+/// `read(map, key)` returns a map entry's current value (the length table of a prefix hash).
+pub fn plan(
+    policy: &Policy,
+    ir: &Program,
+    set: &str,
+    item: Item,
+    add: bool,
+    read: &mut ReadEntry<'_>,
+) -> Result<Vec<MapOp>, SetError> {
+    let Some(s) = policy.sets.iter().find(|s| s.name == set) else {
+        return Err(SetError::NoSet {
+            policy: policy.name.clone(),
+            set: set.to_string(),
+            known: policy
+                .sets
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+    if !s.dynamic {
+        return Err(SetError::NotDynamic(s.name.clone()));
+    }
+    let base = format!("set_{}", s.name);
+    let mut ops = Vec::new();
+    for m in &ir.maps {
+        let width_suffix = m.name.strip_prefix(&base);
+        let is_set_map = matches!(width_suffix, Some(rest) if rest.is_empty()
+            || rest.strip_prefix("_w").is_some_and(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit())));
+        if !is_set_map || m.purpose == MapPurpose::PrefixLengths {
+            continue;
+        }
+        let width = match m.purpose {
+            MapPurpose::ExactSet => m.key_size as usize,
+            MapPurpose::PrefixSet | MapPurpose::PrefixHash => m.key_size as usize - 4,
+            _ => continue,
+        };
+        let bits = width as u32 * 8;
+        let p = match item {
+            Item::Value(v) => Prefix {
+                len: bits as u8,
+                bits: v.bits,
+            },
+            Item::Prefix(v, l) => Prefix {
+                len: l,
+                bits: v.bits,
+            },
+            Item::Range(..) => return Err(SetError::Range(s.name.clone())),
+        };
+        // A value wider than the field this map serves can never match there.
+        if bits < 128 && p.bits >> bits != 0 {
+            continue;
+        }
+        let key = match m.purpose {
+            MapPurpose::ExactSet => p.bits.to_be_bytes()[16 - width..].to_vec(),
+            _ => prefix::key(p, width),
+        };
+        ops.push(if add {
+            MapOp::Update {
+                map: m.name.clone(),
+                key,
+                value: vec![1],
+            }
+        } else {
+            MapOp::Delete {
+                map: m.name.clone(),
+                key,
+            }
+        });
+        // A prefix hash probes only the lengths its table lists: a new length joins it. (A
+        // length whose last prefix leaves stays listed: one wasted probe, never a miss.)
+        if m.purpose == MapPurpose::PrefixHash && add {
+            let table = format!("{}_lengths", m.name);
+            let current = read(&table, &[0; 4]).unwrap_or_default();
+            let mut lengths = prefix::table_lengths(&current, width);
+            if !lengths.contains(&p.len) {
+                lengths.push(p.len);
+                ops.push(MapOp::Update {
+                    map: table,
+                    key: vec![0; 4],
+                    value: prefix::length_table(&lengths, width),
+                });
+            }
+        }
+    }
+    Ok(ops)
+}
