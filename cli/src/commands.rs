@@ -528,7 +528,8 @@ pub fn not_yet(cmd: &str, issue: u32) -> u8 {
     };
     eprintln!(
         "error: `nfcc {cmd}` is not implemented yet: it needs {what}, tracked in issue {issue}. \
-         What works today: `nfcc check`, `nfcc test --engine eval`, `nfcc import classbench`."
+         What works today: check, test (every engine), run, compile, load, unload, status, \
+         import classbench."
     );
     ENV
 }

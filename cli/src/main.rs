@@ -23,6 +23,7 @@ macro_rules! say_raw {
 }
 
 mod commands;
+mod deploy;
 mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -46,6 +47,21 @@ pub enum RunEngineArg {
     Kernel,
     /// The reference evaluator (.nf input only).
     Eval,
+}
+
+/// Attach modes for `nfcc load`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// XDP in the driver.
+    Native,
+    /// XDP in the generic path.
+    Generic,
+    /// TC ingress.
+    TcIngress,
+    /// TC egress.
+    TcEgress,
+    /// XDP offloaded to a SmartNIC.
+    Offload,
 }
 
 /// Emulator semantics for `nfcc run`.
@@ -185,6 +201,12 @@ enum Command {
         /// The interface.
         #[arg(long)]
         iface: String,
+        /// How to attach (default: native for xdp, the policy's hook for tc).
+        #[arg(long, value_enum)]
+        mode: Option<ModeArg>,
+        /// The policy (or program) to load when the file holds several.
+        #[arg(long)]
+        policy: Option<String>,
     },
     /// Detach and unpin the policy of an interface.
     Unload {
@@ -301,9 +323,14 @@ fn main() -> ExitCode {
             policy,
             nic: profile == Some(ProfileArg::Nfp),
         }),
-        Command::Load { .. } => commands::not_yet("load", 5),
-        Command::Unload { .. } => commands::not_yet("unload", 5),
-        Command::Status => commands::not_yet("status", 5),
+        Command::Load {
+            file,
+            iface,
+            mode,
+            policy,
+        } => deploy::load(&file, &iface, mode, policy.as_deref()),
+        Command::Unload { iface } => deploy::unload(&iface),
+        Command::Status => deploy::status(),
         Command::Stats { .. } => commands::not_yet("stats", 5),
         Command::Set { .. } => commands::not_yet("set", 5),
         Command::Watch { .. } => commands::not_yet("watch", 5),

@@ -62,6 +62,10 @@ impl fmt::Debug for VerifierLog {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
+    /// Attaching, pinning, recording or removing a deployment failed; the message says what
+    /// and what to do.
+    #[error("{0}")]
+    Deploy(String),
     /// The object could not be parsed, relocated or prepared (its BTF loaded, its maps
     /// created): it is not an eBPF ELF object aya understands, or the kernel refused a map.
     #[error("cannot load the eBPF object: {source}")]

@@ -1,0 +1,263 @@
+//! Putting a loaded program on an interface and keeping it there after nfcc exits: attach
+//! (XDP native or generic, TC ingress or egress through TCX), pin the link, the program and the
+//! maps under `/sys/fs/bpf/nfcc/<policy>/`, and record what is where in
+//! `/run/nfcc/<policy>.state` (bpffs holds only BPF objects), so `nfcc status` and
+//! `nfcc unload` work from a fresh shell. A record whose link pin is gone is not reported. Unloading removes the pins,
+//! which detaches the program (the pinned link was the last thing holding it).
+
+use crate::{Loaded, RuntimeError};
+use aya::programs::links::FdLink;
+use aya::programs::tc::{self, TcAttachType};
+use aya::programs::{Program, ProgramError, SchedClassifier, Xdp, XdpFlags};
+use std::path::{Path, PathBuf};
+
+/// Where pins live.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/nfcc";
+/// Where deployments are recorded.
+pub const STATE_DIR: &str = "/run/nfcc";
+
+fn state_file(policy: &str) -> PathBuf {
+    Path::new(STATE_DIR).join(format!("{policy}.state"))
+}
+
+/// How a program is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// XDP in the driver.
+    Native,
+    /// XDP in the generic (skb) path.
+    Generic,
+    /// TC, ingress.
+    TcIngress,
+    /// TC, egress.
+    TcEgress,
+}
+
+impl Mode {
+    /// The mode as the CLI spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Native => "native",
+            Mode::Generic => "generic",
+            Mode::TcIngress => "tc-ingress",
+            Mode::TcEgress => "tc-egress",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Mode> {
+        [Mode::Native, Mode::Generic, Mode::TcIngress, Mode::TcEgress]
+            .into_iter()
+            .find(|m| m.name() == s)
+    }
+}
+
+/// A policy on an interface, as its state file records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    /// The policy (the pin directory's name).
+    pub policy: String,
+    /// The interface.
+    pub iface: String,
+    /// How it is attached.
+    pub mode: Mode,
+    /// The kernel's program id.
+    pub program_id: u32,
+    /// When it was attached (seconds since the epoch).
+    pub since: u64,
+    /// The pinned maps' names.
+    pub maps: Vec<String>,
+}
+
+impl Deployment {
+    fn to_text(&self) -> String {
+        format!(
+            "policy={}\niface={}\nmode={}\nprogram_id={}\nsince={}\nmaps={}\n",
+            self.policy,
+            self.iface,
+            self.mode.name(),
+            self.program_id,
+            self.since,
+            self.maps.join(",")
+        )
+    }
+
+    fn from_text(text: &str) -> Option<Deployment> {
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+        };
+        Some(Deployment {
+            policy: get("policy")?.to_string(),
+            iface: get("iface")?.to_string(),
+            mode: Mode::from_name(get("mode")?)?,
+            program_id: get("program_id")?.parse().ok()?,
+            since: get("since")?.parse().ok()?,
+            maps: get("maps")?
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        })
+    }
+}
+
+/// Mounts bpffs at `/sys/fs/bpf` when nothing is mounted there.
+fn ensure_bpffs() -> Result<(), RuntimeError> {
+    let mounted = std::fs::read_to_string("/proc/self/mounts")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf "))
+        })
+        .unwrap_or(false);
+    if mounted {
+        return Ok(());
+    }
+    let _ = std::fs::create_dir_all("/sys/fs/bpf");
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(RuntimeError::Deploy(
+            "bpffs is not mounted at /sys/fs/bpf and mounting it failed; run `mount -t bpf bpf /sys/fs/bpf` as root".into(),
+        ))
+    }
+}
+
+/// Every recorded deployment whose link is still pinned.
+pub fn status() -> Vec<Deployment> {
+    let Ok(dir) = std::fs::read_dir(STATE_DIR) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Deployment> = dir
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "state"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|t| Deployment::from_text(&t))
+        .filter(|d| Path::new(PIN_ROOT).join(&d.policy).join("link").exists())
+        .collect();
+    out.sort_by(|a, b| (&a.iface, &a.policy).cmp(&(&b.iface, &b.policy)));
+    out
+}
+
+fn pin_err(what: &str, e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Deploy(format!("cannot pin {what}: {e}"))
+}
+
+/// Attaches the loaded program of policy `policy` to `iface` and pins everything. Refuses an
+/// interface that already has an nfcc policy, and a policy already deployed elsewhere; on any
+/// failure nothing stays attached or pinned.
+pub fn deploy(
+    mut loaded: Loaded,
+    policy: &str,
+    iface: &str,
+    mode: Mode,
+) -> Result<Deployment, RuntimeError> {
+    ensure_bpffs()?;
+    if let Some(d) = status()
+        .into_iter()
+        .find(|d| d.iface == iface || d.policy == policy)
+    {
+        return Err(RuntimeError::Deploy(format!(
+            "policy `{}` is already loaded on {} ({}); unload it first with `nfcc unload --iface {}`",
+            d.policy,
+            d.iface,
+            d.mode.name(),
+            d.iface
+        )));
+    }
+    let dir = Path::new(PIN_ROOT).join(policy);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| RuntimeError::Deploy(format!("cannot create {}: {e}", dir.display())))?;
+    let result = attach_and_pin(&mut loaded, &dir, policy, iface, mode);
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(state_file(policy));
+    }
+    result
+}
+
+fn attach_and_pin(
+    loaded: &mut Loaded,
+    dir: &Path,
+    policy: &str,
+    iface: &str,
+    mode: Mode,
+) -> Result<Deployment, RuntimeError> {
+    let name = loaded.program.clone();
+    let attach_err = |e: ProgramError| match e {
+        ProgramError::UnknownInterface { name } => RuntimeError::Deploy(format!(
+            "no interface `{name}` here; `ip link` lists the interfaces"
+        )),
+        other => RuntimeError::Deploy(format!("cannot attach to {iface}: {other}")),
+    };
+    let prog = loaded
+        .ebpf
+        .program_mut(&name)
+        .ok_or_else(|| RuntimeError::Deploy(format!("program `{name}` vanished")))?;
+    let program_id = prog.info().map(|i| i.id()).unwrap_or(0);
+    let link: FdLink = match (mode, prog) {
+        (Mode::Native | Mode::Generic, Program::Xdp(xdp)) => {
+            let flags = if mode == Mode::Native { XdpFlags::DRV_MODE } else { XdpFlags::SKB_MODE };
+            let id = Xdp::attach(xdp, iface, flags).map_err(attach_err)?;
+            let link = xdp.take_link(id).map_err(attach_err)?;
+            FdLink::try_from(link).map_err(|e| RuntimeError::Deploy(format!("cannot keep the XDP link: {e}")))?
+        }
+        (Mode::TcIngress | Mode::TcEgress, Program::SchedClassifier(cls)) => {
+            // TCX (6.6+) needs no qdisc; older kernels need clsact, which may already exist.
+            let _ = tc::qdisc_add_clsact(iface);
+            let at = if mode == Mode::TcIngress { TcAttachType::Ingress } else { TcAttachType::Egress };
+            let id = SchedClassifier::attach(cls, iface, at).map_err(attach_err)?;
+            let link = cls.take_link(id).map_err(attach_err)?;
+            FdLink::try_from(link).map_err(|e| RuntimeError::Deploy(format!("cannot keep the TC link: {e}")))?
+        }
+        (m, _) => {
+            return Err(RuntimeError::Deploy(format!(
+                "mode {} does not fit this program's type (xdp programs take native or generic, tc programs tc-ingress or tc-egress)",
+                m.name()
+            )))
+        }
+    };
+    link.pin(dir.join("link"))
+        .map_err(|e| pin_err("the link", e))?;
+    let mut maps = Vec::new();
+    for (mname, map) in loaded.ebpf.maps() {
+        map.pin(dir.join(mname)).map_err(|e| pin_err(mname, e))?;
+        maps.push(mname.to_string());
+    }
+    maps.sort();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let d = Deployment {
+        policy: policy.to_string(),
+        iface: iface.to_string(),
+        mode,
+        program_id,
+        since,
+        maps,
+    };
+    std::fs::create_dir_all(STATE_DIR)
+        .and_then(|()| std::fs::write(state_file(policy), d.to_text()))
+        .map_err(|e| {
+            RuntimeError::Deploy(format!("cannot record the state in {STATE_DIR}: {e}"))
+        })?;
+    Ok(d)
+}
+
+/// Detaches and unpins the policy on `iface`.
+pub fn undeploy(iface: &str) -> Result<Deployment, RuntimeError> {
+    let Some(d) = status().into_iter().find(|d| d.iface == iface) else {
+        return Err(RuntimeError::Deploy(format!(
+            "no nfcc policy is loaded on {iface} (`nfcc status` lists what is)"
+        )));
+    };
+    let dir: PathBuf = Path::new(PIN_ROOT).join(&d.policy);
+    // Removing the link's pin drops the last reference to the link: the program detaches.
+    std::fs::remove_dir_all(&dir)
+        .map_err(|e| RuntimeError::Deploy(format!("cannot remove {}: {e}", dir.display())))?;
+    let _ = std::fs::remove_file(state_file(&d.policy));
+    Ok(d)
+}
