@@ -25,11 +25,10 @@ pub fn load(file: &Path, iface: &str, mode: Option<ModeArg>, wanted: Option<&str
             return INPUT;
         }
     };
-    // (object bytes, program name, its hook, map entries to fill)
+    // (object bytes, program name, its hook, map entries to fill, the .nf source)
     type Entries = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
-    let (object, name, hook, entries): (Vec<u8>, String, Hook, Entries) = if bytes
-        .starts_with(b"\x7fELF")
-    {
+    type Prepared = (Vec<u8>, String, Hook, Entries, Option<String>);
+    let (object, name, hook, entries, source): Prepared = if bytes.starts_with(b"\x7fELF") {
         let emu = match nfcc_emulator::Emulator::load(&bytes) {
             Ok(e) => e,
             Err(e) => {
@@ -54,7 +53,7 @@ pub fn load(file: &Path, iface: &str, mode: Option<ModeArg>, wanted: Option<&str
         } else {
             Hook::TcIngress
         };
-        (bytes, name, hook, Vec::new())
+        (bytes, name, hook, Vec::new(), None)
     } else {
         let Ok(source) = String::from_utf8(bytes) else {
             eprintln!(
@@ -99,7 +98,9 @@ pub fn load(file: &Path, iface: &str, mode: Option<ModeArg>, wanted: Option<&str
             .iter()
             .map(|(m, e)| (m.name.clone(), e.clone()))
             .collect();
-        (compiled.object, chosen, policy.hook, entries)
+        // Only this policy's text is kept: the others are blanked (spans stay put).
+        let alone = nfcc_dsl::testing::policy_alone(&source, &program, &chosen);
+        (compiled.object, chosen, policy.hook, entries, Some(alone))
     };
     let mode = match (mode, hook) {
         (Some(ModeArg::Native), _) | (None, Hook::Xdp) => Mode::Native,
@@ -130,6 +131,11 @@ pub fn load(file: &Path, iface: &str, mode: Option<ModeArg>, wanted: Option<&str
     }
     match deploy::deploy(loaded, &name, iface, mode) {
         Ok(d) => {
+            if let Some(src) = &source {
+                if let Err(e) = deploy::save_source(&d.policy, src) {
+                    eprintln!("warning: {e}; `nfcc stats` and `nfcc set` will not know its rules and sets");
+                }
+            }
             say!(
                 "loaded {} on {} ({}), program id {}, pinned under {}/{}",
                 d.policy,
@@ -189,4 +195,257 @@ pub fn status() -> u8 {
         );
     }
     OK
+}
+
+/// The checked policy and compiled IR of a deployed policy, from its kept source.
+fn deployed_policy(
+    policy: &str,
+) -> Result<(nfcc_dsl::checked::Policy, nfcc_compiler::ir::Program), String> {
+    let source = deploy::source(policy).ok_or_else(|| {
+        format!("policy `{policy}` was not loaded from a .nf file (or is not loaded)")
+    })?;
+    let (program, diags) = nfcc_dsl::check_source(&source, &nfcc_dsl::CheckOptions::default());
+    let program = program.ok_or_else(|| format!("the kept source no longer checks: {diags:?}"))?;
+    let p = program
+        .policies
+        .into_iter()
+        .find(|p| p.name == policy)
+        .ok_or_else(|| format!("the kept source has no policy `{policy}`"))?;
+    let single = nfcc_dsl::checked::Program {
+        policies: vec![p.clone()],
+    };
+    let compiled = nfcc_compiler::compile::compile(&single, "kept.nf", &source, None)
+        .map_err(|d| format!("the kept source no longer compiles: {d:?}"))?;
+    Ok((p, compiled.programs[0].ir.clone()))
+}
+
+/// Per-rule (packets, bytes) of a deployed policy.
+fn counts(
+    maps: &nfcc_runtime::PinnedMaps,
+    policy: &str,
+    rules: usize,
+) -> Result<Vec<(u64, u64)>, String> {
+    let map = nfcc_compiler::compile::stats_map_name(policy);
+    (0..=rules as u32)
+        .map(|i| {
+            maps.percpu_array_sum(&map, i)
+                .map(|v| {
+                    (
+                        v.first().copied().unwrap_or(0),
+                        v.get(1).copied().unwrap_or(0),
+                    )
+                })
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// `nfcc stats`: per-rule packets, bytes and rates over one second (`--watch`: refreshed every
+/// second until interrupted).
+pub fn stats(policy: &str, json: bool, watch: bool) -> u8 {
+    let (p, _) = match deployed_policy(policy) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ENV;
+        }
+    };
+    let maps = match deploy::pinned_maps(policy) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ENV;
+        }
+    };
+    let mut names: Vec<String> = p.rules.iter().map(|r| r.name.clone()).collect();
+    names.push("default".into());
+    loop {
+        let before = match counts(&maps, policy, p.rules.len()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ENV;
+            }
+        };
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let after = match counts(&maps, policy, p.rules.len()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ENV;
+            }
+        };
+        let mut rows: Vec<(String, u64, u64, u64, u64)> = names
+            .iter()
+            .zip(before.iter().zip(&after))
+            .map(|(n, (b, a))| {
+                (
+                    n.clone(),
+                    a.0,
+                    a.1,
+                    a.0.wrapping_sub(b.0),
+                    a.1.wrapping_sub(b.1) * 8,
+                )
+            })
+            .collect();
+        if watch {
+            // Busiest first, on a cleared screen.
+            rows.sort_by(|x, y| y.3.cmp(&x.3).then(y.1.cmp(&x.1)));
+            say_raw!("\x1b[2J\x1b[H");
+        }
+        if json {
+            let items: Vec<String> = rows
+                .iter()
+                .map(|(n, pk, by, pps, bps)| {
+                    format!("{{\"rule\":\"{n}\",\"packets\":{pk},\"bytes\":{by},\"pps\":{pps},\"bps\":{bps}}}")
+                })
+                .collect();
+            say!("[{}]", items.join(","));
+        } else {
+            say!(
+                "{:<24} {:>14} {:>16} {:>12} {:>14}",
+                "rule",
+                "packets",
+                "bytes",
+                "pps",
+                "bps"
+            );
+            for (n, pk, by, pps, bps) in &rows {
+                say!("{n:<24} {pk:>14} {by:>16} {pps:>12} {bps:>14}");
+            }
+        }
+        if !watch {
+            return OK;
+        }
+    }
+}
+
+/// `nfcc set add|del|list POLICY SET [VALUE]`.
+pub fn set(op: &str, policy: &str, set: &str, value: Option<&str>) -> u8 {
+    let (p, ir) = match deployed_policy(policy) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ENV;
+        }
+    };
+    let maps = match deploy::pinned_maps(policy) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ENV;
+        }
+    };
+    let Some(decl) = p.sets.iter().find(|s| s.name == set) else {
+        let known: Vec<&str> = p.sets.iter().map(|s| s.name.as_str()).collect();
+        eprintln!(
+            "error: policy `{policy}` has no set `{set}`; its sets are: {}",
+            known.join(", ")
+        );
+        return INPUT;
+    };
+    let obj = |m: &str| nfcc_compiler::compile::object_map_name(policy, m);
+    match (op, value) {
+        ("list", _) => {
+            // The set's first map lists its members (prefix maps as {length, address}).
+            let Some(m) = ir.maps.iter().find(|m| m.name == format!("set_{set}")) else {
+                eprintln!("error: set `{set}` is compiled into the program, not kept in a map");
+                return INPUT;
+            };
+            match maps.map_keys(&obj(&m.name)) {
+                Ok(keys) => {
+                    for k in keys {
+                        say!("{}", show_key(decl.kind, &k));
+                    }
+                    OK
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ENV
+                }
+            }
+        }
+        ("add" | "del", Some(v)) => {
+            let item = match nfcc_dsl::check::parse_set_item(decl.kind, v) {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return INPUT;
+                }
+            };
+            let ops =
+                match nfcc_compiler::sets::plan(&p, &ir, set, item, op == "add", &mut |m, k| {
+                    maps.map_lookup(&obj(m), k).ok().flatten()
+                }) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return INPUT;
+                    }
+                };
+            for o in ops {
+                let r = match &o {
+                    nfcc_compiler::sets::MapOp::Update { map, key, value } => {
+                        maps.map_update(&obj(map), key, value)
+                    }
+                    nfcc_compiler::sets::MapOp::Delete { map, key } => {
+                        maps.map_delete(&obj(map), key).map(|_| ())
+                    }
+                };
+                if let Err(e) = r {
+                    eprintln!("error: {e}");
+                    return ENV;
+                }
+            }
+            say!(
+                "{} {v} {} {set} of {policy}",
+                if op == "add" { "added" } else { "removed" },
+                if op == "add" { "to" } else { "from" }
+            );
+            OK
+        }
+        ("add" | "del", None) => {
+            eprintln!("error: `nfcc set {op}` needs a value");
+            INPUT
+        }
+        _ => {
+            eprintln!("error: the set operations are add, del and list");
+            INPUT
+        }
+    }
+}
+
+/// A set map's key as the language writes it.
+fn show_key(kind: nfcc_dsl::checked::SetKind, key: &[u8]) -> String {
+    use nfcc_dsl::checked::SetKind;
+    let prefix = matches!(kind, SetKind::Ipv4Prefix | SetKind::Ipv6Prefix);
+    let (len, data) = if prefix && key.len() > 4 {
+        (
+            Some(u32::from_le_bytes([key[0], key[1], key[2], key[3]])),
+            &key[4..],
+        )
+    } else {
+        (None, key)
+    };
+    let addr = match data.len() {
+        4 => std::net::Ipv4Addr::from([data[0], data[1], data[2], data[3]]).to_string(),
+        16 => {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(data);
+            std::net::Ipv6Addr::from(b).to_string()
+        }
+        6 => data
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        _ => data
+            .iter()
+            .fold(0u128, |acc, b| (acc << 8) | u128::from(*b))
+            .to_string(),
+    };
+    match len {
+        Some(l) if l as usize != data.len() * 8 => format!("{addr}/{l}"),
+        _ => addr,
+    }
 }

@@ -220,6 +220,12 @@ enum Command {
     Stats {
         /// The policy.
         policy: String,
+        /// Refresh every second, busiest rules first, until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// One JSON array of rules.
+        #[arg(long)]
+        json: bool,
     },
     /// Change a dynamic set of a loaded policy.
     Set {
@@ -331,8 +337,17 @@ fn main() -> ExitCode {
         } => deploy::load(&file, &iface, mode, policy.as_deref()),
         Command::Unload { iface } => deploy::unload(&iface),
         Command::Status => deploy::status(),
-        Command::Stats { .. } => commands::not_yet("stats", 5),
-        Command::Set { .. } => commands::not_yet("set", 5),
+        Command::Stats {
+            policy,
+            watch,
+            json,
+        } => deploy::stats(&policy, json, watch),
+        Command::Set {
+            op,
+            policy,
+            set,
+            value,
+        } => deploy::set(&op, &policy, &set, value.as_deref()),
         Command::Watch { .. } => commands::not_yet("watch", 5),
         Command::Bench { .. } => commands::not_yet("bench", 6),
         Command::OffloadCheck { .. } => commands::not_yet("offload-check", 7),

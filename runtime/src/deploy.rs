@@ -261,3 +261,28 @@ pub fn undeploy(iface: &str) -> Result<Deployment, RuntimeError> {
     let _ = std::fs::remove_file(state_file(&d.policy));
     Ok(d)
 }
+
+/// Keeps the `.nf` source a deployment was compiled from, so `nfcc stats` can name its rules
+/// and `nfcc set` can find its sets' maps.
+pub fn save_source(policy: &str, source: &str) -> Result<(), RuntimeError> {
+    std::fs::create_dir_all(STATE_DIR)
+        .and_then(|()| std::fs::write(Path::new(STATE_DIR).join(format!("{policy}.nf")), source))
+        .map_err(|e| {
+            RuntimeError::Deploy(format!("cannot keep the policy source in {STATE_DIR}: {e}"))
+        })
+}
+
+/// The `.nf` source of a deployed policy, if it was loaded from one.
+pub fn source(policy: &str) -> Option<String> {
+    std::fs::read_to_string(Path::new(STATE_DIR).join(format!("{policy}.nf"))).ok()
+}
+
+/// The pinned maps of a deployed policy.
+pub fn pinned_maps(policy: &str) -> Result<crate::PinnedMaps, RuntimeError> {
+    if !status().iter().any(|d| d.policy == policy) {
+        return Err(RuntimeError::Deploy(format!(
+            "no policy `{policy}` is loaded (`nfcc status` lists what is)"
+        )));
+    }
+    crate::PinnedMaps::open(&Path::new(PIN_ROOT).join(policy))
+}

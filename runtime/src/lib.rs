@@ -28,6 +28,7 @@ use std::os::fd::AsFd;
 use std::sync::OnceLock;
 
 pub use error::{RuntimeError, VerifierLog};
+pub use maps::PinnedMaps;
 pub use program::{load, Loaded, TestRun};
 
 /// The kind of program to load, which decides its kernel program type and test-run context.

@@ -121,181 +121,237 @@ fn type_name(map_type: MapType) -> String {
     format!("{map_type:?}").to_lowercase()
 }
 
-impl Loaded {
-    /// Finds the map `name` and reads its type and sizes.
-    fn map_ref<'a>(&'a self, name: &'a str) -> Result<MapRef<'a>, RuntimeError> {
-        let Some(map) = self.ebpf.map(name) else {
-            let mut available: Vec<String> = self.ebpf.maps().map(|(n, _)| n.to_owned()).collect();
-            available.sort();
-            return Err(RuntimeError::MapNotFound {
-                map: name.to_owned(),
-                available,
-            });
-        };
-        let data = map_data(map);
-        let info_error = |source| RuntimeError::MapInfo {
-            map: name.to_owned(),
-            source,
-        };
-        let info = data.info().map_err(info_error)?;
-        let map_type = info.map_type().map_err(info_error)?;
-        let cpus = if is_per_cpu(map_type) {
-            Some(possible_cpus()?)
-        } else {
-            None
-        };
-        Ok(MapRef {
-            name,
-            data,
-            map_type,
-            key_size: info.key_size() as usize,
-            value_size: info.value_size() as usize,
-            cpus,
-        })
-    }
+/// A map's facts, read from its file descriptor.
+fn map_ref_of<'a>(name: &'a str, data: &'a MapData) -> Result<MapRef<'a>, RuntimeError> {
+    let info_error = |source| RuntimeError::MapInfo {
+        map: name.to_owned(),
+        source,
+    };
+    let info = data.info().map_err(info_error)?;
+    let map_type = info.map_type().map_err(info_error)?;
+    let cpus = if is_per_cpu(map_type) {
+        Some(possible_cpus()?)
+    } else {
+        None
+    };
+    Ok(MapRef {
+        name,
+        data,
+        map_type,
+        key_size: info.key_size() as usize,
+        value_size: info.value_size() as usize,
+        cpus,
+    })
+}
 
-    /// Looks `key` up in map `map` and returns its value, or `None` when the key is absent.
-    ///
-    /// `key` must have the map's key size: for an array a little-endian `u32` index, for an
-    /// LPM trie the `u32` prefix length followed by the address bytes. A per-CPU map returns
-    /// one value per possible CPU, `value_size` bytes each, CPU 0 first. An array index out of
-    /// range counts as absent.
-    pub fn map_lookup(&self, map: &str, key: &[u8]) -> Result<Option<Vec<u8>>, RuntimeError> {
-        let m = self.map_ref(map)?;
-        m.check_key(key)?;
-        let mut raw = vec![0u8; m.kernel_value_len()];
-        let found = sys::map_lookup(m.data.fd().as_fd(), key, &mut raw)
-            .map_err(|e| m.error("BPF_MAP_LOOKUP_ELEM", e))?;
-        if !found {
-            return Ok(None);
+/// Byte-level operations on the maps of a loaded object or of a pinned deployment (the same
+/// code for both: they differ only in where the file descriptors come from).
+macro_rules! map_methods {
+    () => {
+        /// Finds the map `name` and reads its type and sizes.
+        fn map_ref<'a>(&'a self, name: &'a str) -> Result<MapRef<'a>, RuntimeError> {
+            let Some(data) = self.map_data_named(name) else {
+                let mut available = self.map_names();
+                available.sort();
+                return Err(RuntimeError::MapNotFound {
+                    map: name.to_owned(),
+                    available,
+                });
+            };
+            map_ref_of(name, data)
         }
-        if m.cpus.is_some() {
-            let stride = m.stride();
-            let mut value = Vec::with_capacity(raw.len());
-            for cpu in raw.chunks_exact(stride) {
-                value.extend_from_slice(&cpu[..m.value_size]);
+        /// Looks `key` up in map `map` and returns its value, or `None` when the key is absent.
+        ///
+        /// `key` must have the map's key size: for an array a little-endian `u32` index, for an
+        /// LPM trie the `u32` prefix length followed by the address bytes. A per-CPU map returns
+        /// one value per possible CPU, `value_size` bytes each, CPU 0 first. An array index out of
+        /// range counts as absent.
+        pub fn map_lookup(&self, map: &str, key: &[u8]) -> Result<Option<Vec<u8>>, RuntimeError> {
+            let m = self.map_ref(map)?;
+            m.check_key(key)?;
+            let mut raw = vec![0u8; m.kernel_value_len()];
+            let found = sys::map_lookup(m.data.fd().as_fd(), key, &mut raw)
+                .map_err(|e| m.error("BPF_MAP_LOOKUP_ELEM", e))?;
+            if !found {
+                return Ok(None);
             }
-            return Ok(Some(value));
-        }
-        Ok(Some(raw))
-    }
-
-    /// Stores `value` under `key` in map `map`, creating or replacing the entry (`BPF_ANY`).
-    ///
-    /// The program sees the change on its next run; nothing is reloaded. For a per-CPU map,
-    /// `value` is either one value (stored on every CPU) or one per possible CPU, as
-    /// [`Loaded::map_lookup`] returns them.
-    pub fn map_update(&self, map: &str, key: &[u8], value: &[u8]) -> Result<(), RuntimeError> {
-        let m = self.map_ref(map)?;
-        m.check_key(key)?;
-        let size_error = |expected: String| RuntimeError::MapSize {
-            map: map.to_owned(),
-            what: "value",
-            expected,
-            got: value.len(),
-        };
-        let raw = match m.cpus {
-            None if value.len() == m.value_size => value.to_vec(),
-            None => return Err(size_error(m.value_size.to_string())),
-            Some(cpus) => {
+            if m.cpus.is_some() {
                 let stride = m.stride();
-                let mut raw = vec![0u8; stride * cpus];
-                if value.len() == m.value_size {
-                    for slot in raw.chunks_exact_mut(stride) {
-                        slot[..m.value_size].copy_from_slice(value);
-                    }
-                } else if value.len() == m.value_size * cpus {
-                    for (slot, v) in raw
-                        .chunks_exact_mut(stride)
-                        .zip(value.chunks_exact(m.value_size))
-                    {
-                        slot[..m.value_size].copy_from_slice(v);
-                    }
-                } else {
-                    return Err(size_error(format!(
-                        "{} (one per cpu: {})",
-                        m.value_size,
-                        m.value_size * cpus
-                    )));
+                let mut value = Vec::with_capacity(raw.len());
+                for cpu in raw.chunks_exact(stride) {
+                    value.extend_from_slice(&cpu[..m.value_size]);
                 }
-                raw
+                return Ok(Some(value));
             }
-        };
-        sys::map_update(m.data.fd().as_fd(), key, &raw)
-            .map_err(|e| m.error("BPF_MAP_UPDATE_ELEM", e))
-    }
-
-    /// Removes `key` from map `map`; returns whether it was there.
-    ///
-    /// Arrays cannot delete entries: the kernel answers `EINVAL`, reported as
-    /// [`RuntimeError::Map`].
-    pub fn map_delete(&self, map: &str, key: &[u8]) -> Result<bool, RuntimeError> {
-        let m = self.map_ref(map)?;
-        m.check_key(key)?;
-        sys::map_delete(m.data.fd().as_fd(), key).map_err(|e| m.error("BPF_MAP_DELETE_ELEM", e))
-    }
-
-    /// Returns every key of map `map`, in the kernel's iteration order.
-    ///
-    /// The keys are read one `BPF_MAP_GET_NEXT_KEY` at a time; entries the program adds or
-    /// removes meanwhile may or may not show up. An array lists every index.
-    pub fn map_keys(&self, map: &str) -> Result<Vec<Vec<u8>>, RuntimeError> {
-        let m = self.map_ref(map)?;
-        let fd = m.data.fd().as_fd();
-        let mut keys: Vec<Vec<u8>> = Vec::new();
-        loop {
-            let mut next = vec![0u8; m.key_size];
-            let more = sys::map_next_key(fd, keys.last().map(Vec::as_slice), &mut next)
-                .map_err(|e| m.error("BPF_MAP_GET_NEXT_KEY", e))?;
-            if !more {
-                return Ok(keys);
-            }
-            keys.push(next);
+            Ok(Some(raw))
         }
-    }
 
-    /// Reads entry `index` of the per-CPU array `map` and sums each `u64` lane over the CPUs.
-    ///
-    /// The value is read as `value_size / 8` native-endian `u64` lanes (a counter struct of
-    /// packets and bytes gives two lanes); sums wrap on overflow like the counters themselves.
-    /// The map must be a per-CPU array (or a plain array, read as one CPU) whose value size is
-    /// a multiple of 8.
-    pub fn percpu_array_sum(&self, map: &str, index: u32) -> Result<Vec<u64>, RuntimeError> {
-        let m = self.map_ref(map)?;
-        // A plain array (NIC code's statistics) is one "CPU".
-        if !matches!(m.map_type, MapType::PerCpuArray | MapType::Array) {
-            return Err(RuntimeError::MapKind {
-                map: map.to_owned(),
-                found: type_name(m.map_type),
-                expected: "a per-cpu array",
-            });
-        }
-        if m.value_size % 8 != 0 {
-            return Err(RuntimeError::MapSize {
+        /// Stores `value` under `key` in map `map`, creating or replacing the entry (`BPF_ANY`).
+        ///
+        /// The program sees the change on its next run; nothing is reloaded. For a per-CPU map,
+        /// `value` is either one value (stored on every CPU) or one per possible CPU, as
+        /// [`Loaded::map_lookup`] returns them.
+        pub fn map_update(&self, map: &str, key: &[u8], value: &[u8]) -> Result<(), RuntimeError> {
+            let m = self.map_ref(map)?;
+            m.check_key(key)?;
+            let size_error = |expected: String| RuntimeError::MapSize {
                 map: map.to_owned(),
                 what: "value",
-                expected: "a multiple of 8".to_owned(),
-                got: m.value_size,
-            });
+                expected,
+                got: value.len(),
+            };
+            let raw = match m.cpus {
+                None if value.len() == m.value_size => value.to_vec(),
+                None => return Err(size_error(m.value_size.to_string())),
+                Some(cpus) => {
+                    let stride = m.stride();
+                    let mut raw = vec![0u8; stride * cpus];
+                    if value.len() == m.value_size {
+                        for slot in raw.chunks_exact_mut(stride) {
+                            slot[..m.value_size].copy_from_slice(value);
+                        }
+                    } else if value.len() == m.value_size * cpus {
+                        for (slot, v) in raw
+                            .chunks_exact_mut(stride)
+                            .zip(value.chunks_exact(m.value_size))
+                        {
+                            slot[..m.value_size].copy_from_slice(v);
+                        }
+                    } else {
+                        return Err(size_error(format!(
+                            "{} (one per cpu: {})",
+                            m.value_size,
+                            m.value_size * cpus
+                        )));
+                    }
+                    raw
+                }
+            };
+            sys::map_update(m.data.fd().as_fd(), key, &raw)
+                .map_err(|e| m.error("BPF_MAP_UPDATE_ELEM", e))
         }
-        let lanes = m.value_size / 8;
-        let Some(values) = self.map_lookup(map, &index.to_ne_bytes())? else {
-            return Err(m.error(
-                "BPF_MAP_LOOKUP_ELEM",
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("index {index} is out of range"),
-                ),
-            ));
-        };
-        let mut sums = vec![0u64; lanes];
-        for cpu in values.chunks_exact(m.value_size) {
-            for (sum, lane) in sums.iter_mut().zip(cpu.chunks_exact(8)) {
-                let mut bytes = [0u8; 8];
-                bytes.copy_from_slice(lane);
-                *sum = sum.wrapping_add(u64::from_ne_bytes(bytes));
+
+        /// Removes `key` from map `map`; returns whether it was there.
+        ///
+        /// Arrays cannot delete entries: the kernel answers `EINVAL`, reported as
+        /// [`RuntimeError::Map`].
+        pub fn map_delete(&self, map: &str, key: &[u8]) -> Result<bool, RuntimeError> {
+            let m = self.map_ref(map)?;
+            m.check_key(key)?;
+            sys::map_delete(m.data.fd().as_fd(), key).map_err(|e| m.error("BPF_MAP_DELETE_ELEM", e))
+        }
+
+        /// Returns every key of map `map`, in the kernel's iteration order.
+        ///
+        /// The keys are read one `BPF_MAP_GET_NEXT_KEY` at a time; entries the program adds or
+        /// removes meanwhile may or may not show up. An array lists every index.
+        pub fn map_keys(&self, map: &str) -> Result<Vec<Vec<u8>>, RuntimeError> {
+            let m = self.map_ref(map)?;
+            let fd = m.data.fd().as_fd();
+            let mut keys: Vec<Vec<u8>> = Vec::new();
+            loop {
+                let mut next = vec![0u8; m.key_size];
+                let more = sys::map_next_key(fd, keys.last().map(Vec::as_slice), &mut next)
+                    .map_err(|e| m.error("BPF_MAP_GET_NEXT_KEY", e))?;
+                if !more {
+                    return Ok(keys);
+                }
+                keys.push(next);
             }
         }
-        Ok(sums)
+
+        /// Reads entry `index` of the per-CPU array `map` and sums each `u64` lane over the CPUs.
+        ///
+        /// The value is read as `value_size / 8` native-endian `u64` lanes (a counter struct of
+        /// packets and bytes gives two lanes); sums wrap on overflow like the counters themselves.
+        /// The map must be a per-CPU array (or a plain array, read as one CPU) whose value size is
+        /// a multiple of 8.
+        pub fn percpu_array_sum(&self, map: &str, index: u32) -> Result<Vec<u64>, RuntimeError> {
+            let m = self.map_ref(map)?;
+            // A plain array (NIC code's statistics) is one "CPU".
+            if !matches!(m.map_type, MapType::PerCpuArray | MapType::Array) {
+                return Err(RuntimeError::MapKind {
+                    map: map.to_owned(),
+                    found: type_name(m.map_type),
+                    expected: "a per-cpu array",
+                });
+            }
+            if m.value_size % 8 != 0 {
+                return Err(RuntimeError::MapSize {
+                    map: map.to_owned(),
+                    what: "value",
+                    expected: "a multiple of 8".to_owned(),
+                    got: m.value_size,
+                });
+            }
+            let lanes = m.value_size / 8;
+            let Some(values) = self.map_lookup(map, &index.to_ne_bytes())? else {
+                return Err(m.error(
+                    "BPF_MAP_LOOKUP_ELEM",
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("index {index} is out of range"),
+                    ),
+                ));
+            };
+            let mut sums = vec![0u64; lanes];
+            for cpu in values.chunks_exact(m.value_size) {
+                for (sum, lane) in sums.iter_mut().zip(cpu.chunks_exact(8)) {
+                    let mut bytes = [0u8; 8];
+                    bytes.copy_from_slice(lane);
+                    *sum = sum.wrapping_add(u64::from_ne_bytes(bytes));
+                }
+            }
+            Ok(sums)
+        }
+    };
+}
+
+impl Loaded {
+    fn map_data_named(&self, name: &str) -> Option<&MapData> {
+        self.ebpf.map(name).map(map_data)
     }
+
+    fn map_names(&self) -> Vec<String> {
+        self.ebpf.maps().map(|(n, _)| n.to_owned()).collect()
+    }
+
+    map_methods!();
+}
+
+/// The pinned maps of a deployed policy, opened from bpffs.
+#[derive(Debug)]
+pub struct PinnedMaps {
+    maps: std::collections::HashMap<String, MapData>,
+}
+
+impl PinnedMaps {
+    /// Opens every map pinned in `dir`.
+    pub fn open(dir: &std::path::Path) -> Result<PinnedMaps, RuntimeError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            RuntimeError::Deploy(format!("cannot read the pins in {}: {e}", dir.display()))
+        })?;
+        let mut maps = std::collections::HashMap::new();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == "link" {
+                continue;
+            }
+            let data = MapData::from_pin(e.path()).map_err(|err| {
+                RuntimeError::Deploy(format!("cannot open the pinned map {name}: {err}"))
+            })?;
+            maps.insert(name, data);
+        }
+        Ok(PinnedMaps { maps })
+    }
+
+    fn map_data_named(&self, name: &str) -> Option<&MapData> {
+        self.maps.get(name)
+    }
+
+    fn map_names(&self) -> Vec<String> {
+        self.maps.keys().cloned().collect()
+    }
+
+    map_methods!();
 }
