@@ -449,3 +449,83 @@ fn show_key(kind: nfcc_dsl::checked::SetKind, key: &[u8]) -> String {
         _ => addr,
     }
 }
+
+/// `nfcc watch`: one line per sampled packet (time, rule, its verdict, 5-tuple), optionally a
+/// pcap of the sampled bytes.
+pub fn watch(policy: &str, pcap: Option<&Path>, count: Option<u64>) -> u8 {
+    let (p, _) = match deployed_policy(policy) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ENV;
+        }
+    };
+    let mut samples = match deploy::Samples::open(policy) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ENV;
+        }
+    };
+    let mut out = match pcap.map(std::fs::File::create).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: cannot write the pcap: {e}");
+            return ENV;
+        }
+    };
+    if let Some(f) = out.as_mut() {
+        use std::io::Write as _;
+        // A pcap header: each record is appended and flushed as it arrives.
+        let _ = f.write_all(&nfcc_emulator::pcap::write(&[]));
+    }
+    let mut seen = 0u64;
+    while count.is_none_or(|c| seen < c) {
+        let Some((slot, len, bytes)) = samples.take() else {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        };
+        seen += 1;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let (rule, verdict) = match p.rules.get(slot as usize) {
+            Some(r) => (
+                r.name.clone(),
+                r.terminal
+                    .as_ref()
+                    .map_or("table".to_string(), |t| t.name().to_string()),
+            ),
+            None => ("default".to_string(), p.default.terminal.name().to_string()),
+        };
+        let h = nfcc_dsl::packet::parse_frame(&bytes);
+        let meta = nfcc_dsl::eval::Meta::default();
+        let get = |f| {
+            nfcc_dsl::eval::field_value(&h, &meta, f).map_or("-".to_string(), |v| v.to_string())
+        };
+        use nfcc_dsl::checked::Field;
+        say!(
+            "{}.{:06} {rule} {verdict} {} {}:{} > {}:{} len {len}",
+            now.as_secs(),
+            now.subsec_micros(),
+            get(Field::IpProto),
+            get(Field::IpSrc),
+            get(Field::L4Sport),
+            get(Field::IpDst),
+            get(Field::L4Dport),
+        );
+        if let Some(f) = out.as_mut() {
+            use std::io::Write as _;
+            let rec = nfcc_emulator::pcap::Record {
+                ts_sec: now.as_secs() as u32,
+                ts_usec: now.subsec_micros(),
+                orig_len: len,
+                data: bytes,
+            };
+            // The record alone: the file header is already written.
+            let one = nfcc_emulator::pcap::write(&[rec]);
+            let _ = f.write_all(&one[24..]).and_then(|()| f.flush());
+        }
+    }
+    OK
+}

@@ -242,6 +242,12 @@ enum Command {
     Watch {
         /// The policy.
         policy: String,
+        /// Also write the sampled frames to a pcap file.
+        #[arg(long, value_name = "OUT.pcap")]
+        pcap: Option<std::path::PathBuf>,
+        /// Stop after this many samples (default: run until interrupted).
+        #[arg(long)]
+        count: Option<u64>,
     },
     /// Measure Mpps on a veth/netns testbed.
     Bench {
@@ -348,7 +354,11 @@ fn main() -> ExitCode {
             set,
             value,
         } => deploy::set(&op, &policy, &set, value.as_deref()),
-        Command::Watch { .. } => commands::not_yet("watch", 5),
+        Command::Watch {
+            policy,
+            pcap,
+            count,
+        } => deploy::watch(&policy, pcap.as_deref(), count),
         Command::Bench { .. } => commands::not_yet("bench", 6),
         Command::OffloadCheck { .. } => commands::not_yet("offload-check", 7),
     };

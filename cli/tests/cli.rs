@@ -130,9 +130,9 @@ fn engines_and_commands_not_built_yet_exit_2_and_say_so() {
         0,
     );
     assert!(out.ends_with("jit: 2 passed, 0 failed\n"), "{out}");
-    let out = check(&["watch", "ddos_guard"], &[], 2);
+    let out = check(&["bench", "examples/ddos_guard.nf"], &[], 2);
     assert!(
-        out.contains("not implemented yet") && out.contains("issue 5"),
+        out.contains("not implemented yet") && out.contains("issue 6"),
         "{out}"
     );
 }

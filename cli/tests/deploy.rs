@@ -1,7 +1,8 @@
 //! The operator's commands on a live interface: `nfcc load` a policy on a veth whose peer is in
 //! its own network namespace, `nfcc status`, `nfcc set add` of the peer's prefix taking effect
 //! on the next packet without a reload (pings start being dropped by the blocklist rule, as
-//! `nfcc stats --json` shows), `nfcc set list|del`, and `nfcc unload`. The test creates the
+//! `nfcc stats --json` shows), `nfcc set list|del`, `nfcc watch` of sampled pings (lines and a
+//! pcap), and `nfcc unload`. The test creates the
 //! veth pair and namespace and always removes them.
 //!
 //! Needs root (skips otherwise, or fails under `NFCC_REQUIRE_KERNEL=1`).
@@ -112,4 +113,73 @@ fn load_set_stats_and_unload_on_a_live_interface() {
     assert_eq!(code, 0, "{out}");
     let (_, out) = nfcc(&["status"]);
     assert!(!out.contains(&a), "{out}");
+}
+
+#[test]
+fn watch_prints_sampled_packets_and_writes_a_pcap() {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    if !root || !sh("command -v ip >/dev/null && command -v ping >/dev/null") {
+        if std::env::var_os("NFCC_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
+            panic!("NFCC_REQUIRE_KERNEL=1 but this test needs root, ip and ping");
+        }
+        eprintln!("skipped: watch test: needs root, ip and ping");
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let (a, b, ns) = (
+        format!("nlw{id}a"),
+        format!("nlw{id}b"),
+        format!("nfccnw{id}"),
+    );
+    assert!(sh(&format!(
+        "ip netns add {ns} && ip link add {a} type veth peer name {b} && ip link set {b} netns {ns} \
+         && ip addr add 198.18.9.1/24 dev {a} && ip link set {a} up \
+         && ip -n {ns} addr add 198.18.9.2/24 dev {b} && ip -n {ns} link set {b} up"
+    )));
+    let _cleanup = Cleanup(a.clone(), ns.clone());
+    let dir = std::env::temp_dir().join(format!("nfcc-watch-{id}"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let policy = dir.join("w.nf");
+    let name = format!("watch{id}");
+    std::fs::write(
+        &policy,
+        format!(
+            "policy {name} on xdp {{\n  rule pings: icmp => sample 1, pass\n  default pass\n}}\n"
+        ),
+    )
+    .expect("write");
+    let (code, out) = nfcc(&["load", &policy.display().to_string(), "--iface", &a]);
+    assert_eq!(code, 0, "{out}");
+    let pcap = dir.join("w.pcap");
+    let watcher = Command::new(env!("CARGO_BIN_EXE_nfcc"))
+        .args([
+            "watch",
+            &name,
+            "--count",
+            "3",
+            "--pcap",
+            &pcap.display().to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("nfcc watch runs");
+    assert!(sh(&format!(
+        "ip netns exec {ns} ping -c 3 -i 0.2 -W 1 198.18.9.1 >/dev/null 2>&1"
+    )));
+    let out = watcher
+        .wait_with_output()
+        .expect("watch ends after 3 samples");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains(" pings pass 1 198.18.9.2:- > 198.18.9.1:-"))
+            .count(),
+        3,
+        "{text}"
+    );
+    let frames = std::fs::read(&pcap).expect("pcap written");
+    assert_eq!(frames.len(), 24 + 3 * (16 + 98), "three 98-byte pings");
 }

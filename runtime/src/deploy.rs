@@ -286,3 +286,45 @@ pub fn pinned_maps(policy: &str) -> Result<crate::PinnedMaps, RuntimeError> {
     }
     crate::PinnedMaps::open(&Path::new(PIN_ROOT).join(policy))
 }
+
+/// A deployed policy's sample ring buffer, read as records of {rule (u32), frame length (u32),
+/// the frame's first bytes}.
+pub struct Samples {
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+}
+
+impl Samples {
+    /// Opens the pinned ring buffer of a deployed policy.
+    pub fn open(policy: &str) -> Result<Samples, RuntimeError> {
+        if !status().iter().any(|d| d.policy == policy) {
+            return Err(RuntimeError::Deploy(format!(
+                "no policy `{policy}` is loaded (`nfcc status` lists what is)"
+            )));
+        }
+        let path = Path::new(PIN_ROOT)
+            .join(policy)
+            .join(format!("{policy}_nfcc_samples"));
+        if !path.exists() {
+            return Err(RuntimeError::Deploy(format!(
+                "policy `{policy}` samples nothing: add `sample N` to a rule's actions"
+            )));
+        }
+        let data = aya::maps::MapData::from_pin(&path)
+            .map_err(|e| RuntimeError::Deploy(format!("cannot open {}: {e}", path.display())))?;
+        let ring = aya::maps::RingBuf::try_from(aya::maps::Map::RingBuf(data))
+            .map_err(|e| RuntimeError::Deploy(format!("cannot read the sample ring: {e}")))?;
+        Ok(Samples { ring })
+    }
+
+    /// The next record, if one is waiting: (rule slot, frame length, frame bytes).
+    pub fn take(&mut self) -> Option<(u32, u32, Vec<u8>)> {
+        let item = self.ring.next()?;
+        let b: &[u8] = &item;
+        if b.len() < 8 {
+            return None;
+        }
+        let rule = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+        let len = u32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
+        Some((rule, len, b[8..].to_vec()))
+    }
+}
