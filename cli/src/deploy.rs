@@ -9,7 +9,13 @@ use nfcc_runtime::ProgKind;
 use std::path::Path;
 
 /// `nfcc load`.
-pub fn load(file: &Path, iface: &str, mode: Option<ModeArg>, wanted: Option<&str>) -> u8 {
+pub fn load(
+    file: &Path,
+    iface: &str,
+    mode: Option<ModeArg>,
+    wanted: Option<&str>,
+    replace: bool,
+) -> u8 {
     if mode == Some(ModeArg::Offload) {
         eprintln!("error: `--mode offload` is not implemented yet (issue 7); use `--mode native`");
         return ENV;
@@ -129,7 +135,12 @@ pub fn load(file: &Path, iface: &str, mode: Option<ModeArg>, wanted: Option<&str
             }
         }
     }
-    match deploy::deploy(loaded, &name, iface, mode) {
+    let done = if replace {
+        deploy::replace(loaded, &name, iface)
+    } else {
+        deploy::deploy(loaded, &name, iface, mode)
+    };
+    match done {
         Ok(d) => {
             if let Some(src) = &source {
                 if let Err(e) = deploy::save_source(&d.policy, src) {
@@ -137,7 +148,8 @@ pub fn load(file: &Path, iface: &str, mode: Option<ModeArg>, wanted: Option<&str
                 }
             }
             say!(
-                "loaded {} on {} ({}), program id {}, pinned under {}/{}",
+                "{} {} on {} ({}), program id {}, pinned under {}/{}",
+                if replace { "replaced" } else { "loaded" },
                 d.policy,
                 d.iface,
                 d.mode.name(),

@@ -207,6 +207,10 @@ enum Command {
         /// The policy (or program) to load when the file holds several.
         #[arg(long)]
         policy: Option<String>,
+        /// Swap a new version of the policy already on the interface in one step, carrying its
+        /// dynamic sets and counters over.
+        #[arg(long)]
+        replace: bool,
     },
     /// Detach and unpin the policy of an interface.
     Unload {
@@ -340,7 +344,8 @@ fn main() -> ExitCode {
             iface,
             mode,
             policy,
-        } => deploy::load(&file, &iface, mode, policy.as_deref()),
+            replace,
+        } => deploy::load(&file, &iface, mode, policy.as_deref(), replace),
         Command::Unload { iface } => deploy::unload(&iface),
         Command::Status => deploy::status(),
         Command::Stats {

@@ -1,7 +1,8 @@
 //! The operator's commands on a live interface: `nfcc load` a policy on a veth whose peer is in
 //! its own network namespace, `nfcc status`, `nfcc set add` of the peer's prefix taking effect
 //! on the next packet without a reload (pings start being dropped by the blocklist rule, as
-//! `nfcc stats --json` shows), `nfcc set list|del`, `nfcc watch` of sampled pings (lines and a
+//! `nfcc stats --json` shows), `nfcc load --replace` keeping the set's contents, `nfcc set
+//! list|del`, `nfcc watch` of sampled pings (lines and a
 //! pcap), and `nfcc unload`. The test creates the
 //! veth pair and namespace and always removes them.
 //!
@@ -101,6 +102,16 @@ fn load_set_stats_and_unload_on_a_live_interface() {
     assert!(
         blocked("ddos_guard") >= before + 3,
         "the blocklist rule counted the drops"
+    );
+    // A new version swapped in one step keeps the set's run-time contents.
+    let (_, before_status) = nfcc(&["status"]);
+    let (code, out) = nfcc(&["load", "examples/ddos_guard.nf", "--iface", &a, "--replace"]);
+    assert_eq!(code, 0, "{out}");
+    let (_, after_status) = nfcc(&["status"]);
+    assert_ne!(before_status, after_status, "the program id changes");
+    assert!(
+        !sh(&ping),
+        "the replaced program still drops the blocked prefix"
     );
     let (_, out) = nfcc(&["set", "list", "ddos_guard", "blocked"]);
     assert!(out.contains("203.0.113.0/24"), "{out}");

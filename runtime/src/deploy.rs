@@ -6,8 +6,9 @@
 //! which detaches the program (the pinned link was the last thing holding it).
 
 use crate::{Loaded, RuntimeError};
-use aya::programs::links::FdLink;
-use aya::programs::tc::{self, TcAttachType};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::tc::{self, SchedClassifierLink, TcAttachType};
+use aya::programs::xdp::XdpLink;
 use aya::programs::{Program, ProgramError, SchedClassifier, Xdp, XdpFlags};
 use std::path::{Path, PathBuf};
 
@@ -327,4 +328,97 @@ impl Samples {
         let len = u32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
         Some((rule, len, b[8..].to_vec()))
     }
+}
+
+/// Swaps the program of the deployment on `iface` for `loaded` (the same policy, recompiled)
+/// in one step — `bpf_link_update` on the pinned link, so no packet meets no program — after
+/// copying the entries of the old program's dynamic sets and counters into the new one's maps
+/// of the same name and shape. The new maps are then pinned in place of the old.
+pub fn replace(mut loaded: Loaded, policy: &str, iface: &str) -> Result<Deployment, RuntimeError> {
+    let Some(old) = status().into_iter().find(|d| d.iface == iface) else {
+        return Err(RuntimeError::Deploy(format!(
+            "nothing to replace on {iface}: no nfcc policy is loaded there; load without --replace"
+        )));
+    };
+    if old.policy != policy {
+        return Err(RuntimeError::Deploy(format!(
+            "{iface} runs policy `{}`; --replace swaps in a new version of the same policy (unload and load to change policies)",
+            old.policy
+        )));
+    }
+    let dir = Path::new(PIN_ROOT).join(policy);
+    let pinned = crate::PinnedMaps::open(&dir)?;
+    // Carry dynamic sets (and their length tables) and counters over.
+    let carried: Vec<String> = loaded
+        .ebpf
+        .maps()
+        .map(|(n, _)| n.to_string())
+        .filter(|n| {
+            let ir = n.strip_prefix(&format!("{policy}_")).unwrap_or("");
+            ir.starts_with("set_") || ir.starts_with("cnt_")
+        })
+        .collect();
+    for name in &carried {
+        let Ok(keys) = pinned.map_keys(name) else {
+            continue;
+        };
+        for k in keys {
+            if let Ok(Some(v)) = pinned.map_lookup(name, &k) {
+                // A map whose shape changed keeps the new program's contents.
+                let _ = loaded.map_update(name, &k, &v);
+            }
+        }
+    }
+    drop(pinned);
+    let link_path = dir.join("link");
+    let fd_link: FdLink = PinnedLink::from_pin(&link_path)
+        .map_err(|e| RuntimeError::Deploy(format!("cannot open the pinned link: {e}")))?
+        .into();
+    let name = loaded.program.clone();
+    let prog = loaded
+        .ebpf
+        .program_mut(&name)
+        .ok_or_else(|| RuntimeError::Deploy(format!("program `{name}` vanished")))?;
+    let program_id = prog.info().map(|i| i.id()).unwrap_or(0);
+    let swap_err = |e: &dyn std::fmt::Display| {
+        RuntimeError::Deploy(format!("cannot swap the program on {iface}: {e}"))
+    };
+    match prog {
+        Program::Xdp(xdp) => {
+            let link = XdpLink::try_from(fd_link).map_err(|e| swap_err(&e))?;
+            let id = xdp.attach_to_link(link).map_err(|e| swap_err(&e))?;
+            // The link stays pinned; the program object must not detach it when dropped.
+            let _ = xdp.take_link(id);
+        }
+        Program::SchedClassifier(cls) => {
+            let link = SchedClassifierLink::try_from(fd_link).map_err(|e| swap_err(&e))?;
+            let id = cls.attach_to_link(link).map_err(|e| swap_err(&e))?;
+            let _ = cls.take_link(id);
+        }
+        _ => {
+            return Err(RuntimeError::Deploy(
+                "only XDP and TC programs can be swapped".into(),
+            ))
+        }
+    }
+    // The new maps replace the old pins.
+    let mut maps = Vec::new();
+    for (mname, map) in loaded.ebpf.maps() {
+        let path = dir.join(mname);
+        let _ = std::fs::remove_file(&path);
+        map.pin(&path).map_err(|e| pin_err(mname, e))?;
+        maps.push(mname.to_string());
+    }
+    maps.sort();
+    let d = Deployment {
+        program_id,
+        since: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.as_secs()),
+        maps,
+        ..old
+    };
+    std::fs::write(state_file(policy), d.to_text())
+        .map_err(|e| RuntimeError::Deploy(format!("cannot record the state: {e}")))?;
+    Ok(d)
 }
