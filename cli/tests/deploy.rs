@@ -3,7 +3,8 @@
 //! on the next packet without a reload (pings start being dropped by the blocklist rule, as
 //! `nfcc stats --json` shows), `nfcc load --replace` keeping the set's contents, `nfcc set
 //! list|del`, `nfcc watch` of sampled pings (lines and a
-//! pcap), and `nfcc unload`. The test creates the
+//! pcap), and `nfcc unload`; loads refused for want of privilege or by the verifier say why,
+//! exit 2 and leave nothing attached. The test creates the
 //! veth pair and namespace and always removes them.
 //!
 //! Needs root (skips otherwise, or fails under `NFCC_REQUIRE_KERNEL=1`).
@@ -193,4 +194,74 @@ fn watch_prints_sampled_packets_and_writes_a_pcap() {
     );
     let frames = std::fs::read(&pcap).expect("pcap written");
     assert_eq!(frames.len(), 24 + 3 * (16 + 98), "three 98-byte pings");
+}
+
+#[test]
+fn refused_loads_say_why_and_leave_nothing_attached() {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    if !root || !sh("command -v ip >/dev/null && command -v setpriv >/dev/null && command -v clang >/dev/null") {
+        if std::env::var_os("NFCC_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
+            panic!("NFCC_REQUIRE_KERNEL=1 but this test needs root, ip, setpriv and clang");
+        }
+        eprintln!("skipped: refused-load test: needs root, ip, setpriv and clang");
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let (a, b, ns) = (
+        format!("nlr{id}a"),
+        format!("nlr{id}b"),
+        format!("nfccnr{id}"),
+    );
+    assert!(sh(&format!(
+        "ip netns add {ns} && ip link add {a} type veth peer name {b} && ip link set {b} netns {ns} && ip link set {a} up"
+    )));
+    let _cleanup = Cleanup(a.clone(), ns.clone());
+    // Without privilege (an unprivileged user in a child): a clear refusal, exit 2.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_nfcc"),
+        ])
+        .args(["load", "examples/ddos_guard.nf", "--iface", &a])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("setpriv runs");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("cannot load programs here"), "{text}");
+    // A program the verifier refuses: its log, exit 2, nothing attached or recorded.
+    let dir = std::env::temp_dir().join(format!("nfcc-refused-{id}"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let obj = dir.join("unchecked.o");
+    let arch = Command::new("clang")
+        .arg("-print-multiarch")
+        .output()
+        .expect("clang")
+        .stdout;
+    let arch = String::from_utf8_lossy(&arch).trim().to_string();
+    assert!(sh(&format!(
+        "clang -O2 -g -target bpf -I/usr/include/{arch} -c {}/../runtime/tests/progs/xdp_unchecked.c -o {}",
+        env!("CARGO_MANIFEST_DIR"),
+        obj.display()
+    )));
+    let (code, out) = nfcc(&["load", &obj.display().to_string(), "--iface", &a]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("verifier"), "{out}");
+    assert!(!link_has_xdp(&a), "nothing may stay attached");
+    let (_, status) = nfcc(&["status"]);
+    assert!(!status.contains(&a), "{status}");
+}
+
+fn link_has_xdp(dev: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-d", "link", "show", dev])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&out).contains("xdp")
 }
