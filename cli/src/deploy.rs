@@ -43,14 +43,10 @@ pub fn load(
             }
         };
         let names = emu.programs();
-        let name = match (wanted, names.as_slice()) {
-            (Some(w), _) if names.iter().any(|n| n == w) => w.to_string(),
-            (None, [one]) => one.clone(),
-            _ => {
-                eprintln!(
-                    "error: choose one of the object's programs with --policy: {}",
-                    names.join(", ")
-                );
+        let name = match crate::run::choose(&names, wanted, "program") {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("error: {e}");
                 return INPUT;
             }
         };
@@ -75,14 +71,10 @@ pub fn load(
             return INPUT;
         };
         let names: Vec<String> = program.policies.iter().map(|p| p.name.clone()).collect();
-        let chosen = match (wanted, names.as_slice()) {
-            (Some(w), _) if names.iter().any(|n| n == w) => w.to_string(),
-            (None, [one]) => one.clone(),
-            _ => {
-                eprintln!(
-                    "error: choose one of the file's policies with --policy: {}",
-                    names.join(", ")
-                );
+        let chosen = match crate::run::choose(&names, wanted, "policy") {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("error: {e}");
                 return INPUT;
             }
         };
@@ -231,6 +223,22 @@ fn deployed_policy(
     Ok((p, compiled.programs[0].ir.clone()))
 }
 
+/// A deployed policy, its IR and its pinned maps.
+fn open_deployed(
+    policy: &str,
+) -> Result<
+    (
+        nfcc_dsl::checked::Policy,
+        nfcc_compiler::ir::Program,
+        nfcc_runtime::PinnedMaps,
+    ),
+    String,
+> {
+    let (p, ir) = deployed_policy(policy)?;
+    let maps = deploy::pinned_maps(policy).map_err(|e| e.to_string())?;
+    Ok((p, ir, maps))
+}
+
 /// Per-rule (packets, bytes) of a deployed policy.
 fn counts(
     maps: &nfcc_runtime::PinnedMaps,
@@ -255,15 +263,8 @@ fn counts(
 /// `nfcc stats`: per-rule packets, bytes and rates over one second (`--watch`: refreshed every
 /// second until interrupted).
 pub fn stats(policy: &str, json: bool, watch: bool) -> u8 {
-    let (p, _) = match deployed_policy(policy) {
+    let (p, _, maps) = match open_deployed(policy) {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ENV;
-        }
-    };
-    let maps = match deploy::pinned_maps(policy) {
-        Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
             return ENV;
@@ -334,15 +335,8 @@ pub fn stats(policy: &str, json: bool, watch: bool) -> u8 {
 
 /// `nfcc set add|del|list POLICY SET [VALUE]`.
 pub fn set(op: &str, policy: &str, set: &str, value: Option<&str>) -> u8 {
-    let (p, ir) = match deployed_policy(policy) {
+    let (p, ir, maps) = match open_deployed(policy) {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ENV;
-        }
-    };
-    let maps = match deploy::pinned_maps(policy) {
-        Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
             return ENV;

@@ -195,7 +195,7 @@ impl Runner for Bare {
 }
 
 /// Picks one name: the requested one, or the only one.
-fn choose(names: &[String], wanted: Option<&str>, what: &str) -> Result<String, String> {
+pub(crate) fn choose(names: &[String], wanted: Option<&str>, what: &str) -> Result<String, String> {
     match (wanted, names) {
         (Some(w), _) if names.iter().any(|n| n == w) => Ok(w.to_string()),
         (Some(w), _) => Err(format!(
@@ -203,7 +203,7 @@ fn choose(names: &[String], wanted: Option<&str>, what: &str) -> Result<String, 
             names.join(", ")
         )),
         (None, [one]) => Ok(one.clone()),
-        (None, []) => Err(format!("the file has no {what} to run")),
+        (None, []) => Err(format!("the file has no {what}")),
         (None, _) => Err(format!(
             "the file has several {what}s ({}); choose one with --policy",
             names.join(", ")
