@@ -1582,6 +1582,30 @@ impl Gen<'_> {
         self.zero(pos, width);
     }
 
+    /// Writes the host-order value in `slot` (ANDed with `mask`) as `w` big-endian key bytes at
+    /// `pos`.
+    fn host_key_part(&mut self, slot: i16, w: u32, mask: Option<u128>, pos: i16) {
+        let (size, bytes) = match w {
+            1 => (Size::B, 1),
+            2 => (Size::H, 2),
+            3 | 4 => (Size::W, 4),
+            _ => (Size::DW, 8),
+        };
+        self.a.emit(Insn::ldx(Size::DW, R0, R9, slot));
+        if let Some(m) = mask {
+            self.load_const(R1, m as u64);
+            self.a.emit(Insn::alu64_reg(Alu::And, R0, R1));
+        }
+        if bytes > w {
+            self.a
+                .emit(Insn::alu64_imm(Alu::Lsh, R0, 8 * (bytes - w) as i32));
+        }
+        if bytes > 1 {
+            self.a.emit(Insn::to_be(R0, 8 * bytes as i32));
+        }
+        self.put(size, pos, R0);
+    }
+
     /// Assembles a counter or limiter key in the key buffer; absent fields are zero bytes.
     fn build_key(&mut self, key: &[KeyPart]) {
         let mut pos = self.lay.keybuf;
@@ -1628,44 +1652,14 @@ impl Gen<'_> {
                         }
                     } else {
                         // A host value, masked, then written big-endian like `Host`.
-                        let (size, bytes) = match w {
-                            1 => (Size::B, 1),
-                            2 => (Size::H, 2),
-                            3 | 4 => (Size::W, 4),
-                            _ => (Size::DW, 8),
-                        };
-                        self.a.emit(Insn::ldx(Size::DW, R0, R9, slot));
-                        self.load_const(R1, *mask as u64);
-                        self.a.emit(Insn::alu64_reg(Alu::And, R0, R1));
-                        if bytes > *w {
-                            self.a
-                                .emit(Insn::alu64_imm(Alu::Lsh, R0, 8 * (bytes - *w) as i32));
-                        }
-                        if bytes > 1 {
-                            self.a.emit(Insn::to_be(R0, 8 * bytes as i32));
-                        }
-                        self.put(size, pos, R0);
+                        self.host_key_part(slot, *w, Some(*mask), pos);
                     }
                     self.absent_zero(*f, pos, *w as i16, absent, done);
                 }
                 KeyPart::Host(f, w) => {
                     self.require(*f, absent);
                     let slot = self.lay.slots[f.index()];
-                    let (size, bytes) = match w {
-                        1 => (Size::B, 1),
-                        2 => (Size::H, 2),
-                        3 | 4 => (Size::W, 4),
-                        _ => (Size::DW, 8),
-                    };
-                    self.a.emit(Insn::ldx(Size::DW, R0, R9, slot));
-                    if bytes > *w {
-                        self.a
-                            .emit(Insn::alu64_imm(Alu::Lsh, R0, 8 * (bytes - *w) as i32));
-                    }
-                    if bytes > 1 {
-                        self.a.emit(Insn::to_be(R0, 8 * bytes as i32));
-                    }
-                    self.put(size, pos, R0);
+                    self.host_key_part(slot, *w, None, pos);
                     self.absent_zero(*f, pos, *w as i16, absent, done);
                 }
                 KeyPart::IpTagged { v4, v6 } => {
