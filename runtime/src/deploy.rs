@@ -17,6 +17,31 @@ pub const PIN_ROOT: &str = "/sys/fs/bpf/nfcc";
 /// Where deployments are recorded.
 pub const STATE_DIR: &str = "/run/nfcc";
 
+fn base_file(policy: &str) -> PathBuf {
+    Path::new(STATE_DIR).join(format!("{policy}.base"))
+}
+
+/// Per-rule-slot (packets, bytes) counted by earlier versions of a policy swapped out with
+/// `--replace`, to be added to the live program's statistics.
+pub fn stats_base(policy: &str) -> Result<Vec<(u64, u64)>, RuntimeError> {
+    let text = match std::fs::read_to_string(base_file(policy)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(RuntimeError::Deploy(format!(
+                "cannot read the statistics base: {e}"
+            )))
+        }
+    };
+    Ok(text
+        .lines()
+        .map(|l| {
+            let mut w = l.split_whitespace().map(|x| x.parse::<u64>().unwrap_or(0));
+            (w.next().unwrap_or(0), w.next().unwrap_or(0))
+        })
+        .collect())
+}
+
 fn state_file(policy: &str) -> PathBuf {
     Path::new(STATE_DIR).join(format!("{policy}.state"))
 }
@@ -67,6 +92,9 @@ pub struct Deployment {
     pub since: u64,
     /// The pinned maps' names.
     pub maps: Vec<String>,
+    /// The link runs another program than the record names: a `--replace` was interrupted
+    /// after the swap (the pinned maps may be the old program's); `program_id` is the live one.
+    pub interrupted: bool,
 }
 
 impl Deployment {
@@ -98,6 +126,7 @@ impl Deployment {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
+            interrupted: false,
         })
     }
 }
@@ -137,7 +166,16 @@ pub fn status() -> Vec<Deployment> {
         .filter(|e| e.path().extension().is_some_and(|x| x == "state"))
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .filter_map(|t| Deployment::from_text(&t))
-        .filter(|d| Path::new(PIN_ROOT).join(&d.policy).join("link").exists())
+        .filter_map(|mut d| {
+            // The link is the truth: what it runs now, not what was recorded, is reported (a
+            // replace killed between the swap and the record leaves the two apart).
+            let live =
+                crate::sys::pinned_link_prog_id(&Path::new(PIN_ROOT).join(&d.policy).join("link"))
+                    .ok()?;
+            d.interrupted = live != d.program_id;
+            d.program_id = live;
+            Some(d)
+        })
         .collect();
     out.sort_by(|a, b| (&a.iface, &a.policy).cmp(&(&b.iface, &b.policy)));
     out
@@ -169,7 +207,9 @@ pub fn deploy(
             d.iface
         )));
     }
+    pause_before_attach();
     let dir = Path::new(PIN_ROOT).join(policy);
+    let _ = std::fs::remove_file(base_file(policy));
     std::fs::create_dir_all(&dir)
         .map_err(|e| RuntimeError::Deploy(format!("cannot create {}: {e}", dir.display())))?;
     let result = attach_and_pin(&mut loaded, &dir, policy, iface, mode);
@@ -180,6 +220,33 @@ pub fn deploy(
     result
 }
 
+/// A program attached to an interface for as long as this value lives (nothing pinned, no
+/// state recorded): what benchmarks and testbeds use. Dropping it detaches the program.
+#[derive(Debug)]
+pub struct Attached {
+    /// The link; closing its last descriptor detaches the program.
+    _link: FdLink,
+    /// The program and its maps.
+    loaded: Loaded,
+}
+
+impl Attached {
+    /// The attached program and its maps.
+    pub fn loaded(&self) -> &Loaded {
+        &self.loaded
+    }
+}
+
+/// Attaches `loaded` to `iface` (in the calling thread's network namespace) in `mode` without
+/// pinning anything.
+pub fn attach(mut loaded: Loaded, iface: &str, mode: Mode) -> Result<Attached, RuntimeError> {
+    let (link, _) = attach_link(&mut loaded, iface, mode)?;
+    Ok(Attached {
+        _link: link,
+        loaded,
+    })
+}
+
 fn attach_and_pin(
     loaded: &mut Loaded,
     dir: &Path,
@@ -187,6 +254,28 @@ fn attach_and_pin(
     iface: &str,
     mode: Mode,
 ) -> Result<Deployment, RuntimeError> {
+    let (link, program_id) = attach_link(loaded, iface, mode)?;
+    pin_and_record(loaded, link, program_id, dir, policy, iface, mode)
+}
+
+/// The test hook that makes a deployment wait between loading and attaching: crash tests set
+/// `NFCC_TEST_PAUSE_BEFORE_ATTACH=MS` and kill nfcc when the line below appears.
+fn pause_before_attach() {
+    let ms: Option<u64> = std::env::var("NFCC_TEST_PAUSE_BEFORE_ATTACH")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    if let Some(ms) = ms {
+        eprintln!("nfcc: loaded, attaching in {ms} ms");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
+/// Attaches the loaded program; returns the link and the program's id.
+fn attach_link(
+    loaded: &mut Loaded,
+    iface: &str,
+    mode: Mode,
+) -> Result<(FdLink, u32), RuntimeError> {
     let name = loaded.program.clone();
     let attach_err = |e: ProgramError| match e {
         ProgramError::UnknownInterface { name } => RuntimeError::Deploy(format!(
@@ -221,6 +310,18 @@ fn attach_and_pin(
             )))
         }
     };
+    Ok((link, program_id))
+}
+
+fn pin_and_record(
+    loaded: &mut Loaded,
+    link: FdLink,
+    program_id: u32,
+    dir: &Path,
+    policy: &str,
+    iface: &str,
+    mode: Mode,
+) -> Result<Deployment, RuntimeError> {
     link.pin(dir.join("link"))
         .map_err(|e| pin_err("the link", e))?;
     let mut maps = Vec::new();
@@ -239,6 +340,7 @@ fn attach_and_pin(
         program_id,
         since,
         maps,
+        interrupted: false,
     };
     std::fs::create_dir_all(STATE_DIR)
         .and_then(|()| std::fs::write(state_file(policy), d.to_text()))
@@ -260,6 +362,7 @@ pub fn undeploy(iface: &str) -> Result<Deployment, RuntimeError> {
     std::fs::remove_dir_all(&dir)
         .map_err(|e| RuntimeError::Deploy(format!("cannot remove {}: {e}", dir.display())))?;
     let _ = std::fs::remove_file(state_file(&d.policy));
+    let _ = std::fs::remove_file(base_file(&d.policy));
     Ok(d)
 }
 
@@ -333,7 +436,15 @@ impl Samples {
 /// Swaps the program of the deployment on `iface` for `loaded` (the same policy, recompiled)
 /// in one step — `bpf_link_update` on the pinned link, so no packet meets no program — after
 /// copying the entries of the old program's dynamic sets and counters into the new one's maps
-/// of the same name and shape. The new maps are then pinned in place of the old.
+/// of the same name and shape. The old program's per-rule statistics are added to the
+/// policy's statistics base (`/run/nfcc/<policy>.base`, by rule slot), so `nfcc stats` keeps
+/// counting across versions.
+///
+/// Crash safety: the new maps are pinned under `next/` before the swap and renamed over the
+/// old pins after it, so a process killed before the swap leaves the old program with its own
+/// maps (`next/` is removed by the next replace or unload), and one killed after
+/// it leaves the new program running, which `status` reports (see
+/// [`Deployment::interrupted`]).
 pub fn replace(mut loaded: Loaded, policy: &str, iface: &str) -> Result<Deployment, RuntimeError> {
     let Some(old) = status().into_iter().find(|d| d.iface == iface) else {
         return Err(RuntimeError::Deploy(format!(
@@ -369,7 +480,20 @@ pub fn replace(mut loaded: Loaded, policy: &str, iface: &str) -> Result<Deployme
             }
         }
     }
-    drop(pinned);
+    // The old statistics map stays open across the swap, to be read when the old program no
+    // longer runs.
+    let stats_name = nfcc_compiler::compile::stats_map_name(policy);
+    let new_maps: Vec<String> = loaded.ebpf.maps().map(|(n, _)| n.to_string()).collect();
+    // bpffs refuses dots in names, so the next version's pins wait in a subdirectory; one
+    // left by a killed replace is cleared first.
+    let next = dir.join("next");
+    let _ = std::fs::remove_dir_all(&next);
+    std::fs::create_dir(&next)
+        .map_err(|e| RuntimeError::Deploy(format!("cannot create {}: {e}", next.display())))?;
+    for (mname, map) in loaded.ebpf.maps() {
+        map.pin(next.join(mname)).map_err(|e| pin_err(mname, e))?;
+    }
+    pause_before_attach();
     let link_path = dir.join("link");
     let fd_link: FdLink = PinnedLink::from_pin(&link_path)
         .map_err(|e| RuntimeError::Deploy(format!("cannot open the pinned link: {e}")))?
@@ -401,21 +525,47 @@ pub fn replace(mut loaded: Loaded, policy: &str, iface: &str) -> Result<Deployme
             ))
         }
     }
-    // The new maps replace the old pins.
+    // The new maps replace the old pins, each in one rename; pins of maps the new version
+    // no longer has go.
     let mut maps = Vec::new();
-    for (mname, map) in loaded.ebpf.maps() {
-        let path = dir.join(mname);
-        let _ = std::fs::remove_file(&path);
-        map.pin(&path).map_err(|e| pin_err(mname, e))?;
-        maps.push(mname.to_string());
+    for mname in &new_maps {
+        std::fs::rename(next.join(mname), dir.join(mname)).map_err(|e| pin_err(mname, e))?;
+        maps.push(mname.clone());
+    }
+    let _ = std::fs::remove_dir(&next);
+    for gone in old.maps.iter().filter(|m| !new_maps.contains(m)) {
+        let _ = std::fs::remove_file(dir.join(gone));
     }
     maps.sort();
+    // In-flight runs of the old program finish within microseconds of the swap.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    if let Ok(mut base) = stats_base(policy) {
+        for (slot, row) in base.iter_mut().enumerate() {
+            if let Ok(v) = pinned.percpu_array_sum(&stats_name, slot as u32) {
+                row.0 += v.first().copied().unwrap_or(0);
+                row.1 += v.get(1).copied().unwrap_or(0);
+            }
+        }
+        // Slots beyond the recorded base (a first replace) are read too.
+        let mut slot = base.len() as u32;
+        while let Ok(v) = pinned.percpu_array_sum(&stats_name, slot) {
+            base.push((
+                v.first().copied().unwrap_or(0),
+                v.get(1).copied().unwrap_or(0),
+            ));
+            slot += 1;
+        }
+        let text: String = base.iter().map(|(p, b)| format!("{p} {b}\n")).collect();
+        let _ = std::fs::write(base_file(policy), text);
+    }
+    drop(pinned);
     let d = Deployment {
         program_id,
         since: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |t| t.as_secs()),
         maps,
+        interrupted: false,
         ..old
     };
     std::fs::write(state_file(policy), d.to_text())

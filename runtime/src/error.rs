@@ -66,6 +66,24 @@ pub enum RuntimeError {
     /// and what to do.
     #[error("{0}")]
     Deploy(String),
+    /// The traffic generator could not be set up or could not send; `what` says which step.
+    #[error("traffic generator: {what}: {source}")]
+    Traffic {
+        /// The step that failed, in words.
+        what: String,
+        /// The syscall's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A network namespace could not be entered.
+    #[error("cannot enter network namespace `{name}`: {source}")]
+    Netns {
+        /// The namespace's name (under /run/netns).
+        name: String,
+        /// The error from opening it or from setns.
+        #[source]
+        source: io::Error,
+    },
     /// The object could not be parsed, relocated or prepared (its BTF loaded, its maps
     /// created): it is not an eBPF ELF object aya understands, or the kernel refused a map.
     #[error("cannot load the eBPF object: {source}")]

@@ -22,6 +22,7 @@ mod error;
 mod maps;
 mod program;
 mod sys;
+pub mod traffic;
 
 use std::fmt;
 use std::os::fd::AsFd;
@@ -30,6 +31,15 @@ use std::sync::OnceLock;
 pub use error::{RuntimeError, VerifierLog};
 pub use maps::PinnedMaps;
 pub use program::{load, Loaded, TestRun};
+
+/// The index of interface `name` in the calling thread's network namespace.
+pub fn ifindex(name: &str) -> Result<u32, RuntimeError> {
+    sys::if_index(name).map_err(|e| {
+        RuntimeError::Deploy(format!(
+            "no interface `{name}` here ({e}); `ip link` lists the interfaces"
+        ))
+    })
+}
 
 /// The kind of program to load, which decides its kernel program type and test-run context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -334,7 +334,8 @@ impl PinnedMaps {
         let mut maps = std::collections::HashMap::new();
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name == "link" {
+            // The link and a replace's `next/` directory are not maps.
+            if name == "link" || e.path().is_dir() {
                 continue;
             }
             let data = MapData::from_pin(e.path()).map_err(|err| {

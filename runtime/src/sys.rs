@@ -28,6 +28,10 @@ const BPF_MAP_DELETE_ELEM: u32 = 3;
 const BPF_MAP_GET_NEXT_KEY: u32 = 4;
 /// `BPF_PROG_LOAD` from `enum bpf_cmd`.
 const BPF_PROG_LOAD: u32 = 5;
+/// `BPF_OBJ_GET` from `enum bpf_cmd`.
+const BPF_OBJ_GET: u32 = 7;
+/// `BPF_OBJ_GET_INFO_BY_FD` from `enum bpf_cmd`.
+const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
 /// `BPF_PROG_TEST_RUN` from `enum bpf_cmd`.
 const BPF_PROG_TEST_RUN: u32 = 10;
 
@@ -126,10 +130,42 @@ struct ProgLoadAttr {
 
 impl Attr for ProgLoadAttr {}
 
+/// `union bpf_attr` as used by `BPF_OBJ_GET` (the `pathname` member group).
+#[repr(C)]
+struct ObjGetAttr {
+    /// Address of the NUL-terminated pin path.
+    pathname: u64,
+    /// Unused by `BPF_OBJ_GET` (zero).
+    bpf_fd: u32,
+    /// Open flags (zero: read and write).
+    file_flags: u32,
+    /// Zeroes up to [`ATTR_SIZE`].
+    tail: [u8; ATTR_SIZE - 16],
+}
+
+impl Attr for ObjGetAttr {}
+
+/// `union bpf_attr` as used by `BPF_OBJ_GET_INFO_BY_FD` (the `info` member).
+#[repr(C)]
+struct InfoAttr {
+    /// The object's file descriptor.
+    bpf_fd: u32,
+    /// Capacity of the info buffer; the kernel writes back how much it filled.
+    info_len: u32,
+    /// Address of the info buffer.
+    info: u64,
+    /// Zeroes up to [`ATTR_SIZE`].
+    tail: [u8; ATTR_SIZE - 16],
+}
+
+impl Attr for InfoAttr {}
+
 // The kernel reads these offsets; a wrong size would shift every member after it.
 const _: () = assert!(size_of::<MapElemAttr>() == ATTR_SIZE);
 const _: () = assert!(size_of::<TestRunAttr>() == ATTR_SIZE);
 const _: () = assert!(size_of::<ProgLoadAttr>() == ATTR_SIZE);
+const _: () = assert!(size_of::<ObjGetAttr>() == ATTR_SIZE);
+const _: () = assert!(size_of::<InfoAttr>() == ATTR_SIZE);
 
 /// Calls `bpf(cmd, attr, sizeof attr)` and returns its non-negative result or `errno`.
 fn bpf<A: Attr>(cmd: u32, attr: &mut A) -> io::Result<c_long> {
@@ -283,6 +319,124 @@ pub(crate) fn prog_test_run(
     }
 }
 
+/// `BPF_F_TEST_XDP_LIVE_FRAMES`: the kernel acts on the XDP verdicts of a test run (transmits,
+/// redirects, passes to the stack) instead of returning the frame.
+const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+
+/// `BPF_PROG_TEST_RUN` in live-frame mode: runs the XDP program `repeat` times on copies of
+/// `data` as if they arrived on `ingress_ifindex`, in batches of `batch` frames, and lets the
+/// kernel carry out each verdict. Returns the kernel's mean time per repetition in nanoseconds.
+///
+/// Frames the kernel fails to deliver (a full ring on the target device, say) are dropped
+/// without an error, as for XDP programs in a driver.
+pub(crate) fn prog_test_run_live(
+    prog: BorrowedFd<'_>,
+    data: &[u8],
+    repeat: u32,
+    ingress_ifindex: u32,
+    batch: u32,
+) -> io::Result<u32> {
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+    // egress_ifindex. The kernel wants data and data_meta zero and data_end the frame length.
+    let ctx: Vec<u8> = [0, len_u32(data)?, 0, ingress_ifindex, 0, 0]
+        .iter()
+        .flat_map(|w| w.to_ne_bytes())
+        .collect();
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        retval: 0,
+        data_size_in: len_u32(data)?,
+        data_size_out: 0,
+        data_in: addr(data),
+        data_out: 0,
+        repeat,
+        duration: 0,
+        ctx_size_in: len_u32(&ctx)?,
+        ctx_size_out: 0,
+        ctx_in: addr(&ctx),
+        ctx_out: 0,
+        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+        cpu: 0,
+        batch_size: batch,
+        tail: [0; ATTR_SIZE - 76],
+    };
+    bpf(BPF_PROG_TEST_RUN, &mut attr)?;
+    Ok(attr.duration)
+}
+
+/// Loads an XDP program that redirects every frame to interface `ifindex`
+/// (`return bpf_redirect(ifindex, 0)`), the transmitting half of the traffic generator.
+pub(crate) fn load_redirect_xdp(ifindex: u32) -> io::Result<OwnedFd> {
+    /// `BPF_FUNC_redirect`.
+    const BPF_FUNC_REDIRECT: i32 = 23;
+    // Each instruction: code, registers (dst in the low nibble), offset, immediate.
+    let insn = |code: u8, dst: u8, imm: i32| {
+        let mut b = [0u8; 8];
+        b[0] = code;
+        b[1] = dst;
+        b[4..8].copy_from_slice(&imm.to_ne_bytes());
+        b
+    };
+    let mut insns = Vec::with_capacity(32);
+    // r1 = ifindex; r2 = 0; call bpf_redirect; exit (r0 holds XDP_REDIRECT or XDP_ABORTED).
+    insns.extend(insn(0xb7, 1, ifindex as i32));
+    insns.extend(insn(0xb7, 2, 0));
+    insns.extend(insn(0x85, 0, BPF_FUNC_REDIRECT));
+    insns.extend(insn(0x95, 0, 0));
+    load_xdp_insns(&insns)
+}
+
+/// The id of the program a pinned link runs now (`struct bpf_link_info.prog_id`).
+pub(crate) fn pinned_link_prog_id(path: &std::path::Path) -> io::Result<u32> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut get = ObjGetAttr {
+        pathname: c.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: 0,
+        tail: [0; ATTR_SIZE - 16],
+    };
+    let fd = bpf(BPF_OBJ_GET, &mut get)?;
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: a successful BPF_OBJ_GET returns a new descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // struct bpf_link_info starts { __u32 type; __u32 id; __u32 prog_id; ... }.
+    let mut info = [0u8; 64];
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: info.len() as u32,
+        info: info.as_mut_ptr() as u64,
+        tail: [0; ATTR_SIZE - 16],
+    };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(u32::from_ne_bytes([info[8], info[9], info[10], info[11]]))
+}
+
+/// `if_nametoindex`: the index of interface `name` in the calling thread's namespace.
+pub(crate) fn if_index(name: &str) -> io::Result<u32> {
+    let c = std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `c` is a NUL-terminated string that lives for the call; the function only reads it.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(idx)
+    }
+}
+
+/// Joins the calling thread to the network namespace behind `ns` (a `/run/netns/NAME` file).
+pub(crate) fn setns_net(ns: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: setns takes a file descriptor we borrow for the call and a constant; it changes
+    // only the calling thread's namespace membership and touches no memory of ours.
+    let ret = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Loads `r0 = retval; exit` as an XDP program and returns its file descriptor.
 ///
 /// This is the smallest load the verifier accepts; [`crate::can_load_bpf`] uses it to find out
@@ -296,11 +450,16 @@ pub(crate) fn load_trivial_xdp(retval: i32) -> io::Result<OwnedFd> {
     insns[4..8].copy_from_slice(&retval.to_ne_bytes());
     // BPF_JMP | BPF_EXIT.
     insns[8] = 0x95;
+    load_xdp_insns(&insns)
+}
+
+/// Loads raw instructions (8 bytes each, host order) as a GPL XDP program.
+fn load_xdp_insns(insns: &[u8]) -> io::Result<OwnedFd> {
     let license = b"GPL\0";
     let mut attr = ProgLoadAttr {
         prog_type: BPF_PROG_TYPE_XDP,
-        insn_cnt: 2,
-        insns: addr(&insns),
+        insn_cnt: (insns.len() / 8) as u32,
+        insns: addr(insns),
         license: addr(license),
         log_level: 0,
         log_size: 0,
