@@ -1,4 +1,15 @@
-//! nfcc-testbeds: netns/veth topologies with RAII cleanup, the live-frame traffic generator,
-//! behaviour checks on real interfaces and Mpps measurement.
+//! nfcc-testbeds: real kernel interfaces for checking and measuring policies, on one machine
+//! with no special hardware.
 //!
-//! Not built yet: issue 6 ("Testbeds and Mpps").
+//! - [`topology`]: a network namespace joined to the host by a veth pair, named uniquely per
+//!   process and testbed, removed when dropped — also on panic, Ctrl-C and SIGTERM — and swept
+//!   when a crashed process left one behind.
+//! - [`bench`]: Mpps of a policy (or a baseline) on the receiving veth, driven by the
+//!   live-frame generator of `nfcc_runtime::traffic`.
+//!
+//! Every syscall goes through `nfcc_runtime`; this crate runs `ip` for topology changes.
+
+pub mod bench;
+pub mod topology;
+
+pub use topology::{Testbed, TestbedError};
