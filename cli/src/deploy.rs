@@ -197,6 +197,12 @@ pub fn status() -> u8 {
             d.since,
             d.maps.join(",")
         );
+        if d.interrupted {
+            say!(
+                "  note: a `--replace` of {} was interrupted after the swap; program {} runs, its maps may not all be pinned: run the same `nfcc load --replace` again",
+                d.policy, d.program_id
+            );
+        }
     }
     OK
 }
@@ -246,13 +252,16 @@ fn counts(
     rules: usize,
 ) -> Result<Vec<(u64, u64)>, String> {
     let map = nfcc_compiler::compile::stats_map_name(policy);
+    // Earlier versions swapped out with `--replace` counted into the base.
+    let base = deploy::stats_base(policy).map_err(|e| e.to_string())?;
     (0..=rules as u32)
         .map(|i| {
+            let (bp, bb) = base.get(i as usize).copied().unwrap_or((0, 0));
             maps.percpu_array_sum(&map, i)
                 .map(|v| {
                     (
-                        v.first().copied().unwrap_or(0),
-                        v.get(1).copied().unwrap_or(0),
+                        v.first().copied().unwrap_or(0) + bp,
+                        v.get(1).copied().unwrap_or(0) + bb,
                     )
                 })
                 .map_err(|e| e.to_string())
@@ -333,8 +342,8 @@ pub fn stats(policy: &str, json: bool, watch: bool) -> u8 {
     }
 }
 
-/// `nfcc set add|del|list POLICY SET [VALUE]`.
-pub fn set(op: &str, policy: &str, set: &str, value: Option<&str>) -> u8 {
+/// `nfcc set add|del|list POLICY SET [VALUE...] [--from FILE]`.
+pub fn set(op: &str, policy: &str, set: &str, mut values: Vec<String>, from: Option<&Path>) -> u8 {
     let (p, ir, maps) = match open_deployed(policy) {
         Ok(x) => x,
         Err(e) => {
@@ -351,8 +360,28 @@ pub fn set(op: &str, policy: &str, set: &str, value: Option<&str>) -> u8 {
         return INPUT;
     };
     let obj = |m: &str| nfcc_compiler::compile::object_map_name(policy, m);
-    match (op, value) {
-        ("list", _) => {
+    if let Some(path) = from {
+        let text = if path == Path::new("-") {
+            let mut t = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map(|_| t)
+        } else {
+            std::fs::read_to_string(path)
+        };
+        match text {
+            Ok(t) => values.extend(
+                t.lines()
+                    .map(|l| l.split('#').next().unwrap_or("").trim())
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string),
+            ),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return INPUT;
+            }
+        }
+    }
+    match op {
+        "list" => {
             // The set's first map lists its members (prefix maps as {length, address}).
             let Some(m) = ir.maps.iter().find(|m| m.name == format!("set_{set}")) else {
                 eprintln!("error: set `{set}` is compiled into the program, not kept in a map");
@@ -371,48 +400,67 @@ pub fn set(op: &str, policy: &str, set: &str, value: Option<&str>) -> u8 {
                 }
             }
         }
-        ("add" | "del", Some(v)) => {
-            let item = match nfcc_dsl::check::parse_set_item(decl.kind, v) {
-                Ok(i) => i,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return INPUT;
-                }
-            };
-            let ops =
-                match nfcc_compiler::sets::plan(&p, &ir, set, item, op == "add", &mut |m, k| {
-                    maps.map_lookup(&obj(m), k).ok().flatten()
-                }) {
-                    Ok(o) => o,
+        "add" | "del" if values.is_empty() => {
+            eprintln!("error: `nfcc set {op}` needs a value (or `--from FILE`)");
+            INPUT
+        }
+        "add" | "del" => {
+            // Every value is checked before any is applied: a typo on line 70,000 must not
+            // leave the set half changed.
+            let mut items = Vec::with_capacity(values.len());
+            let mut bad = 0;
+            for v in &values {
+                match nfcc_dsl::check::parse_set_item(decl.kind, v) {
+                    Ok(i) => items.push(i),
                     Err(e) => {
-                        eprintln!("error: {e}");
-                        return INPUT;
+                        bad += 1;
+                        if bad <= 10 {
+                            eprintln!("error: `{v}`: {e}");
+                        }
                     }
-                };
-            for o in ops {
-                let r = match &o {
-                    nfcc_compiler::sets::MapOp::Update { map, key, value } => {
-                        maps.map_update(&obj(map), key, value)
-                    }
-                    nfcc_compiler::sets::MapOp::Delete { map, key } => {
-                        maps.map_delete(&obj(map), key).map(|_| ())
-                    }
-                };
-                if let Err(e) = r {
-                    eprintln!("error: {e}");
-                    return ENV;
                 }
             }
-            say!(
-                "{} {v} {} {set} of {policy}",
-                if op == "add" { "added" } else { "removed" },
-                if op == "add" { "to" } else { "from" }
-            );
+            if bad > 0 {
+                eprintln!("error: {bad} bad value(s); nothing was changed");
+                return INPUT;
+            }
+            for (v, item) in values.iter().zip(items) {
+                let ops =
+                    match nfcc_compiler::sets::plan(&p, &ir, set, item, op == "add", &mut |m, k| {
+                        maps.map_lookup(&obj(m), k).ok().flatten()
+                    }) {
+                        Ok(o) => o,
+                        Err(e) => {
+                            eprintln!("error: `{v}`: {e}");
+                            return INPUT;
+                        }
+                    };
+                for o in ops {
+                    let r = match &o {
+                        nfcc_compiler::sets::MapOp::Update { map, key, value } => {
+                            maps.map_update(&obj(map), key, value)
+                        }
+                        nfcc_compiler::sets::MapOp::Delete { map, key } => {
+                            maps.map_delete(&obj(map), key).map(|_| ())
+                        }
+                    };
+                    if let Err(e) = r {
+                        eprintln!("error: `{v}`: {e}");
+                        return ENV;
+                    }
+                }
+            }
+            let (verb, prep) = if op == "add" {
+                ("added", "to")
+            } else {
+                ("removed", "from")
+            };
+            if values.len() == 1 {
+                say!("{verb} {} {prep} {set} of {policy}", values[0]);
+            } else {
+                say!("{verb} {} values {prep} {set} of {policy}", values.len());
+            }
             OK
-        }
-        ("add" | "del", None) => {
-            eprintln!("error: `nfcc set {op}` needs a value");
-            INPUT
         }
         _ => {
             eprintln!("error: the set operations are add, del and list");

@@ -239,8 +239,12 @@ enum Command {
         policy: String,
         /// The set.
         set: String,
-        /// The value.
-        value: Option<String>,
+        /// The values (add and del take one or more).
+        values: Vec<String>,
+        /// Also take values from this file, one per line (`-`: standard input; `#` comments
+        /// and blank lines skipped). All values are checked before any is applied.
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
     },
     /// Print sampled packets of a loaded policy.
     Watch {
@@ -357,8 +361,9 @@ fn main() -> ExitCode {
             op,
             policy,
             set,
-            value,
-        } => deploy::set(&op, &policy, &set, value.as_deref()),
+            values,
+            from,
+        } => deploy::set(&op, &policy, &set, values, from.as_deref()),
         Command::Watch {
             policy,
             pcap,
