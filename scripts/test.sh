@@ -30,6 +30,8 @@ command -v bpftool >/dev/null 2>&1 || need+=(bpftool)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
+# The testbed benchmarks compare against nftables netdev ingress.
+command -v nft >/dev/null 2>&1 || need+=(nftables)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "== installing ${need[*]}"
@@ -51,6 +53,17 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
 # insta fails on a snapshot mismatch instead of writing a new one when CI is set.
 CI="${CI:-true}" cargo test --workspace --quiet 2>&1 | tee target/test-output.txt
+echo "== testbeds left behind"
+if command -v ip >/dev/null 2>&1; then
+    left_ns=$(ip netns list 2>/dev/null | grep -c '^nfcc-tb-' || true)
+    left_if=$(ip -o link show 2>/dev/null | grep -cE ': tb[0-9]+[tr][0-9]+[@:]' || true)
+    if [ "$left_ns" != 0 ] || [ "$left_if" != 0 ]; then
+        echo "error: the tests left $left_ns testbed namespace(s) and $left_if veth(s) behind" >&2
+        ip netns list >&2; ip -o link show >&2
+        exit 1
+    fi
+    echo "none"
+fi
 echo "== nfcc on the examples (release build)"
 cargo build --release --quiet -p nfcc
 ./target/release/nfcc check examples/*.nf

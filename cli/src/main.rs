@@ -22,6 +22,7 @@ macro_rules! say_raw {
     }};
 }
 
+mod bench;
 mod commands;
 mod deploy;
 mod run;
@@ -47,6 +48,17 @@ pub enum RunEngineArg {
     Kernel,
     /// The reference evaluator (.nf input only).
     Eval,
+}
+
+/// Baselines of `nfcc bench`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BaselineArg {
+    /// XDP drop-all in C.
+    Drop,
+    /// The equivalent hand-written C programs.
+    C,
+    /// nftables netdev ingress with the same rules.
+    Nft,
 }
 
 /// Attach modes for `nfcc load`.
@@ -257,10 +269,32 @@ enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
-    /// Measure Mpps on a veth/netns testbed.
+    /// Measure Mpps on a veth/netns testbed, next to baselines measured in the same run.
     Bench {
         /// The .nf file.
         file: PathBuf,
+        /// The policy to measure when the file holds several.
+        #[arg(long)]
+        policy: Option<String>,
+        /// Traffic: the frames of this pcap, cycled (default: the frames of the policy's test
+        /// blocks).
+        #[arg(long, value_name = "TRAFFIC.pcap")]
+        pcap: Option<PathBuf>,
+        /// How the policy is attached (only native XDP so far).
+        #[arg(long, value_enum, default_value = "native")]
+        mode: ModeArg,
+        /// Sending time of each run.
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+        /// Runs per subject (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Baselines to measure in the same run (repeatable; default: all three).
+        #[arg(long, value_enum)]
+        baseline: Vec<BaselineArg>,
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Say which rules can run on a NIC.
     OffloadCheck {
@@ -369,7 +403,25 @@ fn main() -> ExitCode {
             pcap,
             count,
         } => deploy::watch(&policy, pcap.as_deref(), count),
-        Command::Bench { .. } => commands::not_yet("bench", 6),
+        Command::Bench {
+            file,
+            policy,
+            pcap,
+            mode,
+            seconds,
+            runs,
+            baseline,
+            json,
+        } => bench::bench(&bench::BenchArgs {
+            file,
+            policy,
+            pcap,
+            mode,
+            seconds,
+            runs,
+            baselines: baseline,
+            json,
+        }),
         Command::OffloadCheck { .. } => commands::not_yet("offload-check", 7),
     };
     ExitCode::from(code)

@@ -169,7 +169,11 @@ pub fn measure(
         counted += got;
         sent += s.frames;
     }
-    let test_run_ns = test_run_ns(attached.loaded(), mix);
+    // A subject counted by the interface is not the whole path (nftables runs after it).
+    let test_run_ns = match subject.counter {
+        Counter::Interface if subject.program == "xdp_pass" => None,
+        _ => test_run_ns(attached.loaded(), mix),
+    };
     Ok(Measurement {
         label: subject.label.clone(),
         median_mpps: median(&mpps),
@@ -193,4 +197,207 @@ fn test_run_ns(loaded: &Loaded, mix: &[Vec<u8>]) -> Option<f64> {
         total += f64::from(loaded.test_run(f, reps).ok()?.duration_ns);
     }
     Some(total / mix.len() as f64)
+}
+
+/// A baseline family to measure next to the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// XDP drop-all in C (clang -O2): the ceiling of the testbed.
+    Drop,
+    /// The hand-written C equivalents of the policy (benches/c), where they exist.
+    C,
+    /// nftables netdev ingress with the same rules, where the policy can be said there.
+    Nft,
+}
+
+/// One line of a bench report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Row {
+    /// Measured.
+    Measured(Measurement),
+    /// Not measured, and why.
+    Skipped {
+        /// What would have been measured.
+        label: String,
+        /// Why not.
+        why: String,
+    },
+}
+
+/// Compiles one of [`crate::baseline::C_SOURCES`] with clang; `Err` says what is missing.
+pub fn clang(name: &str) -> Result<Vec<u8>, String> {
+    let src = crate::baseline::C_SOURCES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| *s)
+        .ok_or_else(|| format!("no C baseline `{name}`"))?;
+    let dir = std::env::temp_dir().join(format!("nfcc-bench-c-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (c, o) = (dir.join(format!("{name}.c")), dir.join(format!("{name}.o")));
+    std::fs::write(&c, src).map_err(|e| e.to_string())?;
+    let arch = std::process::Command::new("clang")
+        .arg("-print-multiarch")
+        .output()
+        .map_err(|e| format!("clang is not available ({e}); `apt-get install clang libbpf-dev`"))?;
+    let arch = String::from_utf8_lossy(&arch.stdout).trim().to_string();
+    let out = std::process::Command::new("clang")
+        .args([
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            &format!("-I/usr/include/{arch}"),
+            "-c",
+        ])
+        .arg(&c)
+        .arg("-o")
+        .arg(&o)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "clang failed on {name}.c (libbpf-dev installed?): {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("")
+        ));
+    }
+    let bytes = std::fs::read(&o).map_err(|e| e.to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    bytes
+}
+
+fn c_subject(name: &str, entries: Vec<(String, Vec<u8>, Vec<u8>)>) -> Result<Subject, String> {
+    Ok(Subject {
+        label: format!("{name}.c (clang -O2)"),
+        object: clang(name)?,
+        program: name.to_string(),
+        entries,
+        counter: Counter::Interface,
+    })
+}
+
+/// Measures `policy` (its subject already built) and the asked baselines on one testbed.
+pub fn run(
+    ours: &Subject,
+    policy: &nfcc_dsl::checked::Policy,
+    mix: &[Vec<u8>],
+    baselines: &[Baseline],
+    opts: Options,
+    progress: &mut dyn FnMut(&str, usize, f64),
+) -> Result<Vec<Row>, TestbedError> {
+    let tb = Testbed::new()?;
+    let mut rows = Vec::new();
+    let mut measure_one = |s: &Subject, rows: &mut Vec<Row>| -> Result<(), TestbedError> {
+        let label = s.label.clone();
+        let m = measure(&tb, s, mix, opts, &mut |r, x| progress(&label, r, x))?;
+        rows.push(Row::Measured(m));
+        Ok(())
+    };
+    measure_one(ours, &mut rows)?;
+    let plain = crate::baseline::plain(policy);
+    for b in baselines {
+        match b {
+            Baseline::Drop => match c_subject("drop_all", Vec::new()) {
+                Ok(s) => measure_one(&s, &mut rows)?,
+                Err(why) => rows.push(Row::Skipped {
+                    label: "drop_all.c".into(),
+                    why,
+                }),
+            },
+            Baseline::C => {
+                let eq = match &plain {
+                    Ok(p) => crate::baseline::c_equivalents(p),
+                    Err(why) => {
+                        rows.push(Row::Skipped {
+                            label: "hand-written C".into(),
+                            why: why.clone(),
+                        });
+                        continue;
+                    }
+                };
+                if eq.is_empty() {
+                    rows.push(Row::Skipped {
+                        label: "hand-written C".into(),
+                        why: "benches/c has no C program equivalent to this policy (drop-all, IPv6 drop and the UDP/53 source blocklist have one)".into(),
+                    });
+                }
+                for (name, entries) in eq {
+                    match c_subject(name, entries) {
+                        Ok(s) => measure_one(&s, &mut rows)?,
+                        Err(why) => rows.push(Row::Skipped {
+                            label: format!("{name}.c"),
+                            why,
+                        }),
+                    }
+                }
+            }
+            Baseline::Nft => {
+                let p = match &plain {
+                    Ok(p) => p,
+                    Err(why) => {
+                        rows.push(Row::Skipped {
+                            label: "nftables".into(),
+                            why: why.clone(),
+                        });
+                        continue;
+                    }
+                };
+                let pass = match c_subject("xdp_pass", Vec::new()) {
+                    Ok(s) => s,
+                    Err(why) => {
+                        rows.push(Row::Skipped {
+                            label: "nftables".into(),
+                            why: format!("the XDP pass program in front of it: {why}"),
+                        });
+                        continue;
+                    }
+                };
+                for (label, ruleset) in crate::baseline::nft_rulesets(p, &tb.rx, "nfccbench") {
+                    if let Err(why) = nft(&tb, &ruleset) {
+                        rows.push(Row::Skipped { label, why });
+                        continue;
+                    }
+                    let s = Subject {
+                        label: label.clone(),
+                        ..pass.clone()
+                    };
+                    let r = measure_one(&s, &mut rows);
+                    let _ = nft(&tb, "delete table netdev nfccbench\n");
+                    r?;
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Loads an nftables ruleset inside the testbed's namespace.
+fn nft(tb: &Testbed, ruleset: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &tb.ns, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run nft: {e}"))?;
+    child
+        .stdin
+        .take()
+        .map(|mut i| i.write_all(ruleset.as_bytes()))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft refused the ruleset (is nftables installed? `apt-get install nftables`): {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("")
+        ))
+    }
 }

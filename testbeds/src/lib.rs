@@ -9,6 +9,7 @@
 //!
 //! Every syscall goes through `nfcc_runtime`; this crate runs `ip` for topology changes.
 
+pub mod baseline;
 pub mod bench;
 pub mod topology;
 

@@ -1,0 +1,237 @@
+//! `nfcc bench`: Mpps of a policy on a veth testbed next to baselines measured in the same
+//! run (see `nfcc_testbeds::bench`).
+
+use crate::commands::{ENV, INPUT, OK};
+use crate::{BaselineArg, ModeArg};
+use nfcc_dsl::checked::Step;
+use nfcc_testbeds::bench::{self, Baseline, Counter, Row, Subject};
+use std::path::PathBuf;
+
+/// The arguments of `nfcc bench`.
+pub struct BenchArgs {
+    pub file: PathBuf,
+    pub policy: Option<String>,
+    pub pcap: Option<PathBuf>,
+    pub mode: ModeArg,
+    pub seconds: f64,
+    pub runs: usize,
+    pub baselines: Vec<BaselineArg>,
+    pub json: bool,
+}
+
+/// `nfcc bench`.
+pub fn bench(a: &BenchArgs) -> u8 {
+    if a.mode != ModeArg::Native {
+        eprintln!("error: `nfcc bench` measures native XDP only so far; use `--mode native`");
+        return ENV;
+    }
+    if !(a.seconds > 0.0 && a.seconds <= 600.0) || a.runs == 0 || a.runs > 100 {
+        eprintln!("error: --seconds must be in (0, 600] and --runs in 1..=100");
+        return INPUT;
+    }
+    let label = a.file.display().to_string();
+    let source = match std::fs::read_to_string(&a.file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot read {label}: {e}");
+            return INPUT;
+        }
+    };
+    let (program, diags) = nfcc_dsl::check_source(&source, &nfcc_dsl::CheckOptions::default());
+    let Some(program) = program else {
+        eprint!("{}", nfcc_dsl::diag::render(&label, &source, &diags));
+        return INPUT;
+    };
+    let names: Vec<String> = program.policies.iter().map(|p| p.name.clone()).collect();
+    let chosen = match crate::run::choose(&names, a.policy.as_deref(), "policy") {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return INPUT;
+        }
+    };
+    let Some(policy) = program.policies.iter().find(|p| p.name == chosen).cloned() else {
+        return INPUT;
+    };
+    if policy.hook != nfcc_dsl::checked::Hook::Xdp {
+        eprintln!("error: policy `{chosen}` runs on tc; `nfcc bench` measures xdp policies so far");
+        return INPUT;
+    }
+    let single = nfcc_dsl::checked::Program {
+        policies: vec![policy.clone()],
+    };
+    let compiled = match nfcc_compiler::compile::compile(&single, &label, &source, None) {
+        Ok(c) => c,
+        Err(d) => {
+            eprint!("{}", nfcc_dsl::diag::render(&label, &source, &d));
+            return INPUT;
+        }
+    };
+    let entries = compiled.programs[0]
+        .maps
+        .iter()
+        .flat_map(|(m, es)| {
+            es.iter()
+                .map(|(k, v)| (m.name.clone(), k.clone(), v.clone()))
+        })
+        .collect();
+    let ours = Subject {
+        label: format!("{chosen} (nfcc)"),
+        object: compiled.object.clone(),
+        program: chosen.clone(),
+        entries,
+        counter: Counter::PercpuArray {
+            map: nfcc_compiler::compile::stats_map_name(&chosen),
+            slots: policy.rules.len() as u32 + 1,
+        },
+    };
+    let mix = match traffic(a, &policy) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return INPUT;
+        }
+    };
+    if let Err(why) = nfcc_runtime::can_load_bpf() {
+        eprintln!("error: cannot load programs here: {why}");
+        return ENV;
+    }
+    let baselines: Vec<Baseline> = if a.baselines.is_empty() {
+        vec![Baseline::Drop, Baseline::C, Baseline::Nft]
+    } else {
+        a.baselines
+            .iter()
+            .map(|b| match b {
+                BaselineArg::Drop => Baseline::Drop,
+                BaselineArg::C => Baseline::C,
+                BaselineArg::Nft => Baseline::Nft,
+            })
+            .collect()
+    };
+    let opts = bench::Options {
+        seconds: a.seconds,
+        runs: a.runs,
+        mode: nfcc_runtime::deploy::Mode::Native,
+    };
+    let quiet = a.json;
+    let rows = match bench::run(&ours, &policy, &mix, &baselines, opts, &mut |l, r, x| {
+        if !quiet {
+            eprint!("\r{l:<44} run {}/{}: {x:6.2} Mpps   ", r + 1, a.runs);
+            if r + 1 == a.runs {
+                eprintln!();
+            }
+        }
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ENV;
+        }
+    };
+    report(&chosen, &mix, &rows, a);
+    OK
+}
+
+/// The traffic mix: the pcap's frames, or the frames of the policy's test blocks.
+fn traffic(a: &BenchArgs, policy: &nfcc_dsl::checked::Policy) -> Result<Vec<Vec<u8>>, String> {
+    let ok = |f: &Vec<u8>| f.len() >= 14 && f.len() <= nfcc_runtime::traffic::MAX_FRAME;
+    if let Some(p) = &a.pcap {
+        let bytes = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        let recs =
+            nfcc_emulator::pcap::read(&bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+        let mix: Vec<Vec<u8>> = recs.into_iter().map(|r| r.data).filter(ok).collect();
+        if mix.is_empty() {
+            return Err(format!(
+                "{} holds no frame of 14 to {} bytes",
+                p.display(),
+                nfcc_runtime::traffic::MAX_FRAME
+            ));
+        }
+        return Ok(mix);
+    }
+    let mut mix = Vec::new();
+    for t in &policy.tests {
+        for s in &t.steps {
+            if let Step::Send { layers, .. } = s {
+                if let Ok(f) = nfcc_dsl::packet::build(layers) {
+                    if ok(&f) && !mix.contains(&f) {
+                        mix.push(f);
+                    }
+                }
+            }
+        }
+    }
+    if mix.is_empty() {
+        return Err(format!(
+            "policy `{}` has no test blocks to take traffic from; give `--pcap TRAFFIC.pcap`",
+            policy.name
+        ));
+    }
+    Ok(mix)
+}
+
+fn report(policy: &str, mix: &[Vec<u8>], rows: &[Row], a: &BenchArgs) {
+    let ours = rows.iter().find_map(|r| match r {
+        Row::Measured(m) => Some(m.median_mpps),
+        Row::Skipped { .. } => None,
+    });
+    let ratio = |m: f64| match ours {
+        Some(o) if m > 0.0 => o / m,
+        _ => 0.0,
+    };
+    if a.json {
+        let items: Vec<String> = rows
+            .iter()
+            .map(|r| match r {
+                Row::Measured(m) => format!(
+                    "{{\"label\":{:?},\"mpps\":{:.3},\"runs\":[{}],\"offered_mpps\":{:.3},\"test_run_ns\":{},\"ours_over_this\":{:.3}}}",
+                    m.label,
+                    m.median_mpps,
+                    m.mpps.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(","),
+                    m.offered_mpps,
+                    m.test_run_ns.map_or("null".to_string(), |n| format!("{n:.1}")),
+                    ratio(m.median_mpps)
+                ),
+                Row::Skipped { label, why } => {
+                    format!("{{\"label\":{label:?},\"skipped\":{why:?}}}")
+                }
+            })
+            .collect();
+        say!(
+            "{{\"policy\":{policy:?},\"frames_in_mix\":{},\"seconds\":{},\"runs\":{},\"results\":[{}]}}",
+            mix.len(),
+            a.seconds,
+            a.runs,
+            items.join(",")
+        );
+        return;
+    }
+    let (lo, hi) = mix.iter().fold((usize::MAX, 0), |(lo, hi), f| {
+        (lo.min(f.len()), hi.max(f.len()))
+    });
+    say!(
+        "{policy}: {} frame(s) of {lo}-{hi} bytes cycled, {} run(s) of {} s each per subject, generator and receiver sharing one core",
+        mix.len(),
+        a.runs,
+        a.seconds
+    );
+    say!(
+        "{:<44} {:>8} {:>10} {:>14}",
+        "subject",
+        "Mpps",
+        "nfcc/this",
+        "test_run ns"
+    );
+    for r in rows {
+        match r {
+            Row::Measured(m) => say!(
+                "{:<44} {:>8.2} {:>9.2}x {:>14}",
+                m.label,
+                m.median_mpps,
+                ratio(m.median_mpps),
+                m.test_run_ns.map_or("-".to_string(), |n| format!("{n:.0}"))
+            ),
+            Row::Skipped { label, why } => say!("{label:<44} skipped: {why}"),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Testbeds on the real kernel: they clean up after themselves (also on panic), the live-frame
+//! generator's frames reach the policy on the receiving veth and every one is counted, and a
+//! bench of the blocklist policy measures the C and nftables baselines in the same run.
+//! The baseline translations are checked without privilege.
+//!
+//! The kernel tests need root, clang and nft (skip otherwise, or fail under
+//! `NFCC_REQUIRE_KERNEL=1`).
+
+use nfcc_testbeds::baseline;
+use nfcc_testbeds::bench::{self, Baseline, Counter, Row, Subject};
+use nfcc_testbeds::Testbed;
+use std::process::Command;
+
+fn can_run(test: &str, tools: &[&str]) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {t} >/dev/null")])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    if root && missing.is_empty() && nfcc_runtime::can_load_bpf().is_ok() {
+        return true;
+    }
+    let reason = format!("needs root, bpf and {}", tools.join(", "));
+    if std::env::var_os("NFCC_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
+        panic!("NFCC_REQUIRE_KERNEL=1 but the {test} test {reason}");
+    }
+    eprintln!("skipped: {test}: {reason}");
+    false
+}
+
+fn policy(src: &str) -> nfcc_dsl::checked::Policy {
+    let (p, d) = nfcc_dsl::check_source(src, &nfcc_dsl::CheckOptions::default());
+    let p = p.unwrap_or_else(|| panic!("{d:?}"));
+    p.policies.into_iter().next().expect("one policy")
+}
+
+fn subject(src: &str) -> (Subject, nfcc_dsl::checked::Policy) {
+    let pol = policy(src);
+    let single = nfcc_dsl::checked::Program {
+        policies: vec![pol.clone()],
+    };
+    let c = nfcc_compiler::compile::compile(&single, "t.nf", src, None)
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let entries = c.programs[0]
+        .maps
+        .iter()
+        .flat_map(|(m, es)| {
+            es.iter()
+                .map(|(k, v)| (m.name.clone(), k.clone(), v.clone()))
+        })
+        .collect();
+    (
+        Subject {
+            label: pol.name.clone(),
+            object: c.object.clone(),
+            program: pol.name.clone(),
+            entries,
+            counter: Counter::PercpuArray {
+                map: nfcc_compiler::compile::stats_map_name(&pol.name),
+                slots: pol.rules.len() as u32 + 1,
+            },
+        },
+        pol,
+    )
+}
+
+fn exists_ns(ns: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(ns))
+}
+
+fn exists_link(dev: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", dev])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn testbeds_are_removed_on_drop_and_on_panic() {
+    if !can_run("testbed cleanup", &["ip"]) {
+        return;
+    }
+    let tb = Testbed::new().expect("testbed");
+    let (ns, tx) = (tb.ns.clone(), tb.tx.clone());
+    assert!(exists_ns(&ns) && exists_link(&tx));
+    drop(tb);
+    assert!(
+        !exists_ns(&ns) && !exists_link(&tx),
+        "dropped testbed left {ns}/{tx}"
+    );
+    let names = std::sync::Mutex::new(None);
+    let r = std::panic::catch_unwind(|| {
+        let tb = Testbed::new().expect("testbed");
+        *names.lock().expect("lock") = Some((tb.ns.clone(), tb.tx.clone()));
+        panic!("a test failing with a testbed up");
+    });
+    assert!(r.is_err());
+    let (ns, tx) = names.lock().expect("lock").clone().expect("names");
+    assert!(
+        !exists_ns(&ns) && !exists_link(&tx),
+        "panicking test left {ns}/{tx}"
+    );
+}
+
+#[test]
+fn generated_frames_reach_the_policy_and_all_are_counted() {
+    if !can_run("live-frame generator", &["ip"]) {
+        return;
+    }
+    let (s, _) = subject(
+        "policy gen_drop on xdp {\n  rule dns: udp.dport == 53 => drop\n  default drop\n}\n",
+    );
+    let mix: Vec<Vec<u8>> = ["ipv4() / udp(dport=53)", "ipv4() / tcp(dport=80)"]
+        .iter()
+        .map(|l| nfcc_dsl::testing::frame_from_literal(l).expect("frame"))
+        .collect();
+    let tb = Testbed::new().expect("testbed");
+    let opts = bench::Options {
+        seconds: 0.3,
+        runs: 2,
+        ..Default::default()
+    };
+    let m = bench::measure(&tb, &s, &mix, opts, &mut |_, _| {}).expect("measure");
+    eprintln!("{m:?}");
+    // The stack of the namespace may add a few frames of its own (IPv6 router solicitations).
+    assert!(
+        m.counted >= m.sent && m.counted <= m.sent + 50,
+        "sent {} but the policy counted {}",
+        m.sent,
+        m.counted
+    );
+    assert!(m.median_mpps > 0.3, "implausibly slow: {m:?}");
+}
+
+#[test]
+fn blocklist_bench_measures_c_and_nftables_baselines() {
+    if !can_run("bench baselines", &["ip", "clang", "nft"]) {
+        return;
+    }
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../benches/policies/blocklist.nf"
+    ))
+    .expect("blocklist.nf");
+    let (s, pol) = subject(&src);
+    let mix: Vec<Vec<u8>> = [
+        "ipv4(src=10.21.3.7) / udp(dport=53)",
+        "ipv4(src=172.16.9.9) / udp(dport=53)",
+    ]
+    .iter()
+    .map(|l| nfcc_dsl::testing::frame_from_literal(l).expect("frame"))
+    .collect();
+    let opts = bench::Options {
+        seconds: 0.2,
+        runs: 1,
+        ..Default::default()
+    };
+    let rows = bench::run(
+        &s,
+        &pol,
+        &mix,
+        &[Baseline::Drop, Baseline::C, Baseline::Nft],
+        opts,
+        &mut |_, _, _| {},
+    )
+    .expect("bench");
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| match r {
+            Row::Measured(m) => {
+                assert!(m.median_mpps > 0.1, "{m:?}");
+                m.label.clone()
+            }
+            Row::Skipped { label, why } => panic!("{label} skipped: {why}"),
+        })
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "blocklist",
+            "drop_all.c (clang -O2)",
+            "blocklist_lpm.c (clang -O2)",
+            "blocklist_hash.c (clang -O2)",
+            "nftables, interval set",
+            "nftables, hash set per prefix length"
+        ]
+    );
+}
+
+#[test]
+fn baselines_translate_what_they_can_and_say_why_not() {
+    let pol = policy(
+        "policy b on xdp {\n  set s: ipv4 prefix = { 10.0.0.1, 172.16.0.0/24 }\n  rule v6: ipv6 => drop\n  \
+         rule dns: udp.dport == 53 and ip.src in s => drop\n  default pass\n}\n",
+    );
+    let plain = baseline::plain(&pol).expect("plain");
+    let sets = baseline::nft_rulesets(&plain, "eth9", "t");
+    insta::assert_snapshot!(sets
+        .iter()
+        .map(|(l, t)| format!("# {l}\n{t}"))
+        .collect::<String>());
+    assert!(
+        baseline::c_equivalents(&plain).is_empty(),
+        "no C program does both"
+    );
+    let blocklist = policy(
+        "policy b on xdp {\n  set s: ipv4 prefix = { 10.0.0.1, 172.16.0.0/24 }\n  \
+         rule dns: udp.dport == 53 and ip.src in s => drop\n  default pass\n}\n",
+    );
+    let names: Vec<&str> = baseline::c_equivalents(&baseline::plain(&blocklist).expect("plain"))
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(names, ["blocklist_lpm", "blocklist_hash"]);
+    let limited = policy(
+        "policy b on xdp {\n  limiter l: key ip.src, rate 10/s, burst 5\n  rule r: over l => drop\n  default pass\n}\n",
+    );
+    let why = baseline::plain(&limited).expect_err("limiters have no baseline");
+    assert!(why.contains("rule `r`"), "{why}");
+}
