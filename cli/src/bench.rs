@@ -4,7 +4,7 @@
 use crate::commands::{ENV, INPUT, OK};
 use crate::{BaselineArg, ModeArg};
 use nfcc_dsl::checked::Step;
-use nfcc_testbeds::bench::{self, Baseline, Counter, Row, Subject};
+use nfcc_testbeds::bench::{self, Baseline, Row, Subject};
 use std::path::PathBuf;
 
 /// The arguments of `nfcc bench`.
@@ -67,24 +67,11 @@ pub fn bench(a: &BenchArgs) -> u8 {
             return INPUT;
         }
     };
-    let entries = compiled.programs[0]
-        .maps
-        .iter()
-        .flat_map(|(m, es)| {
-            es.iter()
-                .map(|(k, v)| (m.name.clone(), k.clone(), v.clone()))
-        })
-        .collect();
-    let ours = Subject {
-        label: format!("{chosen} (nfcc)"),
-        object: compiled.object.clone(),
-        program: chosen.clone(),
-        entries,
-        counter: Counter::PercpuArray {
-            map: nfcc_compiler::compile::stats_map_name(&chosen),
-            slots: policy.rules.len() as u32 + 1,
-        },
-    };
+    let ours = Subject::policy(
+        format!("{chosen} (nfcc)"),
+        &compiled.object,
+        &compiled.programs[0],
+    );
     let mix = match traffic(a, &policy) {
         Ok(m) => m,
         Err(e) => {

@@ -9,30 +9,9 @@
 //!
 //! Needs root (skips otherwise, or fails under `NFCC_REQUIRE_KERNEL=1`).
 
+mod common;
+use common::{nfcc, sh};
 use std::process::Command;
-
-fn nfcc(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nfcc"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .output()
-        .expect("nfcc runs");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-fn sh(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", cmd])
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 struct Cleanup(String, String);
 

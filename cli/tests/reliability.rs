@@ -14,37 +14,14 @@
 //!
 //! Needs root (skips otherwise, or fails under `NFCC_REQUIRE_KERNEL=1`).
 
+mod common;
+use common::{nfcc, sh, ROOT};
 use nfcc_testbeds::topology::Layout;
 use nfcc_testbeds::Testbed;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-
-fn nfcc(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nfcc"))
-        .args(args)
-        .current_dir(ROOT)
-        .output()
-        .expect("nfcc runs");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-fn sh(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", cmd])
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 /// Whether this test can run; says why not (or fails under NFCC_REQUIRE_KERNEL=1).
 fn privileged(test: &str) -> bool {

@@ -46,6 +46,35 @@ pub struct Subject {
     pub counter: Counter,
 }
 
+impl Subject {
+    /// The nfcc policy compiled as `program` of `object`, counted by its per-rule statistics
+    /// map (one slot per rule and one for the default).
+    pub fn policy(
+        label: String,
+        object: &[u8],
+        program: &nfcc_compiler::compile::CompiledProgram,
+    ) -> Subject {
+        Subject {
+            label,
+            object: object.to_vec(),
+            program: program.name.clone(),
+            entries: program
+                .maps
+                .iter()
+                .flat_map(|(m, es)| {
+                    es.iter()
+                        .map(|(k, v)| (m.name.clone(), k.clone(), v.clone()))
+                })
+                .collect(),
+            counter: Counter::PercpuArray {
+                map: nfcc_compiler::compile::stats_map_name(&program.name),
+                // The default's statistics slot comes after every rule's.
+                slots: program.ir.default.1 + 1,
+            },
+        }
+    }
+}
+
 /// What one measurement found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measurement {

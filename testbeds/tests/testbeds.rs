@@ -7,7 +7,7 @@
 //! `NFCC_REQUIRE_KERNEL=1`).
 
 use nfcc_testbeds::baseline;
-use nfcc_testbeds::bench::{self, Baseline, Counter, Row, Subject};
+use nfcc_testbeds::bench::{self, Baseline, Row, Subject};
 use nfcc_testbeds::Testbed;
 use std::process::Command;
 
@@ -50,25 +50,8 @@ fn subject(src: &str) -> (Subject, nfcc_dsl::checked::Policy) {
     };
     let c = nfcc_compiler::compile::compile(&single, "t.nf", src, None)
         .unwrap_or_else(|d| panic!("{d:?}"));
-    let entries = c.programs[0]
-        .maps
-        .iter()
-        .flat_map(|(m, es)| {
-            es.iter()
-                .map(|(k, v)| (m.name.clone(), k.clone(), v.clone()))
-        })
-        .collect();
     (
-        Subject {
-            label: pol.name.clone(),
-            object: c.object.clone(),
-            program: pol.name.clone(),
-            entries,
-            counter: Counter::PercpuArray {
-                map: nfcc_compiler::compile::stats_map_name(&pol.name),
-                slots: pol.rules.len() as u32 + 1,
-            },
-        },
+        Subject::policy(pol.name.clone(), &c.object, &c.programs[0]),
         pol,
     )
 }

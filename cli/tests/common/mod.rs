@@ -1,0 +1,32 @@
+//! Helpers shared by the CLI's live-interface tests: running nfcc and shell commands.
+
+use std::process::Command;
+
+/// The workspace root, where the tests run nfcc (paths like `examples/...` are relative to it).
+pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// Runs nfcc with `args` from the workspace root; returns its exit code and its stdout and
+/// stderr together.
+pub fn nfcc(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nfcc"))
+        .args(args)
+        .current_dir(ROOT)
+        .output()
+        .expect("nfcc runs");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Runs a shell command; whether it succeeded.
+pub fn sh(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", cmd])
+        .status()
+        .is_ok_and(|s| s.success())
+}
