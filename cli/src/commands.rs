@@ -267,8 +267,9 @@ pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool, junit: Option<&
         EngineArg::Both => vec![Which::Emulator, Which::Kernel],
         EngineArg::All => vec![Which::Eval, Which::Emulator, Which::Jit, Which::Kernel],
         EngineArg::Jit => vec![Which::Jit],
+        EngineArg::Testbed => vec![Which::Testbed],
     };
-    if engines.contains(&Which::Kernel) {
+    if engines.contains(&Which::Kernel) || engines.contains(&Which::Testbed) {
         if let Err(why) = nfcc_runtime::can_load_bpf() {
             eprintln!(
                 "error: the kernel engine cannot run here: {why}; `--engine emulator` needs no \
@@ -277,8 +278,9 @@ pub fn test(files: &[PathBuf], engine: EngineArg, verbose: bool, junit: Option<&
             return ENV;
         }
     }
-    // With more than one compiled engine, each is also held to the evaluator packet by packet.
-    let compare = engines.len() > 1;
+    // With more than one compiled engine, each is also held to the evaluator packet by packet;
+    // the testbed always is (that is its point).
+    let compare = engines.len() > 1 || engines.contains(&Which::Testbed);
     let mut code = OK;
     let mut tally: Vec<(Which, usize, usize)> = engines.iter().map(|w| (*w, 0, 0)).collect();
     let mut disagreements = Vec::new();
@@ -392,6 +394,7 @@ enum Which {
     Emulator,
     Jit,
     Kernel,
+    Testbed,
 }
 
 impl Which {
@@ -401,6 +404,7 @@ impl Which {
             Which::Emulator => "emulator",
             Which::Jit => "jit",
             Which::Kernel => "kernel",
+            Which::Testbed => "testbed",
         }
     }
 }
@@ -571,6 +575,21 @@ fn engine_reports(
                 e = e.with_profile(nfcc_emulator::Profile::Nfp);
             }
             Box::new(e)
+        }
+        // The testbed, like the kernel engine, reads a virtual clock map.
+        Which::Testbed => {
+            if policy.hook != nfcc_dsl::checked::Hook::Xdp {
+                return Err(format!(
+                    "{name}: policy {} runs on tc; the testbed engine runs xdp policies so far",
+                    policy.name
+                ));
+            }
+            let compiled = nfcc_compiler::compile::compile_with(&single, name, source, None, true)
+                .map_err(refused)?;
+            Box::new(
+                nfcc_testbeds::engine::TestbedEngine::new(&compiled, &policy.name)
+                    .map_err(|e| format!("{name}: {e}"))?,
+            )
         }
         // The kernel reads a virtual clock map, so limiters see the evaluator's frozen time.
         Which::Eval | Which::Kernel => {

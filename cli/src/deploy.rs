@@ -33,8 +33,10 @@ pub fn load(
     };
     // (object bytes, program name, its hook, map entries to fill, the .nf source)
     type Entries = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
-    type Prepared = (Vec<u8>, String, Hook, Entries, Option<String>);
-    let (object, name, hook, entries, source): Prepared = if bytes.starts_with(b"\x7fELF") {
+    type Prepared = (Vec<u8>, String, Hook, Entries, Option<String>, Vec<String>);
+    let (object, name, hook, entries, source, redirects): Prepared = if bytes
+        .starts_with(b"\x7fELF")
+    {
         let emu = match nfcc_emulator::Emulator::load(&bytes) {
             Ok(e) => e,
             Err(e) => {
@@ -55,7 +57,7 @@ pub fn load(
         } else {
             Hook::TcIngress
         };
-        (bytes, name, hook, Vec::new(), None)
+        (bytes, name, hook, Vec::new(), None, Vec::new())
     } else {
         let Ok(source) = String::from_utf8(bytes) else {
             eprintln!(
@@ -98,7 +100,15 @@ pub fn load(
             .collect();
         // Only this policy's text is kept: the others are blanked (spans stay put).
         let alone = nfcc_dsl::testing::policy_alone(&source, &program, &chosen);
-        (compiled.object, chosen, policy.hook, entries, Some(alone))
+        let redirects = compiled.programs[0].ir.redirects.clone();
+        (
+            compiled.object,
+            chosen,
+            policy.hook,
+            entries,
+            Some(alone),
+            redirects,
+        )
     };
     let mode = match (mode, hook) {
         (Some(ModeArg::Native), _) | (None, Hook::Xdp) => Mode::Native,
@@ -126,6 +136,10 @@ pub fn load(
                 return ENV;
             }
         }
+    }
+    if let Err(e) = loaded.fill_redirects(&name, &redirects) {
+        eprintln!("error: {e}");
+        return ENV;
     }
     let done = if replace {
         deploy::replace(loaded, &name, iface)

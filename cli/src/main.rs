@@ -109,6 +109,9 @@ pub enum EngineArg {
     Both,
     /// Evaluator, emulator, JIT and kernel.
     All,
+    /// The real path: each packet sent into a veth testbed where the policy runs in native
+    /// XDP, its fate observed from outside and held to the evaluator (root).
+    Testbed,
 }
 
 /// What `compile` writes.
@@ -271,8 +274,23 @@ enum Command {
     },
     /// Measure Mpps on a veth/netns testbed, next to baselines measured in the same run.
     Bench {
-        /// The .nf file.
-        file: PathBuf,
+        /// The .nf file (not needed with --sweep).
+        #[arg(required_unless_present = "sweep")]
+        file: Option<PathBuf>,
+        /// Instead of one policy: Mpps of a blocklist from 10 to 1,000,000 entries and of a
+        /// ClassBench ACL from 1 to 10,000 rules.
+        #[arg(long)]
+        sweep: bool,
+        /// The ClassBench filter set for the ACL sweep.
+        #[arg(
+            long,
+            value_name = "FILTERS",
+            default_value = "../shared/bench-data/classbench/acl1_10k"
+        )]
+        filters: PathBuf,
+        /// Also draw the results as an SVG chart.
+        #[arg(long, value_name = "OUT.svg")]
+        plot: Option<PathBuf>,
         /// The policy to measure when the file holds several.
         #[arg(long)]
         policy: Option<String>,
@@ -405,6 +423,9 @@ fn main() -> ExitCode {
         } => deploy::watch(&policy, pcap.as_deref(), count),
         Command::Bench {
             file,
+            sweep,
+            filters,
+            plot,
             policy,
             pcap,
             mode,
@@ -414,6 +435,9 @@ fn main() -> ExitCode {
             json,
         } => bench::bench(&bench::BenchArgs {
             file,
+            sweep,
+            filters,
+            plot,
             policy,
             pcap,
             mode,

@@ -338,6 +338,21 @@ fn missing_interface_and_busy_interface_are_refused() {
         "{out}"
     );
     assert_eq!(xdp_prog_id(&tb.rx), id, "the running program stays");
+    // A policy redirecting to an interface that does not exist is refused by name.
+    let dir = std::path::Path::new(&path)
+        .parent()
+        .expect("dir")
+        .to_path_buf();
+    let redirecting = dir.join("redir.nf");
+    std::fs::write(
+        &redirecting,
+        "policy redir_missing on xdp {\n  rule fwd: udp.dport == 53 => redirect \"nfccnosuch9\"\n  default pass\n}\n",
+    )
+    .expect("write");
+    let (code, out) = nfcc(&["load", &redirecting.display().to_string(), "--iface", "lo"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("`nfccnosuch9`, which does not exist"), "{out}");
+    assert_eq!(status_prog_id("redir_missing"), None);
 }
 
 #[test]

@@ -89,6 +89,12 @@ pub fn object_map_name(policy: &str, ir_name: &str) -> String {
     format!("{policy}_{ir_name}")
 }
 
+/// The object's name for a policy's redirect-targets map: slot `i` holds the interface index
+/// of `ir.redirects[i]`, which the loader fills in (interface names resolve only on the box).
+pub fn redirect_map_name(policy: &str) -> String {
+    object_map_name(policy, "nfcc_redirect")
+}
+
 /// The object's name for a policy's per-rule statistics map (packets and bytes per rule, then
 /// the default).
 pub fn stats_map_name(policy: &str) -> String {

@@ -16,6 +16,7 @@
 //! module, which holds every `unsafe` block of the crate. Attaching, pinning and netlink come
 //! with the rest of issue 5.
 
+pub mod capture;
 pub mod deploy;
 pub mod engine;
 mod error;

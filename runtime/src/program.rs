@@ -233,6 +233,22 @@ impl Loaded {
         }
     }
 
+    /// Fills the redirect-targets map of a compiled policy: slot `i` gets the index of
+    /// interface `names[i]` in the calling thread's network namespace. A missing interface is
+    /// an error that names it (a policy redirecting into nothing must not be deployed).
+    pub fn fill_redirects(&self, policy: &str, names: &[String]) -> Result<(), RuntimeError> {
+        let map = nfcc_compiler::compile::redirect_map_name(policy);
+        for (i, n) in names.iter().enumerate() {
+            let ifindex = crate::sys::if_index(n).map_err(|_| {
+                RuntimeError::Deploy(format!(
+                    "policy `{policy}` redirects to interface `{n}`, which does not exist here; create it or change the policy"
+                ))
+            })?;
+            self.map_update(&map, &(i as u32).to_le_bytes(), &ifindex.to_le_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Returns the kernel's id for the loaded program (as `bpftool prog show id N` uses).
     pub fn program_id(&self) -> Result<u32, RuntimeError> {
         let info = self.prog()?.info().map_err(|e| self.program_error(e))?;

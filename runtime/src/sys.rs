@@ -364,26 +364,62 @@ pub(crate) fn prog_test_run_live(
     Ok(attr.duration)
 }
 
+/// Per-packet variation for the generator: a big-endian u32 written at `offset` of each frame,
+/// `base + random % count` (an IPv4 address field, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Vary {
+    /// Byte offset in the frame.
+    pub(crate) offset: u16,
+    /// The first value.
+    pub(crate) base: u32,
+    /// How many values (at least 1, at most 2^31).
+    pub(crate) count: u32,
+}
+
 /// Loads an XDP program that redirects every frame to interface `ifindex`
-/// (`return bpf_redirect(ifindex, 0)`), the transmitting half of the traffic generator.
-pub(crate) fn load_redirect_xdp(ifindex: u32) -> io::Result<OwnedFd> {
+/// (`return bpf_redirect(ifindex, 0)`), the transmitting half of the traffic generator; with
+/// `vary` it first rewrites one 32-bit field of the frame with a random value of a range.
+pub(crate) fn load_redirect_xdp(ifindex: u32, vary: Option<Vary>) -> io::Result<OwnedFd> {
+    /// `BPF_FUNC_get_prandom_u32`.
+    const BPF_FUNC_PRANDOM: i32 = 7;
     /// `BPF_FUNC_redirect`.
     const BPF_FUNC_REDIRECT: i32 = 23;
-    // Each instruction: code, registers (dst in the low nibble), offset, immediate.
-    let insn = |code: u8, dst: u8, imm: i32| {
+    // Each instruction: code, registers (src << 4 | dst), offset, immediate.
+    let insn = |code: u8, dst: u8, src: u8, off: i16, imm: i32| {
         let mut b = [0u8; 8];
         b[0] = code;
-        b[1] = dst;
+        b[1] = (src << 4) | dst;
+        b[2..4].copy_from_slice(&off.to_ne_bytes());
         b[4..8].copy_from_slice(&imm.to_ne_bytes());
         b
     };
-    let mut insns = Vec::with_capacity(32);
-    // r1 = ifindex; r2 = 0; call bpf_redirect; exit (r0 holds XDP_REDIRECT or XDP_ABORTED).
-    insns.extend(insn(0xb7, 1, ifindex as i32));
-    insns.extend(insn(0xb7, 2, 0));
-    insns.extend(insn(0x85, 0, BPF_FUNC_REDIRECT));
-    insns.extend(insn(0x95, 0, 0));
-    load_xdp_insns(&insns)
+    let mut insns: Vec<[u8; 8]> = Vec::with_capacity(32);
+    if let Some(v) = vary {
+        let end = i32::from(v.offset) + 4;
+        // Loads data and data_end from the context (r6) and jumps `skip` ahead when the field
+        // lies past the frame's end.
+        let bounds = |insns: &mut Vec<[u8; 8]>, skip: i16| {
+            insns.push(insn(0x61, 2, 6, 0, 0)); // r2 = ctx->data
+            insns.push(insn(0x61, 3, 6, 4, 0)); // r3 = ctx->data_end
+            insns.push(insn(0xbf, 4, 2, 0, 0)); // r4 = r2
+            insns.push(insn(0x07, 4, 0, 0, end)); // r4 += offset + 4
+            insns.push(insn(0x2d, 4, 3, skip, 0)); // if r4 > r3 goto out
+        };
+        insns.push(insn(0xbf, 6, 1, 0, 0)); // r6 = ctx
+        bounds(&mut insns, 10);
+        insns.push(insn(0x85, 0, 0, 0, BPF_FUNC_PRANDOM)); // r0 = random
+        insns.push(insn(0x97, 0, 0, 0, v.count.max(1) as i32)); // r0 %= count
+        insns.push(insn(0x04, 0, 0, 0, v.base as i32)); // w0 += base
+        insns.push(insn(0xdc, 0, 0, 0, 32)); // r0 = htobe32(r0)
+        bounds(&mut insns, 1);
+        insns.push(insn(0x63, 2, 0, v.offset as i16, 0)); // *(u32 *)(data + offset) = r0
+    }
+    // out: r1 = ifindex; r2 = 0; call bpf_redirect; exit (r0: XDP_REDIRECT or XDP_ABORTED).
+    insns.push(insn(0xb7, 1, 0, 0, ifindex as i32));
+    insns.push(insn(0xb7, 2, 0, 0, 0));
+    insns.push(insn(0x85, 0, 0, 0, BPF_FUNC_REDIRECT));
+    insns.push(insn(0x95, 0, 0, 0, 0));
+    load_xdp_insns(&insns.concat())
 }
 
 /// The id of the program a pinned link runs now (`struct bpf_link_info.prog_id`).
@@ -473,4 +509,142 @@ fn load_xdp_insns(insns: &[u8]) -> io::Result<OwnedFd> {
     // SAFETY: a successful BPF_PROG_LOAD returns a new file descriptor that nothing else in
     // this process owns, so handing its ownership to an `OwnedFd` closes it exactly once.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens a non-blocking `AF_PACKET` raw socket bound to interface `ifindex` (of the calling
+/// thread's namespace) that receives every frame the interface sees.
+pub(crate) fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: socket() takes three integers and returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            i32::from(proto),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a successful socket() returns a new descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_ll is plain integers and arrays; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex as i32;
+    let sll_ptr: *const libc::sockaddr_ll = &sll;
+    // SAFETY: bind reads `size_of::<sockaddr_ll>()` bytes from a live, initialised struct.
+    let ret = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            sll_ptr.cast::<libc::sockaddr>(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // The kernel moves a received frame's outer VLAN tag into metadata; PACKET_AUXDATA hands
+    // it back so the frame can be shown as it was on the wire.
+    let one: libc::c_int = 1;
+    let one_ptr: *const libc::c_int = &one;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live integer.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_AUXDATA,
+            one_ptr.cast::<libc::c_void>(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Receives the next frame that came *in* on a packet socket (frames the host sent are
+/// skipped), waiting at most `timeout_ms`; `Ok(None)` when none came.
+pub(crate) fn packet_recv_incoming(
+    fd: BorrowedFd<'_>,
+    timeout_ms: i32,
+) -> io::Result<Option<Vec<u8>>> {
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms.max(0) as u64);
+    let mut buf = vec![0u8; 65536];
+    loop {
+        // SAFETY: sockaddr_ll, msghdr, iovec and the control buffer are plain integers,
+        // pointers and arrays; all-zero is a valid value for each.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut control = [0u64; 16];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast::<libc::c_void>(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: as above.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        let sll_ptr: *mut libc::sockaddr_ll = &mut sll;
+        msg.msg_name = sll_ptr.cast::<libc::c_void>();
+        msg.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast::<libc::c_void>();
+        msg.msg_controllen = size_of::<[u64; 16]>();
+        // SAFETY: recvmsg writes into the buffers `msg` points at (the frame buffer, the address
+        // and the control buffer), all live and exclusively borrowed for the call, within the
+        // lengths `msg` gives.
+        let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, 0) };
+        if n >= 0 {
+            if sll.sll_pkttype == libc::PACKET_OUTGOING {
+                continue;
+            }
+            let mut frame = buf[..n as usize].to_vec();
+            // SAFETY: the CMSG macros walk the control buffer the kernel filled, within
+            // `msg_controllen`; a PACKET_AUXDATA message carries one tpacket_auxdata, read
+            // unaligned.
+            let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+            while !cmsg.is_null() {
+                // SAFETY: `cmsg` is non-null and inside the control buffer (see above).
+                let (level, ty) = unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type) };
+                if level == libc::SOL_PACKET && ty == libc::PACKET_AUXDATA {
+                    // SAFETY: as above; the data holds a tpacket_auxdata.
+                    let aux: libc::tpacket_auxdata = unsafe {
+                        std::ptr::read_unaligned(
+                            libc::CMSG_DATA(cmsg).cast::<libc::tpacket_auxdata>(),
+                        )
+                    };
+                    if aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 && frame.len() >= 12 {
+                        let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                            aux.tp_vlan_tpid
+                        } else {
+                            0x8100
+                        };
+                        let mut tag = tpid.to_be_bytes().to_vec();
+                        tag.extend_from_slice(&aux.tp_vlan_tci.to_be_bytes());
+                        frame.splice(12..12, tag);
+                    }
+                }
+                // SAFETY: as above.
+                cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+            }
+            return Ok(Some(frame));
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EAGAIN) {
+            return Err(e);
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll reads and writes one live pollfd for the duration of the call.
+        unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(1000) as i32 + 1) };
+    }
 }

@@ -20,6 +20,18 @@ pub const MAX_FRAME: usize = 3500;
 /// Frames per kernel batch (the kernel's maximum is 256; 64 is the NAPI budget).
 const BATCH: u32 = 64;
 
+/// A field the generator varies per packet: the big-endian u32 at `offset` becomes
+/// `base + random % count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variation {
+    /// Byte offset in the frame (26 is the IPv4 source of an untagged frame).
+    pub offset: u16,
+    /// The first value.
+    pub base: u32,
+    /// How many consecutive values (1 to 2^31).
+    pub count: u32,
+}
+
 /// A loaded generator program bound to one transmitting interface.
 #[derive(Debug)]
 pub struct Generator {
@@ -40,7 +52,22 @@ impl Generator {
     /// Loads the generator for interface `ifindex` (in the calling thread's network
     /// namespace): frames "arrive" on it and are redirected out of it, to its veth peer.
     pub fn new(ifindex: u32) -> Result<Generator, RuntimeError> {
-        let prog = sys::load_redirect_xdp(ifindex).map_err(|source| RuntimeError::Traffic {
+        Generator::with_variation(ifindex, None)
+    }
+
+    /// [`Generator::new`], with one 32-bit big-endian field of every frame rewritten to a
+    /// random value of `vary` before it is sent — a flow mix from one frame, since live frames
+    /// reuse their buffers. Checksums are not fixed (XDP policies do not check them).
+    pub fn with_variation(
+        ifindex: u32,
+        vary: Option<Variation>,
+    ) -> Result<Generator, RuntimeError> {
+        let v = vary.map(|v| sys::Vary {
+            offset: v.offset,
+            base: v.base,
+            count: v.count,
+        });
+        let prog = sys::load_redirect_xdp(ifindex, v).map_err(|source| RuntimeError::Traffic {
             what: "cannot load the redirecting xdp program".into(),
             source,
         })?;

@@ -104,6 +104,8 @@ pub struct Options {
     pub runs: usize,
     /// How the subject is attached.
     pub mode: Mode,
+    /// A field the generator varies per packet.
+    pub vary: Option<nfcc_runtime::traffic::Variation>,
 }
 
 impl Default for Options {
@@ -112,6 +114,7 @@ impl Default for Options {
             seconds: 1.0,
             runs: 5,
             mode: Mode::Native,
+            vary: None,
         }
     }
 }
@@ -168,15 +171,23 @@ pub fn measure(
     let attached = attach(tb, subject, opts.mode)?;
     let stop = AtomicBool::new(false);
     // Warm caches, maps and the page pool.
-    tb.blast(mix, CHUNK, None, Some(Duration::from_millis(200)), &stop)?;
+    tb.blast_varying(
+        mix,
+        opts.vary,
+        CHUNK,
+        None,
+        Some(Duration::from_millis(200)),
+        &stop,
+    )?;
     let mut mpps = Vec::new();
     let mut offered = Vec::new();
     let (mut counted, mut sent) = (0u64, 0u64);
     for run in 0..opts.runs.max(1) {
         let c0 = count(attached.loaded(), &subject.counter)?;
         let (i0, _) = tb.rx_stats()?;
-        let s = tb.blast(
+        let s = tb.blast_varying(
             mix,
+            opts.vary,
             CHUNK,
             None,
             Some(Duration::from_secs_f64(opts.seconds)),
@@ -353,6 +364,10 @@ pub fn run(
                     });
                 }
                 for (name, entries) in eq {
+                    // drop-all is already there when the drop baseline was asked for.
+                    if name == "drop_all" && baselines.contains(&Baseline::Drop) {
+                        continue;
+                    }
                     match c_subject(name, entries) {
                         Ok(s) => measure_one(&s, &mut rows)?,
                         Err(why) => rows.push(Row::Skipped {

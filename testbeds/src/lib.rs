@@ -11,6 +11,9 @@
 
 pub mod baseline;
 pub mod bench;
+pub mod engine;
+pub mod plot;
+pub mod sweep;
 pub mod topology;
 
 pub use topology::{Testbed, TestbedError};

@@ -200,7 +200,32 @@ impl Testbed {
         ip(&["-n", ns, "addr", "add", addr(inner), "dev", inner])?;
         ip(&["-n", ns, "link", "set", inner, "up"])?;
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        // No IPv6 on the pair: its router solicitations and neighbour discovery would be
+        // traffic nobody sent. (Fails harmlessly where IPv6 is compiled out.)
+        let off = |end: &str| format!("net.ipv6.conf.{end}.disable_ipv6=1");
+        let _ = Command::new("sysctl").args(["-qw", &off(outer)]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "exec", ns, "sysctl", "-qw", &off(inner)])
+            .output();
         Ok(())
+    }
+
+    /// Adds an interface `name` inside the namespace — a veth whose peer, also inside, is
+    /// returned — for policies that redirect to `name`.
+    pub fn add_port(&self, name: &str) -> Result<String, TestbedError> {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let peer = format!("tb{}p{n}", std::process::id());
+        ip(&[
+            "-n", &self.ns, "link", "add", name, "type", "veth", "peer", "name", &peer,
+        ])?;
+        for dev in [name, peer.as_str()] {
+            ip(&["-n", &self.ns, "link", "set", dev, "up"])?;
+            let _ = Command::new("ip")
+                .args(["netns", "exec", &self.ns, "sysctl", "-qw"])
+                .arg(format!("net.ipv6.conf.{dev}.disable_ipv6=1"))
+                .output();
+        }
+        Ok(peer)
     }
 
     /// Runs `f` inside the namespace (see `nfcc_runtime::traffic::in_netns`).
@@ -243,9 +268,26 @@ impl Testbed {
         deadline: Option<std::time::Duration>,
         stop: &std::sync::atomic::AtomicBool,
     ) -> Result<nfcc_runtime::traffic::Sent, TestbedError> {
+        self.blast_varying(mix, None, chunk, total, deadline, stop)
+    }
+
+    /// [`Testbed::blast`] with one field varied per packet (see
+    /// `nfcc_runtime::traffic::Variation`).
+    pub fn blast_varying(
+        &self,
+        mix: &[Vec<u8>],
+        vary: Option<nfcc_runtime::traffic::Variation>,
+        chunk: u32,
+        total: Option<u64>,
+        deadline: Option<std::time::Duration>,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<nfcc_runtime::traffic::Sent, TestbedError> {
         let tx = self.tx.clone();
         self.on_tx(move || {
-            let g = nfcc_runtime::traffic::Generator::new(nfcc_runtime::ifindex(&tx)?)?;
+            let g = nfcc_runtime::traffic::Generator::with_variation(
+                nfcc_runtime::ifindex(&tx)?,
+                vary,
+            )?;
             g.blast(mix, chunk, total, deadline, stop)
         })
     }

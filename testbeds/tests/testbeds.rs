@@ -216,3 +216,79 @@ fn baselines_translate_what_they_can_and_say_why_not() {
     let why = baseline::plain(&limited).expect_err("limiters have no baseline");
     assert!(why.contains("rule `r`"), "{why}");
 }
+
+#[test]
+fn testbed_engine_agrees_with_the_evaluator_on_the_xdp_examples() {
+    if !can_run("testbed engine", &["ip"]) {
+        return;
+    }
+    let mut total = 0;
+    for name in ["ddos_guard", "dns_ratelimit", "edge_ddos", "ipv6_edge"] {
+        let path = format!("{}/../examples/{name}.nf", env!("CARGO_MANIFEST_DIR"));
+        let Ok(src) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let (p, d) = nfcc_dsl::check_source(&src, &nfcc_dsl::CheckOptions::default());
+        let p = p.unwrap_or_else(|| panic!("{name}: {d:?}"));
+        for pol in &p.policies {
+            if pol.hook != nfcc_dsl::checked::Hook::Xdp {
+                continue;
+            }
+            let single = nfcc_dsl::checked::Program {
+                policies: vec![pol.clone()],
+            };
+            let c = nfcc_compiler::compile::compile_with(&single, &path, &src, None, true)
+                .unwrap_or_else(|d| panic!("{d:?}"));
+            let mut e = nfcc_testbeds::engine::TestbedEngine::new(&c, &pol.name)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (packets, _, problems) = nfcc_dsl::testing::compare(pol, &mut e, false);
+            assert!(problems.is_empty(), "{name}: {problems:#?}");
+            total += packets;
+        }
+    }
+    assert!(total >= 20, "only {total} packets went through the testbed");
+}
+
+#[test]
+fn bench_charts_are_svg() {
+    let svg = nfcc_testbeds::plot::bars(
+        "blocklist: Mpps",
+        &[
+            ("blocklist (nfcc)".into(), 6.5),
+            ("drop_all.c".into(), 8.25),
+        ],
+    );
+    insta::assert_snapshot!(svg);
+    let lines = nfcc_testbeds::plot::lines(
+        "sweep",
+        &[(
+            "entries".into(),
+            vec![(10.0, 6.6), (1000.0, 6.5), (1e6, 2.0)],
+        )],
+    );
+    assert!(
+        lines.starts_with("<svg") && lines.contains("<path d=\"M"),
+        "{lines}"
+    );
+}
+
+#[test]
+fn sweep_blocklists_hold_every_entry() {
+    let (s, vary) = nfcc_testbeds::sweep::blocklist_subject(1000).expect("subject");
+    // 900 /32s and 100 /24s, one hash entry each, plus the length table.
+    let set_entries = s
+        .entries
+        .iter()
+        .filter(|(m, _, _)| m == "sweep_set_blocked")
+        .count();
+    assert_eq!(
+        set_entries,
+        1000,
+        "{:?}",
+        s.entries
+            .iter()
+            .map(|e| &e.0)
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    assert_eq!((vary.offset, vary.count), (26, 900));
+}

@@ -1,0 +1,256 @@
+//! The testbed as a test engine (`nfcc test --engine testbed`): each test packet goes through
+//! the real path — sent by the live-frame generator out of the transmitting veth, run by the
+//! policy attached in native XDP on the receiving veth — and the verdict is what happened to
+//! it, observed from outside the program: captured entering the receiving side's stack
+//! (pass), captured coming back to the transmitting side (tx; a pass-all XDP program there
+//! lets bounced frames in), captured leaving a redirect target (each interface the policy
+//! redirects to is a veth in the namespace), or none of these. The deciding rule comes from
+//! the per-rule counters, and a packet that vanished is a drop, or an abort when its rule
+//! aborts (the two look alike from outside). Held to the evaluator by `nfcc_dsl::testing::compare` like every
+//! other engine: a rule that should pass a packet the real path loses is a disagreement.
+
+use crate::{Testbed, TestbedError};
+use nfcc_compiler::compile::{
+    counter_map_name, counter_sum, stats_map_name, Compiled, CompiledProgram,
+};
+use nfcc_dsl::checked::{CounterId, Policy, RuleRef, Scalar, Terminal};
+use nfcc_dsl::eval::{key_of_scalars, Outcome};
+use nfcc_dsl::testing::Engine;
+use nfcc_runtime::capture::Capture;
+use nfcc_runtime::deploy::{self, Attached, Mode};
+use nfcc_runtime::traffic::Generator;
+use nfcc_runtime::ProgKind;
+use std::time::Duration;
+
+/// How long a packet that should arrive somewhere is waited for.
+const ARRIVAL: Duration = Duration::from_millis(200);
+/// How long a packet that should vanish is watched for.
+const QUIET: Duration = Duration::from_millis(20);
+
+/// A policy on a testbed, driven packet by packet.
+pub struct TestbedEngine {
+    tb: Testbed,
+    object: Vec<u8>,
+    program: CompiledProgram,
+    attached: Option<Attached>,
+    _tx_pass: Attached,
+    generator: Generator,
+    rx_cap: Capture,
+    tx_cap: Capture,
+    /// Redirect targets: (name, capture on its peer, the pass-all program on the peer).
+    ports: Vec<(String, Capture, Attached)>,
+    rx_ifindex: u32,
+}
+
+fn pass_all() -> Result<Compiled, TestbedError> {
+    let src = "policy nfcc_tb_pass on xdp {\n  default pass\n}\n";
+    let (p, _) = nfcc_dsl::check_source(src, &nfcc_dsl::CheckOptions::default());
+    let p =
+        p.ok_or_else(|| TestbedError::Unavailable("the pass-all program does not check".into()))?;
+    nfcc_compiler::compile::compile(&p, "pass.nf", src, None)
+        .map_err(|_| TestbedError::Unavailable("the pass-all program does not compile".into()))
+}
+
+impl TestbedEngine {
+    /// A testbed for policy `name` of `compiled` (compiled with the virtual clock, like the
+    /// kernel engine's, so limiters see the evaluator's frozen time).
+    pub fn new(compiled: &Compiled, name: &str) -> Result<TestbedEngine, TestbedError> {
+        let program = compiled
+            .programs
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
+            .ok_or_else(|| TestbedError::Unavailable(format!("no program `{name}`")))?;
+        let tb = Testbed::new()?;
+        let pass = pass_all()?;
+        let tx = tb.tx.clone();
+        let tx_pass = tb.on_tx(|| {
+            let l = nfcc_runtime::load(&pass.object, "nfcc_tb_pass", ProgKind::Xdp)?;
+            deploy::attach(l, &tx, Mode::Native)
+        })?;
+        let tx2 = tb.tx.clone();
+        let (generator, tx_cap) = tb.on_tx(|| {
+            Ok((
+                Generator::new(nfcc_runtime::ifindex(&tx2)?)?,
+                Capture::open(&tx2)?,
+            ))
+        })?;
+        let rx = tb.rx.clone();
+        let (rx_cap, rx_ifindex) =
+            tb.on_rx(|| Ok((Capture::open(&rx)?, nfcc_runtime::ifindex(&rx)?)))?;
+        // Every interface the policy redirects to exists in the namespace, and what it sends
+        // is captured on its peer (a pass-all program there takes redirected frames in).
+        let mut ports = Vec::new();
+        for name in &program.ir.redirects {
+            let peer = tb.add_port(name)?;
+            let pass = &pass;
+            let (cap, prog) = tb.in_ns(move || {
+                let l = nfcc_runtime::load(&pass.object, "nfcc_tb_pass", ProgKind::Xdp)?;
+                Ok((
+                    Capture::open(&peer)?,
+                    deploy::attach(l, &peer, Mode::Native)?,
+                ))
+            })?;
+            ports.push((name.clone(), cap, prog));
+        }
+        Ok(TestbedEngine {
+            tb,
+            object: compiled.object.clone(),
+            program,
+            attached: None,
+            _tx_pass: tx_pass,
+            generator,
+            rx_cap,
+            tx_cap,
+            ports,
+            rx_ifindex,
+        })
+    }
+
+    fn loaded(&self) -> Result<&nfcc_runtime::Loaded, String> {
+        self.attached
+            .as_ref()
+            .map(Attached::loaded)
+            .ok_or_else(|| "the program is not attached".to_string())
+    }
+
+    fn stats(&self, rules: usize) -> Result<Vec<u64>, String> {
+        let l = self.loaded()?;
+        let map = stats_map_name(&self.program.name);
+        (0..=rules as u32)
+            .map(|i| {
+                l.percpu_array_sum(&map, i)
+                    .map(|v| v.first().copied().unwrap_or(0))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+}
+
+impl Engine for TestbedEngine {
+    fn name(&self) -> &str {
+        "testbed"
+    }
+
+    fn meta(&self) -> nfcc_dsl::eval::Meta {
+        nfcc_dsl::eval::Meta {
+            ifindex: self.rx_ifindex,
+            rxq: 0,
+            mark: 0,
+        }
+    }
+
+    /// Frames shorter than an Ethernet header cannot be sent.
+    fn can_run(&self, frame: &[u8]) -> bool {
+        frame.len() >= 14 && frame.len() <= nfcc_runtime::traffic::MAX_FRAME
+    }
+
+    fn reset(&mut self, policy: &Policy) -> Result<(), String> {
+        // Detach the previous test's program first: a fresh load gives fresh maps.
+        self.attached = None;
+        let object = self.object.clone();
+        let program = self.program.clone();
+        let rx = self.tb.rx.clone();
+        let now = nfcc_dsl::eval::State::new(policy).now_ns;
+        let attached = self
+            .tb
+            .on_rx(move || {
+                let l = nfcc_runtime::load(&object, &program.name, ProgKind::Xdp)?;
+                for (map, entries) in &program.maps {
+                    if map.name.ends_with("_nfcc_clock") {
+                        l.map_update(&map.name, &0u32.to_le_bytes(), &now.to_le_bytes())?;
+                    }
+                    for (k, v) in entries {
+                        l.map_update(&map.name, k, v)?;
+                    }
+                }
+                l.fill_redirects(&program.name, &program.ir.redirects)?;
+                deploy::attach(l, &rx, Mode::Native)
+            })
+            .map_err(|e| e.to_string())?;
+        self.attached = Some(attached);
+        Ok(())
+    }
+
+    fn run(&mut self, policy: &Policy, frame: &[u8]) -> Result<Outcome, String> {
+        self.rx_cap.drain().map_err(|e| e.to_string())?;
+        self.tx_cap.drain().map_err(|e| e.to_string())?;
+        let before = self.stats(policy.rules.len())?;
+        self.generator.send(frame, 1).map_err(|e| e.to_string())?;
+        // The rule is known once its counter moved (the receiving NAPI runs right after the
+        // send, on this CPU, but give it time).
+        let mut after = self.stats(policy.rules.len())?;
+        for _ in 0..100 {
+            if after != before {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+            after = self.stats(policy.rules.len())?;
+        }
+        let rule = nfcc_dsl::testing::rule_from_counts(policy, &before, &after)?;
+        let terminal = match rule {
+            RuleRef::Rule(id) => policy.rule(id).terminal.clone(),
+            RuleRef::Default => Some(policy.default.terminal.clone()),
+        };
+        let wait = match terminal {
+            Some(Terminal::Drop | Terminal::Abort) => QUIET,
+            _ => ARRIVAL,
+        };
+        // Wherever the packet comes out first: the receiving side's stack, back at the sender,
+        // or out of a redirect target.
+        let start = std::time::Instant::now();
+        let seen = loop {
+            let step = Duration::from_millis(1);
+            if let Some(f) = self.rx_cap.next(step).map_err(|e| e.to_string())? {
+                break Some((Terminal::Pass, f));
+            }
+            if let Some(f) = self
+                .tx_cap
+                .next(Duration::ZERO)
+                .map_err(|e| e.to_string())?
+            {
+                break Some((Terminal::Tx, f));
+            }
+            let mut port = None;
+            for (name, cap, _) in &self.ports {
+                if let Some(f) = cap.next(Duration::ZERO).map_err(|e| e.to_string())? {
+                    port = Some((Terminal::Redirect(name.clone()), f));
+                    break;
+                }
+            }
+            if port.is_some() || start.elapsed() >= wait {
+                break port;
+            }
+        };
+        let (verdict, packet) = match seen {
+            Some(x) => x,
+            // Vanished: dropped or aborted, which look alike from here.
+            None => match terminal {
+                Some(Terminal::Abort) => (Terminal::Abort, frame.to_vec()),
+                _ => (Terminal::Drop, frame.to_vec()),
+            },
+        };
+        Ok(Outcome {
+            verdict,
+            rule,
+            packet,
+            mark: None,
+        })
+    }
+
+    fn counter(
+        &mut self,
+        policy: &Policy,
+        id: CounterId,
+        key: &[Scalar],
+    ) -> Result<(u64, u64), String> {
+        let c = &policy.counters[id.index()];
+        let map = counter_map_name(&self.program.name, &c.name);
+        let key = key_of_scalars(&c.key, key);
+        let value = self
+            .loaded()?
+            .map_lookup(&map, &key)
+            .map_err(|e| e.to_string())?;
+        Ok(value.map_or((0, 0), |v| counter_sum(&v)))
+    }
+}
