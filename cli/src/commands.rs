@@ -521,23 +521,6 @@ pub fn import_classbench(
     OK
 }
 
-/// A command whose crate is not built yet: say so, and which issue tracks it.
-pub fn not_yet(cmd: &str, issue: u32) -> u8 {
-    let what = match issue {
-        3 => "the compiler (IR, eBPF codegen, ELF writer)",
-        4 => "the emulator",
-        5 => "the runtime (load, attach, maps)",
-        6 => "the testbeds",
-        _ => "the offload checker",
-    };
-    eprintln!(
-        "error: `nfcc {cmd}` is not implemented yet: it needs {what}, tracked in issue {issue}. \
-         What works today: check, test (every engine), run, compile, load, unload, status, \
-         import classbench."
-    );
-    ENV
-}
-
 /// Runs a policy's tests on one engine; with `compare`, also holds every packet of the
 /// compiled engine to the evaluator and records disagreements.
 fn engine_reports(

@@ -17,8 +17,7 @@ pub fn load(
     replace: bool,
 ) -> u8 {
     if mode == Some(ModeArg::Offload) {
-        eprintln!("error: `--mode offload` is not implemented yet (issue 7); use `--mode native`");
-        return ENV;
+        return load_offload(file, iface);
     }
     if let Err(why) = nfcc_runtime::can_load_bpf() {
         eprintln!("error: cannot load programs here: {why}");
@@ -167,6 +166,36 @@ pub fn load(
         }
         Err(e) => {
             eprintln!("error: {e}");
+            ENV
+        }
+    }
+}
+
+/// `nfcc load --mode offload`: the device must take offloaded programs; on one that does not
+/// (every veth, and every NIC but Netronome's), one clear line naming the device, the kernel's
+/// answer and the command to use instead, exit 2, nothing attached.
+fn load_offload(file: &Path, iface: &str) -> u8 {
+    if let Err(why) = nfcc_runtime::can_load_bpf() {
+        eprintln!("error: cannot load programs here: {why}");
+        return ENV;
+    }
+    let native = format!("nfcc load {} --iface {iface} --mode native", file.display());
+    match nfcc_runtime::offload_probe(iface) {
+        Err(nfcc_runtime::RuntimeError::Load { source, .. }) => {
+            eprintln!(
+                "error: {iface} cannot run offloaded BPF programs (loading a program bound to it, the kernel answered: {source}); run the policy on the host instead: `{native}`"
+            );
+            ENV
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ENV
+        }
+        Ok(()) => {
+            eprintln!(
+                "error: {iface} accepts offloaded programs, but nfcc's offload deployment (NIC stage bound with prog_ifindex and attached in HW mode, host stage in native mode) is not built yet (issue 7); `nfcc offload-check {}` shows the split, and `{native}` runs the policy on the host",
+                file.display()
+            );
             ENV
         }
     }

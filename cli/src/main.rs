@@ -25,6 +25,7 @@ macro_rules! say_raw {
 mod bench;
 mod commands;
 mod deploy;
+mod offload;
 mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -183,6 +184,13 @@ enum Command {
         /// processed instructions.
         #[arg(long)]
         stats: bool,
+        /// With `--target nfp`: write the NIC stage and the host stage of the split as
+        /// OUT.nic.o and OUT.host.o (see `nfcc offload-check`).
+        #[arg(long)]
+        split: bool,
+        /// With --split: the policy to split when the file holds several.
+        #[arg(long)]
+        policy: Option<String>,
     },
     /// Run packets from a pcap through a policy or object.
     Run {
@@ -321,6 +329,16 @@ enum Command {
         /// The NIC target.
         #[arg(long, value_enum, default_value = "nfp")]
         target: TargetArg,
+        /// A card's firmware limits (TOML: `max_insns = 8192` and the like) over the target's
+        /// conservative defaults.
+        #[arg(long, value_name = "CARD.toml")]
+        profile: Option<PathBuf>,
+        /// The policy to check when the file holds several.
+        #[arg(long)]
+        policy: Option<String>,
+        /// Generated packets the split is checked on (besides the test packets).
+        #[arg(long, default_value_t = 100_000)]
+        packets: usize,
     },
     /// Write a .nf policy from another rule format.
     Import {
@@ -377,7 +395,15 @@ fn main() -> ExitCode {
             target,
             emit,
             stats,
-        } => commands::compile(&file, output, target, emit, stats),
+            split,
+            policy,
+        } => {
+            if split {
+                offload::split_compile(&file, output, target, policy.as_deref())
+            } else {
+                commands::compile(&file, output, target, emit, stats)
+            }
+        }
         Command::Run {
             file,
             pcap,
@@ -446,7 +472,22 @@ fn main() -> ExitCode {
             baselines: baseline,
             json,
         }),
-        Command::OffloadCheck { .. } => commands::not_yet("offload-check", 7),
+        Command::OffloadCheck {
+            file,
+            target,
+            profile,
+            policy,
+            packets,
+        } => offload::check(&offload::CheckArgs {
+            file,
+            target: match target {
+                TargetArg::Nfp => "nfp".into(),
+                TargetArg::Host => "host".into(),
+            },
+            profile,
+            policy,
+            packets,
+        }),
     };
     ExitCode::from(code)
 }

@@ -130,11 +130,6 @@ fn engines_and_commands_not_built_yet_exit_2_and_say_so() {
         0,
     );
     assert!(out.ends_with("jit: 2 passed, 0 failed\n"), "{out}");
-    let out = check(&["offload-check", "examples/ddos_guard.nf"], &[], 2);
-    assert!(
-        out.contains("not implemented yet") && out.contains("issue 7"),
-        "{out}"
-    );
     // `nfcc bench` measures native XDP only so far, and says so.
     let out = check(
         &["bench", "examples/ddos_guard.nf", "--mode", "tc-ingress"],

@@ -338,6 +338,17 @@ fn missing_interface_and_busy_interface_are_refused() {
         "{out}"
     );
     assert_eq!(xdp_prog_id(&tb.rx), id, "the running program stays");
+    // A veth has no BPF offload: `--mode offload` names the device, the kernel's answer and
+    // the command to run instead, and attaches nothing.
+    let (code, out) = nfcc(&["load", &path, "--iface", &tb.rx, "--mode", "offload"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!("{} cannot run offloaded BPF programs", tb.rx))
+            && out.contains("the kernel answered")
+            && out.contains("--mode native"),
+        "{out}"
+    );
+    assert_eq!(xdp_prog_id(&tb.rx), id, "nothing more may be attached");
     // A policy redirecting to an interface that does not exist is refused by name.
     let dir = std::path::Path::new(&path)
         .parent()

@@ -42,6 +42,19 @@ pub fn ifindex(name: &str) -> Result<u32, RuntimeError> {
     })
 }
 
+/// Asks whether interface `name` runs offloaded BPF programs, the way `bpftool feature probe
+/// dev` does (there is no capability bit): by loading a tiny XDP program bound to it. `Err`
+/// carries the kernel's answer (EINVAL or EOPNOTSUPP for a device without offload).
+pub fn offload_probe(name: &str) -> Result<(), RuntimeError> {
+    let ifindex = ifindex(name)?;
+    sys::load_offload_probe(ifindex)
+        .map(drop)
+        .map_err(|source| RuntimeError::Load {
+            program: format!("offload probe for {name}"),
+            source,
+        })
+}
+
 /// The kind of program to load, which decides its kernel program type and test-run context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProgKind {

@@ -489,8 +489,23 @@ pub(crate) fn load_trivial_xdp(retval: i32) -> io::Result<OwnedFd> {
     load_xdp_insns(&insns)
 }
 
+/// Loads `r0 = XDP_PASS; exit` bound to device `ifindex` (`prog_ifindex`), as offloading
+/// does: a device without BPF offload refuses it (EINVAL or EOPNOTSUPP).
+pub(crate) fn load_offload_probe(ifindex: u32) -> io::Result<OwnedFd> {
+    let mut insns = [0u8; 16];
+    insns[0] = 0xb7;
+    insns[4..8].copy_from_slice(&2i32.to_ne_bytes());
+    insns[8] = 0x95;
+    load_xdp_insns_on(&insns, ifindex)
+}
+
 /// Loads raw instructions (8 bytes each, host order) as a GPL XDP program.
 fn load_xdp_insns(insns: &[u8]) -> io::Result<OwnedFd> {
+    load_xdp_insns_on(insns, 0)
+}
+
+/// [`load_xdp_insns`] bound to device `ifindex` when it is not zero.
+fn load_xdp_insns_on(insns: &[u8], ifindex: u32) -> io::Result<OwnedFd> {
     let license = b"GPL\0";
     let mut attr = ProgLoadAttr {
         prog_type: BPF_PROG_TYPE_XDP,
@@ -504,6 +519,8 @@ fn load_xdp_insns(insns: &[u8]) -> io::Result<OwnedFd> {
         prog_flags: 0,
         tail: [0; ATTR_SIZE - 48],
     };
+    // `prog_ifindex` follows the 16-byte `prog_name` at offset 64.
+    attr.tail[16..20].copy_from_slice(&ifindex.to_ne_bytes());
     let fd = bpf(BPF_PROG_LOAD, &mut attr)?;
     let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: a successful BPF_PROG_LOAD returns a new file descriptor that nothing else in
