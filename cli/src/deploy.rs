@@ -17,7 +17,7 @@ pub fn load(
     replace: bool,
 ) -> u8 {
     if mode == Some(ModeArg::Offload) {
-        return load_offload(file, iface);
+        return load_offload(file, iface, wanted);
     }
     if let Err(why) = nfcc_runtime::can_load_bpf() {
         eprintln!("error: cannot load programs here: {why}");
@@ -174,7 +174,7 @@ pub fn load(
 /// `nfcc load --mode offload`: the device must take offloaded programs; on one that does not
 /// (every veth, and every NIC but Netronome's), one clear line naming the device, the kernel's
 /// answer and the command to use instead, exit 2, nothing attached.
-fn load_offload(file: &Path, iface: &str) -> u8 {
+fn load_offload(file: &Path, iface: &str, wanted: Option<&str>) -> u8 {
     if let Err(why) = nfcc_runtime::can_load_bpf() {
         eprintln!("error: cannot load programs here: {why}");
         return ENV;
@@ -191,11 +191,116 @@ fn load_offload(file: &Path, iface: &str) -> u8 {
             eprintln!("error: {e}");
             ENV
         }
-        Ok(()) => {
-            eprintln!(
-                "error: {iface} accepts offloaded programs, but nfcc's offload deployment (NIC stage bound with prog_ifindex and attached in HW mode, host stage in native mode) is not built yet (issue 7); `nfcc offload-check {}` shows the split, and `{native}` runs the policy on the host",
-                file.display()
+        Ok(()) => deploy_split(file, iface, wanted),
+    }
+}
+
+/// Splits the policy for the NIC and deploys both stages (the device answered the probe).
+fn deploy_split(file: &Path, iface: &str, wanted: Option<&str>) -> u8 {
+    let label = file.display().to_string();
+    let Ok(source) = std::fs::read_to_string(file) else {
+        eprintln!("error: `--mode offload` takes a .nf policy (nfcc splits it between the NIC and the host)");
+        return INPUT;
+    };
+    let (program, diags) = nfcc_dsl::check_source(&source, &nfcc_dsl::CheckOptions::default());
+    let Some(program) = program else {
+        eprint!("{}", nfcc_dsl::diag::render(&label, &source, &diags));
+        return INPUT;
+    };
+    let names: Vec<String> = program.policies.iter().map(|p| p.name.clone()).collect();
+    let chosen = match crate::run::choose(&names, wanted, "policy") {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return INPUT;
+        }
+    };
+    let Some(policy) = program.policies.iter().find(|p| p.name == chosen) else {
+        return INPUT;
+    };
+    let split =
+        match nfcc_offload::split::split(policy, &label, &source, &nfcc_offload::Profile::nfp()) {
+            Ok(s) => s,
+            Err(d) => {
+                eprint!("{}", nfcc_dsl::diag::render(&label, &source, &d));
+                return INPUT;
+            }
+        };
+    let Some(nic) = &split.nic else {
+        eprintln!(
+            "error: no rule of `{chosen}` can run on the NIC (`nfcc offload-check {label}` says why); load it with `--mode native`"
+        );
+        return INPUT;
+    };
+    if let Some(sz) = split.size.as_ref().filter(|s| !s.over.is_empty()) {
+        eprintln!(
+            "error: the NIC stage of `{chosen}` does not fit the card: {}",
+            sz.over.join("; ")
+        );
+        return INPUT;
+    }
+    let nic_entries: Vec<(String, Vec<u8>, Vec<u8>)> = nic.compiled.programs[0]
+        .maps
+        .iter()
+        .flat_map(|(m, es)| {
+            es.iter()
+                .map(|(k, v)| (m.name.clone(), k.clone(), v.clone()))
+        })
+        .collect();
+    let host = match &split.host {
+        None => None,
+        Some(h) => {
+            let loaded = match nfcc_runtime::load(&h.compiled.object, &chosen, ProgKind::Xdp) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: the host stage: {e}");
+                    return ENV;
+                }
+            };
+            for (m, es) in &h.compiled.programs[0].maps {
+                for (k, v) in es {
+                    if let Err(e) = loaded.map_update(&m.name, k, v) {
+                        eprintln!("error: {e}");
+                        return ENV;
+                    }
+                }
+            }
+            if let Err(e) = loaded.fill_redirects(&chosen, &h.compiled.programs[0].ir.redirects) {
+                eprintln!("error: {e}");
+                return ENV;
+            }
+            Some(loaded)
+        }
+    };
+    match nfcc_runtime::offload::deploy_offload(
+        &nic.compiled.object,
+        &nic_entries,
+        host,
+        &chosen,
+        iface,
+    ) {
+        Ok(d) => {
+            let alone = nfcc_dsl::testing::policy_alone(&source, &program, &chosen);
+            if let Err(e) = deploy::save_source(&d.policy, &alone) {
+                eprintln!("warning: {e}; `nfcc stats` will not know its rules");
+            }
+            let host_part = if split.host.is_some() {
+                format!(", host stage program {} (native)", d.program_id)
+            } else {
+                ", no host stage (the whole policy runs on the NIC)".to_string()
+            };
+            say!(
+                "loaded {} on {} (offload): NIC program {} (HW mode){host_part}, pinned under {}/{}",
+                d.policy,
+                d.iface,
+                d.nic_program_id.unwrap_or(0),
+                deploy::PIN_ROOT,
+                d.policy
             );
+            OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ENV
         }
     }
@@ -240,6 +345,9 @@ pub fn status() -> u8 {
             d.since,
             d.maps.join(",")
         );
+        if let Some(nic) = d.nic_program_id {
+            say!("  NIC program {nic} attached in HW mode on {}", d.iface);
+        }
         if d.interrupted {
             say!(
                 "  note: a `--replace` of {} was interrupted after the swap; program {} runs, its maps may not all be pinned: run the same `nfcc load --replace` again",
@@ -291,23 +399,45 @@ fn open_deployed(
 /// Per-rule (packets, bytes) of a deployed policy.
 fn counts(
     maps: &nfcc_runtime::PinnedMaps,
-    policy: &str,
-    rules: usize,
+    p: &nfcc_dsl::checked::Policy,
 ) -> Result<Vec<(u64, u64)>, String> {
+    let policy = p.name.as_str();
+    let rules = p.rules.len();
     let map = nfcc_compiler::compile::stats_map_name(policy);
     // Earlier versions swapped out with `--replace` counted into the base.
     let base = deploy::stats_base(policy).map_err(|e| e.to_string())?;
+    // An offloaded policy also counts on the NIC: its drop and tx rules there (its pass rules
+    // and default hand packets to the host stage, which counts them).
+    let nic_dir = std::path::Path::new(deploy::PIN_ROOT)
+        .join(policy)
+        .join("nic");
+    let nic = nic_dir
+        .is_dir()
+        .then(|| nfcc_runtime::PinnedMaps::open(&nic_dir))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let placement = nfcc_offload::place::place(p, &nfcc_offload::Profile::nfp());
+    let nic_counts = |i: usize| -> bool {
+        if placement.full {
+            return true;
+        }
+        i < placement.nic_prefix && p.rules[i].terminal != Some(nfcc_dsl::checked::Terminal::Pass)
+    };
+    let host_has_stats = maps.has_map(&map);
     (0..=rules as u32)
         .map(|i| {
-            let (bp, bb) = base.get(i as usize).copied().unwrap_or((0, 0));
-            maps.percpu_array_sum(&map, i)
-                .map(|v| {
-                    (
-                        v.first().copied().unwrap_or(0) + bp,
-                        v.get(1).copied().unwrap_or(0) + bb,
-                    )
-                })
-                .map_err(|e| e.to_string())
+            let (mut pk, mut by) = base.get(i as usize).copied().unwrap_or((0, 0));
+            if host_has_stats {
+                let v = maps.percpu_array_sum(&map, i).map_err(|e| e.to_string())?;
+                pk += v.first().copied().unwrap_or(0);
+                by += v.get(1).copied().unwrap_or(0);
+            }
+            if let Some(n) = nic.as_ref().filter(|_| nic_counts(i as usize)) {
+                let v = n.percpu_array_sum(&map, i).map_err(|e| e.to_string())?;
+                pk += v.first().copied().unwrap_or(0);
+                by += v.get(1).copied().unwrap_or(0);
+            }
+            Ok((pk, by))
         })
         .collect()
 }
@@ -325,7 +455,7 @@ pub fn stats(policy: &str, json: bool, watch: bool) -> u8 {
     let mut names: Vec<String> = p.rules.iter().map(|r| r.name.clone()).collect();
     names.push("default".into());
     loop {
-        let before = match counts(&maps, policy, p.rules.len()) {
+        let before = match counts(&maps, &p) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -333,7 +463,7 @@ pub fn stats(policy: &str, json: bool, watch: bool) -> u8 {
             }
         };
         std::thread::sleep(std::time::Duration::from_secs(1));
-        let after = match counts(&maps, policy, p.rules.len()) {
+        let after = match counts(&maps, &p) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e}");

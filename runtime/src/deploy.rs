@@ -57,6 +57,9 @@ pub enum Mode {
     TcIngress,
     /// TC, egress.
     TcEgress,
+    /// XDP offloaded to the NIC (HW mode), with the host stage of a split policy in native
+    /// mode beside it.
+    Offload,
 }
 
 impl Mode {
@@ -67,13 +70,20 @@ impl Mode {
             Mode::Generic => "generic",
             Mode::TcIngress => "tc-ingress",
             Mode::TcEgress => "tc-egress",
+            Mode::Offload => "offload",
         }
     }
 
     fn from_name(s: &str) -> Option<Mode> {
-        [Mode::Native, Mode::Generic, Mode::TcIngress, Mode::TcEgress]
-            .into_iter()
-            .find(|m| m.name() == s)
+        [
+            Mode::Native,
+            Mode::Generic,
+            Mode::TcIngress,
+            Mode::TcEgress,
+            Mode::Offload,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
     }
 }
 
@@ -92,6 +102,9 @@ pub struct Deployment {
     pub since: u64,
     /// The pinned maps' names.
     pub maps: Vec<String>,
+    /// For an offloaded policy: the NIC program's id (`program_id` is then the host stage's,
+    /// or the NIC program's again when the whole policy runs on the NIC).
+    pub nic_program_id: Option<u32>,
     /// The link runs another program than the record names: a `--replace` was interrupted
     /// after the swap (the pinned maps may be the old program's); `program_id` is the live one.
     pub interrupted: bool,
@@ -99,7 +112,7 @@ pub struct Deployment {
 
 impl Deployment {
     fn to_text(&self) -> String {
-        format!(
+        let mut t = format!(
             "policy={}\niface={}\nmode={}\nprogram_id={}\nsince={}\nmaps={}\n",
             self.policy,
             self.iface,
@@ -107,7 +120,11 @@ impl Deployment {
             self.program_id,
             self.since,
             self.maps.join(",")
-        )
+        );
+        if let Some(n) = self.nic_program_id {
+            t.push_str(&format!("nic_program_id={n}\n"));
+        }
+        t
     }
 
     fn from_text(text: &str) -> Option<Deployment> {
@@ -126,13 +143,14 @@ impl Deployment {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
+            nic_program_id: get("nic_program_id").and_then(|v| v.parse().ok()),
             interrupted: false,
         })
     }
 }
 
 /// Mounts bpffs at `/sys/fs/bpf` when nothing is mounted there.
-fn ensure_bpffs() -> Result<(), RuntimeError> {
+pub(crate) fn ensure_bpffs() -> Result<(), RuntimeError> {
     let mounted = std::fs::read_to_string("/proc/self/mounts")
         .map(|m| {
             m.lines()
@@ -169,9 +187,17 @@ pub fn status() -> Vec<Deployment> {
         .filter_map(|mut d| {
             // The link is the truth: what it runs now, not what was recorded, is reported (a
             // replace killed between the swap and the record leaves the two apart).
-            let live =
-                crate::sys::pinned_link_prog_id(&Path::new(PIN_ROOT).join(&d.policy).join("link"))
-                    .ok()?;
+            let dir = Path::new(PIN_ROOT).join(&d.policy);
+            let nic = crate::sys::pinned_prog_id(&dir.join("nic_prog")).ok();
+            let live = match crate::sys::pinned_link_prog_id(&dir.join("link")) {
+                Ok(id) => id,
+                // A policy wholly on the NIC has no host link.
+                Err(_) if d.mode == Mode::Offload => nic?,
+                Err(_) => return None,
+            };
+            if d.mode == Mode::Offload {
+                d.nic_program_id = Some(nic?);
+            }
             d.interrupted = live != d.program_id;
             d.program_id = live;
             Some(d)
@@ -195,18 +221,7 @@ pub fn deploy(
     mode: Mode,
 ) -> Result<Deployment, RuntimeError> {
     ensure_bpffs()?;
-    if let Some(d) = status()
-        .into_iter()
-        .find(|d| d.iface == iface || d.policy == policy)
-    {
-        return Err(RuntimeError::Deploy(format!(
-            "policy `{}` is already loaded on {} ({}); unload it first with `nfcc unload --iface {}`",
-            d.policy,
-            d.iface,
-            d.mode.name(),
-            d.iface
-        )));
-    }
+    refuse_busy(policy, iface)?;
     pause_before_attach();
     let dir = Path::new(PIN_ROOT).join(policy);
     let _ = std::fs::remove_file(base_file(policy));
@@ -218,6 +233,75 @@ pub fn deploy(
         let _ = std::fs::remove_file(state_file(policy));
     }
     result
+}
+
+/// Refuses an interface that already has an nfcc policy, and a policy deployed elsewhere.
+pub(crate) fn refuse_busy(policy: &str, iface: &str) -> Result<(), RuntimeError> {
+    match status()
+        .into_iter()
+        .find(|d| d.iface == iface || d.policy == policy)
+    {
+        Some(d) => Err(RuntimeError::Deploy(format!(
+            "policy `{}` is already loaded on {} ({}); unload it first with `nfcc unload --iface {}`",
+            d.policy,
+            d.iface,
+            d.mode.name(),
+            d.iface
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Attaches the host stage of an offloaded policy natively and pins it in `dir`, recording
+/// the deployment as `mode` with the NIC program's id.
+pub(crate) fn attach_pinned(
+    mut loaded: Loaded,
+    dir: &Path,
+    policy: &str,
+    iface: &str,
+    mode: Mode,
+    nic_program_id: Option<u32>,
+) -> Result<Deployment, RuntimeError> {
+    let (link, program_id) = attach_link(&mut loaded, iface, Mode::Native)?;
+    pin_and_record(
+        &mut loaded,
+        link,
+        program_id,
+        dir,
+        policy,
+        iface,
+        mode,
+        nic_program_id,
+    )
+}
+
+/// Records a deployment in its state file.
+pub(crate) fn record(
+    policy: &str,
+    iface: &str,
+    mode: Mode,
+    program_id: u32,
+    nic_program_id: Option<u32>,
+    maps: Vec<String>,
+) -> Result<Deployment, RuntimeError> {
+    let d = Deployment {
+        policy: policy.to_string(),
+        iface: iface.to_string(),
+        mode,
+        program_id,
+        since: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        maps,
+        nic_program_id,
+        interrupted: false,
+    };
+    std::fs::create_dir_all(STATE_DIR)
+        .and_then(|()| std::fs::write(state_file(policy), d.to_text()))
+        .map_err(|e| {
+            RuntimeError::Deploy(format!("cannot record the state in {STATE_DIR}: {e}"))
+        })?;
+    Ok(d)
 }
 
 /// A program attached to an interface for as long as this value lives (nothing pinned, no
@@ -255,7 +339,7 @@ fn attach_and_pin(
     mode: Mode,
 ) -> Result<Deployment, RuntimeError> {
     let (link, program_id) = attach_link(loaded, iface, mode)?;
-    pin_and_record(loaded, link, program_id, dir, policy, iface, mode)
+    pin_and_record(loaded, link, program_id, dir, policy, iface, mode, None)
 }
 
 /// The test hook that makes a deployment wait between loading and attaching: crash tests set
@@ -321,6 +405,7 @@ fn pin_and_record(
     policy: &str,
     iface: &str,
     mode: Mode,
+    nic_program_id: Option<u32>,
 ) -> Result<Deployment, RuntimeError> {
     link.pin(dir.join("link"))
         .map_err(|e| pin_err("the link", e))?;
@@ -330,24 +415,7 @@ fn pin_and_record(
         maps.push(mname.to_string());
     }
     maps.sort();
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let d = Deployment {
-        policy: policy.to_string(),
-        iface: iface.to_string(),
-        mode,
-        program_id,
-        since,
-        maps,
-        interrupted: false,
-    };
-    std::fs::create_dir_all(STATE_DIR)
-        .and_then(|()| std::fs::write(state_file(policy), d.to_text()))
-        .map_err(|e| {
-            RuntimeError::Deploy(format!("cannot record the state in {STATE_DIR}: {e}"))
-        })?;
-    Ok(d)
+    record(policy, iface, mode, program_id, nic_program_id, maps)
 }
 
 /// Detaches and unpins the policy on `iface`.
@@ -358,6 +426,10 @@ pub fn undeploy(iface: &str) -> Result<Deployment, RuntimeError> {
         )));
     };
     let dir: PathBuf = Path::new(PIN_ROOT).join(&d.policy);
+    if d.mode == Mode::Offload {
+        // The NIC program was attached through netlink, not a link: detach it there.
+        crate::offload::detach_hw(crate::ifindex(iface)?)?;
+    }
     // Removing the link's pin drops the last reference to the link: the program detaches.
     std::fs::remove_dir_all(&dir)
         .map_err(|e| RuntimeError::Deploy(format!("cannot remove {}: {e}", dir.display())))?;

@@ -21,6 +21,7 @@ pub mod deploy;
 pub mod engine;
 mod error;
 mod maps;
+pub mod offload;
 mod program;
 mod sys;
 pub mod traffic;

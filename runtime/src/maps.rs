@@ -334,8 +334,9 @@ impl PinnedMaps {
         let mut maps = std::collections::HashMap::new();
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            // The link and a replace's `next/` directory are not maps.
-            if name == "link" || e.path().is_dir() {
+            // The link, an offloaded policy's NIC program, and the `next/` and `nic/`
+            // directories are not maps of this program.
+            if name == "link" || name == "nic_prog" || e.path().is_dir() {
                 continue;
             }
             let data = MapData::from_pin(e.path()).map_err(|err| {
@@ -344,6 +345,11 @@ impl PinnedMaps {
             maps.insert(name, data);
         }
         Ok(PinnedMaps { maps })
+    }
+
+    /// Whether a map of this name is pinned.
+    pub fn has_map(&self, name: &str) -> bool {
+        self.maps.contains_key(name)
     }
 
     fn map_data_named(&self, name: &str) -> Option<&MapData> {

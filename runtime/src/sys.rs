@@ -449,6 +449,38 @@ pub(crate) fn pinned_link_prog_id(path: &std::path::Path) -> io::Result<u32> {
     Ok(u32::from_ne_bytes([info[8], info[9], info[10], info[11]]))
 }
 
+/// Opens the BPF object pinned at `path` (`BPF_OBJ_GET`).
+pub(crate) fn obj_get(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut get = ObjGetAttr {
+        pathname: c.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: 0,
+        tail: [0; ATTR_SIZE - 16],
+    };
+    let fd = bpf(BPF_OBJ_GET, &mut get)?;
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: a successful BPF_OBJ_GET returns a new descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The id of the program pinned at `path` (`struct bpf_prog_info.id`).
+pub(crate) fn pinned_prog_id(path: &std::path::Path) -> io::Result<u32> {
+    let fd = obj_get(path)?;
+    // struct bpf_prog_info starts { __u32 type; __u32 id; ... }.
+    let mut info = [0u8; 64];
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: info.len() as u32,
+        info: info.as_mut_ptr() as u64,
+        tail: [0; ATTR_SIZE - 16],
+    };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(u32::from_ne_bytes([info[4], info[5], info[6], info[7]]))
+}
+
 /// `if_nametoindex`: the index of interface `name` in the calling thread's namespace.
 pub(crate) fn if_index(name: &str) -> io::Result<u32> {
     let c = std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
