@@ -140,6 +140,16 @@ pub fn load(
         eprintln!("error: {e}");
         return ENV;
     }
+    if replace
+        && deploy::status()
+            .iter()
+            .any(|d| d.iface == iface && d.mode == Mode::Offload)
+    {
+        eprintln!(
+            "error: `--replace` of a policy offloaded to the NIC is not built yet; `nfcc unload --iface {iface}` and load it again"
+        );
+        return ENV;
+    }
     let done = if replace {
         deploy::replace(loaded, &name, iface)
     } else {
@@ -533,6 +543,15 @@ pub fn set(op: &str, policy: &str, set: &str, mut values: Vec<String>, from: Opt
         return INPUT;
     };
     let obj = |m: &str| nfcc_compiler::compile::object_map_name(policy, m);
+    // Where the set lives: the host program's maps and, for a policy offloaded to a NIC, the
+    // NIC stage's copies (its own IR: the NIC keeps prefixes in hashes), each with its IR.
+    let stages = match set_stages(policy, &p, ir, maps) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ENV;
+        }
+    };
     if let Some(path) = from {
         let text = if path == Path::new("-") {
             let mut t = String::new();
@@ -556,6 +575,7 @@ pub fn set(op: &str, policy: &str, set: &str, mut values: Vec<String>, from: Opt
     match op {
         "list" => {
             // The set's first map lists its members (prefix maps as {length, address}).
+            let (maps, ir) = &stages[0];
             let Some(m) = ir.maps.iter().find(|m| m.name == format!("set_{set}")) else {
                 eprintln!("error: set `{set}` is compiled into the program, not kept in a map");
                 return INPUT;
@@ -597,9 +617,13 @@ pub fn set(op: &str, policy: &str, set: &str, mut values: Vec<String>, from: Opt
                 eprintln!("error: {bad} bad value(s); nothing was changed");
                 return INPUT;
             }
-            for (v, item) in values.iter().zip(items) {
+            for ((v, item), (maps, ir)) in values
+                .iter()
+                .zip(items)
+                .flat_map(|vi| stages.iter().map(move |st| (vi, st)))
+            {
                 let ops =
-                    match nfcc_compiler::sets::plan(&p, &ir, set, item, op == "add", &mut |m, k| {
+                    match nfcc_compiler::sets::plan(&p, ir, set, item, op == "add", &mut |m, k| {
                         maps.map_lookup(&obj(m), k).ok().flatten()
                     }) {
                         Ok(o) => o,
@@ -640,6 +664,32 @@ pub fn set(op: &str, policy: &str, set: &str, mut values: Vec<String>, from: Opt
             INPUT
         }
     }
+}
+
+/// The maps a deployed policy's sets live in, each with the IR that laid them out: the host
+/// program's, and the NIC stage's when the policy is offloaded.
+fn set_stages(
+    policy: &str,
+    p: &nfcc_dsl::checked::Policy,
+    ir: nfcc_compiler::ir::Program,
+    maps: nfcc_runtime::PinnedMaps,
+) -> Result<Vec<(nfcc_runtime::PinnedMaps, nfcc_compiler::ir::Program)>, String> {
+    let nic_dir = Path::new(deploy::PIN_ROOT).join(policy).join("nic");
+    if !nic_dir.is_dir() {
+        return Ok(vec![(maps, ir)]);
+    }
+    let source = deploy::source(policy).ok_or("the offloaded policy's source was not kept")?;
+    let split = nfcc_offload::split::split(p, "kept.nf", &source, &nfcc_offload::Profile::nfp())
+        .map_err(|d| format!("the kept source no longer splits: {d:?}"))?;
+    let mut out = Vec::new();
+    if split.host.is_some() {
+        out.push((maps, ir));
+    }
+    if let Some(nic) = split.nic {
+        let nic_maps = nfcc_runtime::PinnedMaps::open(&nic_dir).map_err(|e| e.to_string())?;
+        out.push((nic_maps, nic.compiled.programs[0].ir.clone()));
+    }
+    Ok(out)
 }
 
 /// A set map's key as the language writes it.

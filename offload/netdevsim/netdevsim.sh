@@ -69,7 +69,8 @@ done
 cat > "$ir/p/full.nf" <<'NF'
 policy full on xdp {
   offload nfp
-  rule dns: udp.dport == 53 => drop
+  set bad_ports: port, capacity 2, dynamic = { 19 }
+  rule dns: udp.dport in bad_ports => drop
   default pass
 }
 NF
@@ -103,6 +104,9 @@ echo "$st" | grep -q "NIC program" && ok status-full || fail "status-full: $st"
 x=$(xdp); echo "xdp: $x"
 echo "$x" | grep -q xdpoffload && ok hw-mode-full || fail "hw-mode-full: $x"
 nfcc stats full --json >/tmp/s 2>&1 && grep -q '"rule":"dns"' /tmp/s && ok stats-full || fail "stats-full: $(cat /tmp/s)"
+nfcc set add full bad_ports 53 >/tmp/s 2>&1 && ok set-add-nic || fail "set-add-nic: $(cat /tmp/s)"
+nfcc set list full bad_ports >/tmp/s 2>&1; grep -qx 53 /tmp/s && grep -qx 19 /tmp/s && ok set-list-nic || fail "set-list-nic: $(cat /tmp/s)"
+out=$(nfcc load /p/full.nf --iface "$IF" --replace 2>&1); [ $? = 2 ] && echo "$out" | grep -q "not built yet" && ok replace-refused || fail "replace-refused: $out"
 nfcc unload --iface "$IF" && ok unload-full || fail unload-full
 x=$(xdp); [ -z "$x" ] && ok detached-full || fail "detached-full: $x"
 
