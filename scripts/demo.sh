@@ -12,6 +12,8 @@ command -v bpftool >/dev/null 2>&1 || need+=(bpftool)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+# Generic-XDP and TC benchmarks turn GRO on for the receiving veth.
+command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 # nfcc links libbpf (offload deployment), built from source against libelf and zlib; the bench
 # baselines are C compiled with clang against libbpf's headers.
 [ -f /usr/include/libelf.h ] || need+=(libelf-dev)

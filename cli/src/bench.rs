@@ -24,10 +24,15 @@ pub struct BenchArgs {
 
 /// `nfcc bench`.
 pub fn bench(a: &BenchArgs) -> u8 {
-    if a.mode != ModeArg::Native {
-        eprintln!("error: `nfcc bench` measures native XDP only so far; use `--mode native`");
-        return ENV;
-    }
+    let mode = match a.mode {
+        ModeArg::Native => nfcc_runtime::deploy::Mode::Native,
+        ModeArg::Generic => nfcc_runtime::deploy::Mode::Generic,
+        ModeArg::TcIngress => nfcc_runtime::deploy::Mode::TcIngress,
+        ModeArg::TcEgress | ModeArg::Offload => {
+            eprintln!("error: `nfcc bench` measures native, generic and tc-ingress attachments (the generator's frames arrive on the receiving side)");
+            return INPUT;
+        }
+    };
     if !(a.seconds > 0.0 && a.seconds <= 600.0) || a.runs == 0 || a.runs > 100 {
         eprintln!("error: --seconds must be in (0, 600] and --runs in 1..=100");
         return INPUT;
@@ -35,7 +40,7 @@ pub fn bench(a: &BenchArgs) -> u8 {
     let opts = bench::Options {
         seconds: a.seconds,
         runs: a.runs,
-        mode: nfcc_runtime::deploy::Mode::Native,
+        mode,
         vary: None,
     };
     if a.sweep {
@@ -69,8 +74,16 @@ pub fn bench(a: &BenchArgs) -> u8 {
     let Some(policy) = program.policies.iter().find(|p| p.name == chosen).cloned() else {
         return INPUT;
     };
-    if policy.hook != nfcc_dsl::checked::Hook::Xdp {
-        eprintln!("error: policy `{chosen}` runs on tc; `nfcc bench` measures xdp policies so far");
+    let fits = match policy.hook {
+        nfcc_dsl::checked::Hook::Xdp => a.mode != ModeArg::TcIngress,
+        nfcc_dsl::checked::Hook::TcIngress => a.mode == ModeArg::TcIngress,
+        nfcc_dsl::checked::Hook::TcEgress => false,
+    };
+    if !fits {
+        eprintln!(
+            "error: policy `{chosen}` is on {}; bench xdp policies with --mode native or generic, tc ingress policies with --mode tc-ingress",
+            policy.hook.as_str()
+        );
         return INPUT;
     }
     let single = nfcc_dsl::checked::Program {

@@ -150,8 +150,17 @@ pub fn attach(
     mode: Mode,
 ) -> Result<deploy::Attached, TestbedError> {
     let rx = tb.rx.clone();
+    let kind = match mode {
+        Mode::TcIngress | Mode::TcEgress => ProgKind::Tc,
+        _ => ProgKind::Xdp,
+    };
+    if mode != Mode::Native {
+        // Frames the generator redirects into a veth need its NAPI, which only a native XDP
+        // program or GRO turns on.
+        tb.enable_gro()?;
+    }
     tb.on_rx(|| {
-        let loaded = nfcc_runtime::load(&subject.object, &subject.program, ProgKind::Xdp)?;
+        let loaded = nfcc_runtime::load(&subject.object, &subject.program, kind)?;
         for (m, k, v) in &subject.entries {
             loaded.map_update(m, k, v)?;
         }
@@ -329,18 +338,31 @@ pub fn run(
 ) -> Result<Vec<Row>, TestbedError> {
     let tb = Testbed::new()?;
     let mut rows = Vec::new();
-    let mut measure_one = |s: &Subject, rows: &mut Vec<Row>| -> Result<(), TestbedError> {
-        let label = s.label.clone();
-        let m = measure(&tb, s, mix, opts, &mut |r, x| progress(&label, r, x))?;
-        rows.push(Row::Measured(m));
-        Ok(())
-    };
-    measure_one(ours, &mut rows)?;
+    let mut measure_in =
+        |s: &Subject, opts: Options, rows: &mut Vec<Row>| -> Result<(), TestbedError> {
+            let label = s.label.clone();
+            let m = measure(&tb, s, mix, opts, &mut |r, x| progress(&label, r, x))?;
+            rows.push(Row::Measured(m));
+            Ok(())
+        };
+    measure_in(ours, opts, &mut rows)?;
     let plain = crate::baseline::plain(policy);
     for b in baselines {
         match b {
+            Baseline::Drop | Baseline::C if opts.mode != Mode::Native => {
+                let label = "hand-written C".to_string();
+                if !rows
+                    .iter()
+                    .any(|r| matches!(r, Row::Skipped { label: l, .. } if *l == label))
+                {
+                    rows.push(Row::Skipped {
+                        label,
+                        why: "the C baselines are XDP programs in native mode; measure them with --mode native".into(),
+                    });
+                }
+            }
             Baseline::Drop => match c_subject("drop_all", Vec::new()) {
-                Ok(s) => measure_one(&s, &mut rows)?,
+                Ok(s) => measure_in(&s, opts, &mut rows)?,
                 Err(why) => rows.push(Row::Skipped {
                     label: "drop_all.c".into(),
                     why,
@@ -369,7 +391,7 @@ pub fn run(
                         continue;
                     }
                     match c_subject(name, entries) {
-                        Ok(s) => measure_one(&s, &mut rows)?,
+                        Ok(s) => measure_in(&s, opts, &mut rows)?,
                         Err(why) => rows.push(Row::Skipped {
                             label: format!("{name}.c"),
                             why,
@@ -407,7 +429,17 @@ pub fn run(
                         label: label.clone(),
                         ..pass.clone()
                     };
-                    let r = measure_one(&s, &mut rows);
+                    // nftables sits behind an XDP pass program: on the skb path (generic)
+                    // when the policy is measured there, as a TC policy is.
+                    let nft_opts = Options {
+                        mode: if opts.mode == Mode::Native {
+                            Mode::Native
+                        } else {
+                            Mode::Generic
+                        },
+                        ..opts
+                    };
+                    let r = measure_in(&s, nft_opts, &mut rows);
                     let _ = nft(&tb, "delete table netdev nfccbench\n");
                     r?;
                 }

@@ -228,6 +228,37 @@ impl Testbed {
         Ok(peer)
     }
 
+    /// Turns GRO on for the receiving end, which gives a veth the NAPI instance that frames
+    /// redirected into its peer need when no native XDP program runs on it (generic XDP and TC
+    /// benchmarks). Needs `ethtool`.
+    pub fn enable_gro(&self) -> Result<(), TestbedError> {
+        let mut cmd = match self.layout {
+            Layout::RxInNamespace => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &self.ns, "ethtool"]);
+                c
+            }
+            Layout::RxInHost => Command::new("ethtool"),
+        };
+        let out = cmd
+            .args(["-K", &self.rx, "gro", "on"])
+            .output()
+            .map_err(|e| {
+                TestbedError::Unavailable(format!(
+                    "cannot run ethtool ({e}); `apt-get install ethtool`"
+                ))
+            })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(TestbedError::Unavailable(format!(
+                "ethtool cannot turn GRO on for {} (`apt-get install ethtool`): {}",
+                self.rx,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
+
     /// Runs `f` inside the namespace (see `nfcc_runtime::traffic::in_netns`).
     pub fn in_ns<T: Send>(
         &self,

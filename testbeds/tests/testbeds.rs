@@ -292,3 +292,55 @@ fn sweep_blocklists_hold_every_entry() {
     );
     assert_eq!((vary.offset, vary.count), (26, 900));
 }
+
+#[test]
+fn bench_runs_in_generic_and_tc_ingress_modes() {
+    if !can_run("bench modes", &["ip", "ethtool", "nft", "clang"]) {
+        return;
+    }
+    let mix = vec![nfcc_dsl::testing::frame_from_literal("ipv4() / udp(dport=53)").expect("frame")];
+    for (src, mode) in [
+        (
+            "policy g on xdp {\n  rule dns: udp.dport == 53 => drop\n  default drop\n}\n",
+            nfcc_runtime::deploy::Mode::Generic,
+        ),
+        (
+            "policy t on tc ingress {\n  rule dns: udp.dport == 53 => drop\n  default drop\n}\n",
+            nfcc_runtime::deploy::Mode::TcIngress,
+        ),
+    ] {
+        let (s, pol) = subject(src);
+        let opts = bench::Options {
+            seconds: 0.2,
+            runs: 1,
+            mode,
+            vary: None,
+        };
+        let rows = bench::run(
+            &s,
+            &pol,
+            &mix,
+            &[Baseline::Drop, Baseline::Nft],
+            opts,
+            &mut |_, _, _| {},
+        )
+        .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        let Row::Measured(m) = &rows[0] else {
+            panic!("{mode:?}: {rows:?}");
+        };
+        assert!(
+            m.median_mpps > 0.1 && m.counted >= m.sent,
+            "{mode:?}: {m:?}"
+        );
+        assert!(
+            rows.iter()
+                .any(|r| matches!(r, Row::Skipped { why, .. } if why.contains("--mode native"))),
+            "{mode:?}: the C baselines say why they were not measured: {rows:?}"
+        );
+        assert!(
+            rows.iter()
+                .any(|r| matches!(r, Row::Measured(m) if m.label.starts_with("nftables"))),
+            "{mode:?}: {rows:?}"
+        );
+    }
+}
