@@ -50,30 +50,12 @@ pub fn bench(a: &BenchArgs) -> u8 {
         eprintln!("error: `nfcc bench` needs a .nf file (or --sweep)");
         return INPUT;
     };
-    let label = file.display().to_string();
-    let source = match std::fs::read_to_string(file) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot read {label}: {e}");
-            return INPUT;
-        }
+    let c = match crate::run::checked_policy(file, a.policy.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    let (program, diags) = nfcc_dsl::check_source(&source, &nfcc_dsl::CheckOptions::default());
-    let Some(program) = program else {
-        eprint!("{}", nfcc_dsl::diag::render(&label, &source, &diags));
-        return INPUT;
-    };
-    let names: Vec<String> = program.policies.iter().map(|p| p.name.clone()).collect();
-    let chosen = match crate::run::choose(&names, a.policy.as_deref(), "policy") {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return INPUT;
-        }
-    };
-    let Some(policy) = program.policies.iter().find(|p| p.name == chosen).cloned() else {
-        return INPUT;
-    };
+    let (label, source, policy) = (c.label, c.source, c.policy);
+    let chosen = policy.name.clone();
     let fits = match policy.hook {
         nfcc_dsl::checked::Hook::Xdp => a.mode != ModeArg::TcIngress,
         nfcc_dsl::checked::Hook::TcIngress => a.mode == ModeArg::TcIngress,

@@ -207,27 +207,12 @@ fn load_offload(file: &Path, iface: &str, wanted: Option<&str>) -> u8 {
 
 /// Splits the policy for the NIC and deploys both stages (the device answered the probe).
 fn deploy_split(file: &Path, iface: &str, wanted: Option<&str>) -> u8 {
-    let label = file.display().to_string();
-    let Ok(source) = std::fs::read_to_string(file) else {
-        eprintln!("error: `--mode offload` takes a .nf policy (nfcc splits it between the NIC and the host)");
-        return INPUT;
+    let c = match crate::run::checked_policy(file, wanted) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    let (program, diags) = nfcc_dsl::check_source(&source, &nfcc_dsl::CheckOptions::default());
-    let Some(program) = program else {
-        eprint!("{}", nfcc_dsl::diag::render(&label, &source, &diags));
-        return INPUT;
-    };
-    let names: Vec<String> = program.policies.iter().map(|p| p.name.clone()).collect();
-    let chosen = match crate::run::choose(&names, wanted, "policy") {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return INPUT;
-        }
-    };
-    let Some(policy) = program.policies.iter().find(|p| p.name == chosen) else {
-        return INPUT;
-    };
+    let (label, source, program, policy) = (c.label, c.source, c.program, &c.policy);
+    let chosen = policy.name.clone();
     let split =
         match nfcc_offload::split::split(policy, &label, &source, &nfcc_offload::Profile::nfp()) {
             Ok(s) => s,

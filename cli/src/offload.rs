@@ -33,14 +33,6 @@ pub fn profile(target: &str, file: Option<&Path>) -> Result<Profile, String> {
 
 /// `nfcc offload-check`.
 pub fn check(a: &CheckArgs) -> u8 {
-    let label = a.file.display().to_string();
-    let source = match std::fs::read_to_string(&a.file) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot read {label}: {e}");
-            return INPUT;
-        }
-    };
     let profile = match profile(&a.target, a.profile.as_deref()) {
         Ok(p) => p,
         Err(e) => {
@@ -48,22 +40,12 @@ pub fn check(a: &CheckArgs) -> u8 {
             return INPUT;
         }
     };
-    let (program, diags) = nfcc_dsl::check_source(&source, &nfcc_dsl::CheckOptions::default());
-    let Some(program) = program else {
-        eprint!("{}", nfcc_dsl::diag::render(&label, &source, &diags));
-        return INPUT;
+    let c = match crate::run::checked_policy(&a.file, a.policy.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    let names: Vec<String> = program.policies.iter().map(|p| p.name.clone()).collect();
-    let chosen = match crate::run::choose(&names, a.policy.as_deref(), "policy") {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return INPUT;
-        }
-    };
-    let Some(policy) = program.policies.iter().find(|p| p.name == chosen) else {
-        return INPUT;
-    };
+    let (label, source, policy) = (c.label, c.source, &c.policy);
+    let chosen = policy.name.clone();
     let split = match nfcc_offload::split::split(policy, &label, &source, &profile) {
         Ok(s) => s,
         Err(d) => {
@@ -202,30 +184,11 @@ pub fn split_compile(
         eprintln!("error: `--split` splits between a NIC and the host: add `--target nfp`");
         return INPUT;
     }
-    let label = file.display().to_string();
-    let source = match std::fs::read_to_string(file) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot read {label}: {e}");
-            return INPUT;
-        }
+    let c = match crate::run::checked_policy(file, wanted) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    let (program, diags) = nfcc_dsl::check_source(&source, &nfcc_dsl::CheckOptions::default());
-    let Some(program) = program else {
-        eprint!("{}", nfcc_dsl::diag::render(&label, &source, &diags));
-        return INPUT;
-    };
-    let names: Vec<String> = program.policies.iter().map(|p| p.name.clone()).collect();
-    let chosen = match crate::run::choose(&names, wanted, "policy") {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return INPUT;
-        }
-    };
-    let Some(policy) = program.policies.iter().find(|p| p.name == chosen) else {
-        return INPUT;
-    };
+    let (label, source, policy) = (c.label, c.source, &c.policy);
     let split = match nfcc_offload::split::split(policy, &label, &source, &Profile::nfp()) {
         Ok(s) => s,
         Err(d) => {

@@ -10,7 +10,7 @@ use nfcc_emulator::pcap::{self, Record};
 use nfcc_emulator::Emulator;
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The arguments of `nfcc run`.
 pub struct RunArgs {
@@ -192,6 +192,50 @@ impl Runner for Bare {
             emitted,
         })
     }
+}
+
+/// A .nf file read and checked, with one of its policies chosen.
+pub(crate) struct Chosen {
+    /// The file's name as given (for diagnostics and line info).
+    pub label: String,
+    /// Its text.
+    pub source: String,
+    /// The whole checked file.
+    pub program: nfcc_dsl::checked::Program,
+    /// The chosen policy.
+    pub policy: nfcc_dsl::checked::Policy,
+}
+
+/// Reads and checks `file` and chooses its policy `wanted` (or its only one); on failure the
+/// diagnostics or the error are printed and the exit code returned.
+pub(crate) fn checked_policy(file: &Path, wanted: Option<&str>) -> Result<Chosen, u8> {
+    let label = file.display().to_string();
+    let source = std::fs::read_to_string(file).map_err(|e| {
+        eprintln!("error: cannot read {label}: {e}");
+        INPUT
+    })?;
+    let (program, diags) = nfcc_dsl::check_source(&source, &nfcc_dsl::CheckOptions::default());
+    let Some(program) = program else {
+        eprint!("{}", nfcc_dsl::diag::render(&label, &source, &diags));
+        return Err(INPUT);
+    };
+    let names: Vec<String> = program.policies.iter().map(|p| p.name.clone()).collect();
+    let chosen = choose(&names, wanted, "policy").map_err(|e| {
+        eprintln!("error: {e}");
+        INPUT
+    })?;
+    let policy = program
+        .policies
+        .iter()
+        .find(|p| p.name == chosen)
+        .cloned()
+        .ok_or(INPUT)?;
+    Ok(Chosen {
+        label,
+        source,
+        program,
+        policy,
+    })
 }
 
 /// Picks one name: the requested one, or the only one.

@@ -1,23 +1,8 @@
 //! `nfcc offload-check` on every example (snapshots of the placement table, the split, its size
 //! and the equivalence line) and `nfcc compile --target nfp --split`. Unprivileged.
 
-use std::process::Command;
-
-fn nfcc(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nfcc"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .output()
-        .expect("nfcc runs");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+mod common;
+use common::nfcc;
 
 #[test]
 fn offload_check_of_every_example() {

@@ -26,6 +26,7 @@ pub mod vm;
 
 use maps::{EmuMap, MapKind};
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use vm::{Ins, RunOutput};
 
 /// Where a program attaches, as far as its context goes.
@@ -158,9 +159,10 @@ struct Prog {
 /// An object loaded into the emulator: its programs and their maps.
 #[derive(Clone, Debug)]
 pub struct Emulator {
-    programs: HashMap<String, Prog>,
+    /// Programs by name (FNV: the name is hashed on every run).
+    programs: HashMap<String, Prog, BuildHasherDefault<maps::Fnv>>,
     /// Programs compiled by the JIT, on first use.
-    jitted: HashMap<String, std::sync::Arc<jit::JitProgram>>,
+    jitted: HashMap<String, std::sync::Arc<jit::JitProgram>, BuildHasherDefault<maps::Fnv>>,
     /// Buffers reused from run to run.
     bufs: vm::Buffers,
     maps: Vec<EmuMap>,
@@ -219,7 +221,7 @@ impl Emulator {
         .map_err(|e| EmuError::Relocate(e.to_string()))?;
         obj.relocate_calls(&text_sections)
             .map_err(|e| EmuError::Relocate(e.to_string()))?;
-        let mut programs = HashMap::new();
+        let mut programs = HashMap::default();
         for (name, p) in &obj.programs {
             let hook = match p.section {
                 aya_obj::ProgramSection::Xdp { .. } => Hook::Xdp,
@@ -244,7 +246,7 @@ impl Emulator {
         }
         Ok(Emulator {
             programs,
-            jitted: HashMap::new(),
+            jitted: HashMap::default(),
             bufs: vm::Buffers::default(),
             maps,
             env: Env::default(),

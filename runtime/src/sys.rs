@@ -424,19 +424,7 @@ pub(crate) fn load_redirect_xdp(ifindex: u32, vary: Option<Vary>) -> io::Result<
 
 /// The id of the program a pinned link runs now (`struct bpf_link_info.prog_id`).
 pub(crate) fn pinned_link_prog_id(path: &std::path::Path) -> io::Result<u32> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let mut get = ObjGetAttr {
-        pathname: c.as_ptr() as u64,
-        bpf_fd: 0,
-        file_flags: 0,
-        tail: [0; ATTR_SIZE - 16],
-    };
-    let fd = bpf(BPF_OBJ_GET, &mut get)?;
-    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    // SAFETY: a successful BPF_OBJ_GET returns a new descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = obj_get(path)?;
     // struct bpf_link_info starts { __u32 type; __u32 id; __u32 prog_id; ... }.
     let mut info = [0u8; 64];
     let mut attr = InfoAttr {

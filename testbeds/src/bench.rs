@@ -280,7 +280,10 @@ pub fn clang(name: &str) -> Result<Vec<u8>, String> {
         .find(|(n, _)| *n == name)
         .map(|(_, s)| *s)
         .ok_or_else(|| format!("no C baseline `{name}`"))?;
-    let dir = std::env::temp_dir().join(format!("nfcc-bench-c-{}", std::process::id()));
+    // One directory per compilation: benches and tests compile concurrently.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("nfcc-bench-c-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let (c, o) = (dir.join(format!("{name}.c")), dir.join(format!("{name}.o")));
     std::fs::write(&c, src).map_err(|e| e.to_string())?;
@@ -303,16 +306,17 @@ pub fn clang(name: &str) -> Result<Vec<u8>, String> {
         .arg(&o)
         .output()
         .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
+    let bytes = if out.status.success() {
+        std::fs::read(&o).map_err(|e| e.to_string())
+    } else {
+        Err(format!(
             "clang failed on {name}.c (libbpf-dev installed?): {}",
             String::from_utf8_lossy(&out.stderr)
                 .lines()
                 .next()
                 .unwrap_or("")
-        ));
-    }
-    let bytes = std::fs::read(&o).map_err(|e| e.to_string());
+        ))
+    };
     let _ = std::fs::remove_dir_all(&dir);
     bytes
 }

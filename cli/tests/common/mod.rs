@@ -1,4 +1,7 @@
-//! Helpers shared by the CLI's live-interface tests: running nfcc and shell commands.
+//! Helpers shared by the CLI's integration tests: running nfcc and shell commands.
+
+// Reason: each test binary compiles this module and uses only some of its helpers.
+#![allow(dead_code)]
 
 use std::process::Command;
 
