@@ -106,6 +106,22 @@ pub fn counter_map_name(policy: &str, counter: &str) -> String {
     object_map_name(policy, &crate::lower::counter_map(counter))
 }
 
+/// Where `expect counter NAME[KEY]` reads: the object's map of counter `id` of `policy`
+/// (compiled as program `program`) and the key bytes for `key`. Every engine reads counters
+/// through this, then sums the value with [`counter_sum`].
+pub fn counter_entry(
+    policy: &ck::Policy,
+    program: &str,
+    id: ck::CounterId,
+    key: &[ck::Scalar],
+) -> (String, Vec<u8>) {
+    let c = &policy.counters[id.index()];
+    (
+        counter_map_name(program, &c.name),
+        nfcc_dsl::eval::key_of_scalars(&c.key, key),
+    )
+}
+
 /// A counter or statistics value as read from its map — {packets, bytes} per CPU, one CPU or
 /// many — summed over CPUs.
 pub fn counter_sum(value: &[u8]) -> (u64, u64) {

@@ -9,10 +9,10 @@
 use crate::{Emulator, Env, Profile};
 use nfcc_compiler::codegen::terminal_of;
 use nfcc_compiler::compile::{
-    counter_map_name, counter_sum, stats_map_name, Compiled, CompiledProgram,
+    counter_entry, counter_sum, stats_map_name, Compiled, CompiledProgram,
 };
 use nfcc_dsl::checked::{CounterId, Policy, Scalar};
-use nfcc_dsl::eval::{key_of_scalars, Meta, Outcome, State};
+use nfcc_dsl::eval::{Meta, Outcome, State};
 use nfcc_dsl::testing::Engine;
 
 /// A policy's compiled program in the emulator.
@@ -165,9 +165,7 @@ impl Engine for EmulatorEngine {
         id: CounterId,
         key: &[Scalar],
     ) -> Result<(u64, u64), String> {
-        let c = &policy.counters[id.index()];
-        let map = counter_map_name(&self.program.name, &c.name);
-        let key = key_of_scalars(&c.key, key);
+        let (map, key) = counter_entry(policy, &self.program.name, id, key);
         let value = self
             .emu()?
             .map_lookup(&map, &key)

@@ -5,10 +5,10 @@
 
 use crate::{load, Loaded, ProgKind, RuntimeError};
 use nfcc_compiler::compile::{
-    counter_map_name, counter_sum, stats_map_name, Compiled, CompiledProgram,
+    counter_entry, counter_sum, stats_map_name, Compiled, CompiledProgram,
 };
 use nfcc_dsl::checked::{CounterId, Hook, Policy, Scalar};
-use nfcc_dsl::eval::{key_of_scalars, Outcome};
+use nfcc_dsl::eval::Outcome;
 use nfcc_dsl::testing::Engine;
 
 /// A policy's compiled program, loaded fresh for every test.
@@ -131,9 +131,7 @@ impl Engine for KernelEngine {
         id: CounterId,
         key: &[Scalar],
     ) -> Result<(u64, u64), String> {
-        let c = &policy.counters[id.index()];
-        let map = counter_map_name(&self.program.name, &c.name);
-        let key = key_of_scalars(&c.key, key);
+        let (map, key) = counter_entry(policy, &self.program.name, id, key);
         let value = self
             .loaded()?
             .map_lookup(&map, &key)

@@ -11,10 +11,10 @@
 
 use crate::{Testbed, TestbedError};
 use nfcc_compiler::compile::{
-    counter_map_name, counter_sum, stats_map_name, Compiled, CompiledProgram,
+    counter_entry, counter_sum, stats_map_name, Compiled, CompiledProgram,
 };
 use nfcc_dsl::checked::{CounterId, Policy, RuleRef, Scalar, Terminal};
-use nfcc_dsl::eval::{key_of_scalars, Outcome};
+use nfcc_dsl::eval::Outcome;
 use nfcc_dsl::testing::Engine;
 use nfcc_runtime::capture::Capture;
 use nfcc_runtime::deploy::{self, Attached, Mode};
@@ -244,9 +244,7 @@ impl Engine for TestbedEngine {
         id: CounterId,
         key: &[Scalar],
     ) -> Result<(u64, u64), String> {
-        let c = &policy.counters[id.index()];
-        let map = counter_map_name(&self.program.name, &c.name);
-        let key = key_of_scalars(&c.key, key);
+        let (map, key) = counter_entry(policy, &self.program.name, id, key);
         let value = self
             .loaded()?
             .map_lookup(&map, &key)
