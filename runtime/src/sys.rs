@@ -424,8 +424,14 @@ pub(crate) fn load_redirect_xdp(ifindex: u32, vary: Option<Vary>) -> io::Result<
 
 /// The id of the program a pinned link runs now (`struct bpf_link_info.prog_id`).
 pub(crate) fn pinned_link_prog_id(path: &std::path::Path) -> io::Result<u32> {
-    let fd = obj_get(path)?;
     // struct bpf_link_info starts { __u32 type; __u32 id; __u32 prog_id; ... }.
+    pinned_info_u32(path, 8)
+}
+
+/// The `u32` at byte `at` of the info struct (`BPF_OBJ_GET_INFO_BY_FD`) of the object pinned
+/// at `path`.
+fn pinned_info_u32(path: &std::path::Path, at: usize) -> io::Result<u32> {
+    let fd = obj_get(path)?;
     let mut info = [0u8; 64];
     let mut attr = InfoAttr {
         bpf_fd: fd.as_raw_fd() as u32,
@@ -434,7 +440,12 @@ pub(crate) fn pinned_link_prog_id(path: &std::path::Path) -> io::Result<u32> {
         tail: [0; ATTR_SIZE - 16],
     };
     bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
-    Ok(u32::from_ne_bytes([info[8], info[9], info[10], info[11]]))
+    Ok(u32::from_ne_bytes([
+        info[at],
+        info[at + 1],
+        info[at + 2],
+        info[at + 3],
+    ]))
 }
 
 /// Opens the BPF object pinned at `path` (`BPF_OBJ_GET`).
@@ -456,17 +467,8 @@ pub(crate) fn obj_get(path: &std::path::Path) -> io::Result<OwnedFd> {
 
 /// The id of the program pinned at `path` (`struct bpf_prog_info.id`).
 pub(crate) fn pinned_prog_id(path: &std::path::Path) -> io::Result<u32> {
-    let fd = obj_get(path)?;
     // struct bpf_prog_info starts { __u32 type; __u32 id; ... }.
-    let mut info = [0u8; 64];
-    let mut attr = InfoAttr {
-        bpf_fd: fd.as_raw_fd() as u32,
-        info_len: info.len() as u32,
-        info: info.as_mut_ptr() as u64,
-        tail: [0; ATTR_SIZE - 16],
-    };
-    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
-    Ok(u32::from_ne_bytes([info[4], info[5], info[6], info[7]]))
+    pinned_info_u32(path, 4)
 }
 
 /// `if_nametoindex`: the index of interface `name` in the calling thread's namespace.
