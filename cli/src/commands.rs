@@ -561,12 +561,6 @@ fn engine_reports(
         }
         // The testbed, like the kernel engine, reads a virtual clock map.
         Which::Testbed => {
-            if policy.hook != nfcc_dsl::checked::Hook::Xdp {
-                return Err(format!(
-                    "{name}: policy {} runs on tc; the testbed engine runs xdp policies so far",
-                    policy.name
-                ));
-            }
             let compiled = nfcc_compiler::compile::compile_with(&single, name, source, None, true)
                 .map_err(refused)?;
             Box::new(

@@ -22,7 +22,17 @@ impl Capture {
     /// Opens a capture on interface `iface` of the calling thread's network namespace.
     pub fn open(iface: &str) -> Result<Capture, RuntimeError> {
         let ifindex = crate::ifindex(iface)?;
-        let fd = sys::packet_socket(ifindex)
+        let fd = sys::packet_socket(ifindex, None)
+            .map_err(|e| err(&format!("cannot capture on {iface}"), e))?;
+        Ok(Capture { fd })
+    }
+
+    /// A capture of the frames of one `ethertype` arriving on `iface`. Unlike [`Capture::open`]
+    /// (a tap, which sees frames before TC ingress), the kernel delivers to it only what TC
+    /// ingress let through: what a TC policy passed.
+    pub fn open_after_tc(iface: &str, ethertype: u16) -> Result<Capture, RuntimeError> {
+        let ifindex = crate::ifindex(iface)?;
+        let fd = sys::packet_socket(ifindex, Some(ethertype))
             .map_err(|e| err(&format!("cannot capture on {iface}"), e))?;
         Ok(Capture { fd })
     }
@@ -37,5 +47,30 @@ impl Capture {
     pub fn drain(&self) -> Result<(), RuntimeError> {
         while self.next(Duration::ZERO)?.is_some() {}
         Ok(())
+    }
+}
+
+/// A packet socket that sends frames out of one interface through the qdisc layer (so TC
+/// egress programs run on them, unlike frames the XDP generator redirects), receiving nothing.
+#[derive(Debug)]
+pub struct Injector {
+    fd: OwnedFd,
+    ifindex: u32,
+}
+
+impl Injector {
+    /// An injector on interface `iface` of the calling thread's network namespace.
+    pub fn open(iface: &str) -> Result<Injector, RuntimeError> {
+        let ifindex = crate::ifindex(iface)?;
+        // Protocol 0: the socket receives nothing.
+        let fd = sys::packet_socket(ifindex, Some(0))
+            .map_err(|e| err(&format!("cannot send on {iface}"), e))?;
+        Ok(Injector { fd, ifindex })
+    }
+
+    /// Sends one frame.
+    pub fn send(&self, frame: &[u8]) -> Result<(), RuntimeError> {
+        sys::packet_send(self.fd.as_fd(), self.ifindex, frame)
+            .map_err(|e| err("cannot send a frame", e))
     }
 }

@@ -551,9 +551,11 @@ fn load_xdp_insns_on(insns: &[u8], ifindex: u32) -> io::Result<OwnedFd> {
 }
 
 /// Opens a non-blocking `AF_PACKET` raw socket bound to interface `ifindex` (of the calling
-/// thread's namespace) that receives every frame the interface sees.
-pub(crate) fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
-    let proto = (libc::ETH_P_ALL as u16).to_be();
+/// thread's namespace) that receives every frame the interface sees, or (with `ethertype`)
+/// only frames of that protocol, which the kernel hands over after TC ingress has let them
+/// through.
+pub(crate) fn packet_socket(ifindex: u32, ethertype: Option<u16>) -> io::Result<OwnedFd> {
+    let proto = ethertype.unwrap_or(libc::ETH_P_ALL as u16).to_be();
     // SAFETY: socket() takes three integers and returns a new descriptor or -1.
     let fd = unsafe {
         libc::socket(
@@ -685,5 +687,39 @@ pub(crate) fn packet_recv_incoming(
         };
         // SAFETY: poll reads and writes one live pollfd for the duration of the call.
         unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(1000) as i32 + 1) };
+    }
+}
+
+/// Sends `frame` out of interface `ifindex` on a packet socket, through the qdisc layer (so
+/// TC egress programs see it), with the frame's own ethertype as its protocol.
+pub(crate) fn packet_send(fd: BorrowedFd<'_>, ifindex: u32, frame: &[u8]) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is plain integers and arrays; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifindex as i32;
+    sll.sll_protocol = frame
+        .get(12..14)
+        .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+    sll.sll_halen = 6;
+    if let Some(dst) = frame.get(..6) {
+        sll.sll_addr[..6].copy_from_slice(dst);
+    }
+    let sll_ptr: *const libc::sockaddr_ll = &sll;
+    // SAFETY: sendto reads `frame.len()` bytes from a live slice and one live sockaddr_ll for
+    // the duration of the call.
+    let n = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            frame.as_ptr().cast::<libc::c_void>(),
+            frame.len(),
+            0,
+            sll_ptr.cast::<libc::sockaddr>(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }

@@ -1,8 +1,10 @@
 //! The testbed as a test engine (`nfcc test --engine testbed`): each test packet goes through
 //! the real path — sent by the live-frame generator out of the transmitting veth, run by the
-//! policy attached in native XDP on the receiving veth — and the verdict is what happened to
-//! it, observed from outside the program: captured entering the receiving side's stack
-//! (pass), captured coming back to the transmitting side (tx; a pass-all XDP program there
+//! policy attached on the receiving veth (native XDP, or TC ingress with GRO giving the veth
+//! its NAPI; a TC egress policy sits on the sending veth instead and its packets are sent
+//! through the qdisc layer by a packet socket) — and the verdict is what happened to it, observed from outside the program:
+//! captured entering the receiving side's stack (pass; for TC, by a protocol socket, which
+//! the kernel serves after TC ingress), captured coming back to the transmitting side (tx; a pass-all XDP program there
 //! lets bounced frames in), captured leaving a redirect target (each interface the policy
 //! redirects to is a veth in the namespace), or none of these. The deciding rule comes from
 //! the per-rule counters, and a packet that vanished is a drop, or an abort when its rule
@@ -40,6 +42,28 @@ pub struct TestbedEngine {
     /// Redirect targets: (name, capture on its peer, the pass-all program on the peer).
     ports: Vec<(String, Capture, Attached)>,
     rx_ifindex: u32,
+    /// A TC ingress policy: attached as a classifier, and what it passes is captured after
+    /// TC ingress, one capture per ethertype (the tap in `rx_cap` sees frames before it).
+    tc: bool,
+    after_tc: std::collections::HashMap<u16, Capture>,
+    /// A TC egress policy: attached on the sending side's egress and fed through the qdisc
+    /// layer by this injector (the XDP generator's frames bypass TC egress).
+    egress: Option<nfcc_runtime::capture::Injector>,
+    tx_ifindex: u32,
+}
+
+/// Whether a frame carries an outer VLAN tag.
+fn tagged(frame: &[u8]) -> bool {
+    matches!(frame.get(12..14), Some([0x81, 0x00] | [0x88, 0xa8])) && frame.len() >= 18
+}
+
+/// The protocol the kernel delivers a frame as: its ethertype, or after an outer VLAN tag
+/// (which the kernel takes out of the frame) the next one.
+fn delivered_ethertype(frame: &[u8]) -> u16 {
+    let at = if tagged(frame) { 16 } else { 12 };
+    frame
+        .get(at..at + 2)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
 }
 
 fn pass_all() -> Result<Compiled, TestbedError> {
@@ -61,7 +85,21 @@ impl TestbedEngine {
             .find(|p| p.name == name)
             .cloned()
             .ok_or_else(|| TestbedError::Unavailable(format!("no program `{name}`")))?;
+        let (tc, egress) = match program.hook {
+            nfcc_dsl::checked::Hook::Xdp => (false, false),
+            nfcc_dsl::checked::Hook::TcIngress => (true, false),
+            nfcc_dsl::checked::Hook::TcEgress => (false, true),
+        };
+        if egress && !program.ir.redirects.is_empty() {
+            return Err(TestbedError::Unavailable(
+                "a tc egress policy that redirects does not run on the testbed yet".into(),
+            ));
+        }
         let tb = Testbed::new()?;
+        if tc {
+            // No native XDP on the receiving veth: GRO gives it the NAPI redirected frames need.
+            tb.enable_gro()?;
+        }
         let pass = pass_all()?;
         let tx = tb.tx.clone();
         let tx_pass = tb.on_tx(|| {
@@ -69,10 +107,16 @@ impl TestbedEngine {
             deploy::attach(l, &tx, Mode::Native)
         })?;
         let tx2 = tb.tx.clone();
-        let (generator, tx_cap) = tb.on_tx(|| {
+        let (generator, tx_cap, injector, tx_ifindex) = tb.on_tx(|| {
             Ok((
                 Generator::new(nfcc_runtime::ifindex(&tx2)?)?,
                 Capture::open(&tx2)?,
+                if egress {
+                    Some(nfcc_runtime::capture::Injector::open(&tx2)?)
+                } else {
+                    None
+                },
+                nfcc_runtime::ifindex(&tx2)?,
             ))
         })?;
         let rx = tb.rx.clone();
@@ -104,6 +148,10 @@ impl TestbedEngine {
             tx_cap,
             ports,
             rx_ifindex,
+            tc,
+            after_tc: std::collections::HashMap::new(),
+            egress: injector,
+            tx_ifindex,
         })
     }
 
@@ -134,7 +182,12 @@ impl Engine for TestbedEngine {
 
     fn meta(&self) -> nfcc_dsl::eval::Meta {
         nfcc_dsl::eval::Meta {
-            ifindex: self.rx_ifindex,
+            // On egress the packet's interface is the one it leaves by.
+            ifindex: if self.egress.is_some() {
+                self.tx_ifindex
+            } else {
+                self.rx_ifindex
+            },
             rxq: 0,
             mark: 0,
         }
@@ -152,31 +205,59 @@ impl Engine for TestbedEngine {
         let program = self.program.clone();
         let rx = self.tb.rx.clone();
         let now = nfcc_dsl::eval::State::new(policy).now_ns;
-        let attached = self
-            .tb
-            .on_rx(move || {
-                let l = nfcc_runtime::load(&object, &program.name, ProgKind::Xdp)?;
-                for (map, entries) in &program.maps {
-                    if map.name.ends_with("_nfcc_clock") {
-                        l.map_update(&map.name, &0u32.to_le_bytes(), &now.to_le_bytes())?;
-                    }
-                    for (k, v) in entries {
-                        l.map_update(&map.name, k, v)?;
-                    }
+        let (kind, mode) = if self.egress.is_some() {
+            (ProgKind::Tc, Mode::TcEgress)
+        } else if self.tc {
+            (ProgKind::Tc, Mode::TcIngress)
+        } else {
+            (ProgKind::Xdp, Mode::Native)
+        };
+        let egress = self.egress.is_some();
+        let tx = self.tb.tx.clone();
+        let load_and_attach = move || {
+            let l = nfcc_runtime::load(&object, &program.name, kind)?;
+            for (map, entries) in &program.maps {
+                if map.name.ends_with("_nfcc_clock") {
+                    l.map_update(&map.name, &0u32.to_le_bytes(), &now.to_le_bytes())?;
                 }
-                l.fill_redirects(&program.name, &program.ir.redirects)?;
-                deploy::attach(l, &rx, Mode::Native)
-            })
-            .map_err(|e| e.to_string())?;
+                for (k, v) in entries {
+                    l.map_update(&map.name, k, v)?;
+                }
+            }
+            l.fill_redirects(&program.name, &program.ir.redirects)?;
+            deploy::attach(l, if egress { &tx } else { &rx }, mode)
+        };
+        let attached = if egress {
+            self.tb.on_tx(load_and_attach)
+        } else {
+            self.tb.on_rx(load_and_attach)
+        }
+        .map_err(|e| e.to_string())?;
         self.attached = Some(attached);
         Ok(())
     }
 
     fn run(&mut self, policy: &Policy, frame: &[u8]) -> Result<Outcome, String> {
+        let ethertype = delivered_ethertype(frame);
+        if self.tc && !self.after_tc.contains_key(&ethertype) {
+            let rx = self.tb.rx.clone();
+            let cap = self
+                .tb
+                .on_rx(move || Capture::open_after_tc(&rx, ethertype))
+                .map_err(|e| e.to_string())?;
+            self.after_tc.insert(ethertype, cap);
+        }
+        for c in self.after_tc.values() {
+            c.drain().map_err(|e| e.to_string())?;
+        }
         self.rx_cap.drain().map_err(|e| e.to_string())?;
         self.tx_cap.drain().map_err(|e| e.to_string())?;
         let before = self.stats(policy.rules.len())?;
-        self.generator.send(frame, 1).map_err(|e| e.to_string())?;
+        match &self.egress {
+            Some(inj) => inj.send(frame),
+            None => self.generator.send(frame, 1),
+        }
+        .map_err(|e| e.to_string())?;
         // The rule is known once its counter moved (the receiving NAPI runs right after the
         // send, on this CPU, but give it time).
         let mut after = self.stats(policy.rules.len())?;
@@ -201,7 +282,16 @@ impl Engine for TestbedEngine {
         let start = std::time::Instant::now();
         let seen = loop {
             let step = Duration::from_millis(1);
-            if let Some(f) = self.rx_cap.next(step).map_err(|e| e.to_string())? {
+            let stack = match self.after_tc.get(&ethertype) {
+                Some(c) if self.tc => c,
+                _ => &self.rx_cap,
+            };
+            if let Some(mut f) = stack.next(step).map_err(|e| e.to_string())? {
+                // The kernel clears a frame's outer VLAN tag before protocol sockets see it;
+                // no .nf action can change that tag, so the sent one is put back.
+                if self.tc && tagged(frame) && !tagged(&f) && f.len() >= 12 {
+                    f.splice(12..12, frame[12..16].iter().copied());
+                }
                 break Some((Terminal::Pass, f));
             }
             if let Some(f) = self

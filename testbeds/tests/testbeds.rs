@@ -218,12 +218,21 @@ fn baselines_translate_what_they_can_and_say_why_not() {
 }
 
 #[test]
-fn testbed_engine_agrees_with_the_evaluator_on_the_xdp_examples() {
-    if !can_run("testbed engine", &["ip"]) {
+fn testbed_engine_agrees_with_the_evaluator_on_every_example() {
+    if !can_run("testbed engine", &["ip", "ethtool"]) {
         return;
     }
     let mut total = 0;
-    for name in ["ddos_guard", "dns_ratelimit", "edge_ddos", "ipv6_edge"] {
+    let mut hooks = std::collections::BTreeSet::new();
+    for name in [
+        "acl_firewall",
+        "ddos_guard",
+        "dns_ratelimit",
+        "edge_ddos",
+        "ipv6_edge",
+        "nic_scrubber",
+        "observability",
+    ] {
         let path = format!("{}/../examples/{name}.nf", env!("CARGO_MANIFEST_DIR"));
         let Ok(src) = std::fs::read_to_string(&path) else {
             continue;
@@ -231,9 +240,7 @@ fn testbed_engine_agrees_with_the_evaluator_on_the_xdp_examples() {
         let (p, d) = nfcc_dsl::check_source(&src, &nfcc_dsl::CheckOptions::default());
         let p = p.unwrap_or_else(|| panic!("{name}: {d:?}"));
         for pol in &p.policies {
-            if pol.hook != nfcc_dsl::checked::Hook::Xdp {
-                continue;
-            }
+            hooks.insert(pol.hook.as_str());
             let single = nfcc_dsl::checked::Program {
                 policies: vec![pol.clone()],
             };
@@ -246,7 +253,12 @@ fn testbed_engine_agrees_with_the_evaluator_on_the_xdp_examples() {
             total += packets;
         }
     }
-    assert!(total >= 20, "only {total} packets went through the testbed");
+    assert!(total >= 60, "only {total} packets went through the testbed");
+    assert_eq!(
+        hooks.len(),
+        3,
+        "xdp, tc ingress and tc egress all ran: {hooks:?}"
+    );
 }
 
 #[test]
