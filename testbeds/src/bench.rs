@@ -331,7 +331,121 @@ fn c_subject(name: &str, entries: Vec<(String, Vec<u8>, Vec<u8>)>) -> Result<Sub
     })
 }
 
-/// Measures `policy` (its subject already built) and the asked baselines on one testbed.
+/// One subject [`run`] measures, or a row saying why a baseline is not measured.
+enum Item {
+    /// Measure `subject` in `opts.mode` (behind nftables `ruleset`, when there is one).
+    Run {
+        subject: Subject,
+        opts: Options,
+        ruleset: Option<String>,
+        done: Vec<Measurement>,
+        refused: Option<String>,
+    },
+    /// Not measured.
+    Skip(Row),
+}
+
+fn skip(items: &mut Vec<Item>, label: &str, why: String) {
+    if !items
+        .iter()
+        .any(|i| matches!(i, Item::Skip(Row::Skipped { label: l, .. }) if l == label))
+    {
+        items.push(Item::Skip(Row::Skipped {
+            label: label.to_string(),
+            why,
+        }));
+    }
+}
+
+/// The subjects [`run`] measures for `ours` and the asked baselines, in report order.
+fn plan(
+    ours: &Subject,
+    policy: &nfcc_dsl::checked::Policy,
+    baselines: &[Baseline],
+    opts: Options,
+    dev: &str,
+) -> Vec<Item> {
+    let run = |subject: Subject, opts: Options, ruleset: Option<String>| Item::Run {
+        subject,
+        opts,
+        ruleset,
+        done: Vec::new(),
+        refused: None,
+    };
+    let mut items = vec![run(ours.clone(), opts, None)];
+    let plain = crate::baseline::plain(policy);
+    for b in baselines {
+        match (b, &plain) {
+            (Baseline::Drop | Baseline::C, _) if opts.mode != Mode::Native => skip(
+                &mut items,
+                "hand-written C",
+                "the C baselines are XDP programs in native mode; measure them with --mode native"
+                    .into(),
+            ),
+            (Baseline::Drop, _) => match c_subject("drop_all", Vec::new()) {
+                Ok(s) => items.push(run(s, opts, None)),
+                Err(why) => skip(&mut items, "drop_all.c", why),
+            },
+            (Baseline::C, Err(why)) => skip(&mut items, "hand-written C", why.clone()),
+            (Baseline::C, Ok(p)) => {
+                let eq = crate::baseline::c_equivalents(p);
+                if eq.is_empty() {
+                    skip(
+                        &mut items,
+                        "hand-written C",
+                        "benches/c has no C program equivalent to this policy (drop-all, IPv6 drop and the UDP/53 source blocklist have one)".into(),
+                    );
+                }
+                for (name, entries) in eq {
+                    // drop-all is already there when the drop baseline was asked for.
+                    if name == "drop_all" && baselines.contains(&Baseline::Drop) {
+                        continue;
+                    }
+                    match c_subject(name, entries) {
+                        Ok(s) => items.push(run(s, opts, None)),
+                        Err(why) => skip(&mut items, &format!("{name}.c"), why),
+                    }
+                }
+            }
+            (Baseline::Nft, Err(why)) => skip(&mut items, "nftables", why.clone()),
+            (Baseline::Nft, Ok(p)) => {
+                let pass = match c_subject("xdp_pass", Vec::new()) {
+                    Ok(s) => s,
+                    Err(why) => {
+                        skip(
+                            &mut items,
+                            "nftables",
+                            format!("the XDP pass program in front of it: {why}"),
+                        );
+                        continue;
+                    }
+                };
+                // nftables sits behind an XDP pass program: on the skb path (generic) when
+                // the policy is measured there, as a TC policy is.
+                let nft_opts = Options {
+                    mode: if opts.mode == Mode::Native {
+                        Mode::Native
+                    } else {
+                        Mode::Generic
+                    },
+                    ..opts
+                };
+                for (label, ruleset) in crate::baseline::nft_rulesets(p, dev, "nfccbench") {
+                    let s = Subject {
+                        label,
+                        ..pass.clone()
+                    };
+                    items.push(run(s, nft_opts, Some(ruleset)));
+                }
+            }
+        }
+    }
+    items
+}
+
+/// Measures `ours` (for `policy`) and the asked baselines on one testbed. The subjects take
+/// turns — one run of each, then the next round — so that a machine whose speed drifts during
+/// the benchmark favours none of them; the medians are per subject.
 pub fn run(
     ours: &Subject,
     policy: &nfcc_dsl::checked::Policy,
@@ -341,116 +455,66 @@ pub fn run(
     progress: &mut dyn FnMut(&str, usize, f64),
 ) -> Result<Vec<Row>, TestbedError> {
     let tb = Testbed::new()?;
-    let mut rows = Vec::new();
-    let mut measure_in =
-        |s: &Subject, opts: Options, rows: &mut Vec<Row>| -> Result<(), TestbedError> {
-            let label = s.label.clone();
-            let m = measure(&tb, s, mix, opts, &mut |r, x| progress(&label, r, x))?;
-            rows.push(Row::Measured(m));
-            Ok(())
-        };
-    measure_in(ours, opts, &mut rows)?;
-    let plain = crate::baseline::plain(policy);
-    for b in baselines {
-        match b {
-            Baseline::Drop | Baseline::C if opts.mode != Mode::Native => {
-                let label = "hand-written C".to_string();
-                if !rows
-                    .iter()
-                    .any(|r| matches!(r, Row::Skipped { label: l, .. } if *l == label))
-                {
-                    rows.push(Row::Skipped {
-                        label,
-                        why: "the C baselines are XDP programs in native mode; measure them with --mode native".into(),
-                    });
+    let mut items = plan(ours, policy, baselines, opts, &tb.rx);
+    for round in 0..opts.runs.max(1) {
+        for item in &mut items {
+            let Item::Run {
+                subject,
+                opts,
+                ruleset,
+                done,
+                refused,
+            } = item
+            else {
+                continue;
+            };
+            if refused.is_some() {
+                continue;
+            }
+            if let Some(rs) = ruleset {
+                if let Err(why) = nft(&tb, rs) {
+                    *refused = Some(why);
+                    continue;
                 }
             }
-            Baseline::Drop => match c_subject("drop_all", Vec::new()) {
-                Ok(s) => measure_in(&s, opts, &mut rows)?,
-                Err(why) => rows.push(Row::Skipped {
-                    label: "drop_all.c".into(),
-                    why,
-                }),
-            },
-            Baseline::C => {
-                let eq = match &plain {
-                    Ok(p) => crate::baseline::c_equivalents(p),
-                    Err(why) => {
-                        rows.push(Row::Skipped {
-                            label: "hand-written C".into(),
-                            why: why.clone(),
-                        });
-                        continue;
-                    }
-                };
-                if eq.is_empty() {
-                    rows.push(Row::Skipped {
-                        label: "hand-written C".into(),
-                        why: "benches/c has no C program equivalent to this policy (drop-all, IPv6 drop and the UDP/53 source blocklist have one)".into(),
-                    });
-                }
-                for (name, entries) in eq {
-                    // drop-all is already there when the drop baseline was asked for.
-                    if name == "drop_all" && baselines.contains(&Baseline::Drop) {
-                        continue;
-                    }
-                    match c_subject(name, entries) {
-                        Ok(s) => measure_in(&s, opts, &mut rows)?,
-                        Err(why) => rows.push(Row::Skipped {
-                            label: format!("{name}.c"),
-                            why,
-                        }),
-                    }
-                }
+            let one = Options { runs: 1, ..*opts };
+            let label = subject.label.clone();
+            let m = measure(&tb, subject, mix, one, &mut |_, x| {
+                progress(&label, round, x)
+            });
+            if ruleset.is_some() {
+                let _ = nft(&tb, "delete table netdev nfccbench\n");
             }
-            Baseline::Nft => {
-                let p = match &plain {
-                    Ok(p) => p,
-                    Err(why) => {
-                        rows.push(Row::Skipped {
-                            label: "nftables".into(),
-                            why: why.clone(),
-                        });
-                        continue;
-                    }
-                };
-                let pass = match c_subject("xdp_pass", Vec::new()) {
-                    Ok(s) => s,
-                    Err(why) => {
-                        rows.push(Row::Skipped {
-                            label: "nftables".into(),
-                            why: format!("the XDP pass program in front of it: {why}"),
-                        });
-                        continue;
-                    }
-                };
-                for (label, ruleset) in crate::baseline::nft_rulesets(p, &tb.rx, "nfccbench") {
-                    if let Err(why) = nft(&tb, &ruleset) {
-                        rows.push(Row::Skipped { label, why });
-                        continue;
-                    }
-                    let s = Subject {
-                        label: label.clone(),
-                        ..pass.clone()
-                    };
-                    // nftables sits behind an XDP pass program: on the skb path (generic)
-                    // when the policy is measured there, as a TC policy is.
-                    let nft_opts = Options {
-                        mode: if opts.mode == Mode::Native {
-                            Mode::Native
-                        } else {
-                            Mode::Generic
-                        },
-                        ..opts
-                    };
-                    let r = measure_in(&s, nft_opts, &mut rows);
-                    let _ = nft(&tb, "delete table netdev nfccbench\n");
-                    r?;
-                }
-            }
+            done.push(m?);
         }
     }
-    Ok(rows)
+    Ok(items
+        .into_iter()
+        .map(|i| match i {
+            Item::Skip(r) => r,
+            Item::Run {
+                subject,
+                refused: Some(why),
+                ..
+            } => Row::Skipped {
+                label: subject.label,
+                why,
+            },
+            Item::Run { subject, done, .. } => {
+                let mpps: Vec<f64> = done.iter().flat_map(|m| m.mpps.clone()).collect();
+                let offered: Vec<f64> = done.iter().map(|m| m.offered_mpps).collect();
+                Row::Measured(Measurement {
+                    label: subject.label,
+                    median_mpps: median(&mpps),
+                    mpps,
+                    offered_mpps: median(&offered),
+                    counted: done.iter().map(|m| m.counted).sum(),
+                    sent: done.iter().map(|m| m.sent).sum(),
+                    test_run_ns: done.first().and_then(|m| m.test_run_ns),
+                })
+            }
+        })
+        .collect())
 }
 
 /// Loads an nftables ruleset inside the testbed's namespace.
