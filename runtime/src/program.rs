@@ -249,6 +249,18 @@ impl Loaded {
         Ok(())
     }
 
+    /// Per-rule packet counts (rules, then the default) of an nfcc policy compiled as this
+    /// program, summed over CPUs — how test engines learn the deciding rule.
+    pub fn rule_counts(&self, rules: usize) -> Result<Vec<u64>, RuntimeError> {
+        let map = nfcc_compiler::compile::stats_map_name(&self.program);
+        (0..=rules as u32)
+            .map(|i| {
+                self.percpu_array_sum(&map, i)
+                    .map(|v| v.first().copied().unwrap_or(0))
+            })
+            .collect()
+    }
+
     /// Returns the kernel's id for the loaded program (as `bpftool prog show id N` uses).
     pub fn program_id(&self) -> Result<u32, RuntimeError> {
         let info = self.prog()?.info().map_err(|e| self.program_error(e))?;

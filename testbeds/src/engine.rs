@@ -12,9 +12,7 @@
 //! other engine: a rule that should pass a packet the real path loses is a disagreement.
 
 use crate::{Testbed, TestbedError};
-use nfcc_compiler::compile::{
-    counter_entry, counter_sum, stats_map_name, Compiled, CompiledProgram,
-};
+use nfcc_compiler::compile::{counter_entry, counter_sum, Compiled, CompiledProgram};
 use nfcc_dsl::checked::{CounterId, Policy, RuleRef, Scalar, Terminal};
 use nfcc_dsl::eval::Outcome;
 use nfcc_dsl::testing::Engine;
@@ -163,15 +161,7 @@ impl TestbedEngine {
     }
 
     fn stats(&self, rules: usize) -> Result<Vec<u64>, String> {
-        let l = self.loaded()?;
-        let map = stats_map_name(&self.program.name);
-        (0..=rules as u32)
-            .map(|i| {
-                l.percpu_array_sum(&map, i)
-                    .map(|v| v.first().copied().unwrap_or(0))
-                    .map_err(|e| e.to_string())
-            })
-            .collect()
+        self.loaded()?.rule_counts(rules).map_err(|e| e.to_string())
     }
 }
 
