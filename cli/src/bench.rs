@@ -54,8 +54,7 @@ pub fn bench(a: &BenchArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let (label, source, policy) = (c.label, c.source, c.policy);
-    let chosen = policy.name.clone();
+    let (policy, chosen) = (&c.policy, c.policy.name.clone());
     let fits = match policy.hook {
         nfcc_dsl::checked::Hook::Xdp => a.mode != ModeArg::TcIngress,
         nfcc_dsl::checked::Hook::TcIngress => a.mode == ModeArg::TcIngress,
@@ -68,22 +67,16 @@ pub fn bench(a: &BenchArgs) -> u8 {
         );
         return INPUT;
     }
-    let single = nfcc_dsl::checked::Program {
-        policies: vec![policy.clone()],
-    };
-    let compiled = match nfcc_compiler::compile::compile(&single, &label, &source, None) {
-        Ok(c) => c,
-        Err(d) => {
-            eprint!("{}", nfcc_dsl::diag::render(&label, &source, &d));
-            return INPUT;
-        }
+    let compiled = match c.compile(None) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let ours = Subject::policy(
         format!("{chosen} (nfcc)"),
         &compiled.object,
         &compiled.programs[0],
     );
-    let mix = match traffic(a, &policy) {
+    let mix = match traffic(a, policy) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
@@ -107,7 +100,7 @@ pub fn bench(a: &BenchArgs) -> u8 {
             .collect()
     };
     let quiet = a.json;
-    let rows = match bench::run(&ours, &policy, &mix, &baselines, opts, &mut |l, r, x| {
+    let rows = match bench::run(&ours, policy, &mix, &baselines, opts, &mut |l, r, x| {
         if !quiet {
             eprint!("\r{l:<44} run {}/{}: {x:6.2} Mpps   ", r + 1, a.runs);
             if r + 1 == a.runs {

@@ -33,82 +33,62 @@ pub fn load(
     // (object bytes, program name, its hook, map entries to fill, the .nf source)
     type Entries = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
     type Prepared = (Vec<u8>, String, Hook, Entries, Option<String>, Vec<String>);
-    let (object, name, hook, entries, source, redirects): Prepared = if bytes
-        .starts_with(b"\x7fELF")
-    {
-        let emu = match nfcc_emulator::Emulator::load(&bytes) {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("error: {}: {e}", file.display());
-                return INPUT;
-            }
-        };
-        let names = emu.programs();
-        let name = match crate::run::choose(&names, wanted, "program") {
-            Ok(n) => n,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return INPUT;
-            }
-        };
-        let hook = if emu.hook(&name) == Some(nfcc_emulator::Hook::Xdp) {
-            Hook::Xdp
+    let (object, name, hook, entries, source, redirects): Prepared =
+        if bytes.starts_with(b"\x7fELF") {
+            let emu = match nfcc_emulator::Emulator::load(&bytes) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", file.display());
+                    return INPUT;
+                }
+            };
+            let names = emu.programs();
+            let name = match crate::run::choose(&names, wanted, "program") {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return INPUT;
+                }
+            };
+            let hook = if emu.hook(&name) == Some(nfcc_emulator::Hook::Xdp) {
+                Hook::Xdp
+            } else {
+                Hook::TcIngress
+            };
+            (bytes, name, hook, Vec::new(), None, Vec::new())
         } else {
-            Hook::TcIngress
-        };
-        (bytes, name, hook, Vec::new(), None, Vec::new())
-    } else {
-        let Ok(source) = String::from_utf8(bytes) else {
-            eprintln!(
-                "error: {}: neither a .nf policy nor an ELF object",
-                file.display()
-            );
-            return INPUT;
-        };
-        let label = file.display().to_string();
-        let (program, diags) = nfcc_dsl::check_source(&source, &nfcc_dsl::CheckOptions::default());
-        let Some(program) = program else {
-            eprint!("{}", nfcc_dsl::diag::render(&label, &source, &diags));
-            return INPUT;
-        };
-        let names: Vec<String> = program.policies.iter().map(|p| p.name.clone()).collect();
-        let chosen = match crate::run::choose(&names, wanted, "policy") {
-            Ok(n) => n,
-            Err(e) => {
-                eprintln!("error: {e}");
+            let Ok(source) = String::from_utf8(bytes) else {
+                eprintln!(
+                    "error: {}: neither a .nf policy nor an ELF object",
+                    file.display()
+                );
                 return INPUT;
-            }
+            };
+            let c = match crate::run::checked_source(file.display().to_string(), source, wanted) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let compiled = match c.compile(None) {
+                Ok(x) => x,
+                Err(code) => return code,
+            };
+            let entries = compiled.programs[0]
+                .maps
+                .iter()
+                .map(|(m, e)| (m.name.clone(), e.clone()))
+                .collect();
+            // Only this policy's text is kept: the others are blanked (spans stay put).
+            let alone = nfcc_dsl::testing::policy_alone(&c.source, &c.program, &c.policy.name);
+            let redirects = compiled.programs[0].ir.redirects.clone();
+            (
+                compiled.object,
+                c.policy.name.clone(),
+                c.policy.hook,
+                entries,
+                Some(alone),
+                redirects,
+            )
         };
-        let Some(policy) = program.policies.iter().find(|p| p.name == chosen) else {
-            return INPUT;
-        };
-        let single = nfcc_dsl::checked::Program {
-            policies: vec![policy.clone()],
-        };
-        let compiled = match nfcc_compiler::compile::compile(&single, &label, &source, None) {
-            Ok(c) => c,
-            Err(d) => {
-                eprint!("{}", nfcc_dsl::diag::render(&label, &source, &d));
-                return INPUT;
-            }
-        };
-        let entries = compiled.programs[0]
-            .maps
-            .iter()
-            .map(|(m, e)| (m.name.clone(), e.clone()))
-            .collect();
-        // Only this policy's text is kept: the others are blanked (spans stay put).
-        let alone = nfcc_dsl::testing::policy_alone(&source, &program, &chosen);
-        let redirects = compiled.programs[0].ir.redirects.clone();
-        (
-            compiled.object,
-            chosen,
-            policy.hook,
-            entries,
-            Some(alone),
-            redirects,
-        )
-    };
     let mode = match (mode, hook) {
         (Some(ModeArg::Native), _) | (None, Hook::Xdp) => Mode::Native,
         (Some(ModeArg::Generic), _) => Mode::Generic,
@@ -411,12 +391,15 @@ fn counts(
         .then(|| nfcc_runtime::PinnedMaps::open(&nic_dir))
         .transpose()
         .map_err(|e| e.to_string())?;
-    let placement = nfcc_offload::place::place(p, &nfcc_offload::Profile::nfp());
+    let placement = nic
+        .is_some()
+        .then(|| nfcc_offload::place::place(p, &nfcc_offload::Profile::nfp()));
     let nic_counts = |i: usize| -> bool {
-        if placement.full {
-            return true;
-        }
-        i < placement.nic_prefix && p.rules[i].terminal != Some(nfcc_dsl::checked::Terminal::Pass)
+        placement.as_ref().is_some_and(|pl| {
+            pl.full
+                || (i < pl.nic_prefix
+                    && p.rules[i].terminal != Some(nfcc_dsl::checked::Terminal::Pass))
+        })
     };
     let host_has_stats = maps.has_map(&map);
     (0..=rules as u32)

@@ -44,17 +44,17 @@ pub fn check(a: &CheckArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let (label, source, policy) = (c.label, c.source, &c.policy);
+    let (label, source, policy) = (c.label.as_str(), c.source.as_str(), &c.policy);
     let chosen = policy.name.clone();
-    let split = match nfcc_offload::split::split(policy, &label, &source, &profile) {
+    let split = match nfcc_offload::split::split(policy, label, source, &profile) {
         Ok(s) => s,
         Err(d) => {
-            eprint!("{}", nfcc_dsl::diag::render(&label, &source, &d));
+            eprint!("{}", nfcc_dsl::diag::render(label, source, &d));
             return INPUT;
         }
     };
     let at = |span: nfcc_dsl::ast::Span| {
-        let (l, c) = nfcc_dsl::diag::line_col(&source, span.start as usize);
+        let (l, c) = nfcc_dsl::diag::line_col(source, span.start as usize);
         format!("{label}:{l}:{c}")
     };
     let pl = &split.placement;
@@ -134,19 +134,9 @@ pub fn check(a: &CheckArgs) -> u8 {
         }
     }
     if split.nic.is_some() {
-        let unsplit = match nfcc_compiler::compile::compile(
-            &nfcc_dsl::checked::Program {
-                policies: vec![policy.clone()],
-            },
-            &label,
-            &source,
-            Some(nfcc_dsl::checked::Target::Host),
-        ) {
-            Ok(c) => c,
-            Err(d) => {
-                eprint!("{}", nfcc_dsl::diag::render(&label, &source, &d));
-                return INPUT;
-            }
+        let unsplit = match c.compile(Some(nfcc_dsl::checked::Target::Host)) {
+            Ok(x) => x,
+            Err(code) => return code,
         };
         let eq = nfcc_offload::equiv::check(policy, &split, &unsplit, a.packets, 0x6e66_6363);
         if eq.problems.is_empty() {

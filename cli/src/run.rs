@@ -214,6 +214,15 @@ pub(crate) fn checked_policy(file: &Path, wanted: Option<&str>) -> Result<Chosen
         eprintln!("error: cannot read {label}: {e}");
         INPUT
     })?;
+    checked_source(label, source, wanted)
+}
+
+/// [`checked_policy`] for source already read.
+pub(crate) fn checked_source(
+    label: String,
+    source: String,
+    wanted: Option<&str>,
+) -> Result<Chosen, u8> {
     let (program, diags) = nfcc_dsl::check_source(&source, &nfcc_dsl::CheckOptions::default());
     let Some(program) = program else {
         eprint!("{}", nfcc_dsl::diag::render(&label, &source, &diags));
@@ -236,6 +245,23 @@ pub(crate) fn checked_policy(file: &Path, wanted: Option<&str>) -> Result<Chosen
         program,
         policy,
     })
+}
+
+impl Chosen {
+    /// Compiles the chosen policy alone (for `target`, or its own `offload` clause); on
+    /// failure the diagnostics are printed and the exit code returned.
+    pub(crate) fn compile(
+        &self,
+        target: Option<nfcc_dsl::checked::Target>,
+    ) -> Result<nfcc_compiler::compile::Compiled, u8> {
+        let single = nfcc_dsl::checked::Program {
+            policies: vec![self.policy.clone()],
+        };
+        nfcc_compiler::compile::compile(&single, &self.label, &self.source, target).map_err(|d| {
+            eprint!("{}", nfcc_dsl::diag::render(&self.label, &self.source, &d));
+            INPUT
+        })
+    }
 }
 
 /// Picks one name: the requested one, or the only one.
