@@ -1,12 +1,22 @@
 //! A JIT from eBPF to native code on cranelift-codegen: our own translation, over the same
 //! checked memory model as the interpreter.
 //!
-//! Registers become Cranelift variables and arithmetic, jumps and exits become native code;
-//! every memory access, atomic and helper call goes through the interpreter's machine state
-//! ([`crate::vm`]) by a call, so the JIT checks each access exactly as the interpreter does and
-//! the two can be held to each other. A fault sets a flag in the run state; the code tests it
-//! after each such call and returns at once. Backward jumps spend fuel, so a loop cannot run
-//! forever. bpf-to-bpf calls are not translated (such programs run on the interpreter).
+//! Registers become Cranelift variables; arithmetic, jumps and exits become native code. Memory
+//! accesses are checked in native code by the interpreter's rules: first a forward analysis
+//! works out where each register points — this function's frame plus a constant, the
+//! context plus a constant, zero or one value of a known map plus a constant, probably the
+//! packet — so that a stack access at a known in-frame offset needs no run-time check, a
+//! map-value access one compare, and the rest the region tests in native code. What those do
+//! not cover (context stores, faults) goes through the interpreter's machine ([`crate::vm`])
+//! by a call, so the JIT checks each access exactly as the interpreter does and the two can be
+//! held to each other. Lookups in array maps are inline, other map lookups call straight into
+//! the map, other helpers and atomics go through the machine. Each bpf-to-bpf function becomes
+//! a native function (512-byte frames, the interpreter's depth limit, each frame cleared on
+//! entry). A fault sets a flag in the run state; the code tests it after each call and returns
+//! at once. Backward jumps spend fuel, so a loop cannot run forever.
+//!
+//! The code is specialised to the maps' shapes (kind, sizes, capacity), which never change
+//! once an object is loaded; running it over other maps is refused.
 //!
 //! The only `unsafe` outside the runtime lives here: calling the generated code, and the
 //! `extern "C"` entry points it calls back, which receive the run state as a raw pointer.
@@ -14,16 +24,17 @@
 // Reason: JIT code is entered through a function pointer and calls back into Rust with a raw
 // pointer to the run state; both sides are confined to this module.
 
-use crate::vm::{Ins, Vm, BUDGET};
+use crate::maps::{EmuMap, MapKind};
+use crate::vm::{Ins, Vm, BUDGET, CTX_BASE, FRAME, MAP_VALUES, MAX_FRAMES, STACK_BASE};
 use crate::EmuError;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I32, I64, I8};
-use cranelift_codegen::ir::{AbiParam, Block, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::{AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Value};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, Linkage, Module};
-use std::collections::BTreeSet;
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 /// Why a program could not be compiled.
@@ -42,12 +53,42 @@ pub enum JitError {
     Codegen(String),
 }
 
+/// What the JIT knows of a map when it compiles: a map's shape never changes once loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapShape {
+    /// Its kind.
+    pub kind: MapKind,
+    /// Key bytes.
+    pub key_size: usize,
+    /// Value bytes.
+    pub value_size: usize,
+    /// Capacity.
+    pub max_entries: usize,
+}
+
+impl MapShape {
+    /// The shape of `m`.
+    pub fn of(m: &EmuMap) -> MapShape {
+        MapShape {
+            kind: m.kind,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+        }
+    }
+
+    /// Whether lookups are an index into the value slab, which JIT code does inline.
+    fn inline_lookup(&self) -> bool {
+        matches!(self.kind, MapKind::Array | MapKind::PercpuArray) && self.key_size == 4
+    }
+}
+
 /// The run state JIT code receives: a fault flag it tests, and the machine.
 #[repr(C)]
 struct State<'v, 'a, 'm> {
     /// Non-zero once something failed; `error` says what.
     failed: u64,
-    /// Host address of the stack buffer (offset 8).
+    /// Host address of the stack buffer, virtual `STACK_BASE` (offset 8).
     stack: u64,
     /// Host address of the packet buffer, virtual `PKT_BASE` (offset 16).
     pkt: u64,
@@ -65,11 +106,24 @@ struct State<'v, 'a, 'm> {
     error: Option<EmuError>,
 }
 
-type Entry = unsafe extern "C" fn(*mut u8) -> u64;
+/// Offsets of [`State`]'s fields that generated code reads.
+const ST_STACK: i32 = 8;
+const ST_PKT: i32 = 16;
+const ST_PKT_LO: i32 = 24;
+const ST_PKT_HI: i32 = 32;
+const ST_CTX: i32 = 40;
+const ST_CTX_LEN: i32 = 48;
+const ST_MAPS: i32 = 56;
+const ST_NMAPS: i32 = 64;
+
+/// Every function of a program is `(state, r1, …, r9, r10) -> r0`; the entry gets r1 = the
+/// context and r10 = the top frame's end.
+type Entry = unsafe extern "C" fn(*mut u8, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64) -> u64;
 
 /// A compiled program. The module owns the code's memory, so it lives as long as the entry.
 pub struct JitProgram {
     entry: Entry,
+    shapes: Vec<MapShape>,
     _module: Arc<Mutex<JITModule>>,
 }
 
@@ -84,7 +138,7 @@ unsafe impl Send for JitProgram {}
 unsafe impl Sync for JitProgram {}
 
 fn state<'s>(p: *mut u8) -> &'s mut State<'s, 's, 's> {
-    // SAFETY: JIT code passes back the pointer `JitProgram::run` gave it, to a live `State`.
+    // SAFETY: JIT code passes back the pointer `JitProgram::exec` gave it, to a live `State`.
     unsafe { &mut *(p.cast::<State<'s, 's, 's>>()) }
 }
 
@@ -148,6 +202,21 @@ extern "C" fn rt_helper(
     }
 }
 
+extern "C" fn rt_lookup(p: *mut u8, pc: u64, map: u64, key: u64) -> u64 {
+    let s = state(p);
+    match s.vm.jit_lookup(pc as usize, map as usize, key) {
+        Ok(v) => v,
+        Err(e) => fail(s, e),
+    }
+}
+
+extern "C" fn rt_enter(p: *mut u8, pc: u64, top: u64) {
+    let s = state(p);
+    if let Err(e) = s.vm.jit_enter(pc as usize, top) {
+        fail(s, e);
+    }
+}
+
 extern "C" fn rt_end(p: *mut u8) {
     let s = state(p);
     let insn = s.vm.insns_len();
@@ -165,10 +234,902 @@ extern "C" fn rt_budget(p: *mut u8) {
     fail(s, EmuError::Budget(BUDGET));
 }
 
+/// Where a register points, as far as the analysis can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Prov {
+    /// Nothing known: a number, or a pointer of unknown origin.
+    Unknown,
+    /// This function's frame end (r10 at entry) plus a constant.
+    Stack(i64),
+    /// The context's start plus a constant.
+    Ctx(i64),
+    /// Read from the context or derived from such a value: probably the packet (a hint for
+    /// which check to try first, never trusted).
+    Pkt,
+    /// The handle of map `m` (from `ld_imm64`).
+    MapPtr(u32),
+    /// Zero, or the start of one value of map `m`, plus a constant.
+    Value(u32, i64),
+}
+
+/// The registers' provenance before an instruction.
+type Regs = [Prov; 11];
+
+/// Offsets further than this from a known base are not tracked.
+const TRACK_LIMIT: i64 = 1 << 20;
+
+fn moved(p: Prov, by: i64) -> Prov {
+    let shift = |o: i64| {
+        o.checked_add(by)
+            .filter(|n| n.abs() < TRACK_LIMIT)
+            .ok_or(())
+    };
+    match p {
+        Prov::Stack(o) => shift(o).map_or(Prov::Unknown, Prov::Stack),
+        Prov::Ctx(o) => shift(o).map_or(Prov::Unknown, Prov::Ctx),
+        Prov::Value(m, o) => shift(o).map_or(Prov::Unknown, |o| Prov::Value(m, o)),
+        Prov::Pkt => Prov::Pkt,
+        _ => Prov::Unknown,
+    }
+}
+
+/// The provenance after instruction `i` (at `pc`) given the one before.
+fn transfer(insns: &[Ins], pc: usize, mut r: Regs, shapes: &[MapShape]) -> Regs {
+    let i = insns[pc];
+    let (d, s) = (usize::from(i.dst), usize::from(i.src));
+    if d > 10 || s > 10 {
+        return r;
+    }
+    let class = i.code & 7;
+    let op = i.code & 0xf0;
+    let reg_src = i.code & 0x08 != 0;
+    match class {
+        0x07 => {
+            r[d] = match (op, reg_src) {
+                (0xb0, true) if i.off == 0 => r[s],
+                (0x00, false) => moved(r[d], i64::from(i.imm)),
+                (0x10, false) => moved(r[d], -i64::from(i.imm)),
+                // Packet pointer plus or minus a number: still a packet pointer (a hint).
+                (0x00, true) if r[d] == Prov::Pkt || r[s] == Prov::Pkt => Prov::Pkt,
+                (0x10, true) if r[d] == Prov::Pkt => Prov::Pkt,
+                _ => Prov::Unknown,
+            }
+        }
+        0x04 => r[d] = Prov::Unknown,
+        0x00 if i.code == 0x18 => {
+            r[d] = match i.src {
+                1 => Prov::MapPtr(i.imm as u32),
+                2 => insns.get(pc + 1).map_or(Prov::Unknown, |n| {
+                    Prov::Value(i.imm as u32, i64::from(n.imm as u32))
+                }),
+                _ => Prov::Unknown,
+            }
+        }
+        0x01 => {
+            r[d] = if matches!(r[s], Prov::Ctx(_)) {
+                Prov::Pkt
+            } else {
+                Prov::Unknown
+            }
+        }
+        0x03 if i.code & 0xe0 == 0xc0 => {
+            r[s] = Prov::Unknown;
+            r[0] = Prov::Unknown;
+        }
+        0x05 if op == 0x80 => {
+            let lookup = match r[1] {
+                Prov::MapPtr(m) if i.src == 0 && i.imm == 1 => shapes
+                    .get(m as usize)
+                    .filter(|sh| sh.kind.has_values())
+                    .map(|_| Prov::Value(m, 0)),
+                _ => None,
+            };
+            r[0] = lookup.unwrap_or(Prov::Unknown);
+            r[1..6].fill(Prov::Unknown);
+        }
+        _ => {}
+    }
+    r
+}
+
+fn width(i: Ins) -> usize {
+    if i.code == 0x18 {
+        2
+    } else {
+        1
+    }
+}
+
+/// Where control goes after the instruction at `pc` (a call returns to the next one), and
+/// whether it falls off the program's end.
+fn successors(insns: &[Ins], pc: usize) -> Result<(Vec<usize>, bool), JitError> {
+    let i = insns[pc];
+    let class = i.code & 7;
+    let next = pc + width(i);
+    let falls = |v: Vec<usize>| -> (Vec<usize>, bool) {
+        if next >= insns.len() {
+            (v, true)
+        } else {
+            let mut v = v;
+            v.push(next);
+            (v, false)
+        }
+    };
+    if class != 0x05 && class != 0x06 {
+        return Ok(falls(Vec::new()));
+    }
+    let op = i.code & 0xf0;
+    match op {
+        0x90 => Ok((Vec::new(), false)),
+        0x80 => Ok(falls(Vec::new())),
+        _ => {
+            let off = if class == 0x06 && op == 0x00 {
+                i64::from(i.imm)
+            } else {
+                i64::from(i.off)
+            };
+            let t = pc as i64 + 1 + off;
+            if t < 0 || t as usize >= insns.len() {
+                return Err(JitError::Unsupported {
+                    insn: pc,
+                    what: "jump out of the program".into(),
+                });
+            }
+            if op == 0x00 {
+                Ok((vec![t as usize], false))
+            } else {
+                let (mut v, f) = falls(Vec::new());
+                v.push(t as usize);
+                Ok((v, f))
+            }
+        }
+    }
+}
+
+/// The entry of every function: the program's start and each bpf-to-bpf call's target.
+fn function_entries(insns: &[Ins]) -> Result<BTreeSet<usize>, JitError> {
+    let mut entries = BTreeSet::from([0usize]);
+    let mut pc = 0;
+    while pc < insns.len() {
+        let i = insns[pc];
+        if i.code == 0x85 && i.src == 1 {
+            let t = pc as i64 + 1 + i64::from(i.imm);
+            if t < 0 || t as usize >= insns.len() {
+                return Err(JitError::Unsupported {
+                    insn: pc,
+                    what: "call out of the program".into(),
+                });
+            }
+            entries.insert(t as usize);
+        }
+        pc += width(i);
+    }
+    Ok(entries)
+}
+
+/// One function: its reachable instructions and the provenance before each.
+struct Func {
+    entry: usize,
+    states: BTreeMap<usize, Regs>,
+}
+
+/// Finds what `entry`'s function reaches and runs the provenance analysis to a fixpoint
+/// (a register whose origins disagree becomes `Unknown`, so each changes at most twice).
+fn analyse(insns: &[Ins], entry: usize, shapes: &[MapShape]) -> Result<Func, JitError> {
+    let mut start = [Prov::Unknown; 11];
+    start[10] = Prov::Stack(0);
+    if entry == 0 {
+        start[1] = Prov::Ctx(0);
+    }
+    let mut states = BTreeMap::from([(entry, start)]);
+    let mut work = vec![entry];
+    while let Some(pc) = work.pop() {
+        let out = transfer(insns, pc, states[&pc], shapes);
+        for n in successors(insns, pc)?.0 {
+            match states.get_mut(&n) {
+                None => {
+                    states.insert(n, out);
+                    work.push(n);
+                }
+                Some(old) => {
+                    let mut changed = false;
+                    for (o, x) in old.iter_mut().zip(out) {
+                        if *o != x && *o != Prov::Unknown {
+                            *o = Prov::Unknown;
+                            changed = true;
+                        }
+                    }
+                    if changed {
+                        work.push(n);
+                    }
+                }
+            }
+        }
+    }
+    Ok(Func { entry, states })
+}
+
+/// The runtime entry points, as the function being built calls them.
+#[derive(Clone, Copy)]
+struct Rt {
+    load: FuncRef,
+    store: FuncRef,
+    atomic: FuncRef,
+    r0: FuncRef,
+    helper: FuncRef,
+    lookup: FuncRef,
+    enter: FuncRef,
+    budget: FuncRef,
+    end: FuncRef,
+}
+
+/// What translating one function needs at hand.
+struct Fx<'a> {
+    shapes: &'a [MapShape],
+    rt: Rt,
+    callees: &'a BTreeMap<usize, FuncRef>,
+    st: Value,
+    /// r10 at entry (virtual) and the frame end's host address.
+    r10: Value,
+    frame: Value,
+    exit_fail: Block,
+}
+
+/// After a fallible call: leave when the state's fault flag is set.
+fn check(b: &mut FunctionBuilder<'_>, fx: &Fx<'_>) {
+    let f = b.ins().load(I64, MemFlagsData::trusted(), fx.st, 0);
+    let cont = b.create_block();
+    b.ins().brif(f, fx.exit_fail, &[], cont, &[]);
+    b.switch_to_block(cont);
+}
+
+/// A load (`store` None) or a store of `size` bytes at `base + off`, whose base has
+/// provenance `prov`.
+#[allow(clippy::too_many_arguments)]
+// Reason: the access's parts are all needed and have no natural grouping.
+fn access(
+    b: &mut FunctionBuilder<'_>,
+    fx: &Fx<'_>,
+    pc: usize,
+    prov: Prov,
+    base: Value,
+    off: i64,
+    size: i64,
+    store: Option<Value>,
+) -> Value {
+    let flags = MemFlagsData::new().with_notrap();
+    let direct = |b: &mut FunctionBuilder<'_>, p: Value| -> Value {
+        match store {
+            None => match size {
+                1 => b.ins().uload8(I64, flags, p, 0),
+                2 => b.ins().uload16(I64, flags, p, 0),
+                4 => b.ins().uload32(flags, p, 0),
+                _ => b.ins().load(I64, flags, p, 0),
+            },
+            Some(v) => {
+                match size {
+                    1 => b.ins().istore8(flags, v, p, 0),
+                    2 => b.ins().istore16(flags, v, p, 0),
+                    4 => b.ins().istore32(flags, v, p, 0),
+                    _ => b.ins().store(flags, v, p, 0),
+                };
+                v
+            }
+        }
+    };
+    let addr = b.ins().iadd_imm_s(base, off);
+    let slow = |b: &mut FunctionBuilder<'_>| -> Value {
+        let pcv = b.ins().iconst(I64, pc as i64);
+        let sz = b.ins().iconst(I64, size);
+        let v = match store {
+            None => {
+                let call = b.ins().call(fx.rt.load, &[fx.st, pcv, addr, sz]);
+                b.inst_results(call)[0]
+            }
+            Some(v) => {
+                b.ins().call(fx.rt.store, &[fx.st, pcv, addr, sz, v]);
+                v
+            }
+        };
+        check(b, fx);
+        v
+    };
+    // A guarded fast path: `ok` selects `fast`, else the machine decides.
+    let guarded = |b: &mut FunctionBuilder<'_>,
+                   ok: Value,
+                   fast: &dyn Fn(&mut FunctionBuilder<'_>) -> Value|
+     -> Value {
+        let fast_blk = b.create_block();
+        let slow_blk = b.create_block();
+        let merge = b.create_block();
+        let out = b.append_block_param(merge, I64);
+        b.ins().brif(ok, fast_blk, &[], slow_blk, &[]);
+        b.switch_to_block(fast_blk);
+        let v = fast(b);
+        b.ins()
+            .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(v)]);
+        b.switch_to_block(slow_blk);
+        let v = slow(b);
+        b.ins()
+            .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(v)]);
+        b.switch_to_block(merge);
+        out
+    };
+    match prov {
+        // In this function's own frame: the analysis proved the address, nothing to check.
+        Prov::Stack(o)
+            if o.checked_add(off)
+                .is_some_and(|t| t >= -(FRAME as i64) && t + size <= 0) =>
+        {
+            let p = b.ins().iadd_imm_s(fx.frame, o + off);
+            direct(b, p)
+        }
+        // Within one value of map `m`, if the pointer is not null.
+        Prov::Value(m, o)
+            if fx.shapes.get(m as usize).is_some_and(|sh| {
+                o.checked_add(off)
+                    .is_some_and(|t| t >= 0 && t + size <= sh.value_size as i64)
+            }) =>
+        {
+            let hi = b.ins().ushr_imm_u(addr, 32);
+            let ok = b
+                .ins()
+                .icmp_imm_u(IntCC::Equal, hi, (MAP_VALUES + u64::from(m)) as i64);
+            guarded(b, ok, &|b| {
+                let table = b.ins().load(I64, MemFlagsData::trusted(), fx.st, ST_MAPS);
+                let slab = b
+                    .ins()
+                    .load(I64, MemFlagsData::trusted(), table, 24 * m as i32);
+                let low = b.ins().band_imm_u(addr, 0xffff_ffff);
+                let p = b.ins().iadd(slab, low);
+                direct(b, p)
+            })
+        }
+        // Loads from the context at a known offset.
+        Prov::Ctx(o) if store.is_none() && o.checked_add(off).is_some_and(|t| t >= 0) => {
+            let t = o + off;
+            let clen = b
+                .ins()
+                .load(I64, MemFlagsData::trusted(), fx.st, ST_CTX_LEN);
+            let ok = b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, clen, t + size);
+            guarded(b, ok, &|b| {
+                let c = b.ins().load(I64, MemFlagsData::trusted(), fx.st, ST_CTX);
+                let p = b.ins().iadd_imm_s(c, t);
+                direct(b, p)
+            })
+        }
+        _ => {
+            let mut fast = |b: &mut FunctionBuilder<'_>, p: Value| Some(direct(b, p));
+            let mut slow_opt = |b: &mut FunctionBuilder<'_>| Some(slow(b));
+            fast_path(
+                b,
+                fx.st,
+                addr,
+                size,
+                store.is_none(),
+                &mut fast,
+                &mut slow_opt,
+            )
+            .unwrap_or(addr)
+        }
+    }
+}
+
+/// Translates one function into `b`'s function (signature: state, r1–r9, r10 → r0).
+fn translate(
+    b: &mut FunctionBuilder<'_>,
+    fx_parts: FxParts<'_>,
+    func: &Func,
+) -> Result<(), JitError> {
+    let insns = fx_parts.insns;
+    // Block leaders: the entry, every jump target, the instruction after a conditional jump.
+    let mut leaders = BTreeSet::from([func.entry]);
+    for &pc in func.states.keys() {
+        let i = insns[pc];
+        let class = i.code & 7;
+        if class == 0x05 || class == 0x06 {
+            let op = i.code & 0xf0;
+            if op != 0x80 && op != 0x90 {
+                let (succ, _) = successors(insns, pc)?;
+                leaders.extend(succ);
+            }
+        }
+    }
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    let blocks: BTreeMap<usize, Block> = leaders.iter().map(|&l| (l, b.create_block())).collect();
+    let exit_fail = b.create_block();
+    let regs: Vec<Variable> = (0..11).map(|_| b.declare_var(I64)).collect();
+    let fuel = b.declare_var(I64);
+
+    b.switch_to_block(entry);
+    let params = b.block_params(entry).to_vec();
+    let st = params[0];
+    let zero = b.ins().iconst(I64, 0);
+    b.def_var(regs[0], zero);
+    for r in 1..11 {
+        b.def_var(regs[r], params[r]);
+    }
+    let r10 = params[10];
+    let stack = b.ins().load(I64, MemFlagsData::trusted(), st, ST_STACK);
+    let rel = b.ins().iadd_imm_s(r10, -(STACK_BASE as i64));
+    let frame = b.ins().iadd(stack, rel);
+    let f0 = b.ins().iconst(I64, BUDGET as i64);
+    b.def_var(fuel, f0);
+    b.ins().jump(blocks[&func.entry], &[]);
+    let fx = Fx {
+        shapes: fx_parts.shapes,
+        rt: fx_parts.rt,
+        callees: fx_parts.callees,
+        st,
+        r10,
+        frame,
+        exit_fail,
+    };
+
+    let mut open = false;
+    for (&pc, regs_prov) in &func.states {
+        if let Some(&blk) = blocks.get(&pc) {
+            if open {
+                b.ins().jump(blk, &[]);
+            }
+            b.switch_to_block(blk);
+        } else if !open {
+            return Err(JitError::Unsupported {
+                insn: pc,
+                what: "reached without a jump (internal error)".into(),
+            });
+        }
+        open = true;
+        let i = insns[pc];
+        let (d, s) = (i.dst as usize, i.src as usize);
+        if d > 10 || s > 10 {
+            return Err(JitError::Unsupported {
+                insn: pc,
+                what: "bad register".into(),
+            });
+        }
+        let class = i.code & 7;
+        let (_, falls_off) = successors(insns, pc)?;
+        match class {
+            0x04 | 0x07 => 'alu: {
+                let wide = class == 0x07;
+                let op = i.code & 0xf0;
+                let reg_src = i.code & 0x08 != 0;
+                let a64 = b.use_var(regs[d]);
+                let b64 = if reg_src {
+                    b.use_var(regs[s])
+                } else {
+                    b.ins().iconst(I64, i64::from(i.imm))
+                };
+                if op == 0xd0 {
+                    let width = i.imm;
+                    let swap = wide || reg_src;
+                    let v = match (width, swap) {
+                        (16, true) => {
+                            let x = b.ins().ireduce(cranelift_codegen::ir::types::I16, a64);
+                            let x = b.ins().bswap(x);
+                            b.ins().uextend(I64, x)
+                        }
+                        (32, true) => {
+                            let x = b.ins().ireduce(I32, a64);
+                            let x = b.ins().bswap(x);
+                            b.ins().uextend(I64, x)
+                        }
+                        (64, true) => b.ins().bswap(a64),
+                        (16, false) => b.ins().band_imm_u(a64, 0xffff),
+                        (32, false) => b.ins().band_imm_u(a64, 0xffff_ffff),
+                        (64, false) => a64,
+                        _ => {
+                            return Err(JitError::Unsupported {
+                                insn: pc,
+                                what: "byte swap width".into(),
+                            })
+                        }
+                    };
+                    b.def_var(regs[d], v);
+                    break 'alu;
+                }
+                let ty = if wide { I64 } else { I32 };
+                let (a, bb) = if wide {
+                    (a64, b64)
+                } else {
+                    (b.ins().ireduce(I32, a64), b.ins().ireduce(I32, b64))
+                };
+                let signed = i.off == 1;
+                let zero_t = b.ins().iconst(ty, 0);
+                let one_t = b.ins().iconst(ty, 1);
+                let r = match op {
+                    0x00 => b.ins().iadd(a, bb),
+                    0x10 => b.ins().isub(a, bb),
+                    0x20 => b.ins().imul(a, bb),
+                    0x30 | 0x90 => {
+                        // No traps: division by zero gives 0 (mod: the dividend), and
+                        // signed MIN / -1 wraps.
+                        let is0 = b.ins().icmp_imm_s(IntCC::Equal, bb, 0);
+                        let safe = b.ins().select(is0, one_t, bb);
+                        let v = if signed {
+                            let neg1 = b.ins().icmp_imm_s(IntCC::Equal, safe, -1);
+                            let safe2 = b.ins().select(neg1, one_t, safe);
+                            if op == 0x30 {
+                                let q = b.ins().sdiv(a, safe2);
+                                let na = b.ins().ineg(a);
+                                b.ins().select(neg1, na, q)
+                            } else {
+                                let r = b.ins().srem(a, safe2);
+                                b.ins().select(neg1, zero_t, r)
+                            }
+                        } else if op == 0x30 {
+                            b.ins().udiv(a, safe)
+                        } else {
+                            b.ins().urem(a, safe)
+                        };
+                        let dz = if op == 0x30 { zero_t } else { a };
+                        b.ins().select(is0, dz, v)
+                    }
+                    0x40 => b.ins().bor(a, bb),
+                    0x50 => b.ins().band(a, bb),
+                    0x60 => b.ins().ishl(a, bb),
+                    0x70 => b.ins().ushr(a, bb),
+                    0x80 => b.ins().ineg(a),
+                    0xa0 => b.ins().bxor(a, bb),
+                    0xb0 => match i.off {
+                        0 => bb,
+                        8 | 16 | 32 if wide || i.off != 32 => {
+                            let t = match i.off {
+                                8 => I8,
+                                16 => cranelift_codegen::ir::types::I16,
+                                _ => I32,
+                            };
+                            let x = b.ins().ireduce(t, bb);
+                            b.ins().sextend(ty, x)
+                        }
+                        _ => {
+                            return Err(JitError::Unsupported {
+                                insn: pc,
+                                what: "sign-extending move".into(),
+                            })
+                        }
+                    },
+                    0xc0 => b.ins().sshr(a, bb),
+                    _ => {
+                        return Err(JitError::Unsupported {
+                            insn: pc,
+                            what: format!("alu opcode {:#x}", i.code),
+                        })
+                    }
+                };
+                let r64 = if wide { r } else { b.ins().uextend(I64, r) };
+                b.def_var(regs[d], r64);
+            }
+            0x05 | 0x06 => {
+                let op = i.code & 0xf0;
+                match op {
+                    0x90 => {
+                        let r0 = b.use_var(regs[0]);
+                        b.ins().return_(&[r0]);
+                        open = false;
+                    }
+                    0x80 => {
+                        if class == 0x06 {
+                            return Err(JitError::Unsupported {
+                                insn: pc,
+                                what: "call in jmp32 class".into(),
+                            });
+                        }
+                        let pcv = b.ins().iconst(I64, pc as i64);
+                        match i.src {
+                            0 => helper_call(b, &fx, pc, i.imm, regs_prov, &regs)?,
+                            1 => {
+                                let target = (pc as i64 + 1 + i64::from(i.imm)) as usize;
+                                let Some(&callee) = fx.callees.get(&target) else {
+                                    return Err(JitError::Unsupported {
+                                        insn: pc,
+                                        what: "call to no function (internal error)".into(),
+                                    });
+                                };
+                                let top = b.ins().iadd_imm_s(fx.r10, -(FRAME as i64));
+                                b.ins().call(fx.rt.enter, &[st, pcv, top]);
+                                check(b, &fx);
+                                let mut args = vec![st];
+                                args.extend((1..10).map(|r| b.use_var(regs[r])));
+                                args.push(top);
+                                let call = b.ins().call(callee, &args);
+                                let r0 = b.inst_results(call)[0];
+                                check(b, &fx);
+                                b.def_var(regs[0], r0);
+                                let z = b.ins().iconst(I64, 0);
+                                for r in &regs[1..6] {
+                                    b.def_var(*r, z);
+                                }
+                            }
+                            _ => {
+                                return Err(JitError::Unsupported {
+                                    insn: pc,
+                                    what: "kfunc calls are not emulated".into(),
+                                })
+                            }
+                        }
+                    }
+                    _ => {
+                        let off = if class == 0x06 && op == 0x00 {
+                            i64::from(i.imm)
+                        } else {
+                            i64::from(i.off)
+                        };
+                        let target = (pc as i64 + 1 + off) as usize;
+                        let tblk = blocks[&target];
+                        if target <= pc {
+                            // A backward jump spends fuel.
+                            let f = b.use_var(fuel);
+                            let f = b.ins().iadd_imm_s(f, -1);
+                            b.def_var(fuel, f);
+                            let out = b.create_block();
+                            let go = b.create_block();
+                            b.ins().brif(f, go, &[], out, &[]);
+                            b.switch_to_block(out);
+                            b.ins().call(fx.rt.budget, &[st]);
+                            b.ins().jump(exit_fail, &[]);
+                            b.switch_to_block(go);
+                        }
+                        if op == 0x00 {
+                            b.ins().jump(tblk, &[]);
+                        } else {
+                            let mut a = b.use_var(regs[d]);
+                            let mut v = if i.code & 0x08 != 0 {
+                                b.use_var(regs[s])
+                            } else {
+                                b.ins().iconst(I64, i64::from(i.imm))
+                            };
+                            if class == 0x06 {
+                                a = b.ins().ireduce(I32, a);
+                                v = b.ins().ireduce(I32, v);
+                            }
+                            let cond = match op {
+                                0x10 => b.ins().icmp(IntCC::Equal, a, v),
+                                0x20 => b.ins().icmp(IntCC::UnsignedGreaterThan, a, v),
+                                0x30 => b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, a, v),
+                                0x40 => {
+                                    let x = b.ins().band(a, v);
+                                    b.ins().icmp_imm_s(IntCC::NotEqual, x, 0)
+                                }
+                                0x50 => b.ins().icmp(IntCC::NotEqual, a, v),
+                                0x60 => b.ins().icmp(IntCC::SignedGreaterThan, a, v),
+                                0x70 => b.ins().icmp(IntCC::SignedGreaterThanOrEqual, a, v),
+                                0xa0 => b.ins().icmp(IntCC::UnsignedLessThan, a, v),
+                                0xb0 => b.ins().icmp(IntCC::UnsignedLessThanOrEqual, a, v),
+                                0xc0 => b.ins().icmp(IntCC::SignedLessThan, a, v),
+                                0xd0 => b.ins().icmp(IntCC::SignedLessThanOrEqual, a, v),
+                                _ => {
+                                    return Err(JitError::Unsupported {
+                                        insn: pc,
+                                        what: format!("jump opcode {:#x}", i.code),
+                                    })
+                                }
+                            };
+                            if falls_off {
+                                let end = b.create_block();
+                                b.ins().brif(cond, tblk, &[], end, &[]);
+                                b.switch_to_block(end);
+                                b.ins().call(fx.rt.end, &[st]);
+                                b.ins().jump(exit_fail, &[]);
+                            } else {
+                                let next = blocks[&(pc + 1)];
+                                b.ins().brif(cond, tblk, &[], next, &[]);
+                            }
+                        }
+                        open = false;
+                        continue;
+                    }
+                }
+            }
+            0x00 => {
+                if i.code != 0x18 || pc + 1 >= insns.len() {
+                    return Err(JitError::Unsupported {
+                        insn: pc,
+                        what: "load form".into(),
+                    });
+                }
+                let next = insns[pc + 1];
+                let v: u64 = match i.src {
+                    0 => (i.imm as u32 as u64) | ((next.imm as u32 as u64) << 32),
+                    1 => (crate::vm::MAP_HANDLES << 32) | (i.imm as u32 as u64),
+                    2 => ((MAP_VALUES + i.imm as u32 as u64) << 32) + next.imm as u32 as u64,
+                    _ => {
+                        return Err(JitError::Unsupported {
+                            insn: pc,
+                            what: "ld_imm64 source".into(),
+                        })
+                    }
+                };
+                let c = b.ins().iconst(I64, v as i64);
+                b.def_var(regs[d], c);
+            }
+            0x01 => {
+                let size = access_size(i.code);
+                let base = b.use_var(regs[s]);
+                let mut v = access(b, &fx, pc, regs_prov[s], base, i64::from(i.off), size, None);
+                match i.code & 0xe0 {
+                    0x60 => {}
+                    0x80 => {
+                        let t = match size {
+                            1 => I8,
+                            2 => cranelift_codegen::ir::types::I16,
+                            4 => I32,
+                            _ => I64,
+                        };
+                        if t != I64 {
+                            let x = b.ins().ireduce(t, v);
+                            v = b.ins().sextend(I64, x);
+                        }
+                    }
+                    _ => {
+                        return Err(JitError::Unsupported {
+                            insn: pc,
+                            what: "load mode".into(),
+                        })
+                    }
+                }
+                b.def_var(regs[d], v);
+            }
+            0x02 | 0x03 => {
+                let size = access_size(i.code);
+                let base = b.use_var(regs[d]);
+                if class == 0x03 && i.code & 0xe0 == 0xc0 {
+                    let addr = b.ins().iadd_imm_s(base, i64::from(i.off));
+                    let pcv = b.ins().iconst(I64, pc as i64);
+                    let src = b.use_var(regs[s]);
+                    let r0 = b.use_var(regs[0]);
+                    let sr = b.ins().iconst(I64, s as i64);
+                    let call = b.ins().call(fx.rt.atomic, &[st, pcv, addr, src, r0, sr]);
+                    let news = b.inst_results(call)[0];
+                    check(b, &fx);
+                    b.def_var(regs[s], news);
+                    let call = b.ins().call(fx.rt.r0, &[st]);
+                    let r0n = b.inst_results(call)[0];
+                    b.def_var(regs[0], r0n);
+                } else {
+                    let v = if class == 0x02 {
+                        b.ins().iconst(I64, i64::from(i.imm))
+                    } else {
+                        b.use_var(regs[s])
+                    };
+                    access(
+                        b,
+                        &fx,
+                        pc,
+                        regs_prov[d],
+                        base,
+                        i64::from(i.off),
+                        size,
+                        Some(v),
+                    );
+                }
+            }
+            _ => {
+                return Err(JitError::Unsupported {
+                    insn: pc,
+                    what: format!("opcode {:#x}", i.code),
+                })
+            }
+        }
+        if open && falls_off {
+            // Falling off the end is a fault, as in the interpreter.
+            b.ins().call(fx.rt.end, &[st]);
+            b.ins().jump(exit_fail, &[]);
+            open = false;
+        }
+    }
+    if open {
+        return Err(JitError::Unsupported {
+            insn: insns.len(),
+            what: "function without an end (internal error)".into(),
+        });
+    }
+    b.switch_to_block(exit_fail);
+    let z = b.ins().iconst(I64, 0);
+    b.ins().return_(&[z]);
+    b.seal_all_blocks();
+    Ok(())
+}
+
+/// The parts of [`Fx`] known before the function's entry block exists.
+#[derive(Clone, Copy)]
+struct FxParts<'a> {
+    insns: &'a [Ins],
+    shapes: &'a [MapShape],
+    rt: Rt,
+    callees: &'a BTreeMap<usize, FuncRef>,
+}
+
+fn access_size(code: u8) -> i64 {
+    match code & 0x18 {
+        0x00 => 4,
+        0x08 => 2,
+        0x10 => 1,
+        _ => 8,
+    }
+}
+
+/// A helper call: array-map lookups inline, other lookups straight into the map, the rest
+/// through the machine. Helpers clobber r1–r5 (zeroed, as the interpreter does).
+fn helper_call(
+    b: &mut FunctionBuilder<'_>,
+    fx: &Fx<'_>,
+    pc: usize,
+    id: i32,
+    prov: &Regs,
+    regs: &[Variable],
+) -> Result<(), JitError> {
+    let pcv = b.ins().iconst(I64, pc as i64);
+    let map = match prov[1] {
+        Prov::MapPtr(m) if id == 1 => fx.shapes.get(m as usize).map(|sh| (m, *sh)),
+        _ => None,
+    };
+    let r0 = match map {
+        Some((m, sh)) if sh.inline_lookup() => {
+            let key = b.use_var(regs[2]);
+            let idx = access(b, fx, pc, prov[2], key, 0, 4, None);
+            let inside = b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedLessThan, idx, sh.max_entries as i64);
+            let off = b.ins().imul_imm_u(idx, sh.value_size as i64);
+            let base = ((MAP_VALUES + u64::from(m)) << 32) as i64;
+            let addr = b.ins().iadd_imm_s(off, base);
+            let zero = b.ins().iconst(I64, 0);
+            b.ins().select(inside, addr, zero)
+        }
+        Some((m, _)) => {
+            let key = b.use_var(regs[2]);
+            let mv = b.ins().iconst(I64, i64::from(m));
+            let call = b.ins().call(fx.rt.lookup, &[fx.st, pcv, mv, key]);
+            let r0 = b.inst_results(call)[0];
+            check(b, fx);
+            r0
+        }
+        None => {
+            let idv = b.ins().iconst(I64, i64::from(id));
+            let args: Vec<Value> = (1..6).map(|r| b.use_var(regs[r])).collect();
+            let call = b.ins().call(
+                fx.rt.helper,
+                &[fx.st, pcv, idv, args[0], args[1], args[2], args[3], args[4]],
+            );
+            let r0 = b.inst_results(call)[0];
+            check(b, fx);
+            r0
+        }
+    };
+    b.def_var(regs[0], r0);
+    let z = b.ins().iconst(I64, 0);
+    for r in &regs[1..6] {
+        b.def_var(*r, z);
+    }
+    Ok(())
+}
+
 impl JitProgram {
-    /// Translates and compiles `insns`.
-    pub fn compile(insns: &[Ins]) -> Result<JitProgram, JitError> {
+    /// Translates and compiles `insns`, for maps of these shapes (in the object's order).
+    pub fn compile(insns: &[Ins], shapes: &[MapShape]) -> Result<JitProgram, JitError> {
         let cg = |e: &dyn std::fmt::Display| JitError::Codegen(e.to_string());
+        if insns.is_empty() {
+            return Err(JitError::Unsupported {
+                insn: 0,
+                what: "an empty program".into(),
+            });
+        }
+        let funcs = function_entries(insns)?
+            .into_iter()
+            .map(|e| analyse(insns, e, shapes))
+            .collect::<Result<Vec<Func>, JitError>>()?;
+        if funcs.len() > MAX_FRAMES * 64 {
+            return Err(JitError::Unsupported {
+                insn: 0,
+                what: "too many functions".into(),
+            });
+        }
+
         let mut flags = settings::builder();
         flags.set("opt_level", "speed").map_err(|e| cg(&e))?;
         flags.set("is_pic", "false").map_err(|e| cg(&e))?;
@@ -182,493 +1143,126 @@ impl JitProgram {
         jb.symbol("nfcc_atomic", rt_atomic as *const u8);
         jb.symbol("nfcc_r0", rt_r0 as *const u8);
         jb.symbol("nfcc_helper", rt_helper as *const u8);
+        jb.symbol("nfcc_lookup", rt_lookup as *const u8);
+        jb.symbol("nfcc_enter", rt_enter as *const u8);
         jb.symbol("nfcc_budget", rt_budget as *const u8);
         jb.symbol("nfcc_end", rt_end as *const u8);
         let mut module = JITModule::new(jb);
         let ptr = module.target_config().pointer_type();
-        let sig = |params: &[cranelift_codegen::ir::Type], ret: bool, m: &JITModule| {
+        let decl = |m: &mut JITModule,
+                    name: &str,
+                    params: &[cranelift_codegen::ir::Type],
+                    ret: bool,
+                    linkage: Linkage|
+         -> Result<FuncId, JitError> {
             let mut s = m.make_signature();
             s.params.extend(params.iter().map(|t| AbiParam::new(*t)));
             if ret {
                 s.returns.push(AbiParam::new(I64));
             }
-            s
+            m.declare_function(name, linkage, &s).map_err(|e| cg(&e))
         };
-        let decl =
-            |m: &mut JITModule, name: &str, params: &[cranelift_codegen::ir::Type], ret: bool| {
-                let s = sig(params, ret, m);
-                m.declare_function(name, Linkage::Import, &s)
-                    .map_err(|e| cg(&e))
-            };
-        let f_load = decl(&mut module, "nfcc_load", &[ptr, I64, I64, I64], true)?;
-        let f_store = decl(&mut module, "nfcc_store", &[ptr, I64, I64, I64, I64], false)?;
+        let imp = Linkage::Import;
+        let f_load = decl(&mut module, "nfcc_load", &[ptr, I64, I64, I64], true, imp)?;
+        let f_store = decl(
+            &mut module,
+            "nfcc_store",
+            &[ptr, I64, I64, I64, I64],
+            false,
+            imp,
+        )?;
         let f_atomic = decl(
             &mut module,
             "nfcc_atomic",
             &[ptr, I64, I64, I64, I64, I64],
             true,
+            imp,
         )?;
-        let f_r0 = decl(&mut module, "nfcc_r0", &[ptr], true)?;
+        let f_r0 = decl(&mut module, "nfcc_r0", &[ptr], true, imp)?;
         let f_helper = decl(
             &mut module,
             "nfcc_helper",
             &[ptr, I64, I64, I64, I64, I64, I64, I64],
             true,
+            imp,
         )?;
-        let f_budget = decl(&mut module, "nfcc_budget", &[ptr], false)?;
-        let f_end = decl(&mut module, "nfcc_end", &[ptr], false)?;
+        let f_lookup = decl(&mut module, "nfcc_lookup", &[ptr, I64, I64, I64], true, imp)?;
+        let f_enter = decl(&mut module, "nfcc_enter", &[ptr, I64, I64], false, imp)?;
+        let f_budget = decl(&mut module, "nfcc_budget", &[ptr], false, imp)?;
+        let f_end = decl(&mut module, "nfcc_end", &[ptr], false, imp)?;
+        // Every function: (state, r1, …, r9, r10) -> r0.
+        let mut fparams = vec![ptr];
+        fparams.extend([I64; 10]);
+        let mut ids = BTreeMap::new();
+        for f in &funcs {
+            let (name, linkage) = if f.entry == 0 {
+                ("nfcc_prog".to_string(), Linkage::Export)
+            } else {
+                (format!("nfcc_fn_{}", f.entry), Linkage::Local)
+            };
+            ids.insert(f.entry, decl(&mut module, &name, &fparams, true, linkage)?);
+        }
 
         let mut ctx = module.make_context();
-        ctx.func.signature.params.push(AbiParam::new(ptr));
-        ctx.func.signature.returns.push(AbiParam::new(I64));
         let mut fctx = FunctionBuilderContext::new();
-        {
-            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-            let r_load = module.declare_func_in_func(f_load, b.func);
-            let r_store = module.declare_func_in_func(f_store, b.func);
-            let r_atomic = module.declare_func_in_func(f_atomic, b.func);
-            let r_r0 = module.declare_func_in_func(f_r0, b.func);
-            let r_helper = module.declare_func_in_func(f_helper, b.func);
-            let r_budget = module.declare_func_in_func(f_budget, b.func);
-            let r_end = module.declare_func_in_func(f_end, b.func);
-
-            // Block leaders: the entry, every jump target, every instruction after a jump.
-            let mut leaders = BTreeSet::new();
-            leaders.insert(0usize);
-            let mut pc = 0;
-            while pc < insns.len() {
-                let i = insns[pc];
-                let class = i.code & 7;
-                let width = if i.code == 0x18 { 2 } else { 1 };
-                if class == 0x05 || class == 0x06 {
-                    let op = i.code & 0xf0;
-                    if op != 0x80 && op != 0x90 {
-                        let off = if class == 0x06 && op == 0x00 {
-                            i64::from(i.imm)
-                        } else {
-                            i64::from(i.off)
-                        };
-                        let t = pc as i64 + 1 + off;
-                        if t < 0 || t as usize >= insns.len() {
-                            return Err(JitError::Unsupported {
-                                insn: pc,
-                                what: "jump out of the program".into(),
-                            });
-                        }
-                        leaders.insert(t as usize);
-                    }
-                    if op != 0x80 {
-                        leaders.insert(pc + 1);
-                    }
-                }
-                pc += width;
+        for f in &funcs {
+            ctx.func.signature.params.push(AbiParam::new(ptr));
+            ctx.func.signature.params.extend([AbiParam::new(I64); 10]);
+            ctx.func.signature.returns.push(AbiParam::new(I64));
+            let tcfg = module.target_config();
+            {
+                let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+                let mut r = |id| module.declare_func_in_func(id, b.func);
+                let rt = Rt {
+                    load: r(f_load),
+                    store: r(f_store),
+                    atomic: r(f_atomic),
+                    r0: r(f_r0),
+                    helper: r(f_helper),
+                    lookup: r(f_lookup),
+                    enter: r(f_enter),
+                    budget: r(f_budget),
+                    end: r(f_end),
+                };
+                let callees: BTreeMap<usize, FuncRef> =
+                    ids.iter().map(|(&e, &id)| (e, r(id))).collect();
+                translate(
+                    &mut b,
+                    FxParts {
+                        insns,
+                        shapes,
+                        rt,
+                        callees: &callees,
+                    },
+                    f,
+                )?;
+                b.finalize(tcfg);
             }
-            let entry = b.create_block();
-            b.append_block_params_for_function_params(entry);
-            let blocks: std::collections::HashMap<usize, Block> = leaders
-                .iter()
-                .filter(|&&l| l < insns.len())
-                .map(|&l| (l, b.create_block()))
-                .collect();
-            let exit_fail = b.create_block();
-            let regs: Vec<Variable> = (0..11).map(|_| b.declare_var(I64)).collect();
-            let fuel = b.declare_var(I64);
-
-            b.switch_to_block(entry);
-            let st = b.block_params(entry)[0];
-            let zero = b.ins().iconst(I64, 0);
-            for r in &regs {
-                b.def_var(*r, zero);
-            }
-            let ctx_base = b.ins().iconst(I64, crate::vm::CTX_BASE as i64);
-            b.def_var(regs[1], ctx_base);
-            let top = b
-                .ins()
-                .iconst(I64, crate::vm::STACK_BASE as i64 + (512 * 8));
-            b.def_var(regs[10], top);
-            let f0 = b.ins().iconst(I64, BUDGET as i64);
-            b.def_var(fuel, f0);
-            b.ins().jump(blocks[&0], &[]);
-
-            // After a fallible call: leave when the state's fault flag is set.
-            let check = |b: &mut FunctionBuilder<'_>| {
-                let f = b.ins().load(I64, MemFlagsData::trusted(), st, 0);
-                let cont = b.create_block();
-                b.ins().brif(f, exit_fail, &[], cont, &[]);
-                b.switch_to_block(cont);
-            };
-
-            let mut pc = 0usize;
-            let mut open = false;
-            while pc < insns.len() {
-                if let Some(&blk) = blocks.get(&pc) {
-                    if open {
-                        b.ins().jump(blk, &[]);
-                    }
-                    b.switch_to_block(blk);
-                    open = true;
-                } else if !open {
-                    // Unreachable code after an unconditional jump: skip it.
-                    pc += if insns[pc].code == 0x18 { 2 } else { 1 };
-                    continue;
-                }
-                let i = insns[pc];
-                let (d, s) = (i.dst as usize, i.src as usize);
-                if d > 10 || s > 10 {
-                    return Err(JitError::Unsupported {
-                        insn: pc,
-                        what: "bad register".into(),
-                    });
-                }
-                let class = i.code & 7;
-                let pcv = b.ins().iconst(I64, pc as i64);
-                match class {
-                    0x04 | 0x07 => {
-                        let wide = class == 0x07;
-                        let op = i.code & 0xf0;
-                        let reg_src = i.code & 0x08 != 0;
-                        let a64 = b.use_var(regs[d]);
-                        let b64 = if reg_src {
-                            b.use_var(regs[s])
-                        } else {
-                            b.ins().iconst(I64, i64::from(i.imm))
-                        };
-                        if op == 0xd0 {
-                            let width = i.imm;
-                            let swap = wide || reg_src;
-                            let v = match (width, swap) {
-                                (16, true) => {
-                                    let x = b.ins().ireduce(cranelift_codegen::ir::types::I16, a64);
-                                    let x = b.ins().bswap(x);
-                                    b.ins().uextend(I64, x)
-                                }
-                                (32, true) => {
-                                    let x = b.ins().ireduce(I32, a64);
-                                    let x = b.ins().bswap(x);
-                                    b.ins().uextend(I64, x)
-                                }
-                                (64, true) => b.ins().bswap(a64),
-                                (16, false) => b.ins().band_imm_u(a64, 0xffff),
-                                (32, false) => b.ins().band_imm_u(a64, 0xffff_ffff),
-                                (64, false) => a64,
-                                _ => {
-                                    return Err(JitError::Unsupported {
-                                        insn: pc,
-                                        what: "byte swap width".into(),
-                                    })
-                                }
-                            };
-                            b.def_var(regs[d], v);
-                            pc += 1;
-                            continue;
-                        }
-                        let ty = if wide { I64 } else { I32 };
-                        let (a, bb) = if wide {
-                            (a64, b64)
-                        } else {
-                            (b.ins().ireduce(I32, a64), b.ins().ireduce(I32, b64))
-                        };
-                        let signed = i.off == 1;
-                        let zero_t = b.ins().iconst(ty, 0);
-                        let one_t = b.ins().iconst(ty, 1);
-                        let r = match op {
-                            0x00 => b.ins().iadd(a, bb),
-                            0x10 => b.ins().isub(a, bb),
-                            0x20 => b.ins().imul(a, bb),
-                            0x30 | 0x90 => {
-                                // No traps: division by zero gives 0 (mod: the dividend), and
-                                // signed MIN / -1 wraps.
-                                let is0 = b.ins().icmp_imm_s(IntCC::Equal, bb, 0);
-                                let safe = b.ins().select(is0, one_t, bb);
-                                let v = if signed {
-                                    let neg1 = b.ins().icmp_imm_s(IntCC::Equal, safe, -1);
-                                    let safe2 = b.ins().select(neg1, one_t, safe);
-                                    if op == 0x30 {
-                                        let q = b.ins().sdiv(a, safe2);
-                                        let na = b.ins().ineg(a);
-                                        b.ins().select(neg1, na, q)
-                                    } else {
-                                        let r = b.ins().srem(a, safe2);
-                                        b.ins().select(neg1, zero_t, r)
-                                    }
-                                } else if op == 0x30 {
-                                    b.ins().udiv(a, safe)
-                                } else {
-                                    b.ins().urem(a, safe)
-                                };
-                                let dz = if op == 0x30 { zero_t } else { a };
-                                b.ins().select(is0, dz, v)
-                            }
-                            0x40 => b.ins().bor(a, bb),
-                            0x50 => b.ins().band(a, bb),
-                            0x60 => b.ins().ishl(a, bb),
-                            0x70 => b.ins().ushr(a, bb),
-                            0x80 => b.ins().ineg(a),
-                            0xa0 => b.ins().bxor(a, bb),
-                            0xb0 => match i.off {
-                                0 => bb,
-                                8 | 16 | 32 if wide || i.off != 32 => {
-                                    let t = match i.off {
-                                        8 => I8,
-                                        16 => cranelift_codegen::ir::types::I16,
-                                        _ => I32,
-                                    };
-                                    let x = b.ins().ireduce(t, bb);
-                                    b.ins().sextend(ty, x)
-                                }
-                                _ => {
-                                    return Err(JitError::Unsupported {
-                                        insn: pc,
-                                        what: "sign-extending move".into(),
-                                    })
-                                }
-                            },
-                            0xc0 => b.ins().sshr(a, bb),
-                            _ => {
-                                return Err(JitError::Unsupported {
-                                    insn: pc,
-                                    what: format!("alu opcode {:#x}", i.code),
-                                })
-                            }
-                        };
-                        let r64 = if wide { r } else { b.ins().uextend(I64, r) };
-                        b.def_var(regs[d], r64);
-                        pc += 1;
-                    }
-                    0x05 | 0x06 => {
-                        let op = i.code & 0xf0;
-                        match op {
-                            0x90 => {
-                                let r0 = b.use_var(regs[0]);
-                                b.ins().return_(&[r0]);
-                                open = false;
-                                pc += 1;
-                            }
-                            0x80 => {
-                                if i.src != 0 {
-                                    return Err(JitError::Unsupported {
-                                        insn: pc,
-                                        what: "bpf-to-bpf and kfunc calls run on the interpreter"
-                                            .into(),
-                                    });
-                                }
-                                let id = b.ins().iconst(I64, i64::from(i.imm));
-                                let args: Vec<Value> = (1..6).map(|r| b.use_var(regs[r])).collect();
-                                let call = b.ins().call(
-                                    r_helper,
-                                    &[st, pcv, id, args[0], args[1], args[2], args[3], args[4]],
-                                );
-                                let r0 = b.inst_results(call)[0];
-                                b.def_var(regs[0], r0);
-                                // Helpers clobber r1–r5.
-                                let z = b.ins().iconst(I64, 0);
-                                for r in &regs[1..6] {
-                                    b.def_var(*r, z);
-                                }
-                                check(&mut b);
-                                pc += 1;
-                            }
-                            _ => {
-                                let off = if class == 0x06 && op == 0x00 {
-                                    i64::from(i.imm)
-                                } else {
-                                    i64::from(i.off)
-                                };
-                                let target = (pc as i64 + 1 + off) as usize;
-                                let tblk = blocks[&target];
-                                if target <= pc {
-                                    // A backward jump spends fuel.
-                                    let f = b.use_var(fuel);
-                                    let f = b.ins().iadd_imm_s(f, -1);
-                                    b.def_var(fuel, f);
-                                    let out = b.create_block();
-                                    let go = b.create_block();
-                                    b.ins().brif(f, go, &[], out, &[]);
-                                    b.switch_to_block(out);
-                                    b.ins().call(r_budget, &[st]);
-                                    b.ins().jump(exit_fail, &[]);
-                                    b.switch_to_block(go);
-                                }
-                                if op == 0x00 {
-                                    b.ins().jump(tblk, &[]);
-                                } else {
-                                    let next = blocks[&(pc + 1)];
-                                    let mut a = b.use_var(regs[d]);
-                                    let mut v = if i.code & 0x08 != 0 {
-                                        b.use_var(regs[s])
-                                    } else {
-                                        b.ins().iconst(I64, i64::from(i.imm))
-                                    };
-                                    if class == 0x06 {
-                                        a = b.ins().ireduce(I32, a);
-                                        v = b.ins().ireduce(I32, v);
-                                    }
-                                    let cond = match op {
-                                        0x10 => b.ins().icmp(IntCC::Equal, a, v),
-                                        0x20 => b.ins().icmp(IntCC::UnsignedGreaterThan, a, v),
-                                        0x30 => {
-                                            b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, a, v)
-                                        }
-                                        0x40 => {
-                                            let x = b.ins().band(a, v);
-                                            b.ins().icmp_imm_s(IntCC::NotEqual, x, 0)
-                                        }
-                                        0x50 => b.ins().icmp(IntCC::NotEqual, a, v),
-                                        0x60 => b.ins().icmp(IntCC::SignedGreaterThan, a, v),
-                                        0x70 => b.ins().icmp(IntCC::SignedGreaterThanOrEqual, a, v),
-                                        0xa0 => b.ins().icmp(IntCC::UnsignedLessThan, a, v),
-                                        0xb0 => b.ins().icmp(IntCC::UnsignedLessThanOrEqual, a, v),
-                                        0xc0 => b.ins().icmp(IntCC::SignedLessThan, a, v),
-                                        0xd0 => b.ins().icmp(IntCC::SignedLessThanOrEqual, a, v),
-                                        _ => {
-                                            return Err(JitError::Unsupported {
-                                                insn: pc,
-                                                what: format!("jump opcode {:#x}", i.code),
-                                            })
-                                        }
-                                    };
-                                    b.ins().brif(cond, tblk, &[], next, &[]);
-                                }
-                                open = false;
-                                pc += 1;
-                            }
-                        }
-                    }
-                    0x00 => {
-                        if i.code != 0x18 || pc + 1 >= insns.len() {
-                            return Err(JitError::Unsupported {
-                                insn: pc,
-                                what: "load form".into(),
-                            });
-                        }
-                        let next = insns[pc + 1];
-                        let v: u64 = match i.src {
-                            0 => (i.imm as u32 as u64) | ((next.imm as u32 as u64) << 32),
-                            1 => (0x400u64 << 32) | (i.imm as u32 as u64),
-                            2 => ((0x100u64 + i.imm as u32 as u64) << 32) + next.imm as u32 as u64,
-                            _ => {
-                                return Err(JitError::Unsupported {
-                                    insn: pc,
-                                    what: "ld_imm64 source".into(),
-                                })
-                            }
-                        };
-                        let c = b.ins().iconst(I64, v as i64);
-                        b.def_var(regs[d], c);
-                        pc += 2;
-                    }
-                    0x01 => {
-                        let size = match i.code & 0x18 {
-                            0x00 => 4,
-                            0x08 => 2,
-                            0x10 => 1,
-                            _ => 8,
-                        };
-                        let base = b.use_var(regs[s]);
-                        let addr = b.ins().iadd_imm_s(base, i64::from(i.off));
-                        let mut v = fast_load(&mut b, st, addr, size, |b| {
-                            let sz = b.ins().iconst(I64, size);
-                            let call = b.ins().call(r_load, &[st, pcv, addr, sz]);
-                            let v = b.inst_results(call)[0];
-                            check(b);
-                            v
-                        });
-                        match i.code & 0xe0 {
-                            0x60 => {}
-                            0x80 => {
-                                let t = match size {
-                                    1 => I8,
-                                    2 => cranelift_codegen::ir::types::I16,
-                                    4 => I32,
-                                    _ => I64,
-                                };
-                                if t != I64 {
-                                    let x = b.ins().ireduce(t, v);
-                                    v = b.ins().sextend(I64, x);
-                                }
-                            }
-                            _ => {
-                                return Err(JitError::Unsupported {
-                                    insn: pc,
-                                    what: "load mode".into(),
-                                })
-                            }
-                        }
-                        b.def_var(regs[d], v);
-                        pc += 1;
-                    }
-                    0x02 | 0x03 => {
-                        let size = match i.code & 0x18 {
-                            0x00 => 4,
-                            0x08 => 2,
-                            0x10 => 1,
-                            _ => 8,
-                        };
-                        let base = b.use_var(regs[d]);
-                        let addr = b.ins().iadd_imm_s(base, i64::from(i.off));
-                        if class == 0x03 && i.code & 0xe0 == 0xc0 {
-                            let src = b.use_var(regs[s]);
-                            let r0 = b.use_var(regs[0]);
-                            let sr = b.ins().iconst(I64, s as i64);
-                            let call = b.ins().call(r_atomic, &[st, pcv, addr, src, r0, sr]);
-                            let news = b.inst_results(call)[0];
-                            check(&mut b);
-                            b.def_var(regs[s], news);
-                            let call = b.ins().call(r_r0, &[st]);
-                            let r0n = b.inst_results(call)[0];
-                            b.def_var(regs[0], r0n);
-                        } else {
-                            let v = if class == 0x02 {
-                                b.ins().iconst(I64, i64::from(i.imm))
-                            } else {
-                                b.use_var(regs[s])
-                            };
-                            fast_store(&mut b, st, addr, size, v, |b| {
-                                let sz = b.ins().iconst(I64, size);
-                                b.ins().call(r_store, &[st, pcv, addr, sz, v]);
-                                check(b);
-                            });
-                        }
-                        pc += 1;
-                    }
-                    _ => {
-                        return Err(JitError::Unsupported {
-                            insn: pc,
-                            what: format!("opcode {:#x}", i.code),
-                        })
-                    }
-                }
-            }
-            if open {
-                // Falling off the end is a fault, as in the interpreter.
-                b.ins().call(r_end, &[st]);
-                b.ins().jump(exit_fail, &[]);
-            }
-            b.switch_to_block(exit_fail);
-            let z = b.ins().iconst(I64, 0);
-            b.ins().return_(&[z]);
-            b.seal_all_blocks();
-            b.finalize(module.target_config());
+            module
+                .define_function(ids[&f.entry], &mut ctx)
+                .map_err(|e| cg(&e))?;
+            module.clear_context(&mut ctx);
         }
-        let id = module
-            .declare_function("nfcc_prog", Linkage::Export, &ctx.func.signature)
-            .map_err(|e| cg(&e))?;
-        module.define_function(id, &mut ctx).map_err(|e| cg(&e))?;
-        module.clear_context(&mut ctx);
         module.finalize_definitions().map_err(|e| cg(&e))?;
-        let code = module.get_finalized_function(id);
-        // SAFETY: the function was declared with this signature (one pointer in, i64 out).
+        let code = module.get_finalized_function(ids[&0]);
+        // SAFETY: the function was declared with this signature (a pointer and ten i64s in,
+        // i64 out, the platform's C convention).
         let entry = unsafe { std::mem::transmute::<*const u8, Entry>(code) };
         Ok(JitProgram {
             entry,
+            shapes: shapes.to_vec(),
             _module: Arc::new(Mutex::new(module)),
         })
     }
 
     /// Runs the compiled code on a prepared machine; the result is r0, or the first fault.
     pub(crate) fn exec(&self, vm: &mut Vm<'_, '_>) -> Result<u64, EmuError> {
+        let Some((ctx, ctx_len, maps, nmaps)) = vm.raw_ctx_and_maps(&self.shapes) else {
+            return Err(EmuError::Jit(
+                "the code was compiled for maps of other shapes".into(),
+            ));
+        };
         let (stack, pkt, pkt_lo, pkt_hi) = vm.raw_regions();
-        let (ctx, ctx_len, slabs) = vm.raw_ctx_and_maps();
         let mut s = State {
             failed: 0,
             stack,
@@ -677,14 +1271,30 @@ impl JitProgram {
             pkt_hi,
             ctx,
             ctx_len,
-            maps: slabs.as_ptr() as u64,
-            nmaps: slabs.len() as u64,
+            maps,
+            nmaps,
             vm,
             error: None,
         };
-        // SAFETY: the code reads the flag at offset 0 of `s` and passes the pointer back to
-        // the entry points above, which cast it to the same `State`; `s` outlives the call.
-        let r0 = unsafe { (self.entry)((&mut s as *mut State<'_, '_, '_>).cast::<u8>()) };
+        let top = STACK_BASE + (FRAME * MAX_FRAMES) as u64;
+        // SAFETY: the code reads the fields at the offsets above and passes the pointer back to
+        // the entry points, which cast it to the same `State`; `s` and the buffers the table
+        // points into outlive the call.
+        let r0 = unsafe {
+            (self.entry)(
+                (&mut s as *mut State<'_, '_, '_>).cast::<u8>(),
+                CTX_BASE,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                top,
+            )
+        };
         if s.failed != 0 {
             return Err(s.error.take().unwrap_or(EmuError::Fault {
                 insn: 0,
@@ -704,7 +1314,8 @@ pub fn run(
     env: &mut crate::Env,
     frame: &[u8],
 ) -> Result<crate::vm::RunOutput, EmuError> {
-    let code = JitProgram::compile(insns).map_err(|e| EmuError::Jit(e.to_string()))?;
+    let shapes: Vec<MapShape> = maps.iter().map(MapShape::of).collect();
+    let code = JitProgram::compile(insns, &shapes).map_err(|e| EmuError::Jit(e.to_string()))?;
     crate::vm::run_with(
         insns,
         hook,
@@ -742,8 +1353,8 @@ fn fast_path(
     b.ins().brif(in_stack, stack_blk, &[], not_stack, &[]);
 
     b.switch_to_block(not_stack);
-    let lo = b.ins().load(I64, flags, st, 24);
-    let hi = b.ins().load(I64, flags, st, 32);
+    let lo = b.ins().load(I64, flags, st, ST_PKT_LO);
+    let hi = b.ins().load(I64, flags, st, ST_PKT_HI);
     let end = b.ins().iadd_imm_s(addr, size);
     let c1 = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, addr, lo);
     let c2 = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, hi);
@@ -759,7 +1370,7 @@ fn fast_path(
     let ctx_blk = b.create_block();
     let not_ctx = b.create_block();
     let coff = b.ins().iadd_imm_s(addr, -(crate::vm::CTX_BASE as i64));
-    let clen = b.ins().load(I64, flags, st, 48);
+    let clen = b.ins().load(I64, flags, st, ST_CTX_LEN);
     let cend = b.ins().iadd_imm_s(coff, size);
     let in_ctx = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, cend, clen);
     let not_wrapped = b.ins().icmp(IntCC::UnsignedGreaterThan, cend, coff);
@@ -776,11 +1387,11 @@ fn fast_path(
     let map_hit = b.create_block();
     let hi32 = b.ins().ushr_imm_u(addr, 32);
     let idx = b.ins().iadd_imm_s(hi32, -0x100);
-    let nmaps = b.ins().load(I64, flags, st, 64);
+    let nmaps = b.ins().load(I64, flags, st, ST_NMAPS);
     let is_map = b.ins().icmp(IntCC::UnsignedLessThan, idx, nmaps);
     b.ins().brif(is_map, map_blk, &[], slow_blk, &[]);
     b.switch_to_block(map_blk);
-    let table = b.ins().load(I64, flags, st, 56);
+    let table = b.ins().load(I64, flags, st, ST_MAPS);
     let ent_off = b.ins().imul_imm_u(idx, 24);
     let ent = b.ins().iadd(table, ent_off);
     let mptr = b.ins().load(I64, flags, ent, 0);
@@ -801,20 +1412,20 @@ fn fast_path(
 
     let mut results = Vec::new();
     b.switch_to_block(stack_blk);
-    let sp = b.ins().load(I64, flags, st, 8);
+    let sp = b.ins().load(I64, flags, st, ST_STACK);
     let p = b.ins().iadd(sp, off);
     results.push(fast(b, p));
     b.ins().jump(merge, &results_args(&results));
 
     b.switch_to_block(pkt_blk);
-    let pp = b.ins().load(I64, flags, st, 16);
+    let pp = b.ins().load(I64, flags, st, ST_PKT);
     let o = b.ins().iadd_imm_s(addr, -(crate::vm::PKT_BASE as i64));
     let p = b.ins().iadd(pp, o);
     let r = fast(b, p);
     b.ins().jump(merge, &results_args(&[r]));
 
     b.switch_to_block(ctx_blk);
-    let cp = b.ins().load(I64, flags, st, 40);
+    let cp = b.ins().load(I64, flags, st, ST_CTX);
     let p = b.ins().iadd(cp, coff);
     let r = fast(b, p);
     b.ins().jump(merge, &results_args(&[r]));
@@ -843,60 +1454,4 @@ fn results_args(v: &[Option<Value>]) -> Vec<cranelift_codegen::ir::BlockArg> {
         .flatten()
         .map(|v| cranelift_codegen::ir::BlockArg::Value(*v))
         .collect()
-}
-
-/// A load of `size` bytes, inline for the stack and the packet.
-fn fast_load(
-    b: &mut FunctionBuilder<'_>,
-    st: Value,
-    addr: Value,
-    size: i64,
-    mut slow: impl FnMut(&mut FunctionBuilder<'_>) -> Value,
-) -> Value {
-    let flags = MemFlagsData::new().with_notrap();
-    let mut fast = |b: &mut FunctionBuilder<'_>, p: Value| {
-        Some(match size {
-            1 => b.ins().uload8(I64, flags, p, 0),
-            2 => b.ins().uload16(I64, flags, p, 0),
-            4 => b.ins().uload32(flags, p, 0),
-            _ => b.ins().load(I64, flags, p, 0),
-        })
-    };
-    let mut slow_opt = |b: &mut FunctionBuilder<'_>| Some(slow(b));
-    fast_path(b, st, addr, size, true, &mut fast, &mut slow_opt)
-        .unwrap_or_else(|| b.ins().iconst(I64, 0))
-}
-
-/// A store of `size` bytes of `v`, inline for the stack and the packet.
-fn fast_store(
-    b: &mut FunctionBuilder<'_>,
-    st: Value,
-    addr: Value,
-    size: i64,
-    v: Value,
-    mut slow: impl FnMut(&mut FunctionBuilder<'_>),
-) {
-    let flags = MemFlagsData::new().with_notrap();
-    let mut fast = |b: &mut FunctionBuilder<'_>, p: Value| {
-        match size {
-            1 => {
-                b.ins().istore8(flags, v, p, 0);
-            }
-            2 => {
-                b.ins().istore16(flags, v, p, 0);
-            }
-            4 => {
-                b.ins().istore32(flags, v, p, 0);
-            }
-            _ => {
-                b.ins().store(flags, v, p, 0);
-            }
-        }
-        None
-    };
-    let mut slow_opt = |b: &mut FunctionBuilder<'_>| {
-        slow(b);
-        None
-    };
-    let _ = fast_path(b, st, addr, size, false, &mut fast, &mut slow_opt);
 }

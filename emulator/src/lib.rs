@@ -26,7 +26,6 @@ pub mod vm;
 
 use maps::{EmuMap, MapKind};
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use vm::{Ins, RunOutput};
 
 /// Where a program attaches, as far as its context goes.
@@ -149,20 +148,34 @@ pub enum EmuError {
     Jit(String),
 }
 
+/// The loaded programs, by name.
+#[derive(Clone, Debug, Default)]
+struct Programs(Vec<(String, Prog)>);
+
+impl Programs {
+    fn get(&self, name: &str) -> Option<&Prog> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, p)| p)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut Prog> {
+        self.0.iter_mut().find(|(n, _)| n == name).map(|(_, p)| p)
+    }
+}
+
 /// A loaded program.
 #[derive(Clone, Debug)]
 struct Prog {
     hook: Hook,
     insns: Vec<Ins>,
+    /// Its native code, once the JIT compiled it (copies of the emulator share it).
+    jit: Option<std::sync::Arc<jit::JitProgram>>,
 }
 
 /// An object loaded into the emulator: its programs and their maps.
 #[derive(Clone, Debug)]
 pub struct Emulator {
-    /// Programs by name (FNV: the name is hashed on every run).
-    programs: HashMap<String, Prog, BuildHasherDefault<maps::Fnv>>,
-    /// Programs compiled by the JIT, on first use.
-    jitted: HashMap<String, std::sync::Arc<jit::JitProgram>, BuildHasherDefault<maps::Fnv>>,
+    /// Programs by name (an object holds a few: a scan beats hashing the name on every run).
+    programs: Programs,
     /// Buffers reused from run to run.
     bufs: vm::Buffers,
     maps: Vec<EmuMap>,
@@ -221,7 +234,7 @@ impl Emulator {
         .map_err(|e| EmuError::Relocate(e.to_string()))?;
         obj.relocate_calls(&text_sections)
             .map_err(|e| EmuError::Relocate(e.to_string()))?;
-        let mut programs = HashMap::default();
+        let mut programs = Programs::default();
         for (name, p) in &obj.programs {
             let hook = match p.section {
                 aya_obj::ProgramSection::Xdp { .. } => Hook::Xdp,
@@ -242,11 +255,17 @@ impl Emulator {
                     imm: i.imm,
                 })
                 .collect();
-            programs.insert(name.clone(), Prog { hook, insns });
+            programs.0.push((
+                name.clone(),
+                Prog {
+                    hook,
+                    insns,
+                    jit: None,
+                },
+            ));
         }
         Ok(Emulator {
             programs,
-            jitted: HashMap::default(),
             bufs: vm::Buffers::default(),
             maps,
             env: Env::default(),
@@ -255,7 +274,7 @@ impl Emulator {
 
     /// The names of the programs, sorted.
     pub fn programs(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.programs.keys().cloned().collect();
+        let mut v: Vec<String> = self.programs.0.iter().map(|(n, _)| n.clone()).collect();
         v.sort();
         v
     }
@@ -287,12 +306,17 @@ impl Emulator {
     /// Runs `program` on `frame` as native code from the JIT (compiled on first use), over the
     /// same checked machine as [`Emulator::run`].
     pub fn run_jit(&mut self, program: &str, frame: &[u8]) -> Result<RunOutput, EmuError> {
-        let code = self.jit_compile(program)?;
-        let Some(p) = self.programs.get(program) else {
-            return Err(EmuError::NoProgram(
-                program.to_string(),
-                self.programs().join(", "),
-            ));
+        let p = match self.programs.get(program) {
+            Some(p) if p.jit.is_some() => p,
+            _ => {
+                self.jit_compile(program)?;
+                self.programs
+                    .get(program)
+                    .ok_or_else(|| EmuError::Jit("compiled code went missing".into()))?
+            }
+        };
+        let Some(code) = &p.jit else {
+            return Err(EmuError::Jit("compiled code went missing".into()));
         };
         vm::run_with(
             &p.insns,
@@ -310,19 +334,19 @@ impl Emulator {
         &mut self,
         program: &str,
     ) -> Result<std::sync::Arc<jit::JitProgram>, EmuError> {
-        if let Some(c) = self.jitted.get(program) {
+        let shapes: Vec<jit::MapShape> = self.maps.iter().map(jit::MapShape::of).collect();
+        let names = self.programs().join(", ");
+        let Some(p) = self.programs.get_mut(program) else {
+            return Err(EmuError::NoProgram(program.to_string(), names));
+        };
+        if let Some(c) = &p.jit {
             return Ok(c.clone());
         }
-        let Some(p) = self.programs.get(program) else {
-            return Err(EmuError::NoProgram(
-                program.to_string(),
-                self.programs().join(", "),
-            ));
-        };
         let c = std::sync::Arc::new(
-            jit::JitProgram::compile(&p.insns).map_err(|e| EmuError::Jit(e.to_string()))?,
+            jit::JitProgram::compile(&p.insns, &shapes)
+                .map_err(|e| EmuError::Jit(e.to_string()))?,
         );
-        self.jitted.insert(program.to_string(), c.clone());
+        p.jit = Some(c.clone());
         Ok(c)
     }
 

@@ -9,29 +9,53 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// FNV-1a: keys are a few bytes, and SipHash's setup costs more than the key.
+/// A word-at-a-time multiplicative hash (the rotate-xor-multiply step of rustc's FxHash):
+/// keys are a few bytes, SipHash's setup costs more than the key, and a byte-at-a-time hash
+/// costs a multiply per byte. Keys come from the program under test, not from an adversary.
 #[derive(Default)]
-pub struct Fnv(u64);
+pub struct WordHash(u64);
 
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
+impl WordHash {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 }
 
-type Index = HashMap<Vec<u8>, usize, BuildHasherDefault<Fnv>>;
+impl Hasher for WordHash {
+    #[inline]
+    fn finish(&self) -> u64 {
+        // The multiply carries low bits upward only; fold the high bits back down, since the
+        // table picks buckets by the low bits (keys such as addresses differ in their last byte,
+        // the high byte of a little-endian word).
+        let h = self.0 ^ (self.0 >> 32);
+        (h ^ (h >> 16)).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (h >> 29)
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            // Byte by byte: a short copy through memory would stall the load after it.
+            let w = rest
+                .iter()
+                .enumerate()
+                .fold(0u64, |w, (i, b)| w | u64::from(*b) << (8 * i));
+            self.add(w);
+        }
+    }
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+
+type Index = HashMap<Vec<u8>, usize, BuildHasherDefault<WordHash>>;
 
 /// The kinds of map the emulator implements (kernel `BPF_MAP_TYPE_*` numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,8 +160,12 @@ pub struct EmuMap {
     pub slab: Vec<u8>,
     /// Hash kinds: key to slot.
     index: Index,
-    /// LPM tries: how many entries have each prefix length, so lookups probe only those.
+    /// LPM tries: how many entries have each prefix length.
     lpm_lengths: Vec<u32>,
+    /// LPM tries: the prefix lengths present, longest first, so lookups probe only those.
+    lpm_present: Vec<usize>,
+    /// LPM tries: the probe key, reused from lookup to lookup.
+    lpm_probe: Vec<u8>,
     /// Hash kinds: free slots.
     free: Vec<usize>,
     /// LRU kinds: last use of each slot (a counter), for eviction.
@@ -166,6 +194,8 @@ impl EmuMap {
             slab: vec![0; slots * value_size],
             index: Index::default(),
             lpm_lengths: vec![0; key_size.saturating_sub(4) * 8 + 1],
+            lpm_present: Vec::new(),
+            lpm_probe: Vec::with_capacity(key_size),
             free: (0..slots).rev().collect(),
             used: vec![0; slots],
             tick: 0,
@@ -181,17 +211,37 @@ impl EmuMap {
 
     /// The LPM trie's longest matching entry for a `{prefix length, data}` key: a probe per
     /// prefix length present, longest first.
-    fn lpm_find(&self, key: &[u8]) -> Option<usize> {
+    fn lpm_find(&mut self, key: &[u8]) -> Option<usize> {
         let data = key.get(4..)?;
         let max = (data.len() * 8).min(u32::from_le_bytes(key[..4].try_into().ok()?) as usize);
-        let mut probe = Vec::with_capacity(key.len());
-        (0..=max)
-            .rev()
-            .filter(|&l| self.lpm_lengths.get(l).is_some_and(|n| *n > 0))
-            .find_map(|len| {
+        let mut probe = std::mem::take(&mut self.lpm_probe);
+        let found = self
+            .lpm_present
+            .iter()
+            .filter(|&&l| l <= max)
+            .find_map(|&len| {
                 lpm_key_into(len, data, &mut probe);
-                self.index.get(&probe).copied()
-            })
+                self.index.get(probe.as_slice()).copied()
+            });
+        self.lpm_probe = probe;
+        found
+    }
+
+    /// Counts an LPM entry of prefix length `len` in (`add`) or out, keeping the list of
+    /// lengths present.
+    fn lpm_count(&mut self, len: usize, add: bool) {
+        let Some(n) = self.lpm_lengths.get_mut(len) else {
+            return;
+        };
+        let before = *n;
+        *n = if add { *n + 1 } else { n.saturating_sub(1) };
+        if (before == 0) == (*n == 0) {
+            return;
+        }
+        self.lpm_present = (0..self.lpm_lengths.len())
+            .rev()
+            .filter(|&l| self.lpm_lengths[l] > 0)
+            .collect();
     }
 
     /// The slot holding `key`'s value, if present.
@@ -257,9 +307,7 @@ impl EmuMap {
                     if self.kind == MapKind::LpmTrie {
                         let len = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]])
                             as usize;
-                        if let Some(n) = self.lpm_lengths.get_mut(len) {
-                            *n += 1;
-                        }
+                        self.lpm_count(len, true);
                     }
                     self.index.insert(stored, s);
                     s
@@ -298,9 +346,7 @@ impl EmuMap {
         let slot = self.index.remove(&stored).ok_or(MapError::NotFound)?;
         if self.kind == MapKind::LpmTrie {
             let len = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]) as usize;
-            if let Some(n) = self.lpm_lengths.get_mut(len) {
-                *n = n.saturating_sub(1);
-            }
+            self.lpm_count(len, false);
         }
         self.slab[slot * self.value_size..(slot + 1) * self.value_size].fill(0);
         self.free.push(slot);

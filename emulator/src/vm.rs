@@ -19,15 +19,15 @@ pub const CTX_BASE: u64 = 0x0200_0000;
 /// Where the stack starts (frame 0 at the top end).
 pub const STACK_BASE: u64 = 0x0300_0000;
 /// Map `i`'s values live at `(MAP_VALUES + i) << 32`.
-const MAP_VALUES: u64 = 0x100;
+pub(crate) const MAP_VALUES: u64 = 0x100;
 /// A map "pointer" from `ld_imm64` is `(MAP_HANDLES << 32) | i`.
-const MAP_HANDLES: u64 = 0x400;
+pub(crate) const MAP_HANDLES: u64 = 0x400;
 /// Bytes of headroom before the frame (XDP_PACKET_HEADROOM) and of room after it.
 pub const HEADROOM: usize = 256;
 const TAILROOM: usize = 256;
 /// Stack bytes per call frame, and frames.
-const FRAME: usize = 512;
-const MAX_FRAMES: usize = 8;
+pub(crate) const FRAME: usize = 512;
+pub(crate) const MAX_FRAMES: usize = 8;
 /// Instructions one run may execute before it is stopped.
 pub const BUDGET: u64 = 4_000_000;
 
@@ -76,12 +76,15 @@ pub struct RunOutput {
 
 /// The packet, the context, the stack and the maps of one run.
 struct Mem<'a> {
-    pkt: Vec<u8>,
+    pkt: &'a mut Vec<u8>,
     data: usize,
     data_end: usize,
-    ctx: Vec<u8>,
+    /// The lowest `data` and highest `data_end` of the run: every byte the program could
+    /// have written to the packet buffer lies between them.
+    touched: (usize, usize),
+    ctx: &'a mut Vec<u8>,
     hook: Hook,
-    stack: Vec<u8>,
+    stack: &'a mut Vec<u8>,
     maps: &'a mut [EmuMap],
 }
 
@@ -141,6 +144,10 @@ impl Mem<'_> {
 
     /// Writes the current `data`/`data_end`/`data_meta` into the context.
     fn sync_ctx(&mut self) {
+        self.touched = (
+            self.touched.0.min(self.data),
+            self.touched.1.max(self.data_end),
+        );
         let data = (PKT_BASE + self.data as u64) as u32;
         let end = (PKT_BASE + self.data_end as u64) as u32;
         let put = |ctx: &mut Vec<u8>, off: usize, v: u32| {
@@ -148,15 +155,15 @@ impl Mem<'_> {
         };
         match self.hook {
             Hook::Xdp => {
-                put(&mut self.ctx, 0, data);
-                put(&mut self.ctx, 4, end);
-                put(&mut self.ctx, 8, data);
+                put(self.ctx, 0, data);
+                put(self.ctx, 4, end);
+                put(self.ctx, 8, data);
             }
             Hook::Tc => {
-                put(&mut self.ctx, 0, end - data);
-                put(&mut self.ctx, 76, data);
-                put(&mut self.ctx, 80, end);
-                put(&mut self.ctx, 140, data);
+                put(self.ctx, 0, end - data);
+                put(self.ctx, 76, data);
+                put(self.ctx, 80, end);
+                put(self.ctx, 140, data);
             }
         }
     }
@@ -201,9 +208,13 @@ pub fn run(
 /// no allocation.
 #[derive(Clone, Debug, Default)]
 pub struct Buffers {
+    /// Zero outside `pkt_dirty` between runs, so a run clears only what the last one touched.
     pkt: Vec<u8>,
+    pkt_dirty: (usize, usize),
     ctx: Vec<u8>,
     stack: Vec<u8>,
+    /// Each map's value slab, as JIT code sees it.
+    slabs: Vec<[u64; 3]>,
 }
 
 /// Sets up a run's memory and context, executes it with `exec` (the interpreter, or JIT code
@@ -217,47 +228,58 @@ pub(crate) fn run_with(
     bufs: &mut Buffers,
     exec: impl FnOnce(&mut Vm<'_, '_>) -> Result<u64, EmuError>,
 ) -> Result<RunOutput, EmuError> {
-    let mut pkt = std::mem::take(&mut bufs.pkt);
-    pkt.clear();
+    let Buffers {
+        pkt,
+        pkt_dirty,
+        ctx,
+        stack,
+        slabs,
+    } = bufs;
+    // Headroom and tailroom must read as zero: clear what the last run touched, then the
+    // buffer is zero but for the frame copied in.
+    let (lo, hi) = *pkt_dirty;
+    let hi = hi.min(pkt.len()).max(lo);
+    if let Some(d) = pkt.get_mut(lo..hi) {
+        d.fill(0);
+    }
     pkt.resize(HEADROOM + frame.len() + TAILROOM, 0);
     pkt[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
-    let mut ctx = std::mem::take(&mut bufs.ctx);
     ctx.clear();
     ctx.resize(if hook == Hook::Xdp { XDP_CTX } else { SKB_CTX }, 0);
     // Only the entry frame is cleared: a callee's frame is cleared when it is entered.
-    let mut stack = std::mem::take(&mut bufs.stack);
     stack.resize(FRAME * MAX_FRAMES, 0);
     stack[FRAME * (MAX_FRAMES - 1)..].fill(0);
     let mut mem = Mem {
         pkt,
         data: HEADROOM,
         data_end: HEADROOM + frame.len(),
+        touched: (HEADROOM, HEADROOM + frame.len()),
         ctx,
         hook,
         stack,
         maps,
     };
     mem.sync_ctx();
-    let put32 = |ctx: &mut Vec<u8>, off: usize, v: u32| {
+    let put32 = |ctx: &mut [u8], off: usize, v: u32| {
         ctx[off..off + 4].copy_from_slice(&v.to_le_bytes());
     };
     match hook {
         Hook::Xdp => {
-            put32(&mut mem.ctx, 12, env.ifindex);
-            put32(&mut mem.ctx, 16, env.rxq);
+            put32(mem.ctx, 12, env.ifindex);
+            put32(mem.ctx, 16, env.rxq);
         }
         Hook::Tc => {
-            put32(&mut mem.ctx, 8, env.mark);
+            put32(mem.ctx, 8, env.mark);
             // skb->protocol: the frame's ethertype, as eth_type_trans sets it.
             if frame.len() >= 14 {
                 put32(
-                    &mut mem.ctx,
+                    mem.ctx,
                     16,
                     u32::from(u16::from_le_bytes([frame[12], frame[13]])),
                 );
             }
-            put32(&mut mem.ctx, 36, env.ifindex);
-            put32(&mut mem.ctx, 40, env.ifindex);
+            put32(mem.ctx, 36, env.ifindex);
+            put32(mem.ctx, 40, env.ifindex);
         }
     }
     let mut vm = Vm {
@@ -268,8 +290,12 @@ pub(crate) fn run_with(
         frames: Vec::new(),
         redirect: None,
         executed: 0,
+        slabs,
     };
-    let r0 = exec(&mut vm)?;
+    let r0 = exec(&mut vm);
+    // Even after a fault: the buffer stays, and the next run clears what this one touched.
+    *pkt_dirty = vm.mem.touched;
+    let r0 = r0?;
     let retval = match (vm.env.profile, hook) {
         // The NIC cannot redirect; the driver drops such packets (XDP_ABORTED).
         (Profile::Nfp, Hook::Xdp) if r0 == 4 => 0,
@@ -287,9 +313,6 @@ pub(crate) fn run_with(
         redirect: vm.redirect,
         executed: vm.executed,
     };
-    bufs.pkt = std::mem::take(&mut vm.mem.pkt);
-    bufs.ctx = std::mem::take(&mut vm.mem.ctx);
-    bufs.stack = std::mem::take(&mut vm.mem.stack);
     Ok(out)
 }
 
@@ -303,6 +326,8 @@ pub(crate) struct Vm<'a, 'm> {
     frames: Vec<(usize, [u64; 4])>,
     redirect: Option<u32>,
     pub(crate) executed: u64,
+    /// Map slabs for JIT code (a buffer kept from run to run).
+    pub(crate) slabs: &'m mut Vec<[u64; 3]>,
 }
 
 fn sx(v: u64, bits: u32) -> u64 {
@@ -334,26 +359,34 @@ impl Vm<'_, '_> {
         )
     }
 
-    /// The context buffer's host address and length, and each map's value slab (host address,
-    /// length, value size), for JIT code's inline accesses.
-    pub(crate) fn raw_ctx_and_maps(&mut self) -> (u64, u64, Vec<[u64; 3]>) {
-        let maps = self
-            .mem
-            .maps
-            .iter_mut()
-            .map(|m| {
-                [
-                    m.slab.as_mut_ptr() as u64,
-                    m.slab.len() as u64,
-                    m.value_size as u64,
-                ]
-            })
-            .collect();
-        (
+    /// The context buffer's host address and length, and the table of map value slabs (host
+    /// address, length, value size of each) and its length, for JIT code's inline accesses;
+    /// `None` unless the maps have the shapes the code was compiled for. The table stays put
+    /// until the next call.
+    pub(crate) fn raw_ctx_and_maps(
+        &mut self,
+        shapes: &[crate::jit::MapShape],
+    ) -> Option<(u64, u64, u64, u64)> {
+        if self.mem.maps.len() != shapes.len() {
+            return None;
+        }
+        let slabs = &mut *self.slabs;
+        slabs.clear();
+        let mut same = true;
+        for (m, s) in self.mem.maps.iter_mut().zip(shapes) {
+            same &= crate::jit::MapShape::of(m) == *s;
+            slabs.push([
+                m.slab.as_mut_ptr() as u64,
+                m.slab.len() as u64,
+                m.value_size as u64,
+            ]);
+        }
+        same.then_some((
             self.mem.ctx.as_mut_ptr() as u64,
             self.mem.ctx.len() as u64,
-            maps,
-        )
+            self.slabs.as_ptr() as u64,
+            self.slabs.len() as u64,
+        ))
     }
 
     /// The program's length in instructions.
@@ -398,6 +431,31 @@ impl Vm<'_, '_> {
         self.helper(pc, id)
     }
 
+    /// `bpf_map_lookup_elem` on map `m` for JIT code, which knew the map when it compiled.
+    pub(crate) fn jit_lookup(&mut self, pc: usize, m: usize, key: u64) -> Result<u64, EmuError> {
+        if self.env.profile == Profile::Nfp && !nfcc_compiler::nfp::HELPERS.contains(&1) {
+            return Err(EmuError::NicLacks("helper map_lookup_elem".into()));
+        }
+        self.lookup(pc, m, key)
+    }
+
+    /// Entering a bpf-to-bpf callee whose frame ends at `top` for JIT code: the same depth
+    /// limit as the interpreter's, and the frame cleared.
+    pub(crate) fn jit_enter(&mut self, pc: usize, top: u64) -> Result<(), EmuError> {
+        // The interpreter refuses the eighth frame, whose top would be the stack's start.
+        let lo = top
+            .checked_sub(STACK_BASE + FRAME as u64)
+            .filter(|_| top > STACK_BASE)
+            .map(|lo| lo as usize);
+        match lo.and_then(|lo| self.mem.stack.get_mut(lo..lo + FRAME)) {
+            Some(f) => {
+                f.fill(0);
+                Ok(())
+            }
+            None => Err(self.fault(pc, "call stack too deep")),
+        }
+    }
+
     pub(crate) fn exec(&mut self) -> Result<u64, EmuError> {
         self.regs[1] = CTX_BASE;
         self.regs[10] = self.frame_top();
@@ -432,6 +490,9 @@ impl Vm<'_, '_> {
                                 0 => {
                                     let r = self.helper(pc, i.imm)?;
                                     self.regs[0] = r;
+                                    // r1–r5 are clobbered (the verifier refuses reading
+                                    // them); zero them, as the JIT does.
+                                    self.regs[1..6].fill(0);
                                     pc += 1;
                                 }
                                 1 => {
@@ -452,6 +513,7 @@ impl Vm<'_, '_> {
                         0x90 => match self.frames.pop() {
                             None => return Ok(self.regs[0]),
                             Some((ret, saved)) => {
+                                self.regs[1..6].fill(0);
                                 self.regs[6..10].copy_from_slice(&saved);
                                 self.regs[10] = self.frame_top();
                                 pc = ret;
@@ -698,6 +760,38 @@ impl Vm<'_, '_> {
         })
     }
 
+    /// `bpf_map_lookup_elem(map m, key at addr)`: the value's address, or 0.
+    fn lookup(&mut self, pc: usize, m: usize, addr: u64) -> Result<u64, EmuError> {
+        let (key_size, array) = (self.mem.maps[m].key_size, self.mem.maps[m].kind.is_array());
+        let slot = if array && key_size == 4 {
+            // Arrays are indexed directly: no key copy, no hashing.
+            let Some(i) = self.mem.load(addr, 4) else {
+                return Err(self.fault(pc, "array index outside any object"));
+            };
+            let map = &self.mem.maps[m];
+            (map.kind.has_values() && (i as usize) < map.max_entries).then_some(i as usize)
+        } else if key_size <= 64 {
+            // The key may live in another map's value: copy it out, without allocating.
+            let mut buf = [0u8; 64];
+            let Some(key) = self.mem.bytes(addr, key_size, false) else {
+                return Err(self.fault(
+                    pc,
+                    format!("helper argument of {key_size} bytes at {addr:#x} outside any object"),
+                ));
+            };
+            buf[..key_size].copy_from_slice(key);
+            self.mem.maps[m].slot_of(&buf[..key_size])
+        } else {
+            let key = self.read(pc, addr, key_size)?;
+            self.mem.maps[m].slot_of(&key)
+        };
+        let map = &self.mem.maps[m];
+        Ok(match slot {
+            Some(slot) => ((MAP_VALUES + m as u64) << 32) + (slot * map.value_size) as u64,
+            None => 0,
+        })
+    }
+
     fn helper(&mut self, pc: usize, id: i32) -> Result<u64, EmuError> {
         if self.env.profile == Profile::Nfp && !nfcc_compiler::nfp::HELPERS.contains(&id) {
             return Err(EmuError::NicLacks(format!(
@@ -710,24 +804,7 @@ impl Vm<'_, '_> {
             // map_lookup_elem
             1 => {
                 let m = self.map_index(pc, r[1])?;
-                let (key_size, array) =
-                    (self.mem.maps[m].key_size, self.mem.maps[m].kind.is_array());
-                let slot = if array && key_size == 4 {
-                    // Arrays are indexed directly: no key copy, no hashing.
-                    let Some(i) = self.mem.load(r[2], 4) else {
-                        return Err(self.fault(pc, "array index outside any object"));
-                    };
-                    let map = &self.mem.maps[m];
-                    (map.kind.has_values() && (i as usize) < map.max_entries).then_some(i as usize)
-                } else {
-                    let key = self.read(pc, r[2], key_size)?;
-                    self.mem.maps[m].slot_of(&key)
-                };
-                let map = &self.mem.maps[m];
-                match slot {
-                    Some(slot) => ((MAP_VALUES + m as u64) << 32) + (slot * map.value_size) as u64,
-                    None => 0,
-                }
+                self.lookup(pc, m, r[2])?
             }
             // map_update_elem
             2 => {

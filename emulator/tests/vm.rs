@@ -37,8 +37,6 @@ fn exec(
             std::mem::discriminant(b),
             "interpreter: {a}, JIT: {b}"
         ),
-        // The JIT leaves bpf-to-bpf calls to the interpreter, and says so.
-        (Ok(_), Err(EmuError::Jit(m))) if m.contains("bpf-to-bpf") => return interp,
         _ => panic!("interpreter {interp:?} but JIT {jit:?} on {prog:?}"),
     }
     assert_eq!(
@@ -285,6 +283,84 @@ fn bpf_to_bpf_calls_keep_callee_saved_registers() {
             .ok(),
         Some(42)
     );
+}
+
+/// A bpf-to-bpf call to the instruction `to_insn` from instruction `at`.
+fn local_call(at: i32, to_insn: i32) -> Insn {
+    let mut call = Insn::call(0);
+    call.src = 1;
+    call.imm = to_insn - at - 1;
+    call
+}
+
+#[test]
+fn callees_share_the_callers_stack_through_pointers_and_get_cleared_frames() {
+    let prog = [
+        // Main: a value in its own frame, a stale byte where the callee's frame will be.
+        Insn::st(Size::DW, R10, -8, 5),
+        Insn::st(Size::DW, R10, -520, 77),
+        Insn::mov64_reg(R1, R10),
+        Insn::alu64_imm(Alu::Add, R1, -8),
+        local_call(4, 8),
+        // r0 = callee's result (its frame's first word, 0 after clearing) + main's value.
+        Insn::ldx(Size::DW, R2, R10, -8),
+        Insn::alu64_reg(Alu::Add, R0, R2),
+        Insn::exit(),
+        // Callee: *r1 += 10 through the caller's pointer; returns its frame's stale word.
+        Insn::ldx(Size::DW, R2, R1, 0),
+        Insn::alu64_imm(Alu::Add, R2, 10),
+        Insn::stx(Size::DW, R1, 0, R2),
+        Insn::ldx(Size::DW, R0, R10, -8),
+        Insn::exit(),
+    ];
+    assert_eq!(
+        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14])
+            .map(|o| o.retval)
+            .unwrap_or_else(|e| panic!("{e}")),
+        15,
+        "the callee's frame starts cleared and main's value gained 10"
+    );
+}
+
+#[test]
+fn calls_stop_at_eight_frames() {
+    // Depth n recurses while r1 > 0: seven nested calls fit, the eighth frame is refused.
+    let recurse = |depth: i32| {
+        vec![
+            Insn::mov64_imm(R1, depth),
+            local_call(1, 3),
+            Insn::exit(),
+            // f(r1): if r1 == 0 return 1; else return f(r1 - 1) + 1.
+            Insn::mov64_imm(R0, 1),
+            Insn::jmp_imm(Jmp::Eq, R1, 0, 3),
+            Insn::alu64_imm(Alu::Add, R1, -1),
+            local_call(6, 3),
+            Insn::alu64_imm(Alu::Add, R0, 1),
+            Insn::exit(),
+        ]
+    };
+    assert_eq!(
+        exec(
+            &recurse(6),
+            Hook::Xdp,
+            &mut [],
+            &mut Env::default(),
+            &[0; 14]
+        )
+        .map(|o| o.retval)
+        .unwrap_or_else(|e| panic!("{e}")),
+        7
+    );
+    assert!(matches!(
+        exec(
+            &recurse(7),
+            Hook::Xdp,
+            &mut [],
+            &mut Env::default(),
+            &[0; 14]
+        ),
+        Err(EmuError::Fault { .. })
+    ));
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! The emulator is a tool for any XDP program, not only nfcc's: C programs compiled by clang —
 //! a Katran-like IP-in-IP balancer (`bpf_xdp_adjust_head`, hashing, per-CPU statistics), an
 //! LPM-trie blocklist, a header rewriter (`bpf_csum_diff`, atomics), and the runtime's own test
-//! programs — run in the kernel (`BPF_PROG_TEST_RUN`) and in the emulator on the same frames,
-//! with the same maps. Return value, output bytes and the maps' contents must be identical.
+//! programs, one of them built of bpf-to-bpf calls — run in the kernel (`BPF_PROG_TEST_RUN`), in
+//! the emulator's interpreter and in its JIT on the same frames, with the same maps. Return
+//! value, output bytes and the maps' contents must be identical.
 //!
 //! Needs CAP_BPF and clang (skips otherwise, or fails under `NFCC_REQUIRE_KERNEL=1`).
 
@@ -125,7 +126,7 @@ fn clang_programs_behave_the_same_in_the_emulator_and_the_kernel() {
         }
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let programs: [(&str, &str, ProgKind); 7] = [
+    let programs: [(&str, &str, ProgKind); 8] = [
         ("benches/c/katran_encap.c", "katran_encap", ProgKind::Xdp),
         ("benches/c/blocklist_lpm.c", "blocklist_lpm", ProgKind::Xdp),
         ("benches/c/rewriter.c", "rewriter", ProgKind::Xdp),
@@ -141,6 +142,11 @@ fn clang_programs_behave_the_same_in_the_emulator_and_the_kernel() {
         ),
         ("runtime/tests/progs/xdp_push.c", "xdp_push", ProgKind::Xdp),
         ("runtime/tests/progs/tc_mark.c", "tc_mark", ProgKind::Tc),
+        (
+            "runtime/tests/progs/xdp_calls.c",
+            "xdp_calls",
+            ProgKind::Xdp,
+        ),
     ];
     let mut rng = Rng(0x7468_6972_6470_6172);
     let (mut runs, mut problems) = (0usize, Vec::new());
@@ -205,6 +211,10 @@ fn clang_programs_behave_the_same_in_the_emulator_and_the_kernel() {
             }
             _ => {}
         }
+        // The JIT runs a copy with the same maps, held to the kernel and the interpreter alike.
+        let mut jit = emu.clone();
+        jit.jit_compile(name)
+            .unwrap_or_else(|e| panic!("{name}: the JIT: {e}"));
         for _ in 0..400 {
             let (lit, f) = frame(&mut rng);
             let k = match kernel.test_run(&f, 1) {
@@ -220,6 +230,18 @@ fn clang_programs_behave_the_same_in_the_emulator_and_the_kernel() {
                     continue;
                 }
             };
+            match jit.run_jit(name, &f) {
+                Ok(j) if (j.retval, &j.data) == (e.retval, &e.data) => {}
+                Ok(j) => problems.push(format!(
+                    "{name} `{lit}` (hex {}): JIT {} out {}, interpreter {} out {}",
+                    hex(&f),
+                    j.retval,
+                    hex(&j.data),
+                    e.retval,
+                    hex(&e.data)
+                )),
+                Err(x) => problems.push(format!("{name} `{lit}`: the JIT failed: {x}")),
+            }
             runs += 1;
             if k.retval as u64 != e.retval || k.data_out != e.data {
                 problems.push(format!(
@@ -237,6 +259,7 @@ fn clang_programs_behave_the_same_in_the_emulator_and_the_kernel() {
             ("vip_stats", true, 8u32),
             ("counts", false, 2),
             ("drops", true, 1),
+            ("buckets", true, 4),
         ] {
             for i in 0..entries {
                 let key = i.to_le_bytes();
@@ -244,6 +267,17 @@ fn clang_programs_behave_the_same_in_the_emulator_and_the_kernel() {
                     Ok(v) => v.unwrap_or_default(),
                     Err(_) => continue, // this program has no such map
                 };
+                let jv = jit
+                    .map_lookup(map, &key)
+                    .unwrap_or_else(|e| panic!("{name} {map}: {e}"))
+                    .unwrap_or_default();
+                if jv != ev {
+                    problems.push(format!(
+                        "{name}: {map}[{i}] JIT {} interpreter {}",
+                        hex(&jv),
+                        hex(&ev)
+                    ));
+                }
                 let kv = if percpu {
                     kernel
                         .percpu_array_sum(map, i)
@@ -267,7 +301,9 @@ fn clang_programs_behave_the_same_in_the_emulator_and_the_kernel() {
             }
         }
     }
-    eprintln!("third-party programs: {runs} frames compared between kernel and emulator");
+    eprintln!(
+        "third-party programs: {runs} frames compared between the kernel, the interpreter and the JIT"
+    );
     assert!(runs > 1000, "too few frames compared: {runs}");
     assert!(
         problems.is_empty(),
