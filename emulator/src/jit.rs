@@ -18,6 +18,10 @@
 //! The code is specialised to the maps' shapes (kind, sizes, capacity), which never change
 //! once an object is loaded; running it over other maps is refused.
 //!
+//! For looking inside: `NFCC_JIT_DISASM=1` prints each compiled function's machine code to
+//! stderr, and `NFCC_JIT_PERFMAP=1` appends a symbol per eBPF instruction (`ebpf_<index>`) to
+//! `/tmp/perf-<pid>.map`, so that `perf report` attributes time in JIT code to instructions.
+//!
 //! The only `unsafe` outside the runtime lives here: calling the generated code, and the
 //! `extern "C"` entry points it calls back, which receive the run state as a raw pointer.
 #![allow(unsafe_code)]
@@ -252,8 +256,63 @@ enum Prov {
     Value(u32, i64),
 }
 
-/// The registers' provenance before an instruction.
-type Regs = [Prov; 11];
+/// What the analysis knows before an instruction: each register's provenance, and that of
+/// pointers spilled to 8-byte slots of this function's frame (sorted by offset; slots not
+/// listed are unknown), as the kernel's verifier tracks spills.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Abs {
+    regs: [Prov; 11],
+    slots: Vec<(i64, Prov)>,
+}
+
+impl Abs {
+    fn slot(&self, at: i64) -> Prov {
+        self.slots
+            .iter()
+            .find(|(o, _)| *o == at)
+            .map_or(Prov::Unknown, |(_, p)| *p)
+    }
+
+    /// Forgets slots overlapping `[at, at + size)`.
+    fn clobber(&mut self, at: i64, size: i64) {
+        self.slots.retain(|(o, _)| *o + 8 <= at || *o >= at + size);
+    }
+
+    /// A store of `size` bytes through a pointer of provenance `base` plus `off`, of a value
+    /// of provenance `value` (a register) or none (an immediate, an atomic).
+    fn store(&mut self, base: Prov, off: i64, size: i64, value: Option<Prov>) {
+        match base {
+            Prov::Stack(o) => {
+                let at = o + off;
+                self.clobber(at, size);
+                if let Some(v) = value.filter(|v| *v != Prov::Unknown) {
+                    if size == 8 && at % 8 == 0 && at >= -(FRAME as i64) && at + 8 <= 0 {
+                        let i = self.slots.partition_point(|(o, _)| *o < at);
+                        self.slots.insert(i, (at, v));
+                    }
+                }
+            }
+            // Neither can reach the stack: they point at the context or a map value (or are
+            // null), at most `TRACK_LIMIT` away.
+            Prov::Ctx(_) | Prov::Value(..) => {}
+            _ => self.slots.clear(),
+        }
+    }
+
+    /// Keeps what `self` and `other` agree on; whether anything changed.
+    fn join(&mut self, other: &Abs) -> bool {
+        let mut changed = false;
+        for (o, x) in self.regs.iter_mut().zip(other.regs) {
+            if *o != x && *o != Prov::Unknown {
+                *o = Prov::Unknown;
+                changed = true;
+            }
+        }
+        let before = self.slots.len();
+        self.slots.retain(|s| other.slots.contains(s));
+        changed || self.slots.len() != before
+    }
+}
 
 /// Offsets further than this from a known base are not tracked.
 const TRACK_LIMIT: i64 = 1 << 20;
@@ -273,31 +332,35 @@ fn moved(p: Prov, by: i64) -> Prov {
     }
 }
 
-/// The provenance after instruction `i` (at `pc`) given the one before.
-fn transfer(insns: &[Ins], pc: usize, mut r: Regs, shapes: &[MapShape]) -> Regs {
+/// Helpers that write no memory a program passes them (so spilled pointers survive them):
+/// map lookup, update and delete, the clocks, random numbers, the CPU id, redirects.
+const PURE_HELPERS: [i32; 10] = [1, 2, 3, 5, 7, 8, 23, 51, 125, 160];
+
+/// Applies instruction `pc` to what is known before it.
+fn transfer(insns: &[Ins], pc: usize, a: &mut Abs, shapes: &[MapShape]) {
     let i = insns[pc];
     let (d, s) = (usize::from(i.dst), usize::from(i.src));
     if d > 10 || s > 10 {
-        return r;
+        return;
     }
     let class = i.code & 7;
     let op = i.code & 0xf0;
     let reg_src = i.code & 0x08 != 0;
     match class {
         0x07 => {
-            r[d] = match (op, reg_src) {
-                (0xb0, true) if i.off == 0 => r[s],
-                (0x00, false) => moved(r[d], i64::from(i.imm)),
-                (0x10, false) => moved(r[d], -i64::from(i.imm)),
+            a.regs[d] = match (op, reg_src) {
+                (0xb0, true) if i.off == 0 => a.regs[s],
+                (0x00, false) => moved(a.regs[d], i64::from(i.imm)),
+                (0x10, false) => moved(a.regs[d], -i64::from(i.imm)),
                 // Packet pointer plus or minus a number: still a packet pointer (a hint).
-                (0x00, true) if r[d] == Prov::Pkt || r[s] == Prov::Pkt => Prov::Pkt,
-                (0x10, true) if r[d] == Prov::Pkt => Prov::Pkt,
+                (0x00, true) if a.regs[d] == Prov::Pkt || a.regs[s] == Prov::Pkt => Prov::Pkt,
+                (0x10, true) if a.regs[d] == Prov::Pkt => Prov::Pkt,
                 _ => Prov::Unknown,
             }
         }
-        0x04 => r[d] = Prov::Unknown,
+        0x04 => a.regs[d] = Prov::Unknown,
         0x00 if i.code == 0x18 => {
-            r[d] = match i.src {
+            a.regs[d] = match i.src {
                 1 => Prov::MapPtr(i.imm as u32),
                 2 => insns.get(pc + 1).map_or(Prov::Unknown, |n| {
                     Prov::Value(i.imm as u32, i64::from(n.imm as u32))
@@ -306,30 +369,43 @@ fn transfer(insns: &[Ins], pc: usize, mut r: Regs, shapes: &[MapShape]) -> Regs 
             }
         }
         0x01 => {
-            r[d] = if matches!(r[s], Prov::Ctx(_)) {
-                Prov::Pkt
-            } else {
-                Prov::Unknown
+            let size = access_size(i.code);
+            a.regs[d] = match a.regs[s] {
+                Prov::Ctx(_) => Prov::Pkt,
+                Prov::Stack(o) if size == 8 && i.code & 0xe0 == 0x60 => {
+                    a.slot(o + i64::from(i.off))
+                }
+                _ => Prov::Unknown,
             }
         }
         0x03 if i.code & 0xe0 == 0xc0 => {
-            r[s] = Prov::Unknown;
-            r[0] = Prov::Unknown;
+            let base = a.regs[d];
+            a.regs[s] = Prov::Unknown;
+            a.regs[0] = Prov::Unknown;
+            a.store(base, i64::from(i.off), access_size(i.code), None);
+        }
+        0x02 => a.store(a.regs[d], i64::from(i.off), access_size(i.code), None),
+        0x03 => {
+            let (base, v) = (a.regs[d], a.regs[s]);
+            a.store(base, i64::from(i.off), access_size(i.code), Some(v));
         }
         0x05 if op == 0x80 => {
-            let lookup = match r[1] {
+            let lookup = match a.regs[1] {
                 Prov::MapPtr(m) if i.src == 0 && i.imm == 1 => shapes
                     .get(m as usize)
                     .filter(|sh| sh.kind.has_values())
                     .map(|_| Prov::Value(m, 0)),
                 _ => None,
             };
-            r[0] = lookup.unwrap_or(Prov::Unknown);
-            r[1..6].fill(Prov::Unknown);
+            a.regs[0] = lookup.unwrap_or(Prov::Unknown);
+            a.regs[1..6].fill(Prov::Unknown);
+            // A callee or a helper writing through its arguments may overwrite spills.
+            if i.src != 0 || !PURE_HELPERS.contains(&i.imm) {
+                a.slots.clear();
+            }
         }
         _ => {}
     }
-    r
 }
 
 fn width(i: Ins) -> usize {
@@ -407,46 +483,79 @@ fn function_entries(insns: &[Ins]) -> Result<BTreeSet<usize>, JitError> {
     Ok(entries)
 }
 
-/// One function: its reachable instructions and the provenance before each.
+/// One function: its reachable instructions, and its blocks' leaders with what is known on
+/// entry to each (per-instruction knowledge is recomputed while translating).
 struct Func {
     entry: usize,
-    states: BTreeMap<usize, Regs>,
+    reach: BTreeSet<usize>,
+    leaders: BTreeMap<usize, Abs>,
 }
 
-/// Finds what `entry`'s function reaches and runs the provenance analysis to a fixpoint
-/// (a register whose origins disagree becomes `Unknown`, so each changes at most twice).
+/// Whether the instruction ends a block: a jump or an exit (calls return).
+fn ends_block(i: Ins) -> bool {
+    let class = i.code & 7;
+    (class == 0x05 || class == 0x06) && i.code & 0xf0 != 0x80
+}
+
+/// Finds what `entry`'s function reaches and runs the provenance analysis over its blocks to
+/// a fixpoint (knowledge only shrinks at joins, so it ends).
 fn analyse(insns: &[Ins], entry: usize, shapes: &[MapShape]) -> Result<Func, JitError> {
-    let mut start = [Prov::Unknown; 11];
-    start[10] = Prov::Stack(0);
-    if entry == 0 {
-        start[1] = Prov::Ctx(0);
+    let mut reach = BTreeSet::new();
+    let mut leaders_set = BTreeSet::from([entry]);
+    let mut todo = vec![entry];
+    while let Some(pc) = todo.pop() {
+        if !reach.insert(pc) {
+            continue;
+        }
+        let (succ, _) = successors(insns, pc)?;
+        if ends_block(insns[pc]) {
+            leaders_set.extend(succ.iter().copied());
+        }
+        todo.extend(succ);
     }
-    let mut states = BTreeMap::from([(entry, start)]);
+    let mut start = Abs {
+        regs: [Prov::Unknown; 11],
+        slots: Vec::new(),
+    };
+    start.regs[10] = Prov::Stack(0);
+    if entry == 0 {
+        start.regs[1] = Prov::Ctx(0);
+    }
+    let mut leaders = BTreeMap::from([(entry, start)]);
     let mut work = vec![entry];
-    while let Some(pc) = work.pop() {
-        let out = transfer(insns, pc, states[&pc], shapes);
-        for n in successors(insns, pc)?.0 {
-            match states.get_mut(&n) {
+    while let Some(l) = work.pop() {
+        let mut a = leaders[&l].clone();
+        let mut pc = l;
+        let succ = loop {
+            transfer(insns, pc, &mut a, shapes);
+            let (succ, _) = successors(insns, pc)?;
+            if ends_block(insns[pc]) {
+                break succ;
+            }
+            match succ.first() {
+                Some(&n) if !leaders_set.contains(&n) => pc = n,
+                _ => break succ,
+            }
+        };
+        for n in succ {
+            match leaders.get_mut(&n) {
                 None => {
-                    states.insert(n, out);
+                    leaders.insert(n, a.clone());
                     work.push(n);
                 }
                 Some(old) => {
-                    let mut changed = false;
-                    for (o, x) in old.iter_mut().zip(out) {
-                        if *o != x && *o != Prov::Unknown {
-                            *o = Prov::Unknown;
-                            changed = true;
-                        }
-                    }
-                    if changed {
+                    if old.join(&a) {
                         work.push(n);
                     }
                 }
             }
         }
     }
-    Ok(Func { entry, states })
+    Ok(Func {
+        entry,
+        reach,
+        leaders,
+    })
 }
 
 /// The runtime entry points, as the function being built calls them.
@@ -472,7 +581,25 @@ struct Fx<'a> {
     /// r10 at entry (virtual) and the frame end's host address.
     r10: Value,
     frame: Value,
+    /// Each map's value slab: host address and length, loaded once on entry (slabs never
+    /// move during a run).
+    slabs: Vec<(Value, Value)>,
+    /// The context's host address and length, likewise.
+    ctx: (Value, Value),
+    /// The packet buffer's host address minus its virtual address (constant during a run),
+    /// and the virtual `data`/`data_end`, reloaded after each call that may move them.
+    pkt_bias: Value,
+    plo: Variable,
+    phi: Variable,
     exit_fail: Block,
+}
+
+/// Reloads the packet's bounds after a call that may have moved them.
+fn reload_bounds(b: &mut FunctionBuilder<'_>, fx: &Fx<'_>) {
+    let lo = b.ins().load(I64, MemFlagsData::trusted(), fx.st, ST_PKT_LO);
+    let hi = b.ins().load(I64, MemFlagsData::trusted(), fx.st, ST_PKT_HI);
+    b.def_var(fx.plo, lo);
+    b.def_var(fx.phi, hi);
 }
 
 /// After a fallible call: leave when the state's fault flag is set.
@@ -571,16 +698,19 @@ fn access(
                     .is_some_and(|t| t >= 0 && t + size <= sh.value_size as i64)
             }) =>
         {
+            // The analysis says the access stays inside one value; the slab's bounds are
+            // checked as well, so that memory safety never rests on the analysis.
             let hi = b.ins().ushr_imm_u(addr, 32);
-            let ok = b
+            let is_map = b
                 .ins()
                 .icmp_imm_u(IntCC::Equal, hi, (MAP_VALUES + u64::from(m)) as i64);
+            let (slab, slab_len) = fx.slabs[m as usize];
+            let low = b.ins().ireduce(I32, addr);
+            let low = b.ins().uextend(I64, low);
+            let end = b.ins().iadd_imm_s(low, size);
+            let inside = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, slab_len);
+            let ok = b.ins().band(is_map, inside);
             guarded(b, ok, &|b| {
-                let table = b.ins().load(I64, MemFlagsData::trusted(), fx.st, ST_MAPS);
-                let slab = b
-                    .ins()
-                    .load(I64, MemFlagsData::trusted(), table, 24 * m as i32);
-                let low = b.ins().band_imm_u(addr, 0xffff_ffff);
                 let p = b.ins().iadd(slab, low);
                 direct(b, p)
             })
@@ -588,17 +718,54 @@ fn access(
         // Loads from the context at a known offset.
         Prov::Ctx(o) if store.is_none() && o.checked_add(off).is_some_and(|t| t >= 0) => {
             let t = o + off;
-            let clen = b
-                .ins()
-                .load(I64, MemFlagsData::trusted(), fx.st, ST_CTX_LEN);
+            let (c, clen) = fx.ctx;
             let ok = b
                 .ins()
                 .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, clen, t + size);
             guarded(b, ok, &|b| {
-                let c = b.ins().load(I64, MemFlagsData::trusted(), fx.st, ST_CTX);
                 let p = b.ins().iadd_imm_s(c, t);
                 direct(b, p)
             })
+        }
+        // Probably the packet: its bounds first (kept in registers), then the other regions.
+        Prov::Pkt => {
+            let lo = b.use_var(fx.plo);
+            let hi = b.use_var(fx.phi);
+            let off = b.ins().isub(addr, lo);
+            let len = b.ins().isub(hi, lo);
+            let starts_inside = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, off, len);
+            let room = b.ins().isub(len, off);
+            let fits = b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, room, size);
+            let ok = b.ins().band(starts_inside, fits);
+            let fast_blk = b.create_block();
+            let other_blk = b.create_block();
+            let merge = b.create_block();
+            let out = b.append_block_param(merge, I64);
+            b.ins().brif(ok, fast_blk, &[], other_blk, &[]);
+            b.switch_to_block(fast_blk);
+            let p = b.ins().iadd(fx.pkt_bias, addr);
+            let v = direct(b, p);
+            b.ins()
+                .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(v)]);
+            b.switch_to_block(other_blk);
+            let mut fast = |b: &mut FunctionBuilder<'_>, p: Value| Some(direct(b, p));
+            let mut slow_opt = |b: &mut FunctionBuilder<'_>| Some(slow(b));
+            let v = fast_path(
+                b,
+                fx.st,
+                addr,
+                size,
+                store.is_none(),
+                &mut fast,
+                &mut slow_opt,
+            )
+            .unwrap_or(addr);
+            b.ins()
+                .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(v)]);
+            b.switch_to_block(merge);
+            out
         }
         _ => {
             let mut fast = |b: &mut FunctionBuilder<'_>, p: Value| Some(direct(b, p));
@@ -624,22 +791,13 @@ fn translate(
     func: &Func,
 ) -> Result<(), JitError> {
     let insns = fx_parts.insns;
-    // Block leaders: the entry, every jump target, the instruction after a conditional jump.
-    let mut leaders = BTreeSet::from([func.entry]);
-    for &pc in func.states.keys() {
-        let i = insns[pc];
-        let class = i.code & 7;
-        if class == 0x05 || class == 0x06 {
-            let op = i.code & 0xf0;
-            if op != 0x80 && op != 0x90 {
-                let (succ, _) = successors(insns, pc)?;
-                leaders.extend(succ);
-            }
-        }
-    }
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
-    let blocks: BTreeMap<usize, Block> = leaders.iter().map(|&l| (l, b.create_block())).collect();
+    let blocks: BTreeMap<usize, Block> = func
+        .leaders
+        .keys()
+        .map(|&l| (l, b.create_block()))
+        .collect();
     let exit_fail = b.create_block();
     let regs: Vec<Variable> = (0..11).map(|_| b.declare_var(I64)).collect();
     let fuel = b.declare_var(I64);
@@ -658,6 +816,29 @@ fn translate(
     let frame = b.ins().iadd(stack, rel);
     let f0 = b.ins().iconst(I64, BUDGET as i64);
     b.def_var(fuel, f0);
+    // Read-only during the run and movable: unused ones are dropped, the rest loaded once.
+    let trusted = MemFlagsData::trusted().with_readonly().with_can_move();
+    let table = b.ins().load(I64, trusted, st, ST_MAPS);
+    let slabs = (0..fx_parts.shapes.len() as i32)
+        .map(|m| {
+            (
+                b.ins().load(I64, trusted, table, 24 * m),
+                b.ins().load(I64, trusted, table, 24 * m + 8),
+            )
+        })
+        .collect();
+    let ctx = (
+        b.ins().load(I64, trusted, st, ST_CTX),
+        b.ins().load(I64, trusted, st, ST_CTX_LEN),
+    );
+    let pkt_host = b.ins().load(I64, trusted, st, ST_PKT);
+    let pkt_bias = b.ins().iadd_imm_s(pkt_host, -(crate::vm::PKT_BASE as i64));
+    let plo = b.declare_var(I64);
+    let phi = b.declare_var(I64);
+    let lo = b.ins().load(I64, MemFlagsData::trusted(), st, ST_PKT_LO);
+    let hi = b.ins().load(I64, MemFlagsData::trusted(), st, ST_PKT_HI);
+    b.def_var(plo, lo);
+    b.def_var(phi, hi);
     b.ins().jump(blocks[&func.entry], &[]);
     let fx = Fx {
         shapes: fx_parts.shapes,
@@ -666,16 +847,23 @@ fn translate(
         st,
         r10,
         frame,
+        slabs,
+        ctx,
+        pkt_bias,
+        plo,
+        phi,
         exit_fail,
     };
 
     let mut open = false;
-    for (&pc, regs_prov) in &func.states {
+    let mut known: Option<Abs> = None;
+    for &pc in &func.reach {
         if let Some(&blk) = blocks.get(&pc) {
             if open {
                 b.ins().jump(blk, &[]);
             }
             b.switch_to_block(blk);
+            known = func.leaders.get(&pc).cloned();
         } else if !open {
             return Err(JitError::Unsupported {
                 insn: pc,
@@ -683,6 +871,15 @@ fn translate(
             });
         }
         open = true;
+        b.set_srcloc(cranelift_codegen::ir::SourceLoc::new(pc as u32));
+        let Some(abs) = known.as_mut() else {
+            return Err(JitError::Unsupported {
+                insn: pc,
+                what: "no analysis (internal error)".into(),
+            });
+        };
+        let regs_prov = abs.regs;
+        transfer(insns, pc, abs, fx.shapes);
         let i = insns[pc];
         let (d, s) = (i.dst as usize, i.src as usize);
         if d > 10 || s > 10 {
@@ -821,7 +1018,7 @@ fn translate(
                         }
                         let pcv = b.ins().iconst(I64, pc as i64);
                         match i.src {
-                            0 => helper_call(b, &fx, pc, i.imm, regs_prov, &regs)?,
+                            0 => helper_call(b, &fx, pc, i.imm, &regs_prov, &regs)?,
                             1 => {
                                 let target = (pc as i64 + 1 + i64::from(i.imm)) as usize;
                                 let Some(&callee) = fx.callees.get(&target) else {
@@ -839,6 +1036,7 @@ fn translate(
                                 let call = b.ins().call(callee, &args);
                                 let r0 = b.inst_results(call)[0];
                                 check(b, &fx);
+                                reload_bounds(b, &fx);
                                 b.def_var(regs[0], r0);
                                 let z = b.ins().iconst(I64, 0);
                                 for r in &regs[1..6] {
@@ -1060,7 +1258,7 @@ fn helper_call(
     fx: &Fx<'_>,
     pc: usize,
     id: i32,
-    prov: &Regs,
+    prov: &[Prov; 11],
     regs: &[Variable],
 ) -> Result<(), JitError> {
     let pcv = b.ins().iconst(I64, pc as i64);
@@ -1098,6 +1296,7 @@ fn helper_call(
             );
             let r0 = b.inst_results(call)[0];
             check(b, fx);
+            reload_bounds(b, fx);
             r0
         }
     };
@@ -1205,6 +1404,7 @@ impl JitProgram {
 
         let mut ctx = module.make_context();
         let mut fctx = FunctionBuilderContext::new();
+        let mut srclocs = Vec::new();
         for f in &funcs {
             ctx.func.signature.params.push(AbiParam::new(ptr));
             ctx.func.signature.params.extend([AbiParam::new(I64); 10]);
@@ -1238,13 +1438,45 @@ impl JitProgram {
                 )?;
                 b.finalize(tcfg);
             }
+            let dis = std::env::var_os("NFCC_JIT_DISASM").is_some();
+            ctx.set_disasm(dis);
             module
                 .define_function(ids[&f.entry], &mut ctx)
                 .map_err(|e| cg(&e))?;
+            if dis {
+                if let Some(c) = ctx.compiled_code() {
+                    eprintln!("{}", c.vcode.as_deref().unwrap_or(""));
+                }
+            }
+            if std::env::var_os("NFCC_JIT_PERFMAP").is_some() {
+                if let Some(c) = ctx.compiled_code() {
+                    let v: Vec<(u32, u32, u32)> = c
+                        .buffer
+                        .get_srclocs_sorted()
+                        .iter()
+                        .map(|l| (l.start, l.end, l.loc.bits()))
+                        .collect();
+                    srclocs.push((ids[&f.entry], v));
+                }
+            }
             module.clear_context(&mut ctx);
         }
         module.finalize_definitions().map_err(|e| cg(&e))?;
         let code = module.get_finalized_function(ids[&0]);
+        if !srclocs.is_empty() {
+            use std::io::Write;
+            let mut out = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(format!("/tmp/perf-{}.map", std::process::id()))
+                .map_err(|e| cg(&e))?;
+            for (id, locs) in srclocs {
+                let base = module.get_finalized_function(id) as u64;
+                for (a, e, pc) in locs {
+                    let _ = writeln!(out, "{:x} {:x} ebpf_{pc}", base + u64::from(a), e - a);
+                }
+            }
+        }
         // SAFETY: the function was declared with this signature (a pointer and ten i64s in,
         // i64 out, the platform's C convention).
         let entry = unsafe { std::mem::transmute::<*const u8, Entry>(code) };
@@ -1256,6 +1488,7 @@ impl JitProgram {
     }
 
     /// Runs the compiled code on a prepared machine; the result is r0, or the first fault.
+    #[inline(always)]
     pub(crate) fn exec(&self, vm: &mut Vm<'_, '_>) -> Result<u64, EmuError> {
         let Some((ctx, ctx_len, maps, nmaps)) = vm.raw_ctx_and_maps(&self.shapes) else {
             return Err(EmuError::Jit(

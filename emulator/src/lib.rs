@@ -37,6 +37,15 @@ pub enum Hook {
     Tc,
 }
 
+/// Which engine runs a program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runner {
+    /// The interpreter, the reference.
+    Interpreter,
+    /// Native code from the JIT.
+    Jit,
+}
+
 /// Whose semantics a run has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Profile {
@@ -325,7 +334,45 @@ impl Emulator {
             &mut self.env,
             frame,
             &mut self.bufs,
+            #[inline(always)]
             |m| code.exec(m),
+        )
+    }
+
+    /// Runs `program` on `frame` `repeat` times on one prepared machine, on the interpreter or
+    /// the JIT, as `BPF_PROG_TEST_RUN` does with its repeat count: the frame is restored before
+    /// each run, the maps and the clock carry over, and the output is the last run's. For
+    /// timing the program itself apart from a run's setup.
+    pub fn run_repeat(
+        &mut self,
+        program: &str,
+        frame: &[u8],
+        repeat: u32,
+        runner: Runner,
+    ) -> Result<RunOutput, EmuError> {
+        let code = match runner {
+            Runner::Jit => Some(self.jit_compile(program)?),
+            Runner::Interpreter => None,
+        };
+        let Some(p) = self.programs.get(program) else {
+            return Err(EmuError::NoProgram(
+                program.to_string(),
+                self.programs().join(", "),
+            ));
+        };
+        vm::run_repeated(
+            &p.insns,
+            p.hook,
+            &mut self.maps,
+            &mut self.env,
+            frame,
+            &mut self.bufs,
+            repeat.max(1),
+            #[inline(always)]
+            |m| match &code {
+                Some(c) => c.exec(m),
+                None => m.exec(),
+            },
         )
     }
 

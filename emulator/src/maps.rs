@@ -53,9 +53,174 @@ impl Hasher for WordHash {
     fn write_usize(&mut self, n: usize) {
         self.add(n as u64);
     }
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+    #[inline]
+    fn write_u128(&mut self, n: u128) {
+        self.add(n as u64);
+        self.add((n >> 64) as u64);
+    }
 }
 
-type Index = HashMap<Vec<u8>, usize, BuildHasherDefault<WordHash>>;
+type Hasher64 = BuildHasherDefault<WordHash>;
+
+/// Key to slot. Keys of at most 16 bytes (addresses, ports, 5-tuples: nearly all) are one
+/// `u128`, hashed as two words and compared as one; longer keys stay byte strings.
+#[derive(Clone, Debug)]
+enum Index {
+    Small(HashMap<u128, usize, Hasher64>),
+    Large(HashMap<Vec<u8>, usize, Hasher64>),
+}
+
+/// A key of at most 16 bytes as a number (little-endian, zero-padded). The usual sizes are
+/// read whole: a short variable-length copy through memory would stall the load after it.
+#[inline]
+fn small_key(key: &[u8]) -> u128 {
+    match key.len() {
+        4 => u128::from(u32::from_le_bytes([key[0], key[1], key[2], key[3]])),
+        8 => u128::from(u64::from_le_bytes(key.try_into().unwrap_or([0; 8]))),
+        16 => u128::from_le_bytes(key.try_into().unwrap_or([0; 16])),
+        _ => key
+            .iter()
+            .enumerate()
+            .fold(0u128, |w, (i, b)| w | u128::from(*b) << (8 * i)),
+    }
+}
+
+impl Index {
+    fn new(key_size: usize) -> Index {
+        if key_size <= 16 {
+            Index::Small(HashMap::default())
+        } else {
+            Index::Large(HashMap::default())
+        }
+    }
+
+    #[inline]
+    fn get(&self, key: &[u8]) -> Option<usize> {
+        match self {
+            Index::Small(m) => m.get(&small_key(key)).copied(),
+            Index::Large(m) => m.get(key).copied(),
+        }
+    }
+
+    fn insert(&mut self, key: Vec<u8>, slot: usize) {
+        match self {
+            Index::Small(m) => {
+                m.insert(small_key(&key), slot);
+            }
+            Index::Large(m) => {
+                m.insert(key, slot);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<usize> {
+        match self {
+            Index::Small(m) => m.remove(&small_key(key)),
+            Index::Large(m) => m.remove(key),
+        }
+    }
+
+    /// Removes the entry whose slot was used least recently (by `used`) and returns its slot.
+    fn evict_lru(&mut self, used: &[u64]) -> Option<usize> {
+        match self {
+            Index::Small(m) => {
+                let (k, s) = m
+                    .iter()
+                    .min_by_key(|(_, s)| used[**s])
+                    .map(|(k, s)| (*k, *s))?;
+                m.remove(&k);
+                Some(s)
+            }
+            Index::Large(m) => {
+                let (k, s) = m
+                    .iter()
+                    .min_by_key(|(_, s)| used[**s])
+                    .map(|(k, s)| (k.clone(), *s))?;
+                m.remove(&k);
+                Some(s)
+            }
+        }
+    }
+
+    /// Every key (`key_size` bytes each) and its slot.
+    fn entries(&self, key_size: usize) -> Vec<(Vec<u8>, usize)> {
+        match self {
+            Index::Small(m) => m
+                .iter()
+                .map(|(k, s)| (k.to_le_bytes()[..key_size].to_vec(), *s))
+                .collect(),
+            Index::Large(m) => m.iter().map(|(k, s)| (k.clone(), *s)).collect(),
+        }
+    }
+}
+
+/// An LPM trie's entries of one prefix length, by their data as a number (when the data is at
+/// most 16 bytes): a short list scanned while there are few, a hash beyond that.
+#[derive(Clone, Debug, Default)]
+struct LenTable {
+    few: Vec<(u128, usize)>,
+    many: HashMap<u128, usize, Hasher64>,
+}
+
+/// A length with more entries than this is hashed rather than scanned.
+const FEW: usize = 8;
+
+impl LenTable {
+    #[inline]
+    fn get(&self, n: u128) -> Option<usize> {
+        if self.many.is_empty() {
+            self.few.iter().find(|(k, _)| *k == n).map(|(_, s)| *s)
+        } else {
+            self.many.get(&n).copied()
+        }
+    }
+
+    fn insert(&mut self, n: u128, slot: usize) {
+        if !self.many.is_empty() {
+            self.many.insert(n, slot);
+        } else if let Some(e) = self.few.iter_mut().find(|(k, _)| *k == n) {
+            e.1 = slot;
+        } else if self.few.len() < FEW {
+            self.few.push((n, slot));
+        } else {
+            self.many = self.few.drain(..).collect();
+            self.many.insert(n, slot);
+        }
+    }
+
+    fn remove(&mut self, n: u128) {
+        self.few.retain(|(k, _)| *k != n);
+        self.many.remove(&n);
+    }
+}
+
+/// Data of at most 16 bytes as a big-endian number in the top bits (so a prefix of `len`
+/// bits is the top `len` bits).
+#[inline]
+fn lpm_data(data: &[u8]) -> u128 {
+    match data.len() {
+        4 => u128::from(u32::from_be_bytes([data[0], data[1], data[2], data[3]])) << 96,
+        16 => u128::from_be_bytes(data.try_into().unwrap_or([0; 16])),
+        _ => data
+            .iter()
+            .enumerate()
+            .fold(0u128, |w, (i, b)| w | u128::from(*b) << (120 - 8 * i)),
+    }
+}
+
+/// The top `len` bits of `n`.
+#[inline]
+fn lpm_mask(n: u128, len: usize) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        n & (u128::MAX << (128 - len.min(128)))
+    }
+}
 
 /// The kinds of map the emulator implements (kernel `BPF_MAP_TYPE_*` numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +331,8 @@ pub struct EmuMap {
     lpm_present: Vec<usize>,
     /// LPM tries: the probe key, reused from lookup to lookup.
     lpm_probe: Vec<u8>,
+    /// LPM tries of at most 16 data bytes: the same entries as `index`, per prefix length.
+    lpm_tables: Vec<LenTable>,
     /// Hash kinds: free slots.
     free: Vec<usize>,
     /// LRU kinds: last use of each slot (a counter), for eviction.
@@ -192,10 +359,15 @@ impl EmuMap {
             value_size,
             max_entries,
             slab: vec![0; slots * value_size],
-            index: Index::default(),
+            index: Index::new(key_size),
             lpm_lengths: vec![0; key_size.saturating_sub(4) * 8 + 1],
             lpm_present: Vec::new(),
             lpm_probe: Vec::with_capacity(key_size),
+            lpm_tables: if kind == MapKind::LpmTrie && key_size <= 20 {
+                vec![LenTable::default(); key_size.saturating_sub(4) * 8 + 1]
+            } else {
+                Vec::new()
+            },
             free: (0..slots).rev().collect(),
             used: vec![0; slots],
             tick: 0,
@@ -214,6 +386,14 @@ impl EmuMap {
     fn lpm_find(&mut self, key: &[u8]) -> Option<usize> {
         let data = key.get(4..)?;
         let max = (data.len() * 8).min(u32::from_le_bytes(key[..4].try_into().ok()?) as usize);
+        if !self.lpm_tables.is_empty() {
+            let number = lpm_data(data);
+            return self
+                .lpm_present
+                .iter()
+                .filter(|&&l| l <= max)
+                .find_map(|&len| self.lpm_tables.get(len)?.get(lpm_mask(number, len)));
+        }
         let mut probe = std::mem::take(&mut self.lpm_probe);
         let found = self
             .lpm_present
@@ -221,7 +401,7 @@ impl EmuMap {
             .filter(|&&l| l <= max)
             .find_map(|&len| {
                 lpm_key_into(len, data, &mut probe);
-                self.index.get(probe.as_slice()).copied()
+                self.index.get(probe.as_slice())
             });
         self.lpm_probe = probe;
         found
@@ -252,7 +432,7 @@ impl EmuMap {
         let slot = match self.kind {
             k if k.is_array() => self.array_index(key),
             MapKind::LpmTrie => self.lpm_find(key),
-            _ => self.index.get(key).copied(),
+            _ => self.index.get(key),
         }?;
         self.tick += 1;
         self.used[slot] = self.tick;
@@ -292,7 +472,7 @@ impl EmuMap {
             } else {
                 key.to_vec()
             };
-            match (self.index.get(&stored).copied(), flags) {
+            match (self.index.get(&stored), flags) {
                 (Some(_), 1) => return Err(MapError::Exists),
                 (Some(s), _) => s,
                 (None, 2) => return Err(MapError::NotFound),
@@ -308,6 +488,10 @@ impl EmuMap {
                         let len = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]])
                             as usize;
                         self.lpm_count(len, true);
+                        let n = lpm_mask(lpm_data(&stored[4..]), len);
+                        if let Some(t) = self.lpm_tables.get_mut(len) {
+                            t.insert(n, s);
+                        }
                     }
                     self.index.insert(stored, s);
                     s
@@ -322,13 +506,7 @@ impl EmuMap {
 
     /// Frees the least recently used entry of an LRU map and returns its slot.
     fn evict(&mut self) -> Option<usize> {
-        let (key, slot) = self
-            .index
-            .iter()
-            .min_by_key(|(_, s)| self.used[**s])
-            .map(|(k, s)| (k.clone(), *s))?;
-        self.index.remove(&key);
-        Some(slot)
+        self.index.evict_lru(&self.used)
     }
 
     /// Removes `key` (arrays cannot delete, as in the kernel).
@@ -347,6 +525,10 @@ impl EmuMap {
         if self.kind == MapKind::LpmTrie {
             let len = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]) as usize;
             self.lpm_count(len, false);
+            let n = lpm_mask(lpm_data(&stored[4..]), len);
+            if let Some(t) = self.lpm_tables.get_mut(len) {
+                t.remove(n);
+            }
         }
         self.slab[slot * self.value_size..(slot + 1) * self.value_size].fill(0);
         self.free.push(slot);
@@ -360,7 +542,11 @@ impl EmuMap {
                 .map(|i| i.to_le_bytes().to_vec())
                 .collect();
         }
-        self.index.keys().cloned().collect()
+        self.index
+            .entries(self.key_size)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
     }
 }
 

@@ -143,6 +143,7 @@ impl Mem<'_> {
     }
 
     /// Writes the current `data`/`data_end`/`data_meta` into the context.
+    #[inline(always)]
     fn sync_ctx(&mut self) {
         self.touched = (
             self.touched.0.min(self.data),
@@ -226,7 +227,25 @@ pub(crate) fn run_with(
     env: &mut Env,
     frame: &[u8],
     bufs: &mut Buffers,
-    exec: impl FnOnce(&mut Vm<'_, '_>) -> Result<u64, EmuError>,
+    exec: impl FnMut(&mut Vm<'_, '_>) -> Result<u64, EmuError>,
+) -> Result<RunOutput, EmuError> {
+    run_repeated(insns, hook, maps, env, frame, bufs, 1, exec)
+}
+
+/// [`run_with`] `repeat` times on one prepared machine, as `BPF_PROG_TEST_RUN`'s repeat does
+/// (the frame, its bounds and the context restored before each run; maps, clock and random
+/// state carry over); the output is the last run's.
+#[allow(clippy::too_many_arguments)]
+// Reason: the run's parts, as `run_with` takes them, plus the count.
+pub(crate) fn run_repeated(
+    insns: &[Ins],
+    hook: Hook,
+    maps: &mut [EmuMap],
+    env: &mut Env,
+    frame: &[u8],
+    bufs: &mut Buffers,
+    repeat: u32,
+    mut exec: impl FnMut(&mut Vm<'_, '_>) -> Result<u64, EmuError>,
 ) -> Result<RunOutput, EmuError> {
     let Buffers {
         pkt,
@@ -291,8 +310,16 @@ pub(crate) fn run_with(
         redirect: None,
         executed: 0,
         slabs,
+        slabs_checked: false,
     };
-    let r0 = exec(&mut vm);
+    let mut r0 = exec(&mut vm);
+    for _ in 1..repeat {
+        if r0.is_err() {
+            break;
+        }
+        vm.reset(frame);
+        r0 = exec(&mut vm);
+    }
     // Even after a fault: the buffer stays, and the next run clears what this one touched.
     *pkt_dirty = vm.mem.touched;
     let r0 = r0?;
@@ -328,6 +355,8 @@ pub(crate) struct Vm<'a, 'm> {
     pub(crate) executed: u64,
     /// Map slabs for JIT code (a buffer kept from run to run).
     pub(crate) slabs: &'m mut Vec<[u64; 3]>,
+    /// Whether `slabs` is filled and the maps' shapes were checked for this machine.
+    slabs_checked: bool,
 }
 
 fn sx(v: u64, bits: u32) -> u64 {
@@ -350,12 +379,15 @@ impl Vm<'_, '_> {
     /// Host addresses and bounds for JIT code's inline accesses: the stack buffer, the packet
     /// buffer (at virtual `PKT_BASE`), and the virtual `data`/`data_end`. The buffers are not
     /// reallocated during a run; the bounds change with `bpf_xdp_adjust_head/tail`.
+    #[inline(always)]
     pub(crate) fn raw_regions(&mut self) -> (u64, u64, u64, u64) {
         (
             self.mem.stack.as_mut_ptr() as u64,
             self.mem.pkt.as_mut_ptr() as u64,
-            PKT_BASE + self.mem.data as u64,
-            PKT_BASE + self.mem.data_end as u64,
+            // Each bound read on its own: the two were just stored one by one, and one wide
+            // load of both would stall waiting for those stores.
+            PKT_BASE + std::hint::black_box(self.mem.data) as u64,
+            PKT_BASE + std::hint::black_box(self.mem.data_end) as u64,
         )
     }
 
@@ -363,10 +395,20 @@ impl Vm<'_, '_> {
     /// address, length, value size of each) and its length, for JIT code's inline accesses;
     /// `None` unless the maps have the shapes the code was compiled for. The table stays put
     /// until the next call.
+    #[inline(always)]
     pub(crate) fn raw_ctx_and_maps(
         &mut self,
         shapes: &[crate::jit::MapShape],
     ) -> Option<(u64, u64, u64, u64)> {
+        // The maps cannot change during the machine's life: one check and one table will do.
+        if self.slabs_checked {
+            return Some((
+                self.mem.ctx.as_mut_ptr() as u64,
+                self.mem.ctx.len() as u64,
+                self.slabs.as_ptr() as u64,
+                self.slabs.len() as u64,
+            ));
+        }
         if self.mem.maps.len() != shapes.len() {
             return None;
         }
@@ -381,12 +423,40 @@ impl Vm<'_, '_> {
                 m.value_size as u64,
             ]);
         }
+        self.slabs_checked = same;
         same.then_some((
             self.mem.ctx.as_mut_ptr() as u64,
             self.mem.ctx.len() as u64,
             self.slabs.as_ptr() as u64,
             self.slabs.len() as u64,
         ))
+    }
+
+    /// Restores the frame, its bounds, the context fields a program may change, and the
+    /// registers, for another run on the same machine.
+    #[inline(always)]
+    fn reset(&mut self, frame: &[u8]) {
+        let (lo, hi) = self.mem.touched;
+        let hi = hi.min(self.mem.pkt.len()).max(lo);
+        self.mem.pkt[lo..hi].fill(0);
+        self.mem.pkt.resize(HEADROOM + frame.len() + TAILROOM, 0);
+        self.mem.pkt[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+        self.mem.data = HEADROOM;
+        self.mem.data_end = HEADROOM + frame.len();
+        self.mem.touched = (self.mem.data, self.mem.data_end);
+        self.mem.sync_ctx();
+        if self.mem.hook == Hook::Tc {
+            // The writable fields (mark, queue_mapping, priority, tc_index, cb, tc_classid)
+            // go back to their starting values.
+            for (a, b) in [(8, 16), (32, 36), (44, 68), (72, 76)] {
+                self.mem.ctx[a..b].fill(0);
+            }
+            self.mem.ctx[8..12].copy_from_slice(&self.env.mark.to_le_bytes());
+        }
+        self.regs = [0; 11];
+        self.frames.clear();
+        self.redirect = None;
+        self.executed = 0;
     }
 
     /// The program's length in instructions.
