@@ -81,6 +81,15 @@ impl MapShape {
         }
     }
 
+    /// Whether lookups hash a key of 4, 8 or 16 bytes, which JIT code reads and passes by
+    /// value.
+    fn small_key_lookup(&self) -> bool {
+        matches!(
+            self.kind,
+            MapKind::Hash | MapKind::PercpuHash | MapKind::LruHash | MapKind::LruPercpuHash
+        ) && matches!(self.key_size, 4 | 8 | 16)
+    }
+
     /// Whether lookups are an index into the value slab, which JIT code does inline.
     fn inline_lookup(&self) -> bool {
         matches!(self.kind, MapKind::Array | MapKind::PercpuArray) && self.key_size == 4
@@ -212,6 +221,12 @@ extern "C" fn rt_lookup(p: *mut u8, pc: u64, map: u64, key: u64) -> u64 {
         Ok(v) => v,
         Err(e) => fail(s, e),
     }
+}
+
+/// A lookup whose key (4, 8 or 16 bytes, checked and read by the JIT code) comes by value.
+extern "C" fn rt_lookup_small(p: *mut u8, map: u64, k0: u64, k1: u64) -> u64 {
+    let s = state(p);
+    s.vm.jit_lookup_small(map as usize, u128::from(k0) | (u128::from(k1) << 64))
 }
 
 extern "C" fn rt_enter(p: *mut u8, pc: u64, top: u64) {
@@ -567,6 +582,7 @@ struct Rt {
     r0: FuncRef,
     helper: FuncRef,
     lookup: FuncRef,
+    lookup_small: FuncRef,
     enter: FuncRef,
     budget: FuncRef,
     end: FuncRef,
@@ -694,22 +710,20 @@ fn access(
         // Within one value of map `m`, if the pointer is not null.
         Prov::Value(m, o)
             if fx.shapes.get(m as usize).is_some_and(|sh| {
-                o.checked_add(off)
-                    .is_some_and(|t| t >= 0 && t + size <= sh.value_size as i64)
+                sh.max_entries > 0
+                    && o.checked_add(off)
+                        .is_some_and(|t| t >= 0 && t + size <= sh.value_size as i64)
             }) =>
         {
-            // The analysis says the access stays inside one value; the slab's bounds are
-            // checked as well, so that memory safety never rests on the analysis.
-            let hi = b.ins().ushr_imm_u(addr, 32);
-            let is_map = b
-                .ins()
-                .icmp_imm_u(IntCC::Equal, hi, (MAP_VALUES + u64::from(m)) as i64);
+            // The analysis says the access stays inside one value; one compare puts it inside
+            // map `m`'s slab (an address in another region, or null, is far outside), so that
+            // memory safety never rests on the analysis.
             let (slab, slab_len) = fx.slabs[m as usize];
-            let low = b.ins().ireduce(I32, addr);
-            let low = b.ins().uextend(I64, low);
-            let end = b.ins().iadd_imm_s(low, size);
-            let inside = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, slab_len);
-            let ok = b.ins().band(is_map, inside);
+            let low = b
+                .ins()
+                .iadd_imm_s(addr, -(((MAP_VALUES + u64::from(m)) << 32) as i64));
+            let limit = b.ins().iadd_imm_s(slab_len, -size);
+            let ok = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, low, limit);
             guarded(b, ok, &|b| {
                 let p = b.ins().iadd(slab, low);
                 direct(b, p)
@@ -1251,6 +1265,54 @@ fn access_size(code: u8) -> i64 {
     }
 }
 
+/// For `span` bytes at `base` (of provenance `prov`): a flag saying the span lies wholly in the
+/// frame, one map value or the packet (by the interpreter's rules), and its host address —
+/// for the provenances checked inline; `None` for the rest.
+fn host_span(
+    b: &mut FunctionBuilder<'_>,
+    fx: &Fx<'_>,
+    prov: Prov,
+    base: Value,
+    span: i64,
+) -> Option<(Value, Value)> {
+    match prov {
+        Prov::Stack(o) if o >= -(FRAME as i64) && o + span <= 0 => {
+            let ok = b.ins().iconst(cranelift_codegen::ir::types::I8, 1);
+            let p = b.ins().iadd_imm_s(fx.frame, o);
+            Some((ok, p))
+        }
+        Prov::Value(m, o)
+            if fx.shapes.get(m as usize).is_some_and(|sh| {
+                sh.max_entries > 0 && o >= 0 && o + span <= sh.value_size as i64
+            }) =>
+        {
+            let (slab, slab_len) = fx.slabs[m as usize];
+            let low = b
+                .ins()
+                .iadd_imm_s(base, -(((MAP_VALUES + u64::from(m)) << 32) as i64));
+            let limit = b.ins().iadd_imm_s(slab_len, -span);
+            let ok = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, low, limit);
+            let p = b.ins().iadd(slab, low);
+            Some((ok, p))
+        }
+        Prov::Pkt => {
+            let lo = b.use_var(fx.plo);
+            let hi = b.use_var(fx.phi);
+            let off = b.ins().isub(base, lo);
+            let len = b.ins().isub(hi, lo);
+            let starts_inside = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, off, len);
+            let room = b.ins().isub(len, off);
+            let fits = b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, room, span);
+            let ok = b.ins().band(starts_inside, fits);
+            let p = b.ins().iadd(fx.pkt_bias, base);
+            Some((ok, p))
+        }
+        _ => None,
+    }
+}
+
 /// A helper call: array-map lookups inline, other lookups straight into the map, the rest
 /// through the machine. Helpers clobber r1–r5 (zeroed, as the interpreter does).
 fn helper_call(
@@ -1278,6 +1340,50 @@ fn helper_call(
             let addr = b.ins().iadd_imm_s(off, base);
             let zero = b.ins().iconst(I64, 0);
             b.ins().select(inside, addr, zero)
+        }
+        Some((m, sh)) if sh.small_key_lookup() => {
+            // The key read inline (one check over the whole key) and passed by value; when
+            // the check fails, the machine reads it and reports the fault.
+            let key = b.use_var(regs[2]);
+            let mv = b.ins().iconst(I64, i64::from(m));
+            let span = sh.key_size as i64;
+            match host_span(b, fx, prov[2], key, span) {
+                Some((ok, host)) => {
+                    let fast_blk = b.create_block();
+                    let slow_blk = b.create_block();
+                    let merge = b.create_block();
+                    let out = b.append_block_param(merge, I64);
+                    b.ins().brif(ok, fast_blk, &[], slow_blk, &[]);
+                    b.switch_to_block(fast_blk);
+                    let flags = MemFlagsData::new().with_notrap();
+                    let (k0, k1) = match sh.key_size {
+                        4 => (b.ins().uload32(flags, host, 0), b.ins().iconst(I64, 0)),
+                        8 => (b.ins().load(I64, flags, host, 0), b.ins().iconst(I64, 0)),
+                        _ => (
+                            b.ins().load(I64, flags, host, 0),
+                            b.ins().load(I64, flags, host, 8),
+                        ),
+                    };
+                    let call = b.ins().call(fx.rt.lookup_small, &[fx.st, mv, k0, k1]);
+                    let r = b.inst_results(call)[0];
+                    b.ins()
+                        .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(r)]);
+                    b.switch_to_block(slow_blk);
+                    let call = b.ins().call(fx.rt.lookup, &[fx.st, pcv, mv, key]);
+                    let r = b.inst_results(call)[0];
+                    check(b, fx);
+                    b.ins()
+                        .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(r)]);
+                    b.switch_to_block(merge);
+                    out
+                }
+                None => {
+                    let call = b.ins().call(fx.rt.lookup, &[fx.st, pcv, mv, key]);
+                    let r0 = b.inst_results(call)[0];
+                    check(b, fx);
+                    r0
+                }
+            }
         }
         Some((m, _)) => {
             let key = b.use_var(regs[2]);
@@ -1343,6 +1449,7 @@ impl JitProgram {
         jb.symbol("nfcc_r0", rt_r0 as *const u8);
         jb.symbol("nfcc_helper", rt_helper as *const u8);
         jb.symbol("nfcc_lookup", rt_lookup as *const u8);
+        jb.symbol("nfcc_lookup_small", rt_lookup_small as *const u8);
         jb.symbol("nfcc_enter", rt_enter as *const u8);
         jb.symbol("nfcc_budget", rt_budget as *const u8);
         jb.symbol("nfcc_end", rt_end as *const u8);
@@ -1386,6 +1493,13 @@ impl JitProgram {
             imp,
         )?;
         let f_lookup = decl(&mut module, "nfcc_lookup", &[ptr, I64, I64, I64], true, imp)?;
+        let f_lookup_small = decl(
+            &mut module,
+            "nfcc_lookup_small",
+            &[ptr, I64, I64, I64],
+            true,
+            imp,
+        )?;
         let f_enter = decl(&mut module, "nfcc_enter", &[ptr, I64, I64], false, imp)?;
         let f_budget = decl(&mut module, "nfcc_budget", &[ptr], false, imp)?;
         let f_end = decl(&mut module, "nfcc_end", &[ptr], false, imp)?;
@@ -1420,6 +1534,7 @@ impl JitProgram {
                     r0: r(f_r0),
                     helper: r(f_helper),
                     lookup: r(f_lookup),
+                    lookup_small: r(f_lookup_small),
                     enter: r(f_enter),
                     budget: r(f_budget),
                     end: r(f_end),

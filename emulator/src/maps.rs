@@ -439,6 +439,21 @@ impl EmuMap {
         Some(slot)
     }
 
+    /// [`EmuMap::slot_of`] for a hash map whose key (at most 16 bytes) comes as a number
+    /// (little-endian, zero-padded).
+    pub fn slot_of_small(&mut self, key: u128) -> Option<usize> {
+        let Index::Small(index) = &self.index else {
+            return None;
+        };
+        if self.kind.is_array() || self.kind == MapKind::LpmTrie || !self.kind.has_values() {
+            return None;
+        }
+        let slot = *index.get(&key)?;
+        self.tick += 1;
+        self.used[slot] = self.tick;
+        Some(slot)
+    }
+
     /// A copy of `key`'s value.
     pub fn lookup(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         let s = self.slot_of(key)?;

@@ -509,6 +509,18 @@ impl Vm<'_, '_> {
         self.lookup(pc, m, key)
     }
 
+    /// `bpf_map_lookup_elem` on hash map `m` for JIT code that read the key (at most 16
+    /// bytes, little-endian in `key`) itself: the value's address, or 0.
+    pub(crate) fn jit_lookup_small(&mut self, m: usize, key: u128) -> u64 {
+        let Some(map) = self.mem.maps.get_mut(m) else {
+            return 0;
+        };
+        match map.slot_of_small(key) {
+            Some(slot) => ((MAP_VALUES + m as u64) << 32) + (slot * map.value_size) as u64,
+            None => 0,
+        }
+    }
+
     /// Entering a bpf-to-bpf callee whose frame ends at `top` for JIT code: the same depth
     /// limit as the interpreter's, and the frame cleared.
     pub(crate) fn jit_enter(&mut self, pc: usize, top: u64) -> Result<(), EmuError> {

@@ -4,7 +4,7 @@
 //! the JIT, which must agree (every access checked whole, read-only
 //! context, the instruction budget, the NIC profile).
 
-use nfcc_compiler::bpf::{Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R6};
+use nfcc_compiler::bpf::{Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R5, R6};
 use nfcc_emulator::maps::{EmuMap, MapKind};
 use nfcc_emulator::vm::{run, Ins, RunOutput};
 use nfcc_emulator::{EmuError, Env, Hook, Profile};
@@ -320,6 +320,106 @@ fn callees_share_the_callers_stack_through_pointers_and_get_cleared_frames() {
         15,
         "the callee's frame starts cleared and main's value gained 10"
     );
+}
+
+#[test]
+fn spilled_pointers_are_forgotten_when_their_slot_may_be_overwritten() {
+    // A frame pointer spilled to r10-8, then overwritten with the packet pointer through a
+    // pointer the JIT's analysis cannot follow (r10 & -1), or by a callee through the pointer
+    // it was given: the reload is the packet pointer, and its first byte (0xab) is read.
+    let frame = [0xab; 14];
+    let through_unknown = [
+        Insn::mov64_reg(R2, R10),
+        Insn::alu64_imm(Alu::Add, R2, -16),
+        Insn::stx(Size::DW, R10, -8, R2),
+        Insn::mov64_reg(R3, R10),
+        Insn::alu64_imm(Alu::And, R3, -1),
+        Insn::ldx(Size::W, R4, R1, 0),
+        Insn::stx(Size::DW, R3, -8, R4),
+        Insn::ldx(Size::DW, R5, R10, -8),
+        Insn::ldx(Size::B, R0, R5, 0),
+        Insn::exit(),
+    ];
+    let through_a_callee = [
+        Insn::mov64_reg(R2, R10),
+        Insn::alu64_imm(Alu::Add, R2, -16),
+        Insn::stx(Size::DW, R10, -8, R2),
+        Insn::ldx(Size::W, R2, R1, 0),
+        Insn::mov64_reg(R1, R10),
+        Insn::alu64_imm(Alu::Add, R1, -8),
+        local_call(6, 10),
+        Insn::ldx(Size::DW, R5, R10, -8),
+        Insn::ldx(Size::B, R0, R5, 0),
+        Insn::exit(),
+        // Callee: *r1 = r2.
+        Insn::stx(Size::DW, R1, 0, R2),
+        Insn::exit(),
+    ];
+    for prog in [&through_unknown[..], &through_a_callee[..]] {
+        let out = exec(prog, Hook::Xdp, &mut [], &mut Env::default(), &frame)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.retval, 0xab, "{prog:?}");
+    }
+}
+
+#[test]
+fn hash_lookups_read_the_key_whole() {
+    // A 16-byte key on the stack finds its value; the same key half outside the frame is a
+    // fault on both engines, not a lookup of half a key.
+    let mut maps = [EmuMap::new("h", MapKind::LruHash, 16, 8, 4)];
+    let mut key = [0u8; 16];
+    key[0] = 7;
+    key[15] = 9;
+    maps[0]
+        .update(&key, &42u64.to_le_bytes(), 0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lookup = |at: i16| {
+        let mut prog = vec![
+            Insn::st(Size::DW, R10, -16, 7),
+            Insn::st(Size::DW, R10, -8, 0),
+            Insn::st(Size::B, R10, -1, 9),
+        ];
+        prog.extend(Insn::ld_map(R1, 0));
+        prog.extend([
+            Insn::mov64_reg(R2, R10),
+            Insn::alu64_imm(Alu::Add, R2, i32::from(at)),
+            Insn::call(1),
+            Insn::jmp_imm(Jmp::Eq, R0, 0, 2),
+            Insn::ldx(Size::DW, R0, R0, 0),
+            Insn::exit(),
+            Insn::mov64_imm(R0, 1),
+            Insn::exit(),
+        ]);
+        prog
+    };
+    let out = exec(
+        &lookup(-16),
+        Hook::Xdp,
+        &mut maps,
+        &mut Env::default(),
+        &[0; 14],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.retval, 42);
+    let out = exec(
+        &lookup(-24),
+        Hook::Xdp,
+        &mut maps,
+        &mut Env::default(),
+        &[0; 14],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.retval, 1, "a different key misses");
+    assert!(matches!(
+        exec(
+            &lookup(-8),
+            Hook::Xdp,
+            &mut maps,
+            &mut Env::default(),
+            &[0; 14]
+        ),
+        Err(EmuError::Fault { .. })
+    ));
 }
 
 #[test]
