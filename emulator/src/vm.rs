@@ -170,6 +170,9 @@ impl Mem<'_> {
     }
 }
 
+/// The byte ranges of `__sk_buff` a TC program may write.
+const SKB_WRITABLE: [(usize, usize); 4] = [(8, 16), (32, 36), (44, 68), (72, 76)];
+
 /// Context fields a program may write: on TC, `mark`, `queue_mapping`, `priority`, `tc_index`,
 /// `cb[]` and `tc_classid`; nothing on XDP.
 fn ctx_writable(hook: Hook, off: usize, len: usize) -> bool {
@@ -177,9 +180,7 @@ fn ctx_writable(hook: Hook, off: usize, len: usize) -> bool {
         return false;
     }
     let end = off + len;
-    [(8, 16), (32, 36), (44, 68), (72, 76)]
-        .iter()
-        .any(|&(a, b)| off >= a && end <= b)
+    SKB_WRITABLE.iter().any(|&(a, b)| off >= a && end <= b)
 }
 
 /// Sizes of the contexts.
@@ -245,8 +246,26 @@ pub(crate) fn run_repeated(
     frame: &[u8],
     bufs: &mut Buffers,
     repeat: u32,
-    mut exec: impl FnMut(&mut Vm<'_, '_>) -> Result<u64, EmuError>,
+    exec: impl FnMut(&mut Vm<'_, '_>) -> Result<u64, EmuError>,
 ) -> Result<RunOutput, EmuError> {
+    let o = run_core(insns, hook, maps, env, frame, bufs, repeat, exec)?;
+    Ok(o.view(bufs).to_output())
+}
+
+/// [`run_repeated`] leaving the output packet in `bufs`.
+#[allow(clippy::too_many_arguments)]
+// Reason: the run's parts, as `run_with` takes them, plus the count.
+#[inline(always)]
+pub(crate) fn run_core(
+    insns: &[Ins],
+    hook: Hook,
+    maps: &mut [EmuMap],
+    env: &mut Env,
+    frame: &[u8],
+    bufs: &mut Buffers,
+    repeat: u32,
+    mut exec: impl FnMut(&mut Vm<'_, '_>) -> Result<u64, EmuError>,
+) -> Result<Outcome, EmuError> {
     let Buffers {
         pkt,
         pkt_dirty,
@@ -263,8 +282,17 @@ pub(crate) fn run_repeated(
     }
     pkt.resize(HEADROOM + frame.len() + TAILROOM, 0);
     pkt[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
-    ctx.clear();
-    ctx.resize(if hook == Hook::Xdp { XDP_CTX } else { SKB_CTX }, 0);
+    let ctx_len = if hook == Hook::Xdp { XDP_CTX } else { SKB_CTX };
+    if ctx.len() != ctx_len {
+        ctx.clear();
+        ctx.resize(ctx_len, 0);
+    } else if hook == Hook::Tc {
+        // Only the fields a TC program may write can differ from the last run's; the rest
+        // are all set below. (An XDP program cannot write its context.)
+        for (a, b) in SKB_WRITABLE {
+            ctx[a..b].fill(0);
+        }
+    }
     // Only the entry frame is cleared: a callee's frame is cleared when it is entered.
     stack.resize(FRAME * MAX_FRAMES, 0);
     stack[FRAME * (MAX_FRAMES - 1)..].fill(0);
@@ -290,13 +318,11 @@ pub(crate) fn run_repeated(
         Hook::Tc => {
             put32(mem.ctx, 8, env.mark);
             // skb->protocol: the frame's ethertype, as eth_type_trans sets it.
-            if frame.len() >= 14 {
-                put32(
-                    mem.ctx,
-                    16,
-                    u32::from(u16::from_le_bytes([frame[12], frame[13]])),
-                );
-            }
+            let protocol = match frame.get(12..14) {
+                Some(t) => u32::from(u16::from_le_bytes([t[0], t[1]])),
+                None => 0,
+            };
+            put32(mem.ctx, 16, protocol);
             put32(mem.ctx, 36, env.ifindex);
             put32(mem.ctx, 40, env.ifindex);
         }
@@ -321,7 +347,12 @@ pub(crate) fn run_repeated(
         r0 = exec(&mut vm);
     }
     // Even after a fault: the buffer stays, and the next run clears what this one touched.
-    *pkt_dirty = vm.mem.touched;
+    // Field by field: the two were just stored one by one, and one wide load of both would
+    // stall waiting for those stores.
+    *pkt_dirty = (
+        std::hint::black_box(vm.mem.touched.0),
+        std::hint::black_box(vm.mem.touched.1),
+    );
     let r0 = r0?;
     let retval = match (vm.env.profile, hook) {
         // The NIC cannot redirect; the driver drops such packets (XDP_ABORTED).
@@ -333,14 +364,64 @@ pub(crate) fn run_repeated(
     } else {
         0
     };
-    let out = RunOutput {
+    Ok(Outcome {
         retval,
-        data: vm.mem.pkt[vm.mem.data..vm.mem.data_end].to_vec(),
+        data: vm.mem.data..vm.mem.data_end,
         mark,
         redirect: vm.redirect,
         executed: vm.executed,
-    };
-    Ok(out)
+    })
+}
+
+/// A run's result with the output packet left in the buffers (`data`: its range in them).
+pub(crate) struct Outcome {
+    retval: u64,
+    data: std::ops::Range<usize>,
+    mark: u32,
+    redirect: Option<u32>,
+    executed: u64,
+}
+
+impl Outcome {
+    /// The result, the packet borrowed from the buffers the run used.
+    pub(crate) fn view<'b>(&self, bufs: &'b Buffers) -> RunRef<'b> {
+        RunRef {
+            retval: self.retval,
+            data: bufs.pkt.get(self.data.clone()).unwrap_or(&[]),
+            mark: self.mark,
+            redirect: self.redirect,
+            executed: self.executed,
+        }
+    }
+}
+
+/// What one run produced, the packet borrowed from the emulator's buffers (valid until the
+/// next run): a run without copying its output out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunRef<'a> {
+    /// r0 at exit (after the profile's verdict mapping).
+    pub retval: u64,
+    /// The packet from `data` to `data_end` at exit.
+    pub data: &'a [u8],
+    /// `skb->mark` at exit (TC; 0 on XDP).
+    pub mark: u32,
+    /// The interface `bpf_redirect`/`bpf_redirect_map` chose, if any.
+    pub redirect: Option<u32>,
+    /// Instructions executed.
+    pub executed: u64,
+}
+
+impl RunRef<'_> {
+    /// An owned copy.
+    pub fn to_output(&self) -> RunOutput {
+        RunOutput {
+            retval: self.retval,
+            data: self.data.to_vec(),
+            mark: self.mark,
+            redirect: self.redirect,
+            executed: self.executed,
+        }
+    }
 }
 
 /// The machine state of one run: memory, environment, registers.
@@ -448,7 +529,7 @@ impl Vm<'_, '_> {
         if self.mem.hook == Hook::Tc {
             // The writable fields (mark, queue_mapping, priority, tc_index, cb, tc_classid)
             // go back to their starting values.
-            for (a, b) in [(8, 16), (32, 36), (44, 68), (72, 76)] {
+            for (a, b) in SKB_WRITABLE {
                 self.mem.ctx[a..b].fill(0);
             }
             self.mem.ctx[8..12].copy_from_slice(&self.env.mark.to_le_bytes());

@@ -7,7 +7,7 @@
 use nfcc_compiler::bpf::{Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R5, R6};
 use nfcc_emulator::maps::{EmuMap, MapKind};
 use nfcc_emulator::vm::{run, Ins, RunOutput};
-use nfcc_emulator::{EmuError, Env, Hook, Profile};
+use nfcc_emulator::{EmuError, Env, Hook, Profile, Runner};
 
 fn decode(prog: &[Insn]) -> Vec<Ins> {
     prog.iter().map(|i| Ins::decode(&i.encode())).collect()
@@ -493,4 +493,72 @@ fn loops_stop_at_the_budget_and_the_nic_profile_refuses_host_helpers() {
             .ok(),
         Some(0)
     );
+}
+
+#[test]
+fn runs_in_place_and_repeated_match_single_runs() {
+    // An example policy with per-rule counters: `run_ref` gives what `run_jit` gives, and
+    // `run_repeat` n times counts n packets and returns the last run's output.
+    let src = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ipv6_edge.nf"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (program, d) = nfcc_dsl::check_source(&src, &nfcc_dsl::CheckOptions::default());
+    let program = program.unwrap_or_else(|| panic!("{d:?}"));
+    let compiled = nfcc_compiler::compile::compile(&program, "ipv6_edge.nf", &src, None)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let load = || {
+        let mut e =
+            nfcc_emulator::Emulator::load(&compiled.object).unwrap_or_else(|e| panic!("{e}"));
+        for (m, entries) in &compiled.programs[0].maps {
+            for (k, v) in entries {
+                e.map_update(&m.name, k, v)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+        e
+    };
+    let frame = nfcc_dsl::testing::frame_from_literal(
+        "ipv6(src=2001:db8:1::1, dst=2a01:4f8:c0c::80, hoplimit=64) / tcp(dport=443)",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (mut a, mut b) = (load(), load());
+    let owned = a
+        .run_jit("ipv6_edge", &frame)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for runner in [Runner::Jit, Runner::Interpreter] {
+        let r = b
+            .run_ref("ipv6_edge", &frame, runner)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_output();
+        assert_eq!(
+            (r.retval, &r.data),
+            (owned.retval, &owned.data),
+            "{runner:?}"
+        );
+    }
+    let stats = |e: &mut nfcc_emulator::Emulator| -> u64 {
+        (0u32..8)
+            .map(|i| {
+                e.map_lookup("ipv6_edge_nfcc_rule_stats", &i.to_le_bytes())
+                    .unwrap_or_else(|x| panic!("{x}"))
+                    .unwrap_or_default()
+            })
+            .map(|v| {
+                u64::from_le_bytes(v.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]))
+            })
+            .sum()
+    };
+    for runner in [Runner::Jit, Runner::Interpreter] {
+        let mut c = load();
+        let r = c
+            .run_repeat("ipv6_edge", &frame, 1000, runner)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (r.retval, &r.data),
+            (owned.retval, &owned.data),
+            "{runner:?}"
+        );
+        assert_eq!(stats(&mut c), 1000, "{runner:?}: every repeat counted once");
+    }
 }
