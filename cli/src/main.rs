@@ -45,6 +45,8 @@ struct Cli {
 pub enum RunEngineArg {
     /// The emulator.
     Emulator,
+    /// The emulator's JIT (native code; the fastest engine for long captures).
+    Jit,
     /// The kernel's BPF_PROG_TEST_RUN.
     Kernel,
     /// The reference evaluator (.nf input only).
@@ -199,8 +201,8 @@ enum Command {
         /// Input pcap (classic libpcap, Ethernet).
         #[arg(long)]
         pcap: PathBuf,
-        /// The engine: the emulator (no privileges), the kernel (BPF_PROG_TEST_RUN), or the
-        /// reference evaluator (.nf only).
+        /// The engine: the emulator (no privileges), its JIT (the same, as native code), the
+        /// kernel (BPF_PROG_TEST_RUN), or the reference evaluator (.nf only).
         #[arg(long, value_enum, default_value = "emulator")]
         engine: RunEngineArg,
         /// Write the packets the program lets out (pass, tx, redirect), as emitted.

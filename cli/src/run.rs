@@ -64,6 +64,7 @@ fn moved(policy: &Policy, before: &[u64], after: &[u64]) -> Option<String> {
 /// The compiled policy on the emulator; the clock follows the capture's timestamps.
 struct EmuPolicy {
     emu: Emulator,
+    runner: nfcc_emulator::Runner,
     policy: Policy,
     stats: String,
 }
@@ -90,16 +91,20 @@ impl Runner for EmuPolicy {
     fn run(&mut self, frame: &[u8], ts_ns: u64) -> Result<Answer, String> {
         self.emu.env.clock_ns = ts_ns;
         let before = self.counts();
-        let out = self
-            .emu
-            .run(&self.policy.name, frame)
-            .map_err(|e| e.to_string())?;
+        let (retval, data) = {
+            let out = self
+                .emu
+                .run_ref(&self.policy.name, frame, self.runner)
+                .map_err(|e| e.to_string())?;
+            let t = terminal_of(self.policy.hook, out.retval as u32, &self.policy);
+            (out.retval, emits(&t).then(|| out.data.to_vec()))
+        };
         let after = self.counts();
-        let t = terminal_of(self.policy.hook, out.retval as u32, &self.policy);
+        let t = terminal_of(self.policy.hook, retval as u32, &self.policy);
         Ok(Answer {
             verdict: terminal_name(&t),
             rule: moved(&self.policy, &before, &after),
-            emitted: emits(&t).then_some(out.data),
+            emitted: data,
         })
     }
 }
@@ -314,10 +319,14 @@ fn runner(a: &RunArgs, bytes: &[u8]) -> Result<Box<dyn Runner>, (u8, String)> {
                 if a.nic {
                     emu.env.profile = nfcc_emulator::Profile::Nfp;
                 }
+                let runner = runner_of(a.engine);
+                if runner == nfcc_emulator::Runner::Jit {
+                    emu.jit_compile(&name).map_err(|e| (ENV, e.to_string()))?;
+                }
                 Box::new(move |f: &[u8], ts| {
                     emu.env.clock_ns = ts;
-                    emu.run(&name, f)
-                        .map(|o| (o.retval, o.data))
+                    emu.run_ref(&name, f, runner)
+                        .map(|o| (o.retval, o.data.to_vec()))
                         .map_err(|e| e.to_string())
                 })
             }
@@ -388,7 +397,26 @@ fn runner(a: &RunArgs, bytes: &[u8]) -> Result<Box<dyn Runner>, (u8, String)> {
                 .map_err(|e| (ENV, e.to_string()))?;
         }
     }
-    Ok(Box::new(EmuPolicy { emu, policy, stats }))
+    let runner = runner_of(a.engine);
+    if runner == nfcc_emulator::Runner::Jit {
+        emu.jit_compile(&policy.name)
+            .map_err(|e| (ENV, e.to_string()))?;
+    }
+    Ok(Box::new(EmuPolicy {
+        emu,
+        runner,
+        policy,
+        stats,
+    }))
+}
+
+/// Which of the emulator's engines an `--engine` choice means.
+fn runner_of(e: RunEngineArg) -> nfcc_emulator::Runner {
+    if e == RunEngineArg::Jit {
+        nfcc_emulator::Runner::Jit
+    } else {
+        nfcc_emulator::Runner::Interpreter
+    }
 }
 
 /// `nfcc run`.

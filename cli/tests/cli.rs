@@ -285,7 +285,7 @@ fn run_replays_a_pcap_with_verdicts_rules_and_emitted_packets() {
     ]);
     std::fs::write(dir.join("in.pcap"), pcap).expect("write pcap");
     let d = dir.display().to_string();
-    for engine in ["emulator", "eval"] {
+    for engine in ["emulator", "jit", "eval"] {
         let out = check_in(
             &dir,
             &[
