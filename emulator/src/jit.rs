@@ -90,6 +90,12 @@ impl MapShape {
         ) && matches!(self.key_size, 4 | 8 | 16)
     }
 
+    /// Whether this is an LPM trie of IPv4 or IPv6 keys, which JIT code reads and passes by
+    /// value.
+    fn lpm_key_lookup(&self) -> bool {
+        self.kind == MapKind::LpmTrie && matches!(self.key_size, 8 | 20)
+    }
+
     /// Whether lookups are an index into the value slab, which JIT code does inline.
     fn inline_lookup(&self) -> bool {
         matches!(self.kind, MapKind::Array | MapKind::PercpuArray) && self.key_size == 4
@@ -227,6 +233,13 @@ extern "C" fn rt_lookup(p: *mut u8, pc: u64, map: u64, key: u64) -> u64 {
 extern "C" fn rt_lookup_small(p: *mut u8, map: u64, k0: u64, k1: u64) -> u64 {
     let s = state(p);
     s.vm.jit_lookup_small(map as usize, u128::from(k0) | (u128::from(k1) << 64))
+}
+
+/// An LPM lookup whose key (prefix length, then 4 or 16 bytes of data, checked and read by the
+/// JIT code) comes by value.
+extern "C" fn rt_lookup_lpm(p: *mut u8, map: u64, len: u64, d0: u64, d1: u64) -> u64 {
+    let s = state(p);
+    s.vm.jit_lookup_lpm(map as usize, len as u32, d0, d1)
 }
 
 extern "C" fn rt_enter(p: *mut u8, pc: u64, top: u64) {
@@ -583,6 +596,7 @@ struct Rt {
     helper: FuncRef,
     lookup: FuncRef,
     lookup_small: FuncRef,
+    lookup_lpm: FuncRef,
     enter: FuncRef,
     budget: FuncRef,
     end: FuncRef,
@@ -1341,7 +1355,7 @@ fn helper_call(
             let zero = b.ins().iconst(I64, 0);
             b.ins().select(inside, addr, zero)
         }
-        Some((m, sh)) if sh.small_key_lookup() => {
+        Some((m, sh)) if sh.small_key_lookup() || sh.lpm_key_lookup() => {
             // The key read inline (one check over the whole key) and passed by value; when
             // the check fails, the machine reads it and reports the fault.
             let key = b.use_var(regs[2]);
@@ -1356,16 +1370,31 @@ fn helper_call(
                     b.ins().brif(ok, fast_blk, &[], slow_blk, &[]);
                     b.switch_to_block(fast_blk);
                     let flags = MemFlagsData::new().with_notrap();
-                    let (k0, k1) = match sh.key_size {
-                        4 => (b.ins().uload32(flags, host, 0), b.ins().iconst(I64, 0)),
-                        8 => (b.ins().load(I64, flags, host, 0), b.ins().iconst(I64, 0)),
-                        _ => (
-                            b.ins().load(I64, flags, host, 0),
-                            b.ins().load(I64, flags, host, 8),
-                        ),
+                    let r = if sh.lpm_key_lookup() {
+                        // {u32 prefix length, data}: the data's bytes as they lie in memory.
+                        let len = b.ins().uload32(flags, host, 0);
+                        let (d0, d1) = if sh.key_size == 8 {
+                            (b.ins().uload32(flags, host, 4), b.ins().iconst(I64, 0))
+                        } else {
+                            (
+                                b.ins().load(I64, flags, host, 4),
+                                b.ins().load(I64, flags, host, 12),
+                            )
+                        };
+                        let call = b.ins().call(fx.rt.lookup_lpm, &[fx.st, mv, len, d0, d1]);
+                        b.inst_results(call)[0]
+                    } else {
+                        let (k0, k1) = match sh.key_size {
+                            4 => (b.ins().uload32(flags, host, 0), b.ins().iconst(I64, 0)),
+                            8 => (b.ins().load(I64, flags, host, 0), b.ins().iconst(I64, 0)),
+                            _ => (
+                                b.ins().load(I64, flags, host, 0),
+                                b.ins().load(I64, flags, host, 8),
+                            ),
+                        };
+                        let call = b.ins().call(fx.rt.lookup_small, &[fx.st, mv, k0, k1]);
+                        b.inst_results(call)[0]
                     };
-                    let call = b.ins().call(fx.rt.lookup_small, &[fx.st, mv, k0, k1]);
-                    let r = b.inst_results(call)[0];
                     b.ins()
                         .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(r)]);
                     b.switch_to_block(slow_blk);
@@ -1450,6 +1479,7 @@ impl JitProgram {
         jb.symbol("nfcc_helper", rt_helper as *const u8);
         jb.symbol("nfcc_lookup", rt_lookup as *const u8);
         jb.symbol("nfcc_lookup_small", rt_lookup_small as *const u8);
+        jb.symbol("nfcc_lookup_lpm", rt_lookup_lpm as *const u8);
         jb.symbol("nfcc_enter", rt_enter as *const u8);
         jb.symbol("nfcc_budget", rt_budget as *const u8);
         jb.symbol("nfcc_end", rt_end as *const u8);
@@ -1493,6 +1523,13 @@ impl JitProgram {
             imp,
         )?;
         let f_lookup = decl(&mut module, "nfcc_lookup", &[ptr, I64, I64, I64], true, imp)?;
+        let f_lookup_lpm = decl(
+            &mut module,
+            "nfcc_lookup_lpm",
+            &[ptr, I64, I64, I64, I64],
+            true,
+            imp,
+        )?;
         let f_lookup_small = decl(
             &mut module,
             "nfcc_lookup_small",
@@ -1535,6 +1572,7 @@ impl JitProgram {
                     helper: r(f_helper),
                     lookup: r(f_lookup),
                     lookup_small: r(f_lookup_small),
+                    lookup_lpm: r(f_lookup_lpm),
                     enter: r(f_enter),
                     budget: r(f_budget),
                     end: r(f_end),

@@ -387,12 +387,7 @@ impl EmuMap {
         let data = key.get(4..)?;
         let max = (data.len() * 8).min(u32::from_le_bytes(key[..4].try_into().ok()?) as usize);
         if !self.lpm_tables.is_empty() {
-            let number = lpm_data(data);
-            return self
-                .lpm_present
-                .iter()
-                .filter(|&&l| l <= max)
-                .find_map(|&len| self.lpm_tables.get(len)?.get(lpm_mask(number, len)));
+            return self.lpm_find_number(max, lpm_data(data));
         }
         let mut probe = std::mem::take(&mut self.lpm_probe);
         let found = self
@@ -405,6 +400,33 @@ impl EmuMap {
             });
         self.lpm_probe = probe;
         found
+    }
+
+    /// The longest entry matching the first `max` bits of `number` (data of at most 16 bytes,
+    /// as [`lpm_data`] makes it).
+    #[inline]
+    fn lpm_find_number(&self, max: usize, number: u128) -> Option<usize> {
+        self.lpm_present
+            .iter()
+            .filter(|&&l| l <= max)
+            .find_map(|&len| self.lpm_tables.get(len)?.get(lpm_mask(number, len)))
+    }
+
+    /// [`EmuMap::slot_of`] for an LPM trie with 4 or 16 bytes of data, its key given as the
+    /// prefix length and the data's bytes as two little-endian words (as loaded from memory).
+    pub fn slot_of_lpm(&mut self, len: u32, d0: u64, d1: u64) -> Option<usize> {
+        let n = self.key_size.checked_sub(4)?;
+        if self.kind != MapKind::LpmTrie || self.lpm_tables.is_empty() || !matches!(n, 4 | 16) {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&d0.to_le_bytes());
+        bytes[8..].copy_from_slice(&d1.to_le_bytes());
+        let max = (n * 8).min(len as usize);
+        let slot = self.lpm_find_number(max, lpm_data(&bytes[..n]))?;
+        self.tick += 1;
+        self.used[slot] = self.tick;
+        Some(slot)
     }
 
     /// Counts an LPM entry of prefix length `len` in (`add`) or out, keeping the list of

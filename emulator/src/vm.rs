@@ -602,6 +602,18 @@ impl Vm<'_, '_> {
         }
     }
 
+    /// `bpf_map_lookup_elem` on LPM trie `m` (4 or 16 data bytes) for JIT code that read the
+    /// key itself: its prefix length and its data as two little-endian words.
+    pub(crate) fn jit_lookup_lpm(&mut self, m: usize, len: u32, d0: u64, d1: u64) -> u64 {
+        let Some(map) = self.mem.maps.get_mut(m) else {
+            return 0;
+        };
+        match map.slot_of_lpm(len, d0, d1) {
+            Some(slot) => ((MAP_VALUES + m as u64) << 32) + (slot * map.value_size) as u64,
+            None => 0,
+        }
+    }
+
     /// Entering a bpf-to-bpf callee whose frame ends at `top` for JIT code: the same depth
     /// limit as the interpreter's, and the frame cleared.
     pub(crate) fn jit_enter(&mut self, pc: usize, top: u64) -> Result<(), EmuError> {

@@ -423,6 +423,53 @@ fn hash_lookups_read_the_key_whole() {
 }
 
 #[test]
+fn lpm_lookups_read_the_key_whole() {
+    // {prefix length 32, 10.1.2.3} matches 10.1.2.0/24 (value 5) in an IPv4 LPM trie; the key
+    // four bytes lower runs past the frame's end and faults on both engines.
+    let mut maps = [EmuMap::new("t", MapKind::LpmTrie, 8, 8, 4)];
+    maps[0]
+        .update(&[24, 0, 0, 0, 10, 1, 2, 0], &5u64.to_le_bytes(), 0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lookup = |at: i16| {
+        let mut prog = vec![
+            Insn::st(Size::W, R10, -8, 32),
+            Insn::st(Size::W, R10, -4, i32::from_le_bytes([10, 1, 2, 3])),
+        ];
+        prog.extend(Insn::ld_map(R1, 0));
+        prog.extend([
+            Insn::mov64_reg(R2, R10),
+            Insn::alu64_imm(Alu::Add, R2, i32::from(at)),
+            Insn::call(1),
+            Insn::jmp_imm(Jmp::Eq, R0, 0, 2),
+            Insn::ldx(Size::DW, R0, R0, 0),
+            Insn::exit(),
+            Insn::mov64_imm(R0, 1),
+            Insn::exit(),
+        ]);
+        prog
+    };
+    let out = exec(
+        &lookup(-8),
+        Hook::Xdp,
+        &mut maps,
+        &mut Env::default(),
+        &[0; 14],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.retval, 5);
+    assert!(matches!(
+        exec(
+            &lookup(-4),
+            Hook::Xdp,
+            &mut maps,
+            &mut Env::default(),
+            &[0; 14]
+        ),
+        Err(EmuError::Fault { .. })
+    ));
+}
+
+#[test]
 fn calls_stop_at_eight_frames() {
     // Depth n recurses while r1 > 0: seven nested calls fit, the eighth frame is refused.
     let recurse = |depth: i32| {
