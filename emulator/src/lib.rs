@@ -348,12 +348,15 @@ impl Emulator {
         frame: &[u8],
         runner: Runner,
     ) -> Result<vm::RunRef<'_>, EmuError> {
-        if runner == Runner::Jit
-            && !matches!(self.programs.get(program), Some(Prog { jit: Some(_), .. }))
-        {
-            self.jit_compile(program)?;
+        let mut found = self.programs.0.iter().position(|(n, _)| n == program);
+        if let Some(i) = found {
+            if runner == Runner::Jit && self.programs.0[i].1.jit.is_none() {
+                self.jit_compile(program)?;
+            }
+        } else {
+            found = None;
         }
-        let Some(p) = self.programs.get(program) else {
+        let Some(p) = found.map(|i| &self.programs.0[i].1) else {
             return Err(EmuError::NoProgram(
                 program.to_string(),
                 self.programs().join(", "),

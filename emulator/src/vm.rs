@@ -490,6 +490,8 @@ impl Vm<'_, '_> {
                 self.slabs.len() as u64,
             ));
         }
+        // Callers hand JIT code the maps it was compiled for (an emulator's maps keep their
+        // shapes); the check is cheap insurance all the same.
         if self.mem.maps.len() != shapes.len() {
             return None;
         }
@@ -497,7 +499,10 @@ impl Vm<'_, '_> {
         slabs.clear();
         let mut same = true;
         for (m, s) in self.mem.maps.iter_mut().zip(shapes) {
-            same &= crate::jit::MapShape::of(m) == *s;
+            same &= m.value_size == s.value_size
+                && m.max_entries == s.max_entries
+                && m.key_size == s.key_size
+                && m.kind == s.kind;
             slabs.push([
                 m.slab.as_mut_ptr() as u64,
                 m.slab.len() as u64,
