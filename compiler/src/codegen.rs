@@ -2516,6 +2516,32 @@ impl Gen<'_> {
                     probe(self);
                 }
             }
+            Lengths::Entries(table) => {
+                // Entry 0 holds the count; entry i + 1 slot i (length, then the mask). Keys go
+                // through the stack with `stx` (the NIC refuses store-immediate).
+                let lookup = |g: &mut Self, entry: i32| {
+                    g.a.emit(Insn::mov64_imm(R1, entry));
+                    g.a.emit(Insn::stx(Size::W, R10, -4, R1));
+                    g.a.emit2(Insn::ld_map(R1, table.0));
+                    g.a.emit(Insn::mov64_reg(R2, R10));
+                    g.a.emit(Insn::alu64_imm(Alu::Add, R2, -4));
+                    g.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+                    g.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), f);
+                };
+                lookup(self, 0);
+                self.a.emit(Insn::stx(Size::DW, R10, LENGTHS_PTR, R0));
+                for i in 0..prefix::table_slots(width) as i32 {
+                    self.a.emit(Insn::ldx(Size::DW, R1, R10, LENGTHS_PTR));
+                    self.a.emit(Insn::ldx(Size::W, R3, R1, 0));
+                    self.a.jump(Insn::jmp_imm(Jmp::Le, R3, i, 0), f);
+                    lookup(self, i + 1);
+                    self.a.emit(Insn::mov64_reg(R1, R0));
+                    self.a.emit(Insn::ldx(Size::W, R3, R1, 0));
+                    self.a.emit(Insn::stx(Size::W, R9, key, R3));
+                    self.masked_key(slot, width, None, 8);
+                    probe(self);
+                }
+            }
         }
         self.a.jump(Insn::ja(0), f);
     }

@@ -280,6 +280,9 @@ pub enum Lengths {
     Static(Vec<u8>),
     /// Read at run time from a length table (a dynamic set).
     Table(MapId),
+    /// Read at run time from a length table kept one slot per array entry, entry 0 holding
+    /// the count: a dynamic set on the NIC, whose map entries are limited to a few dozen bytes.
+    Entries(MapId),
 }
 
 /// A predicate tree over conditions.
@@ -435,6 +438,12 @@ impl Program {
                                 m.purpose == MapPurpose::PrefixLengths
                                     && m.value_size == crate::prefix::table_size(width)
                             }) => {}
+                        Lengths::Entries(t)
+                            if self.maps.get(t.index()).is_some_and(|m| {
+                                m.purpose == MapPurpose::PrefixLengths
+                                    && m.value_size == crate::prefix::table_stride(width) as u32
+                                    && m.max_entries == crate::prefix::table_slots(width) as u32 + 1
+                            }) => {}
                         _ => return err(format!("c{i}: bad prefix lengths for {field}")),
                     }
                 }
@@ -571,6 +580,9 @@ impl Program {
                         ls.iter().map(u8::to_string).collect::<Vec<_>>().join(" /")
                     ),
                     Lengths::Table(t) => format!("{field} in {map} probing lengths of {t}"),
+                    Lengths::Entries(t) => {
+                        format!("{field} in {map} probing lengths of {t} (a slot per entry)")
+                    }
                 },
                 Cond::InMapKey { key, map } => format!("{} in {map}", key_text(key)),
                 Cond::Payload {

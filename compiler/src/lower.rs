@@ -920,15 +920,29 @@ impl Lower<'_> {
                         .collect();
                     let cap = s.capacity.max(1).max(prefixes.len() as u32);
                     let id = self.push_map(&name, MapPurpose::PrefixHash, key_size, 1, cap, init);
-                    let table = self.push_map(
-                        &format!("{name}_lengths"),
-                        MapPurpose::PrefixLengths,
-                        4,
-                        prefix::table_size(width),
-                        1,
-                        vec![(vec![0; 4], prefix::length_table(&lengths, width))],
-                    );
-                    (id, Probe::Hash(Lengths::Table(table)))
+                    // The NIC's map entries are small: there the table keeps a slot per entry.
+                    let lengths = if nic {
+                        let table = self.push_map(
+                            &format!("{name}_lengths"),
+                            MapPurpose::PrefixLengths,
+                            4,
+                            prefix::table_stride(width) as u32,
+                            prefix::table_slots(width) as u32 + 1,
+                            prefix::length_entries(&lengths, width),
+                        );
+                        Lengths::Entries(table)
+                    } else {
+                        let table = self.push_map(
+                            &format!("{name}_lengths"),
+                            MapPurpose::PrefixLengths,
+                            4,
+                            prefix::table_size(width),
+                            1,
+                            vec![(vec![0; 4], prefix::length_table(&lengths, width))],
+                        );
+                        Lengths::Table(table)
+                    };
+                    (id, Probe::Hash(lengths))
                 } else {
                     let id = self.lpm(&name, &prefixes, width, s.capacity);
                     (id, Probe::Map)

@@ -219,6 +219,25 @@ pub fn length_table(lengths: &[u8], width: usize) -> Vec<u8> {
     v
 }
 
+/// The entries of a length table kept one slot per array entry (for the NIC, whose map entries
+/// are small): key 0 holds the count, key `i + 1` slot `i` — the same slot layout as
+/// [`length_table`]'s, lengths longest first.
+pub fn length_entries(lengths: &[u8], width: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let table = length_table(lengths, width);
+    let stride = table_stride(width);
+    let mut count = vec![0u8; stride];
+    count[..8].copy_from_slice(&table[..8]);
+    let mut out = vec![(0u32.to_le_bytes().to_vec(), count)];
+    for i in 0..table_slots(width) {
+        let at = 8 + i * stride;
+        out.push((
+            (i as u32 + 1).to_le_bytes().to_vec(),
+            table[at..at + stride].to_vec(),
+        ));
+    }
+    out
+}
+
 /// The lengths a length table lists, longest first (the inverse of [`length_table`]).
 pub fn table_lengths(value: &[u8], width: usize) -> Vec<u8> {
     let count = value

@@ -129,15 +129,49 @@ pub fn plan(
         // length whose last prefix leaves stays listed: one wasted probe, never a miss.)
         if m.purpose == MapPurpose::PrefixHash && add {
             let table = format!("{}_lengths", m.name);
-            let current = read(&table, &[0; 4]).unwrap_or_default();
-            let mut lengths = prefix::table_lengths(&current, width);
-            if !lengths.contains(&p.len) {
-                lengths.push(p.len);
-                ops.push(MapOp::Update {
-                    map: table,
-                    key: vec![0; 4],
-                    value: prefix::length_table(&lengths, width),
+            // On the NIC the table keeps a slot per entry (entry 0: the count).
+            let per_entry = ir.maps.iter().any(|t| t.name == table && t.max_entries > 1);
+            if per_entry {
+                let count = read(&table, &0u32.to_le_bytes())
+                    .and_then(|v| {
+                        v.get(..4)
+                            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    })
+                    .unwrap_or(0)
+                    .min(prefix::table_slots(width) as u32);
+                let listed = (0..count).any(|i| {
+                    read(&table, &(i + 1).to_le_bytes()).is_some_and(|v| v.first() == Some(&p.len))
                 });
+                if !listed && (count as usize) < prefix::table_slots(width) {
+                    // The new length goes after the others (order does not matter for
+                    // membership): its slot first, then the count, so that a packet meanwhile
+                    // probes the old list or the new one.
+                    let stride = prefix::table_stride(width);
+                    let slot = prefix::length_table(&[p.len], width)[8..8 + stride].to_vec();
+                    ops.push(MapOp::Update {
+                        map: table.clone(),
+                        key: (count + 1).to_le_bytes().to_vec(),
+                        value: slot,
+                    });
+                    let mut value = vec![0u8; stride];
+                    value[..4].copy_from_slice(&(count + 1).to_le_bytes());
+                    ops.push(MapOp::Update {
+                        map: table,
+                        key: 0u32.to_le_bytes().to_vec(),
+                        value,
+                    });
+                }
+            } else {
+                let current = read(&table, &[0; 4]).unwrap_or_default();
+                let mut lengths = prefix::table_lengths(&current, width);
+                if !lengths.contains(&p.len) {
+                    lengths.push(p.len);
+                    ops.push(MapOp::Update {
+                        map: table,
+                        key: vec![0; 4],
+                        value: prefix::length_table(&lengths, width),
+                    });
+                }
             }
         }
     }

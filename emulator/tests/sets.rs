@@ -21,14 +21,22 @@ struct Both {
 
 impl Both {
     fn new(source: &str) -> Both {
+        Both::for_target(source, None)
+    }
+
+    /// Compiled for `target` (the NIC's profile in the emulator for `nfp`).
+    fn for_target(source: &str, target: Option<nfcc_dsl::checked::Target>) -> Both {
         let (program, d) = check_source(source, &CheckOptions::default());
         let program = program.unwrap_or_else(|| panic!("{d:?}"));
         let policy = program.policies[0].clone();
         let single = Program {
             policies: vec![policy.clone()],
         };
-        let compiled = compile(&single, "p.nf", source, None).unwrap_or_else(|e| panic!("{e:?}"));
+        let compiled = compile(&single, "p.nf", source, target).unwrap_or_else(|e| panic!("{e:?}"));
         let mut emu = Emulator::load(&compiled.object).unwrap_or_else(|e| panic!("{e}"));
+        if target == Some(nfcc_dsl::checked::Target::Nfp) {
+            emu.env.profile = nfcc_emulator::Profile::Nfp;
+        }
         for (m, entries) in &compiled.programs[0].maps {
             for (k, v) in entries {
                 emu.map_update(&m.name, k, v)
@@ -124,6 +132,46 @@ fn prefix_hash_sets_take_new_prefixes_of_any_length() {
         b.run("ipv4(src=203.0.113.10, dst=10.0.0.1) / udp(dport=80)"),
         "pass"
     );
+}
+
+#[test]
+fn nic_prefix_sets_keep_a_length_per_entry_and_grow() {
+    // On the NIC a dynamic prefix set's length table keeps one slot per map entry (entries
+    // stay small); a new length adds its slot, then the count.
+    let src = "policy n on xdp {
+    set blocked: ipv4 prefix, dynamic = { 192.0.2.0/24 }
+    set blocked6: ipv6 prefix, dynamic = { 2001:db8::/32 }
+    rule b: ip.src in blocked => drop
+    rule b6: ip.src in blocked6 => drop
+    default pass
+}
+";
+    let mut b = Both::for_target(src, Some(nfcc_dsl::checked::Target::Nfp));
+    for m in &b.ir.maps {
+        assert!(
+            m.key_size + m.value_size <= 64,
+            "{}: {} + {} bytes per entry",
+            m.name,
+            m.key_size,
+            m.value_size
+        );
+    }
+    let v4 = "ipv4(src=203.0.113.9, dst=10.0.0.1) / udp(sport=1, dport=80)";
+    assert_eq!(b.run("ipv4(src=192.0.2.7) / udp(dport=80)"), "drop");
+    assert_eq!(b.run(v4), "pass");
+    // The hash entry, the new slot and the count.
+    assert_eq!(b.change("blocked", "203.0.0.0/16", true), Ok(3));
+    assert_eq!(b.run(v4), "drop");
+    // A length already listed: the hash entry alone.
+    assert_eq!(b.change("blocked", "198.51.0.0/16", true), Ok(1));
+    assert_eq!(b.run("ipv4(src=198.51.100.1) / udp(dport=80)"), "drop");
+    assert_eq!(b.run("ipv4(src=192.0.2.7) / udp(dport=80)"), "drop");
+    let v6 = "ipv6(src=2001:dc0::1) / udp(dport=80)";
+    assert_eq!(b.run(v6), "pass");
+    assert_eq!(b.change("blocked6", "2001:dc0::/48", true), Ok(3));
+    assert_eq!(b.run(v6), "drop");
+    assert_eq!(b.run("ipv6(src=2001:db8::1) / udp(dport=80)"), "drop");
+    assert_eq!(b.run("ipv6(src=2001:dc1::1) / udp(dport=80)"), "pass");
 }
 
 #[test]

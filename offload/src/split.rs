@@ -116,13 +116,8 @@ fn size_of(compiled: &Compiled, profile: &Profile) -> Size {
     for (m, _) in &prog.maps {
         let bytes = (m.key_size + m.value_size).div_ceil(8) * 8;
         if bytes > profile.max_entry_bytes {
-            let hint = if m.name.ends_with("_lengths") {
-                " (the length table of a dynamic prefix set: a static set needs none)"
-            } else {
-                ""
-            };
             over.push(format!(
-                "map `{}` has {bytes}-byte entries, more than {}{hint}",
+                "map `{}` has {bytes}-byte entries, more than {}",
                 m.name, profile.max_entry_bytes
             ));
         }
