@@ -208,7 +208,7 @@ pub fn run(
 
 /// The packet, context and stack buffers of a run, kept between runs so that a packet costs
 /// no allocation.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Buffers {
     /// Zero outside `pkt_dirty` between runs, so a run clears only what the last one touched.
     pkt: Vec<u8>,
@@ -217,6 +217,23 @@ pub struct Buffers {
     stack: Vec<u8>,
     /// Each map's value slab, as JIT code sees it.
     slabs: Vec<[u64; 3]>,
+    /// The maps (address and count of the slice) `slabs` describes, checked against the JIT
+    /// code's shapes: an emulator's maps and their slabs never move, so the table is built
+    /// once. A copy of the buffers (a copy of the emulator, with other maps) starts without.
+    slabs_for: Option<(usize, usize)>,
+}
+
+impl Clone for Buffers {
+    fn clone(&self) -> Buffers {
+        Buffers {
+            pkt: self.pkt.clone(),
+            pkt_dirty: self.pkt_dirty,
+            ctx: self.ctx.clone(),
+            stack: self.stack.clone(),
+            slabs: Vec::new(),
+            slabs_for: None,
+        }
+    }
 }
 
 /// Sets up a run's memory and context, executes it with `exec` (the interpreter, or JIT code
@@ -272,7 +289,10 @@ pub(crate) fn run_core(
         ctx,
         stack,
         slabs,
+        slabs_for,
     } = bufs;
+    let maps_key = (maps.as_ptr() as usize, maps.len());
+    let slabs_checked = *slabs_for == Some(maps_key);
     // Headroom and tailroom must read as zero: clear what the last run touched, then the
     // buffer is zero but for the frame copied in.
     let (lo, hi) = *pkt_dirty;
@@ -295,7 +315,13 @@ pub(crate) fn run_core(
     }
     // Only the entry frame is cleared: a callee's frame is cleared when it is entered.
     stack.resize(FRAME * MAX_FRAMES, 0);
-    stack[FRAME * (MAX_FRAMES - 1)..].fill(0);
+    // A fixed-size clear: inline vector stores rather than a call.
+    if let Some(top) = stack
+        .get_mut(FRAME * (MAX_FRAMES - 1)..)
+        .and_then(|t| <&mut [u8; FRAME]>::try_from(t).ok())
+    {
+        *top = [0; FRAME];
+    }
     let mut mem = Mem {
         pkt,
         data: HEADROOM,
@@ -336,9 +362,12 @@ pub(crate) fn run_core(
         redirect: None,
         executed: 0,
         slabs,
-        slabs_checked: false,
+        slabs_checked,
     };
     let mut r0 = exec(&mut vm);
+    if vm.slabs_checked {
+        *slabs_for = Some(maps_key);
+    }
     for _ in 1..repeat {
         if r0.is_err() {
             break;
