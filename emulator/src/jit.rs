@@ -135,9 +135,11 @@ const ST_CTX_LEN: i32 = 48;
 const ST_MAPS: i32 = 56;
 const ST_NMAPS: i32 = 64;
 
-/// Every function of a program is `(state, r1, …, r9, r10) -> r0`; the entry gets r1 = the
-/// context and r10 = the top frame's end.
-type Entry = unsafe extern "C" fn(*mut u8, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64) -> u64;
+/// Every function of a program is `(state, r0, r1, …, r9, r10) -> r0`: a callee starts with the
+/// caller's registers, as in the interpreter (the verifier lets it read only r1–r5 and r10);
+/// the entry gets r1 = the context and r10 = the top frame's end.
+type Entry =
+    unsafe extern "C" fn(*mut u8, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64) -> u64;
 
 /// A compiled program. The module owns the code's memory, so it lives as long as the entry.
 pub struct JitProgram {
@@ -472,18 +474,19 @@ fn successors(insns: &[Ins], pc: usize) -> Result<(Vec<usize>, bool), JitError> 
             } else {
                 i64::from(i.off)
             };
+            // A jump out of the program faults when taken, as in the interpreter: it has no
+            // successor there.
             let t = pc as i64 + 1 + off;
-            if t < 0 || t as usize >= insns.len() {
-                return Err(JitError::Unsupported {
-                    insn: pc,
-                    what: "jump out of the program".into(),
-                });
-            }
+            let target: Vec<usize> = if t < 0 || t as usize >= insns.len() {
+                Vec::new()
+            } else {
+                vec![t as usize]
+            };
             if op == 0x00 {
-                Ok((vec![t as usize], false))
+                Ok((target, false))
             } else {
                 let (mut v, f) = falls(Vec::new());
-                v.push(t as usize);
+                v.extend(target);
                 Ok((v, f))
             }
         }
@@ -497,14 +500,11 @@ fn function_entries(insns: &[Ins]) -> Result<BTreeSet<usize>, JitError> {
     while pc < insns.len() {
         let i = insns[pc];
         if i.code == 0x85 && i.src == 1 {
+            // A call out of the program faults when made (see `translate`).
             let t = pc as i64 + 1 + i64::from(i.imm);
-            if t < 0 || t as usize >= insns.len() {
-                return Err(JitError::Unsupported {
-                    insn: pc,
-                    what: "call out of the program".into(),
-                });
+            if t >= 0 && (t as usize) < insns.len() {
+                entries.insert(t as usize);
             }
-            entries.insert(t as usize);
         }
         pc += width(i);
     }
@@ -833,12 +833,10 @@ fn translate(
     b.switch_to_block(entry);
     let params = b.block_params(entry).to_vec();
     let st = params[0];
-    let zero = b.ins().iconst(I64, 0);
-    b.def_var(regs[0], zero);
-    for r in 1..11 {
-        b.def_var(regs[r], params[r]);
+    for r in 0..11 {
+        b.def_var(regs[r], params[r + 1]);
     }
-    let r10 = params[10];
+    let r10 = params[11];
     let stack = b.ins().load(I64, MemFlagsData::trusted(), st, ST_STACK);
     let rel = b.ins().iadd_imm_s(r10, -(STACK_BASE as i64));
     let frame = b.ins().iadd(stack, rel);
@@ -885,6 +883,7 @@ fn translate(
 
     let mut open = false;
     let mut known: Option<Abs> = None;
+    let mut out_of_program: Vec<Block> = Vec::new();
     for &pc in &func.reach {
         if let Some(&blk) = blocks.get(&pc) {
             if open {
@@ -1048,18 +1047,22 @@ fn translate(
                         match i.src {
                             0 => helper_call(b, &fx, pc, i.imm, &regs_prov, &regs)?,
                             1 => {
-                                let target = (pc as i64 + 1 + i64::from(i.imm)) as usize;
-                                let Some(&callee) = fx.callees.get(&target) else {
-                                    return Err(JitError::Unsupported {
-                                        insn: pc,
-                                        what: "call to no function (internal error)".into(),
-                                    });
+                                let target = pc as i64 + 1 + i64::from(i.imm);
+                                let Some(&callee) = usize::try_from(target)
+                                    .ok()
+                                    .and_then(|t| fx.callees.get(&t))
+                                else {
+                                    // Out of the program: the interpreter faults there.
+                                    b.ins().call(fx.rt.end, &[st]);
+                                    b.ins().jump(exit_fail, &[]);
+                                    open = false;
+                                    continue;
                                 };
                                 let top = b.ins().iadd_imm_s(fx.r10, -(FRAME as i64));
                                 b.ins().call(fx.rt.enter, &[st, pcv, top]);
                                 check(b, &fx);
                                 let mut args = vec![st];
-                                args.extend((1..10).map(|r| b.use_var(regs[r])));
+                                args.extend((0..10).map(|r| b.use_var(regs[r])));
                                 args.push(top);
                                 let call = b.ins().call(callee, &args);
                                 let r0 = b.inst_results(call)[0];
@@ -1085,9 +1088,18 @@ fn translate(
                         } else {
                             i64::from(i.off)
                         };
-                        let target = (pc as i64 + 1 + off) as usize;
-                        let tblk = blocks[&target];
-                        if target <= pc {
+                        let target = pc as i64 + 1 + off;
+                        let tblk = match usize::try_from(target).ok().and_then(|t| blocks.get(&t)) {
+                            Some(&blk) => blk,
+                            None => {
+                                // Out of the program: taking the jump faults (the block is
+                                // filled in at the end).
+                                let out = b.create_block();
+                                out_of_program.push(out);
+                                out
+                            }
+                        };
+                        if target <= pc as i64 {
                             // A backward jump spends fuel.
                             let f = b.use_var(fuel);
                             let f = b.ins().iadd_imm_s(f, -1);
@@ -1253,6 +1265,11 @@ fn translate(
             insn: insns.len(),
             what: "function without an end (internal error)".into(),
         });
+    }
+    for blk in out_of_program {
+        b.switch_to_block(blk);
+        b.ins().call(fx.rt.end, &[st]);
+        b.ins().jump(exit_fail, &[]);
     }
     b.switch_to_block(exit_fail);
     let z = b.ins().iconst(I64, 0);
@@ -1540,9 +1557,9 @@ impl JitProgram {
         let f_enter = decl(&mut module, "nfcc_enter", &[ptr, I64, I64], false, imp)?;
         let f_budget = decl(&mut module, "nfcc_budget", &[ptr], false, imp)?;
         let f_end = decl(&mut module, "nfcc_end", &[ptr], false, imp)?;
-        // Every function: (state, r1, …, r9, r10) -> r0.
+        // Every function: (state, r0, r1, …, r9, r10) -> r0.
         let mut fparams = vec![ptr];
-        fparams.extend([I64; 10]);
+        fparams.extend([I64; 11]);
         let mut ids = BTreeMap::new();
         for f in &funcs {
             let (name, linkage) = if f.entry == 0 {
@@ -1558,7 +1575,7 @@ impl JitProgram {
         let mut srclocs = Vec::new();
         for f in &funcs {
             ctx.func.signature.params.push(AbiParam::new(ptr));
-            ctx.func.signature.params.extend([AbiParam::new(I64); 10]);
+            ctx.func.signature.params.extend([AbiParam::new(I64); 11]);
             ctx.func.signature.returns.push(AbiParam::new(I64));
             let tcfg = module.target_config();
             {
@@ -1669,6 +1686,7 @@ impl JitProgram {
         let r0 = unsafe {
             (self.entry)(
                 (&mut s as *mut State<'_, '_, '_>).cast::<u8>(),
+                0,
                 CTX_BASE,
                 0,
                 0,
