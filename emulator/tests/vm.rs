@@ -481,6 +481,38 @@ fn lpm_lookups_read_the_key_whole() {
 }
 
 #[test]
+fn regressions_found_by_random_programs() {
+    // A callee starts with the caller's r0 (the JIT once started it at zero).
+    let prog = [
+        Insn::mov64_imm(R0, 7),
+        local_call(1, 3),
+        Insn::exit(),
+        Insn::jmp_imm(Jmp::Gt, R0, 3, 2),
+        Insn::mov64_imm(R0, 1),
+        Insn::exit(),
+        Insn::mov64_imm(R0, 2),
+        Insn::exit(),
+    ];
+    let out = exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.retval, 2);
+    // A jump out of the program faults only when taken (the JIT once refused the program).
+    let prog = [
+        Insn::jmp_imm(Jmp::Eq, R1, 0, 100),
+        Insn::mov64_imm(R0, 5),
+        Insn::exit(),
+    ];
+    let out = exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.retval, 5);
+    let prog = [Insn::ja(100), Insn::exit()];
+    assert!(matches!(
+        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14]),
+        Err(EmuError::Fault { .. })
+    ));
+}
+
+#[test]
 fn calls_stop_at_eight_frames() {
     // Depth n recurses while r1 > 0: seven nested calls fit, the eighth frame is refused.
     let recurse = |depth: i32| {
