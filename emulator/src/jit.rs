@@ -712,37 +712,44 @@ fn access(
         b.switch_to_block(merge);
         out
     };
+    // The frame, a map value and the packet: `host_span` checks (or, in the frame, proves)
+    // the access; a map value failing its check goes to the machine for the fault, a packet
+    // guess to the other regions.
+    if let Some((ok, host)) = host_span(b, fx, moved(prov, off), addr, size) {
+        return match ok {
+            None => direct(b, host),
+            Some(ok) if prov != Prov::Pkt => guarded(b, ok, &|b| direct(b, host)),
+            Some(ok) => {
+                let fast_blk = b.create_block();
+                let other_blk = b.create_block();
+                let merge = b.create_block();
+                let out = b.append_block_param(merge, I64);
+                b.ins().brif(ok, fast_blk, &[], other_blk, &[]);
+                b.switch_to_block(fast_blk);
+                let v = direct(b, host);
+                b.ins()
+                    .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(v)]);
+                b.switch_to_block(other_blk);
+                let mut fast = |b: &mut FunctionBuilder<'_>, p: Value| Some(direct(b, p));
+                let mut slow_opt = |b: &mut FunctionBuilder<'_>| Some(slow(b));
+                let v = fast_path(
+                    b,
+                    fx.st,
+                    addr,
+                    size,
+                    store.is_none(),
+                    &mut fast,
+                    &mut slow_opt,
+                )
+                .unwrap_or(addr);
+                b.ins()
+                    .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(v)]);
+                b.switch_to_block(merge);
+                out
+            }
+        };
+    }
     match prov {
-        // In this function's own frame: the analysis proved the address, nothing to check.
-        Prov::Stack(o)
-            if o.checked_add(off)
-                .is_some_and(|t| t >= -(FRAME as i64) && t + size <= 0) =>
-        {
-            let p = b.ins().iadd_imm_s(fx.frame, o + off);
-            direct(b, p)
-        }
-        // Within one value of map `m`, if the pointer is not null.
-        Prov::Value(m, o)
-            if fx.shapes.get(m as usize).is_some_and(|sh| {
-                sh.max_entries > 0
-                    && o.checked_add(off)
-                        .is_some_and(|t| t >= 0 && t + size <= sh.value_size as i64)
-            }) =>
-        {
-            // The analysis says the access stays inside one value; one compare puts it inside
-            // map `m`'s slab (an address in another region, or null, is far outside), so that
-            // memory safety never rests on the analysis.
-            let (slab, slab_len) = fx.slabs[m as usize];
-            let low = b
-                .ins()
-                .iadd_imm_s(addr, -(((MAP_VALUES + u64::from(m)) << 32) as i64));
-            let limit = b.ins().iadd_imm_s(slab_len, -size);
-            let ok = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, low, limit);
-            guarded(b, ok, &|b| {
-                let p = b.ins().iadd(slab, low);
-                direct(b, p)
-            })
-        }
         // Loads from the context at a known offset.
         Prov::Ctx(o) if store.is_none() && o.checked_add(off).is_some_and(|t| t >= 0) => {
             let t = o + off;
@@ -754,46 +761,6 @@ fn access(
                 let p = b.ins().iadd_imm_s(c, t);
                 direct(b, p)
             })
-        }
-        // Probably the packet: its bounds first (kept in registers), then the other regions.
-        Prov::Pkt => {
-            let lo = b.use_var(fx.plo);
-            let hi = b.use_var(fx.phi);
-            let off = b.ins().isub(addr, lo);
-            let len = b.ins().isub(hi, lo);
-            let starts_inside = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, off, len);
-            let room = b.ins().isub(len, off);
-            let fits = b
-                .ins()
-                .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, room, size);
-            let ok = b.ins().band(starts_inside, fits);
-            let fast_blk = b.create_block();
-            let other_blk = b.create_block();
-            let merge = b.create_block();
-            let out = b.append_block_param(merge, I64);
-            b.ins().brif(ok, fast_blk, &[], other_blk, &[]);
-            b.switch_to_block(fast_blk);
-            let p = b.ins().iadd(fx.pkt_bias, addr);
-            let v = direct(b, p);
-            b.ins()
-                .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(v)]);
-            b.switch_to_block(other_blk);
-            let mut fast = |b: &mut FunctionBuilder<'_>, p: Value| Some(direct(b, p));
-            let mut slow_opt = |b: &mut FunctionBuilder<'_>| Some(slow(b));
-            let v = fast_path(
-                b,
-                fx.st,
-                addr,
-                size,
-                store.is_none(),
-                &mut fast,
-                &mut slow_opt,
-            )
-            .unwrap_or(addr);
-            b.ins()
-                .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(v)]);
-            b.switch_to_block(merge);
-            out
         }
         _ => {
             let mut fast = |b: &mut FunctionBuilder<'_>, p: Value| Some(direct(b, p));
@@ -1297,20 +1264,23 @@ fn access_size(code: u8) -> i64 {
 }
 
 /// For `span` bytes at `base` (of provenance `prov`): a flag saying the span lies wholly in the
-/// frame, one map value or the packet (by the interpreter's rules), and its host address —
-/// for the provenances checked inline; `None` for the rest.
+/// frame, one map value or the packet (by the interpreter's rules; no flag when the analysis
+/// proved it), and its host address — for the provenances checked inline; `None` for the rest.
+/// Map values: the analysis says the access stays inside one value, and one compare puts it
+/// inside map `m`'s slab (an address in another region, or null, is far outside), so that
+/// memory safety never rests on the analysis.
 fn host_span(
     b: &mut FunctionBuilder<'_>,
     fx: &Fx<'_>,
     prov: Prov,
     base: Value,
     span: i64,
-) -> Option<(Value, Value)> {
+) -> Option<(Option<Value>, Value)> {
     match prov {
+        // In this function's own frame: the analysis proved the address, nothing to check.
         Prov::Stack(o) if o >= -(FRAME as i64) && o + span <= 0 => {
-            let ok = b.ins().iconst(cranelift_codegen::ir::types::I8, 1);
             let p = b.ins().iadd_imm_s(fx.frame, o);
-            Some((ok, p))
+            Some((None, p))
         }
         Prov::Value(m, o)
             if fx.shapes.get(m as usize).is_some_and(|sh| {
@@ -1324,7 +1294,7 @@ fn host_span(
             let limit = b.ins().iadd_imm_s(slab_len, -span);
             let ok = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, low, limit);
             let p = b.ins().iadd(slab, low);
-            Some((ok, p))
+            Some((Some(ok), p))
         }
         Prov::Pkt => {
             let lo = b.use_var(fx.plo);
@@ -1338,7 +1308,7 @@ fn host_span(
                 .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, room, span);
             let ok = b.ins().band(starts_inside, fits);
             let p = b.ins().iadd(fx.pkt_bias, base);
-            Some((ok, p))
+            Some((Some(ok), p))
         }
         _ => None,
     }
@@ -1384,7 +1354,10 @@ fn helper_call(
                     let slow_blk = b.create_block();
                     let merge = b.create_block();
                     let out = b.append_block_param(merge, I64);
-                    b.ins().brif(ok, fast_blk, &[], slow_blk, &[]);
+                    match ok {
+                        Some(ok) => b.ins().brif(ok, fast_blk, &[], slow_blk, &[]),
+                        None => b.ins().jump(fast_blk, &[]),
+                    };
                     b.switch_to_block(fast_blk);
                     let flags = MemFlagsData::new().with_notrap();
                     let r = if sh.lpm_key_lookup() {
@@ -1489,17 +1462,24 @@ impl JitProgram {
             .finish(settings::Flags::new(flags))
             .map_err(|e| cg(&e))?;
         let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
-        jb.symbol("nfcc_load", rt_load as *const u8);
-        jb.symbol("nfcc_store", rt_store as *const u8);
-        jb.symbol("nfcc_atomic", rt_atomic as *const u8);
-        jb.symbol("nfcc_r0", rt_r0 as *const u8);
-        jb.symbol("nfcc_helper", rt_helper as *const u8);
-        jb.symbol("nfcc_lookup", rt_lookup as *const u8);
-        jb.symbol("nfcc_lookup_small", rt_lookup_small as *const u8);
-        jb.symbol("nfcc_lookup_lpm", rt_lookup_lpm as *const u8);
-        jb.symbol("nfcc_enter", rt_enter as *const u8);
-        jb.symbol("nfcc_budget", rt_budget as *const u8);
-        jb.symbol("nfcc_end", rt_end as *const u8);
+        // The runtime entry points: symbol, address, i64 arguments after the state, whether
+        // it returns a value (in `Rt`'s order).
+        let imports: [(&str, *const u8, usize, bool); 11] = [
+            ("nfcc_load", rt_load as *const u8, 3, true),
+            ("nfcc_store", rt_store as *const u8, 4, false),
+            ("nfcc_atomic", rt_atomic as *const u8, 5, true),
+            ("nfcc_r0", rt_r0 as *const u8, 0, true),
+            ("nfcc_helper", rt_helper as *const u8, 7, true),
+            ("nfcc_lookup", rt_lookup as *const u8, 3, true),
+            ("nfcc_lookup_small", rt_lookup_small as *const u8, 3, true),
+            ("nfcc_lookup_lpm", rt_lookup_lpm as *const u8, 4, true),
+            ("nfcc_enter", rt_enter as *const u8, 2, false),
+            ("nfcc_budget", rt_budget as *const u8, 0, false),
+            ("nfcc_end", rt_end as *const u8, 0, false),
+        ];
+        for (name, addr, _, _) in imports {
+            jb.symbol(name, addr);
+        }
         let mut module = JITModule::new(jb);
         let ptr = module.target_config().pointer_type();
         let decl = |m: &mut JITModule,
@@ -1515,48 +1495,12 @@ impl JitProgram {
             }
             m.declare_function(name, linkage, &s).map_err(|e| cg(&e))
         };
-        let imp = Linkage::Import;
-        let f_load = decl(&mut module, "nfcc_load", &[ptr, I64, I64, I64], true, imp)?;
-        let f_store = decl(
-            &mut module,
-            "nfcc_store",
-            &[ptr, I64, I64, I64, I64],
-            false,
-            imp,
-        )?;
-        let f_atomic = decl(
-            &mut module,
-            "nfcc_atomic",
-            &[ptr, I64, I64, I64, I64, I64],
-            true,
-            imp,
-        )?;
-        let f_r0 = decl(&mut module, "nfcc_r0", &[ptr], true, imp)?;
-        let f_helper = decl(
-            &mut module,
-            "nfcc_helper",
-            &[ptr, I64, I64, I64, I64, I64, I64, I64],
-            true,
-            imp,
-        )?;
-        let f_lookup = decl(&mut module, "nfcc_lookup", &[ptr, I64, I64, I64], true, imp)?;
-        let f_lookup_lpm = decl(
-            &mut module,
-            "nfcc_lookup_lpm",
-            &[ptr, I64, I64, I64, I64],
-            true,
-            imp,
-        )?;
-        let f_lookup_small = decl(
-            &mut module,
-            "nfcc_lookup_small",
-            &[ptr, I64, I64, I64],
-            true,
-            imp,
-        )?;
-        let f_enter = decl(&mut module, "nfcc_enter", &[ptr, I64, I64], false, imp)?;
-        let f_budget = decl(&mut module, "nfcc_budget", &[ptr], false, imp)?;
-        let f_end = decl(&mut module, "nfcc_end", &[ptr], false, imp)?;
+        let mut rt_ids = Vec::with_capacity(imports.len());
+        for (name, _, args, ret) in imports {
+            let mut params = vec![ptr];
+            params.extend(std::iter::repeat_n(I64, args));
+            rt_ids.push(decl(&mut module, name, &params, ret, Linkage::Import)?);
+        }
         // Every function: (state, r0, r1, …, r9, r10) -> r0.
         let mut fparams = vec![ptr];
         fparams.extend([I64; 11]);
@@ -1581,18 +1525,19 @@ impl JitProgram {
             {
                 let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
                 let mut r = |id| module.declare_func_in_func(id, b.func);
+                let e: Vec<FuncRef> = rt_ids.iter().map(|id| r(*id)).collect();
                 let rt = Rt {
-                    load: r(f_load),
-                    store: r(f_store),
-                    atomic: r(f_atomic),
-                    r0: r(f_r0),
-                    helper: r(f_helper),
-                    lookup: r(f_lookup),
-                    lookup_small: r(f_lookup_small),
-                    lookup_lpm: r(f_lookup_lpm),
-                    enter: r(f_enter),
-                    budget: r(f_budget),
-                    end: r(f_end),
+                    load: e[0],
+                    store: e[1],
+                    atomic: e[2],
+                    r0: e[3],
+                    helper: e[4],
+                    lookup: e[5],
+                    lookup_small: e[6],
+                    lookup_lpm: e[7],
+                    enter: e[8],
+                    budget: e[9],
+                    end: e[10],
                 };
                 let callees: BTreeMap<usize, FuncRef> =
                     ids.iter().map(|(&e, &id)| (e, r(id))).collect();

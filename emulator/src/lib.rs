@@ -295,48 +295,15 @@ impl Emulator {
 
     /// Runs `program` on `frame` (from its Ethernet header) with the current [`Env`].
     pub fn run(&mut self, program: &str, frame: &[u8]) -> Result<RunOutput, EmuError> {
-        let Some(p) = self.programs.get(program) else {
-            return Err(EmuError::NoProgram(
-                program.to_string(),
-                self.programs().join(", "),
-            ));
-        };
-        vm::run_with(
-            &p.insns,
-            p.hook,
-            &mut self.maps,
-            &mut self.env,
-            frame,
-            &mut self.bufs,
-            |m| m.exec(),
-        )
+        self.run_ref(program, frame, Runner::Interpreter)
+            .map(|r| r.to_output())
     }
 
     /// Runs `program` on `frame` as native code from the JIT (compiled on first use), over the
     /// same checked machine as [`Emulator::run`].
     pub fn run_jit(&mut self, program: &str, frame: &[u8]) -> Result<RunOutput, EmuError> {
-        let p = match self.programs.get(program) {
-            Some(p) if p.jit.is_some() => p,
-            _ => {
-                self.jit_compile(program)?;
-                self.programs
-                    .get(program)
-                    .ok_or_else(|| EmuError::Jit("compiled code went missing".into()))?
-            }
-        };
-        let Some(code) = &p.jit else {
-            return Err(EmuError::Jit("compiled code went missing".into()));
-        };
-        vm::run_with(
-            &p.insns,
-            p.hook,
-            &mut self.maps,
-            &mut self.env,
-            frame,
-            &mut self.bufs,
-            #[inline(always)]
-            |m| code.exec(m),
-        )
+        self.run_ref(program, frame, Runner::Jit)
+            .map(|r| r.to_output())
     }
 
     /// Runs `program` on `frame` once on the interpreter or the JIT, leaving the output packet
@@ -348,13 +315,37 @@ impl Emulator {
         frame: &[u8],
         runner: Runner,
     ) -> Result<vm::RunRef<'_>, EmuError> {
-        let mut found = self.programs.0.iter().position(|(n, _)| n == program);
+        self.run_times(program, frame, 1, runner)
+    }
+
+    /// Runs `program` on `frame` `repeat` times on one prepared machine, on the interpreter or
+    /// the JIT, as `BPF_PROG_TEST_RUN` does with its repeat count: the frame is restored before
+    /// each run, the maps and the clock carry over, and the output is the last run's. For
+    /// timing the program itself apart from a run's setup.
+    pub fn run_repeat(
+        &mut self,
+        program: &str,
+        frame: &[u8],
+        repeat: u32,
+        runner: Runner,
+    ) -> Result<RunOutput, EmuError> {
+        self.run_times(program, frame, repeat.max(1), runner)
+            .map(|r| r.to_output())
+    }
+
+    /// The runs behind all of the above: one program lookup, the JIT compiled on first use.
+    fn run_times(
+        &mut self,
+        program: &str,
+        frame: &[u8],
+        repeat: u32,
+        runner: Runner,
+    ) -> Result<vm::RunRef<'_>, EmuError> {
+        let found = self.programs.0.iter().position(|(n, _)| n == program);
         if let Some(i) = found {
             if runner == Runner::Jit && self.programs.0[i].1.jit.is_none() {
                 self.jit_compile(program)?;
             }
-        } else {
-            found = None;
         }
         let Some(p) = found.map(|i| &self.programs.0[i].1) else {
             return Err(EmuError::NoProgram(
@@ -374,7 +365,7 @@ impl Emulator {
             &mut self.env,
             frame,
             &mut self.bufs,
-            1,
+            repeat,
             #[inline(always)]
             |m| match code {
                 Some(c) => c.exec(m),
@@ -382,43 +373,6 @@ impl Emulator {
             },
         )?;
         Ok(o.view(&self.bufs))
-    }
-
-    /// Runs `program` on `frame` `repeat` times on one prepared machine, on the interpreter or
-    /// the JIT, as `BPF_PROG_TEST_RUN` does with its repeat count: the frame is restored before
-    /// each run, the maps and the clock carry over, and the output is the last run's. For
-    /// timing the program itself apart from a run's setup.
-    pub fn run_repeat(
-        &mut self,
-        program: &str,
-        frame: &[u8],
-        repeat: u32,
-        runner: Runner,
-    ) -> Result<RunOutput, EmuError> {
-        let code = match runner {
-            Runner::Jit => Some(self.jit_compile(program)?),
-            Runner::Interpreter => None,
-        };
-        let Some(p) = self.programs.get(program) else {
-            return Err(EmuError::NoProgram(
-                program.to_string(),
-                self.programs().join(", "),
-            ));
-        };
-        vm::run_repeated(
-            &p.insns,
-            p.hook,
-            &mut self.maps,
-            &mut self.env,
-            frame,
-            &mut self.bufs,
-            repeat.max(1),
-            #[inline(always)]
-            |m| match &code {
-                Some(c) => c.exec(m),
-                None => m.exec(),
-            },
-        )
     }
 
     /// Compiles `program` with the JIT now (copies of this emulator share the code).

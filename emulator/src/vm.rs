@@ -247,29 +247,13 @@ pub(crate) fn run_with(
     bufs: &mut Buffers,
     exec: impl FnMut(&mut Vm<'_, '_>) -> Result<u64, EmuError>,
 ) -> Result<RunOutput, EmuError> {
-    run_repeated(insns, hook, maps, env, frame, bufs, 1, exec)
+    let o = run_core(insns, hook, maps, env, frame, bufs, 1, exec)?;
+    Ok(o.view(bufs).to_output())
 }
 
 /// [`run_with`] `repeat` times on one prepared machine, as `BPF_PROG_TEST_RUN`'s repeat does
 /// (the frame, its bounds and the context restored before each run; maps, clock and random
-/// state carry over); the output is the last run's.
-#[allow(clippy::too_many_arguments)]
-// Reason: the run's parts, as `run_with` takes them, plus the count.
-pub(crate) fn run_repeated(
-    insns: &[Ins],
-    hook: Hook,
-    maps: &mut [EmuMap],
-    env: &mut Env,
-    frame: &[u8],
-    bufs: &mut Buffers,
-    repeat: u32,
-    exec: impl FnMut(&mut Vm<'_, '_>) -> Result<u64, EmuError>,
-) -> Result<RunOutput, EmuError> {
-    let o = run_core(insns, hook, maps, env, frame, bufs, repeat, exec)?;
-    Ok(o.view(bufs).to_output())
-}
-
-/// [`run_repeated`] leaving the output packet in `bufs`.
+/// state carry over), leaving the last run's output packet in `bufs`.
 #[allow(clippy::too_many_arguments)]
 // Reason: the run's parts, as `run_with` takes them, plus the count.
 #[inline(always)]
