@@ -263,6 +263,22 @@ extern "C" fn rt_end(p: *mut u8) {
     );
 }
 
+extern "C" fn rt_bad(p: *mut u8, pc: u64, why: u64) {
+    let s = state(p);
+    let what = format!(
+        "{} {:#x}",
+        BAD.get(why as usize).copied().unwrap_or("bad instruction"),
+        s.vm.insn_code(pc as usize)
+    );
+    fail(
+        s,
+        EmuError::Fault {
+            insn: pc as usize,
+            what,
+        },
+    );
+}
+
 extern "C" fn rt_budget(p: *mut u8) {
     let s = state(p);
     fail(s, EmuError::Budget(BUDGET));
@@ -600,6 +616,7 @@ struct Rt {
     enter: FuncRef,
     budget: FuncRef,
     end: FuncRef,
+    bad: FuncRef,
 }
 
 /// What translating one function needs at hand.
@@ -630,6 +647,30 @@ fn reload_bounds(b: &mut FunctionBuilder<'_>, fx: &Fx<'_>) {
     let hi = b.ins().load(I64, MemFlagsData::trusted(), fx.st, ST_PKT_HI);
     b.def_var(fx.plo, lo);
     b.def_var(fx.phi, hi);
+}
+
+/// Why JIT code stops at an instruction it does not translate: the interpreter faults there
+/// too, when (and only when) a run reaches it.
+const BAD: [&str; 11] = [
+    "bad register",
+    "byte swap width",
+    "sign-extending move",
+    "alu opcode",
+    "call in jmp32 class",
+    "kfunc calls are not emulated",
+    "jump opcode",
+    "load form",
+    "ld_imm64 source",
+    "load mode",
+    "opcode",
+];
+
+/// Ends the current block with the fault for reason `why` (an index into [`BAD`]).
+fn bad(b: &mut FunctionBuilder<'_>, fx: &Fx<'_>, pc: usize, why: usize) {
+    let pcv = b.ins().iconst(I64, pc as i64);
+    let w = b.ins().iconst(I64, why as i64);
+    b.ins().call(fx.rt.bad, &[fx.st, pcv, w]);
+    b.ins().jump(fx.exit_fail, &[]);
 }
 
 /// After a fallible call: leave when the state's fault flag is set.
@@ -851,7 +892,7 @@ fn translate(
     let mut open = false;
     let mut known: Option<Abs> = None;
     let mut out_of_program: Vec<Block> = Vec::new();
-    for &pc in &func.reach {
+    'insns: for &pc in &func.reach {
         if let Some(&blk) = blocks.get(&pc) {
             if open {
                 b.ins().jump(blk, &[]);
@@ -859,10 +900,8 @@ fn translate(
             b.switch_to_block(blk);
             known = func.leaders.get(&pc).cloned();
         } else if !open {
-            return Err(JitError::Unsupported {
-                insn: pc,
-                what: "reached without a jump (internal error)".into(),
-            });
+            // Reached only by falling through an instruction that always faults: dead code.
+            continue;
         }
         open = true;
         b.set_srcloc(cranelift_codegen::ir::SourceLoc::new(pc as u32));
@@ -877,10 +916,11 @@ fn translate(
         let i = insns[pc];
         let (d, s) = (i.dst as usize, i.src as usize);
         if d > 10 || s > 10 {
-            return Err(JitError::Unsupported {
-                insn: pc,
-                what: "bad register".into(),
-            });
+            {
+                bad(b, &fx, pc, 0);
+                open = false;
+                continue 'insns;
+            };
         }
         let class = i.code & 7;
         let (_, falls_off) = successors(insns, pc)?;
@@ -914,10 +954,9 @@ fn translate(
                         (32, false) => b.ins().band_imm_u(a64, 0xffff_ffff),
                         (64, false) => a64,
                         _ => {
-                            return Err(JitError::Unsupported {
-                                insn: pc,
-                                what: "byte swap width".into(),
-                            })
+                            bad(b, &fx, pc, 1);
+                            open = false;
+                            continue 'insns;
                         }
                     };
                     b.def_var(regs[d], v);
@@ -978,18 +1017,16 @@ fn translate(
                             b.ins().sextend(ty, x)
                         }
                         _ => {
-                            return Err(JitError::Unsupported {
-                                insn: pc,
-                                what: "sign-extending move".into(),
-                            })
+                            bad(b, &fx, pc, 2);
+                            open = false;
+                            continue 'insns;
                         }
                     },
                     0xc0 => b.ins().sshr(a, bb),
                     _ => {
-                        return Err(JitError::Unsupported {
-                            insn: pc,
-                            what: format!("alu opcode {:#x}", i.code),
-                        })
+                        bad(b, &fx, pc, 3);
+                        open = false;
+                        continue 'insns;
                     }
                 };
                 let r64 = if wide { r } else { b.ins().uextend(I64, r) };
@@ -1005,10 +1042,11 @@ fn translate(
                     }
                     0x80 => {
                         if class == 0x06 {
-                            return Err(JitError::Unsupported {
-                                insn: pc,
-                                what: "call in jmp32 class".into(),
-                            });
+                            {
+                                bad(b, &fx, pc, 4);
+                                open = false;
+                                continue 'insns;
+                            };
                         }
                         let pcv = b.ins().iconst(I64, pc as i64);
                         match i.src {
@@ -1023,7 +1061,7 @@ fn translate(
                                     b.ins().call(fx.rt.end, &[st]);
                                     b.ins().jump(exit_fail, &[]);
                                     open = false;
-                                    continue;
+                                    continue 'insns;
                                 };
                                 let top = b.ins().iadd_imm_s(fx.r10, -(FRAME as i64));
                                 b.ins().call(fx.rt.enter, &[st, pcv, top]);
@@ -1042,10 +1080,9 @@ fn translate(
                                 }
                             }
                             _ => {
-                                return Err(JitError::Unsupported {
-                                    insn: pc,
-                                    what: "kfunc calls are not emulated".into(),
-                                })
+                                bad(b, &fx, pc, 5);
+                                open = false;
+                                continue 'insns;
                             }
                         }
                     }
@@ -1108,10 +1145,9 @@ fn translate(
                                 0xc0 => b.ins().icmp(IntCC::SignedLessThan, a, v),
                                 0xd0 => b.ins().icmp(IntCC::SignedLessThanOrEqual, a, v),
                                 _ => {
-                                    return Err(JitError::Unsupported {
-                                        insn: pc,
-                                        what: format!("jump opcode {:#x}", i.code),
-                                    })
+                                    bad(b, &fx, pc, 6);
+                                    open = false;
+                                    continue 'insns;
                                 }
                             };
                             if falls_off {
@@ -1126,16 +1162,17 @@ fn translate(
                             }
                         }
                         open = false;
-                        continue;
+                        continue 'insns;
                     }
                 }
             }
             0x00 => {
                 if i.code != 0x18 || pc + 1 >= insns.len() {
-                    return Err(JitError::Unsupported {
-                        insn: pc,
-                        what: "load form".into(),
-                    });
+                    {
+                        bad(b, &fx, pc, 7);
+                        open = false;
+                        continue 'insns;
+                    };
                 }
                 let next = insns[pc + 1];
                 let v: u64 = match i.src {
@@ -1143,10 +1180,9 @@ fn translate(
                     1 => (crate::vm::MAP_HANDLES << 32) | (i.imm as u32 as u64),
                     2 => ((MAP_VALUES + i.imm as u32 as u64) << 32) + next.imm as u32 as u64,
                     _ => {
-                        return Err(JitError::Unsupported {
-                            insn: pc,
-                            what: "ld_imm64 source".into(),
-                        })
+                        bad(b, &fx, pc, 8);
+                        open = false;
+                        continue 'insns;
                     }
                 };
                 let c = b.ins().iconst(I64, v as i64);
@@ -1171,10 +1207,9 @@ fn translate(
                         }
                     }
                     _ => {
-                        return Err(JitError::Unsupported {
-                            insn: pc,
-                            what: "load mode".into(),
-                        })
+                        bad(b, &fx, pc, 9);
+                        open = false;
+                        continue 'insns;
                     }
                 }
                 b.def_var(regs[d], v);
@@ -1214,10 +1249,9 @@ fn translate(
                 }
             }
             _ => {
-                return Err(JitError::Unsupported {
-                    insn: pc,
-                    what: format!("opcode {:#x}", i.code),
-                })
+                bad(b, &fx, pc, 10);
+                open = false;
+                continue 'insns;
             }
         }
         if open && falls_off {
@@ -1464,7 +1498,7 @@ impl JitProgram {
         let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
         // The runtime entry points: symbol, address, i64 arguments after the state, whether
         // it returns a value (in `Rt`'s order).
-        let imports: [(&str, *const u8, usize, bool); 11] = [
+        let imports: [(&str, *const u8, usize, bool); 12] = [
             ("nfcc_load", rt_load as *const u8, 3, true),
             ("nfcc_store", rt_store as *const u8, 4, false),
             ("nfcc_atomic", rt_atomic as *const u8, 5, true),
@@ -1476,6 +1510,7 @@ impl JitProgram {
             ("nfcc_enter", rt_enter as *const u8, 2, false),
             ("nfcc_budget", rt_budget as *const u8, 0, false),
             ("nfcc_end", rt_end as *const u8, 0, false),
+            ("nfcc_bad", rt_bad as *const u8, 2, false),
         ];
         for (name, addr, _, _) in imports {
             jb.symbol(name, addr);
@@ -1538,6 +1573,7 @@ impl JitProgram {
                     enter: e[8],
                     budget: e[9],
                     end: e[10],
+                    bad: e[11],
                 };
                 let callees: BTreeMap<usize, FuncRef> =
                     ids.iter().map(|(&e, &id)| (e, r(id))).collect();

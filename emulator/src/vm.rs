@@ -558,6 +558,11 @@ impl Vm<'_, '_> {
         self.executed = 0;
     }
 
+    /// The opcode of instruction `pc` (0 past the end), for fault messages.
+    pub(crate) fn insn_code(&self, pc: usize) -> u8 {
+        self.insns.get(pc).map_or(0, |i| i.code)
+    }
+
     /// The program's length in instructions.
     pub(crate) fn insns_len(&self) -> usize {
         self.insns.len()

@@ -756,7 +756,30 @@ fn random_ops(
     ];
     for i in 0..n {
         let (d, s) = (rng.reg(), rng.reg());
-        let op = match rng.below(if callee { 15 } else { 16 }) {
+        // A callee makes no calls (op 15).
+        let pick = match rng.below(17) {
+            15 if callee => 16,
+            k => k,
+        };
+        let op = match pick {
+            // Now and then any instruction outside the jump classes (no loops: the
+            // interpreter's budget counts instructions, the JIT's backward jumps), registers
+            // past r10 included.
+            16 if rng.below(4) == 0 => {
+                let code = loop {
+                    let c = rng.next() as u8;
+                    if !matches!(c & 7, 5 | 6) {
+                        break c;
+                    }
+                };
+                let mut i = Insn::mov64_imm(R0, rng.next() as i32);
+                i.code = code;
+                i.dst = rng.below(12) as u8;
+                i.src = rng.below(12) as u8;
+                i.off = rng.below(64) as i16 - 32;
+                vec![i]
+            }
+            16 => vec![Insn::mov64_imm(d, rng.below(256) as i32)],
             // A call of the callee with a pointer into this frame (patched later).
             15 => {
                 calls.push(ops.len());
