@@ -267,7 +267,9 @@ extern "C" fn rt_bad(p: *mut u8, pc: u64, why: u64) {
     let s = state(p);
     let what = format!(
         "{} {:#x}",
-        BAD.get(why as usize).copied().unwrap_or("bad instruction"),
+        Bad::ALL
+            .get(why as usize)
+            .map_or("bad instruction", |b| b.what()),
         s.vm.insn_code(pc as usize)
     );
     fail(
@@ -462,6 +464,16 @@ fn width(i: Ins) -> usize {
     }
 }
 
+/// Where the jump at `pc` goes (`gotol`, the 32-bit `ja`, takes its distance from `imm`).
+fn jump_target(i: Ins, pc: usize) -> i64 {
+    let off = if i.code & 7 == 0x06 && i.code & 0xf0 == 0x00 {
+        i64::from(i.imm)
+    } else {
+        i64::from(i.off)
+    };
+    pc as i64 + 1 + off
+}
+
 /// Where control goes after the instruction at `pc` (a call returns to the next one), and
 /// whether it falls off the program's end.
 fn successors(insns: &[Ins], pc: usize) -> Result<(Vec<usize>, bool), JitError> {
@@ -485,14 +497,9 @@ fn successors(insns: &[Ins], pc: usize) -> Result<(Vec<usize>, bool), JitError> 
         0x90 => Ok((Vec::new(), false)),
         0x80 => Ok(falls(Vec::new())),
         _ => {
-            let off = if class == 0x06 && op == 0x00 {
-                i64::from(i.imm)
-            } else {
-                i64::from(i.off)
-            };
             // A jump out of the program faults when taken, as in the interpreter: it has no
             // successor there.
-            let t = pc as i64 + 1 + off;
+            let t = jump_target(i, pc);
             let target: Vec<usize> = if t < 0 || t as usize >= insns.len() {
                 Vec::new()
             } else {
@@ -651,24 +658,69 @@ fn reload_bounds(b: &mut FunctionBuilder<'_>, fx: &Fx<'_>) {
 
 /// Why JIT code stops at an instruction it does not translate: the interpreter faults there
 /// too, when (and only when) a run reaches it.
-const BAD: [&str; 11] = [
-    "bad register",
-    "byte swap width",
-    "sign-extending move",
-    "alu opcode",
-    "call in jmp32 class",
-    "kfunc calls are not emulated",
-    "jump opcode",
-    "load form",
-    "ld_imm64 source",
-    "load mode",
-    "opcode",
-];
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bad {
+    /// Bad register.
+    Register,
+    /// Byte swap width.
+    SwapWidth,
+    /// Sign-extending move.
+    SignExtendingMove,
+    /// Alu opcode.
+    AluOpcode,
+    /// Call in jmp32 class.
+    CallInJmp32,
+    /// Kfunc calls are not emulated.
+    Kfunc,
+    /// Jump opcode.
+    JumpOpcode,
+    /// Load form.
+    LoadForm,
+    /// Ld_imm64 source.
+    LdImm64Source,
+    /// Load mode.
+    LoadMode,
+    /// Opcode.
+    Opcode,
+}
 
-/// Ends the current block with the fault for reason `why` (an index into [`BAD`]).
-fn bad(b: &mut FunctionBuilder<'_>, fx: &Fx<'_>, pc: usize, why: usize) {
+impl Bad {
+    const ALL: [Bad; 11] = [
+        Bad::Register,
+        Bad::SwapWidth,
+        Bad::SignExtendingMove,
+        Bad::AluOpcode,
+        Bad::CallInJmp32,
+        Bad::Kfunc,
+        Bad::JumpOpcode,
+        Bad::LoadForm,
+        Bad::LdImm64Source,
+        Bad::LoadMode,
+        Bad::Opcode,
+    ];
+
+    fn what(self) -> &'static str {
+        match self {
+            Bad::Register => "bad register",
+            Bad::SwapWidth => "byte swap width",
+            Bad::SignExtendingMove => "sign-extending move",
+            Bad::AluOpcode => "alu opcode",
+            Bad::CallInJmp32 => "call in jmp32 class",
+            Bad::Kfunc => "kfunc calls are not emulated",
+            Bad::JumpOpcode => "jump opcode",
+            Bad::LoadForm => "load form",
+            Bad::LdImm64Source => "ld_imm64 source",
+            Bad::LoadMode => "load mode",
+            Bad::Opcode => "opcode",
+        }
+    }
+}
+
+/// Ends the current block with the fault for reason `why`.
+fn bad(b: &mut FunctionBuilder<'_>, fx: &Fx<'_>, pc: usize, why: Bad) {
     let pcv = b.ins().iconst(I64, pc as i64);
-    let w = b.ins().iconst(I64, why as i64);
+    let index = Bad::ALL.iter().position(|x| *x == why).unwrap_or(0);
+    let w = b.ins().iconst(I64, index as i64);
     b.ins().call(fx.rt.bad, &[fx.st, pcv, w]);
     b.ins().jump(fx.exit_fail, &[]);
 }
@@ -917,7 +969,7 @@ fn translate(
         let (d, s) = (i.dst as usize, i.src as usize);
         if d > 10 || s > 10 {
             {
-                bad(b, &fx, pc, 0);
+                bad(b, &fx, pc, Bad::Register);
                 open = false;
                 continue 'insns;
             };
@@ -954,7 +1006,7 @@ fn translate(
                         (32, false) => b.ins().band_imm_u(a64, 0xffff_ffff),
                         (64, false) => a64,
                         _ => {
-                            bad(b, &fx, pc, 1);
+                            bad(b, &fx, pc, Bad::SwapWidth);
                             open = false;
                             continue 'insns;
                         }
@@ -1017,14 +1069,14 @@ fn translate(
                             b.ins().sextend(ty, x)
                         }
                         _ => {
-                            bad(b, &fx, pc, 2);
+                            bad(b, &fx, pc, Bad::SignExtendingMove);
                             open = false;
                             continue 'insns;
                         }
                     },
                     0xc0 => b.ins().sshr(a, bb),
                     _ => {
-                        bad(b, &fx, pc, 3);
+                        bad(b, &fx, pc, Bad::AluOpcode);
                         open = false;
                         continue 'insns;
                     }
@@ -1043,7 +1095,7 @@ fn translate(
                     0x80 => {
                         if class == 0x06 {
                             {
-                                bad(b, &fx, pc, 4);
+                                bad(b, &fx, pc, Bad::CallInJmp32);
                                 open = false;
                                 continue 'insns;
                             };
@@ -1080,19 +1132,14 @@ fn translate(
                                 }
                             }
                             _ => {
-                                bad(b, &fx, pc, 5);
+                                bad(b, &fx, pc, Bad::Kfunc);
                                 open = false;
                                 continue 'insns;
                             }
                         }
                     }
                     _ => {
-                        let off = if class == 0x06 && op == 0x00 {
-                            i64::from(i.imm)
-                        } else {
-                            i64::from(i.off)
-                        };
-                        let target = pc as i64 + 1 + off;
+                        let target = jump_target(i, pc);
                         let tblk = match usize::try_from(target).ok().and_then(|t| blocks.get(&t)) {
                             Some(&blk) => blk,
                             None => {
@@ -1145,7 +1192,7 @@ fn translate(
                                 0xc0 => b.ins().icmp(IntCC::SignedLessThan, a, v),
                                 0xd0 => b.ins().icmp(IntCC::SignedLessThanOrEqual, a, v),
                                 _ => {
-                                    bad(b, &fx, pc, 6);
+                                    bad(b, &fx, pc, Bad::JumpOpcode);
                                     open = false;
                                     continue 'insns;
                                 }
@@ -1169,7 +1216,7 @@ fn translate(
             0x00 => {
                 if i.code != 0x18 || pc + 1 >= insns.len() {
                     {
-                        bad(b, &fx, pc, 7);
+                        bad(b, &fx, pc, Bad::LoadForm);
                         open = false;
                         continue 'insns;
                     };
@@ -1180,7 +1227,7 @@ fn translate(
                     1 => (crate::vm::MAP_HANDLES << 32) | (i.imm as u32 as u64),
                     2 => ((MAP_VALUES + i.imm as u32 as u64) << 32) + next.imm as u32 as u64,
                     _ => {
-                        bad(b, &fx, pc, 8);
+                        bad(b, &fx, pc, Bad::LdImm64Source);
                         open = false;
                         continue 'insns;
                     }
@@ -1207,7 +1254,7 @@ fn translate(
                         }
                     }
                     _ => {
-                        bad(b, &fx, pc, 9);
+                        bad(b, &fx, pc, Bad::LoadMode);
                         open = false;
                         continue 'insns;
                     }
@@ -1249,7 +1296,7 @@ fn translate(
                 }
             }
             _ => {
-                bad(b, &fx, pc, 10);
+                bad(b, &fx, pc, Bad::Opcode);
                 open = false;
                 continue 'insns;
             }
