@@ -784,63 +784,32 @@ fn access(
         check(b, fx);
         v
     };
-    // A guarded fast path: `ok` selects `fast`, else the machine decides.
-    let guarded = |b: &mut FunctionBuilder<'_>,
-                   ok: Value,
-                   fast: &dyn Fn(&mut FunctionBuilder<'_>) -> Value|
-     -> Value {
-        let fast_blk = b.create_block();
-        let slow_blk = b.create_block();
-        let merge = b.create_block();
-        let out = b.append_block_param(merge, I64);
-        b.ins().brif(ok, fast_blk, &[], slow_blk, &[]);
-        b.switch_to_block(fast_blk);
-        let v = fast(b);
-        b.ins()
-            .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(v)]);
-        b.switch_to_block(slow_blk);
-        let v = slow(b);
-        b.ins()
-            .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(v)]);
-        b.switch_to_block(merge);
-        out
+    // The regions other than a map value's or the packet's, by the interpreter's rules.
+    let regions = |b: &mut FunctionBuilder<'_>| -> Value {
+        let mut fast = |b: &mut FunctionBuilder<'_>, p: Value| Some(direct(b, p));
+        let mut slow_opt = |b: &mut FunctionBuilder<'_>| Some(slow(b));
+        fast_path(
+            b,
+            fx.st,
+            addr,
+            size,
+            store.is_none(),
+            &mut fast,
+            &mut slow_opt,
+        )
+        .unwrap_or(addr)
     };
     // The frame, a map value and the packet: `host_span` checks (or, in the frame, proves)
     // the access; a map value failing its check goes to the machine for the fault, a packet
     // guess to the other regions.
     if let Some((ok, host)) = host_span(b, fx, moved(prov, off), addr, size) {
-        return match ok {
-            None => direct(b, host),
-            Some(ok) if prov != Prov::Pkt => guarded(b, ok, &|b| direct(b, host)),
-            Some(ok) => {
-                let fast_blk = b.create_block();
-                let other_blk = b.create_block();
-                let merge = b.create_block();
-                let out = b.append_block_param(merge, I64);
-                b.ins().brif(ok, fast_blk, &[], other_blk, &[]);
-                b.switch_to_block(fast_blk);
-                let v = direct(b, host);
-                b.ins()
-                    .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(v)]);
-                b.switch_to_block(other_blk);
-                let mut fast = |b: &mut FunctionBuilder<'_>, p: Value| Some(direct(b, p));
-                let mut slow_opt = |b: &mut FunctionBuilder<'_>| Some(slow(b));
-                let v = fast_path(
-                    b,
-                    fx.st,
-                    addr,
-                    size,
-                    store.is_none(),
-                    &mut fast,
-                    &mut slow_opt,
-                )
-                .unwrap_or(addr);
-                b.ins()
-                    .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(v)]);
-                b.switch_to_block(merge);
-                out
+        return either(b, ok, &mut |b| direct(b, host), &mut |b| {
+            if prov == Prov::Pkt {
+                regions(b)
+            } else {
+                slow(b)
             }
-        };
+        });
     }
     match prov {
         // Loads from the context at a known offset.
@@ -850,26 +819,46 @@ fn access(
             let ok = b
                 .ins()
                 .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, clen, t + size);
-            guarded(b, ok, &|b| {
-                let p = b.ins().iadd_imm_s(c, t);
-                direct(b, p)
-            })
-        }
-        _ => {
-            let mut fast = |b: &mut FunctionBuilder<'_>, p: Value| Some(direct(b, p));
-            let mut slow_opt = |b: &mut FunctionBuilder<'_>| Some(slow(b));
-            fast_path(
+            either(
                 b,
-                fx.st,
-                addr,
-                size,
-                store.is_none(),
-                &mut fast,
-                &mut slow_opt,
+                Some(ok),
+                &mut |b| {
+                    let p = b.ins().iadd_imm_s(c, t);
+                    direct(b, p)
+                },
+                &mut |b| slow(b),
             )
-            .unwrap_or(addr)
         }
+        _ => regions(b),
     }
+}
+
+/// `fast` where `ok` holds (everywhere, without a flag), `other` elsewhere: the value the one
+/// taken gives.
+fn either(
+    b: &mut FunctionBuilder<'_>,
+    ok: Option<Value>,
+    fast: &mut dyn FnMut(&mut FunctionBuilder<'_>) -> Value,
+    other: &mut dyn FnMut(&mut FunctionBuilder<'_>) -> Value,
+) -> Value {
+    let Some(ok) = ok else {
+        return fast(b);
+    };
+    let fast_blk = b.create_block();
+    let other_blk = b.create_block();
+    let merge = b.create_block();
+    let out = b.append_block_param(merge, I64);
+    b.ins().brif(ok, fast_blk, &[], other_blk, &[]);
+    b.switch_to_block(fast_blk);
+    let v = fast(b);
+    b.ins()
+        .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(v)]);
+    b.switch_to_block(other_blk);
+    let v = other(b);
+    b.ins()
+        .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(v)]);
+    b.switch_to_block(merge);
+    out
 }
 
 /// Translates one function into `b`'s function (signature: state, r1–r9, r10 → r0).
@@ -1424,65 +1413,50 @@ fn helper_call(
             b.ins().select(inside, addr, zero)
         }
         Some((m, sh)) if sh.small_key_lookup() || sh.lpm_key_lookup() => {
-            // The key read inline (one check over the whole key) and passed by value; when
-            // the check fails, the machine reads it and reports the fault.
+            // The key read inline (one check over the whole key) and passed by value.
             let key = b.use_var(regs[2]);
             let mv = b.ins().iconst(I64, i64::from(m));
             let span = sh.key_size as i64;
+            // The machine reads the key when the inline check fails, and reports the fault.
+            let mut by_address = |b: &mut FunctionBuilder<'_>| {
+                let call = b.ins().call(fx.rt.lookup, &[fx.st, pcv, mv, key]);
+                let r = b.inst_results(call)[0];
+                check(b, fx);
+                r
+            };
             match host_span(b, fx, prov[2], key, span) {
                 Some((ok, host)) => {
-                    let fast_blk = b.create_block();
-                    let slow_blk = b.create_block();
-                    let merge = b.create_block();
-                    let out = b.append_block_param(merge, I64);
-                    match ok {
-                        Some(ok) => b.ins().brif(ok, fast_blk, &[], slow_blk, &[]),
-                        None => b.ins().jump(fast_blk, &[]),
-                    };
-                    b.switch_to_block(fast_blk);
                     let flags = MemFlagsData::new().with_notrap();
-                    let r = if sh.lpm_key_lookup() {
-                        // {u32 prefix length, data}: the data's bytes as they lie in memory.
-                        let len = b.ins().uload32(flags, host, 0);
-                        let (d0, d1) = if sh.key_size == 8 {
-                            (b.ins().uload32(flags, host, 4), b.ins().iconst(I64, 0))
+                    let mut by_value = |b: &mut FunctionBuilder<'_>| {
+                        if sh.lpm_key_lookup() {
+                            // {u32 prefix length, data}: the data's bytes as they lie in memory.
+                            let len = b.ins().uload32(flags, host, 0);
+                            let (d0, d1) = if sh.key_size == 8 {
+                                (b.ins().uload32(flags, host, 4), b.ins().iconst(I64, 0))
+                            } else {
+                                (
+                                    b.ins().load(I64, flags, host, 4),
+                                    b.ins().load(I64, flags, host, 12),
+                                )
+                            };
+                            let call = b.ins().call(fx.rt.lookup_lpm, &[fx.st, mv, len, d0, d1]);
+                            b.inst_results(call)[0]
                         } else {
-                            (
-                                b.ins().load(I64, flags, host, 4),
-                                b.ins().load(I64, flags, host, 12),
-                            )
-                        };
-                        let call = b.ins().call(fx.rt.lookup_lpm, &[fx.st, mv, len, d0, d1]);
-                        b.inst_results(call)[0]
-                    } else {
-                        let (k0, k1) = match sh.key_size {
-                            4 => (b.ins().uload32(flags, host, 0), b.ins().iconst(I64, 0)),
-                            8 => (b.ins().load(I64, flags, host, 0), b.ins().iconst(I64, 0)),
-                            _ => (
-                                b.ins().load(I64, flags, host, 0),
-                                b.ins().load(I64, flags, host, 8),
-                            ),
-                        };
-                        let call = b.ins().call(fx.rt.lookup_small, &[fx.st, mv, k0, k1]);
-                        b.inst_results(call)[0]
+                            let (k0, k1) = match sh.key_size {
+                                4 => (b.ins().uload32(flags, host, 0), b.ins().iconst(I64, 0)),
+                                8 => (b.ins().load(I64, flags, host, 0), b.ins().iconst(I64, 0)),
+                                _ => (
+                                    b.ins().load(I64, flags, host, 0),
+                                    b.ins().load(I64, flags, host, 8),
+                                ),
+                            };
+                            let call = b.ins().call(fx.rt.lookup_small, &[fx.st, mv, k0, k1]);
+                            b.inst_results(call)[0]
+                        }
                     };
-                    b.ins()
-                        .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(r)]);
-                    b.switch_to_block(slow_blk);
-                    let call = b.ins().call(fx.rt.lookup, &[fx.st, pcv, mv, key]);
-                    let r = b.inst_results(call)[0];
-                    check(b, fx);
-                    b.ins()
-                        .jump(merge, &[cranelift_codegen::ir::BlockArg::Value(r)]);
-                    b.switch_to_block(merge);
-                    out
+                    either(b, ok, &mut by_value, &mut by_address)
                 }
-                None => {
-                    let call = b.ins().call(fx.rt.lookup, &[fx.st, pcv, mv, key]);
-                    let r0 = b.inst_results(call)[0];
-                    check(b, fx);
-                    r0
-                }
+                None => by_address(b),
             }
         }
         Some((m, _)) => {
