@@ -495,35 +495,27 @@ impl Vm<'_, '_> {
         shapes: &[crate::jit::MapShape],
     ) -> Option<(u64, u64, u64, u64)> {
         // The maps cannot change during the machine's life: one check and one table will do.
-        if self.slabs_checked {
-            return Some((
-                self.mem.ctx.as_mut_ptr() as u64,
-                self.mem.ctx.len() as u64,
-                self.slabs.as_ptr() as u64,
-                self.slabs.len() as u64,
-            ));
+        // (Callers hand JIT code the maps it was compiled for; the check is cheap insurance.)
+        if !self.slabs_checked {
+            if self.mem.maps.len() != shapes.len() {
+                return None;
+            }
+            self.slabs.clear();
+            let mut same = true;
+            for (m, s) in self.mem.maps.iter_mut().zip(shapes) {
+                same &= crate::jit::MapShape::of(m) == *s;
+                self.slabs.push([
+                    m.slab.as_mut_ptr() as u64,
+                    m.slab.len() as u64,
+                    m.value_size as u64,
+                ]);
+            }
+            if !same {
+                return None;
+            }
+            self.slabs_checked = true;
         }
-        // Callers hand JIT code the maps it was compiled for (an emulator's maps keep their
-        // shapes); the check is cheap insurance all the same.
-        if self.mem.maps.len() != shapes.len() {
-            return None;
-        }
-        let slabs = &mut *self.slabs;
-        slabs.clear();
-        let mut same = true;
-        for (m, s) in self.mem.maps.iter_mut().zip(shapes) {
-            same &= m.value_size == s.value_size
-                && m.max_entries == s.max_entries
-                && m.key_size == s.key_size
-                && m.kind == s.kind;
-            slabs.push([
-                m.slab.as_mut_ptr() as u64,
-                m.slab.len() as u64,
-                m.value_size as u64,
-            ]);
-        }
-        self.slabs_checked = same;
-        same.then_some((
+        Some((
             self.mem.ctx.as_mut_ptr() as u64,
             self.mem.ctx.len() as u64,
             self.slabs.as_ptr() as u64,
@@ -606,10 +598,8 @@ impl Vm<'_, '_> {
     }
 
     /// `bpf_map_lookup_elem` on map `m` for JIT code, which knew the map when it compiled.
+    /// (The NIC has map lookups, so no profile check is due.)
     pub(crate) fn jit_lookup(&mut self, pc: usize, m: usize, key: u64) -> Result<u64, EmuError> {
-        if self.env.profile == Profile::Nfp && !nfcc_compiler::nfp::HELPERS.contains(&1) {
-            return Err(EmuError::NicLacks("helper map_lookup_elem".into()));
-        }
         self.lookup(pc, m, key)
     }
 

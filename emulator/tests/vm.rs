@@ -373,6 +373,24 @@ fn spilled_pointers_are_forgotten_when_their_slot_may_be_overwritten() {
     }
 }
 
+/// Writes a key to the frame with `key`, then looks up the key at r10 + `at` in map 0:
+/// r0 = the value's first 8 bytes, or 1 on a miss.
+fn lookup_at(key: &[Insn], at: i16) -> Vec<Insn> {
+    let mut prog = key.to_vec();
+    prog.extend(Insn::ld_map(R1, 0));
+    prog.extend([
+        Insn::mov64_reg(R2, R10),
+        Insn::alu64_imm(Alu::Add, R2, i32::from(at)),
+        Insn::call(1),
+        Insn::jmp_imm(Jmp::Eq, R0, 0, 2),
+        Insn::ldx(Size::DW, R0, R0, 0),
+        Insn::exit(),
+        Insn::mov64_imm(R0, 1),
+        Insn::exit(),
+    ]);
+    prog
+}
+
 #[test]
 fn hash_lookups_read_the_key_whole() {
     // A 16-byte key on the stack finds its value; the same key half outside the frame is a
@@ -384,25 +402,12 @@ fn hash_lookups_read_the_key_whole() {
     maps[0]
         .update(&key, &42u64.to_le_bytes(), 0)
         .unwrap_or_else(|e| panic!("{e}"));
-    let lookup = |at: i16| {
-        let mut prog = vec![
-            Insn::st(Size::DW, R10, -16, 7),
-            Insn::st(Size::DW, R10, -8, 0),
-            Insn::st(Size::B, R10, -1, 9),
-        ];
-        prog.extend(Insn::ld_map(R1, 0));
-        prog.extend([
-            Insn::mov64_reg(R2, R10),
-            Insn::alu64_imm(Alu::Add, R2, i32::from(at)),
-            Insn::call(1),
-            Insn::jmp_imm(Jmp::Eq, R0, 0, 2),
-            Insn::ldx(Size::DW, R0, R0, 0),
-            Insn::exit(),
-            Insn::mov64_imm(R0, 1),
-            Insn::exit(),
-        ]);
-        prog
-    };
+    let key = [
+        Insn::st(Size::DW, R10, -16, 7),
+        Insn::st(Size::DW, R10, -8, 0),
+        Insn::st(Size::B, R10, -1, 9),
+    ];
+    let lookup = |at: i16| lookup_at(&key, at);
     let out = exec(
         &lookup(-16),
         Hook::Xdp,
@@ -441,24 +446,11 @@ fn lpm_lookups_read_the_key_whole() {
     maps[0]
         .update(&[24, 0, 0, 0, 10, 1, 2, 0], &5u64.to_le_bytes(), 0)
         .unwrap_or_else(|e| panic!("{e}"));
-    let lookup = |at: i16| {
-        let mut prog = vec![
-            Insn::st(Size::W, R10, -8, 32),
-            Insn::st(Size::W, R10, -4, i32::from_le_bytes([10, 1, 2, 3])),
-        ];
-        prog.extend(Insn::ld_map(R1, 0));
-        prog.extend([
-            Insn::mov64_reg(R2, R10),
-            Insn::alu64_imm(Alu::Add, R2, i32::from(at)),
-            Insn::call(1),
-            Insn::jmp_imm(Jmp::Eq, R0, 0, 2),
-            Insn::ldx(Size::DW, R0, R0, 0),
-            Insn::exit(),
-            Insn::mov64_imm(R0, 1),
-            Insn::exit(),
-        ]);
-        prog
-    };
+    let key = [
+        Insn::st(Size::W, R10, -8, 32),
+        Insn::st(Size::W, R10, -4, i32::from_le_bytes([10, 1, 2, 3])),
+    ];
+    let lookup = |at: i16| lookup_at(&key, at);
     let out = exec(
         &lookup(-8),
         Hook::Xdp,
