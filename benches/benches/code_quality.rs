@@ -17,7 +17,7 @@
 
 use nfcc_compiler::compile::compile;
 use nfcc_dsl::{check_source, CheckOptions};
-use nfcc_runtime::{load, Loaded, ProgKind};
+use nfcc_runtime::{load, Loaded, ProgType};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -198,7 +198,7 @@ fn main() {
             .iter()
             .find(|p| p.name == policy)
             .unwrap_or_else(|| panic!("no program {policy}"));
-        let ours = load(&compiled.object, policy, ProgKind::Xdp).unwrap_or_else(|e| panic!("{e}"));
+        let ours = load(&compiled.object, policy, ProgType::Xdp).unwrap_or_else(|e| panic!("{e}"));
         for (m, entries) in &p.maps {
             for (k, v) in entries {
                 ours.map_update(&m.name, k, v)
@@ -217,7 +217,7 @@ fn main() {
                 println!("skipped: {name}: clang is not available");
                 continue;
             };
-            let c = load(&cobj, cname, ProgKind::Xdp).unwrap_or_else(|e| panic!("{cname}: {e}"));
+            let c = load(&cobj, cname, ProgType::Xdp).unwrap_or_else(|e| panic!("{cname}: {e}"));
             fill_c_maps(&c, cname, &hosts, &nets);
             let (cns, cverdict) = ns_per_packet(&c, &pkt);
             assert_eq!(

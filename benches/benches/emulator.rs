@@ -166,9 +166,9 @@ fn summary(cases: &[Case]) {
         });
         let k = if kernel {
             let kind = if compiled.programs[0].section == "xdp" {
-                nfcc_runtime::ProgKind::Xdp
+                nfcc_runtime::ProgType::Xdp
             } else {
-                nfcc_runtime::ProgKind::Tc
+                nfcc_runtime::ProgType::Tc
             };
             let l =
                 nfcc_runtime::load(&compiled.object, name, kind).unwrap_or_else(|e| panic!("{e}"));

@@ -25,9 +25,9 @@ pub struct BenchArgs {
 /// `nfcc bench`.
 pub fn bench(a: &BenchArgs) -> u8 {
     let mode = match a.mode {
-        ModeArg::Native => nfcc_runtime::deploy::Mode::Native,
-        ModeArg::Generic => nfcc_runtime::deploy::Mode::Generic,
-        ModeArg::TcIngress => nfcc_runtime::deploy::Mode::TcIngress,
+        ModeArg::Native => nfcc_runtime::deploy::AttachMode::Native,
+        ModeArg::Generic => nfcc_runtime::deploy::AttachMode::Generic,
+        ModeArg::TcIngress => nfcc_runtime::deploy::AttachMode::TcIngress,
         ModeArg::TcEgress | ModeArg::Offload => {
             eprintln!("error: `nfcc bench` measures native, generic and tc-ingress attachments (the generator's frames arrive on the receiving side)");
             return INPUT;

@@ -242,8 +242,8 @@ fn verified_insns(
         return Ok(format!("n/a ({why})"));
     }
     let kind = match p.hook {
-        nfcc_dsl::checked::Hook::Xdp => nfcc_runtime::ProgKind::Xdp,
-        _ => nfcc_runtime::ProgKind::Tc,
+        nfcc_dsl::checked::Hook::Xdp => nfcc_runtime::ProgType::Xdp,
+        _ => nfcc_runtime::ProgType::Tc,
     };
     match nfcc_runtime::load(object, &p.name, kind) {
         Ok(l) => Ok(l.verified_insns().map_or_else(
@@ -549,7 +549,7 @@ fn engine_reports(
         Which::Emulator | Which::Jit => {
             let compiled =
                 nfcc_compiler::compile::compile(&single, name, source, None).map_err(refused)?;
-            let mut e = nfcc_emulator::engine::EmulatorEngine::new(&compiled, &policy.name)
+            let mut e = nfcc_engines::EmulatorEngine::new(&compiled, &policy.name)
                 .map_err(|e| format!("{name}: {e}"))?;
             if which == Which::Jit {
                 e = e.with_jit();
@@ -564,7 +564,7 @@ fn engine_reports(
             let compiled = nfcc_compiler::compile::compile_with(&single, name, source, None, true)
                 .map_err(refused)?;
             Box::new(
-                nfcc_testbeds::engine::TestbedEngine::new(&compiled, &policy.name)
+                nfcc_engines::TestbedEngine::new(&compiled, &policy.name)
                     .map_err(|e| format!("{name}: {e}"))?,
             )
         }
@@ -573,7 +573,7 @@ fn engine_reports(
             let compiled = nfcc_compiler::compile::compile_with(&single, name, source, None, true)
                 .map_err(refused)?;
             Box::new(
-                nfcc_runtime::engine::KernelEngine::new(&compiled, &policy.name)
+                nfcc_engines::KernelEngine::new(&compiled, &policy.name)
                     .map_err(|e| format!("{name}: {e}"))?,
             )
         }

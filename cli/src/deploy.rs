@@ -4,8 +4,8 @@
 use crate::commands::{ENV, INPUT, OK};
 use crate::ModeArg;
 use nfcc_dsl::checked::Hook;
-use nfcc_runtime::deploy::{self, Mode};
-use nfcc_runtime::ProgKind;
+use nfcc_runtime::deploy::{self, AttachMode as Mode};
+use nfcc_runtime::ProgType as ProgKind;
 use std::path::Path;
 
 /// `nfcc load`.
@@ -50,7 +50,7 @@ pub fn load(
                     return INPUT;
                 }
             };
-            let hook = if emu.hook(&name) == Some(nfcc_emulator::Hook::Xdp) {
+            let hook = if emu.hook(&name) == Some(nfcc_emulator::ProgType::Xdp) {
                 Hook::Xdp
             } else {
                 Hook::TcIngress

@@ -168,13 +168,13 @@ type RunFn = Box<dyn FnMut(&[u8], u64) -> Result<(u64, Vec<u8>), String>>;
 /// Any object's program: verdicts from the return value only.
 struct Bare {
     run: RunFn,
-    hook: nfcc_emulator::Hook,
+    hook: nfcc_emulator::ProgType,
 }
 
 impl Runner for Bare {
     fn run(&mut self, frame: &[u8], ts: u64) -> Result<Answer, String> {
         let (ret, data) = (self.run)(frame, ts)?;
-        let hook = if self.hook == nfcc_emulator::Hook::Xdp {
+        let hook = if self.hook == nfcc_emulator::ProgType::Xdp {
             Hook::Xdp
         } else {
             Hook::TcIngress
@@ -297,13 +297,13 @@ fn runner(a: &RunArgs, bytes: &[u8]) -> Result<Box<dyn Runner>, (u8, String)> {
         }
         let emu = Emulator::load(bytes).map_err(|e| input(format!("{}: {e}", a.file.display())))?;
         let name = choose(&emu.programs(), a.policy.as_deref(), "program").map_err(input)?;
-        let hook = emu.hook(&name).unwrap_or(nfcc_emulator::Hook::Xdp);
+        let hook = emu.hook(&name).unwrap_or(nfcc_emulator::ProgType::Xdp);
         let run: RunFn = match a.engine {
             RunEngineArg::Kernel => {
-                let kind = if hook == nfcc_emulator::Hook::Xdp {
-                    nfcc_runtime::ProgKind::Xdp
+                let kind = if hook == nfcc_emulator::ProgType::Xdp {
+                    nfcc_runtime::ProgType::Xdp
                 } else {
-                    nfcc_runtime::ProgKind::Tc
+                    nfcc_runtime::ProgType::Tc
                 };
                 let loaded =
                     nfcc_runtime::load(bytes, &name, kind).map_err(|e| (ENV, e.to_string()))?;
@@ -368,9 +368,9 @@ fn runner(a: &RunArgs, bytes: &[u8]) -> Result<Box<dyn Runner>, (u8, String)> {
     let stats = nfcc_compiler::compile::stats_map_name(&policy.name);
     if a.engine == RunEngineArg::Kernel {
         let kind = if policy.hook == Hook::Xdp {
-            nfcc_runtime::ProgKind::Xdp
+            nfcc_runtime::ProgType::Xdp
         } else {
-            nfcc_runtime::ProgKind::Tc
+            nfcc_runtime::ProgType::Tc
         };
         let loaded = nfcc_runtime::load(&compiled.object, &policy.name, kind)
             .map_err(|e| (ENV, e.to_string()))?;

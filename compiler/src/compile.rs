@@ -54,12 +54,17 @@ pub struct Compiled {
     pub programs: Vec<CompiledProgram>,
 }
 
+/// The kernel program type behind a language hook: the one conversion between the two.
+pub fn prog_type(hook: Hook) -> nfcc_bpf::ProgType {
+    match hook {
+        Hook::Xdp => nfcc_bpf::ProgType::Xdp,
+        Hook::TcIngress | Hook::TcEgress => nfcc_bpf::ProgType::Tc,
+    }
+}
+
 /// The ELF section a hook's program goes in: names aya, libbpf and iproute2 all accept.
 pub fn section(hook: Hook) -> &'static str {
-    match hook {
-        Hook::Xdp => "xdp",
-        Hook::TcIngress | Hook::TcEgress => "classifier",
-    }
+    prog_type(hook).section()
 }
 
 fn map_kind(purpose: MapPurpose, target: Target) -> (MapKind, u32) {
@@ -86,19 +91,19 @@ fn map_kind(purpose: MapPurpose, target: Target) -> (MapKind, u32) {
 /// A map's name in the object: the policy's name, then the IR's (one object holds the maps of
 /// every policy of a file).
 pub fn object_map_name(policy: &str, ir_name: &str) -> String {
-    format!("{policy}_{ir_name}")
+    nfcc_bpf::layout::object_map_name(policy, ir_name)
 }
 
 /// The object's name for a policy's redirect-targets map: slot `i` holds the interface index
 /// of `ir.redirects[i]`, which the loader fills in (interface names resolve only on the box).
 pub fn redirect_map_name(policy: &str) -> String {
-    object_map_name(policy, "nfcc_redirect")
+    nfcc_bpf::layout::redirect_map_name(policy)
 }
 
 /// The object's name for a policy's per-rule statistics map (packets and bytes per rule, then
 /// the default).
 pub fn stats_map_name(policy: &str) -> String {
-    object_map_name(policy, crate::lower::STATS_MAP)
+    nfcc_bpf::layout::stats_map_name(policy)
 }
 
 /// The object's name for a policy's counter map.
@@ -125,11 +130,8 @@ pub fn counter_entry(
 /// A counter or statistics value as read from its map — {packets, bytes} per CPU, one CPU or
 /// many — summed over CPUs.
 pub fn counter_sum(value: &[u8]) -> (u64, u64) {
-    value.chunks_exact(16).fold((0, 0), |(p, b), cpu| {
-        let word =
-            |r: std::ops::Range<usize>| u64::from_le_bytes(cpu[r].try_into().unwrap_or([0; 8]));
-        (p.wrapping_add(word(0..8)), b.wrapping_add(word(8..16)))
-    })
+    let c = nfcc_bpf::layout::Counts::sum(value);
+    (c.packets, c.bytes)
 }
 
 /// Compiles every policy of a checked file into one object.

@@ -44,31 +44,7 @@ use crate::btf::{
 };
 use std::collections::HashMap;
 
-/// BPF map types (values are the kernel's `BPF_MAP_TYPE_*`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MapKind {
-    /// `BPF_MAP_TYPE_HASH`
-    Hash = 1,
-    /// `BPF_MAP_TYPE_ARRAY`
-    Array = 2,
-    /// `BPF_MAP_TYPE_PERCPU_HASH`
-    PercpuHash = 5,
-    /// `BPF_MAP_TYPE_PERCPU_ARRAY`
-    PercpuArray = 6,
-    /// `BPF_MAP_TYPE_LRU_HASH`
-    LruHash = 9,
-    /// `BPF_MAP_TYPE_LRU_PERCPU_HASH`
-    LruPercpuHash = 10,
-    /// `BPF_MAP_TYPE_LPM_TRIE`
-    LpmTrie = 11,
-    /// `BPF_MAP_TYPE_DEVMAP`
-    DevMap = 14,
-    /// `BPF_MAP_TYPE_RINGBUF`
-    RingBuf = 27,
-}
-
-/// `BPF_F_NO_PREALLOC`: required on LPM tries.
-pub const BPF_F_NO_PREALLOC: u32 = 1;
+pub use nfcc_bpf::map::{MapKind, BPF_F_NO_PREALLOC};
 
 /// The page size ring buffer sizes must be a power-of-two multiple of (4 KiB, the page size
 /// of x86-64 and of the default arm64 kernels).
@@ -276,23 +252,6 @@ fn is_c_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-impl MapKind {
-    /// The kernel's name of the map type, lowercase and without prefix (for messages).
-    pub fn name(self) -> &'static str {
-        match self {
-            MapKind::Hash => "hash",
-            MapKind::Array => "array",
-            MapKind::PercpuHash => "percpu_hash",
-            MapKind::PercpuArray => "percpu_array",
-            MapKind::LruHash => "lru_hash",
-            MapKind::LruPercpuHash => "lru_percpu_hash",
-            MapKind::LpmTrie => "lpm_trie",
-            MapKind::DevMap => "devmap",
-            MapKind::RingBuf => "ringbuf",
-        }
-    }
-}
-
 impl MapDef {
     /// Checks what the kernel checks at map creation and what BTF can encode; the reason of
     /// the first problem found.
@@ -319,6 +278,13 @@ impl MapDef {
             MapKind::Array | MapKind::PercpuArray => {
                 if k != 4 {
                     return Some(format!("{kind} keys are 4 bytes (key_size is {k})"));
+                }
+            }
+            MapKind::PerfEventArray => {
+                if k != 4 || v != 4 {
+                    return Some(format!(
+                        "perf event arrays have 4-byte keys and values (key_size {k}, value_size {v})"
+                    ));
                 }
             }
             MapKind::DevMap => {

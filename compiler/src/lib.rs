@@ -5,7 +5,8 @@
 //! (eBPF for the host or the NIC, checked against the NIC's limits by `nfp`), `elf`/`btf`
 //! (the object), driven by `compile`. The IR verifier runs after lowering and after each pass.
 
-pub mod bpf;
+/// The instruction set lives in the BPF ABI crate; the code generator reads it as `bpf`.
+pub use nfcc_bpf::insn as bpf;
 pub mod codegen;
 pub mod compile;
 pub mod ir;

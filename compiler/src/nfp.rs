@@ -6,19 +6,10 @@
 //! NIC driver in the field. The facts come from the kernel's nfp verifier and JIT (see
 //! `../shared/design/offload-nfp.md`); firmware size limits belong to the offload profiles.
 
-use crate::bpf::{class, helper, Insn};
+use crate::bpf::{class, Insn};
 use crate::elf::MapKind;
 
-/// Helpers the NIC implements.
-pub const HELPERS: [i32; 7] = [
-    helper::MAP_LOOKUP_ELEM,
-    helper::MAP_UPDATE_ELEM,
-    helper::MAP_DELETE_ELEM,
-    helper::GET_PRANDOM_U32,
-    helper::PERF_EVENT_OUTPUT,
-    helper::XDP_ADJUST_HEAD,
-    helper::XDP_ADJUST_TAIL,
-];
+pub use nfcc_bpf::nfp::HELPERS;
 
 /// One instruction the NIC would refuse.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,10 +69,10 @@ pub fn violations(insns: &[Insn]) -> Vec<Violation> {
             }
             class::JMP if ins.code & 0xf0 == 0x80 => {
                 // A bpf-to-bpf call (src 1) is fine; helpers must be on the list.
-                (ins.src == 0 && !HELPERS.contains(&ins.imm)).then(|| {
+                (ins.src == 0 && !nfcc_bpf::nfp::has_helper(ins.imm)).then(|| {
                     format!(
                         "helper {} is not available on the NIC",
-                        helper::name(ins.imm)
+                        crate::bpf::Helper::name_of(ins.imm)
                     )
                 })
             }
@@ -109,7 +100,7 @@ pub fn map_violation(kind: MapKind, flags: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bpf::{Alu, Reg, Size};
+    use crate::bpf::{helper, Alu, Reg, Size};
 
     #[test]
     fn refuses_what_the_nic_lacks_and_accepts_the_rest() {

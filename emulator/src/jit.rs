@@ -1396,7 +1396,9 @@ fn helper_call(
 ) -> Result<(), JitError> {
     let pcv = b.ins().iconst(I64, pc as i64);
     let map = match prov[1] {
-        Prov::MapPtr(m) if id == 1 => fx.shapes.get(m as usize).map(|sh| (m, *sh)),
+        Prov::MapPtr(m) if id == nfcc_bpf::Helper::MapLookupElem.id() => {
+            fx.shapes.get(m as usize).map(|sh| (m, *sh))
+        }
         _ => None,
     };
     let r0 = match map {
@@ -1715,7 +1717,7 @@ impl JitProgram {
 /// tests that hold the two to each other).
 pub fn run(
     insns: &[Ins],
-    hook: crate::Hook,
+    hook: crate::ProgType,
     maps: &mut [crate::maps::EmuMap],
     env: &mut crate::Env,
     frame: &[u8],

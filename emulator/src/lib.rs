@@ -18,7 +18,6 @@
 //! [`Profile::Nfp`] runs a program with the NIC's semantics: helpers the NIC lacks stop the
 //! run, and `XDP_REDIRECT` becomes `XDP_ABORTED`.
 
-pub mod engine;
 pub mod jit;
 pub mod maps;
 pub mod pcap;
@@ -28,14 +27,8 @@ use maps::{EmuMap, MapKind};
 use std::collections::HashMap;
 use vm::{Ins, RunOutput};
 
-/// Where a program attaches, as far as its context goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Hook {
-    /// XDP: `struct xdp_md`.
-    Xdp,
-    /// TC (`classifier`): `struct __sk_buff`.
-    Tc,
-}
+/// Where a program attaches, as far as its context goes: the kernel program type.
+pub use nfcc_bpf::ProgType;
 
 /// Which engine runs a program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,7 +167,7 @@ impl Programs {
 /// A loaded program.
 #[derive(Clone, Debug)]
 struct Prog {
-    hook: Hook,
+    hook: ProgType,
     insns: Vec<Ins>,
     /// Its native code, once the JIT compiled it (copies of the emulator share it).
     jit: Option<std::sync::Arc<jit::JitProgram>>,
@@ -246,8 +239,8 @@ impl Emulator {
         let mut programs = Programs::default();
         for (name, p) in &obj.programs {
             let hook = match p.section {
-                aya_obj::ProgramSection::Xdp { .. } => Hook::Xdp,
-                aya_obj::ProgramSection::SchedClassifier => Hook::Tc,
+                aya_obj::ProgramSection::Xdp { .. } => ProgType::Xdp,
+                aya_obj::ProgramSection::SchedClassifier => ProgType::Tc,
                 _ => continue,
             };
             let Some(f) = obj.functions.get(&p.function_key()) else {
@@ -289,7 +282,7 @@ impl Emulator {
     }
 
     /// The hook a program attaches to.
-    pub fn hook(&self, program: &str) -> Option<Hook> {
+    pub fn hook(&self, program: &str) -> Option<ProgType> {
         self.programs.get(program).map(|p| p.hook)
     }
 

@@ -222,62 +222,8 @@ fn lpm_mask(n: u128, len: usize) -> u128 {
     }
 }
 
-/// The kinds of map the emulator implements (kernel `BPF_MAP_TYPE_*` numbers).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MapKind {
-    /// `HASH` (1).
-    Hash,
-    /// `ARRAY` (2).
-    Array,
-    /// `PERF_EVENT_ARRAY` (4): records what `bpf_perf_event_output` sends.
-    PerfEventArray,
-    /// `PERCPU_HASH` (5).
-    PercpuHash,
-    /// `PERCPU_ARRAY` (6).
-    PercpuArray,
-    /// `LRU_HASH` (9).
-    LruHash,
-    /// `LRU_PERCPU_HASH` (10).
-    LruPercpuHash,
-    /// `LPM_TRIE` (11).
-    LpmTrie,
-    /// `DEVMAP` (14).
-    DevMap,
-    /// `RINGBUF` (27): records what `bpf_ringbuf_output` sends.
-    RingBuf,
-}
-
-impl MapKind {
-    /// The kind for a kernel map type number, if the emulator has it.
-    pub fn from_type(t: u32) -> Option<MapKind> {
-        Some(match t {
-            1 => MapKind::Hash,
-            2 => MapKind::Array,
-            4 => MapKind::PerfEventArray,
-            5 => MapKind::PercpuHash,
-            6 => MapKind::PercpuArray,
-            9 => MapKind::LruHash,
-            10 => MapKind::LruPercpuHash,
-            11 => MapKind::LpmTrie,
-            14 => MapKind::DevMap,
-            27 => MapKind::RingBuf,
-            _ => return None,
-        })
-    }
-
-    /// Whether entries are indexed by position (arrays) rather than by key.
-    pub fn is_array(self) -> bool {
-        matches!(
-            self,
-            MapKind::Array | MapKind::PercpuArray | MapKind::DevMap | MapKind::PerfEventArray
-        )
-    }
-
-    /// Whether entries live in the value slab at all (event maps keep records instead).
-    pub fn has_values(self) -> bool {
-        !matches!(self, MapKind::RingBuf | MapKind::PerfEventArray)
-    }
-}
+/// The kinds of map the emulator implements: every kind the ABI crate names.
+pub use nfcc_bpf::MapKind;
 
 /// Why a map operation failed (the kernel's errno, for helpers that return it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -10,7 +10,8 @@
 //! jumps, sign-extending loads and moves, byte swaps and bpf-to-bpf calls are implemented.
 
 use crate::maps::{EmuMap, MapKind};
-use crate::{EmuError, Env, Hook, Profile};
+use crate::{EmuError, Env, Profile, ProgType};
+use nfcc_bpf::Helper;
 
 /// Where the packet buffer starts (headroom first).
 pub const PKT_BASE: u64 = 0x0100_0000;
@@ -83,7 +84,7 @@ struct Mem<'a> {
     /// have written to the packet buffer lies between them.
     touched: (usize, usize),
     ctx: &'a mut Vec<u8>,
-    hook: Hook,
+    hook: ProgType,
     stack: &'a mut Vec<u8>,
     maps: &'a mut [EmuMap],
 }
@@ -155,12 +156,12 @@ impl Mem<'_> {
             ctx[off..off + 4].copy_from_slice(&v.to_le_bytes());
         };
         match self.hook {
-            Hook::Xdp => {
+            ProgType::Xdp => {
                 put(self.ctx, 0, data);
                 put(self.ctx, 4, end);
                 put(self.ctx, 8, data);
             }
-            Hook::Tc => {
+            ProgType::Tc => {
                 put(self.ctx, 0, end - data);
                 put(self.ctx, 76, data);
                 put(self.ctx, 80, end);
@@ -175,8 +176,8 @@ const SKB_WRITABLE: [(usize, usize); 4] = [(8, 16), (32, 36), (44, 68), (72, 76)
 
 /// Context fields a program may write: on TC, `mark`, `queue_mapping`, `priority`, `tc_index`,
 /// `cb[]` and `tc_classid`; nothing on XDP.
-fn ctx_writable(hook: Hook, off: usize, len: usize) -> bool {
-    if hook == Hook::Xdp {
+fn ctx_writable(hook: ProgType, off: usize, len: usize) -> bool {
+    if hook == ProgType::Xdp {
         return false;
     }
     let end = off + len;
@@ -190,7 +191,7 @@ const SKB_CTX: usize = 192;
 /// Runs `insns` on `frame`.
 pub fn run(
     insns: &[Ins],
-    hook: Hook,
+    hook: ProgType,
     maps: &mut [EmuMap],
     env: &mut Env,
     frame: &[u8],
@@ -240,7 +241,7 @@ impl Clone for Buffers {
 /// working on the same machine state), and collects the result.
 pub(crate) fn run_with(
     insns: &[Ins],
-    hook: Hook,
+    hook: ProgType,
     maps: &mut [EmuMap],
     env: &mut Env,
     frame: &[u8],
@@ -259,7 +260,7 @@ pub(crate) fn run_with(
 #[inline(always)]
 pub(crate) fn run_core(
     insns: &[Ins],
-    hook: Hook,
+    hook: ProgType,
     maps: &mut [EmuMap],
     env: &mut Env,
     frame: &[u8],
@@ -286,11 +287,15 @@ pub(crate) fn run_core(
     }
     pkt.resize(HEADROOM + frame.len() + TAILROOM, 0);
     pkt[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
-    let ctx_len = if hook == Hook::Xdp { XDP_CTX } else { SKB_CTX };
+    let ctx_len = if hook == ProgType::Xdp {
+        XDP_CTX
+    } else {
+        SKB_CTX
+    };
     if ctx.len() != ctx_len {
         ctx.clear();
         ctx.resize(ctx_len, 0);
-    } else if hook == Hook::Tc {
+    } else if hook == ProgType::Tc {
         // Only the fields a TC program may write can differ from the last run's; the rest
         // are all set below. (An XDP program cannot write its context.)
         for (a, b) in SKB_WRITABLE {
@@ -321,11 +326,11 @@ pub(crate) fn run_core(
         ctx[off..off + 4].copy_from_slice(&v.to_le_bytes());
     };
     match hook {
-        Hook::Xdp => {
+        ProgType::Xdp => {
             put32(mem.ctx, 12, env.ifindex);
             put32(mem.ctx, 16, env.rxq);
         }
-        Hook::Tc => {
+        ProgType::Tc => {
             put32(mem.ctx, 8, env.mark);
             // skb->protocol: the frame's ethertype, as eth_type_trans sets it.
             let protocol = match frame.get(12..14) {
@@ -369,10 +374,10 @@ pub(crate) fn run_core(
     let r0 = r0?;
     let retval = match (vm.env.profile, hook) {
         // The NIC cannot redirect; the driver drops such packets (XDP_ABORTED).
-        (Profile::Nfp, Hook::Xdp) if r0 == 4 => 0,
+        (Profile::Nfp, ProgType::Xdp) if r0 == 4 => 0,
         _ => r0,
     };
-    let mark = if hook == Hook::Tc {
+    let mark = if hook == ProgType::Tc {
         u32::from_le_bytes([vm.mem.ctx[8], vm.mem.ctx[9], vm.mem.ctx[10], vm.mem.ctx[11]])
     } else {
         0
@@ -536,7 +541,7 @@ impl Vm<'_, '_> {
         self.mem.data_end = HEADROOM + frame.len();
         self.mem.touched = (self.mem.data, self.mem.data_end);
         self.mem.sync_ctx();
-        if self.mem.hook == Hook::Tc {
+        if self.mem.hook == ProgType::Tc {
             // The writable fields (mark, queue_mapping, priority, tc_index, cb, tc_classid)
             // go back to their starting values.
             for (a, b) in SKB_WRITABLE {
@@ -981,21 +986,23 @@ impl Vm<'_, '_> {
     }
 
     fn helper(&mut self, pc: usize, id: i32) -> Result<u64, EmuError> {
-        if self.env.profile == Profile::Nfp && !nfcc_compiler::nfp::HELPERS.contains(&id) {
+        if self.env.profile == Profile::Nfp && !nfcc_bpf::nfp::has_helper(id) {
             return Err(EmuError::NicLacks(format!(
                 "helper {}",
-                nfcc_compiler::bpf::helper::name(id)
+                Helper::name_of(id)
             )));
         }
         let r = self.regs;
-        let ret = match id {
-            // map_lookup_elem
-            1 => {
+        let Some(helper) = Helper::from_id(id) else {
+            return self.unknown_helper(pc, id);
+        };
+        use Helper as H;
+        let ret = match helper {
+            H::MapLookupElem => {
                 let m = self.map_index(pc, r[1])?;
                 self.lookup(pc, m, r[2])?
             }
-            // map_update_elem
-            2 => {
+            H::MapUpdateElem => {
                 let m = self.map_index(pc, r[1])?;
                 let key = self.read(pc, r[2], self.mem.maps[m].key_size)?;
                 let value = self.read(pc, r[3], self.mem.maps[m].value_size)?;
@@ -1004,8 +1011,7 @@ impl Vm<'_, '_> {
                     Err(e) => e.errno() as u64,
                 }
             }
-            // map_delete_elem
-            3 => {
+            H::MapDeleteElem => {
                 let m = self.map_index(pc, r[1])?;
                 let key = self.read(pc, r[2], self.mem.maps[m].key_size)?;
                 match self.mem.maps[m].delete(&key) {
@@ -1014,11 +1020,10 @@ impl Vm<'_, '_> {
                 }
             }
             // ktime_get_ns, ktime_get_boot_ns, ktime_get_coarse_ns
-            5 | 125 | 160 => self.env.clock_ns,
+            H::KtimeGetNs | H::KtimeGetBootNs | H::KtimeGetCoarseNs => self.env.clock_ns,
             // trace_printk: the text is not formatted; the call succeeds.
-            6 => 0,
-            // get_prandom_u32
-            7 => {
+            H::TracePrintk => 0,
+            H::GetPrandomU32 => {
                 let mut x = self.env.prandom;
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -1026,26 +1031,25 @@ impl Vm<'_, '_> {
                 self.env.prandom = x;
                 x & 0xffff_ffff
             }
-            // get_smp_processor_id: one CPU.
-            8 => 0,
-            // redirect
-            23 => {
+            // One CPU.
+            H::GetSmpProcessorId => 0,
+            H::Redirect => {
                 self.redirect = Some(r[1] as u32);
-                if self.mem.hook == Hook::Xdp {
+                if self.mem.hook == ProgType::Xdp {
                     4
                 } else {
                     7
                 }
             }
             // perf_event_output(ctx, map, flags, data, size)
-            25 => {
+            H::PerfEventOutput => {
                 let m = self.map_index(pc, r[2])?;
                 let data = self.read(pc, r[4], r[5] as usize)?;
                 self.mem.maps[m].records.push(data);
                 0
             }
             // skb_load_bytes(ctx, offset, to, len) / xdp_load_bytes(ctx, offset, buf, len)
-            26 | 189 => {
+            H::SkbLoadBytes | H::XdpLoadBytes => {
                 let (off, len) = (r[2] as usize, r[4] as usize);
                 let avail = self.mem.data_end - self.mem.data;
                 if off.checked_add(len).is_none_or(|e| e > avail) {
@@ -1066,7 +1070,7 @@ impl Vm<'_, '_> {
                 }
             }
             // csum_diff(from, from_size, to, to_size, seed)
-            28 => {
+            H::CsumDiff => {
                 let from = self.read(pc, r[1], r[2] as usize)?;
                 let to = self.read(pc, r[3], r[4] as usize)?;
                 if from.len() % 4 != 0 || to.len() % 4 != 0 {
@@ -1086,7 +1090,7 @@ impl Vm<'_, '_> {
                 }
             }
             // xdp_adjust_head(ctx, delta)
-            44 => {
+            H::XdpAdjustHead => {
                 let delta = r[2] as i32 as i64;
                 let data = self.mem.data as i64 + delta;
                 if data < 0 || data + 14 > self.mem.data_end as i64 {
@@ -1098,7 +1102,7 @@ impl Vm<'_, '_> {
                 }
             }
             // redirect_map(map, key, flags)
-            51 => {
+            H::RedirectMap => {
                 let m = self.map_index(pc, r[1])?;
                 let key = (r[2] as u32).to_le_bytes();
                 match self.mem.maps[m].lookup(&key) {
@@ -1110,7 +1114,7 @@ impl Vm<'_, '_> {
                 }
             }
             // xdp_adjust_tail(ctx, delta)
-            65 => {
+            H::XdpAdjustTail => {
                 let delta = r[2] as i32 as i64;
                 let end = self.mem.data_end as i64 + delta;
                 if end < self.mem.data as i64 + 14 || end as usize > self.mem.pkt.len() {
@@ -1126,7 +1130,7 @@ impl Vm<'_, '_> {
                 }
             }
             // fib_lookup(ctx, params, plen, flags): the caller's stub table.
-            69 => {
+            H::FibLookup => {
                 let params = self.read(pc, r[2], 64)?;
                 let family = params[0];
                 let dst = match family {
@@ -1151,17 +1155,11 @@ impl Vm<'_, '_> {
                 }
             }
             // ringbuf_output(map, data, size, flags)
-            130 => {
+            H::RingbufOutput => {
                 let m = self.map_index(pc, r[1])?;
                 let data = self.read(pc, r[2], r[3] as usize)?;
                 self.mem.maps[m].records.push(data);
                 0
-            }
-            _ => {
-                return Err(EmuError::Helper(format!(
-                    "{} (#{id})",
-                    nfcc_compiler::bpf::helper::name(id)
-                )))
             }
         };
         // Helpers clobber r1–r5.
@@ -1169,6 +1167,11 @@ impl Vm<'_, '_> {
             *reg = 0;
         }
         Ok(ret)
+    }
+
+    /// A helper the emulator does not implement stops the run, naming it.
+    fn unknown_helper(&self, _pc: usize, id: i32) -> Result<u64, EmuError> {
+        Err(EmuError::Helper(format!("{} (#{id})", Helper::name_of(id))))
     }
 }
 

@@ -4,10 +4,10 @@
 //! the JIT, which must agree (every access checked whole, read-only
 //! context, the instruction budget, the NIC profile).
 
-use nfcc_compiler::bpf::{Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R5, R6};
+use nfcc_bpf::insn::{Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R5, R6};
 use nfcc_emulator::maps::{EmuMap, MapKind};
 use nfcc_emulator::vm::{run, Ins, RunOutput};
-use nfcc_emulator::{EmuError, Env, Hook, Profile, Runner};
+use nfcc_emulator::{EmuError, Env, Profile, ProgType, Runner};
 
 fn decode(prog: &[Insn]) -> Vec<Ins> {
     prog.iter().map(|i| Ins::decode(&i.encode())).collect()
@@ -17,7 +17,7 @@ fn decode(prog: &[Insn]) -> Vec<Ins> {
 /// environment): both must give the same result, which is returned.
 fn exec(
     prog: &[Insn],
-    hook: Hook,
+    hook: ProgType,
     maps: &mut [EmuMap],
     env: &mut Env,
     frame: &[u8],
@@ -60,7 +60,7 @@ fn exec(
 fn r0(body: &[Insn]) -> u64 {
     let mut p = body.to_vec();
     p.push(Insn::exit());
-    exec(&p, Hook::Xdp, &mut [], &mut Env::default(), &[0; 64])
+    exec(&p, ProgType::Xdp, &mut [], &mut Env::default(), &[0; 64])
         .unwrap_or_else(|e| panic!("{e}"))
         .retval
 }
@@ -134,7 +134,7 @@ fn jumps_signed_unsigned_and_32_bit() {
         Insn::exit(),
     ];
     assert_eq!(
-        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 20])
+        exec(&prog, ProgType::Xdp, &mut [], &mut Env::default(), &[0; 20])
             .map(|o| o.retval)
             .ok(),
         Some(0)
@@ -148,7 +148,7 @@ fn jumps_signed_unsigned_and_32_bit() {
         Insn::exit(),
     ];
     assert_eq!(
-        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 20])
+        exec(&prog, ProgType::Xdp, &mut [], &mut Env::default(), &[0; 20])
             .map(|o| o.retval)
             .ok(),
         Some(0)
@@ -163,7 +163,7 @@ fn every_access_is_checked_whole() {
         Insn::ldx(Size::DW, R0, R2, 13),
         Insn::exit(),
     ];
-    match exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14]) {
+    match exec(&prog, ProgType::Xdp, &mut [], &mut Env::default(), &[0; 14]) {
         Err(EmuError::Fault { insn: 1, .. }) => {}
         other => panic!("expected a fault at instruction 1, got {other:?}"),
     }
@@ -175,7 +175,7 @@ fn every_access_is_checked_whole() {
     ];
     let frame = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x86, 0xdd];
     assert_eq!(
-        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &frame)
+        exec(&prog, ProgType::Xdp, &mut [], &mut Env::default(), &frame)
             .map(|o| o.retval)
             .ok(),
         Some(0xdd86)
@@ -183,7 +183,7 @@ fn every_access_is_checked_whole() {
     // A stack read past the frame's top.
     let prog = [Insn::ldx(Size::DW, R0, R10, 0), Insn::exit()];
     assert!(matches!(
-        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14]),
+        exec(&prog, ProgType::Xdp, &mut [], &mut Env::default(), &[0; 14]),
         Err(EmuError::Fault { .. })
     ));
 }
@@ -199,7 +199,7 @@ fn context_writes_only_where_the_kernel_allows() {
     assert!(matches!(
         exec(
             &write_mark,
-            Hook::Xdp,
+            ProgType::Xdp,
             &mut [],
             &mut Env::default(),
             &[0; 14]
@@ -208,7 +208,7 @@ fn context_writes_only_where_the_kernel_allows() {
     ));
     let out = exec(
         &write_mark,
-        Hook::Tc,
+        ProgType::Tc,
         &mut [],
         &mut Env::default(),
         &[0; 60],
@@ -223,7 +223,7 @@ fn context_writes_only_where_the_kernel_allows() {
     ];
     assert!(exec(
         &write_data,
-        Hook::Tc,
+        ProgType::Tc,
         &mut [],
         &mut Env::default(),
         &[0; 60]
@@ -240,7 +240,7 @@ fn atomics_and_map_values() {
     prog.extend([
         Insn::mov64_reg(R2, R10),
         Insn::alu64_imm(Alu::Add, R2, -4),
-        Insn::call(1),
+        Insn::call(nfcc_bpf::Helper::MapLookupElem),
         Insn::jmp_imm(Jmp::Eq, R0, 0, 5),
         Insn::mov64_imm(R3, 5),
         Insn::atomic_add(Size::DW, R0, 0, R3),
@@ -250,8 +250,14 @@ fn atomics_and_map_values() {
         Insn::mov64_imm(R0, 99),
         Insn::exit(),
     ]);
-    let out = exec(&prog, Hook::Xdp, &mut maps, &mut Env::default(), &[0; 14])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = exec(
+        &prog,
+        ProgType::Xdp,
+        &mut maps,
+        &mut Env::default(),
+        &[0; 14],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.retval, 10);
     assert_eq!(
         maps[0].lookup(&[0, 0, 0, 0]),
@@ -263,19 +269,25 @@ fn atomics_and_map_values() {
     prog.extend([
         Insn::mov64_reg(R2, R10),
         Insn::alu64_imm(Alu::Add, R2, -4),
-        Insn::call(1),
+        Insn::call(nfcc_bpf::Helper::MapLookupElem),
         Insn::ldx(Size::DW, R0, R0, 4),
         Insn::exit(),
     ]);
     assert!(matches!(
-        exec(&prog, Hook::Xdp, &mut maps, &mut Env::default(), &[0; 14]),
+        exec(
+            &prog,
+            ProgType::Xdp,
+            &mut maps,
+            &mut Env::default(),
+            &[0; 14]
+        ),
         Err(EmuError::Fault { .. })
     ));
 }
 
 #[test]
 fn bpf_to_bpf_calls_keep_callee_saved_registers() {
-    let mut call = Insn::call(0);
+    let mut call = Insn::call_raw(0);
     call.src = 1;
     call.imm = 2; // to instruction 4
     let prog = [
@@ -289,7 +301,7 @@ fn bpf_to_bpf_calls_keep_callee_saved_registers() {
         Insn::exit(),
     ];
     assert_eq!(
-        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14])
+        exec(&prog, ProgType::Xdp, &mut [], &mut Env::default(), &[0; 14])
             .map(|o| o.retval)
             .ok(),
         Some(42)
@@ -298,7 +310,7 @@ fn bpf_to_bpf_calls_keep_callee_saved_registers() {
 
 /// A bpf-to-bpf call to the instruction `to_insn` from instruction `at`.
 fn local_call(at: i32, to_insn: i32) -> Insn {
-    let mut call = Insn::call(0);
+    let mut call = Insn::call_raw(0);
     call.src = 1;
     call.imm = to_insn - at - 1;
     call
@@ -325,7 +337,7 @@ fn callees_share_the_callers_stack_through_pointers_and_get_cleared_frames() {
         Insn::exit(),
     ];
     assert_eq!(
-        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14])
+        exec(&prog, ProgType::Xdp, &mut [], &mut Env::default(), &[0; 14])
             .map(|o| o.retval)
             .unwrap_or_else(|e| panic!("{e}")),
         15,
@@ -367,7 +379,7 @@ fn spilled_pointers_are_forgotten_when_their_slot_may_be_overwritten() {
         Insn::exit(),
     ];
     for prog in [&through_unknown[..], &through_a_callee[..]] {
-        let out = exec(prog, Hook::Xdp, &mut [], &mut Env::default(), &frame)
+        let out = exec(prog, ProgType::Xdp, &mut [], &mut Env::default(), &frame)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(out.retval, 0xab, "{prog:?}");
     }
@@ -381,7 +393,7 @@ fn lookup_at(key: &[Insn], at: i16) -> Vec<Insn> {
     prog.extend([
         Insn::mov64_reg(R2, R10),
         Insn::alu64_imm(Alu::Add, R2, i32::from(at)),
-        Insn::call(1),
+        Insn::call(nfcc_bpf::Helper::MapLookupElem),
         Insn::jmp_imm(Jmp::Eq, R0, 0, 2),
         Insn::ldx(Size::DW, R0, R0, 0),
         Insn::exit(),
@@ -410,7 +422,7 @@ fn hash_lookups_read_the_key_whole() {
     let lookup = |at: i16| lookup_at(&key, at);
     let out = exec(
         &lookup(-16),
-        Hook::Xdp,
+        ProgType::Xdp,
         &mut maps,
         &mut Env::default(),
         &[0; 14],
@@ -419,7 +431,7 @@ fn hash_lookups_read_the_key_whole() {
     assert_eq!(out.retval, 42);
     let out = exec(
         &lookup(-24),
-        Hook::Xdp,
+        ProgType::Xdp,
         &mut maps,
         &mut Env::default(),
         &[0; 14],
@@ -429,7 +441,7 @@ fn hash_lookups_read_the_key_whole() {
     assert!(matches!(
         exec(
             &lookup(-8),
-            Hook::Xdp,
+            ProgType::Xdp,
             &mut maps,
             &mut Env::default(),
             &[0; 14]
@@ -453,7 +465,7 @@ fn lpm_lookups_read_the_key_whole() {
     let lookup = |at: i16| lookup_at(&key, at);
     let out = exec(
         &lookup(-8),
-        Hook::Xdp,
+        ProgType::Xdp,
         &mut maps,
         &mut Env::default(),
         &[0; 14],
@@ -463,7 +475,7 @@ fn lpm_lookups_read_the_key_whole() {
     assert!(matches!(
         exec(
             &lookup(-4),
-            Hook::Xdp,
+            ProgType::Xdp,
             &mut maps,
             &mut Env::default(),
             &[0; 14]
@@ -485,7 +497,7 @@ fn regressions_found_by_random_programs() {
         Insn::mov64_imm(R0, 2),
         Insn::exit(),
     ];
-    let out = exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14])
+    let out = exec(&prog, ProgType::Xdp, &mut [], &mut Env::default(), &[0; 14])
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.retval, 2);
     // A jump out of the program faults only when taken (the JIT once refused the program).
@@ -494,12 +506,12 @@ fn regressions_found_by_random_programs() {
         Insn::mov64_imm(R0, 5),
         Insn::exit(),
     ];
-    let out = exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14])
+    let out = exec(&prog, ProgType::Xdp, &mut [], &mut Env::default(), &[0; 14])
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.retval, 5);
     let prog = [Insn::ja(100), Insn::exit()];
     assert!(matches!(
-        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14]),
+        exec(&prog, ProgType::Xdp, &mut [], &mut Env::default(), &[0; 14]),
         Err(EmuError::Fault { .. })
     ));
 }
@@ -524,7 +536,7 @@ fn calls_stop_at_eight_frames() {
     assert_eq!(
         exec(
             &recurse(6),
-            Hook::Xdp,
+            ProgType::Xdp,
             &mut [],
             &mut Env::default(),
             &[0; 14]
@@ -536,7 +548,7 @@ fn calls_stop_at_eight_frames() {
     assert!(matches!(
         exec(
             &recurse(7),
-            Hook::Xdp,
+            ProgType::Xdp,
             &mut [],
             &mut Env::default(),
             &[0; 14]
@@ -549,28 +561,28 @@ fn calls_stop_at_eight_frames() {
 fn loops_stop_at_the_budget_and_the_nic_profile_refuses_host_helpers() {
     let prog = [Insn::ja(-1)];
     assert!(matches!(
-        exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14]),
+        exec(&prog, ProgType::Xdp, &mut [], &mut Env::default(), &[0; 14]),
         Err(EmuError::Budget(_))
     ));
-    let prog = [Insn::call(5), Insn::exit()];
+    let prog = [Insn::call(nfcc_bpf::Helper::KtimeGetNs), Insn::exit()];
     let mut env = Env {
         profile: Profile::Nfp,
         ..Env::default()
     };
     assert!(matches!(
-        exec(&prog, Hook::Xdp, &mut [], &mut env, &[0; 14]),
+        exec(&prog, ProgType::Xdp, &mut [], &mut env, &[0; 14]),
         Err(EmuError::NicLacks(_))
     ));
     // A helper the emulator lacks is named in the error, on any profile.
-    let prog = [Insn::call(188), Insn::exit()];
-    match exec(&prog, Hook::Xdp, &mut [], &mut Env::default(), &[0; 14]) {
+    let prog = [Insn::call_raw(188), Insn::exit()];
+    match exec(&prog, ProgType::Xdp, &mut [], &mut Env::default(), &[0; 14]) {
         Err(EmuError::Helper(name)) => assert!(name.contains("#188"), "{name}"),
         other => panic!("expected an unsupported-helper error, got {other:?}"),
     }
     // On the NIC a redirect verdict is an abort.
     let prog = [Insn::mov64_imm(R0, 4), Insn::exit()];
     assert_eq!(
-        exec(&prog, Hook::Xdp, &mut [], &mut env, &[0; 14])
+        exec(&prog, ProgType::Xdp, &mut [], &mut env, &[0; 14])
             .map(|o| o.retval)
             .ok(),
         Some(0)
@@ -658,8 +670,8 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-    fn reg(&mut self) -> nfcc_compiler::bpf::Reg {
-        nfcc_compiler::bpf::Reg(self.below(10) as u8)
+    fn reg(&mut self) -> nfcc_bpf::insn::Reg {
+        nfcc_bpf::insn::Reg(self.below(10) as u8)
     }
     fn size(&mut self) -> Size {
         [Size::B, Size::H, Size::W, Size::DW][self.below(4) as usize]
@@ -725,8 +737,8 @@ fn random_ops(
     } else {
         vec![vec![
             Insn::mov64_reg(R6, R1),
-            Insn::ldx(Size::W, nfcc_compiler::bpf::R7, R6, 0),
-            Insn::ldx(Size::W, nfcc_compiler::bpf::R8, R6, 4),
+            Insn::ldx(Size::W, nfcc_bpf::insn::R7, R6, 0),
+            Insn::ldx(Size::W, nfcc_bpf::insn::R8, R6, 4),
         ]]
     };
     let mut calls = Vec::new();
@@ -778,7 +790,7 @@ fn random_ops(
                 vec![
                     Insn::mov64_reg(R1, R10),
                     Insn::alu64_imm(Alu::Add, R1, -8 * (1 + rng.below(4) as i32)),
-                    Insn::call(0),
+                    Insn::call_raw(0),
                 ]
             }
             0 => vec![Insn::mov64_imm(d, rng.next() as i32 >> rng.below(31))],
@@ -804,7 +816,7 @@ fn random_ops(
             ],
             // A packet pointer.
             4 => vec![
-                Insn::mov64_reg(d, nfcc_compiler::bpf::R7),
+                Insn::mov64_reg(d, nfcc_bpf::insn::R7),
                 Insn::alu64_imm(Alu::Add, d, rng.below(80) as i32),
             ],
             // Stores and loads mostly through the frame or the packet, now and then through
@@ -822,7 +834,7 @@ fn random_ops(
                 rng.next() as i32,
             )],
             7 => {
-                let base = [R10, R10, nfcc_compiler::bpf::R7, s][rng.below(4) as usize];
+                let base = [R10, R10, nfcc_bpf::insn::R7, s][rng.below(4) as usize];
                 let off = if base == R10 {
                     -(rng.below(40) as i16) - 1
                 } else {
@@ -844,7 +856,7 @@ fn random_ops(
                 v.extend(Insn::ld_map(R1, rng.below(4) as u32));
                 v.push(Insn::mov64_reg(R2, R10));
                 v.push(Insn::alu64_imm(Alu::Add, R2, -16 - 8 * rng.below(3) as i32));
-                v.push(Insn::call(1));
+                v.push(Insn::call(nfcc_bpf::Helper::MapLookupElem));
                 if rng.below(3) > 0 {
                     v.push(Insn::jmp_imm(Jmp::Eq, R0, 0, 1));
                 }
@@ -861,7 +873,12 @@ fn random_ops(
                 -8 * (1 + rng.below(4) as i16),
                 s,
             )],
-            12 => vec![Insn::call([5, 7][rng.below(2) as usize])],
+            12 => vec![Insn::call(
+                [
+                    nfcc_bpf::Helper::KtimeGetNs,
+                    nfcc_bpf::Helper::GetPrandomU32,
+                ][rng.below(2) as usize],
+            )],
             // A store through a pointer the analysis cannot follow (r10 & -1).
             13 => vec![
                 Insn::mov64_reg(d, R10),
@@ -910,7 +927,7 @@ fn random_programs_agree_on_the_interpreter_and_the_jit() {
         }
         let _ = maps[3].update(&[0, 0, 0, 0, 0, 0, 0, 0], &[9; 16], 0);
         let frame: Vec<u8> = (0..64).map(|_| rng.next() as u8).collect();
-        match exec(&prog, Hook::Xdp, &mut maps, &mut Env::default(), &frame) {
+        match exec(&prog, ProgType::Xdp, &mut maps, &mut Env::default(), &frame) {
             Ok(_) => ok += 1,
             Err(_) => faults += 1,
         }

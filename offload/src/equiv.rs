@@ -8,8 +8,8 @@ use nfcc_compiler::compile::Compiled;
 use nfcc_dsl::checked::{CounterId, Policy, Scalar, Step, Terminal};
 use nfcc_dsl::eval::{Meta, Outcome};
 use nfcc_dsl::testing::{hex, Engine};
-use nfcc_emulator::engine::EmulatorEngine;
 use nfcc_emulator::Profile as EmuProfile;
+use nfcc_engines::EmulatorEngine;
 
 /// The NIC stage then the host stage, as one test engine.
 pub struct SplitEngine {

@@ -46,46 +46,7 @@ fn state_file(policy: &str) -> PathBuf {
     Path::new(STATE_DIR).join(format!("{policy}.state"))
 }
 
-/// How a program is attached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// XDP in the driver.
-    Native,
-    /// XDP in the generic (skb) path.
-    Generic,
-    /// TC, ingress.
-    TcIngress,
-    /// TC, egress.
-    TcEgress,
-    /// XDP offloaded to the NIC (HW mode), with the host stage of a split policy in native
-    /// mode beside it.
-    Offload,
-}
-
-impl Mode {
-    /// The mode as the CLI spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Native => "native",
-            Mode::Generic => "generic",
-            Mode::TcIngress => "tc-ingress",
-            Mode::TcEgress => "tc-egress",
-            Mode::Offload => "offload",
-        }
-    }
-
-    fn from_name(s: &str) -> Option<Mode> {
-        [
-            Mode::Native,
-            Mode::Generic,
-            Mode::TcIngress,
-            Mode::TcEgress,
-            Mode::Offload,
-        ]
-        .into_iter()
-        .find(|m| m.name() == s)
-    }
-}
+pub use nfcc_bpf::manifest::AttachMode;
 
 /// A policy on an interface, as its state file records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,7 +56,7 @@ pub struct Deployment {
     /// The interface.
     pub iface: String,
     /// How it is attached.
-    pub mode: Mode,
+    pub mode: AttachMode,
     /// The kernel's program id.
     pub program_id: u32,
     /// When it was attached (seconds since the epoch).
@@ -135,7 +96,7 @@ impl Deployment {
         Some(Deployment {
             policy: get("policy")?.to_string(),
             iface: get("iface")?.to_string(),
-            mode: Mode::from_name(get("mode")?)?,
+            mode: AttachMode::from_name(get("mode")?)?,
             program_id: get("program_id")?.parse().ok()?,
             since: get("since")?.parse().ok()?,
             maps: get("maps")?
@@ -192,10 +153,10 @@ pub fn status() -> Vec<Deployment> {
             let live = match crate::sys::pinned_link_prog_id(&dir.join("link")) {
                 Ok(id) => id,
                 // A policy wholly on the NIC has no host link.
-                Err(_) if d.mode == Mode::Offload => nic?,
+                Err(_) if d.mode == AttachMode::Offload => nic?,
                 Err(_) => return None,
             };
-            if d.mode == Mode::Offload {
+            if d.mode == AttachMode::Offload {
                 d.nic_program_id = Some(nic?);
             }
             d.interrupted = live != d.program_id;
@@ -218,7 +179,7 @@ pub fn deploy(
     mut loaded: Loaded,
     policy: &str,
     iface: &str,
-    mode: Mode,
+    mode: AttachMode,
 ) -> Result<Deployment, RuntimeError> {
     ensure_bpffs()?;
     refuse_busy(policy, iface)?;
@@ -259,10 +220,10 @@ pub(crate) fn attach_pinned(
     dir: &Path,
     policy: &str,
     iface: &str,
-    mode: Mode,
+    mode: AttachMode,
     nic_program_id: Option<u32>,
 ) -> Result<Deployment, RuntimeError> {
-    let (link, program_id) = attach_link(&mut loaded, iface, Mode::Native)?;
+    let (link, program_id) = attach_link(&mut loaded, iface, AttachMode::Native)?;
     pin_and_record(
         &mut loaded,
         link,
@@ -279,7 +240,7 @@ pub(crate) fn attach_pinned(
 pub(crate) fn record(
     policy: &str,
     iface: &str,
-    mode: Mode,
+    mode: AttachMode,
     program_id: u32,
     nic_program_id: Option<u32>,
     maps: Vec<String>,
@@ -323,7 +284,7 @@ impl Attached {
 
 /// Attaches `loaded` to `iface` (in the calling thread's network namespace) in `mode` without
 /// pinning anything.
-pub fn attach(mut loaded: Loaded, iface: &str, mode: Mode) -> Result<Attached, RuntimeError> {
+pub fn attach(mut loaded: Loaded, iface: &str, mode: AttachMode) -> Result<Attached, RuntimeError> {
     let (link, _) = attach_link(&mut loaded, iface, mode)?;
     Ok(Attached {
         _link: link,
@@ -336,7 +297,7 @@ fn attach_and_pin(
     dir: &Path,
     policy: &str,
     iface: &str,
-    mode: Mode,
+    mode: AttachMode,
 ) -> Result<Deployment, RuntimeError> {
     let (link, program_id) = attach_link(loaded, iface, mode)?;
     pin_and_record(loaded, link, program_id, dir, policy, iface, mode, None)
@@ -358,7 +319,7 @@ fn pause_before_attach() {
 fn attach_link(
     loaded: &mut Loaded,
     iface: &str,
-    mode: Mode,
+    mode: AttachMode,
 ) -> Result<(FdLink, u32), RuntimeError> {
     let name = loaded.program.clone();
     let attach_err = |e: ProgramError| match e {
@@ -373,16 +334,16 @@ fn attach_link(
         .ok_or_else(|| RuntimeError::Deploy(format!("program `{name}` vanished")))?;
     let program_id = prog.info().map(|i| i.id()).unwrap_or(0);
     let link: FdLink = match (mode, prog) {
-        (Mode::Native | Mode::Generic, Program::Xdp(xdp)) => {
-            let flags = if mode == Mode::Native { XdpFlags::DRV_MODE } else { XdpFlags::SKB_MODE };
+        (AttachMode::Native | AttachMode::Generic, Program::Xdp(xdp)) => {
+            let flags = if mode == AttachMode::Native { XdpFlags::DRV_MODE } else { XdpFlags::SKB_MODE };
             let id = Xdp::attach(xdp, iface, flags).map_err(attach_err)?;
             let link = xdp.take_link(id).map_err(attach_err)?;
             FdLink::try_from(link).map_err(|e| RuntimeError::Deploy(format!("cannot keep the XDP link: {e}")))?
         }
-        (Mode::TcIngress | Mode::TcEgress, Program::SchedClassifier(cls)) => {
+        (AttachMode::TcIngress | AttachMode::TcEgress, Program::SchedClassifier(cls)) => {
             // TCX (6.6+) needs no qdisc; older kernels need clsact, which may already exist.
             let _ = tc::qdisc_add_clsact(iface);
-            let at = if mode == Mode::TcIngress { TcAttachType::Ingress } else { TcAttachType::Egress };
+            let at = if mode == AttachMode::TcIngress { TcAttachType::Ingress } else { TcAttachType::Egress };
             let id = SchedClassifier::attach(cls, iface, at).map_err(attach_err)?;
             let link = cls.take_link(id).map_err(attach_err)?;
             FdLink::try_from(link).map_err(|e| RuntimeError::Deploy(format!("cannot keep the TC link: {e}")))?
@@ -404,7 +365,7 @@ fn pin_and_record(
     dir: &Path,
     policy: &str,
     iface: &str,
-    mode: Mode,
+    mode: AttachMode,
     nic_program_id: Option<u32>,
 ) -> Result<Deployment, RuntimeError> {
     link.pin(dir.join("link"))
@@ -426,7 +387,7 @@ pub fn undeploy(iface: &str) -> Result<Deployment, RuntimeError> {
         )));
     };
     let dir: PathBuf = Path::new(PIN_ROOT).join(&d.policy);
-    if d.mode == Mode::Offload {
+    if d.mode == AttachMode::Offload {
         // The NIC program was attached through netlink, not a link: detach it there.
         crate::offload::detach_hw(crate::ifindex(iface)?)?;
     }
@@ -554,7 +515,7 @@ pub fn replace(mut loaded: Loaded, policy: &str, iface: &str) -> Result<Deployme
     }
     // The old statistics map stays open across the swap, to be read when the old program no
     // longer runs.
-    let stats_name = nfcc_compiler::compile::stats_map_name(policy);
+    let stats_name = nfcc_bpf::layout::stats_map_name(policy);
     let new_maps: Vec<String> = loaded.ebpf.maps().map(|(n, _)| n.to_string()).collect();
     // bpffs refuses dots in names, so the next version's pins wait in a subdirectory; one
     // left by a killed replace is cleared first.

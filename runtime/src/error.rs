@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-use crate::ProgKind;
+use crate::ProgType;
 
 /// The kernel verifier's log for a program it rejected, as the kernel wrote it.
 ///
@@ -108,7 +108,7 @@ pub enum RuntimeError {
         /// The program's name.
         program: String,
         /// The kind the caller asked for.
-        expected: ProgKind,
+        expected: ProgType,
         /// The program type aya derived from the ELF section name.
         found: String,
     },

@@ -18,7 +18,6 @@
 
 pub mod capture;
 pub mod deploy;
-pub mod engine;
 mod error;
 mod maps;
 pub mod offload;
@@ -26,13 +25,12 @@ mod program;
 mod sys;
 pub mod traffic;
 
-use std::fmt;
 use std::os::fd::AsFd;
 use std::sync::OnceLock;
 
 pub use error::{RuntimeError, VerifierLog};
 pub use maps::PinnedMaps;
-pub use program::{load, Loaded, TestRun};
+pub use program::{load, min_frame, Loaded, TestRun};
 
 /// The index of interface `name` in the calling thread's network namespace.
 pub fn ifindex(name: &str) -> Result<u32, RuntimeError> {
@@ -56,25 +54,8 @@ pub fn offload_probe(name: &str) -> Result<(), RuntimeError> {
         })
 }
 
-/// The kind of program to load, which decides its kernel program type and test-run context.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProgKind {
-    /// An XDP program (`BPF_PROG_TYPE_XDP`, ELF section `xdp`); its verdict is an `XDP_*`
-    /// action.
-    Xdp,
-    /// A TC classifier (`BPF_PROG_TYPE_SCHED_CLS`, ELF section `classifier`); its verdict is a
-    /// `TC_ACT_*` action.
-    Tc,
-}
-
-impl fmt::Display for ProgKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Xdp => "an xdp program",
-            Self::Tc => "a tc classifier",
-        })
-    }
-}
+/// The kind of program to load: the kernel program type, which decides its test-run context.
+pub use nfcc_bpf::ProgType;
 
 /// Reports whether this process can load and test-run BPF programs.
 ///

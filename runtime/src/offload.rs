@@ -5,7 +5,7 @@
 //! its maps are pinned under `/sys/fs/bpf/nfcc/<policy>/nic_prog` and `nic/`, the host stage
 //! as any deployment; `deploy::undeploy` removes both.
 
-use crate::deploy::{self, Deployment, Mode};
+use crate::deploy::{self, AttachMode, Deployment};
 use crate::{Loaded, RuntimeError};
 use libbpf_rs::{MapCore, ObjectBuilder, Xdp, XdpFlags};
 use std::os::fd::AsFd;
@@ -89,13 +89,18 @@ pub fn deploy_offload(
         }
     }
     let result = match host {
-        Some(loaded) => {
-            deploy::attach_pinned(loaded, &dir, policy, iface, Mode::Offload, Some(nic_id))
-        }
+        Some(loaded) => deploy::attach_pinned(
+            loaded,
+            &dir,
+            policy,
+            iface,
+            AttachMode::Offload,
+            Some(nic_id),
+        ),
         None => deploy::record(
             policy,
             iface,
-            Mode::Offload,
+            AttachMode::Offload,
             nic_id,
             Some(nic_id),
             Vec::new(),

@@ -6,7 +6,7 @@ use aya::programs::{Program, ProgramError, SchedClassifier, Xdp};
 use aya::{Ebpf, EbpfLoader};
 
 use crate::error::{RuntimeError, VerifierLog};
-use crate::{sys, ProgKind};
+use crate::{sys, ProgType};
 
 /// The shortest frame `BPF_PROG_TEST_RUN` accepts for XDP and TC programs: an Ethernet header.
 const MIN_FRAME: usize = 14;
@@ -17,16 +17,16 @@ const MIN_FRAME: usize = 14;
 /// Both program types need an Ethernet header. For TC the kernel builds an skb and, when the
 /// ethertype is IPv4 or IPv6, pulls the whole fixed IP header into it, failing with `EINVAL`
 /// when the frame is too short; this check turns that into a clear error.
-pub(crate) fn min_frame(kind: ProgKind, frame: &[u8]) -> (usize, &'static str) {
+pub fn min_frame(kind: ProgType, frame: &[u8]) -> (usize, &'static str) {
     /// Ethertypes IPv4 and IPv6.
     const ETH_P_IP: [u8; 2] = [0x08, 0x00];
     const ETH_P_IPV6: [u8; 2] = [0x86, 0xdd];
     match (kind, frame.get(12..14)) {
-        (ProgKind::Tc, Some(t)) if t == ETH_P_IP => (
+        (ProgType::Tc, Some(t)) if t == ETH_P_IP => (
             MIN_FRAME + 20,
             "an ethernet and an ipv4 header for a tc program",
         ),
-        (ProgKind::Tc, Some(t)) if t == ETH_P_IPV6 => (
+        (ProgType::Tc, Some(t)) if t == ETH_P_IPV6 => (
             MIN_FRAME + 40,
             "an ethernet and an ipv6 header for a tc program",
         ),
@@ -53,7 +53,7 @@ pub struct Loaded {
     /// The loaded program's function name.
     pub(crate) program: String,
     /// The kind it was loaded as.
-    kind: ProgKind,
+    kind: ProgType,
 }
 
 /// The outcome of one [`Loaded::test_run`].
@@ -72,7 +72,7 @@ pub struct TestRun {
 /// `program` is the program's function name (not its section name). The kernel's verifier
 /// checks the program here; when it refuses, the error is [`RuntimeError::Verifier`] with the
 /// verifier's log. Only the named program is loaded; the object's other programs stay unloaded.
-pub fn load(object: &[u8], program: &str, kind: ProgKind) -> Result<Loaded, RuntimeError> {
+pub fn load(object: &[u8], program: &str, kind: ProgType) -> Result<Loaded, RuntimeError> {
     let mut ebpf = EbpfLoader::new()
         .load(object)
         .map_err(|source| RuntimeError::Object { source })?;
@@ -90,8 +90,8 @@ pub fn load(object: &[u8], program: &str, kind: ProgKind) -> Result<Loaded, Runt
         found: format!("{:?}", prog.prog_type()).to_lowercase(),
     };
     let loaded = match (kind, &mut *prog) {
-        (ProgKind::Xdp, Program::Xdp(xdp)) => Xdp::load(xdp),
-        (ProgKind::Tc, Program::SchedClassifier(cls)) => SchedClassifier::load(cls),
+        (ProgType::Xdp, Program::Xdp(xdp)) => Xdp::load(xdp),
+        (ProgType::Tc, Program::SchedClassifier(cls)) => SchedClassifier::load(cls),
         (_, other) => return Err(wrong_kind(other)),
     };
     loaded.map_err(|e| load_error(program, e))?;
@@ -137,7 +137,7 @@ impl Loaded {
     }
 
     /// Returns the kind the program was loaded as.
-    pub fn kind(&self) -> ProgKind {
+    pub fn kind(&self) -> ProgType {
         self.kind
     }
 
@@ -182,12 +182,12 @@ impl Loaded {
         let ctx: Vec<u8> = match self.kind {
             // struct xdp_md: data, data_end (the frame's length), data_meta, ingress_ifindex,
             // rx_queue_index, egress_ifindex.
-            ProgKind::Xdp => [0, data.len() as u32, 0, ifindex, 0, 0]
+            ProgType::Xdp => [0, data.len() as u32, 0, ifindex, 0, 0]
                 .iter()
                 .flat_map(|w| w.to_ne_bytes())
                 .collect(),
             // struct __sk_buff up to `ifindex` (offset 40); the rest stays zero.
-            ProgKind::Tc => {
+            ProgType::Tc => {
                 let mut c = vec![0u8; 44];
                 c[40..44].copy_from_slice(&ifindex.to_ne_bytes());
                 c
@@ -237,7 +237,7 @@ impl Loaded {
     /// interface `names[i]` in the calling thread's network namespace. A missing interface is
     /// an error that names it (a policy redirecting into nothing must not be deployed).
     pub fn fill_redirects(&self, policy: &str, names: &[String]) -> Result<(), RuntimeError> {
-        let map = nfcc_compiler::compile::redirect_map_name(policy);
+        let map = nfcc_bpf::layout::redirect_map_name(policy);
         for (i, n) in names.iter().enumerate() {
             let ifindex = crate::sys::if_index(n).map_err(|_| {
                 RuntimeError::Deploy(format!(
@@ -252,7 +252,7 @@ impl Loaded {
     /// Per-rule packet counts (rules, then the default) of an nfcc policy compiled as this
     /// program, summed over CPUs — how test engines learn the deciding rule.
     pub fn rule_counts(&self, rules: usize) -> Result<Vec<u64>, RuntimeError> {
-        let map = nfcc_compiler::compile::stats_map_name(&self.program);
+        let map = nfcc_bpf::layout::stats_map_name(&self.program);
         (0..=rules as u32)
             .map(|i| {
                 self.percpu_array_sum(&map, i)

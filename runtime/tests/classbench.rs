@@ -16,7 +16,7 @@ use nfcc_dsl::import::{classbench_to_nf, ClassbenchActions};
 use nfcc_dsl::testing::{frame_from_literal, hex};
 use nfcc_dsl::{check_source, CheckOptions};
 use nfcc_runtime::load;
-use nfcc_runtime::ProgKind;
+use nfcc_runtime::ProgType;
 use std::time::Instant;
 
 /// One ClassBench filter, as the generator needs it.
@@ -166,7 +166,7 @@ fn acl1_10k_agrees_with_the_evaluator_on_100k_packets() {
     let compiled = compile(&program, "acl1_10k.nf", &source, None)
         .unwrap_or_else(|e| panic!("compile: {e:?}"));
     let compile_time = started.elapsed();
-    let loaded = load(&compiled.object, "acl", ProgKind::Xdp).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = load(&compiled.object, "acl", ProgType::Xdp).unwrap_or_else(|e| panic!("{e}"));
     // Maps with initial entries (the tables of merged rule runs) are filled after loading.
     for (m, entries) in &compiled.programs[0].maps {
         for (k, v) in entries {

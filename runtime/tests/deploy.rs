@@ -8,8 +8,8 @@
 
 use nfcc_compiler::compile::compile;
 use nfcc_dsl::{check_source, CheckOptions};
-use nfcc_runtime::deploy::{self, Mode};
-use nfcc_runtime::{load, ProgKind};
+use nfcc_runtime::deploy::{self, AttachMode};
+use nfcc_runtime::{load, ProgType};
 use std::path::Path;
 use std::process::Command;
 
@@ -55,9 +55,9 @@ fn loaded(name: &str, hook: &str) -> nfcc_runtime::Loaded {
     let program = program.unwrap_or_else(|| panic!("{d:?}"));
     let c = compile(&program, "t.nf", &src, None).unwrap_or_else(|e| panic!("{e:?}"));
     let kind = if hook == "xdp" {
-        ProgKind::Xdp
+        ProgType::Xdp
     } else {
-        ProgKind::Tc
+        ProgType::Tc
     };
     let l = load(&c.object, name, kind).unwrap_or_else(|e| panic!("{e}"));
     for (m, entries) in &c.programs[0].maps {
@@ -96,7 +96,7 @@ fn policies_deploy_pin_list_refuse_twice_and_unload_cleanly() {
     let (px, pt) = (format!("tx{id}"), format!("tt{id}"));
 
     // A missing interface: a clear error, nothing pinned or recorded.
-    let err = deploy::deploy(loaded(&px, "xdp"), &px, "nfcc-no-such0", Mode::Native)
+    let err = deploy::deploy(loaded(&px, "xdp"), &px, "nfcc-no-such0", AttachMode::Native)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
@@ -104,15 +104,15 @@ fn policies_deploy_pin_list_refuse_twice_and_unload_cleanly() {
     assert!(!Path::new(deploy::PIN_ROOT).join(&px).exists());
     assert!(!deploy::status().iter().any(|d| d.policy == px));
 
-    let d =
-        deploy::deploy(loaded(&px, "xdp"), &px, &a, Mode::Native).unwrap_or_else(|e| panic!("{e}"));
+    let d = deploy::deploy(loaded(&px, "xdp"), &px, &a, AttachMode::Native)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         d.program_id > 0 && d.maps.iter().any(|m| m.ends_with("set_blocked")),
         "{d:?}"
     );
     // Still attached after the loader's objects are gone: the pinned link holds it.
     assert!(link_shows(&a, "xdp"), "no xdp on {a}");
-    let t = deploy::deploy(loaded(&pt, "tc ingress"), &pt, &b, Mode::TcIngress)
+    let t = deploy::deploy(loaded(&pt, "tc ingress"), &pt, &b, AttachMode::TcIngress)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(prog_exists(d.program_id) && prog_exists(t.program_id));
     let listed = deploy::status();
@@ -122,7 +122,7 @@ fn policies_deploy_pin_list_refuse_twice_and_unload_cleanly() {
         loaded(&format!("tz{id}"), "xdp"),
         &format!("tz{id}"),
         &a,
-        Mode::Native,
+        AttachMode::Native,
     );
     assert!(again.is_err_and(|e| e.to_string().contains("already loaded")));
     assert!(link_shows(&a, "xdp"));

@@ -14,7 +14,7 @@ use nfcc_dsl::checked::RuleRef;
 use nfcc_dsl::eval::{self, FibEntry, Meta, State};
 use nfcc_dsl::testing::{frame_from_literal, hex};
 use nfcc_dsl::{check_source, CheckOptions};
-use nfcc_runtime::{load, ProgKind};
+use nfcc_runtime::{load, ProgType};
 use std::process::Command;
 
 const POLICY: &str = r#"
@@ -118,7 +118,7 @@ fn balance_via_fib_agrees_with_the_evaluator_on_a_routed_veth() {
     let program = program.unwrap_or_else(|| panic!("{diags:?}"));
     let policy = &program.policies[0];
     let compiled = compile(&program, "fib.nf", POLICY, None).unwrap_or_else(|e| panic!("{e:?}"));
-    let loaded = load(&compiled.object, "lb_fib", ProgKind::Xdp).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = load(&compiled.object, "lb_fib", ProgType::Xdp).unwrap_or_else(|e| panic!("{e}"));
     for (m, entries) in &compiled.programs[0].maps {
         for (k, v) in entries {
             loaded

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-use nfcc_runtime::{can_load_bpf, load, Loaded, ProgKind, RuntimeError, TestRun};
+use nfcc_runtime::{can_load_bpf, load, Loaded, ProgType, RuntimeError, TestRun};
 
 /// `XDP_DROP`, `XDP_PASS` and `XDP_TX` from `enum xdp_action`.
 const XDP_DROP: u32 = 1;
@@ -107,7 +107,7 @@ fn object(name: &str) -> Vec<u8> {
 }
 
 /// Compiles and loads program `name` (file and function share the name) as a `kind` program.
-fn load_prog(name: &str, kind: ProgKind) -> Loaded {
+fn load_prog(name: &str, kind: ProgType) -> Loaded {
     load(&object(name), name, kind).unwrap_or_else(|e| panic!("cannot load {name}: {e}"))
 }
 
@@ -188,7 +188,7 @@ const DNS_QUERY: &[u8] =
 #[test]
 fn xdp_pass_passes_the_frame_unchanged_and_reports_timing_and_ids() {
     check("xdp_pass", Needs::Kernel, || {
-        let prog = load_prog("xdp_pass", ProgKind::Xdp);
+        let prog = load_prog("xdp_pass", ProgType::Xdp);
         let frame = ipv4(IPPROTO_UDP, [198, 51, 100, 7], &[], &udp(53, DNS_QUERY));
         let once = run(&prog, &frame);
         assert_eq!(once.retval, XDP_PASS);
@@ -221,7 +221,7 @@ fn xdp_pass_passes_the_frame_unchanged_and_reports_timing_and_ids() {
 #[test]
 fn xdp_drop_udp_drops_dns_only_and_counts_drops_per_cpu() {
     check("xdp_drop_udp", Needs::Kernel, || {
-        let prog = load_prog("xdp_drop_udp", ProgKind::Xdp);
+        let prog = load_prog("xdp_drop_udp", ProgType::Xdp);
         let src = [198, 51, 100, 7];
         let dns = ipv4(IPPROTO_UDP, src, &[], &udp(53, DNS_QUERY));
         // An IHL of 6 moves the UDP header back by 4 bytes; the program must follow it.
@@ -308,7 +308,7 @@ fn xdp_drop_udp_drops_dns_only_and_counts_drops_per_cpu() {
 #[test]
 fn tc_mark_shoots_tcp_and_passes_the_rest() {
     check("tc_mark", Needs::Kernel, || {
-        let prog = load_prog("tc_mark", ProgKind::Tc);
+        let prog = load_prog("tc_mark", ProgType::Tc);
         let src = [203, 0, 113, 9];
         let tcp_frame = ipv4(IPPROTO_TCP, src, &[], &tcp(443));
         assert_eq!(run(&prog, &tcp_frame).retval, TC_ACT_SHOT);
@@ -347,7 +347,7 @@ fn tc_mark_shoots_tcp_and_passes_the_rest() {
 #[test]
 fn xdp_push_grows_the_frame_in_data_out() {
     check("xdp_push", Needs::Kernel, || {
-        let prog = load_prog("xdp_push", ProgKind::Xdp);
+        let prog = load_prog("xdp_push", ProgType::Xdp);
         let frame = ipv4(IPPROTO_UDP, [198, 51, 100, 7], &[], &udp(9, b"x"));
         let out = run(&prog, &frame);
         assert_eq!(out.retval, XDP_TX);
@@ -360,7 +360,7 @@ fn xdp_push_grows_the_frame_in_data_out() {
 #[test]
 fn map_update_changes_the_verdict_without_reloading() {
     check("xdp_blocklist", Needs::Kernel, || {
-        let prog = load_prog("xdp_blocklist", ProgKind::Xdp);
+        let prog = load_prog("xdp_blocklist", ProgType::Xdp);
         let bad = [198, 51, 100, 66];
         let frame = ipv4(IPPROTO_TCP, bad, &[], &tcp(22));
         let other = ipv4(IPPROTO_TCP, [198, 51, 100, 67], &[], &tcp(22));
@@ -431,7 +431,7 @@ fn map_update_changes_the_verdict_without_reloading() {
 #[test]
 fn verifier_rejection_carries_the_log_naming_the_instruction() {
     check("xdp_unchecked", Needs::Kernel, || {
-        let err = load(&object("xdp_unchecked"), "xdp_unchecked", ProgKind::Xdp)
+        let err = load(&object("xdp_unchecked"), "xdp_unchecked", ProgType::Xdp)
             .expect_err("the verifier must reject an unchecked packet read");
         let RuntimeError::Verifier { program, log, .. } = &err else {
             panic!("expected a verifier error, got: {err}");
@@ -464,7 +464,7 @@ fn bad_objects_and_wrong_names_give_errors_not_panics() {
             &[0x7f, b'E', b'L', b'F', 2, 1, 1],
         ] {
             let err =
-                load(bytes, "xdp_pass", ProgKind::Xdp).expect_err("a non-elf input must not load");
+                load(bytes, "xdp_pass", ProgType::Xdp).expect_err("a non-elf input must not load");
             assert!(matches!(err, RuntimeError::Object { .. }), "{err}");
             assert!(
                 err.to_string().starts_with("cannot load the eBPF object: "),
@@ -475,17 +475,17 @@ fn bad_objects_and_wrong_names_give_errors_not_panics() {
     });
     check("wrong_names", Needs::Kernel, || {
         let object = object("xdp_pass");
-        let err = load(&object, "xdp_nope", ProgKind::Xdp).unwrap_err();
+        let err = load(&object, "xdp_nope", ProgType::Xdp).unwrap_err();
         assert_eq!(
             err.to_string(),
             "the object has no program `xdp_nope` (it has: xdp_pass)"
         );
-        let err = load(&object, "xdp_pass", ProgKind::Tc).unwrap_err();
+        let err = load(&object, "xdp_pass", ProgType::Tc).unwrap_err();
         assert!(
             matches!(
                 &err,
                 RuntimeError::WrongKind {
-                    expected: ProgKind::Tc,
+                    expected: ProgType::Tc,
                     ..
                 }
             ),

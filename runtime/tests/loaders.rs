@@ -26,7 +26,7 @@ mod common;
 use nfcc_compiler::compile::compile;
 use nfcc_dsl::checked::{Hook, Program};
 use nfcc_dsl::{check_source, CheckOptions, Severity};
-use nfcc_runtime::{load, ProgKind};
+use nfcc_runtime::{load, ProgType};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -175,10 +175,10 @@ fn skip(test: &str, reason: &str) -> bool {
 }
 
 /// The program kind of a hook.
-fn prog_kind(hook: Hook) -> ProgKind {
+fn prog_kind(hook: Hook) -> ProgType {
     match hook {
-        Hook::Xdp => ProgKind::Xdp,
-        _ => ProgKind::Tc,
+        Hook::Xdp => ProgType::Xdp,
+        _ => ProgType::Tc,
     }
 }
 

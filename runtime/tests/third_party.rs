@@ -9,7 +9,7 @@
 
 use nfcc_dsl::testing::{frame_from_literal, hex};
 use nfcc_emulator::Emulator;
-use nfcc_runtime::{load, Loaded, ProgKind};
+use nfcc_runtime::{load, Loaded, ProgType};
 use std::path::Path;
 use std::process::Command;
 
@@ -126,26 +126,26 @@ fn clang_programs_behave_the_same_in_the_emulator_and_the_kernel() {
         }
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let programs: [(&str, &str, ProgKind); 8] = [
-        ("benches/c/katran_encap.c", "katran_encap", ProgKind::Xdp),
-        ("benches/c/blocklist_lpm.c", "blocklist_lpm", ProgKind::Xdp),
-        ("benches/c/rewriter.c", "rewriter", ProgKind::Xdp),
+    let programs: [(&str, &str, ProgType); 8] = [
+        ("benches/c/katran_encap.c", "katran_encap", ProgType::Xdp),
+        ("benches/c/blocklist_lpm.c", "blocklist_lpm", ProgType::Xdp),
+        ("benches/c/rewriter.c", "rewriter", ProgType::Xdp),
         (
             "benches/c/blocklist_hash.c",
             "blocklist_hash",
-            ProgKind::Xdp,
+            ProgType::Xdp,
         ),
         (
             "runtime/tests/progs/xdp_drop_udp.c",
             "xdp_drop_udp",
-            ProgKind::Xdp,
+            ProgType::Xdp,
         ),
-        ("runtime/tests/progs/xdp_push.c", "xdp_push", ProgKind::Xdp),
-        ("runtime/tests/progs/tc_mark.c", "tc_mark", ProgKind::Tc),
+        ("runtime/tests/progs/xdp_push.c", "xdp_push", ProgType::Xdp),
+        ("runtime/tests/progs/tc_mark.c", "tc_mark", ProgType::Tc),
         (
             "runtime/tests/progs/xdp_calls.c",
             "xdp_calls",
-            ProgKind::Xdp,
+            ProgType::Xdp,
         ),
     ];
     let mut rng = Rng(0x7468_6972_6470_6172);

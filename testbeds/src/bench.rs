@@ -7,8 +7,8 @@
 //! packet counter before and after; the rate is the counter's growth over the sending time.
 
 use crate::{Testbed, TestbedError};
-use nfcc_runtime::deploy::{self, Mode};
-use nfcc_runtime::{Loaded, ProgKind};
+use nfcc_runtime::deploy::{self, AttachMode};
+use nfcc_runtime::{Loaded, ProgType};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -103,7 +103,7 @@ pub struct Options {
     /// Runs (the median is reported).
     pub runs: usize,
     /// How the subject is attached.
-    pub mode: Mode,
+    pub mode: AttachMode,
     /// A field the generator varies per packet.
     pub vary: Option<nfcc_runtime::traffic::Variation>,
 }
@@ -113,7 +113,7 @@ impl Default for Options {
         Options {
             seconds: 1.0,
             runs: 5,
-            mode: Mode::Native,
+            mode: AttachMode::Native,
             vary: None,
         }
     }
@@ -147,14 +147,14 @@ fn median(v: &[f64]) -> f64 {
 pub fn attach(
     tb: &Testbed,
     subject: &Subject,
-    mode: Mode,
+    mode: AttachMode,
 ) -> Result<deploy::Attached, TestbedError> {
     let rx = tb.rx.clone();
     let kind = match mode {
-        Mode::TcIngress | Mode::TcEgress => ProgKind::Tc,
-        _ => ProgKind::Xdp,
+        AttachMode::TcIngress | AttachMode::TcEgress => ProgType::Tc,
+        _ => ProgType::Xdp,
     };
-    if mode != Mode::Native {
+    if mode != AttachMode::Native {
         // Frames the generator redirects into a veth need its NAPI, which only a native XDP
         // program or GRO turns on.
         tb.enable_gro()?;
@@ -376,7 +376,7 @@ fn plan(
     let plain = crate::baseline::plain(policy);
     for b in baselines {
         match (b, &plain) {
-            (Baseline::Drop | Baseline::C, _) if opts.mode != Mode::Native => skip(
+            (Baseline::Drop | Baseline::C, _) if opts.mode != AttachMode::Native => skip(
                 &mut items,
                 "hand-written C",
                 "the C baselines are XDP programs in native mode; measure them with --mode native"
@@ -423,10 +423,10 @@ fn plan(
                 // nftables sits behind an XDP pass program: on the skb path (generic) when
                 // the policy is measured there, as a TC policy is.
                 let nft_opts = Options {
-                    mode: if opts.mode == Mode::Native {
-                        Mode::Native
+                    mode: if opts.mode == AttachMode::Native {
+                        AttachMode::Native
                     } else {
-                        Mode::Generic
+                        AttachMode::Generic
                     },
                     ..opts
                 };

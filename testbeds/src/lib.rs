@@ -11,7 +11,6 @@
 
 pub mod baseline;
 pub mod bench;
-pub mod engine;
 pub mod plot;
 pub mod sweep;
 pub mod topology;

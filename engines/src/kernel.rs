@@ -3,11 +3,12 @@
 //! Implements `nfcc_dsl::testing::Engine`, so test blocks run on the kernel exactly as they
 //! run on the reference evaluator.
 
-use crate::{load, Loaded, ProgKind, RuntimeError};
+use nfcc_compiler::compile::prog_type;
 use nfcc_compiler::compile::{counter_entry, counter_sum, Compiled, CompiledProgram};
-use nfcc_dsl::checked::{CounterId, Hook, Policy, Scalar};
+use nfcc_dsl::checked::{CounterId, Policy, Scalar};
 use nfcc_dsl::eval::Outcome;
 use nfcc_dsl::testing::Engine;
+use nfcc_runtime::{load, Loaded, RuntimeError};
 
 /// A policy's compiled program, loaded fresh for every test.
 pub struct KernelEngine {
@@ -66,23 +67,20 @@ impl Engine for KernelEngine {
     /// `BPF_PROG_TEST_RUN` refuses frames shorter than an Ethernet header (and, on TC, than
     /// the fixed IP header the ethertype announces); only the emulator can run those.
     fn can_run(&self, frame: &[u8]) -> bool {
-        let kind = match self.program.hook {
-            Hook::Xdp => ProgKind::Xdp,
-            _ => ProgKind::Tc,
-        };
-        frame.len() >= crate::program::min_frame(kind, frame).0
+        frame.len() >= nfcc_runtime::min_frame(prog_type(self.program.hook), frame).0
     }
 
     fn reset(&mut self, policy: &Policy) -> Result<(), String> {
         // A fresh load gives fresh maps: every test starts from the declared state.
         self.loaded = None;
-        let kind = match self.program.hook {
-            Hook::Xdp => ProgKind::Xdp,
-            _ => ProgKind::Tc,
-        };
-        let loaded = load(&self.object, &self.program.name, kind).map_err(|e| e.to_string())?;
+        let loaded = load(
+            &self.object,
+            &self.program.name,
+            prog_type(self.program.hook),
+        )
+        .map_err(|e| e.to_string())?;
         for (map, entries) in &self.program.maps {
-            if map.name.ends_with("_nfcc_clock") {
+            if map.name == nfcc_bpf::layout::clock_map_name(&self.program.name) {
                 // The evaluator's clock starts at 1 s and stands still within a test.
                 let now = nfcc_dsl::eval::State::new(policy).now_ns;
                 loaded

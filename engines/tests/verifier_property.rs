@@ -26,7 +26,7 @@
 //! `nfcc_dsl::eval` (`eval::eval` on a `State`, as `EvalEngine` runs it, so that counters can
 //! be read by key): verdict, deciding rule and emitted bytes must agree, and so must every
 //! counter entry a frame changed. The same frames also run on the emulator
-//! (`nfcc_emulator::engine::EmulatorEngine`) with the object as deployed — its
+//! (`nfcc_engines::EmulatorEngine`) with the object as deployed — its
 //! `bpf_ktime_get_ns` is the evaluator's clock — held to the same answers. Frames too short
 //! for the kernel's test runner are run on no engine, so that limiter buckets stay in step. The evaluator's packet metadata is
 //! what `BPF_PROG_TEST_RUN` gives (ifindex 1, the loopback device; queue 0; mark 0).
@@ -49,9 +49,9 @@ use nfcc_dsl::checked::{
 use nfcc_dsl::eval::{self, Meta, State};
 use nfcc_dsl::testing::{frame_from_literal, hex, Engine};
 use nfcc_dsl::{check_source, CheckOptions, Severity};
-use nfcc_emulator::engine::EmulatorEngine;
-use nfcc_runtime::engine::KernelEngine;
-use nfcc_runtime::{load, ProgKind, RuntimeError};
+use nfcc_engines::EmulatorEngine;
+use nfcc_engines::KernelEngine;
+use nfcc_runtime::{load, ProgType, RuntimeError};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -1500,10 +1500,10 @@ fn test_run_meta() -> Meta {
 }
 
 /// The program kind of a hook.
-fn prog_kind(hook: Hook) -> ProgKind {
+fn prog_kind(hook: Hook) -> ProgType {
     match hook {
-        Hook::Xdp => ProgKind::Xdp,
-        _ => ProgKind::Tc,
+        Hook::Xdp => ProgType::Xdp,
+        _ => ProgType::Tc,
     }
 }
 

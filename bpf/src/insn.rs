@@ -1,4 +1,4 @@
-//! The eBPF instruction set as the code generator uses it: registers, opcodes, an instruction
+//! The eBPF instruction set as nfcc uses it: registers, opcodes, an instruction
 //! type with its 8-byte encoding, constructors that read like assembly, and a disassembler in
 //! the kernel verifier's syntax (`r1 = *(u16 *)(r7 +12)`), used by `--emit asm` and snapshots.
 
@@ -256,61 +256,8 @@ pub mod class {
 /// `src` of a `ld_imm64` whose immediate is a map file descriptor (relocated at load time).
 pub const PSEUDO_MAP_FD: u8 = 1;
 
-/// Kernel helper function ids used by the code generator.
-pub mod helper {
-    /// `bpf_map_lookup_elem`
-    pub const MAP_LOOKUP_ELEM: i32 = 1;
-    /// `bpf_map_update_elem`
-    pub const MAP_UPDATE_ELEM: i32 = 2;
-    /// `bpf_map_delete_elem`
-    pub const MAP_DELETE_ELEM: i32 = 3;
-    /// `bpf_ktime_get_ns`
-    pub const KTIME_GET_NS: i32 = 5;
-    /// `bpf_get_prandom_u32`
-    pub const GET_PRANDOM_U32: i32 = 7;
-    /// `bpf_redirect`
-    pub const REDIRECT: i32 = 23;
-    /// `bpf_perf_event_output`
-    pub const PERF_EVENT_OUTPUT: i32 = 25;
-    /// `bpf_csum_diff`
-    pub const CSUM_DIFF: i32 = 28;
-    /// `bpf_xdp_adjust_head`
-    pub const XDP_ADJUST_HEAD: i32 = 44;
-    /// `bpf_redirect_map`
-    pub const REDIRECT_MAP: i32 = 51;
-    /// `bpf_fib_lookup`
-    pub const FIB_LOOKUP: i32 = 69;
-    /// `bpf_xdp_adjust_tail`
-    pub const XDP_ADJUST_TAIL: i32 = 65;
-    /// `bpf_ringbuf_output`
-    pub const RINGBUF_OUTPUT: i32 = 130;
-    /// `bpf_skb_load_bytes`
-    pub const SKB_LOAD_BYTES: i32 = 26;
-    /// `bpf_xdp_load_bytes`
-    pub const XDP_LOAD_BYTES: i32 = 189;
-
-    /// The helper's name, for the disassembler.
-    pub fn name(id: i32) -> &'static str {
-        match id {
-            MAP_LOOKUP_ELEM => "map_lookup_elem",
-            MAP_UPDATE_ELEM => "map_update_elem",
-            MAP_DELETE_ELEM => "map_delete_elem",
-            KTIME_GET_NS => "ktime_get_ns",
-            GET_PRANDOM_U32 => "get_prandom_u32",
-            REDIRECT => "redirect",
-            PERF_EVENT_OUTPUT => "perf_event_output",
-            CSUM_DIFF => "csum_diff",
-            XDP_ADJUST_HEAD => "xdp_adjust_head",
-            REDIRECT_MAP => "redirect_map",
-            FIB_LOOKUP => "fib_lookup",
-            XDP_ADJUST_TAIL => "xdp_adjust_tail",
-            RINGBUF_OUTPUT => "ringbuf_output",
-            SKB_LOAD_BYTES => "skb_load_bytes",
-            XDP_LOAD_BYTES => "xdp_load_bytes",
-            _ => "unknown",
-        }
-    }
-}
+/// Kernel helper ids, by name; the constants read like assembly in the code generator.
+pub use crate::helper::{self, Helper};
 
 /// One eBPF instruction (a `ld_imm64` is two of them).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -506,10 +453,20 @@ impl Insn {
     }
 
     /// `call helper`.
-    pub fn call(helper: i32) -> Insn {
+    pub fn call(helper: Helper) -> Insn {
         Insn {
             code: class::JMP | BPF_CALL,
-            imm: helper,
+            imm: helper.id(),
+            ..Insn::default()
+        }
+    }
+
+    /// A `call` with a raw immediate: a bpf-to-bpf call (`src` 1, the immediate a relative
+    /// offset) or a helper id this crate does not name.
+    pub fn call_raw(imm: i32) -> Insn {
+        Insn {
+            code: class::JMP | BPF_CALL,
+            imm,
             ..Insn::default()
         }
     }
@@ -629,7 +586,7 @@ fn one(ins: &Insn, at: usize) -> String {
         class::JMP | class::JMP32 => {
             let target = at as i64 + 1 + i64::from(ins.off);
             match ins.code & 0xf0 {
-                BPF_CALL => format!("call {}#{}", helper::name(ins.imm), ins.imm),
+                BPF_CALL => format!("call {}#{}", Helper::name_of(ins.imm), ins.imm),
                 BPF_EXIT => "exit".into(),
                 0x00 => format!("goto {target}"),
                 _ => {

@@ -8,8 +8,8 @@ use nfcc_compiler::compile::compile;
 use nfcc_dsl::checked::{Program, Target};
 use nfcc_dsl::testing::{compare, policy_alone, Engine};
 use nfcc_dsl::{check_source, CheckOptions};
-use nfcc_emulator::engine::EmulatorEngine;
 use nfcc_emulator::Profile;
+use nfcc_engines::EmulatorEngine;
 use std::path::{Path, PathBuf};
 
 fn corpus() -> Vec<PathBuf> {

@@ -11,15 +11,15 @@
 //! aborts (the two look alike from outside). Held to the evaluator by `nfcc_dsl::testing::compare` like every
 //! other engine: a rule that should pass a packet the real path loses is a disagreement.
 
-use crate::{Testbed, TestbedError};
 use nfcc_compiler::compile::{counter_entry, counter_sum, Compiled, CompiledProgram};
 use nfcc_dsl::checked::{CounterId, Policy, RuleRef, Scalar, Terminal};
 use nfcc_dsl::eval::Outcome;
 use nfcc_dsl::testing::Engine;
 use nfcc_runtime::capture::Capture;
-use nfcc_runtime::deploy::{self, Attached, Mode};
+use nfcc_runtime::deploy::{self, AttachMode, Attached};
 use nfcc_runtime::traffic::Generator;
-use nfcc_runtime::ProgKind;
+use nfcc_runtime::ProgType;
+use nfcc_testbeds::{Testbed, TestbedError};
 use std::time::Duration;
 
 /// How long a packet that should arrive somewhere is waited for.
@@ -101,8 +101,8 @@ impl TestbedEngine {
         let pass = pass_all()?;
         let tx = tb.tx.clone();
         let tx_pass = tb.on_tx(|| {
-            let l = nfcc_runtime::load(&pass.object, "nfcc_tb_pass", ProgKind::Xdp)?;
-            deploy::attach(l, &tx, Mode::Native)
+            let l = nfcc_runtime::load(&pass.object, "nfcc_tb_pass", ProgType::Xdp)?;
+            deploy::attach(l, &tx, AttachMode::Native)
         })?;
         let tx2 = tb.tx.clone();
         let (generator, tx_cap, injector, tx_ifindex) = tb.on_tx(|| {
@@ -127,10 +127,10 @@ impl TestbedEngine {
             let peer = tb.add_port(name)?;
             let pass = &pass;
             let (cap, prog) = tb.in_ns(move || {
-                let l = nfcc_runtime::load(&pass.object, "nfcc_tb_pass", ProgKind::Xdp)?;
+                let l = nfcc_runtime::load(&pass.object, "nfcc_tb_pass", ProgType::Xdp)?;
                 Ok((
                     Capture::open(&peer)?,
-                    deploy::attach(l, &peer, Mode::Native)?,
+                    deploy::attach(l, &peer, AttachMode::Native)?,
                 ))
             })?;
             ports.push((name.clone(), cap, prog));
@@ -196,11 +196,11 @@ impl Engine for TestbedEngine {
         let rx = self.tb.rx.clone();
         let now = nfcc_dsl::eval::State::new(policy).now_ns;
         let (kind, mode) = if self.egress.is_some() {
-            (ProgKind::Tc, Mode::TcEgress)
+            (ProgType::Tc, AttachMode::TcEgress)
         } else if self.tc {
-            (ProgKind::Tc, Mode::TcIngress)
+            (ProgType::Tc, AttachMode::TcIngress)
         } else {
-            (ProgKind::Xdp, Mode::Native)
+            (ProgType::Xdp, AttachMode::Native)
         };
         let egress = self.egress.is_some();
         let tx = self.tb.tx.clone();

@@ -16,8 +16,8 @@ use nfcc_dsl::checked::{Policy, Program, RuleRef};
 use nfcc_dsl::eval::{Outcome, State};
 use nfcc_dsl::testing::{frame_from_literal, hex, Engine};
 use nfcc_dsl::{check_source, CheckOptions};
-use nfcc_emulator::engine::EmulatorEngine;
-use nfcc_runtime::engine::KernelEngine;
+use nfcc_engines::EmulatorEngine;
+use nfcc_engines::KernelEngine;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -17,7 +17,7 @@ mod common;
 use nfcc_compiler::compile::compile_with;
 use nfcc_dsl::checked::Target;
 use nfcc_dsl::{check_source, CheckOptions};
-use nfcc_runtime::engine::{compare, KernelEngine};
+use nfcc_engines::kernel::{compare, KernelEngine};
 
 #[test]
 fn kernel_agrees_with_the_evaluator_on_every_test_packet() {

@@ -6,7 +6,6 @@
 //! Limiters read `bpf_ktime_get_ns`, which the emulator answers with the evaluator's clock, so
 //! the object under test is the one that would be deployed (no virtual-clock map).
 
-use crate::{Emulator, Env, Profile};
 use nfcc_compiler::codegen::terminal_of;
 use nfcc_compiler::compile::{
     counter_entry, counter_sum, stats_map_name, Compiled, CompiledProgram,
@@ -14,6 +13,7 @@ use nfcc_compiler::compile::{
 use nfcc_dsl::checked::{CounterId, Policy, Scalar};
 use nfcc_dsl::eval::{Meta, Outcome, State};
 use nfcc_dsl::testing::Engine;
+use nfcc_emulator::{Emulator, Env, Profile};
 
 /// A policy's compiled program in the emulator.
 pub struct EmulatorEngine {

@@ -1,0 +1,145 @@
+//! How an nfcc program lays out its maps: the names every consumer looks maps up by, the
+//! per-rule statistics (slot `i` counts rule `i`, the slot after the last rule the default;
+//! each value `{packets: u64, bytes: u64}`, one per CPU on the host), and the sample records.
+//!
+//! The compiler writes objects to this layout; the emulator, the runtime, the testbeds and the
+//! driver read them by it. One object holds the maps of every policy of a file, so each map's
+//! object name is the policy's name, `_`, then the map's own name.
+
+/// The per-rule statistics map's own name.
+pub const STATS_MAP: &str = "nfcc_rule_stats";
+/// The virtual-clock map's own name (deterministic tests: limiters read the time from it).
+pub const CLOCK_MAP: &str = "nfcc_clock";
+/// The sample ring buffer's own name.
+pub const SAMPLES_MAP: &str = "nfcc_samples";
+/// The redirect-targets map's own name: slot `i` holds the interface index of the policy's
+/// `i`th redirect target, which the loader fills in (names resolve only on the box).
+pub const REDIRECT_MAP: &str = "nfcc_redirect";
+
+/// A map's name in the object: the policy's name, then the map's own.
+pub fn object_map_name(policy: &str, own: &str) -> String {
+    format!("{policy}_{own}")
+}
+
+/// The object's name for a policy's per-rule statistics map.
+pub fn stats_map_name(policy: &str) -> String {
+    object_map_name(policy, STATS_MAP)
+}
+
+/// The object's name for a policy's virtual-clock map.
+pub fn clock_map_name(policy: &str) -> String {
+    object_map_name(policy, CLOCK_MAP)
+}
+
+/// The object's name for a policy's sample ring buffer.
+pub fn samples_map_name(policy: &str) -> String {
+    object_map_name(policy, SAMPLES_MAP)
+}
+
+/// The object's name for a policy's redirect-targets map.
+pub fn redirect_map_name(policy: &str) -> String {
+    object_map_name(policy, REDIRECT_MAP)
+}
+
+/// The own name of a `counter` declaration's map.
+pub fn counter_map(counter: &str) -> String {
+    format!("cnt_{counter}")
+}
+
+/// The object's name for a policy's counter map.
+pub fn counter_map_name(policy: &str, counter: &str) -> String {
+    object_map_name(policy, &counter_map(counter))
+}
+
+/// The statistics slot of rule `index` (0-based, in file order); the default's slot is
+/// `rules`, the number of rules.
+pub fn rule_slot(index: usize) -> u32 {
+    index as u32
+}
+
+/// Packets and bytes, as a statistics or counter value holds them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counts {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+impl Counts {
+    /// A statistics or counter value as read from its map — `{packets, bytes}` per CPU, one
+    /// CPU or many — summed over CPUs (wrapping, as the kernel's counters do).
+    pub fn sum(value: &[u8]) -> Counts {
+        value.chunks_exact(16).fold(Counts::default(), |acc, cpu| {
+            let word = |at: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&cpu[at..at + 8]);
+                u64::from_le_bytes(b)
+            };
+            Counts {
+                packets: acc.packets.wrapping_add(word(0)),
+                bytes: acc.bytes.wrapping_add(word(8)),
+            }
+        })
+    }
+
+    /// The two added (wrapping).
+    pub fn plus(self, other: Counts) -> Counts {
+        Counts {
+            packets: self.packets.wrapping_add(other.packets),
+            bytes: self.bytes.wrapping_add(other.bytes),
+        }
+    }
+}
+
+/// One record of the sample ring buffer: `{rule slot: u32, frame length: u32}` in host order,
+/// then the frame's first bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// The statistics slot of the rule that sampled the packet.
+    pub slot: u32,
+    /// The frame's length on the wire.
+    pub len: u32,
+    /// Its first bytes (at most 128).
+    pub bytes: Vec<u8>,
+}
+
+impl Sample {
+    /// Parses a ring-buffer record; `None` when it is shorter than its header.
+    pub fn parse(b: &[u8]) -> Option<Sample> {
+        let word = |at: usize| -> Option<u32> {
+            Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+        };
+        Some(Sample {
+            slot: word(0)?,
+            len: word(4)?,
+            bytes: b.get(8..)?.to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_sums() {
+        assert_eq!(stats_map_name("edge"), "edge_nfcc_rule_stats");
+        assert_eq!(counter_map_name("edge", "drops"), "edge_cnt_drops");
+        let mut v = Vec::new();
+        for (p, b) in [(1u64, 60u64), (2, 120)] {
+            v.extend(p.to_le_bytes());
+            v.extend(b.to_le_bytes());
+        }
+        assert_eq!(
+            Counts::sum(&v),
+            Counts {
+                packets: 3,
+                bytes: 180
+            }
+        );
+        assert_eq!(Sample::parse(&[1, 0, 0]), None);
+        let s = Sample::parse(&[2, 0, 0, 0, 60, 0, 0, 0, 0xaa]).unwrap_or_else(|| panic!());
+        assert_eq!((s.slot, s.len, s.bytes), (2, 60, vec![0xaa]));
+    }
+}

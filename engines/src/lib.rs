@@ -1,0 +1,18 @@
+//! nfcc-engines: a compiled policy as a test [`Engine`](nfcc_dsl::testing::Engine) on each
+//! executor nfcc has — the emulator's interpreter and JIT ([`emulator`]), the kernel's
+//! `BPF_PROG_TEST_RUN` ([`kernel`]) and the real path through a veth testbed ([`testbed`]).
+//!
+//! Every engine speaks the same protocol: load the object as deployed, fill its maps, run a
+//! frame, read the deciding rule back from the per-rule statistics (the layout of
+//! `nfcc_bpf::layout`), read counters by key. So test blocks run on each exactly as they run
+//! on the reference evaluator, and `nfcc_dsl::testing::compare` holds each to it packet by
+//! packet. This crate sits above the executors so that they know only the BPF ABI, not the
+//! compiler.
+
+pub mod emulator;
+pub mod kernel;
+pub mod testbed;
+
+pub use emulator::EmulatorEngine;
+pub use kernel::KernelEngine;
+pub use testbed::TestbedEngine;
