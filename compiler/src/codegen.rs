@@ -27,14 +27,17 @@
 //! small, so walking every parse path is affordable there.
 
 use crate::bpf::{helper, Alu, Insn, Jmp, Reg, Size, R0, R1, R10, R2, R3, R4, R5, R6, R7, R8, R9};
+use crate::encoding::{raw_capable, raw_width, to_raw};
 use crate::ir::{
     Action, Cond, Encoding, FieldId, KeyPart, Lengths, MapId, MapPurpose, Pred, Program,
 };
-use crate::lower::raw_capable;
 use crate::prefix;
 use nfcc_dsl::ast::CmpOp;
 use nfcc_dsl::checked::{Field, Header, Hook, Target, Terminal};
 use std::collections::HashSet;
+
+// The verdict ABI is shared with lowering and the IR passes; other crates reach it here.
+pub use crate::verdict::{terminal_of, verdict};
 
 /// What the code generator produced for one program.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,67 +65,6 @@ pub enum CodegenError {
     /// The packet vector does not fit the stack (NIC code keeps it there).
     #[error("the packet vector needs {0} stack bytes, more than the 512 the target allows; use fewer fields, keys or tables")]
     StackTooLarge(u32),
-}
-
-/// Verdict values per hook and target.
-pub fn verdict(hook: Hook, target: Target, t: &Terminal) -> i32 {
-    match (hook, t) {
-        (Hook::Xdp, Terminal::Abort) => 0,
-        (Hook::Xdp, Terminal::Drop) => 1,
-        (Hook::Xdp, Terminal::Pass) => 2,
-        (Hook::Xdp, Terminal::Tx) => 3,
-        (Hook::Xdp, Terminal::Redirect(_)) => 4,
-        // The NIC refuses TC_ACT_OK; TC_ACT_UNSPEC lets the packet continue just the same.
-        (_, Terminal::Pass) if target == Target::Nfp => -1,
-        // TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT.
-        (_, Terminal::Pass) => 0,
-        (_, Terminal::Redirect(_)) => 7,
-        (_, _) => 2,
-    }
-}
-
-/// The verdict a program's return value means on its hook (the inverse of [`verdict`]; a
-/// redirect is named when the policy has one target).
-pub fn terminal_of(hook: Hook, retval: u32, policy: &nfcc_dsl::checked::Policy) -> Terminal {
-    let redirect = || {
-        // The return value does not say which interface; a policy with one target names it.
-        let mut names: Vec<&str> = policy
-            .rules
-            .iter()
-            .filter_map(|r| match &r.terminal {
-                Some(Terminal::Redirect(n)) => Some(n.as_str()),
-                _ => None,
-            })
-            .collect();
-        if let Terminal::Redirect(n) = &policy.default.terminal {
-            names.push(n);
-        }
-        for t in &policy.tables {
-            for (_, action) in &t.entries {
-                if let Terminal::Redirect(n) = action {
-                    names.push(n);
-                }
-            }
-        }
-        names.sort_unstable();
-        names.dedup();
-        Terminal::Redirect(match names.as_slice() {
-            [one] => (*one).to_string(),
-            _ => "?".to_string(),
-        })
-    };
-    match (hook, retval) {
-        (Hook::Xdp, 0) => Terminal::Abort,
-        (Hook::Xdp, 1) => Terminal::Drop,
-        (Hook::Xdp, 2) => Terminal::Pass,
-        (Hook::Xdp, 3) => Terminal::Tx,
-        (Hook::Xdp, 4) => redirect(),
-        (Hook::Xdp, _) => Terminal::Abort,
-        // TC_ACT_OK, and TC_ACT_UNSPEC from NIC code (the NIC refuses TC_ACT_OK).
-        (_, 0 | u32::MAX) => Terminal::Pass,
-        (_, 7) => redirect(),
-        (_, _) => Terminal::Drop,
-    }
 }
 
 fn bit(h: Header) -> i32 {
@@ -1350,7 +1292,7 @@ impl Gen<'_> {
                 self.unless_any(bit(Header::Ipv4), skip);
                 self.header_ptr(self.lay.l3_off, 0x1f, 20, skip);
                 let at = if field == Ipv4Src { 12 } else { 16 };
-                let new = crate::lower::to_raw(value, 4) as u32;
+                let new = to_raw(value, 4) as u32;
                 self.a.emit(Insn::mov64_imm(R3, 0));
                 for w in [0i16, 2] {
                     self.a.emit(Insn::ldx(Size::H, R4, R1, at + w));
@@ -1367,7 +1309,7 @@ impl Gen<'_> {
                 self.unless_any(bit(Header::Ipv6), skip);
                 self.header_ptr(self.lay.l3_off, 0x1f, 40, skip);
                 let at = if field == Ipv6Src { 8 } else { 24 };
-                let new = crate::lower::to_raw(value, 16);
+                let new = to_raw(value, 16);
                 self.a.emit(Insn::mov64_imm(R3, 0));
                 for w in (0i16..16).step_by(2) {
                     self.a.emit(Insn::ldx(Size::H, R4, R1, at + w));
@@ -1392,7 +1334,7 @@ impl Gen<'_> {
                 } else {
                     2
                 };
-                let new = crate::lower::to_raw(value, 2) as u32;
+                let new = to_raw(value, 2) as u32;
                 self.a.emit(Insn::mov64_imm(R3, 0));
                 self.a.emit(Insn::ldx(Size::H, R4, R1, at));
                 self.a.emit(Insn::mov64_imm(R5, new as i32));
@@ -1463,7 +1405,7 @@ impl Gen<'_> {
             }
             let slot = self.lay.slots[i];
             let v = match f.enc {
-                Encoding::Raw => crate::lower::to_raw(value, crate::lower::raw_width(f.field)),
+                Encoding::Raw => to_raw(value, raw_width(f.field)),
                 Encoding::Host => value,
             };
             self.load_const(R0, v as u64);
@@ -1783,7 +1725,7 @@ impl Gen<'_> {
         }
         // h mod 65537 without `mod` (the NIC has none): with h = a·2^16 + b and
         // 2^16 ≡ -1 (mod 65537), h ≡ b - a, which lies in (-65536, 65536).
-        debug_assert_eq!(crate::lower::MAGLEV_SLOTS, 65537);
+        debug_assert_eq!(crate::balance::MAGLEV_SLOTS, 65537);
         self.a.emit(Insn::mov64_reg(R1, R0));
         self.a.emit(Insn::alu64_imm(Alu::Rsh, R1, 16));
         self.a.emit(Insn::alu64_imm(Alu::And, R0, 0xffff));
