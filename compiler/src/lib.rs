@@ -4,11 +4,18 @@
 //! The pipeline: `lower` (checked policy to the IR of `ir`), `opt` (IR passes), `codegen`
 //! (eBPF for the host or the NIC, checked against the NIC's limits by `nfp`), `elf`/`btf`
 //! (the object), driven by `compile`. The IR verifier runs after lowering and after each pass.
+//!
+//! What lowering and code generation must agree on lives in modules of its own, so that
+//! neither imports the other and the pipeline's modules form no cycle: `verdict` (the return
+//! value of each terminal), `encoding` (raw field encodings and their widths) and `balance`
+//! (the Maglev table and its hash).
 
+mod balance;
 /// The instruction set lives in the BPF ABI crate; the code generator reads it as `bpf`.
 pub use nfcc_bpf::insn as bpf;
 pub mod codegen;
 pub mod compile;
+mod encoding;
 pub mod ir;
 pub mod lower;
 pub mod nfp;
@@ -17,6 +24,7 @@ pub mod prefix;
 pub mod sets;
 #[cfg(test)]
 mod test_support;
+mod verdict;
 
 use nfcc_dsl::checked::{self as ck, Target};
 use nfcc_dsl::diag::Diagnostic;

@@ -18,60 +18,10 @@ use nfcc_dsl::checked::{self as ck, Atom, Expr, Family, Field, Header, Item, Set
 use nfcc_dsl::diag::Diagnostic;
 use std::collections::HashMap;
 
-/// Slots of a Maglev table (a prime, as Maglev requires; the language fixes it so that every
-/// engine picks the same backend).
-pub const MAGLEV_SLOTS: usize = 65537;
-
-/// FNV-1a, 32 bits: the hash of balance keys and of Maglev permutations.
-pub fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    })
-}
-
-/// The Maglev lookup table of a pool: slot to backend index. Each backend's permutation is
-/// (offset, skip) from FNV-1a of its address as 16 big-endian bytes, and of the same bytes
-/// followed by 0xff; backends take turns in order, a backend of weight W taking W turns per
-/// round, each claiming the next free slot of its permutation. (Written from the language's
-/// definition of `balance`, apart from the evaluator's copy, which it must agree with.)
-pub fn maglev(backends: &[(ck::Scalar, u32)]) -> Vec<u32> {
-    let m = MAGLEV_SLOTS as u64;
-    let mut table = vec![u32::MAX; MAGLEV_SLOTS];
-    if backends.is_empty() {
-        return table;
-    }
-    let perm: Vec<(u64, u64)> = backends
-        .iter()
-        .map(|(a, _)| {
-            let mut bytes = a.bits.to_be_bytes().to_vec();
-            let offset = u64::from(fnv1a(&bytes)) % m;
-            bytes.push(0xff);
-            (offset, u64::from(fnv1a(&bytes)) % (m - 1) + 1)
-        })
-        .collect();
-    let mut next = vec![0u64; backends.len()];
-    let mut filled = 0;
-    while filled < MAGLEV_SLOTS {
-        for (i, (_, w)) in backends.iter().enumerate() {
-            for _ in 0..*w {
-                if filled == MAGLEV_SLOTS {
-                    break;
-                }
-                let (offset, skip) = perm[i];
-                loop {
-                    let c = ((offset + next[i] * skip) % m) as usize;
-                    next[i] += 1;
-                    if table[c] == u32::MAX {
-                        table[c] = i as u32;
-                        filled += 1;
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    table
-}
+// Defined where code generation can share them without depending on lowering; re-exported at
+// their historical paths.
+pub use crate::balance::{fnv1a, maglev, MAGLEV_SLOTS};
+pub use crate::encoding::{raw_capable, raw_width, to_raw};
 
 /// The IR name of the per-rule statistics map.
 pub const STATS_MAP: &str = "nfcc_rule_stats";
@@ -222,47 +172,6 @@ struct Lower<'a> {
     pool_maps: HashMap<ck::PoolId, MapId>,
 }
 
-/// Whether a field is whole, aligned bytes of the packet that can be kept raw.
-pub fn raw_capable(f: Field) -> bool {
-    use Field::*;
-    matches!(
-        f,
-        EthSrc
-            | EthDst
-            | EthType
-            | Ipv4Src
-            | Ipv4Dst
-            | Ipv4Len
-            | Ipv4Id
-            | Ipv6Src
-            | Ipv6Dst
-            | Ipv6Len
-            | TcpSport
-            | TcpDport
-            | TcpWindow
-            | TcpSeq
-            | TcpAck
-            | UdpSport
-            | UdpDport
-            | UdpLen
-            | L4Sport
-            | L4Dport
-    )
-}
-
-/// The number of packet bytes a raw field occupies.
-pub fn raw_width(f: Field) -> usize {
-    f.key_width()
-}
-
-/// A value in raw encoding: its big-endian bytes (the field's width) read as little-endian.
-pub fn to_raw(value: u128, width: usize) -> u128 {
-    let be = value.to_be_bytes();
-    let mut le = [0u8; 16];
-    le[..width].copy_from_slice(&be[16 - width..]);
-    u128::from_le_bytes(le)
-}
-
 /// The family-specific field a value of family `fam` on `f` refers to.
 fn canonical(f: Field, fam: Family) -> Field {
     match (f, fam) {
@@ -357,7 +266,7 @@ impl Lower<'_> {
                     k.extend(v.key_bytes(f.key_width()));
                 }
             }
-            let verdict = crate::codegen::verdict(self.policy.hook, self.target, action) as u32;
+            let verdict = crate::verdict::verdict(self.policy.hook, self.target, action) as u32;
             // The entry's verdict, then (for a redirect) its target's index in the
             // redirect-targets map.
             let mut value = verdict.to_le_bytes().to_vec();

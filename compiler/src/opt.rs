@@ -146,7 +146,7 @@ pub fn merge_exact_rules(p: &mut Program) {
             let Some((_, key)) = s else { continue };
             // First match wins: a later rule with the same key could never fire.
             if seen.insert(key.clone()) {
-                let verdict = crate::codegen::verdict(p.hook, p.target, &r.terminal) as u32;
+                let verdict = crate::verdict::verdict(p.hook, p.target, &r.terminal) as u32;
                 let mut value = verdict.to_le_bytes().to_vec();
                 value.extend_from_slice(&r.stats_index.to_le_bytes());
                 let k = [tag_bytes.as_slice(), key, &pad].concat();
