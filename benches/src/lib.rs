@@ -1,7 +1,7 @@
 //! Shared helpers for nfcc's benchmarks: locating the ClassBench filter sets in `../shared`.
 //!
-//! The benches themselves live in `benches/benches/`; the testbed Mpps driver arrives with
-//! issue 6.
+//! The criterion benches live in `benches/benches/`; the testbed Mpps driver is `nfcc bench`
+//! (`nfcc_testbeds::bench`).
 
 use std::path::PathBuf;
 

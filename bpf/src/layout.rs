@@ -16,6 +16,9 @@ pub const SAMPLES_MAP: &str = "nfcc_samples";
 /// `i`th redirect target, which the loader fills in (names resolve only on the box).
 pub const REDIRECT_MAP: &str = "nfcc_redirect";
 
+/// The packet vector's map (a per-CPU scratch value the parser fills, host code only).
+pub const SCRATCH_MAP: &str = "scratch";
+
 /// A map's name in the object: the policy's name, then the map's own.
 pub fn object_map_name(policy: &str, own: &str) -> String {
     format!("{policy}_{own}")

@@ -98,6 +98,8 @@ pub enum MapRole {
     Clock,
     /// A pool's Maglev lookup table.
     Maglev,
+    /// The packet vector: per-CPU scratch space the parser fills.
+    Scratch,
     /// A map of an object nfcc did not compile.
     Other,
 }
@@ -278,6 +280,27 @@ pub enum ManifestError {
 }
 
 impl Manifest {
+    /// A manifest for `policy` attached to `iface` in `mode`, with no stage described yet: the
+    /// runtime fills in what it loaded and pinned; the driver adds what the compiler knows.
+    pub fn new(policy: &str, source: &str, mode: AttachMode, iface: &str) -> Manifest {
+        Manifest {
+            version: MANIFEST_VERSION,
+            nfcc_version: String::new(),
+            policy: policy.to_string(),
+            source: source.to_string(),
+            hook: None,
+            prog_type: mode.prog_type(),
+            mode,
+            iface: iface.to_string(),
+            ifindex: 0,
+            deployed_at: 0,
+            host: None,
+            nic: None,
+            rules: Vec::new(),
+            base: Vec::new(),
+        }
+    }
+
     /// The manifest as JSON.
     pub fn to_json(&self) -> String {
         // A struct of strings, numbers and lists always serialises.

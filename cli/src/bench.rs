@@ -1,120 +1,55 @@
-//! `nfcc bench`: Mpps of a policy on a veth testbed next to baselines measured in the same
-//! run (see `nfcc_testbeds::bench`).
+//! `nfcc bench`: renders Mpps measured on a veth testbed next to baselines measured in the
+//! same run (the driver prepares the subject and traffic; `nfcc_testbeds::bench` measures).
 
-use crate::commands::{ENV, INPUT, OK};
-use crate::{BaselineArg, ModeArg};
-use nfcc_dsl::checked::Step;
-use nfcc_testbeds::bench::{self, Baseline, Row, Subject};
-use std::path::PathBuf;
+use crate::args::BenchArgs;
+use nfcc_driver::exit::OK;
+use nfcc_driver::testbeds::bench::{self, Options, Row};
+use nfcc_driver::testbeds::sweep::Point;
+use nfcc_driver::DriverError;
+use serde_json::json;
 
-/// The arguments of `nfcc bench`.
-pub struct BenchArgs {
-    pub file: Option<PathBuf>,
-    pub sweep: bool,
-    pub filters: PathBuf,
-    pub plot: Option<PathBuf>,
-    pub policy: Option<String>,
-    pub pcap: Option<PathBuf>,
-    pub mode: ModeArg,
-    pub seconds: f64,
-    pub runs: usize,
-    pub baselines: Vec<BaselineArg>,
-    pub json: bool,
+fn progress(quiet: bool, runs: usize) -> impl FnMut(&str, usize, f64) {
+    move |l: &str, r: usize, x: f64| {
+        if !quiet {
+            eprint!("\r{l:<44} run {}/{runs}: {x:6.2} Mpps   ", r + 1);
+            if r + 1 == runs {
+                eprintln!();
+            }
+        }
+    }
+}
+
+fn can_load() -> Result<(), DriverError> {
+    nfcc_driver::runtime::can_load_bpf()
+        .map_err(|why| DriverError::Environment(format!("cannot load programs here: {why}")))
 }
 
 /// `nfcc bench`.
-pub fn bench(a: &BenchArgs) -> u8 {
-    let mode = match a.mode {
-        ModeArg::Native => nfcc_runtime::deploy::AttachMode::Native,
-        ModeArg::Generic => nfcc_runtime::deploy::AttachMode::Generic,
-        ModeArg::TcIngress => nfcc_runtime::deploy::AttachMode::TcIngress,
-        ModeArg::TcEgress | ModeArg::Offload => {
-            eprintln!("error: `nfcc bench` measures native, generic and tc-ingress attachments (the generator's frames arrive on the receiving side)");
-            return INPUT;
-        }
-    };
-    if !(a.seconds > 0.0 && a.seconds <= 600.0) || a.runs == 0 || a.runs > 100 {
-        eprintln!("error: --seconds must be in (0, 600] and --runs in 1..=100");
-        return INPUT;
-    }
-    let opts = bench::Options {
-        seconds: a.seconds,
-        runs: a.runs,
-        mode,
-        vary: None,
-    };
+pub fn bench(a: &BenchArgs) -> Result<u8, DriverError> {
+    let opts = nfcc_driver::bench::options(a.mode, a.seconds, a.runs)?;
     if a.sweep {
         return sweep(a, opts);
     }
     let Some(file) = &a.file else {
-        eprintln!("error: `nfcc bench` needs a .nf file (or --sweep)");
-        return INPUT;
+        return Err(DriverError::Input(
+            "`nfcc bench` needs a .nf file (or --sweep)".into(),
+        ));
     };
-    let c = match crate::run::checked_policy(file, a.policy.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let (policy, chosen) = (&c.policy, c.policy.name.clone());
-    let fits = match policy.hook {
-        nfcc_dsl::checked::Hook::Xdp => a.mode != ModeArg::TcIngress,
-        nfcc_dsl::checked::Hook::TcIngress => a.mode == ModeArg::TcIngress,
-        nfcc_dsl::checked::Hook::TcEgress => false,
-    };
-    if !fits {
-        eprintln!(
-            "error: policy `{chosen}` is on {}; bench xdp policies with --mode native or generic, tc ingress policies with --mode tc-ingress",
-            policy.hook.as_str()
-        );
-        return INPUT;
-    }
-    let compiled = match c.compile(None) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    let ours = Subject::policy(
-        format!("{chosen} (nfcc)"),
-        &compiled.object,
-        &compiled.programs[0],
-    );
-    let mix = match traffic(a, policy) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return INPUT;
-        }
-    };
-    if let Err(why) = nfcc_runtime::can_load_bpf() {
-        eprintln!("error: cannot load programs here: {why}");
-        return ENV;
-    }
-    let baselines: Vec<Baseline> = if a.baselines.is_empty() {
-        vec![Baseline::Drop, Baseline::C, Baseline::Nft]
-    } else {
-        a.baselines
-            .iter()
-            .map(|b| match b {
-                BaselineArg::Drop => Baseline::Drop,
-                BaselineArg::C => Baseline::C,
-                BaselineArg::Nft => Baseline::Nft,
-            })
-            .collect()
-    };
-    let quiet = a.json;
-    let rows = match bench::run(&ours, policy, &mix, &baselines, opts, &mut |l, r, x| {
-        if !quiet {
-            eprint!("\r{l:<44} run {}/{}: {x:6.2} Mpps   ", r + 1, a.runs);
-            if r + 1 == a.runs {
-                eprintln!();
-            }
-        }
-    }) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ENV;
-        }
-    };
-    report(&chosen, &mix, &rows, a);
+    let c = nfcc_driver::source::Chosen::read(file, a.policy.as_deref())?;
+    let ours = nfcc_driver::bench::subject(&c, opts.mode)?;
+    let mix = nfcc_driver::bench::traffic(a.pcap.as_deref(), &c.policy)?;
+    can_load()?;
+    let baselines = nfcc_driver::bench::baselines(&a.baseline);
+    let rows = bench::run(
+        &ours,
+        &c.policy,
+        &mix,
+        &baselines,
+        opts,
+        &mut progress(a.json, a.runs),
+    )
+    .map_err(|e| DriverError::Environment(e.to_string()))?;
+    report(&c.policy.name, &mix, &rows, a);
     if let Some(path) = &a.plot {
         let bars: Vec<(String, f64)> = rows
             .iter()
@@ -123,57 +58,32 @@ pub fn bench(a: &BenchArgs) -> u8 {
                 Row::Skipped { .. } => None,
             })
             .collect();
-        let svg = nfcc_testbeds::plot::bars(&format!("{chosen}: Mpps on a veth testbed"), &bars);
-        if let Err(e) = std::fs::write(path, svg) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ENV;
-        }
+        let title = format!("{}: Mpps on a veth testbed", c.policy.name);
+        nfcc_driver::error::write(path, nfcc_driver::testbeds::plot::bars(&title, &bars))?;
     }
-    OK
+    Ok(OK)
 }
 
 /// `nfcc bench --sweep`.
-fn sweep(a: &BenchArgs, opts: bench::Options) -> u8 {
-    if let Err(why) = nfcc_runtime::can_load_bpf() {
-        eprintln!("error: cannot load programs here: {why}");
-        return ENV;
-    }
-    let quiet = a.json;
-    let mut progress = |l: &str, r: usize, x: f64| {
-        if !quiet {
-            eprint!("\r{l:<44} run {}/{}: {x:6.2} Mpps   ", r + 1, a.runs);
-            if r + 1 == a.runs {
-                eprintln!();
-            }
-        }
-    };
+fn sweep(a: &BenchArgs, opts: Options) -> Result<u8, DriverError> {
+    can_load()?;
+    let env = |e: nfcc_driver::testbeds::TestbedError| DriverError::Environment(e.to_string());
+    let mut progress = progress(a.json, a.runs);
     let sizes = [10, 100, 1_000, 10_000, 100_000, 1_000_000];
-    let mut blocklists = Vec::new();
-    for hot in [false, true] {
-        match nfcc_testbeds::sweep::blocklist(&sizes, hot, opts, &mut progress) {
-            Ok(p) => blocklists.push(p),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ENV;
-            }
-        }
-    }
-    let (blocklist, hot) = (&blocklists[0], &blocklists[1]);
+    let blocklist =
+        nfcc_driver::testbeds::sweep::blocklist(&sizes, false, opts, &mut progress).map_err(env)?;
+    let hot =
+        nfcc_driver::testbeds::sweep::blocklist(&sizes, true, opts, &mut progress).map_err(env)?;
     let acl = match std::fs::read_to_string(&a.filters) {
-        Ok(text) => {
-            match nfcc_testbeds::sweep::acl(
+        Ok(text) => Some(
+            nfcc_driver::testbeds::sweep::acl(
                 &text,
                 &[1, 10, 100, 1_000, 10_000],
                 opts,
                 &mut progress,
-            ) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ENV;
-                }
-            }
-        }
+            )
+            .map_err(env)?,
+        ),
         Err(e) => {
             eprintln!(
                 "note: ACL sweep skipped: cannot read {} ({e}); give --filters FILE",
@@ -182,26 +92,18 @@ fn sweep(a: &BenchArgs, opts: bench::Options) -> u8 {
             None
         }
     };
-    let json_points = |ps: &[nfcc_testbeds::sweep::Point]| {
+    let points = |ps: &[Point]| {
         ps.iter()
-            .map(|p| {
-                format!(
-                    "{{\"size\":{},\"mpps\":{:.3},\"test_run_ns\":{}}}",
-                    p.size,
-                    p.mpps,
-                    p.test_run_ns.map_or("null".into(), |n| format!("{n:.1}"))
-                )
-            })
+            .map(|p| json!({"size": p.size, "mpps": p.mpps, "test_run_ns": p.test_run_ns}))
             .collect::<Vec<_>>()
-            .join(",")
     };
     if a.json {
-        say!(
-            "{{\"blocklist_entries\":[{}],\"blocklist_entries_hot\":[{}],\"acl_rules\":[{}]}}",
-            json_points(blocklist),
-            json_points(hot),
-            acl.as_deref().map(json_points).unwrap_or_default()
-        );
+        let v = json!({
+            "blocklist_entries": points(&blocklist),
+            "blocklist_entries_hot": points(&hot),
+            "acl_rules": acl.as_deref().map(points).unwrap_or_default(),
+        });
+        say!("{v}");
     } else {
         say!(
             "{:<32} {:>10} {:>8} {:>14}",
@@ -223,7 +125,7 @@ fn sweep(a: &BenchArgs, opts: bench::Options) -> u8 {
                 p.test_run_ns.map_or("-".into(), |n| format!("{n:.0}"))
             );
         }
-        for (what, ps) in [("random sources", blocklist), ("8 hot sources", hot)] {
+        for (what, ps) in [("random sources", &blocklist), ("8 hot sources", &hot)] {
             if let (Some(first), Some(last)) = (ps.first(), ps.last()) {
                 say!(
                     "blocklist at {} entries runs at {:.2}x its speed at {} ({what})",
@@ -235,80 +137,25 @@ fn sweep(a: &BenchArgs, opts: bench::Options) -> u8 {
         }
     }
     if let Some(path) = &a.plot {
+        let line = |ps: &[Point]| {
+            ps.iter()
+                .map(|p| (p.size as f64, p.mpps))
+                .collect::<Vec<_>>()
+        };
         let mut series = vec![
             (
                 "blocklist entries, random sources".to_string(),
-                blocklist
-                    .iter()
-                    .map(|p| (p.size as f64, p.mpps))
-                    .collect::<Vec<_>>(),
+                line(&blocklist),
             ),
-            (
-                "blocklist entries, 8 hot sources".to_string(),
-                hot.iter()
-                    .map(|p| (p.size as f64, p.mpps))
-                    .collect::<Vec<_>>(),
-            ),
+            ("blocklist entries, 8 hot sources".to_string(), line(&hot)),
         ];
         if let Some(acl) = &acl {
-            series.push((
-                "ClassBench ACL rules".to_string(),
-                acl.iter().map(|p| (p.size as f64, p.mpps)).collect(),
-            ));
+            series.push(("ClassBench ACL rules".to_string(), line(acl)));
         }
-        let svg = nfcc_testbeds::plot::lines("Mpps by size (log scale)", &series);
-        if let Err(e) = std::fs::write(path, svg) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ENV;
-        }
+        let svg = nfcc_driver::testbeds::plot::lines("Mpps by size (log scale)", &series);
+        nfcc_driver::error::write(path, svg)?;
     }
-    OK
-}
-
-/// The traffic mix: the pcap's frames, or the frames of the policy's test blocks.
-fn traffic(a: &BenchArgs, policy: &nfcc_dsl::checked::Policy) -> Result<Vec<Vec<u8>>, String> {
-    let ok = |f: &Vec<u8>| f.len() >= 14 && f.len() <= nfcc_runtime::traffic::MAX_FRAME;
-    // Frames shorter than Ethernet's minimum are padded to 60 bytes (64 on the wire with the
-    // FCS), as a NIC would send them.
-    let pad = |mut f: Vec<u8>| {
-        if f.len() < 60 {
-            f.resize(60, 0);
-        }
-        f
-    };
-    if let Some(p) = &a.pcap {
-        let bytes = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-        let recs =
-            nfcc_emulator::pcap::read(&bytes).map_err(|e| format!("{}: {e}", p.display()))?;
-        let mix: Vec<Vec<u8>> = recs.into_iter().map(|r| pad(r.data)).filter(ok).collect();
-        if mix.is_empty() {
-            return Err(format!(
-                "{} holds no frame of 14 to {} bytes",
-                p.display(),
-                nfcc_runtime::traffic::MAX_FRAME
-            ));
-        }
-        return Ok(mix);
-    }
-    let mut mix = Vec::new();
-    for t in &policy.tests {
-        for s in &t.steps {
-            if let Step::Send { layers, .. } = s {
-                if let Ok(f) = nfcc_dsl::packet::build(layers).map(pad) {
-                    if ok(&f) && !mix.contains(&f) {
-                        mix.push(f);
-                    }
-                }
-            }
-        }
-    }
-    if mix.is_empty() {
-        return Err(format!(
-            "policy `{}` has no test blocks to take traffic from; give `--pcap TRAFFIC.pcap`",
-            policy.name
-        ));
-    }
-    Ok(mix)
+    Ok(OK)
 }
 
 fn report(policy: &str, mix: &[Vec<u8>], rows: &[Row], a: &BenchArgs) {
@@ -321,30 +168,28 @@ fn report(policy: &str, mix: &[Vec<u8>], rows: &[Row], a: &BenchArgs) {
         _ => 0.0,
     };
     if a.json {
-        let items: Vec<String> = rows
+        let results: Vec<serde_json::Value> = rows
             .iter()
             .map(|r| match r {
-                Row::Measured(m) => format!(
-                    "{{\"label\":{:?},\"mpps\":{:.3},\"runs\":[{}],\"offered_mpps\":{:.3},\"test_run_ns\":{},\"ours_over_this\":{:.3}}}",
-                    m.label,
-                    m.median_mpps,
-                    m.mpps.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(","),
-                    m.offered_mpps,
-                    m.test_run_ns.map_or("null".to_string(), |n| format!("{n:.1}")),
-                    ratio(m.median_mpps)
-                ),
-                Row::Skipped { label, why } => {
-                    format!("{{\"label\":{label:?},\"skipped\":{why:?}}}")
-                }
+                Row::Measured(m) => json!({
+                    "label": m.label,
+                    "mpps": m.median_mpps,
+                    "runs": m.mpps,
+                    "offered_mpps": m.offered_mpps,
+                    "test_run_ns": m.test_run_ns,
+                    "ours_over_this": ratio(m.median_mpps),
+                }),
+                Row::Skipped { label, why } => json!({"label": label, "skipped": why}),
             })
             .collect();
-        say!(
-            "{{\"policy\":{policy:?},\"frames_in_mix\":{},\"seconds\":{},\"runs\":{},\"results\":[{}]}}",
-            mix.len(),
-            a.seconds,
-            a.runs,
-            items.join(",")
-        );
+        let v = json!({
+            "policy": policy,
+            "frames_in_mix": mix.len(),
+            "seconds": a.seconds,
+            "runs": a.runs,
+            "results": results,
+        });
+        say!("{v}");
         return;
     }
     let (lo, hi) = mix.iter().fold((usize::MAX, 0), |(lo, hi), f| {

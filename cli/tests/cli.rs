@@ -258,12 +258,12 @@ fn compile_writes_an_elf_object_and_text_forms() {
 
 /// A pcap of frames built from packet literals (the writer is the emulator's, tested there).
 fn pcap_of(literals: &[&str]) -> Vec<u8> {
-    let records: Vec<nfcc_emulator::pcap::Record> = literals
+    let records: Vec<nfcc_driver::emulator::pcap::Record> = literals
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            let data = nfcc_dsl::testing::frame_from_literal(l).expect("literal");
-            nfcc_emulator::pcap::Record {
+            let data = nfcc_driver::dsl::testing::frame_from_literal(l).expect("literal");
+            nfcc_driver::emulator::pcap::Record {
                 ts_sec: 1_700_000_000,
                 ts_usec: i as u32,
                 orig_len: data.len() as u32,
@@ -271,7 +271,7 @@ fn pcap_of(literals: &[&str]) -> Vec<u8> {
             }
         })
         .collect();
-    nfcc_emulator::pcap::write(&records)
+    nfcc_driver::emulator::pcap::write(&records)
 }
 
 #[test]
@@ -314,7 +314,7 @@ fn run_replays_a_pcap_with_verdicts_rules_and_emitted_packets() {
             "{engine}"
         );
         let emitted = std::fs::read(format!("{d}/out.pcap")).expect("out pcap");
-        let recs = nfcc_emulator::pcap::read(&emitted).expect("a pcap");
+        let recs = nfcc_driver::emulator::pcap::read(&emitted).expect("a pcap");
         assert_eq!(recs.len(), 1, "{engine}");
     }
 }

@@ -1,4 +1,4 @@
-//! Reliability of `nfcc load` on live interfaces (issue 5), each on a testbed (namespace +
+//! Reliability of `nfcc load` on live interfaces, each on a testbed (namespace +
 //! veth pair) that is always removed:
 //!
 //! - `--replace` 100 times while the live-frame generator sends into the interface at full
@@ -16,8 +16,8 @@
 
 mod common;
 use common::{nfcc, sh, ROOT};
-use nfcc_testbeds::topology::Layout;
-use nfcc_testbeds::Testbed;
+use nfcc_driver::testbeds::topology::Layout;
+use nfcc_driver::testbeds::Testbed;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,7 +80,7 @@ fn frames() -> Vec<Vec<u8>> {
         "ipv4(src=203.0.113.6, dst=198.18.0.2) / udp(sport=1003, dport=80)",
     ]
     .iter()
-    .map(|l| nfcc_dsl::testing::frame_from_literal(l).expect("frame"))
+    .map(|l| nfcc_driver::dsl::testing::frame_from_literal(l).expect("frame"))
     .collect()
 }
 
@@ -124,12 +124,13 @@ fn replace_under_traffic_loses_no_packet_and_keeps_sets() {
     let (code, out) = nfcc(&["set", "add", &name, "blocked", "198.51.100.0/24"]);
     assert_eq!(code, 0, "{out}");
     let dir = format!("/sys/fs/bpf/nfcc/{name}");
-    let stats = nfcc_compiler::compile::stats_map_name(&name);
+    let stats = nfcc_driver::compiler::compile::stats_map_name(&name);
     let set_map = format!("{name}_set_blocked");
     // Every version's maps, kept open so their counters can be read after the swaps.
-    let mut versions = vec![nfcc_runtime::PinnedMaps::open(dir.as_ref()).expect("pinned maps")];
+    let mut versions =
+        vec![nfcc_driver::runtime::PinnedMaps::open(dir.as_ref()).expect("pinned maps")];
     let slots = 3u32;
-    let sum = |m: &nfcc_runtime::PinnedMaps| -> u64 {
+    let sum = |m: &nfcc_driver::runtime::PinnedMaps| -> u64 {
         (0..slots)
             .map(|i| m.percpu_array_sum(&stats, i).expect("stats")[0])
             .sum()
@@ -146,7 +147,7 @@ fn replace_under_traffic_loses_no_packet_and_keeps_sets() {
         for i in 0..100 {
             let (code, out) = nfcc(&["load", &path, "--iface", &tb.rx, "--replace"]);
             assert_eq!(code, 0, "swap {i}: {out}");
-            let m = nfcc_runtime::PinnedMaps::open(dir.as_ref()).expect("pinned maps");
+            let m = nfcc_driver::runtime::PinnedMaps::open(dir.as_ref()).expect("pinned maps");
             let keys = m.map_keys(&set_map).expect("set keys");
             assert!(
                 keys.len() >= 2,

@@ -264,7 +264,7 @@ fn program_def(
     if code.scratch_size > 0 {
         maps.push((
             MapDef {
-                name: format!("{}_scratch", policy.name),
+                name: object_map_name(&policy.name, nfcc_bpf::layout::SCRATCH_MAP),
                 kind: MapKind::PercpuArray,
                 key_size: 4,
                 value_size: code.scratch_size,

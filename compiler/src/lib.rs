@@ -15,6 +15,7 @@ mod balance;
 pub use nfcc_bpf::insn as bpf;
 pub mod codegen;
 pub mod compile;
+pub mod describe;
 mod encoding;
 pub mod ir;
 pub mod lower;
@@ -27,6 +28,22 @@ mod test_support;
 mod verdict;
 
 use nfcc_dsl::checked::{self as ck, Target};
+
+/// The compiler's own diagnostic codes (the checker's are E01xx).
+pub mod codes {
+    /// A construct this build's code generator cannot emit yet: the build's limit, not a
+    /// mistake in the policy (the CLI exits 2 for it, not 1).
+    pub const NOT_BUILT: &str = "E0201";
+    /// The IR verifier caught a compiler bug.
+    pub const IR_BUG: &str = "E0202";
+    /// The code generator failed: a compiler bug or a limit it states.
+    pub const CODEGEN: &str = "E0203";
+
+    /// Whether every diagnostic says "not built yet".
+    pub fn all_not_built(diags: &[nfcc_dsl::diag::Diagnostic]) -> bool {
+        !diags.is_empty() && diags.iter().all(|d| d.code == NOT_BUILT)
+    }
+}
 use nfcc_dsl::diag::Diagnostic;
 
 /// Lowers, verifies and generates code for one policy, without writing an object.
@@ -46,7 +63,7 @@ pub fn generate_with(
     let mut ir = lower::lower_with(policy, target, virtual_clock)?;
     let bug = |e: ir::VerifyError| {
         vec![Diagnostic::error(
-            "E0202",
+            codes::IR_BUG,
             policy.span,
             format!("compiler bug: {e}"),
         )]
@@ -56,7 +73,11 @@ pub fn generate_with(
     ir.verify().map_err(bug)?;
     match codegen::generate(&ir) {
         Ok(code) => Ok((ir, code)),
-        Err(e) => Err(vec![Diagnostic::error("E0203", policy.span, e.to_string())]),
+        Err(e) => Err(vec![Diagnostic::error(
+            codes::CODEGEN,
+            policy.span,
+            e.to_string(),
+        )]),
     }
 }
 

@@ -187,7 +187,7 @@ impl Lower<'_> {
     fn unsupported(&mut self, span: Span, what: &str) {
         self.errors.push(
             Diagnostic::error(
-                "E0201",
+                crate::codes::NOT_BUILT,
                 span,
                 format!("the compiler cannot generate code for {what} yet"),
             )

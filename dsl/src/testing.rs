@@ -1,6 +1,6 @@
 //! Runs the `test` blocks of a checked policy on an [`Engine`]: the reference evaluator here,
-//! and later the emulator and the kernel, through the same runner so that a test means the
-//! same thing on every engine.
+//! the emulator, JIT, kernel and testbed in `nfcc-engines`, all through the same runner so that
+//! a test means the same thing on every engine.
 //!
 //! Each test starts from a fresh engine state (sets as declared, counters empty, the clock at
 //! its start and constant within the test). A failing expectation records which packet, what

@@ -1,27 +1,30 @@
-//! nfcc-runtime: the only crate that makes `bpf()` (and, later, netlink) syscalls.
+//! nfcc-runtime: the only crate that makes `bpf()` and netlink syscalls. It knows the BPF
+//! ABI (`nfcc-bpf`), not the compiler: any XDP/TC object loads here.
 //!
-//! This first slice loads one program of an eBPF ELF object into the kernel and observes it
-//! without attaching it anywhere:
-//!
-//! - [`load`] parses the object, creates its maps and loads one XDP or TC program through aya,
+//! - [`load`] parses an object, creates its maps and loads one XDP or TC program through aya,
 //!   turning a verifier rejection into [`RuntimeError::Verifier`] with the kernel's log;
-//! - [`Loaded::test_run`] runs the program on a frame with `BPF_PROG_TEST_RUN`;
-//! - [`Loaded::percpu_array_sum`], [`Loaded::map_lookup`], [`Loaded::map_update`],
-//!   [`Loaded::map_delete`] and [`Loaded::map_keys`] read and change its maps byte by byte;
+//!   [`Loaded`] runs it with `BPF_PROG_TEST_RUN` and reads and writes its maps by bytes;
+//! - `attach` puts a program on an interface (XDP link, TCX, the NIC's HW mode); [`deploy`]
+//!   keeps it there — pins under `/sys/fs/bpf/nfcc/<policy>/` and a manifest in `/run/nfcc`
+//!   (`state`) — swaps versions (`--replace`) and removes it; [`offload`] deploys a NIC/host
+//!   split; [`PinnedMaps`] reads a deployment's maps;
+//! - [`traffic`] is the live-frame traffic generator, [`capture`] the packet sockets of the
+//!   testbeds, [`traffic::in_netns`] runs work in a network namespace;
 //! - [`can_load_bpf`] tells whether this process may load programs at all, so privileged tests
 //!   can say why they were skipped.
 //!
 //! aya does the ELF parsing, BTF handling, map creation and program loading; the syscalls aya
-//! does not expose (test runs and untyped map element access) live in the private `sys`
-//! module, which holds every `unsafe` block of the crate. Attaching, pinning and netlink come
-//! with the rest of issue 5.
+//! does not expose live in the private `sys` module, which holds every `unsafe` block of the
+//! crate.
 
+mod attach;
 pub mod capture;
 pub mod deploy;
 mod error;
 mod maps;
 pub mod offload;
 mod program;
+mod state;
 mod sys;
 pub mod traffic;
 
@@ -29,7 +32,7 @@ use std::os::fd::AsFd;
 use std::sync::OnceLock;
 
 pub use error::{RuntimeError, VerifierLog};
-pub use maps::PinnedMaps;
+pub use maps::{MapShape, PinnedMaps};
 pub use program::{load, min_frame, Loaded, TestRun};
 
 /// The index of interface `name` in the calling thread's network namespace.

@@ -148,6 +148,36 @@ fn map_ref_of<'a>(name: &'a str, data: &'a MapData) -> Result<MapRef<'a>, Runtim
 /// code for both: they differ only in where the file descriptors come from).
 macro_rules! map_methods {
     () => {
+        /// Every map's name, type and sizes, as the kernel reports them, sorted by name.
+        pub fn map_shapes(&self) -> Result<Vec<MapShape>, RuntimeError> {
+            let mut names = self.map_names();
+            names.sort();
+            names
+                .iter()
+                .map(|name| {
+                    let Some(data) = self.map_data_named(name) else {
+                        return Err(RuntimeError::MapNotFound {
+                            map: name.clone(),
+                            available: Vec::new(),
+                        });
+                    };
+                    let info_error = |source| RuntimeError::MapInfo {
+                        map: name.clone(),
+                        source,
+                    };
+                    let info = data.info().map_err(info_error)?;
+                    let map_type = info.map_type().map_err(info_error)?;
+                    Ok(MapShape {
+                        name: name.clone(),
+                        type_id: map_type as u32,
+                        key_size: info.key_size(),
+                        value_size: info.value_size(),
+                        max_entries: info.max_entries(),
+                    })
+                })
+                .collect()
+        }
+
         /// Finds the map `name` and reads its type and sizes.
         fn map_ref<'a>(&'a self, name: &'a str) -> Result<MapRef<'a>, RuntimeError> {
             let Some(data) = self.map_data_named(name) else {
@@ -319,6 +349,21 @@ impl Loaded {
     map_methods!();
 }
 
+/// A map's type and sizes, as the kernel reports them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapShape {
+    /// The map's name.
+    pub name: String,
+    /// The kernel's map type number (`BPF_MAP_TYPE_*`).
+    pub type_id: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes (per CPU).
+    pub value_size: u32,
+    /// Capacity.
+    pub max_entries: u32,
+}
+
 /// The pinned maps of a deployed policy, opened from bpffs.
 #[derive(Debug)]
 pub struct PinnedMaps {
@@ -326,6 +371,23 @@ pub struct PinnedMaps {
 }
 
 impl PinnedMaps {
+    /// Opens the maps pinned at the given paths, by name.
+    pub fn open_pins<'a>(
+        pins: impl IntoIterator<Item = (&'a str, &'a std::path::Path)>,
+    ) -> Result<PinnedMaps, RuntimeError> {
+        let mut maps = std::collections::HashMap::new();
+        for (name, path) in pins {
+            let data = MapData::from_pin(path).map_err(|err| {
+                RuntimeError::Deploy(format!(
+                    "cannot open the pinned map {name} ({}): {err}",
+                    path.display()
+                ))
+            })?;
+            maps.insert(name.to_string(), data);
+        }
+        Ok(PinnedMaps { maps })
+    }
+
     /// Opens every map pinned in `dir`.
     pub fn open(dir: &std::path::Path) -> Result<PinnedMaps, RuntimeError> {
         let entries = std::fs::read_dir(dir).map_err(|e| {

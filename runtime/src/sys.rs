@@ -428,6 +428,14 @@ pub(crate) fn pinned_link_prog_id(path: &std::path::Path) -> io::Result<u32> {
     pinned_info_u32(path, 8)
 }
 
+/// The interface a pinned XDP or TCX link is attached to; 0 once the interface is gone
+/// (the kernel detaches the link then).
+pub(crate) fn pinned_link_ifindex(path: &std::path::Path) -> io::Result<u32> {
+    // struct bpf_link_info { __u32 type; __u32 id; __u32 prog_id; union { ... xdp { __u32
+    // ifindex; } tcx { __u32 ifindex; __u32 attach_type; } ... } } — the union at byte 16.
+    pinned_info_u32(path, 16)
+}
+
 /// The `u32` at byte `at` of the info struct (`BPF_OBJ_GET_INFO_BY_FD`) of the object pinned
 /// at `path`.
 fn pinned_info_u32(path: &std::path::Path, at: usize) -> io::Result<u32> {

@@ -3,7 +3,7 @@
 //! interface. The kernel copies the frame into page-pool pages and transmits them in batches
 //! from the calling thread, so no pktgen module and no raw socket are needed, and on a veth
 //! the receiving side's XDP program runs on the same CPU in the same softirq pass — one core
-//! shared by generator and receiver, as the benchmarks of issue 6 specify.
+//! shared by generator and receiver, which is what `nfcc bench` measures.
 //!
 //! Live frames reuse their buffers, so per-packet variety comes from cycling: [`Generator::blast`]
 //! sends a batch of each frame of a mix in turn.

@@ -8,7 +8,7 @@
 
 use nfcc_compiler::compile::compile;
 use nfcc_dsl::{check_source, CheckOptions};
-use nfcc_runtime::deploy::{self, AttachMode};
+use nfcc_runtime::deploy::{self, AttachMode, Manifest};
 use nfcc_runtime::{load, ProgType};
 use std::path::Path;
 use std::process::Command;
@@ -69,6 +69,16 @@ fn loaded(name: &str, hook: &str) -> nfcc_runtime::Loaded {
     l
 }
 
+/// Deploys `loaded` as policy `policy` on `iface`.
+fn deploy_on(
+    loaded: nfcc_runtime::Loaded,
+    policy: &str,
+    iface: &str,
+    mode: AttachMode,
+) -> Result<Manifest, nfcc_runtime::RuntimeError> {
+    deploy::deploy(loaded, Manifest::new(policy, "t.nf", mode, iface))
+}
+
 #[test]
 fn policies_deploy_pin_list_refuse_twice_and_unload_cleanly() {
     let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
@@ -96,29 +106,36 @@ fn policies_deploy_pin_list_refuse_twice_and_unload_cleanly() {
     let (px, pt) = (format!("tx{id}"), format!("tt{id}"));
 
     // A missing interface: a clear error, nothing pinned or recorded.
-    let err = deploy::deploy(loaded(&px, "xdp"), &px, "nfcc-no-such0", AttachMode::Native)
+    let err = deploy_on(loaded(&px, "xdp"), &px, "nfcc-no-such0", AttachMode::Native)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(err.contains("no interface `nfcc-no-such0`"), "{err}");
     assert!(!Path::new(deploy::PIN_ROOT).join(&px).exists());
-    assert!(!deploy::status().iter().any(|d| d.policy == px));
+    assert!(!deploy::status().iter().any(|d| d.policy() == px));
 
-    let d = deploy::deploy(loaded(&px, "xdp"), &px, &a, AttachMode::Native)
+    let d = deploy_on(loaded(&px, "xdp"), &px, &a, AttachMode::Native)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        d.program_id > 0 && d.maps.iter().any(|m| m.ends_with("set_blocked")),
+        d.program_id() > 0
+            && d.host.as_ref().is_some_and(|h| h
+                .maps
+                .iter()
+                .any(|m| m.name.ends_with("set_blocked") && m.pin.is_some())),
         "{d:?}"
     );
     // Still attached after the loader's objects are gone: the pinned link holds it.
     assert!(link_shows(&a, "xdp"), "no xdp on {a}");
-    let t = deploy::deploy(loaded(&pt, "tc ingress"), &pt, &b, AttachMode::TcIngress)
+    let t = deploy_on(loaded(&pt, "tc ingress"), &pt, &b, AttachMode::TcIngress)
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(prog_exists(d.program_id) && prog_exists(t.program_id));
+    assert!(prog_exists(d.program_id()) && prog_exists(t.program_id()));
     let listed = deploy::status();
-    assert!(listed.contains(&d) && listed.contains(&t), "{listed:?}");
+    assert!(
+        listed.iter().any(|x| x.manifest == d) && listed.iter().any(|x| x.manifest == t),
+        "{listed:?}"
+    );
     // Twice on one interface: refused, and the first stays.
-    let again = deploy::deploy(
+    let again = deploy_on(
         loaded(&format!("tz{id}"), "xdp"),
         &format!("tz{id}"),
         &a,
@@ -132,7 +149,7 @@ fn policies_deploy_pin_list_refuse_twice_and_unload_cleanly() {
     assert!(!link_shows(&a, "xdp"), "xdp still on {a}");
     // Nothing holds the programs any more: the kernel has freed them.
     // (The kernel may release a link from a work queue: allow it a moment.)
-    for p in [d.program_id, t.program_id] {
+    for p in [d.program_id(), t.program_id()] {
         let gone = (0..40).any(|_| {
             let g = !prog_exists(p);
             if !g {
@@ -145,6 +162,83 @@ fn policies_deploy_pin_list_refuse_twice_and_unload_cleanly() {
     assert!(!Path::new(deploy::PIN_ROOT).join(&px).exists());
     assert!(!deploy::status()
         .iter()
-        .any(|x| x.policy == px || x.policy == pt));
+        .any(|x| x.policy() == px || x.policy() == pt));
     assert!(deploy::undeploy(&a).is_err_and(|e| e.to_string().contains("no nfcc policy")));
+}
+
+/// Whether the kernel tests can run (root and bpf); says why not, failing under
+/// `NFCC_REQUIRE_KERNEL=1`.
+fn privileged(test: &str) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    let why = match nfcc_runtime::can_load_bpf() {
+        Err(r) => Some(r),
+        Ok(()) if !root => Some("creating interfaces needs root".to_string()),
+        Ok(()) => None,
+    };
+    let Some(reason) = why else { return true };
+    if std::env::var_os("NFCC_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
+        panic!("NFCC_REQUIRE_KERNEL=1 but {reason}");
+    }
+    eprintln!("skipped: {test}: {reason}");
+    false
+}
+
+#[test]
+fn a_deployment_whose_interface_went_away_is_gone_blocks_nothing_and_is_pruned() {
+    if !privileged("stale interface test") {
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let (a, b) = (format!("nsg{id}a"), format!("nsg{id}b"));
+    let policy = format!("sg{id}");
+    let layout = nfcc_bpf::pin::PinLayout::new(&policy);
+    let veth = || {
+        ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+        ip(&["link", "set", &a, "up"]);
+        ip(&["link", "set", &b, "up"]);
+        Veth(a.clone())
+    };
+
+    // A pod goes away: its veth is deleted under the deployment.
+    let guard = veth();
+    let first = deploy_on(loaded(&policy, "xdp"), &policy, &a, AttachMode::Native)
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(guard);
+    let d = deploy::status()
+        .into_iter()
+        .find(|d| d.policy() == policy)
+        .unwrap_or_else(|| panic!("the deployment is not listed"));
+    assert!(
+        d.gone.as_deref().is_some_and(|g| g.contains(&a)),
+        "{:?}",
+        d.gone
+    );
+
+    // A new interface of the same name: the stale deployment does not block the load.
+    let guard = veth();
+    let second = deploy_on(loaded(&policy, "xdp"), &policy, &a, AttachMode::Native)
+        .unwrap_or_else(|e| panic!("a gone deployment blocked the load: {e}"));
+    assert_ne!(first.ifindex, second.ifindex);
+    assert!(link_shows(&a, "xdp"));
+    let live = deploy::find(&policy).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(live.gone, None);
+
+    // Gone again, then pruned: nothing stays in bpffs or the state directory.
+    drop(guard);
+    let pruned = deploy::prune_gone();
+    assert!(pruned.iter().any(|d| d.policy() == policy), "{pruned:?}");
+    assert!(
+        !layout.dir().exists(),
+        "pins left in {}",
+        layout.dir().display()
+    );
+    assert!(
+        !layout.manifest().exists(),
+        "{} left",
+        layout.manifest().display()
+    );
+    assert!(!deploy::status().iter().any(|d| d.policy() == policy));
 }

@@ -1,0 +1,265 @@
+//! The commands on deployments: `load`, `unload`, `status`, `stats`, `set`, `watch` — the
+//! driver does the work from each deployment's manifest; this renders it.
+
+use crate::args::{SetArgs, StatsArgs, WatchArgs};
+use nfcc_driver::deploy::LoadRequest;
+use nfcc_driver::exit::OK;
+use nfcc_driver::runtime::deploy::{AttachMode, PIN_ROOT};
+use nfcc_driver::sets::SetOp;
+use nfcc_driver::DriverError;
+
+/// `nfcc load`.
+pub fn load(req: &LoadRequest) -> Result<u8, DriverError> {
+    let l = nfcc_driver::deploy::load(req)?;
+    for d in &l.pruned {
+        eprintln!(
+            "note: removed the stale deployment of {} on {} ({})",
+            d.policy(),
+            d.iface(),
+            d.gone.as_deref().unwrap_or("gone")
+        );
+    }
+    let m = &l.manifest;
+    if m.mode == AttachMode::Offload {
+        let host_part = match &m.host {
+            Some(h) => format!(", host stage program {} (native)", h.program_id),
+            None => ", no host stage (the whole policy runs on the NIC)".to_string(),
+        };
+        say!(
+            "loaded {} on {} (offload): NIC program {} (HW mode){host_part}, pinned under {PIN_ROOT}/{}",
+            m.policy,
+            m.iface,
+            m.nic.as_ref().map_or(0, |n| n.program_id),
+            m.policy
+        );
+        return Ok(OK);
+    }
+    say!(
+        "{} {} on {} ({}), program id {}, pinned under {PIN_ROOT}/{}",
+        if l.replaced { "replaced" } else { "loaded" },
+        m.policy,
+        m.iface,
+        m.mode.name(),
+        m.program_id(),
+        m.policy
+    );
+    Ok(OK)
+}
+
+/// `nfcc unload`.
+pub fn unload(iface: &str) -> Result<u8, DriverError> {
+    let d = nfcc_driver::deploy::unload(iface)?;
+    say!("unloaded {} from {}", d.policy(), d.iface());
+    Ok(OK)
+}
+
+/// How long ago a Unix time was, as people read it.
+fn ago(then: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let s = now.saturating_sub(then);
+    match s {
+        0..60 => format!("{s}s ago"),
+        60..3600 => format!("{}m ago", s / 60),
+        3600..86_400 => format!("{}h{}m ago", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h ago", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// `nfcc status [--prune]`.
+pub fn status(prune: bool) -> u8 {
+    if prune {
+        for d in nfcc_driver::deploy::prune() {
+            say!(
+                "pruned {} on {} ({})",
+                d.policy(),
+                d.iface(),
+                d.gone.as_deref().unwrap_or("gone")
+            );
+        }
+    }
+    let (all, unreadable) = nfcc_driver::deploy::status();
+    for (name, why) in &unreadable {
+        eprintln!("warning: the manifest of `{name}` cannot be read: {why}");
+    }
+    if all.is_empty() {
+        say!("no nfcc policy is loaded");
+        return OK;
+    }
+    say!(
+        "{:<20} {:<12} {:<11} {:>8}  {:<10} state",
+        "policy",
+        "interface",
+        "mode",
+        "prog id",
+        "since"
+    );
+    for d in &all {
+        say!(
+            "{:<20} {:<12} {:<11} {:>8}  {:<10} {}",
+            d.policy(),
+            d.iface(),
+            d.mode().name(),
+            d.program_id,
+            ago(d.manifest.deployed_at),
+            if d.gone.is_some() { "gone" } else { "attached" }
+        );
+        if let Some(why) = &d.gone {
+            say!(
+                "  gone: {why}; `nfcc status --prune` or `nfcc unload --iface {}` removes it",
+                d.iface()
+            );
+        }
+        if let Some(nic) = &d.manifest.nic {
+            say!(
+                "  NIC program {} attached in HW mode on {}",
+                nic.program_id,
+                d.iface()
+            );
+        }
+        if d.interrupted {
+            say!(
+                "  note: a `--replace` of {} was interrupted after the swap; program {} runs, its maps may not all be pinned: run the same `nfcc load --replace` again",
+                d.policy(),
+                d.program_id
+            );
+        }
+    }
+    OK
+}
+
+/// `nfcc stats`: per-rule packets, bytes and rates over one second (`--watch`: refreshed every
+/// second until interrupted).
+pub fn stats(a: &StatsArgs) -> Result<u8, DriverError> {
+    let d = nfcc_driver::deploy::find(&a.policy)?;
+    let reader = nfcc_driver::counters::CounterReader::open(&d)?;
+    loop {
+        let before = reader.read()?;
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let after = reader.read()?;
+        let mut rows = nfcc_driver::counters::rates(&before, &after, 1.0);
+        if a.watch {
+            // Busiest first, on a cleared screen.
+            rows.sort_by(|x, y| y.pps.cmp(&x.pps).then(y.packets.cmp(&x.packets)));
+            say_raw!("\x1b[2J\x1b[H");
+        }
+        if a.json {
+            say!("{}", serde_json::to_string(&rows).unwrap_or_default());
+        } else {
+            say!(
+                "{:<24} {:>14} {:>16} {:>12} {:>14}",
+                "rule",
+                "packets",
+                "bytes",
+                "pps",
+                "bps"
+            );
+            for r in &rows {
+                say!(
+                    "{:<24} {:>14} {:>16} {:>12} {:>14}",
+                    r.rule,
+                    r.packets,
+                    r.bytes,
+                    r.pps,
+                    r.bps
+                );
+            }
+        }
+        if !a.watch {
+            return Ok(OK);
+        }
+    }
+}
+
+/// `nfcc set add|del|list POLICY SET [VALUE...] [--from FILE]`.
+pub fn set(a: &SetArgs) -> Result<u8, DriverError> {
+    let d = nfcc_driver::deploy::find(&a.policy)?;
+    let mut values = a.values.clone();
+    if let Some(path) = &a.from {
+        let text = if path.as_os_str() == "-" {
+            let mut t = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map_err(|source| {
+                DriverError::Read {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            t
+        } else {
+            nfcc_driver::error::read_text(path)?
+        };
+        values.extend(nfcc_driver::sets::values_from_text(&text));
+    }
+    let (add, verb, prep) = match a.op {
+        SetOp::List => {
+            for v in nfcc_driver::sets::list(&d, &a.set)? {
+                say!("{v}");
+            }
+            return Ok(OK);
+        }
+        SetOp::Add => (true, "added", "to"),
+        SetOp::Del => (false, "removed", "from"),
+    };
+    let n = nfcc_driver::sets::change(&d, &a.set, add, &values)?;
+    if n == 1 {
+        say!("{verb} {} {prep} {} of {}", values[0], a.set, a.policy);
+    } else {
+        say!("{verb} {n} values {prep} {} of {}", a.set, a.policy);
+    }
+    Ok(OK)
+}
+
+/// `nfcc watch`: one line per sampled packet (time, rule, its verdict, 5-tuple), optionally a
+/// pcap of the sampled bytes.
+pub fn watch(a: &WatchArgs) -> Result<u8, DriverError> {
+    use nfcc_driver::emulator::pcap;
+    use std::io::Write as _;
+    let d = nfcc_driver::deploy::find(&a.policy)?;
+    let mut w = nfcc_driver::watch::Watcher::open(&d)?;
+    let mut out = match &a.pcap {
+        Some(p) => Some(
+            std::fs::File::create(p).map_err(|source| DriverError::Write {
+                path: p.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    if let Some(f) = out.as_mut() {
+        // A pcap header: each record is appended and flushed as it arrives.
+        let _ = f.write_all(&pcap::write(&[]));
+    }
+    let mut seen = 0u64;
+    while a.count.is_none_or(|c| seen < c) {
+        let Some(s) = w.take() else {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        };
+        seen += 1;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let [proto, src, sport, dst, dport] = &s.tuple;
+        say!(
+            "{}.{:06} {} {} {proto} {src}:{sport} > {dst}:{dport} len {}",
+            now.as_secs(),
+            now.subsec_micros(),
+            s.rule,
+            s.verdict,
+            s.len
+        );
+        if let Some(f) = out.as_mut() {
+            let rec = pcap::Record {
+                ts_sec: now.as_secs() as u32,
+                ts_usec: now.subsec_micros(),
+                orig_len: s.len,
+                data: s.bytes,
+            };
+            // The record alone: the file header is already written.
+            let one = pcap::write(&[rec]);
+            let _ = f.write_all(&one[24..]).and_then(|()| f.flush());
+        }
+    }
+    Ok(OK)
+}

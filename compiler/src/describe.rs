@@ -1,0 +1,139 @@
+//! What a compiled program is, in the terms of a deployment manifest (`nfcc_bpf::manifest`):
+//! its rules by statistics slot, every map with its role and owner, and where each set lives.
+//! The driver writes this into the manifest at load time, so commands on a deployed policy
+//! read the layout the compiler that built it chose, never a recompilation.
+
+use crate::compile::{object_map_name, CompiledProgram};
+use crate::ir::MapPurpose;
+use nfcc_bpf::manifest::{MapEntry, MapRole, RuleEntry, Stage};
+use nfcc_dsl::checked as ck;
+
+/// A map's role in the manifest's terms.
+pub fn role(purpose: MapPurpose) -> MapRole {
+    match purpose {
+        MapPurpose::ExactSet => MapRole::ExactSet,
+        MapPurpose::PrefixSet => MapRole::PrefixSet,
+        MapPurpose::PrefixHash => MapRole::PrefixHash,
+        MapPurpose::PrefixLengths => MapRole::PrefixLengths,
+        MapPurpose::RuleStats => MapRole::RuleStats,
+        MapPurpose::Counter => MapRole::Counter,
+        MapPurpose::Limiter => MapRole::Limiter,
+        MapPurpose::RedirectTargets => MapRole::RedirectTargets,
+        MapPurpose::Table => MapRole::Table,
+        MapPurpose::Samples => MapRole::Samples,
+        MapPurpose::Maglev => MapRole::Maglev,
+        MapPurpose::MergedRules => MapRole::MergedRules,
+        MapPurpose::Clock => MapRole::Clock,
+    }
+}
+
+/// The declaration a map belongs to, from its IR name (`set_NAME[_wN][_lengths]`,
+/// `cnt_NAME`, `lim_NAME`, `tbl_NAME`, `pool_NAME`).
+fn owner(policy: &ck::Policy, ir_name: &str, purpose: MapPurpose) -> Option<String> {
+    let names: Vec<&str> = match purpose {
+        MapPurpose::ExactSet
+        | MapPurpose::PrefixSet
+        | MapPurpose::PrefixHash
+        | MapPurpose::PrefixLengths => policy.sets.iter().map(|s| s.name.as_str()).collect(),
+        MapPurpose::Counter => policy.counters.iter().map(|c| c.name.as_str()).collect(),
+        MapPurpose::Limiter => policy.limiters.iter().map(|l| l.name.as_str()).collect(),
+        MapPurpose::Table => policy.tables.iter().map(|t| t.name.as_str()).collect(),
+        MapPurpose::Maglev => policy.pools.iter().map(|p| p.name.as_str()).collect(),
+        _ => return None,
+    };
+    // The longest declaration name the map's name carries after its prefix.
+    let rest = ir_name.split_once('_').map_or("", |(_, r)| r);
+    names
+        .into_iter()
+        .filter(|n| rest == *n || rest.strip_prefix(n).is_some_and(|t| t.starts_with('_')))
+        .max_by_key(|n| n.len())
+        .map(str::to_string)
+}
+
+/// The rules of `policy` in statistics-slot order, the default last.
+pub fn rules(policy: &ck::Policy) -> Vec<RuleEntry> {
+    policy
+        .rules
+        .iter()
+        .map(|r| RuleEntry {
+            name: r.name.clone(),
+            verdict: r
+                .terminal
+                .as_ref()
+                .map_or_else(|| "table".to_string(), |t| t.name().to_string()),
+        })
+        .chain(std::iter::once(RuleEntry {
+            name: "default".into(),
+            verdict: policy.default.terminal.name().to_string(),
+        }))
+        .collect()
+}
+
+/// The stage a compiled program makes, before it is loaded (no program id, no pins).
+pub fn stage(policy: &ck::Policy, program: &CompiledProgram) -> Stage {
+    let maps = program
+        .maps
+        .iter()
+        .map(|(def, _)| {
+            let ir = program
+                .ir
+                .maps
+                .iter()
+                .find(|m| object_map_name(&program.name, &m.name) == def.name);
+            MapEntry {
+                name: def.name.clone(),
+                pin: None,
+                kind: def.kind,
+                key_size: def.key_size,
+                value_size: def.value_size,
+                max_entries: def.max_entries,
+                role: match ir {
+                    Some(m) => role(m.purpose),
+                    None if def.name
+                        == object_map_name(&program.name, nfcc_bpf::layout::SCRATCH_MAP) =>
+                    {
+                        MapRole::Scratch
+                    }
+                    None => MapRole::Other,
+                },
+                owner: ir.and_then(|m| owner(policy, &m.name, m.purpose)),
+            }
+        })
+        .collect();
+    Stage {
+        program_id: 0,
+        program: program.name.clone(),
+        maps,
+        sets: crate::sets::layout(policy, &program.ir, &|n| object_map_name(&program.name, n)),
+        counted_slots: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_name_every_map_with_its_role_and_owner() {
+        let src = "policy p on xdp {\n  set blocked: ipv4 prefix, dynamic = { 192.0.2.0/24 }\n  counter hits: key ip.src\n  rule b: ip.src in blocked => count hits, drop\n  default pass\n}\n";
+        let (program, d) = nfcc_dsl::check_source(src, &nfcc_dsl::CheckOptions::default());
+        let program = program.unwrap_or_else(|| panic!("{d:?}"));
+        let c = crate::compile::compile(&program, "p.nf", src, None)
+            .unwrap_or_else(|d| panic!("{d:?}"));
+        let st = stage(&program.policies[0], &c.programs[0]);
+        let stats = st.map_with_role(MapRole::RuleStats).map(|m| m.name.clone());
+        assert_eq!(stats.as_deref(), Some("p_nfcc_rule_stats"));
+        let cnt = st.maps.iter().find(|m| m.role == MapRole::Counter);
+        assert_eq!(cnt.and_then(|m| m.owner.clone()).as_deref(), Some("hits"));
+        assert!(st.maps.iter().all(|m| m.role != MapRole::Other), "{st:?}");
+        let set = &st.sets[0];
+        assert!(set.dynamic && !set.maps.is_empty(), "{set:?}");
+        assert!(set.maps.iter().all(|m| st.map(&m.map).is_some()), "{st:?}");
+        let r = rules(&program.policies[0]);
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            (r[1].name.as_str(), r[1].verdict.as_str()),
+            ("default", "pass")
+        );
+    }
+}

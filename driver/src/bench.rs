@@ -1,0 +1,148 @@
+//! `nfcc bench`: what a measurement needs before the testbed runs it — the attach mode the
+//! policy's hook allows, the traffic mix (a capture's frames or the policy's test packets,
+//! padded as a NIC would send them) and the compiled subject; the run itself is
+//! `nfcc_testbeds::bench`, the rendering the CLI's.
+
+use crate::deploy::Mode;
+use crate::error::{read_bytes, DriverError};
+use crate::source::Chosen;
+use nfcc_bpf::manifest::AttachMode;
+use nfcc_dsl::checked::{Hook, Policy, Step};
+use nfcc_testbeds::bench::{Baseline, Options, Subject};
+use std::path::Path;
+
+/// Baselines of `nfcc bench`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum BaselineChoice {
+    /// XDP drop-all in C.
+    Drop,
+    /// The equivalent hand-written C programs.
+    C,
+    /// nftables netdev ingress with the same rules.
+    Nft,
+}
+
+/// The baselines to measure: those asked for, or all three.
+pub fn baselines(asked: &[BaselineChoice]) -> Vec<Baseline> {
+    if asked.is_empty() {
+        return vec![Baseline::Drop, Baseline::C, Baseline::Nft];
+    }
+    asked
+        .iter()
+        .map(|b| match b {
+            BaselineChoice::Drop => Baseline::Drop,
+            BaselineChoice::C => Baseline::C,
+            BaselineChoice::Nft => Baseline::Nft,
+        })
+        .collect()
+}
+
+/// The measurement options, checked.
+pub fn options(mode: Mode, seconds: f64, runs: usize) -> Result<Options, DriverError> {
+    let mode = match mode {
+        Mode::Native => AttachMode::Native,
+        Mode::Generic => AttachMode::Generic,
+        Mode::TcIngress => AttachMode::TcIngress,
+        Mode::TcEgress | Mode::Offload => {
+            return Err(DriverError::Input("`nfcc bench` measures native, generic and tc-ingress attachments (the generator's frames arrive on the receiving side)".into()))
+        }
+    };
+    if !(seconds > 0.0 && seconds <= 600.0) || runs == 0 || runs > 100 {
+        return Err(DriverError::Input(
+            "--seconds must be in (0, 600] and --runs in 1..=100".into(),
+        ));
+    }
+    Ok(Options {
+        seconds,
+        runs,
+        mode,
+        vary: None,
+    })
+}
+
+/// The policy measured: chosen, checked against the mode, compiled.
+pub fn subject(chosen: &Chosen, mode: AttachMode) -> Result<Subject, DriverError> {
+    let policy = &chosen.policy;
+    let fits = match policy.hook {
+        Hook::Xdp => mode != AttachMode::TcIngress,
+        Hook::TcIngress => mode == AttachMode::TcIngress,
+        Hook::TcEgress => false,
+    };
+    if !fits {
+        return Err(DriverError::Input(format!(
+            "policy `{}` is on {}; bench xdp policies with --mode native or generic, tc ingress policies with --mode tc-ingress",
+            policy.name,
+            policy.hook.as_str()
+        )));
+    }
+    let compiled = chosen.compile(None)?;
+    Ok(Subject::policy(
+        format!("{} (nfcc)", policy.name),
+        &compiled.object,
+        &compiled.programs[0],
+    ))
+}
+
+/// The traffic mix: the capture's frames, or the frames of the policy's test blocks. Frames
+/// shorter than Ethernet's minimum are padded to 60 bytes (64 on the wire with the FCS), as
+/// a NIC would send them; frames the generator cannot send are left out.
+pub fn traffic(pcap: Option<&Path>, policy: &Policy) -> Result<Vec<Vec<u8>>, DriverError> {
+    let max = nfcc_runtime::traffic::MAX_FRAME;
+    let ok = |f: &Vec<u8>| f.len() >= 14 && f.len() <= max;
+    let pad = |mut f: Vec<u8>| {
+        if f.len() < 60 {
+            f.resize(60, 0);
+        }
+        f
+    };
+    if let Some(p) = pcap {
+        let recs = nfcc_emulator::pcap::read(&read_bytes(p)?)
+            .map_err(|e| DriverError::Input(format!("{}: {e}", p.display())))?;
+        let mix: Vec<Vec<u8>> = recs.into_iter().map(|r| pad(r.data)).filter(ok).collect();
+        if mix.is_empty() {
+            return Err(DriverError::Input(format!(
+                "{} holds no frame of 14 to {max} bytes",
+                p.display()
+            )));
+        }
+        return Ok(mix);
+    }
+    let mut mix = Vec::new();
+    for t in &policy.tests {
+        for s in &t.steps {
+            if let Step::Send { layers, .. } = s {
+                if let Ok(f) = nfcc_dsl::packet::build(layers).map(pad) {
+                    if ok(&f) && !mix.contains(&f) {
+                        mix.push(f);
+                    }
+                }
+            }
+        }
+    }
+    if mix.is_empty() {
+        return Err(DriverError::Input(format!(
+            "policy `{}` has no test blocks to take traffic from; give `--pcap TRAFFIC.pcap`",
+            policy.name
+        )));
+    }
+    Ok(mix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traffic_comes_from_test_blocks_padded_and_deduplicated() {
+        let src = "policy p on xdp {\n  default pass\n  test \"a\" {\n    send 3 x ipv4() / udp()\n    expect 3 x pass\n  }\n  test \"b\" {\n    send ipv4() / udp()\n    expect pass\n  }\n}\n";
+        let c =
+            Chosen::from_source("p.nf".into(), src.into(), None).unwrap_or_else(|e| panic!("{e}"));
+        let mix = traffic(None, &c.policy).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mix.len(), 1);
+        assert_eq!(mix[0].len(), 60);
+        assert!(options(Mode::TcEgress, 1.0, 1).is_err());
+        assert!(options(Mode::Native, 0.0, 1).is_err());
+        assert!(subject(&c, AttachMode::TcIngress).is_err_and(|e| e.exit_code() == 1));
+    }
+}

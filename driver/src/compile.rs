@@ -1,0 +1,197 @@
+//! `nfcc compile` and `nfcc import classbench`: a checked file to an object, its disassembly or
+//! its IR (with the statistics `--stats` prints, the verifier's count where the kernel
+//! allows), the NIC/host split's two objects, and ClassBench filter sets to `.nf` text.
+
+use crate::error::DriverError;
+use crate::source::{check_file, compile_program, Chosen};
+use nfcc_compiler::compile::{prog_type, Compiled, CompiledProgram};
+use nfcc_dsl::checked::Target;
+use std::path::{Path, PathBuf};
+
+/// What `compile` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Emit {
+    /// A BPF ELF object.
+    Elf,
+    /// The disassembled instructions.
+    Asm,
+    /// The match-action IR.
+    Ir,
+}
+
+impl Emit {
+    /// The file extension of the output.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Emit::Elf => "o",
+            Emit::Asm => "s",
+            Emit::Ir => "ir",
+        }
+    }
+}
+
+/// A compiled file and what to write.
+pub struct CompileOutput {
+    /// The compiled programs.
+    pub compiled: Compiled,
+    /// The bytes to write (the object, or text).
+    pub bytes: Vec<u8>,
+    /// The check's warnings, rendered (empty when none).
+    pub warnings: String,
+}
+
+/// Compiles `file` for `target` and renders `emit`.
+pub fn compile(
+    file: &Path,
+    target: Option<Target>,
+    emit: Emit,
+) -> Result<CompileOutput, DriverError> {
+    let c = check_file(file, target)?;
+    let Some(program) = &c.program else {
+        return Err(DriverError::Diagnostics {
+            rendered: c.render(false),
+        });
+    };
+    let compiled = compile_program(program, &c.label(), &c.source, target, false)?;
+    let bytes = match emit {
+        Emit::Elf => compiled.object.clone(),
+        Emit::Asm => compiled
+            .programs
+            .iter()
+            .map(|p| format!("{} ({}):\n{}", p.name, p.section, p.asm()))
+            .collect::<String>()
+            .into_bytes(),
+        Emit::Ir => compiled
+            .programs
+            .iter()
+            .map(CompiledProgram::ir_text)
+            .collect::<String>()
+            .into_bytes(),
+    };
+    Ok(CompileOutput {
+        compiled,
+        bytes,
+        warnings: c.render(false),
+    })
+}
+
+/// The verifier's processed-instruction count, or why it is not available. A verifier
+/// rejection is an error (a compiler bug: checked policies must verify), with the log, whose
+/// `;` lines name the `.nf` rule through the object's line info.
+pub fn verified_insns(object: &[u8], p: &CompiledProgram) -> Result<String, DriverError> {
+    if let Err(why) = nfcc_runtime::can_load_bpf() {
+        return Ok(format!("n/a ({why})"));
+    }
+    match nfcc_runtime::load(object, &p.name, prog_type(p.hook)) {
+        Ok(l) => Ok(l.verified_insns().map_or_else(
+            || "n/a (kernel did not report it)".into(),
+            |n| format!("{n} instructions"),
+        )),
+        Err(nfcc_runtime::RuntimeError::Verifier { program, log, .. }) => {
+            Err(DriverError::Environment(format!(
+                "the kernel verifier rejected `{program}`; this is a compiler bug, please \
+             report it with the policy. Verifier log (`;` lines are the .nf rules):\n{log}"
+            )))
+        }
+        Err(e) => Ok(format!("n/a (load failed: {e})")),
+    }
+}
+
+/// One stage of a split written to a file.
+pub struct SplitFile {
+    /// `nic` or `host`.
+    pub stage: &'static str,
+    /// Where it was written.
+    pub path: PathBuf,
+    /// Its instruction count.
+    pub insns: usize,
+}
+
+/// `nfcc compile --target nfp --split`: the NIC stage to OUT.nic.o, the host stage to
+/// OUT.host.o (only the stages the split has).
+pub fn split(
+    file: &Path,
+    output: Option<&Path>,
+    wanted: Option<&str>,
+) -> Result<Vec<SplitFile>, DriverError> {
+    let c = Chosen::read(file, wanted)?;
+    let split = nfcc_offload::split::split(
+        &c.policy,
+        &c.label,
+        &c.source,
+        &nfcc_offload::Profile::nfp(),
+    )
+    .map_err(|d| DriverError::Diagnostics {
+        rendered: nfcc_dsl::diag::render(&c.label, &c.source, &d),
+    })?;
+    let base = output.map_or_else(|| file.with_extension("o"), Path::to_path_buf);
+    let stem = base.with_extension("");
+    let mut out = Vec::new();
+    for (stage, what) in [(&split.nic, "nic"), (&split.host, "host")] {
+        if let Some(s) = stage {
+            let path = PathBuf::from(format!("{}.{what}.o", stem.display()));
+            crate::error::write(&path, &s.compiled.object)?;
+            out.push(SplitFile {
+                stage: what,
+                path,
+                insns: s.compiled.programs[0].insns,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// How `import classbench` assigns actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Actions {
+    /// Every rule drops.
+    Drop,
+    /// Rule i drops when i is even and passes when odd, so rule order matters.
+    Alternate,
+}
+
+/// A policy name from a file's stem: non-identifier characters become `_`, and a leading
+/// digit gets a `p_` in front.
+pub fn policy_name_of(file: &Path) -> String {
+    let stem = file.file_stem().map_or("classbench".to_string(), |s| {
+        s.to_string_lossy().into_owned()
+    });
+    let cleaned: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if cleaned.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("p_{cleaned}")
+    } else {
+        cleaned
+    }
+}
+
+/// `nfcc import classbench`: the filter set as `.nf` text.
+pub fn import_classbench(
+    file: &Path,
+    actions: Actions,
+    name: Option<&str>,
+) -> Result<String, DriverError> {
+    let input = crate::error::read_text(file)?;
+    let name = name.map_or_else(|| policy_name_of(file), str::to_string);
+    let acts = match actions {
+        Actions::Drop => nfcc_dsl::import::ClassbenchActions::Drop,
+        Actions::Alternate => nfcc_dsl::import::ClassbenchActions::Alternate,
+    };
+    nfcc_dsl::import::classbench_to_nf(&input, &name, acts)
+        .map_err(|e| DriverError::Input(format!("{}: {e}", file.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_stems_are_identifiers() {
+        assert_eq!(policy_name_of(Path::new("/x/acl1_10k")), "acl1_10k");
+        assert_eq!(policy_name_of(Path::new("10k-fw.txt")), "p_10k_fw");
+    }
+}

@@ -1,0 +1,341 @@
+//! `nfcc load`, `unload`, `status`: preparing what to load (a `.nf` policy compiled alone, or
+//! any XDP/TC object), deploying it (host modes, or split onto a NIC after the offload gate),
+//! swapping a new version in with `--replace`, and the manifest that describes what was
+//! deployed. Everything that later reads a deployment reads that manifest.
+
+use crate::error::DriverError;
+use crate::offload::{gate, OffloadReport};
+use crate::source::{choose, read_input, Chosen, Input};
+use nfcc_bpf::manifest::{AttachMode, Manifest};
+use nfcc_compiler::compile::prog_type;
+use nfcc_dsl::checked::Hook;
+use nfcc_runtime::deploy::{self, Deployment};
+use std::path::{Path, PathBuf};
+
+/// What `nfcc load` is asked to do.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct LoadRequest {
+    /// The .nf file or object.
+    pub file: PathBuf,
+    /// The interface.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub iface: String,
+    /// How to attach (default: native for xdp, the policy's hook for tc).
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
+    pub mode: Option<Mode>,
+    /// The policy (or program) to load when the file holds several.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub policy: Option<String>,
+    /// Swap a new version of the policy already on the interface in one step, carrying its
+    /// dynamic sets and counters over.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub replace: bool,
+}
+
+/// Attach modes, as the CLI spells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Mode {
+    /// XDP in the driver.
+    Native,
+    /// XDP in the generic path.
+    Generic,
+    /// TC ingress.
+    TcIngress,
+    /// TC egress.
+    TcEgress,
+    /// XDP offloaded to a SmartNIC.
+    Offload,
+}
+
+impl From<Mode> for AttachMode {
+    fn from(m: Mode) -> AttachMode {
+        match m {
+            Mode::Native => AttachMode::Native,
+            Mode::Generic => AttachMode::Generic,
+            Mode::TcIngress => AttachMode::TcIngress,
+            Mode::TcEgress => AttachMode::TcEgress,
+            Mode::Offload => AttachMode::Offload,
+        }
+    }
+}
+
+/// An object ready to load: its bytes, the program, and the manifest describing it.
+pub struct Prepared {
+    /// The ELF object.
+    pub object: Vec<u8>,
+    /// The program's name in it.
+    pub program: String,
+    /// The policy's hook (`None` for an object nfcc did not compile).
+    pub hook: Option<Hook>,
+    /// Map entries to fill after loading: (map, key, value).
+    pub entries: Vec<(String, Vec<u8>, Vec<u8>)>,
+    /// Interfaces the redirect-targets map must name, in slot order.
+    pub redirects: Vec<String>,
+    /// The manifest, but for what only loading tells (ids, pins, interface index, time).
+    pub manifest: Manifest,
+}
+
+impl Prepared {
+    /// The mode used when none is asked for: native for XDP, the policy's hook for TC.
+    pub fn default_mode(&self) -> AttachMode {
+        match (self.hook, self.manifest.prog_type) {
+            (Some(Hook::TcEgress), _) => AttachMode::TcEgress,
+            (Some(Hook::TcIngress), _) | (None, nfcc_bpf::ProgType::Tc) => AttachMode::TcIngress,
+            _ => AttachMode::Native,
+        }
+    }
+}
+
+fn template(policy: &str, source: &str, mode: AttachMode, iface: &str) -> Manifest {
+    let mut m = Manifest::new(policy, source, mode, iface);
+    m.nfcc_version = env!("CARGO_PKG_VERSION").to_string();
+    m
+}
+
+/// Prepares `file` (choosing `wanted`) for `iface`.
+pub fn prepare(file: &Path, wanted: Option<&str>, iface: &str) -> Result<Prepared, DriverError> {
+    let label = file.display().to_string();
+    match read_input(file)? {
+        Input::Object(bytes) => {
+            let emu = nfcc_emulator::Emulator::load(&bytes)
+                .map_err(|e| DriverError::Input(format!("{label}: {e}")))?;
+            let program = choose(&emu.programs(), wanted, "program")?;
+            let pt = emu.hook(&program).unwrap_or(nfcc_bpf::ProgType::Xdp);
+            let mode = if pt == nfcc_bpf::ProgType::Xdp {
+                AttachMode::Native
+            } else {
+                AttachMode::TcIngress
+            };
+            Ok(Prepared {
+                object: bytes,
+                hook: None,
+                entries: Vec::new(),
+                redirects: Vec::new(),
+                manifest: template(&program, &label, mode, iface),
+                program,
+            })
+        }
+        Input::Source(source) => {
+            let chosen = Chosen::from_source(label.clone(), source, wanted)?;
+            let compiled = chosen.compile(None)?;
+            let p = &compiled.programs[0];
+            let policy = &chosen.policy;
+            let mut manifest = template(&policy.name, &label, AttachMode::Native, iface);
+            manifest.hook = Some(policy.hook.as_str().to_string());
+            manifest.prog_type = prog_type(policy.hook);
+            manifest.rules = nfcc_compiler::describe::rules(policy);
+            manifest.host = Some(nfcc_compiler::describe::stage(policy, p));
+            Ok(Prepared {
+                entries: p
+                    .maps
+                    .iter()
+                    .flat_map(|(m, es)| {
+                        es.iter()
+                            .map(|(k, v)| (m.name.clone(), k.clone(), v.clone()))
+                    })
+                    .collect(),
+                redirects: p.ir.redirects.clone(),
+                program: policy.name.clone(),
+                hook: Some(policy.hook),
+                object: compiled.object,
+                manifest,
+            })
+        }
+    }
+}
+
+/// What a load did.
+pub struct Loaded {
+    /// The deployment's manifest as written.
+    pub manifest: Manifest,
+    /// Whether a running version was swapped out.
+    pub replaced: bool,
+    /// Gone deployments removed first (their interfaces went away).
+    pub pruned: Vec<Deployment>,
+    /// For an offloaded policy, what the gate found.
+    pub offload: Option<OffloadReport>,
+}
+
+fn can_load() -> Result<(), DriverError> {
+    nfcc_runtime::can_load_bpf()
+        .map_err(|why| DriverError::Environment(format!("cannot load programs here: {why}")))
+}
+
+/// `nfcc load`.
+pub fn load(req: &LoadRequest) -> Result<Loaded, DriverError> {
+    can_load()?;
+    let pruned = deploy::prune_gone();
+    if req.mode == Some(Mode::Offload) {
+        if req.replace {
+            return Err(DriverError::NotBuilt(format!(
+                "`--replace` of a policy offloaded to the NIC is not built yet; `nfcc unload --iface {}` and load it again",
+                req.iface
+            )));
+        }
+        let mut l = load_offload(req)?;
+        l.pruned = pruned;
+        return Ok(l);
+    }
+    let mut prep = prepare(&req.file, req.policy.as_deref(), &req.iface)?;
+    let mode = req
+        .mode
+        .map_or_else(|| prep.default_mode(), AttachMode::from);
+    prep.manifest.mode = mode;
+    let loaded = nfcc_runtime::load(&prep.object, &prep.program, prep.manifest.prog_type)?;
+    for (map, k, v) in &prep.entries {
+        loaded.map_update(map, k, v)?;
+    }
+    loaded.fill_redirects(&prep.program, &prep.redirects)?;
+    let manifest = if req.replace {
+        deploy::replace(loaded, prep.manifest)?
+    } else {
+        deploy::deploy(loaded, prep.manifest)?
+    };
+    Ok(Loaded {
+        manifest,
+        replaced: req.replace,
+        pruned,
+        offload: None,
+    })
+}
+
+/// `nfcc load --mode offload`: the device must take offloaded programs; on one that does not
+/// (every veth, and every NIC but Netronome's) one clear error naming the device, the kernel's
+/// answer and the command to use instead, nothing attached. The offload gate runs before
+/// anything is attached: a split that does not fit, that the NIC would refuse, or that
+/// changes what the policy does is not deployed (exit 3).
+fn load_offload(req: &LoadRequest) -> Result<Loaded, DriverError> {
+    let iface = &req.iface;
+    let native = format!(
+        "nfcc load {} --iface {iface} --mode native",
+        req.file.display()
+    );
+    match nfcc_runtime::offload_probe(iface) {
+        Err(nfcc_runtime::RuntimeError::Load { source, .. }) => {
+            return Err(DriverError::Environment(format!(
+                "{iface} cannot run offloaded BPF programs (loading a program bound to it, the kernel answered: {source}); run the policy on the host instead: `{native}`"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+        Ok(()) => {}
+    }
+    let chosen = Chosen::read(&req.file, req.policy.as_deref())?;
+    let name = chosen.policy.name.clone();
+    let report = gate(&chosen, &nfcc_offload::Profile::nfp(), 100_000)?;
+    let split = &report.split;
+    let Some(nic) = &split.nic else {
+        return Err(DriverError::Input(format!(
+            "no rule of `{name}` can run on the NIC (`nfcc offload-check {}` says why); load it with `--mode native`",
+            chosen.label
+        )));
+    };
+    let problems = report.problems();
+    if !problems.is_empty() {
+        return Err(DriverError::Failed(format!(
+            "the split of `{name}` failed the offload checks, nothing was attached:\n  {}",
+            problems.join("\n  ")
+        )));
+    }
+    let nic_program = &nic.compiled.programs[0];
+    let nic_entries: Vec<(String, Vec<u8>, Vec<u8>)> = nic_program
+        .maps
+        .iter()
+        .flat_map(|(m, es)| {
+            es.iter()
+                .map(|(k, v)| (m.name.clone(), k.clone(), v.clone()))
+        })
+        .collect();
+    let mut manifest = template(&name, &chosen.label, AttachMode::Offload, iface);
+    manifest.hook = Some(chosen.policy.hook.as_str().to_string());
+    manifest.rules = nfcc_compiler::describe::rules(&chosen.policy);
+    let mut nic_stage = nfcc_compiler::describe::stage(&nic.policy, nic_program);
+    nic_stage.counted_slots = Some(
+        split
+            .nic_counted
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c)
+            .map(|(i, _)| i as u32)
+            .collect(),
+    );
+    manifest.nic = Some(nic_stage);
+    let host = match &split.host {
+        None => None,
+        Some(h) => {
+            let hp = &h.compiled.programs[0];
+            let loaded = nfcc_runtime::load(&h.compiled.object, &name, nfcc_bpf::ProgType::Xdp)?;
+            for (m, es) in &hp.maps {
+                for (k, v) in es {
+                    loaded.map_update(&m.name, k, v)?;
+                }
+            }
+            loaded.fill_redirects(&name, &hp.ir.redirects)?;
+            manifest.host = Some(nfcc_compiler::describe::stage(&h.policy, hp));
+            Some(loaded)
+        }
+    };
+    let manifest =
+        nfcc_runtime::offload::deploy_offload(&nic.compiled.object, &nic_entries, host, manifest)?;
+    Ok(Loaded {
+        manifest,
+        replaced: false,
+        pruned: Vec::new(),
+        offload: Some(report),
+    })
+}
+
+/// `nfcc unload --iface IF`: detaches and unpins the policy there (live or gone) and removes
+/// its manifest.
+pub fn unload(iface: &str) -> Result<Deployment, DriverError> {
+    Ok(deploy::undeploy(iface)?)
+}
+
+/// `nfcc status`: every deployment, gone ones included, and manifests that could not be read.
+pub fn status() -> (Vec<Deployment>, Vec<(String, String)>) {
+    (deploy::status(), deploy::unreadable())
+}
+
+/// `nfcc status --prune`: removes deployments whose interface is gone.
+pub fn prune() -> Vec<Deployment> {
+    deploy::prune()
+}
+
+/// The live deployment of `policy`.
+pub fn find(policy: &str) -> Result<Deployment, DriverError> {
+    Ok(deploy::find(policy)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prepared_policy_carries_its_manifest() {
+        let dir = std::env::temp_dir().join(format!("nfcc-prep-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let f = dir.join("t.nf");
+        let _ = std::fs::write(
+            &f,
+            "policy t on tc egress {\n  set s: ipv4, dynamic = { 10.0.0.1 }\n  rule r: ip.dst in s => drop\n  default pass\n}\n",
+        );
+        let p = prepare(&f, None, "eth9").unwrap_or_else(|e| panic!("{e}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(p.default_mode(), AttachMode::TcEgress);
+        assert_eq!(p.manifest.rules.len(), 2);
+        assert_eq!(p.manifest.hook.as_deref(), Some("tc egress"));
+        let host = p
+            .manifest
+            .host
+            .as_ref()
+            .unwrap_or_else(|| panic!("no stage"));
+        assert_eq!(host.sets[0].name, "s");
+        assert!(
+            !p.entries.is_empty(),
+            "the set's initial entry is filled at load"
+        );
+        let back = Manifest::from_json(&p.manifest.to_json()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, p.manifest);
+    }
+}

@@ -1,0 +1,154 @@
+//! The engine factory: which executor runs a policy's test blocks, and each built with the
+//! object it must run — the emulator and JIT the object as deployed (its clock the
+//! evaluator's), the kernel and the testbed the object compiled with a virtual clock map.
+
+use crate::error::DriverError;
+use crate::source::compile_program;
+use nfcc_dsl::checked::{Policy, Program, Target};
+use nfcc_dsl::testing::{Engine, EvalEngine};
+
+/// An engine that can run test blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum EngineKind {
+    /// The reference evaluator (no compilation).
+    Eval,
+    /// The compiled program on nfcc's emulator (no kernel, no privileges).
+    Emulator,
+    /// The compiled program as native code from nfcc's cranelift JIT.
+    Jit,
+    /// The compiled program in the kernel (BPF_PROG_TEST_RUN).
+    Kernel,
+    /// The real path: each packet sent into a veth testbed where the policy runs, its fate
+    /// observed from outside and held to the evaluator (root).
+    Testbed,
+}
+
+impl EngineKind {
+    /// The engine's name as printed.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Eval => "eval",
+            EngineKind::Emulator => "emulator",
+            EngineKind::Jit => "jit",
+            EngineKind::Kernel => "kernel",
+            EngineKind::Testbed => "testbed",
+        }
+    }
+
+    /// Whether it needs the kernel (privileges).
+    pub fn needs_kernel(self) -> bool {
+        matches!(self, EngineKind::Kernel | EngineKind::Testbed)
+    }
+}
+
+/// What `nfcc test --engine` asks for: one engine, or a set held to each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum EngineChoice {
+    /// The reference evaluator (no compilation).
+    Eval,
+    /// The compiled program on nfcc's emulator (no kernel, no privileges).
+    Emulator,
+    /// The compiled program as native code from nfcc's cranelift JIT.
+    Jit,
+    /// The compiled program in the kernel (BPF_PROG_TEST_RUN).
+    Kernel,
+    /// Emulator and kernel, each held to the evaluator packet by packet.
+    Both,
+    /// Evaluator, emulator, JIT and kernel.
+    All,
+    /// The real path: each packet sent into a veth testbed where the policy runs in native
+    /// XDP, its fate observed from outside and held to the evaluator (root).
+    Testbed,
+}
+
+impl EngineChoice {
+    /// The engines the choice runs, in order.
+    pub fn engines(self) -> Vec<EngineKind> {
+        match self {
+            EngineChoice::Eval => vec![EngineKind::Eval],
+            EngineChoice::Emulator => vec![EngineKind::Emulator],
+            EngineChoice::Jit => vec![EngineKind::Jit],
+            EngineChoice::Kernel => vec![EngineKind::Kernel],
+            EngineChoice::Both => vec![EngineKind::Emulator, EngineKind::Kernel],
+            EngineChoice::All => vec![
+                EngineKind::Eval,
+                EngineKind::Emulator,
+                EngineKind::Jit,
+                EngineKind::Kernel,
+            ],
+            EngineChoice::Testbed => vec![EngineKind::Testbed],
+        }
+    }
+}
+
+/// Builds engine `kind` for `policy` of the file `label` (text `source`).
+pub fn engine_for(
+    kind: EngineKind,
+    policy: &Policy,
+    label: &str,
+    source: &str,
+) -> Result<Box<dyn Engine>, DriverError> {
+    if kind == EngineKind::Eval {
+        return Ok(Box::new(EvalEngine::default()));
+    }
+    let single = Program {
+        policies: vec![policy.clone()],
+    };
+    let at = |e: String| DriverError::Environment(format!("{label}: {e}"));
+    Ok(match kind {
+        EngineKind::Emulator | EngineKind::Jit => {
+            let compiled = compile_program(&single, label, source, None, false)?;
+            let mut e = nfcc_engines::EmulatorEngine::new(&compiled, &policy.name).map_err(at)?;
+            if kind == EngineKind::Jit {
+                e = e.with_jit();
+            }
+            if policy.offload == Some(Target::Nfp) {
+                e = e.with_profile(nfcc_emulator::Profile::Nfp);
+            }
+            Box::new(e)
+        }
+        EngineKind::Testbed => {
+            let compiled = compile_program(&single, label, source, None, true)?;
+            Box::new(
+                nfcc_engines::TestbedEngine::new(&compiled, &policy.name)
+                    .map_err(|e| at(e.to_string()))?,
+            )
+        }
+        EngineKind::Eval | EngineKind::Kernel => {
+            let compiled = compile_program(&single, label, source, None, true)?;
+            Box::new(
+                nfcc_engines::KernelEngine::new(&compiled, &policy.name)
+                    .map_err(|e| at(e.to_string()))?,
+            )
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choices_expand_to_engines_and_engines_build() {
+        assert_eq!(
+            EngineChoice::Both.engines(),
+            [EngineKind::Emulator, EngineKind::Kernel]
+        );
+        assert!(EngineChoice::All.engines().contains(&EngineKind::Jit));
+        let src = "policy p on xdp {\n  rule r: udp.dport == 53 => drop\n  default pass\n  test \"t\" {\n    send ipv4() / udp(dport=53)\n    expect drop by r\n  }\n}\n";
+        let (prog, _) = nfcc_dsl::check_source(src, &Default::default());
+        let prog = prog.unwrap_or_else(|| panic!("does not check"));
+        for kind in [EngineKind::Eval, EngineKind::Emulator, EngineKind::Jit] {
+            let mut e =
+                engine_for(kind, &prog.policies[0], "p.nf", src).unwrap_or_else(|e| panic!("{e}"));
+            let reports = nfcc_dsl::testing::run_tests(&prog.policies[0], e.as_mut());
+            assert!(
+                reports.iter().all(|r| r.passed()),
+                "{}: {reports:?}",
+                kind.name()
+            );
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! nfcc-driver: the library behind every `nfcc` command — and behind the agent and the
+//! importers, which need the same things. The CLI parses arguments and renders; this crate
+//! decides. Every command's behaviour is testable here without spawning a binary.
+//!
+//! - [`source`]: reading and checking files, choosing a policy, compiling it alone;
+//! - [`compile`]: objects, disassembly, IR, the NIC/host split's files, ClassBench imports;
+//! - [`engine`] and [`test`]: the engine factory and test runs (JUnit included);
+//! - [`run`]: captures through a policy or object on any engine;
+//! - [`deploy`]: preparing, loading, replacing, unloading, status — with the manifest;
+//! - [`offload`]: the offload gate shared by `offload-check` and `load --mode offload`;
+//! - [`counters`], [`sets`], [`watch`]: a deployed policy read and changed from its manifest;
+//! - [`bench`]: what a testbed measurement needs (mode, traffic, subject);
+//! - [`error`]: typed errors and the one mapping to exit codes.
+//!
+//! The crates below are re-exported so the CLI depends on this crate alone.
+
+pub mod bench;
+pub mod compile;
+pub mod counters;
+pub mod deploy;
+pub mod engine;
+pub mod error;
+pub mod offload;
+pub mod run;
+pub mod sets;
+pub mod source;
+pub mod test;
+pub mod watch;
+
+pub use error::{exit, DriverError};
+pub use nfcc_bpf as bpf;
+pub use nfcc_compiler as compiler;
+pub use nfcc_dsl as dsl;
+pub use nfcc_emulator as emulator;
+pub use nfcc_offload as offload_crate;
+pub use nfcc_runtime as runtime;
+pub use nfcc_testbeds as testbeds;

@@ -1,0 +1,421 @@
+//! `nfcc run`: packets from a capture through a policy (`.nf`) or any XDP/TC object (`.o`), on
+//! the emulator, its JIT, the kernel or the evaluator — a verdict per packet (with the deciding
+//! rule for a policy), the packets it lets out, and a summary per rule and verdict.
+
+use crate::error::DriverError;
+use crate::source::{choose, Chosen, Input};
+use nfcc_bpf::ProgType;
+use nfcc_compiler::codegen::terminal_of;
+use nfcc_compiler::compile::{prog_type, stats_map_name};
+use nfcc_dsl::checked::{Policy, RuleRef, Target, Terminal};
+use nfcc_emulator::pcap::Record;
+use nfcc_emulator::{Emulator, Profile};
+use std::collections::BTreeMap;
+
+/// Engines `nfcc run` can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum RunEngine {
+    /// The emulator.
+    Emulator,
+    /// The emulator's JIT (native code; the fastest engine for long captures).
+    Jit,
+    /// The kernel's BPF_PROG_TEST_RUN.
+    Kernel,
+    /// The reference evaluator (.nf input only).
+    Eval,
+}
+
+/// One packet's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The verdict's name (`pass`, `drop`, `tx`, `redirect`, `abort`, or `return N`).
+    pub verdict: String,
+    /// The deciding rule, for a policy.
+    pub rule: Option<String>,
+    /// The packet as emitted, when it leaves the program.
+    pub emitted: Option<Vec<u8>>,
+}
+
+/// Something that runs frames: an engine over a policy or over a bare object.
+pub trait Runner {
+    /// Runs one frame at time `ts_ns`.
+    fn run(&mut self, frame: &[u8], ts_ns: u64) -> Result<Answer, String>;
+}
+
+fn terminal_name(t: &Terminal) -> String {
+    match t {
+        Terminal::Redirect(_) => "redirect".to_string(),
+        other => other.name().to_string(),
+    }
+}
+
+fn emits(t: &Terminal) -> bool {
+    matches!(t, Terminal::Pass | Terminal::Tx | Terminal::Redirect(_))
+}
+
+/// The name of the rule whose statistics slot moved.
+fn moved(policy: &Policy, before: &[u64], after: &[u64]) -> Option<String> {
+    match nfcc_dsl::testing::rule_from_counts(policy, before, after).ok()? {
+        RuleRef::Default => Some("default".to_string()),
+        RuleRef::Rule(id) => Some(policy.rule(id).name.clone()),
+    }
+}
+
+/// The compiled policy on the emulator; the clock follows the capture's timestamps.
+struct EmuPolicy {
+    emu: Emulator,
+    runner: nfcc_emulator::Runner,
+    policy: Policy,
+    stats: String,
+}
+
+impl EmuPolicy {
+    fn counts(&mut self) -> Vec<u64> {
+        (0..=self.policy.rules.len() as u32)
+            .map(|i| {
+                self.emu
+                    .map_lookup(&self.stats, &i.to_le_bytes())
+                    .ok()
+                    .flatten()
+                    .map_or(0, |v| nfcc_bpf::layout::Counts::sum(&v).packets)
+            })
+            .collect()
+    }
+}
+
+impl Runner for EmuPolicy {
+    fn run(&mut self, frame: &[u8], ts_ns: u64) -> Result<Answer, String> {
+        self.emu.env.clock_ns = ts_ns;
+        let before = self.counts();
+        let (retval, data) = {
+            let out = self
+                .emu
+                .run_ref(&self.policy.name, frame, self.runner)
+                .map_err(|e| e.to_string())?;
+            let t = terminal_of(self.policy.hook, out.retval as u32, &self.policy);
+            (out.retval, emits(&t).then(|| out.data.to_vec()))
+        };
+        let after = self.counts();
+        let t = terminal_of(self.policy.hook, retval as u32, &self.policy);
+        Ok(Answer {
+            verdict: terminal_name(&t),
+            rule: moved(&self.policy, &before, &after),
+            emitted: data,
+        })
+    }
+}
+
+/// The reference evaluator.
+struct EvalPolicy {
+    policy: Policy,
+    state: nfcc_dsl::eval::State,
+}
+
+impl Runner for EvalPolicy {
+    fn run(&mut self, frame: &[u8], ts_ns: u64) -> Result<Answer, String> {
+        self.state.now_ns = self.state.now_ns.max(ts_ns);
+        let o = nfcc_dsl::eval::eval(&self.policy, &mut self.state, &Default::default(), frame);
+        let rule = match o.rule {
+            RuleRef::Default => "default".to_string(),
+            RuleRef::Rule(id) => self.policy.rule(id).name.clone(),
+        };
+        Ok(Answer {
+            verdict: terminal_name(&o.verdict),
+            rule: Some(rule),
+            emitted: emits(&o.verdict).then_some(o.packet),
+        })
+    }
+}
+
+/// The compiled policy in the kernel.
+struct KernelPolicy {
+    loaded: nfcc_runtime::Loaded,
+    policy: Policy,
+}
+
+impl Runner for KernelPolicy {
+    fn run(&mut self, frame: &[u8], _ts: u64) -> Result<Answer, String> {
+        let rules = self.policy.rules.len();
+        let before = self.loaded.rule_counts(rules).map_err(|e| e.to_string())?;
+        let r = self.loaded.test_run(frame, 1).map_err(|e| e.to_string())?;
+        let after = self.loaded.rule_counts(rules).map_err(|e| e.to_string())?;
+        let t = terminal_of(self.policy.hook, r.retval, &self.policy);
+        Ok(Answer {
+            verdict: terminal_name(&t),
+            rule: moved(&self.policy, &before, &after),
+            emitted: emits(&t).then_some(r.data_out),
+        })
+    }
+}
+
+/// Runs a frame at a time (nanoseconds) and gives r0 and the emitted bytes.
+type RunFn = Box<dyn FnMut(&[u8], u64) -> Result<(u64, Vec<u8>), String>>;
+
+/// Any object's program: verdicts from the return value only.
+struct Bare {
+    run: RunFn,
+    prog_type: ProgType,
+}
+
+impl Runner for Bare {
+    fn run(&mut self, frame: &[u8], ts: u64) -> Result<Answer, String> {
+        let (ret, data) = (self.run)(frame, ts)?;
+        let action = self.prog_type.action(ret);
+        Ok(Answer {
+            verdict: action.name(),
+            rule: None,
+            emitted: action.emits().then_some(data),
+        })
+    }
+}
+
+/// Which of the emulator's engines an engine choice means.
+fn emu_runner(e: RunEngine) -> nfcc_emulator::Runner {
+    if e == RunEngine::Jit {
+        nfcc_emulator::Runner::Jit
+    } else {
+        nfcc_emulator::Runner::Interpreter
+    }
+}
+
+fn env(e: impl std::fmt::Display) -> DriverError {
+    DriverError::Environment(e.to_string())
+}
+
+/// A runner for `input` (read from `label`) on `engine`; `wanted` chooses the policy or
+/// program, `nic` gives the emulator the NIC's semantics.
+pub fn runner(
+    label: &str,
+    input: Input,
+    engine: RunEngine,
+    wanted: Option<&str>,
+    nic: bool,
+) -> Result<Box<dyn Runner>, DriverError> {
+    if engine == RunEngine::Kernel {
+        nfcc_runtime::can_load_bpf().map_err(|why| {
+            DriverError::Environment(format!(
+                "the kernel engine cannot run here: {why}; --engine emulator needs no privileges"
+            ))
+        })?;
+    }
+    let source = match input {
+        Input::Object(bytes) => return object_runner(label, &bytes, engine, wanted, nic),
+        Input::Source(s) => s,
+    };
+    let chosen = Chosen::from_source(label.to_string(), source, wanted)?;
+    let policy = chosen.policy.clone();
+    if engine == RunEngine::Eval {
+        let state = nfcc_dsl::eval::State::new(&policy);
+        return Ok(Box::new(EvalPolicy { policy, state }));
+    }
+    let compiled = chosen.compile(None)?;
+    let cp = compiled
+        .programs
+        .first()
+        .ok_or_else(|| DriverError::Input("nothing compiled".into()))?;
+    if engine == RunEngine::Kernel {
+        let loaded = nfcc_runtime::load(&compiled.object, &policy.name, prog_type(policy.hook))?;
+        for (m, entries) in &cp.maps {
+            for (k, v) in entries {
+                loaded.map_update(&m.name, k, v)?;
+            }
+        }
+        return Ok(Box::new(KernelPolicy { loaded, policy }));
+    }
+    let mut emu = Emulator::load(&compiled.object).map_err(env)?;
+    if nic || policy.offload == Some(Target::Nfp) {
+        emu.env.profile = Profile::Nfp;
+    }
+    for (m, entries) in &cp.maps {
+        for (k, v) in entries {
+            emu.map_update(&m.name, k, v).map_err(env)?;
+        }
+    }
+    let runner = emu_runner(engine);
+    if runner == nfcc_emulator::Runner::Jit {
+        emu.jit_compile(&policy.name).map_err(env)?;
+    }
+    let stats = stats_map_name(&policy.name);
+    Ok(Box::new(EmuPolicy {
+        emu,
+        runner,
+        policy,
+        stats,
+    }))
+}
+
+fn object_runner(
+    label: &str,
+    bytes: &[u8],
+    engine: RunEngine,
+    wanted: Option<&str>,
+    nic: bool,
+) -> Result<Box<dyn Runner>, DriverError> {
+    if engine == RunEngine::Eval {
+        return Err(DriverError::Input(
+            "the evaluator runs .nf policies, not objects; use --engine emulator or kernel".into(),
+        ));
+    }
+    let mut emu = Emulator::load(bytes).map_err(|e| DriverError::Input(format!("{label}: {e}")))?;
+    let name = choose(&emu.programs(), wanted, "program")?;
+    let prog_type = emu.hook(&name).unwrap_or(ProgType::Xdp);
+    let run: RunFn = if engine == RunEngine::Kernel {
+        let loaded = nfcc_runtime::load(bytes, &name, prog_type)?;
+        Box::new(move |f: &[u8], _| {
+            loaded
+                .test_run(f, 1)
+                .map(|r| (u64::from(r.retval), r.data_out))
+                .map_err(|e| e.to_string())
+        })
+    } else {
+        if nic {
+            emu.env.profile = Profile::Nfp;
+        }
+        let runner = emu_runner(engine);
+        if runner == nfcc_emulator::Runner::Jit {
+            emu.jit_compile(&name).map_err(env)?;
+        }
+        Box::new(move |f: &[u8], ts| {
+            emu.env.clock_ns = ts;
+            emu.run_ref(&name, f, runner)
+                .map(|o| (o.retval, o.data.to_vec()))
+                .map_err(|e| e.to_string())
+        })
+    };
+    Ok(Box::new(Bare { run, prog_type }))
+}
+
+/// One line of `--verdicts` (JSON lines).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VerdictLine {
+    /// The packet's index in the capture.
+    pub index: usize,
+    /// Its verdict.
+    pub verdict: String,
+    /// The deciding rule (policies only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Its length.
+    pub len: usize,
+}
+
+/// A capture run through a runner.
+#[derive(Clone, Debug, Default)]
+pub struct RunResult {
+    /// A verdict per packet.
+    pub lines: Vec<VerdictLine>,
+    /// The packets let out, as emitted, with their capture timestamps.
+    pub emitted: Vec<Record>,
+    /// Packets per (rule or `-`, verdict).
+    pub summary: BTreeMap<(String, String), u64>,
+}
+
+impl RunResult {
+    /// The verdicts as JSON lines.
+    pub fn jsonl(&self) -> String {
+        self.lines
+            .iter()
+            .filter_map(|l| serde_json::to_string(l).ok())
+            .map(|l| l + "\n")
+            .collect()
+    }
+}
+
+/// Runs every record of a capture; time starts at 1 s, as in the evaluator, and follows the
+/// capture from there. `progress(i, n)` is told as packets go.
+pub fn run_records(
+    r: &mut dyn Runner,
+    records: &[Record],
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<RunResult, DriverError> {
+    let mut out = RunResult::default();
+    let t0 = records.first().map_or(0, |r| u64::from(r.ts_sec));
+    for (i, rec) in records.iter().enumerate() {
+        let ts = 1_000_000_000
+            + (u64::from(rec.ts_sec).saturating_sub(t0)) * 1_000_000_000
+            + u64::from(rec.ts_usec) * 1000;
+        let ans = r.run(&rec.data, ts).map_err(|e| {
+            DriverError::Environment(format!("packet {i} ({} bytes): {e}", rec.data.len()))
+        })?;
+        *out.summary
+            .entry((
+                ans.rule.clone().unwrap_or_else(|| "-".into()),
+                ans.verdict.clone(),
+            ))
+            .or_default() += 1;
+        out.lines.push(VerdictLine {
+            index: i,
+            verdict: ans.verdict,
+            rule: ans.rule,
+            len: rec.data.len(),
+        });
+        if let Some(data) = ans.emitted {
+            out.emitted.push(Record {
+                ts_sec: rec.ts_sec,
+                ts_usec: rec.ts_usec,
+                orig_len: data.len() as u32,
+                data,
+            });
+        }
+        progress(i, records.len());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_lines_are_json_with_escaped_rule_names() {
+        let r = RunResult {
+            lines: vec![
+                VerdictLine {
+                    index: 0,
+                    verdict: "drop".into(),
+                    rule: Some("we\"ird\\".into()),
+                    len: 60,
+                },
+                VerdictLine {
+                    index: 1,
+                    verdict: "pass".into(),
+                    rule: None,
+                    len: 64,
+                },
+            ],
+            ..RunResult::default()
+        };
+        let text = r.jsonl();
+        let back: Vec<VerdictLine> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(back, r.lines);
+        assert_eq!(
+            text.lines().nth(1),
+            Some("{\"index\":1,\"verdict\":\"pass\",\"len\":64}")
+        );
+    }
+
+    #[test]
+    fn a_policy_runs_on_every_unprivileged_engine_alike() {
+        let src = "policy p on xdp {\n  rule r: udp.dport == 53 => drop\n  default pass\n}\n";
+        let frame = nfcc_dsl::testing::frame_from_literal("ipv4() / udp(dport=53)")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let recs = vec![Record {
+            ts_sec: 5,
+            ts_usec: 0,
+            orig_len: frame.len() as u32,
+            data: frame,
+        }];
+        for e in [RunEngine::Eval, RunEngine::Emulator, RunEngine::Jit] {
+            let mut r = runner("p.nf", Input::Source(src.into()), e, None, false)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let out =
+                run_records(r.as_mut(), &recs, &mut |_, _| {}).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(out.lines[0].rule.as_deref(), Some("r"), "{e:?}");
+            assert_eq!(out.lines[0].verdict, "drop");
+        }
+    }
+}
