@@ -2,11 +2,12 @@
 //! layout, the runtime entry points the code calls back, the table that hands them to the JIT
 //! module, and the call into the compiled code.
 //!
-//! Every `unsafe` of the JIT is here. The generated code is entered with a pointer to a
-//! [`State`] and passes that pointer, unchanged, as the first argument of every call it makes
-//! into an entry point (`translate` gives each call `fx.st`, the entry function's first
-//! parameter, which callees receive in turn); each entry point turns it back into the `State`
-//! with [`state`], whose contract is that pointer.
+//! Every `unsafe` of the JIT is here, but for the statement of `JitProgram::compile` that
+//! hands this module the compiled entry (`Code::new`). The generated code is entered with a
+//! pointer to a [`State`] and passes that pointer, unchanged, as the first argument of every
+//! call it makes into an entry point (`translate` gives each call `fx.st`, the entry
+//! function's first parameter, which callees receive in turn); each entry point turns it back
+//! into the `State` with [`state`], whose contract is that pointer.
 #![allow(unsafe_code)]
 // Reason: JIT code is entered through a function pointer and calls back into Rust with a raw
 // pointer to the run state; both sides are confined to this module.
@@ -51,6 +52,21 @@ pub(super) const ST_CTX: i32 = 40;
 pub(super) const ST_CTX_LEN: i32 = 48;
 pub(super) const ST_MAPS: i32 = 56;
 pub(super) const ST_NMAPS: i32 = 64;
+
+// The generated code reads the fields at these offsets (and the fault flag at 0): a layout
+// that disagreed would not compile.
+const _: () = {
+    type S = State<'static, 'static, 'static>;
+    assert!(std::mem::offset_of!(S, failed) == 0);
+    assert!(std::mem::offset_of!(S, stack) == ST_STACK as usize);
+    assert!(std::mem::offset_of!(S, pkt) == ST_PKT as usize);
+    assert!(std::mem::offset_of!(S, pkt_lo) == ST_PKT_LO as usize);
+    assert!(std::mem::offset_of!(S, pkt_hi) == ST_PKT_HI as usize);
+    assert!(std::mem::offset_of!(S, ctx) == ST_CTX as usize);
+    assert!(std::mem::offset_of!(S, ctx_len) == ST_CTX_LEN as usize);
+    assert!(std::mem::offset_of!(S, maps) == ST_MAPS as usize);
+    assert!(std::mem::offset_of!(S, nmaps) == ST_NMAPS as usize);
+};
 
 /// Every function of a program is `(state, r0, r1, …, r9, r10) -> r0`: a callee starts with the
 /// caller's registers, as in the interpreter (the verifier lets it read only r1–r5 and r10);
