@@ -245,7 +245,10 @@ fn no_stale_promises_in_module_docs_or_help_texts() {
             || lower.contains("come later")
     };
     let mut found = Vec::new();
-    for (path, text) in rust_files().into_iter().filter(|(p, _)| !p.ends_with("tidy.rs")) {
+    for (path, text) in rust_files()
+        .into_iter()
+        .filter(|(p, _)| !p.ends_with("tidy.rs"))
+    {
         // Help texts: the doc comments clap turns into `--help` (the CLI's arguments and the
         // driver's request types).
         let help = path.starts_with("cli/src") || path.starts_with("driver/src");

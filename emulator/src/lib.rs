@@ -20,6 +20,7 @@
 
 pub mod jit;
 pub mod maps;
+mod mem;
 pub mod pcap;
 pub mod vm;
 

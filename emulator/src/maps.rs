@@ -254,6 +254,33 @@ impl MapError {
     }
 }
 
+/// What the JIT knows of a map when it compiles: a map's shape never changes once loaded.
+/// (Here, beside the map, because the machine checks the maps it runs JIT code over against
+/// the shapes the code was compiled for; [`crate::jit`] re-exports it.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapShape {
+    /// Its kind.
+    pub kind: MapKind,
+    /// Key bytes.
+    pub key_size: usize,
+    /// Value bytes.
+    pub value_size: usize,
+    /// Capacity.
+    pub max_entries: usize,
+}
+
+impl MapShape {
+    /// The shape of `m`.
+    pub fn of(m: &EmuMap) -> MapShape {
+        MapShape {
+            kind: m.kind,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+        }
+    }
+}
+
 /// One emulated map.
 #[derive(Clone, Debug)]
 pub struct EmuMap {
