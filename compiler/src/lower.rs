@@ -24,11 +24,11 @@ pub use crate::balance::{fnv1a, maglev, MAGLEV_SLOTS};
 pub use crate::encoding::{raw_capable, raw_width, to_raw};
 
 /// The IR name of the per-rule statistics map.
-pub const STATS_MAP: &str = "nfcc_rule_stats";
+pub const STATS_MAP: &str = nfcc_bpf::layout::STATS_MAP;
 
 /// The IR name of a counter's map.
 pub fn counter_map(counter: &str) -> String {
-    format!("cnt_{counter}")
+    nfcc_bpf::layout::counter_map(counter)
 }
 
 /// Static sets of at most this many entries are compared inline instead of through a map.
@@ -110,7 +110,7 @@ pub fn lower_with(
     let redirect_map = (!cx.redirects.is_empty()).then(|| {
         let id = MapId(cx.maps.len() as u32);
         cx.maps.push(ir::Map {
-            name: "nfcc_redirect".into(),
+            name: nfcc_bpf::layout::REDIRECT_MAP.into(),
             purpose: MapPurpose::RedirectTargets,
             key_size: 4,
             value_size: 4,
@@ -122,7 +122,7 @@ pub fn lower_with(
     let clock = (virtual_clock && !policy.limiters.is_empty()).then(|| {
         let id = MapId(cx.maps.len() as u32);
         cx.maps.push(ir::Map {
-            name: "nfcc_clock".into(),
+            name: nfcc_bpf::layout::CLOCK_MAP.into(),
             purpose: MapPurpose::Clock,
             key_size: 4,
             value_size: 8,
@@ -364,7 +364,7 @@ impl Lower<'_> {
                     let map = *self.samples.get_or_insert_with(|| {
                         let id = MapId(self.maps.len() as u32);
                         self.maps.push(ir::Map {
-                            name: "nfcc_samples".into(),
+                            name: nfcc_bpf::layout::SAMPLES_MAP.into(),
                             purpose: MapPurpose::Samples,
                             key_size: 0,
                             value_size: 0,

@@ -4,22 +4,22 @@
 //! back, so the mapping lives here rather than in any one of them; `codegen` re-exports it at
 //! its historical paths, `nfcc_compiler::codegen::{verdict, terminal_of}`.
 
+use nfcc_bpf::prog::{tc, xdp};
 use nfcc_dsl::checked::{Hook, Target, Terminal};
 
 /// Verdict values per hook and target.
 pub fn verdict(hook: Hook, target: Target, t: &Terminal) -> i32 {
     match (hook, t) {
-        (Hook::Xdp, Terminal::Abort) => 0,
-        (Hook::Xdp, Terminal::Drop) => 1,
-        (Hook::Xdp, Terminal::Pass) => 2,
-        (Hook::Xdp, Terminal::Tx) => 3,
-        (Hook::Xdp, Terminal::Redirect(_)) => 4,
+        (Hook::Xdp, Terminal::Abort) => xdp::ABORTED as i32,
+        (Hook::Xdp, Terminal::Drop) => xdp::DROP as i32,
+        (Hook::Xdp, Terminal::Pass) => xdp::PASS as i32,
+        (Hook::Xdp, Terminal::Tx) => xdp::TX as i32,
+        (Hook::Xdp, Terminal::Redirect(_)) => xdp::REDIRECT as i32,
         // The NIC refuses TC_ACT_OK; TC_ACT_UNSPEC lets the packet continue just the same.
-        (_, Terminal::Pass) if target == Target::Nfp => -1,
-        // TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT.
-        (_, Terminal::Pass) => 0,
-        (_, Terminal::Redirect(_)) => 7,
-        (_, _) => 2,
+        (_, Terminal::Pass) if target == Target::Nfp => tc::UNSPEC,
+        (_, Terminal::Pass) => tc::OK,
+        (_, Terminal::Redirect(_)) => tc::REDIRECT,
+        (_, _) => tc::SHOT,
     }
 }
 
@@ -53,16 +53,19 @@ pub fn terminal_of(hook: Hook, retval: u32, policy: &nfcc_dsl::checked::Policy) 
             _ => "?".to_string(),
         })
     };
-    match (hook, retval) {
-        (Hook::Xdp, 0) => Terminal::Abort,
-        (Hook::Xdp, 1) => Terminal::Drop,
-        (Hook::Xdp, 2) => Terminal::Pass,
-        (Hook::Xdp, 3) => Terminal::Tx,
-        (Hook::Xdp, 4) => redirect(),
+    use nfcc_bpf::Action;
+    // The kernel's reading of the value (TC_ACT_UNSPEC from NIC code is a pass); anything
+    // else an XDP program returns aborts, anything else a classifier returns drops.
+    match (
+        hook,
+        crate::compile::prog_type(hook).action(u64::from(retval)),
+    ) {
+        (Hook::Xdp, Action::Drop) => Terminal::Drop,
+        (Hook::Xdp, Action::Pass) => Terminal::Pass,
+        (Hook::Xdp, Action::Tx) => Terminal::Tx,
+        (_, Action::Redirect) => redirect(),
         (Hook::Xdp, _) => Terminal::Abort,
-        // TC_ACT_OK, and TC_ACT_UNSPEC from NIC code (the NIC refuses TC_ACT_OK).
-        (_, 0 | u32::MAX) => Terminal::Pass,
-        (_, 7) => redirect(),
+        (_, Action::Pass) => Terminal::Pass,
         (_, _) => Terminal::Drop,
     }
 }

@@ -207,7 +207,7 @@ impl Engine for TestbedEngine {
         let load_and_attach = move || {
             let l = nfcc_runtime::load(&object, &program.name, kind)?;
             for (map, entries) in &program.maps {
-                if map.name.ends_with("_nfcc_clock") {
+                if map.name == nfcc_bpf::layout::clock_map_name(&program.name) {
                     l.map_update(&map.name, &0u32.to_le_bytes(), &now.to_le_bytes())?;
                 }
                 for (k, v) in entries {
