@@ -154,6 +154,9 @@ pub struct StatsArgs {
     /// One JSON array of rules.
     #[arg(long)]
     pub json: bool,
+    /// Prometheus text (what the agent's /metrics serves), once.
+    #[arg(long, conflicts_with_all = ["json", "watch"])]
+    pub prometheus: bool,
 }
 
 /// `nfcc set`.

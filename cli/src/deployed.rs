@@ -132,6 +132,10 @@ pub fn status(prune: bool) -> u8 {
 /// `nfcc stats`: per-rule packets, bytes and rates over one second (`--watch`: refreshed every
 /// second until interrupted).
 pub fn stats(a: &StatsArgs) -> Result<u8, DriverError> {
+    if a.prometheus {
+        say_raw!("{}", nfcc_driver::metrics::render_policy(&a.policy)?);
+        return Ok(OK);
+    }
     let d = nfcc_driver::deploy::find(&a.policy)?;
     let reader = nfcc_driver::counters::CounterReader::open(&d)?;
     loop {

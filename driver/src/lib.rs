@@ -9,6 +9,7 @@
 //! - [`deploy`]: preparing, loading, replacing, unloading, status — with the manifest;
 //! - [`offload`]: the offload gate shared by `offload-check` and `load --mode offload`;
 //! - [`counters`], [`sets`], [`watch`]: a deployed policy read and changed from its manifest;
+//! - [`metrics`]: Prometheus text of deployed policies, read at scrape time;
 //! - [`bench`]: what a testbed measurement needs (mode, traffic, subject);
 //! - [`error`]: typed errors and the one mapping to exit codes.
 //!
@@ -20,6 +21,7 @@ pub mod counters;
 pub mod deploy;
 pub mod engine;
 pub mod error;
+pub mod metrics;
 pub mod offload;
 pub mod run;
 pub mod sets;

@@ -123,6 +123,21 @@ fn a_deployment_with_another_layout_is_served_from_its_manifest() {
     assert_eq!(reader.names(), ["early", "block", "ssh", "default"]);
     let counts = reader.read().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(counts.len(), 4);
+    // The Prometheus text names the same rules with the same counts.
+    let text = nfcc_driver::metrics::render_policy(&name).unwrap_or_else(|e| panic!("{e}"));
+    for c in &counts {
+        let line = format!(
+            "nfcc_rule_packets_total{{policy=\"{name}\",rule=\"{}\",interface=\"{a}\"}} {}",
+            c.rule, c.packets
+        );
+        assert!(text.contains(&line), "{line} not in\n{text}");
+    }
+    assert!(
+        text.contains(&format!(
+            "nfcc_policy_info{{policy=\"{name}\",interface=\"{a}\",mode=\"native\""
+        )),
+        "{text}"
+    );
 
     // set: the trie's keys, whatever the current compiler would choose.
     nfcc_driver::sets::change(&d, "blocked", true, &["198.51.100.0/22".to_string()])
