@@ -1,6 +1,7 @@
 //! nfcc-bpf: the BPF ABI every nfcc crate shares, and nothing else — the leaf of the workspace.
 //!
 //! - [`insn`]: the instruction set (encoding, constructors, the verifier-syntax disassembler);
+//! - [`asm`] and [`conformance`]: the BPF conformance suite's assembly dialect and test files;
 //! - [`helper`]: kernel helper ids by name;
 //! - [`map`]: map types and flags;
 //! - [`prog`]: program types and what their return values mean;
@@ -11,6 +12,8 @@
 //! The compiler writes to these definitions; the emulator, the runtime and the driver read by
 //! them, so none of those needs the compiler to understand a program.
 
+pub mod asm;
+pub mod conformance;
 pub mod helper;
 pub mod insn;
 pub mod layout;

@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nfcc_driver::bench::BaselineChoice;
 use nfcc_driver::compile::{Actions, Emit};
+use nfcc_driver::conformance::ConformanceEngine;
 use nfcc_driver::deploy::{LoadRequest, Mode};
 use nfcc_driver::engine::EngineChoice;
 use nfcc_driver::run::RunEngine;
@@ -306,12 +307,24 @@ pub enum Command {
     Bench(BenchArgs),
     /// Say which rules can run on a NIC.
     OffloadCheck(OffloadCheckArgs),
+    /// Run the BPF ISA conformance suite (bpf_conformance `.data` files) on the emulator.
+    Conformance(ConformanceArgs),
     /// Write a .nf policy from another rule format.
     Import {
         /// The format.
         #[command(subcommand)]
         format: ImportFormat,
     },
+}
+
+/// `nfcc conformance`.
+#[derive(Args, Debug)]
+pub struct ConformanceArgs {
+    /// The directory of `.data` files.
+    pub dir: PathBuf,
+    /// The engines: the interpreter, the JIT, rbpf (not built yet), or all of them.
+    #[arg(long, value_enum, default_value = "all")]
+    pub engine: ConformanceEngine,
 }
 
 /// Formats `nfcc import` reads.

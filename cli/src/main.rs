@@ -26,6 +26,7 @@ macro_rules! say_raw {
 
 mod args;
 mod bench;
+mod conformance;
 mod deployed;
 mod files;
 mod run;
@@ -68,6 +69,7 @@ fn main() -> ExitCode {
         Command::Watch(a) => code(deployed::watch(&a)),
         Command::Bench(a) => code(bench::bench(&a)),
         Command::OffloadCheck(a) => code(files::offload_check(&a)),
+        Command::Conformance(a) => code(conformance::conformance(&a)),
     };
     ExitCode::from(code)
 }

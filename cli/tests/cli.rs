@@ -375,3 +375,52 @@ fn run_refuses_bad_inputs_with_one_clear_line() {
     );
     assert!(out.contains("default                  drop"), "{out}");
 }
+
+#[test]
+fn conformance_runs_the_suite_and_says_what_is_not_built() {
+    if !root().join("../shared/conformance/tests").is_dir() {
+        eprintln!("no conformance suite beside the workspace: skipped");
+        return;
+    }
+    let dir = scratch();
+    let out = check_in(
+        &dir,
+        &[
+            "conformance",
+            "../shared/conformance/tests",
+            "--engine",
+            "interp",
+        ],
+        &[],
+        0,
+    );
+    assert!(
+        out.contains("interp: 313 passed, 0 failed, 0 excluded"),
+        "{out}"
+    );
+    let out = check_in(
+        &dir,
+        &[
+            "conformance",
+            "../shared/conformance/tests",
+            "--engine",
+            "rbpf",
+        ],
+        &[],
+        2,
+    );
+    assert!(out.contains("rbpf engine is not built yet"), "{out}");
+    // A failing file: exit 3, with the expected and the actual r0.
+    let out = check_in(
+        &dir,
+        &["conformance", "{}", "--engine", "all"],
+        &[("wrong.data", "-- asm\nmov %r0, 1\nexit\n-- result\n0x2\n")],
+        3,
+    );
+    assert!(
+        out.contains("FAIL jit wrong.data: expected r0 = 0x2, got r0 = 0x1")
+            && out.contains("interp: 0 passed, 1 failed, 0 excluded")
+            && out.contains("rbpf: not built yet"),
+        "{out}"
+    );
+}

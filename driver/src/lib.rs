@@ -6,6 +6,7 @@
 //! - [`compile`]: objects, disassembly, IR, the NIC/host split's files, ClassBench imports;
 //! - [`engine`] and [`test`]: the engine factory and test runs (JUnit included);
 //! - [`run`]: captures through a policy or object on any engine;
+//! - [`conformance`]: the BPF ISA conformance suite on the emulator's engines;
 //! - [`deploy`]: preparing, loading, replacing, unloading, status — with the manifest;
 //! - [`offload`]: the offload gate shared by `offload-check` and `load --mode offload`;
 //! - [`counters`], [`sets`], [`watch`]: a deployed policy read and changed from its manifest;
@@ -17,6 +18,7 @@
 
 pub mod bench;
 pub mod compile;
+pub mod conformance;
 pub mod counters;
 pub mod deploy;
 pub mod engine;

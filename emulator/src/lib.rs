@@ -16,8 +16,10 @@
 //! [`jit`] compiles programs to native code with cranelift over the same machine state, for
 //! speed; the interpreter stays the reference the JIT is tested against.
 //! [`Profile::Nfp`] runs a program with the NIC's semantics: helpers the NIC lacks stop the
-//! run, and `XDP_REDIRECT` becomes `XDP_ABORTED`.
+//! run, and `XDP_REDIRECT` becomes `XDP_ABORTED`. [`bare`] runs a program without an object
+//! (the BPF conformance suite's tests) under [`Profile::Conformance`].
 
+pub mod bare;
 pub mod jit;
 pub mod maps;
 mod mem;
@@ -48,6 +50,10 @@ pub enum Profile {
     Host,
     /// A Netronome NIC's offload: only its helpers and atomics, no redirect.
     Nfp,
+    /// The BPF conformance suite's runner, for bare programs ([`bare`]): r1 points at a block
+    /// of memory and r2 holds its length instead of a context, helper 5 is the suite's
+    /// `unwind`, and `callx` calls the helper whose id its register holds.
+    Conformance,
 }
 
 /// A route of the FIB stub.

@@ -21,6 +21,13 @@ use nfcc_bpf::Helper;
 // The address-space constants callers use to read a run's memory, where they always were.
 pub use crate::mem::{CTX_BASE, HEADROOM, PKT_BASE, STACK_BASE};
 
+/// The conformance suite's `unwind` helper (uBPF's), under [`Profile::Conformance`].
+pub const UNWIND: i32 = 5;
+
+/// Why a `callx` faults outside the conformance profile (the JIT says the same).
+pub(crate) const CALLX_REFUSED: &str =
+    "call by register (callx), which the kernel's verifier refuses:";
+
 /// Instructions one run may execute before it is stopped.
 pub const BUDGET: u64 = 4_000_000;
 
@@ -231,6 +238,7 @@ pub(crate) fn run_core(
         executed: 0,
         slabs,
         slabs_checked,
+        unwound: false,
     };
     let mut r0 = exec(&mut vm);
     if vm.slabs_checked {
@@ -335,6 +343,8 @@ pub(crate) struct Vm<'a, 'm> {
     pub(crate) slabs: &'m mut Vec<[u64; 3]>,
     /// Whether `slabs` is filled and the maps' shapes were checked for this machine.
     slabs_checked: bool,
+    /// Set when the conformance suite's `unwind` helper got 0: the run stops, r0 = 0.
+    pub(crate) unwound: bool,
 }
 
 fn sx(v: u64, bits: u32) -> u64 {
@@ -429,6 +439,37 @@ impl Vm<'_, '_> {
         self.frames.clear();
         self.redirect = None;
         self.executed = 0;
+        self.unwound = false;
+    }
+
+    /// r1 and r2 at entry: the context (and nothing), or under the conformance profile the
+    /// memory block (the packet region; 0 when empty) and its length.
+    #[inline(always)]
+    pub(crate) fn entry_regs(&self) -> (u64, u64) {
+        if self.env.profile != Profile::Conformance {
+            return (CTX_BASE, 0);
+        }
+        let len = (self.mem.data_end - self.mem.data) as u64;
+        let at = if len == 0 {
+            0
+        } else {
+            PKT_BASE + self.mem.data as u64
+        };
+        (at, len)
+    }
+
+    /// Whether this machine runs bare programs (the conformance profile).
+    pub(crate) fn is_bare(&self) -> bool {
+        self.env.profile == Profile::Conformance
+    }
+
+    /// The helper id of a `callx` through register `r`: only the conformance suite's runner
+    /// calls by register; the kernel's verifier refuses the instruction.
+    fn callx(&self, pc: usize, r: usize) -> Result<i32, EmuError> {
+        if self.env.profile != Profile::Conformance {
+            return Err(self.fault(pc, format!("{} {:#x}", CALLX_REFUSED, self.insn_code(pc))));
+        }
+        Ok(self.regs[r] as i32)
     }
 
     /// The opcode of instruction `pc` (0 past the end), for fault messages.
@@ -526,7 +567,7 @@ impl Vm<'_, '_> {
     }
 
     pub(crate) fn exec(&mut self) -> Result<u64, EmuError> {
-        self.regs[1] = CTX_BASE;
+        (self.regs[1], self.regs[2]) = self.entry_regs();
         self.regs[10] = self.frame_top();
         let mut pc = 0usize;
         loop {
@@ -557,7 +598,15 @@ impl Vm<'_, '_> {
                             }
                             match i.src {
                                 0 => {
-                                    let r = self.helper(pc, i.imm)?;
+                                    let id = if i.code & 0x08 != 0 {
+                                        self.callx(pc, d)?
+                                    } else {
+                                        i.imm
+                                    };
+                                    let r = self.helper(pc, id)?;
+                                    if self.unwound {
+                                        return Ok(0);
+                                    }
                                     self.regs[0] = r;
                                     // r1–r5 are clobbered (the verifier refuses reading
                                     // them); zero them, as the JIT does.
@@ -862,6 +911,9 @@ impl Vm<'_, '_> {
     }
 
     fn helper(&mut self, pc: usize, id: i32) -> Result<u64, EmuError> {
+        if self.env.profile == Profile::Conformance {
+            return self.suite_helper(id);
+        }
         if self.env.profile == Profile::Nfp && !nfcc_bpf::nfp::has_helper(id) {
             return Err(EmuError::NicLacks(format!(
                 "helper {}",
@@ -1043,6 +1095,20 @@ impl Vm<'_, '_> {
             *reg = 0;
         }
         Ok(ret)
+    }
+
+    /// The conformance suite runner's one helper, 5 (`unwind`): it returns its argument, and
+    /// when that is 0 the program stops there with r0 = 0.
+    fn suite_helper(&mut self, id: i32) -> Result<u64, EmuError> {
+        if id != UNWIND {
+            return Err(EmuError::Helper(format!(
+                "#{id} (the conformance runner has only `unwind`, #{UNWIND})"
+            )));
+        }
+        let v = self.regs[1];
+        self.unwound = v == 0;
+        self.regs[1..6].fill(0);
+        Ok(v)
     }
 
     /// A helper the emulator does not implement stops the run, naming it.

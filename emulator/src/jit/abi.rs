@@ -14,8 +14,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use crate::maps::MapShape;
-use crate::mem::{CTX_BASE, FRAME, MAX_FRAMES, STACK_BASE};
-use crate::vm::{Vm, BUDGET};
+use crate::mem::{FRAME, MAX_FRAMES, STACK_BASE};
+use crate::vm::{Vm, BUDGET, CALLX_REFUSED};
 use crate::EmuError;
 use cranelift_jit::JITModule;
 use std::sync::{Arc, Mutex};
@@ -114,6 +114,7 @@ impl Code {
             ));
         };
         let (stack, pkt, pkt_lo, pkt_hi) = vm.raw_regions();
+        let (r1, r2) = vm.entry_regs();
         let mut s = State {
             failed: 0,
             stack,
@@ -137,8 +138,8 @@ impl Code {
             (self.entry)(
                 (&mut s as *mut State<'_, '_, '_>).cast::<u8>(),
                 0,
-                CTX_BASE,
-                0,
+                r1,
+                r2,
                 0,
                 0,
                 0,
@@ -150,6 +151,10 @@ impl Code {
             )
         };
         if s.failed != 0 {
+            // The conformance suite's `unwind` stops the run as a fault does, without one.
+            if s.error.is_none() && s.vm.unwound {
+                return Ok(0);
+            }
             return Err(s.error.take().unwrap_or(EmuError::Fault {
                 insn: 0,
                 what: "the program ran past its end".into(),
@@ -265,6 +270,11 @@ unsafe extern "C" fn rt_helper(
     s.pkt_lo = lo;
     s.pkt_hi = hi;
     match r {
+        // `unwind` got 0: leave as a fault does (`Code::run` tells the two apart).
+        Ok(_) if s.vm.unwound => {
+            s.failed = 1;
+            0
+        }
         Ok(v) => v,
         Err(e) => fail(s, e),
     }
@@ -426,10 +436,12 @@ pub(super) enum Bad {
     LoadMode,
     /// Opcode.
     Opcode,
+    /// A call by register outside a bare program.
+    Callx,
 }
 
 impl Bad {
-    pub(super) const ALL: [Bad; 11] = [
+    pub(super) const ALL: [Bad; 12] = [
         Bad::Register,
         Bad::SwapWidth,
         Bad::SignExtendingMove,
@@ -441,6 +453,7 @@ impl Bad {
         Bad::LdImm64Source,
         Bad::LoadMode,
         Bad::Opcode,
+        Bad::Callx,
     ];
 
     fn what(self) -> &'static str {
@@ -456,6 +469,7 @@ impl Bad {
             Bad::LdImm64Source => "ld_imm64 source",
             Bad::LoadMode => "load mode",
             Bad::Opcode => "opcode",
+            Bad::Callx => CALLX_REFUSED,
         }
     }
 }

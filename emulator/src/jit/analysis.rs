@@ -277,7 +277,13 @@ fn ends_block(i: Ins) -> bool {
 
 /// Finds what `entry`'s function reaches and runs the provenance analysis over its blocks to
 /// a fixpoint (knowledge only shrinks at joins, so it ends).
-pub(super) fn analyse(insns: &[Ins], entry: usize, shapes: &[MapShape]) -> Result<Func, JitError> {
+/// A bare program's entry gets a memory block in r1 (the packet region) rather than the context.
+pub(super) fn analyse(
+    insns: &[Ins],
+    entry: usize,
+    shapes: &[MapShape],
+    bare: bool,
+) -> Result<Func, JitError> {
     let mut reach = BTreeSet::new();
     let mut leaders_set = BTreeSet::from([entry]);
     let mut todo = vec![entry];
@@ -297,7 +303,7 @@ pub(super) fn analyse(insns: &[Ins], entry: usize, shapes: &[MapShape]) -> Resul
     };
     start.regs[10] = Prov::Stack(0);
     if entry == 0 {
-        start.regs[1] = Prov::Ctx(0);
+        start.regs[1] = if bare { Prov::Pkt } else { Prov::Ctx(0) };
     }
     let mut leaders = BTreeMap::from([(entry, start)]);
     let mut work = vec![entry];

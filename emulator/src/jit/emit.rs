@@ -34,6 +34,8 @@ pub(super) struct Fx<'a> {
     pub(super) shapes: &'a [MapShape],
     pub(super) rt: Rt,
     pub(super) callees: &'a BTreeMap<usize, FuncRef>,
+    /// A bare program: `callx` is translated (else it faults, as the verifier refuses it).
+    pub(super) bare: bool,
     pub(super) st: Value,
     /// r10 at entry (virtual) and the frame end's host address.
     pub(super) r10: Value,
@@ -66,6 +68,8 @@ pub(super) struct FxParts<'a> {
     pub(super) shapes: &'a [MapShape],
     pub(super) rt: Rt,
     pub(super) callees: &'a BTreeMap<usize, FuncRef>,
+    /// See [`Fx::bare`].
+    pub(super) bare: bool,
 }
 
 /// Ends the current block with the fault for reason `why`.

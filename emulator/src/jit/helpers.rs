@@ -142,3 +142,28 @@ pub(super) fn helper_call(
     }
     Ok(())
 }
+
+/// `callx` in a bare program: the helper whose id register `r` holds, through the machine.
+pub(super) fn callx(
+    b: &mut FunctionBuilder<'_>,
+    fx: &Fx<'_>,
+    pc: usize,
+    r: usize,
+    regs: &[Variable],
+) {
+    let pcv = b.ins().iconst(I64, pc as i64);
+    let idv = b.use_var(regs[r]);
+    let args: Vec<Value> = (1..6).map(|r| b.use_var(regs[r])).collect();
+    let call = b.ins().call(
+        fx.rt.helper,
+        &[fx.st, pcv, idv, args[0], args[1], args[2], args[3], args[4]],
+    );
+    let r0 = b.inst_results(call)[0];
+    check(b, fx);
+    reload_bounds(b, fx);
+    b.def_var(regs[0], r0);
+    let z = b.ins().iconst(I64, 0);
+    for r in &regs[1..6] {
+        b.def_var(*r, z);
+    }
+}

@@ -76,6 +76,9 @@ pub enum JitError {
 pub struct JitProgram {
     code: abi::Code,
     shapes: Vec<MapShape>,
+    /// Compiled for a bare program (r1 the memory block, `callx` allowed), run only under
+    /// the conformance profile.
+    bare: bool,
 }
 
 impl std::fmt::Debug for JitProgram {
@@ -87,6 +90,16 @@ impl std::fmt::Debug for JitProgram {
 impl JitProgram {
     /// Translates and compiles `insns`, for maps of these shapes (in the object's order).
     pub fn compile(insns: &[Ins], shapes: &[MapShape]) -> Result<JitProgram, JitError> {
+        JitProgram::compile_for(insns, shapes, false)
+    }
+
+    /// Compiles a bare program (no maps), run under [`crate::Profile::Conformance`]: r1 is
+    /// the memory block, so the analysis guesses the packet there rather than the context.
+    pub(crate) fn compile_bare(insns: &[Ins]) -> Result<JitProgram, JitError> {
+        JitProgram::compile_for(insns, &[], true)
+    }
+
+    fn compile_for(insns: &[Ins], shapes: &[MapShape], bare: bool) -> Result<JitProgram, JitError> {
         let cg = |e: &dyn std::fmt::Display| JitError::Codegen(e.to_string());
         if insns.is_empty() {
             return Err(JitError::Unsupported {
@@ -96,7 +109,7 @@ impl JitProgram {
         }
         let funcs = function_entries(insns)?
             .into_iter()
-            .map(|e| analyse(insns, e, shapes))
+            .map(|e| analyse(insns, e, shapes, bare))
             .collect::<Result<Vec<Func>, JitError>>()?;
         if funcs.len() > MAX_FRAMES * 64 {
             return Err(JitError::Unsupported {
@@ -186,6 +199,7 @@ impl JitProgram {
                         shapes,
                         rt,
                         callees: &callees,
+                        bare,
                     },
                     f,
                 )?;
@@ -240,12 +254,18 @@ impl JitProgram {
         Ok(JitProgram {
             code,
             shapes: shapes.to_vec(),
+            bare,
         })
     }
 
     /// Runs the compiled code on a prepared machine; the result is r0, or the first fault.
     #[inline(always)]
     pub(crate) fn exec(&self, vm: &mut Vm<'_, '_>) -> Result<u64, EmuError> {
+        if vm.is_bare() != self.bare {
+            return Err(EmuError::Jit(
+                "the code was compiled for another entry (bare program or object)".into(),
+            ));
+        }
         self.code.run(vm, &self.shapes)
     }
 }

@@ -7,7 +7,7 @@ use super::abi::{Bad, ST_CTX, ST_CTX_LEN, ST_MAPS, ST_PKT, ST_PKT_HI, ST_PKT_LO,
 use super::access::access;
 use super::analysis::{access_size, jump_target, successors, transfer, Abs, Func};
 use super::emit::{bad, check, reload_bounds, Fx, FxParts};
-use super::helpers::helper_call;
+use super::helpers::{callx, helper_call};
 use super::JitError;
 use crate::mem::{FRAME, MAP_HANDLES, MAP_VALUES, PKT_BASE, STACK_BASE};
 use crate::vm::BUDGET;
@@ -72,6 +72,7 @@ pub(super) fn translate(
     b.def_var(phi, hi);
     b.ins().jump(blocks[&func.entry], &[]);
     let fx = Fx {
+        bare: fx_parts.bare,
         shapes: fx_parts.shapes,
         rt: fx_parts.rt,
         callees: fx_parts.callees,
@@ -247,6 +248,14 @@ pub(super) fn translate(
                         }
                         let pcv = b.ins().iconst(I64, pc as i64);
                         match i.src {
+                            0 if i.code & 0x08 != 0 => {
+                                if !fx.bare {
+                                    bad(b, &fx, pc, Bad::Callx);
+                                    open = false;
+                                    continue 'insns;
+                                }
+                                callx(b, &fx, pc, d, &regs);
+                            }
                             0 => helper_call(b, &fx, pc, i.imm, &regs_prov, &regs)?,
                             1 => {
                                 let target = pc as i64 + 1 + i64::from(i.imm);
