@@ -39,6 +39,17 @@ impl CompiledProgram {
         crate::bpf::disassemble(&self.code)
     }
 
+    /// Every entry to insert after loading, as (map, key, value).
+    pub fn entries(&self) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        self.maps
+            .iter()
+            .flat_map(|(m, es)| {
+                es.iter()
+                    .map(|(k, v)| (m.name.clone(), k.clone(), v.clone()))
+            })
+            .collect()
+    }
+
     /// The IR as text.
     pub fn ir_text(&self) -> String {
         self.ir.to_text()

@@ -128,14 +128,7 @@ pub fn prepare(file: &Path, wanted: Option<&str>, iface: &str) -> Result<Prepare
             manifest.rules = nfcc_compiler::describe::rules(policy);
             manifest.host = Some(nfcc_compiler::describe::stage(policy, p));
             Ok(Prepared {
-                entries: p
-                    .maps
-                    .iter()
-                    .flat_map(|(m, es)| {
-                        es.iter()
-                            .map(|(k, v)| (m.name.clone(), k.clone(), v.clone()))
-                    })
-                    .collect(),
+                entries: p.entries(),
                 redirects: p.ir.redirects.clone(),
                 program: policy.name.clone(),
                 hook: Some(policy.hook),
@@ -239,14 +232,7 @@ fn load_offload(req: &LoadRequest) -> Result<Loaded, DriverError> {
         )));
     }
     let nic_program = &nic.compiled.programs[0];
-    let nic_entries: Vec<(String, Vec<u8>, Vec<u8>)> = nic_program
-        .maps
-        .iter()
-        .flat_map(|(m, es)| {
-            es.iter()
-                .map(|(k, v)| (m.name.clone(), k.clone(), v.clone()))
-        })
-        .collect();
+    let nic_entries = nic_program.entries();
     let mut manifest = template(&name, &chosen.label, AttachMode::Offload, iface);
     manifest.hook = Some(chosen.policy.hook.as_str().to_string());
     manifest.rules = nfcc_compiler::describe::rules(&chosen.policy);

@@ -7,9 +7,7 @@
 //! the object under test is the one that would be deployed (no virtual-clock map).
 
 use nfcc_compiler::codegen::terminal_of;
-use nfcc_compiler::compile::{
-    counter_entry, counter_sum, stats_map_name, Compiled, CompiledProgram,
-};
+use nfcc_compiler::compile::{stats_map_name, Compiled, CompiledProgram};
 use nfcc_dsl::checked::{CounterId, Policy, Scalar};
 use nfcc_dsl::eval::{Meta, Outcome, State};
 use nfcc_dsl::testing::Engine;
@@ -165,11 +163,10 @@ impl Engine for EmulatorEngine {
         id: CounterId,
         key: &[Scalar],
     ) -> Result<(u64, u64), String> {
-        let (map, key) = counter_entry(policy, &self.program.name, id, key);
-        let value = self
-            .emu()?
-            .map_lookup(&map, &key)
-            .map_err(|e| e.to_string())?;
-        Ok(value.map_or((0, 0), |v| counter_sum(&v)))
+        let program = self.program.name.clone();
+        let emu = self.emu()?;
+        crate::read_counter(policy, &program, id, key, |m, k| {
+            emu.map_lookup(m, k).map_err(|e| e.to_string())
+        })
     }
 }

@@ -4,7 +4,7 @@
 //! run on the reference evaluator.
 
 use nfcc_compiler::compile::prog_type;
-use nfcc_compiler::compile::{counter_entry, counter_sum, Compiled, CompiledProgram};
+use nfcc_compiler::compile::{Compiled, CompiledProgram};
 use nfcc_dsl::checked::{CounterId, Policy, Scalar};
 use nfcc_dsl::eval::Outcome;
 use nfcc_dsl::testing::Engine;
@@ -119,12 +119,10 @@ impl Engine for KernelEngine {
         id: CounterId,
         key: &[Scalar],
     ) -> Result<(u64, u64), String> {
-        let (map, key) = counter_entry(policy, &self.program.name, id, key);
-        let value = self
-            .loaded()?
-            .map_lookup(&map, &key)
-            .map_err(|e| e.to_string())?;
-        Ok(value.map_or((0, 0), |v| counter_sum(&v)))
+        let loaded = self.loaded()?;
+        crate::read_counter(policy, &self.program.name, id, key, |m, k| {
+            loaded.map_lookup(m, k).map_err(|e| e.to_string())
+        })
     }
 }
 

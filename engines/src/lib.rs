@@ -16,3 +16,17 @@ pub mod testbed;
 pub use emulator::EmulatorEngine;
 pub use kernel::KernelEngine;
 pub use testbed::TestbedEngine;
+
+/// Counter `id`'s value for `key` in `policy` compiled as `program`, read through `lookup` (an
+/// executor's map read) and summed over CPUs: how every engine answers
+/// `expect counter NAME[KEY] == N`.
+pub(crate) fn read_counter(
+    policy: &nfcc_dsl::checked::Policy,
+    program: &str,
+    id: nfcc_dsl::checked::CounterId,
+    key: &[nfcc_dsl::checked::Scalar],
+    lookup: impl FnOnce(&str, &[u8]) -> Result<Option<Vec<u8>>, String>,
+) -> Result<(u64, u64), String> {
+    let (map, key) = nfcc_compiler::compile::counter_entry(policy, program, id, key);
+    Ok(lookup(&map, &key)?.map_or((0, 0), |v| nfcc_compiler::compile::counter_sum(&v)))
+}

@@ -11,7 +11,7 @@
 //! aborts (the two look alike from outside). Held to the evaluator by `nfcc_dsl::testing::compare` like every
 //! other engine: a rule that should pass a packet the real path loses is a disagreement.
 
-use nfcc_compiler::compile::{counter_entry, counter_sum, Compiled, CompiledProgram};
+use nfcc_compiler::compile::{Compiled, CompiledProgram};
 use nfcc_dsl::checked::{CounterId, Policy, RuleRef, Scalar, Terminal};
 use nfcc_dsl::eval::Outcome;
 use nfcc_dsl::testing::Engine;
@@ -324,11 +324,9 @@ impl Engine for TestbedEngine {
         id: CounterId,
         key: &[Scalar],
     ) -> Result<(u64, u64), String> {
-        let (map, key) = counter_entry(policy, &self.program.name, id, key);
-        let value = self
-            .loaded()?
-            .map_lookup(&map, &key)
-            .map_err(|e| e.to_string())?;
-        Ok(value.map_or((0, 0), |v| counter_sum(&v)))
+        let loaded = self.loaded()?;
+        crate::read_counter(policy, &self.program.name, id, key, |m, k| {
+            loaded.map_lookup(m, k).map_err(|e| e.to_string())
+        })
     }
 }

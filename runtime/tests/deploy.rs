@@ -81,20 +81,7 @@ fn deploy_on(
 
 #[test]
 fn policies_deploy_pin_list_refuse_twice_and_unload_cleanly() {
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    });
-    let why = match nfcc_runtime::can_load_bpf() {
-        Err(r) => Some(r),
-        Ok(()) if !root => Some("creating interfaces needs root".to_string()),
-        Ok(()) => None,
-    };
-    if let Some(reason) = why {
-        if std::env::var_os("NFCC_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
-            panic!("NFCC_REQUIRE_KERNEL=1 but {reason}");
-        }
-        eprintln!("skipped: deploy test: {reason}");
+    if !privileged("deploy test") {
         return;
     }
     let id = std::process::id() % 100_000;

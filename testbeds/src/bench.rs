@@ -58,14 +58,7 @@ impl Subject {
             label,
             object: object.to_vec(),
             program: program.name.clone(),
-            entries: program
-                .maps
-                .iter()
-                .flat_map(|(m, es)| {
-                    es.iter()
-                        .map(|(k, v)| (m.name.clone(), k.clone(), v.clone()))
-                })
-                .collect(),
+            entries: program.entries(),
             counter: Counter::PercpuArray {
                 map: nfcc_compiler::compile::stats_map_name(&program.name),
                 // The default's statistics slot comes after every rule's.
