@@ -6,7 +6,7 @@ use crate::error::DriverError;
 use crate::source::{choose, Chosen, Input};
 use nfcc_bpf::ProgType;
 use nfcc_compiler::codegen::terminal_of;
-use nfcc_compiler::compile::{prog_type, stats_map_name};
+use nfcc_compiler::compile::prog_type;
 use nfcc_dsl::checked::{Policy, RuleRef, Target, Terminal};
 use nfcc_emulator::pcap::Record;
 use nfcc_emulator::{Emulator, Profile};
@@ -67,20 +67,13 @@ struct EmuPolicy {
     emu: Emulator,
     runner: nfcc_emulator::Runner,
     policy: Policy,
-    stats: String,
 }
 
 impl EmuPolicy {
     fn counts(&mut self) -> Vec<u64> {
-        (0..=self.policy.rules.len() as u32)
-            .map(|i| {
-                self.emu
-                    .map_lookup(&self.stats, &i.to_le_bytes())
-                    .ok()
-                    .flatten()
-                    .map_or(0, |v| nfcc_bpf::layout::Counts::sum(&v).packets)
-            })
-            .collect()
+        self.emu
+            .rule_counts(&self.policy.name, self.policy.rules.len())
+            .unwrap_or_default()
     }
 }
 
@@ -236,12 +229,10 @@ pub fn runner(
     if runner == nfcc_emulator::Runner::Jit {
         emu.jit_compile(&policy.name).map_err(env)?;
     }
-    let stats = stats_map_name(&policy.name);
     Ok(Box::new(EmuPolicy {
         emu,
         runner,
         policy,
-        stats,
     }))
 }
 

@@ -403,6 +403,20 @@ impl Emulator {
             .ok_or_else(|| EmuError::NoMap(name.to_string()))
     }
 
+    /// Per-rule packet counts (rules, then the default) of an nfcc policy compiled as
+    /// `program`, read from its statistics map (`nfcc_bpf::layout`) — how engines learn the
+    /// deciding rule, as `nfcc_runtime::Loaded::rule_counts` does in the kernel.
+    pub fn rule_counts(&mut self, program: &str, rules: usize) -> Result<Vec<u64>, EmuError> {
+        let map = nfcc_bpf::layout::stats_map_name(program);
+        (0..=rules as u32)
+            .map(|slot| {
+                Ok(self
+                    .map_lookup(&map, &slot.to_le_bytes())?
+                    .map_or(0, |v| nfcc_bpf::layout::Counts::sum(&v).packets))
+            })
+            .collect()
+    }
+
     /// `name[key]`, if present (per-CPU maps: the one emulated CPU's value).
     pub fn map_lookup(&mut self, name: &str, key: &[u8]) -> Result<Option<Vec<u8>>, EmuError> {
         Ok(self.map_mut(name)?.lookup(key))

@@ -7,7 +7,7 @@
 //! the object under test is the one that would be deployed (no virtual-clock map).
 
 use nfcc_compiler::codegen::terminal_of;
-use nfcc_compiler::compile::{stats_map_name, Compiled, CompiledProgram};
+use nfcc_compiler::compile::{Compiled, CompiledProgram};
 use nfcc_dsl::checked::{CounterId, Policy, Scalar};
 use nfcc_dsl::eval::{Meta, Outcome, State};
 use nfcc_dsl::testing::Engine;
@@ -77,21 +77,10 @@ impl EmulatorEngine {
 
     /// Per-rule packet counts (rules then the default).
     fn stats(&mut self, rules: usize) -> Result<Vec<u64>, String> {
-        let map = stats_map_name(&self.program.name);
-        let emu = self.emu()?;
-        (0..=rules as u32)
-            .map(|i| {
-                emu.map_lookup(&map, &i.to_le_bytes())
-                    .map_err(|e| e.to_string())
-                    .map(|v| {
-                        v.and_then(|b| {
-                            b.get(..8)
-                                .map(|x| u64::from_le_bytes(x.try_into().unwrap_or([0; 8])))
-                        })
-                        .unwrap_or(0)
-                    })
-            })
-            .collect()
+        let program = self.program.name.clone();
+        self.emu()?
+            .rule_counts(&program, rules)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -10,28 +10,13 @@ use nfcc_dsl::testing::{compare, policy_alone, Engine};
 use nfcc_dsl::{check_source, CheckOptions};
 use nfcc_emulator::Profile;
 use nfcc_engines::EmulatorEngine;
-use std::path::{Path, PathBuf};
 
-fn corpus() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut files = Vec::new();
-    for dir in ["examples", "compiler/tests/in", "dsl/tests/in/ok"] {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
-            .unwrap_or_else(|e| panic!("read {dir}: {e}"))
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "nf"))
-            .collect();
-        v.sort();
-        files.extend(v);
-    }
-    files
-}
+mod common;
 
 #[test]
 fn emulator_agrees_with_the_evaluator_on_every_test_packet() {
     let (mut policies, mut nic_policies, mut packets, mut problems) = (0, 0, 0, Vec::new());
-    for path in corpus() {
+    for path in common::corpus_files() {
         let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
         let name = path
             .file_name()
