@@ -7,7 +7,8 @@
 //! the clock (`bpf_ktime_get_ns`), the FIB (`bpf_fib_lookup`), the interface a frame arrives
 //! on and the random numbers, so runs are deterministic.
 //!
-//! Why not rbpf: rbpf's interpreter works on host pointers, so the 32-bit `data`/`data_end`
+//! Why not built on rbpf (which runs beside it as an independent oracle, `nfcc-oracle`): rbpf's
+//! interpreter works on host pointers, so the 32-bit `data`/`data_end`
 //! fields of the XDP and TC contexts cannot hold them without rewriting every context load;
 //! it checks only the start address of map-value accesses, and it has no atomic
 //! instructions, which NIC code (statistics by atomic add) depends on. The interpreter here
@@ -286,6 +287,22 @@ impl Emulator {
         let mut v: Vec<String> = self.programs.0.iter().map(|(n, _)| n.clone()).collect();
         v.sort();
         v
+    }
+
+    /// A program's type and its instructions as loaded: map references relocated to
+    /// `ld_imm64` with source 1 (the map's index in [`Emulator::maps_mut`]) or 2 (that map's
+    /// value, the offset in the second half), bpf-to-bpf calls resolved. For other executors
+    /// of the same object and maps (the rbpf oracle).
+    pub fn program_code(&self, program: &str) -> Option<(ProgType, &[Ins])> {
+        self.programs
+            .get(program)
+            .map(|p| (p.hook, p.insns.as_slice()))
+    }
+
+    /// The maps, in the order programs refer to them. Their slabs never move while the
+    /// emulator lives, so a value's address stays valid between runs; keep the order.
+    pub fn maps_mut(&mut self) -> &mut Vec<EmuMap> {
+        &mut self.maps
     }
 
     /// The hook a program attaches to.

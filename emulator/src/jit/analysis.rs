@@ -342,6 +342,43 @@ pub(super) fn analyse(
     })
 }
 
+/// Every load and store made through a pointer into the context, by instruction index: the
+/// context offset it reaches (the pointer's constant plus the instruction's offset). A
+/// context pointer is followed through moves, additions of constants and 8-byte spills, as
+/// the kernel's verifier follows `PTR_TO_CTX`; a function other than the program's entry
+/// starts knowing nothing of its arguments.
+pub(crate) fn context_accesses(insns: &[Ins]) -> Result<BTreeMap<usize, i64>, JitError> {
+    let mut found = BTreeMap::new();
+    for entry in function_entries(insns)? {
+        let f = analyse(insns, entry, &[], false)?;
+        for (&leader, known) in &f.leaders {
+            let mut a = known.clone();
+            let mut pc = leader;
+            loop {
+                let i = insns[pc];
+                let (d, s) = (usize::from(i.dst), usize::from(i.src));
+                let base = match i.code & 7 {
+                    0x01 if s <= 10 => Some(a.regs[s]),
+                    0x02 | 0x03 if d <= 10 => Some(a.regs[d]),
+                    _ => None,
+                };
+                if let Some(Prov::Ctx(o)) = base {
+                    found.insert(pc, o + i64::from(i.off));
+                }
+                transfer(insns, pc, &mut a, &[]);
+                if ends_block(i) {
+                    break;
+                }
+                match successors(insns, pc)?.0.first() {
+                    Some(&n) if !f.leaders.contains_key(&n) => pc = n,
+                    _ => break,
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// The bytes a load or store of this opcode moves.
 pub(super) fn access_size(code: u8) -> i64 {
     match code & 0x18 {

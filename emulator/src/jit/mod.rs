@@ -52,6 +52,13 @@ use emit::{FxParts, Rt};
 use std::collections::BTreeMap;
 use translate::translate;
 
+/// Every load and store through a context pointer in `insns` (instruction index to the
+/// context offset reached), from the provenance analysis the JIT compiles with: what an
+/// executor with another context layout rewrites, as the kernel's `convert_ctx_access` does.
+pub fn context_accesses(insns: &[Ins]) -> Result<BTreeMap<usize, i64>, JitError> {
+    analysis::context_accesses(insns)
+}
+
 /// What the JIT knows of a map when it compiles (defined beside the maps, which the machine
 /// checks against it).
 pub use crate::maps::MapShape;
