@@ -81,5 +81,5 @@ echo "== nfcc on the examples (release build)"
 cargo build --release --quiet -p nfcc
 ./target/release/nfcc check examples/*.nf
 ./target/release/nfcc test examples/*.nf
-echo "== the BPF ISA conformance suite on the interpreter and the JIT"
+echo "== the BPF ISA conformance suite on the interpreter, the JIT and rbpf"
 ./target/release/nfcc conformance ../shared/conformance/tests --engine all

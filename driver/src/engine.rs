@@ -6,6 +6,7 @@ use crate::error::DriverError;
 use crate::source::compile_program;
 use nfcc_dsl::checked::{Policy, Program, Target};
 use nfcc_dsl::testing::{Engine, EvalEngine};
+use nfcc_engines::Executor;
 
 /// An engine that can run test blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -17,6 +18,8 @@ pub enum EngineKind {
     Emulator,
     /// The compiled program as native code from nfcc's cranelift JIT.
     Jit,
+    /// The compiled program on the rbpf crate's interpreter (an independent oracle).
+    Rbpf,
     /// The compiled program in the kernel (BPF_PROG_TEST_RUN).
     Kernel,
     /// The real path: each packet sent into a veth testbed where the policy runs, its fate
@@ -31,6 +34,7 @@ impl EngineKind {
             EngineKind::Eval => "eval",
             EngineKind::Emulator => "emulator",
             EngineKind::Jit => "jit",
+            EngineKind::Rbpf => "rbpf",
             EngineKind::Kernel => "kernel",
             EngineKind::Testbed => "testbed",
         }
@@ -52,11 +56,13 @@ pub enum EngineChoice {
     Emulator,
     /// The compiled program as native code from nfcc's cranelift JIT.
     Jit,
+    /// The compiled program on the rbpf crate's interpreter (an independent oracle).
+    Rbpf,
     /// The compiled program in the kernel (BPF_PROG_TEST_RUN).
     Kernel,
     /// Emulator and kernel, each held to the evaluator packet by packet.
     Both,
-    /// Evaluator, emulator, JIT and kernel.
+    /// Evaluator, emulator, JIT, rbpf and kernel.
     All,
     /// The real path: each packet sent into a veth testbed where the policy runs in native
     /// XDP, its fate observed from outside and held to the evaluator (root).
@@ -70,12 +76,14 @@ impl EngineChoice {
             EngineChoice::Eval => vec![EngineKind::Eval],
             EngineChoice::Emulator => vec![EngineKind::Emulator],
             EngineChoice::Jit => vec![EngineKind::Jit],
+            EngineChoice::Rbpf => vec![EngineKind::Rbpf],
             EngineChoice::Kernel => vec![EngineKind::Kernel],
             EngineChoice::Both => vec![EngineKind::Emulator, EngineKind::Kernel],
             EngineChoice::All => vec![
                 EngineKind::Eval,
                 EngineKind::Emulator,
                 EngineKind::Jit,
+                EngineKind::Rbpf,
                 EngineKind::Kernel,
             ],
             EngineChoice::Testbed => vec![EngineKind::Testbed],
@@ -98,12 +106,22 @@ pub fn engine_for(
     };
     let at = |e: String| DriverError::Environment(format!("{label}: {e}"));
     Ok(match kind {
-        EngineKind::Emulator | EngineKind::Jit => {
+        EngineKind::Emulator | EngineKind::Jit | EngineKind::Rbpf => {
             let compiled = compile_program(&single, label, source, None, false)?;
-            let mut e = nfcc_engines::EmulatorEngine::new(&compiled, &policy.name).map_err(at)?;
-            if kind == EngineKind::Jit {
-                e = e.with_jit();
+            if kind == EngineKind::Rbpf {
+                // A program rbpf cannot run is refused here, with the instruction or helper and
+                // why (exit 2), rather than failing every test block.
+                let emu = nfcc_emulator::Emulator::load(&compiled.object)
+                    .map_err(|e| at(e.to_string()))?;
+                nfcc_oracle::RbpfProgram::new(&emu, &policy.name)?;
             }
+            let mut e = nfcc_engines::EmulatorEngine::new(&compiled, &policy.name)
+                .map_err(at)?
+                .with_executor(match kind {
+                    EngineKind::Jit => Executor::Jit,
+                    EngineKind::Rbpf => Executor::Rbpf,
+                    _ => Executor::Interpreter,
+                });
             if policy.offload == Some(Target::Nfp) {
                 e = e.with_profile(nfcc_emulator::Profile::Nfp);
             }
@@ -140,7 +158,12 @@ mod tests {
         let src = "policy p on xdp {\n  rule r: udp.dport == 53 => drop\n  default pass\n  test \"t\" {\n    send ipv4() / udp(dport=53)\n    expect drop by r\n  }\n}\n";
         let (prog, _) = nfcc_dsl::check_source(src, &Default::default());
         let prog = prog.unwrap_or_else(|| panic!("does not check"));
-        for kind in [EngineKind::Eval, EngineKind::Emulator, EngineKind::Jit] {
+        for kind in [
+            EngineKind::Eval,
+            EngineKind::Emulator,
+            EngineKind::Jit,
+            EngineKind::Rbpf,
+        ] {
             let mut e =
                 engine_for(kind, &prog.policies[0], "p.nf", src).unwrap_or_else(|e| panic!("{e}"));
             let reports = nfcc_dsl::testing::run_tests(&prog.policies[0], e.as_mut());

@@ -53,6 +53,9 @@ pub enum DriverError {
     /// The kernel or the pins refused.
     #[error(transparent)]
     Runtime(#[from] nfcc_runtime::RuntimeError),
+    /// The rbpf engine cannot run the program: the instruction or helper, and why.
+    #[error("{0} (the emulator's engines run it: --engine emulator or jit)")]
+    Oracle(#[from] nfcc_oracle::OracleError),
     /// A check failed (the offload gate, an equivalence): nothing was deployed.
     #[error("{0}")]
     Failed(String),
@@ -68,7 +71,8 @@ impl DriverError {
             DriverError::Write { .. }
             | DriverError::NotBuilt(_)
             | DriverError::Environment(_)
-            | DriverError::Runtime(_) => exit::ENV,
+            | DriverError::Runtime(_)
+            | DriverError::Oracle(_) => exit::ENV,
             DriverError::Failed(_) => exit::FAILED,
         }
     }

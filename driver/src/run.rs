@@ -1,5 +1,5 @@
 //! `nfcc run`: packets from a capture through a policy (`.nf`) or any XDP/TC object (`.o`), on
-//! the emulator, its JIT, the kernel or the evaluator — a verdict per packet (with the deciding
+//! the emulator, its JIT, the rbpf oracle, the kernel or the evaluator — a verdict per packet (with the deciding
 //! rule for a policy), the packets it lets out, and a summary per rule and verdict.
 
 use crate::error::DriverError;
@@ -10,6 +10,7 @@ use nfcc_compiler::compile::prog_type;
 use nfcc_dsl::checked::{Policy, RuleRef, Target, Terminal};
 use nfcc_emulator::pcap::Record;
 use nfcc_emulator::{Emulator, Profile};
+use nfcc_oracle::RbpfProgram;
 use std::collections::BTreeMap;
 
 /// Engines `nfcc run` can use.
@@ -20,6 +21,8 @@ pub enum RunEngine {
     Emulator,
     /// The emulator's JIT (native code; the fastest engine for long captures).
     Jit,
+    /// The rbpf crate's interpreter over the emulator's maps (an independent oracle).
+    Rbpf,
     /// The kernel's BPF_PROG_TEST_RUN.
     Kernel,
     /// The reference evaluator (.nf input only).
@@ -62,10 +65,52 @@ fn moved(policy: &Policy, before: &[u64], after: &[u64]) -> Option<String> {
     }
 }
 
+/// What runs a program loaded into the emulator.
+enum Exec {
+    /// The emulator's interpreter or JIT.
+    Emu(nfcc_emulator::Runner),
+    /// rbpf, over the emulator's maps.
+    Rbpf(RbpfProgram),
+}
+
+impl Exec {
+    /// The executor `engine` means for `program` of `emu` (the JIT compiled, or the program
+    /// rewritten for rbpf, now).
+    fn new(engine: RunEngine, emu: &mut Emulator, program: &str) -> Result<Exec, DriverError> {
+        Ok(match engine {
+            RunEngine::Rbpf => Exec::Rbpf(RbpfProgram::new(emu, program)?),
+            RunEngine::Jit => {
+                emu.jit_compile(program).map_err(env)?;
+                Exec::Emu(nfcc_emulator::Runner::Jit)
+            }
+            _ => Exec::Emu(nfcc_emulator::Runner::Interpreter),
+        })
+    }
+
+    /// Runs `frame`: r0 and the packet at exit.
+    fn run(
+        &self,
+        emu: &mut Emulator,
+        program: &str,
+        frame: &[u8],
+    ) -> Result<(u64, Vec<u8>), String> {
+        match self {
+            Exec::Emu(r) => emu
+                .run_ref(program, frame, *r)
+                .map(|o| (o.retval, o.data.to_vec()))
+                .map_err(|e| e.to_string()),
+            Exec::Rbpf(p) => p
+                .run(emu, frame)
+                .map(|o| (o.retval, o.data))
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
 /// The compiled policy on the emulator; the clock follows the capture's timestamps.
 struct EmuPolicy {
     emu: Emulator,
-    runner: nfcc_emulator::Runner,
+    exec: Exec,
     policy: Policy,
 }
 
@@ -81,14 +126,9 @@ impl Runner for EmuPolicy {
     fn run(&mut self, frame: &[u8], ts_ns: u64) -> Result<Answer, String> {
         self.emu.env.clock_ns = ts_ns;
         let before = self.counts();
-        let (retval, data) = {
-            let out = self
-                .emu
-                .run_ref(&self.policy.name, frame, self.runner)
-                .map_err(|e| e.to_string())?;
-            let t = terminal_of(self.policy.hook, out.retval as u32, &self.policy);
-            (out.retval, emits(&t).then(|| out.data.to_vec()))
-        };
+        let (retval, data) = self.exec.run(&mut self.emu, &self.policy.name, frame)?;
+        let data =
+            emits(&terminal_of(self.policy.hook, retval as u32, &self.policy)).then_some(data);
         let after = self.counts();
         let t = terminal_of(self.policy.hook, retval as u32, &self.policy);
         Ok(Answer {
@@ -163,15 +203,6 @@ impl Runner for Bare {
     }
 }
 
-/// Which of the emulator's engines an engine choice means.
-fn emu_runner(e: RunEngine) -> nfcc_emulator::Runner {
-    if e == RunEngine::Jit {
-        nfcc_emulator::Runner::Jit
-    } else {
-        nfcc_emulator::Runner::Interpreter
-    }
-}
-
 fn env(e: impl std::fmt::Display) -> DriverError {
     DriverError::Environment(e.to_string())
 }
@@ -225,15 +256,8 @@ pub fn runner(
             emu.map_update(&m.name, k, v).map_err(env)?;
         }
     }
-    let runner = emu_runner(engine);
-    if runner == nfcc_emulator::Runner::Jit {
-        emu.jit_compile(&policy.name).map_err(env)?;
-    }
-    Ok(Box::new(EmuPolicy {
-        emu,
-        runner,
-        policy,
-    }))
+    let exec = Exec::new(engine, &mut emu, &policy.name)?;
+    Ok(Box::new(EmuPolicy { emu, exec, policy }))
 }
 
 fn object_runner(
@@ -263,15 +287,10 @@ fn object_runner(
         if nic {
             emu.env.profile = Profile::Nfp;
         }
-        let runner = emu_runner(engine);
-        if runner == nfcc_emulator::Runner::Jit {
-            emu.jit_compile(&name).map_err(env)?;
-        }
+        let exec = Exec::new(engine, &mut emu, &name)?;
         Box::new(move |f: &[u8], ts| {
             emu.env.clock_ns = ts;
-            emu.run_ref(&name, f, runner)
-                .map(|o| (o.retval, o.data.to_vec()))
-                .map_err(|e| e.to_string())
+            exec.run(&mut emu, &name, f)
         })
     };
     Ok(Box::new(Bare { run, prog_type }))
@@ -400,7 +419,12 @@ mod tests {
             orig_len: frame.len() as u32,
             data: frame,
         }];
-        for e in [RunEngine::Eval, RunEngine::Emulator, RunEngine::Jit] {
+        for e in [
+            RunEngine::Eval,
+            RunEngine::Emulator,
+            RunEngine::Jit,
+            RunEngine::Rbpf,
+        ] {
             let mut r = runner("p.nf", Input::Source(src.into()), e, None, false)
                 .unwrap_or_else(|e| panic!("{e}"));
             let out =

@@ -167,7 +167,7 @@ pub fn run(
                         let msg = if e.is_rendered() {
                             format!("{name}: policy {} cannot be compiled:\n{e}", policy.name)
                         } else {
-                            e.to_string()
+                            format!("error: {name}: policy {}: {e}", policy.name)
                         };
                         on(TestEvent::EngineFailed(msg));
                         sum.engine_errors = true;
@@ -178,7 +178,10 @@ pub fn run(
                     let (_, _, problems) = nfcc_dsl::testing::compare(
                         policy,
                         engine.as_mut(),
-                        matches!(kind, EngineKind::Emulator | EngineKind::Jit),
+                        matches!(
+                            kind,
+                            EngineKind::Emulator | EngineKind::Jit | EngineKind::Rbpf
+                        ),
                     );
                     sum.disagreements.extend(
                         problems

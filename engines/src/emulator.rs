@@ -3,6 +3,10 @@
 //! back from the per-rule statistics map, counters read by key — the same protocol as the
 //! kernel engine, without a kernel.
 //!
+//! The same engine runs the object on the rbpf crate's interpreter instead ([`Executor::Rbpf`],
+//! through `nfcc_oracle`), over the same emulated maps: a third-party executor held to the
+//! evaluator by the same protocol.
+//!
 //! Limiters read `bpf_ktime_get_ns`, which the emulator answers with the evaluator's clock, so
 //! the object under test is the one that would be deployed (no virtual-clock map).
 
@@ -12,6 +16,18 @@ use nfcc_dsl::checked::{CounterId, Policy, Scalar};
 use nfcc_dsl::eval::{Meta, Outcome, State};
 use nfcc_dsl::testing::Engine;
 use nfcc_emulator::{Emulator, Env, Profile};
+use nfcc_oracle::RbpfProgram;
+
+/// Which executor runs the object's program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Executor {
+    /// The emulator's interpreter, the reference.
+    Interpreter,
+    /// Native code from the emulator's JIT.
+    Jit,
+    /// The rbpf crate's interpreter (an independent oracle), over the emulator's maps.
+    Rbpf,
+}
 
 /// A policy's compiled program in the emulator.
 pub struct EmulatorEngine {
@@ -20,10 +36,12 @@ pub struct EmulatorEngine {
     emu: Option<Emulator>,
     /// The object loaded with its maps filled, copied for every test.
     pristine: Option<Emulator>,
+    /// The program rewritten for rbpf, with [`Executor::Rbpf`].
+    rbpf: Option<RbpfProgram>,
     /// The environment every test starts with (interface, profile, FIB).
     pub env: Env,
-    /// Run the JIT's native code instead of the interpreter.
-    pub jit: bool,
+    /// What runs the program.
+    pub executor: Executor,
 }
 
 impl EmulatorEngine {
@@ -40,8 +58,9 @@ impl EmulatorEngine {
             program,
             emu: None,
             pristine: None,
+            rbpf: None,
             env: Env::default(),
-            jit: false,
+            executor: Executor::Interpreter,
         })
     }
 
@@ -52,14 +71,20 @@ impl EmulatorEngine {
             program: self.program.clone(),
             emu: None,
             pristine: None,
+            rbpf: None,
             env: self.env.clone(),
-            jit: self.jit,
+            executor: self.executor,
         }
     }
 
     /// The same engine running the JIT's native code.
-    pub fn with_jit(mut self) -> EmulatorEngine {
-        self.jit = true;
+    pub fn with_jit(self) -> EmulatorEngine {
+        self.with_executor(Executor::Jit)
+    }
+
+    /// The same engine running the program on `executor`.
+    pub fn with_executor(mut self, executor: Executor) -> EmulatorEngine {
+        self.executor = executor;
         self
     }
 
@@ -86,10 +111,10 @@ impl EmulatorEngine {
 
 impl Engine for EmulatorEngine {
     fn name(&self) -> &str {
-        if self.jit {
-            "jit"
-        } else {
-            "emulator"
+        match self.executor {
+            Executor::Interpreter => "emulator",
+            Executor::Jit => "jit",
+            Executor::Rbpf => "rbpf",
         }
     }
 
@@ -110,9 +135,17 @@ impl Engine for EmulatorEngine {
                     emu.map_update(&map.name, k, v).map_err(|e| e.to_string())?;
                 }
             }
-            if self.jit {
-                emu.jit_compile(&self.program.name)
-                    .map_err(|e| e.to_string())?;
+            match self.executor {
+                Executor::Jit => {
+                    emu.jit_compile(&self.program.name)
+                        .map_err(|e| e.to_string())?;
+                }
+                Executor::Rbpf => {
+                    let p =
+                        RbpfProgram::new(&emu, &self.program.name).map_err(|e| e.to_string())?;
+                    self.rbpf = Some(p);
+                }
+                Executor::Interpreter => {}
             }
             self.pristine = Some(emu);
         }
@@ -127,14 +160,15 @@ impl Engine for EmulatorEngine {
     fn run(&mut self, policy: &Policy, frame: &[u8]) -> Result<Outcome, String> {
         let before = self.stats(policy.rules.len())?;
         let name = self.program.name.clone();
-        let jit = self.jit;
-        let emu = self.emu()?;
-        let out = if jit {
-            emu.run_jit(&name, frame)
-        } else {
-            emu.run(&name, frame)
-        }
-        .map_err(|e| e.to_string())?;
+        let out = match (self.executor, self.rbpf.as_ref(), self.emu.as_mut()) {
+            (_, _, None) => return Err("the program is not loaded".into()),
+            (Executor::Rbpf, Some(p), Some(emu)) => p.run(emu, frame).map_err(|e| e.to_string()),
+            (Executor::Rbpf, None, _) => Err("the program was not prepared for rbpf".into()),
+            (Executor::Jit, _, Some(emu)) => emu.run_jit(&name, frame).map_err(|e| e.to_string()),
+            (Executor::Interpreter, _, Some(emu)) => {
+                emu.run(&name, frame).map_err(|e| e.to_string())
+            }
+        }?;
         let after = self.stats(policy.rules.len())?;
         let rule = nfcc_dsl::testing::rule_from_counts(policy, &before, &after)?;
         let mark = (policy.hook.is_tc() && out.mark != self.env.mark).then_some(out.mark);

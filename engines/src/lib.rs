@@ -1,5 +1,5 @@
 //! nfcc-engines: a compiled policy as a test [`Engine`](nfcc_dsl::testing::Engine) on each
-//! executor nfcc has — the emulator's interpreter and JIT ([`emulator`]), the kernel's
+//! executor nfcc has — the emulator's interpreter and JIT and the rbpf oracle ([`emulator`]), the kernel's
 //! `BPF_PROG_TEST_RUN` ([`kernel`]) and the real path through a veth testbed ([`testbed`]).
 //!
 //! Every engine speaks the same protocol: load the object as deployed, fill its maps, run a
@@ -13,7 +13,7 @@ pub mod emulator;
 pub mod kernel;
 pub mod testbed;
 
-pub use emulator::EmulatorEngine;
+pub use emulator::{EmulatorEngine, Executor};
 pub use kernel::KernelEngine;
 pub use testbed::TestbedEngine;
 

@@ -2,8 +2,10 @@
 //! a Katran-like IP-in-IP balancer (`bpf_xdp_adjust_head`, hashing, per-CPU statistics), an
 //! LPM-trie blocklist, a header rewriter (`bpf_csum_diff`, atomics), and the runtime's own test
 //! programs, one of them built of bpf-to-bpf calls — run in the kernel (`BPF_PROG_TEST_RUN`), in
-//! the emulator's interpreter and in its JIT on the same frames, with the same maps. Return
-//! value, output bytes and the maps' contents must be identical.
+//! the emulator's interpreter, in its JIT and on rbpf (the `nfcc_oracle` engine) on the same
+//! frames, with the same maps. Return value, output bytes and the maps' contents must be
+//! identical. rbpf refuses the rewriter, whose statistics are atomic adds rbpf lacks; that
+//! refusal is checked too.
 //!
 //! Needs CAP_BPF and clang (skips otherwise, or fails under `NFCC_REQUIRE_KERNEL=1`).
 
@@ -150,6 +152,7 @@ fn clang_programs_behave_the_same_in_the_emulator_and_the_kernel() {
     ];
     let mut rng = Rng(0x7468_6972_6470_6172);
     let (mut runs, mut problems) = (0usize, Vec::new());
+    let (mut rbpf_runs, mut rbpf_refused) = (0usize, Vec::new());
     for (path, name, kind) in programs {
         let obj = match clang(&root.join(path)) {
             Ok(o) => o,
@@ -211,10 +214,22 @@ fn clang_programs_behave_the_same_in_the_emulator_and_the_kernel() {
             }
             _ => {}
         }
-        // The JIT runs a copy with the same maps, held to the kernel and the interpreter alike.
+        // The JIT runs a copy with the same maps, held to the kernel and the interpreter alike;
+        // so does rbpf, on another copy.
         let mut jit = emu.clone();
         jit.jit_compile(name)
             .unwrap_or_else(|e| panic!("{name}: the JIT: {e}"));
+        let mut oracle = emu.clone();
+        let rbpf = match nfcc_oracle::RbpfProgram::new(&oracle, name) {
+            Ok(p) => Some(p),
+            Err(nfcc_oracle::OracleError::Unsupported { what, .. })
+                if name == "rewriter" && what.starts_with("atomic operations") =>
+            {
+                rbpf_refused.push(name);
+                None
+            }
+            Err(e) => panic!("{name}: rbpf: {e}"),
+        };
         for _ in 0..400 {
             let (lit, f) = frame(&mut rng);
             let k = match kernel.test_run(&f, 1) {
@@ -241,6 +256,20 @@ fn clang_programs_behave_the_same_in_the_emulator_and_the_kernel() {
                     hex(&e.data)
                 )),
                 Err(x) => problems.push(format!("{name} `{lit}`: the JIT failed: {x}")),
+            }
+            if let Some(p) = &rbpf {
+                match p.run(&mut oracle, &f) {
+                    Ok(o) if (o.retval, &o.data) == (e.retval, &e.data) => rbpf_runs += 1,
+                    Ok(o) => problems.push(format!(
+                        "{name} `{lit}` (hex {}): rbpf {} out {}, interpreter {} out {}",
+                        hex(&f),
+                        o.retval,
+                        hex(&o.data),
+                        e.retval,
+                        hex(&e.data)
+                    )),
+                    Err(x) => problems.push(format!("{name} `{lit}`: rbpf failed: {x}")),
+                }
             }
             runs += 1;
             if k.retval as u64 != e.retval || k.data_out != e.data {
@@ -271,6 +300,19 @@ fn clang_programs_behave_the_same_in_the_emulator_and_the_kernel() {
                     .map_lookup(map, &key)
                     .unwrap_or_else(|e| panic!("{name} {map}: {e}"))
                     .unwrap_or_default();
+                if rbpf.is_some() {
+                    let rv = oracle
+                        .map_lookup(map, &key)
+                        .unwrap_or_else(|e| panic!("{name} {map}: {e}"))
+                        .unwrap_or_default();
+                    if rv != ev {
+                        problems.push(format!(
+                            "{name}: {map}[{i}] rbpf {} interpreter {}",
+                            hex(&rv),
+                            hex(&ev)
+                        ));
+                    }
+                }
                 if jv != ev {
                     problems.push(format!(
                         "{name}: {map}[{i}] JIT {} interpreter {}",
@@ -302,9 +344,12 @@ fn clang_programs_behave_the_same_in_the_emulator_and_the_kernel() {
         }
     }
     eprintln!(
-        "third-party programs: {runs} frames compared between the kernel, the interpreter and the JIT"
+        "third-party programs: {runs} frames compared between the kernel, the interpreter and \
+         the JIT, {rbpf_runs} of them on rbpf too (rbpf refused: {rbpf_refused:?})"
     );
     assert!(runs > 1000, "too few frames compared: {runs}");
+    assert!(rbpf_runs > 1000, "too few frames on rbpf: {rbpf_runs}");
+    assert_eq!(rbpf_refused, ["rewriter"]);
     assert!(
         problems.is_empty(),
         "{} differences:\n{}",
