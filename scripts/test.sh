@@ -32,6 +32,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 # The testbed benchmarks compare against nftables netdev ingress.
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+# The AF_XDP tests run libxdp's default program (xsk_def_xdp_prog.o), as AF_XDP applications do.
+ls /usr/lib/*/bpf/xsk_def_xdp_prog.o >/dev/null 2>&1 || need+=(libxdp1)
 # Generic-XDP and TC benchmarks turn GRO on for the receiving veth.
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 if [ ${#need[@]} -gt 0 ]; then

@@ -24,6 +24,9 @@ pub enum MapKind {
     LpmTrie = 11,
     /// `BPF_MAP_TYPE_DEVMAP`
     DevMap = 14,
+    /// `BPF_MAP_TYPE_XSKMAP`: AF_XDP sockets by receive queue; an entry exists only while a
+    /// socket is bound (its value, written from userspace, is the socket's descriptor).
+    XskMap = 17,
     /// `BPF_MAP_TYPE_RINGBUF`: records what `bpf_ringbuf_output` sends.
     RingBuf = 27,
 }
@@ -33,7 +36,7 @@ pub const BPF_F_NO_PREALLOC: u32 = 1;
 
 impl MapKind {
     /// Every kind this crate names.
-    pub const ALL: [MapKind; 10] = [
+    pub const ALL: [MapKind; 11] = [
         MapKind::Hash,
         MapKind::Array,
         MapKind::PerfEventArray,
@@ -43,6 +46,7 @@ impl MapKind {
         MapKind::LruPercpuHash,
         MapKind::LpmTrie,
         MapKind::DevMap,
+        MapKind::XskMap,
         MapKind::RingBuf,
     ];
 
@@ -68,6 +72,7 @@ impl MapKind {
             MapKind::LruPercpuHash => "lru_percpu_hash",
             MapKind::LpmTrie => "lpm_trie",
             MapKind::DevMap => "devmap",
+            MapKind::XskMap => "xskmap",
             MapKind::RingBuf => "ringbuf",
         }
     }
@@ -103,7 +108,8 @@ mod tests {
         for k in MapKind::ALL {
             assert_eq!(MapKind::from_type(k.type_id()), Some(k));
         }
-        assert_eq!(MapKind::from_type(17), None, "xskmap is not named yet");
+        assert_eq!(MapKind::from_type(17), Some(MapKind::XskMap));
+        assert_eq!(MapKind::from_type(18), None, "sockhash is not named");
         assert_eq!(MapKind::LpmTrie.type_id(), 11);
     }
 }

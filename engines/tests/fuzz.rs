@@ -1,7 +1,7 @@
 //! The differential fuzzer over the examples: random and structured packets — every
 //! truncation point of every header, IPv4 options and fragments, QinQ, IPv6 extension chains,
 //! bad lengths and random byte flips — through the reference evaluator, the emulator's
-//! interpreter, its JIT and the kernel. Verdict, deciding rule, emitted bytes (and, between evaluator and emulator, the skb
+//! interpreter, its JIT, rbpf and the kernel. Verdict, deciding rule, emitted bytes (and, between evaluator and emulator, the skb
 //! mark) must agree on every packet. A disagreement fails the test with the policy, the packet
 //! in hex and each engine's answer, and is saved under `tests/regressions/` as the example with
 //! a test block replaying that packet (which `saved_regressions_still_pass` keeps running).
@@ -16,8 +16,8 @@ use nfcc_dsl::checked::{Policy, Program, RuleRef};
 use nfcc_dsl::eval::{Outcome, State};
 use nfcc_dsl::testing::{frame_from_literal, hex, Engine};
 use nfcc_dsl::{check_source, CheckOptions};
-use nfcc_engines::EmulatorEngine;
 use nfcc_engines::KernelEngine;
+use nfcc_engines::{EmulatorEngine, Executor};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -222,6 +222,7 @@ fn examples_agree_on_random_and_structured_packets_across_engines() {
     let started = Instant::now();
     let mut rng = Rng(0x6675_7a7a_6e66_6363);
     let (mut packets, mut kernel_packets, mut problems) = (0usize, 0usize, Vec::new());
+    let mut rbpf_packets = 0usize;
     let per_policy = budget / files.len().max(1);
     for path in &files {
         let source = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
@@ -236,11 +237,13 @@ fn examples_agree_on_random_and_structured_packets_across_engines() {
             };
             let deployed =
                 compile(&single, &name, &source, None).unwrap_or_else(|e| panic!("{e:?}"));
-            let mut emu =
+            let emu =
                 EmulatorEngine::new(&deployed, &policy.name).unwrap_or_else(|e| panic!("{e}"));
-            let mut jit = EmulatorEngine::new(&deployed, &policy.name)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .with_jit();
+            let mut emulated = vec![emu.clone_engine(), emu.clone_engine().with_jit()];
+            // NIC code counts with atomics, which rbpf lacks (it refuses such programs).
+            if policy.offload.is_none() {
+                emulated.push(emu.with_executor(Executor::Rbpf));
+            }
             let mut kernel = if kernel_ok {
                 let tested = compile_with(&single, &name, &source, None, true)
                     .unwrap_or_else(|e| panic!("{e:?}"));
@@ -251,10 +254,11 @@ fn examples_agree_on_random_and_structured_packets_across_engines() {
             // A fresh state every so many packets, so limiter buckets drain and refill.
             let mut sent = 0;
             while sent < per_policy {
-                let meta = emu.meta();
+                let meta = emulated[0].meta();
                 let mut state = State::new(policy);
-                emu.reset(policy).unwrap_or_else(|e| panic!("{e}"));
-                jit.reset(policy).unwrap_or_else(|e| panic!("{e}"));
+                for e in emulated.iter_mut() {
+                    e.reset(policy).unwrap_or_else(|x| panic!("{x}"));
+                }
                 if let Some(k) = kernel.as_mut() {
                     k.reset(policy).unwrap_or_else(|e| panic!("{e}"));
                 }
@@ -270,33 +274,22 @@ fn examples_agree_on_random_and_structured_packets_across_engines() {
                         packets += 1;
                         let mut answers = vec![format!("eval: {}", answer(&want))];
                         let mut bad = false;
-                        match emu.run(policy, &frame) {
-                            Ok(got) => {
-                                let same = got.verdict == want.verdict
-                                    && got.rule == want.rule
-                                    && got.packet == want.packet
-                                    && got.mark.unwrap_or(meta.mark)
-                                        == want.mark.unwrap_or(meta.mark);
-                                bad |= !same;
-                                answers.push(format!("emulator: {}", answer(&got)));
-                            }
-                            Err(e) => {
-                                bad = true;
-                                answers.push(format!("emulator: failed: {e}"));
-                            }
-                        }
-                        match jit.run(policy, &frame) {
-                            Ok(got) => {
-                                bad |= got.verdict != want.verdict
-                                    || got.rule != want.rule
-                                    || got.packet != want.packet
-                                    || got.mark.unwrap_or(meta.mark)
-                                        != want.mark.unwrap_or(meta.mark);
-                                answers.push(format!("jit: {}", answer(&got)));
-                            }
-                            Err(e) => {
-                                bad = true;
-                                answers.push(format!("jit: failed: {e}"));
+                        // The interpreter, the JIT and rbpf, over the same object.
+                        for e in emulated.iter_mut() {
+                            match e.run(policy, &frame) {
+                                Ok(got) => {
+                                    bad |= got.verdict != want.verdict
+                                        || got.rule != want.rule
+                                        || got.packet != want.packet
+                                        || got.mark.unwrap_or(meta.mark)
+                                            != want.mark.unwrap_or(meta.mark);
+                                    answers.push(format!("{}: {}", e.name(), answer(&got)));
+                                    rbpf_packets += usize::from(e.name() == "rbpf");
+                                }
+                                Err(x) => {
+                                    bad = true;
+                                    answers.push(format!("{}: failed: {x}", e.name()));
+                                }
                             }
                         }
                         if let Some(k) = kernel.as_mut() {
@@ -331,7 +324,7 @@ fn examples_agree_on_random_and_structured_packets_across_engines() {
     }
     eprintln!(
         "fuzz: {packets} packets across {} examples on evaluator, emulator and JIT, \
-         {kernel_packets} also on the kernel, in {:.1} s",
+         {rbpf_packets} also on rbpf, {kernel_packets} also on the kernel, in {:.1} s",
         files.len(),
         started.elapsed().as_secs_f64()
     );

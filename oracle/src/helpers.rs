@@ -26,6 +26,7 @@ pub(crate) struct Machine {
     pub(crate) env: Env,
     pub(crate) hook: ProgType,
     pub(crate) redirect: Option<u32>,
+    pub(crate) xsk: Option<u32>,
     /// The first helper fault of the run.
     pub(crate) fault: Option<String>,
 }
@@ -197,6 +198,11 @@ impl Machine {
         match map.lookup(&(key as u32).to_le_bytes()) {
             Some(v) if map.kind == MapKind::DevMap && v.len() >= 4 => {
                 self.redirect = Some(u32::from_le_bytes([v[0], v[1], v[2], v[3]]));
+                Ok(4)
+            }
+            // A socket is bound on that queue: the frame goes to it.
+            Some(_) if map.kind == MapKind::XskMap => {
+                self.xsk = Some(key as u32);
                 Ok(4)
             }
             _ => Ok(flags & 3),

@@ -123,6 +123,7 @@ impl RbpfProgram {
             env: emu.env.clone(),
             hook: self.hook,
             redirect: None,
+            xsk: None,
             fault: None,
         };
         let profile = emu.env.profile;
@@ -156,6 +157,7 @@ impl RbpfProgram {
             data: buf[d..e].to_vec(),
             mark,
             redirect: machine.redirect,
+            xsk: machine.xsk,
             executed: 0,
         })
     }

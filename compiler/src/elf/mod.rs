@@ -294,6 +294,13 @@ impl MapDef {
                     ));
                 }
             }
+            MapKind::XskMap => {
+                if k != 4 || v != 4 {
+                    return Some(format!(
+                        "xskmap keys and values are 4 bytes (key_size {k}, value_size {v})"
+                    ));
+                }
+            }
             MapKind::LpmTrie => {
                 if self.flags & BPF_F_NO_PREALLOC == 0 {
                     return Some(

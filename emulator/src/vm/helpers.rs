@@ -130,9 +130,15 @@ impl Vm<'_, '_> {
             H::RedirectMap => {
                 let m = self.map_index(pc, r[1])?;
                 let key = (r[2] as u32).to_le_bytes();
+                let kind = self.mem.maps[m].kind;
                 match self.mem.maps[m].lookup(&key) {
-                    Some(v) if self.mem.maps[m].kind == MapKind::DevMap && v.len() >= 4 => {
+                    Some(v) if kind == MapKind::DevMap && v.len() >= 4 => {
                         self.redirect = Some(u32::from_le_bytes([v[0], v[1], v[2], v[3]]));
+                        4
+                    }
+                    // A socket is bound on that queue: the frame goes to it.
+                    Some(_) if kind == MapKind::XskMap => {
+                        self.xsk = Some(r[2] as u32);
                         4
                     }
                     _ => r[3] & 3,

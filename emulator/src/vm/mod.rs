@@ -72,6 +72,8 @@ pub struct RunOutput {
     pub mark: u32,
     /// The interface `bpf_redirect`/`bpf_redirect_map` chose, if any.
     pub redirect: Option<u32>,
+    /// The receive queue whose AF_XDP socket `bpf_redirect_map` on an XSKMAP chose, if any.
+    pub xsk: Option<u32>,
     /// Instructions executed.
     pub executed: u64,
 }
@@ -237,6 +239,7 @@ pub(crate) fn run_core(
         regs: [0; 11],
         frames: Vec::new(),
         redirect: None,
+        xsk: None,
         executed: 0,
         slabs,
         slabs_checked,
@@ -276,6 +279,7 @@ pub(crate) fn run_core(
         data: vm.mem.data..vm.mem.data_end,
         mark,
         redirect: vm.redirect,
+        xsk: vm.xsk,
         executed: vm.executed,
     })
 }
@@ -286,6 +290,7 @@ pub(crate) struct Outcome {
     data: std::ops::Range<usize>,
     mark: u32,
     redirect: Option<u32>,
+    xsk: Option<u32>,
     executed: u64,
 }
 
@@ -297,6 +302,7 @@ impl Outcome {
             data: bufs.pkt.get(self.data.clone()).unwrap_or(&[]),
             mark: self.mark,
             redirect: self.redirect,
+            xsk: self.xsk,
             executed: self.executed,
         }
     }
@@ -314,6 +320,8 @@ pub struct RunRef<'a> {
     pub mark: u32,
     /// The interface `bpf_redirect`/`bpf_redirect_map` chose, if any.
     pub redirect: Option<u32>,
+    /// The receive queue whose AF_XDP socket `bpf_redirect_map` on an XSKMAP chose, if any.
+    pub xsk: Option<u32>,
     /// Instructions executed.
     pub executed: u64,
 }
@@ -326,6 +334,7 @@ impl RunRef<'_> {
             data: self.data.to_vec(),
             mark: self.mark,
             redirect: self.redirect,
+            xsk: self.xsk,
             executed: self.executed,
         }
     }
@@ -340,6 +349,8 @@ pub(crate) struct Vm<'a, 'm> {
     /// Return address and saved r6–r9 of each bpf-to-bpf call.
     frames: Vec<(usize, [u64; 4])>,
     redirect: Option<u32>,
+    /// The queue of the AF_XDP socket an XSKMAP redirect chose.
+    xsk: Option<u32>,
     pub(crate) executed: u64,
     /// Map slabs for JIT code (a buffer kept from run to run).
     pub(crate) slabs: &'m mut Vec<[u64; 3]>,
@@ -440,6 +451,7 @@ impl Vm<'_, '_> {
         self.regs = [0; 11];
         self.frames.clear();
         self.redirect = None;
+        self.xsk = None;
         self.executed = 0;
         self.unwound = false;
     }
