@@ -285,7 +285,7 @@ fn run_replays_a_pcap_with_verdicts_rules_and_emitted_packets() {
     ]);
     std::fs::write(dir.join("in.pcap"), pcap).expect("write pcap");
     let d = dir.display().to_string();
-    for engine in ["emulator", "jit", "eval"] {
+    for engine in ["emulator", "jit", "rbpf", "eval"] {
         let out = check_in(
             &dir,
             &[
@@ -359,6 +359,18 @@ fn run_refuses_bad_inputs_with_one_clear_line() {
         out.contains("the NIC cannot run this: helper ktime_get_ns"),
         "{out}"
     );
+    // A program rbpf cannot run (NIC code counts with atomics): the instruction and why, exit 2.
+    for cmd in [
+        vec!["run", "examples/nic_scrubber.nf", "--pcap", "{}/in.pcap", "--engine", "rbpf"],
+        vec!["test", "examples/nic_scrubber.nf", "--engine", "rbpf"],
+    ] {
+        let out = check_in(&dir, &cmd, &[], 2);
+        assert!(
+            out.contains("rbpf cannot run this program: instruction")
+                && out.contains("atomic operations (BPF_ATOMIC), which rbpf does not implement"),
+            "{out}"
+        );
+    }
     let two = "policy a on xdp {\n  default pass\n}\npolicy b on xdp {\n  default drop\n}\n";
     let out = check_in(
         &dir,
