@@ -122,7 +122,7 @@ pub struct CompileArgs {
 pub struct RunArgs {
     /// The .nf file or BPF object (.o).
     pub file: PathBuf,
-    /// Input pcap (classic libpcap, Ethernet).
+    /// Input capture (classic libpcap or pcapng, Ethernet).
     #[arg(long)]
     pub pcap: PathBuf,
     /// The engine: the emulator (no privileges), its JIT (the same, as native code), the

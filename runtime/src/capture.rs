@@ -1,5 +1,26 @@
 //! Capturing frames on an interface with an `AF_PACKET` socket: what the testbeds use to see
 //! whether a packet arrived, was bounced or vanished.
+//!
+//! Why the sockets are ours (`sys::packet_*`) and not pnet's datalink layer (`pnet_datalink`
+//! 0.35): pnet would open them in the calling thread's namespace as these do, but its Linux
+//! receiver reads with `recvfrom` and drops the sender's address and all ancillary data, so
+//! - it cannot tell a frame that came in from one the host sent (`sll_pkttype ==
+//!   PACKET_OUTGOING`): the testbed's capture on `tx2` would see its own injector's frames as
+//!   arrivals;
+//! - it loses a received frame's outer VLAN tag, which the kernel moves into metadata and only
+//!   `PACKET_AUXDATA` hands back, so tagged frames would be held to their literals untagged;
+//! - its layer-2 channel is always bound to `ETH_P_ALL` (a tap, before TC ingress) and its
+//!   layer-3 one is a `SOCK_DGRAM` socket that strips the link header, so neither is
+//!   [`Capture::open_after_tc`] (whole frames of one ethertype after TC ingress) nor an
+//!   [`Injector`] that receives nothing;
+//! - its read timeout is fixed when the channel opens, where [`Capture::next`] waits as long as
+//!   each call asks.
+//!
+//! Both losses were seen once with pnet 0.35 on a veth pair in a namespace: a second channel on
+//! the sending veth returned the two frames sent as if they had arrived, and the peer got a
+//! 64-byte 802.1Q frame as 60 bytes without its tag. Handing pnet a socket of ours
+//! (`Config::socket_fd`) would keep the socket code here and still lose both. Performance
+//! played no part: the reasons are what pnet cannot express.
 
 use crate::{sys, RuntimeError};
 use std::os::fd::{AsFd, OwnedFd};

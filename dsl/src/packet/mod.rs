@@ -18,6 +18,15 @@
 //!   header's next-header field, because what follows is a piece of data, not a header.
 //! - L4 headers are bounded by the frame's end, not by the IP length fields; the length fields
 //!   only matter to [`checksums_valid`].
+//!
+//! Why this is not etherparse: its builder always overwrites lengths, protocol fields and
+//! checksums, and its header types derive IPv4's IHL and TCP's data offset from the options
+//! they hold, while a literal may set any of these to any value (a wrong checksum, `ihl=4`,
+//! a length that disagrees with the payload, `truncate(N)` mid-header, an extension header of
+//! any kind and length) to test how a policy treats a malformed packet. Its parsers, for their
+//! part, reject such packets or cut payloads at the IP length, where section 4 (above) bounds
+//! headers by the frame and stops at non-first fragments and third VLAN tags; the parser is
+//! the oracle, so it stays with the language's rules.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
