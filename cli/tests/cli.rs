@@ -361,7 +361,14 @@ fn run_refuses_bad_inputs_with_one_clear_line() {
     );
     // A program rbpf cannot run (NIC code counts with atomics): the instruction and why, exit 2.
     for cmd in [
-        vec!["run", "examples/nic_scrubber.nf", "--pcap", "{}/in.pcap", "--engine", "rbpf"],
+        vec![
+            "run",
+            "examples/nic_scrubber.nf",
+            "--pcap",
+            "{}/in.pcap",
+            "--engine",
+            "rbpf",
+        ],
         vec!["test", "examples/nic_scrubber.nf", "--engine", "rbpf"],
     ] {
         let out = check_in(&dir, &cmd, &[], 2);
