@@ -13,16 +13,7 @@ use nfcc_bpf::insn::Insn;
 
 /// Runs `insns` on `memory` with the interpreter or the JIT; the result is r0 at exit.
 pub fn run(insns: &[Insn], memory: &[u8], runner: Runner) -> Result<u64, EmuError> {
-    let insns: Vec<Ins> = insns
-        .iter()
-        .map(|i| Ins {
-            code: i.code,
-            dst: i.dst,
-            src: i.src,
-            off: i.off,
-            imm: i.imm,
-        })
-        .collect();
+    let insns: Vec<Ins> = insns.iter().map(Ins::from).collect();
     let mut env = Env {
         profile: Profile::Conformance,
         ..Env::default()

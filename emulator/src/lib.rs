@@ -87,6 +87,18 @@ pub struct Env {
     pub profile: Profile,
 }
 
+impl Env {
+    /// `bpf_get_prandom_u32`: the next number of the run's xorshift sequence.
+    pub fn next_random(&mut self) -> u64 {
+        let mut x = self.prandom;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.prandom = x;
+        x & 0xffff_ffff
+    }
+}
+
 impl Default for Env {
     fn default() -> Env {
         Env {

@@ -229,15 +229,6 @@ impl Machine {
         }
         Ok(0)
     }
-
-    fn prandom(&mut self) -> u64 {
-        let mut x = self.env.prandom;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.env.prandom = x;
-        x & 0xffff_ffff
-    }
 }
 
 /// A helper as rbpf calls it: five registers in, r0 out.
@@ -258,7 +249,7 @@ pub(crate) fn helper(id: i32, profile: Profile) -> Option<Fn5> {
         }
         // The text is not formatted; the call succeeds.
         H::TracePrintk => |_, _, _, _, _| 0,
-        H::GetPrandomU32 => |_, _, _, _, _| call(|m| Ok(m.prandom())),
+        H::GetPrandomU32 => |_, _, _, _, _| call(|m| Ok(m.env.next_random())),
         // One CPU.
         H::GetSmpProcessorId => |_, _, _, _, _| 0,
         H::Redirect => |a, _, _, _, _| {

@@ -200,16 +200,7 @@ fn guarded(f: impl FnOnce() -> Result<u64, std::io::Error>) -> Result<u64, Oracl
 /// Runs a conformance-suite program on `memory` (r1 its address, r2 its length, helper 5
 /// the suite's `unwind`): r0 at exit.
 pub fn run_bare(insns: &[nfcc_bpf::insn::Insn], memory: &[u8]) -> Result<u64, OracleError> {
-    let insns: Vec<Ins> = insns
-        .iter()
-        .map(|i| Ins {
-            code: i.code,
-            dst: i.dst,
-            src: i.src,
-            off: i.off,
-            imm: i.imm,
-        })
-        .collect();
+    let insns: Vec<Ins> = insns.iter().map(Ins::from).collect();
     let rewritten = rewrite::rewrite(&insns, Mode::Bare { len: memory.len() }, &BTreeMap::new())?;
     let mut vm = rbpf::EbpfVmMbuff::new(Some(&rewritten.code)).map_err(OracleError::Rbpf)?;
     vm.register_helper(nfcc_emulator::vm::UNWIND as u32, helpers::unwind)

@@ -48,14 +48,7 @@ impl Vm<'_, '_> {
             H::KtimeGetNs | H::KtimeGetBootNs | H::KtimeGetCoarseNs => self.env.clock_ns,
             // trace_printk: the text is not formatted; the call succeeds.
             H::TracePrintk => 0,
-            H::GetPrandomU32 => {
-                let mut x = self.env.prandom;
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                self.env.prandom = x;
-                x & 0xffff_ffff
-            }
+            H::GetPrandomU32 => self.env.next_random(),
             // One CPU.
             H::GetSmpProcessorId => 0,
             H::Redirect => {

@@ -48,6 +48,18 @@ pub struct Ins {
     pub imm: i32,
 }
 
+impl From<&nfcc_bpf::insn::Insn> for Ins {
+    fn from(i: &nfcc_bpf::insn::Insn) -> Ins {
+        Ins {
+            code: i.code,
+            dst: i.dst,
+            src: i.src,
+            off: i.off,
+            imm: i.imm,
+        }
+    }
+}
+
 impl Ins {
     /// Decodes one 8-byte instruction (little-endian).
     pub fn decode(b: &[u8]) -> Ins {
