@@ -27,6 +27,7 @@ mod program;
 mod state;
 mod sys;
 pub mod traffic;
+pub mod xsk;
 
 use std::os::fd::AsFd;
 use std::sync::OnceLock;

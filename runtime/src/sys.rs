@@ -1,5 +1,6 @@
 //! Raw `bpf(2)` calls that aya does not expose: `BPF_PROG_TEST_RUN`, byte-level map element
-//! access, and the tiny program load behind [`crate::can_load_bpf`].
+//! access, and the tiny program load behind [`crate::can_load_bpf`]; packet sockets; and
+//! AF_XDP sockets (`xsk`).
 //!
 //! Every `unsafe` block of the crate lives here. Each command has its own `#[repr(C)]` attribute
 //! struct that mirrors the member of the kernel's `union bpf_attr` it uses, padded with zeroes
@@ -9,6 +10,8 @@
 // Reason: this module is the crate's single doorway to the `bpf(2)` syscall, which libc offers
 // only as the variadic, unsafe `syscall`; every block below is small and says why it is sound.
 #![allow(unsafe_code)]
+
+pub(crate) mod xsk;
 
 use std::ffi::c_long;
 use std::io;

@@ -1,0 +1,343 @@
+//! AF_XDP sockets at the syscall level: the UMEM (one anonymous mapping cut into frames), its
+//! fill and completion rings, the receive ring, and the bind to one queue of one interface.
+//!
+//! The rings are the kernel's single-producer, single-consumer queues shared through `mmap`:
+//! their producer and consumer indices are read with acquire and written with release
+//! ordering (as libxdp's `xsk.h` does with its barriers), so a descriptor is complete before
+//! its index is seen. Only receiving is built: frames come in on the RX ring, their UMEM
+//! frames go straight back on the fill ring.
+
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// One shared ring: its mapping, and where its indices and descriptors are.
+struct Ring {
+    map: *mut libc::c_void,
+    map_len: usize,
+    producer: *const AtomicU32,
+    consumer: *const AtomicU32,
+    desc: *mut u8,
+    mask: u32,
+}
+
+impl Ring {
+    /// Maps the ring of `entries` descriptors of `desc_size` bytes at page offset `pgoff`.
+    fn map(
+        fd: BorrowedFd<'_>,
+        off: &libc::xdp_ring_offset,
+        entries: u32,
+        desc_size: usize,
+        pgoff: u64,
+    ) -> io::Result<Ring> {
+        let map_len = off.desc as usize + entries as usize * desc_size;
+        // SAFETY: mmap of a socket's ring: the kernel checks the offset and length and
+        // returns a fresh shared mapping (or MAP_FAILED); nothing aliases it yet.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                pgoff as libc::off_t,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = map.cast::<u8>();
+        // SAFETY: the offsets the kernel reported lie inside the mapping just made; the
+        // indices are 4-byte aligned u32s the kernel updates atomically.
+        let ring = unsafe {
+            Ring {
+                map,
+                map_len,
+                producer: base.add(off.producer as usize).cast::<AtomicU32>(),
+                consumer: base.add(off.consumer as usize).cast::<AtomicU32>(),
+                desc: base.add(off.desc as usize),
+                mask: entries - 1,
+            }
+        };
+        Ok(ring)
+    }
+
+    fn producer(&self) -> &AtomicU32 {
+        // SAFETY: points into the live mapping (see `map`), which outlives `self`'s borrow.
+        unsafe { &*self.producer }
+    }
+
+    fn consumer(&self) -> &AtomicU32 {
+        // SAFETY: as for `producer`.
+        unsafe { &*self.consumer }
+    }
+
+    /// The `i`-th descriptor slot (masked) as `size` bytes.
+    fn slot(&self, i: u32, size: usize) -> *mut u8 {
+        // SAFETY: `i & mask` indexes one of the ring's `mask + 1` descriptors of `size` bytes,
+        // all inside the mapping.
+        unsafe { self.desc.add((i & self.mask) as usize * size) }
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `map` made; no reference into it outlives `self`.
+        unsafe {
+            libc::munmap(self.map, self.map_len);
+        }
+    }
+}
+
+/// A bound AF_XDP socket with its UMEM and rings (receive only).
+pub(crate) struct Xsk {
+    // Field order is drop order: the rings and the UMEM are unmapped before the socket closes.
+    rx: Ring,
+    fill: Ring,
+    _completion: Ring,
+    umem: *mut libc::c_void,
+    umem_len: usize,
+    frame_size: u32,
+    fd: OwnedFd,
+}
+
+// SAFETY: the mappings belong to this value alone; moving it to another thread moves them.
+unsafe impl Send for Xsk {}
+
+impl Drop for Xsk {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the UMEM mapping made in `open`; the kernel keeps its own
+        // reference until the socket closes.
+        unsafe {
+            libc::munmap(self.umem, self.umem_len);
+        }
+    }
+}
+
+fn setsockopt<T>(fd: BorrowedFd<'_>, opt: libc::c_int, value: &T) -> io::Result<()> {
+    let ptr: *const T = value;
+    // SAFETY: setsockopt reads `size_of::<T>()` bytes from a live, initialised value.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            opt,
+            ptr.cast::<libc::c_void>(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Opens an AF_XDP socket with a UMEM of `frames` frames of `frame_size` bytes, rings of
+/// `ring` entries (a power of two), bound to queue `queue` of interface `ifindex` of the
+/// calling thread's namespace — in copy mode when `copy`, else whatever the driver offers.
+pub(crate) fn open(
+    ifindex: u32,
+    queue: u32,
+    frames: u32,
+    frame_size: u32,
+    ring: u32,
+    copy: bool,
+) -> io::Result<Xsk> {
+    // SAFETY: socket() takes three integers and returns a new descriptor or -1.
+    let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a successful socket() returns a new descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let umem_len = frames as usize * frame_size as usize;
+    // SAFETY: an anonymous private mapping of `umem_len` bytes; nothing aliases it.
+    let umem = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            umem_len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+            -1,
+            0,
+        )
+    };
+    if umem == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // From here the UMEM is unmapped by `Xsk`'s drop, or by this guard on an early return.
+    struct Unmap(*mut libc::c_void, usize);
+    impl Drop for Unmap {
+        fn drop(&mut self) {
+            if !self.0.is_null() {
+                // SAFETY: the mapping made just above, not yet owned by an `Xsk`.
+                unsafe {
+                    libc::munmap(self.0, self.1);
+                }
+            }
+        }
+    }
+    let mut guard = Unmap(umem, umem_len);
+    // SAFETY: xdp_umem_reg is plain integers; all-zero is a valid value.
+    let mut reg: libc::xdp_umem_reg = unsafe { std::mem::zeroed() };
+    reg.addr = umem as u64;
+    reg.len = umem_len as u64;
+    reg.chunk_size = frame_size;
+    setsockopt(fd.as_fd(), libc::XDP_UMEM_REG, &reg)?;
+    setsockopt(fd.as_fd(), libc::XDP_UMEM_FILL_RING, &ring)?;
+    setsockopt(fd.as_fd(), libc::XDP_UMEM_COMPLETION_RING, &ring)?;
+    setsockopt(fd.as_fd(), libc::XDP_RX_RING, &ring)?;
+    // SAFETY: xdp_mmap_offsets is plain integers; all-zero is a valid value.
+    let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
+    let off_ptr: *mut libc::xdp_mmap_offsets = &mut off;
+    // SAFETY: getsockopt writes at most `len` bytes into a live struct of that size.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            libc::XDP_MMAP_OFFSETS,
+            off_ptr.cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let rx = Ring::map(
+        fd.as_fd(),
+        &off.rx,
+        ring,
+        size_of::<libc::xdp_desc>(),
+        libc::XDP_PGOFF_RX_RING as u64,
+    )?;
+    let fill = Ring::map(fd.as_fd(), &off.fr, ring, 8, libc::XDP_UMEM_PGOFF_FILL_RING)?;
+    let completion = Ring::map(
+        fd.as_fd(),
+        &off.cr,
+        ring,
+        8,
+        libc::XDP_UMEM_PGOFF_COMPLETION_RING,
+    )?;
+    // Every frame the fill ring holds is one the kernel may receive into.
+    let give = frames.min(ring);
+    let start = fill.producer().load(Ordering::Acquire);
+    for i in 0..give {
+        let addr = u64::from(i) * u64::from(frame_size);
+        // SAFETY: a fill descriptor is one aligned u64 inside the ring's mapping.
+        unsafe {
+            fill.slot(start.wrapping_add(i), 8)
+                .cast::<u64>()
+                .write(addr)
+        };
+    }
+    fill.producer()
+        .store(start.wrapping_add(give), Ordering::Release);
+    // SAFETY: sockaddr_xdp is plain integers; all-zero is a valid value.
+    let mut sxdp: libc::sockaddr_xdp = unsafe { std::mem::zeroed() };
+    sxdp.sxdp_family = libc::AF_XDP as u16;
+    sxdp.sxdp_flags = if copy { libc::XDP_COPY } else { 0 };
+    sxdp.sxdp_ifindex = ifindex;
+    sxdp.sxdp_queue_id = queue;
+    let sxdp_ptr: *const libc::sockaddr_xdp = &sxdp;
+    // SAFETY: bind reads `size_of::<sockaddr_xdp>()` bytes from a live, initialised struct.
+    let ret = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            sxdp_ptr.cast::<libc::sockaddr>(),
+            size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    guard.0 = std::ptr::null_mut();
+    Ok(Xsk {
+        rx,
+        fill,
+        _completion: completion,
+        umem,
+        umem_len,
+        frame_size,
+        fd,
+    })
+}
+
+impl Xsk {
+    /// The socket, for an XSKMAP entry.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Hands every frame waiting on the RX ring (at most `max`) to `on`, waiting up to
+    /// `timeout_ms` for the first; the frames go back on the fill ring. How many came.
+    pub(crate) fn recv(
+        &mut self,
+        timeout_ms: i32,
+        max: u32,
+        on: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<u32> {
+        let cons = self.rx.consumer().load(Ordering::Relaxed);
+        let mut avail = self
+            .rx
+            .producer()
+            .load(Ordering::Acquire)
+            .wrapping_sub(cons);
+        if avail == 0 {
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll reads and writes one live pollfd.
+            let ret = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+            if ret < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            avail = self
+                .rx
+                .producer()
+                .load(Ordering::Acquire)
+                .wrapping_sub(cons);
+        }
+        let n = avail.min(max);
+        let fill_at = self.fill.producer().load(Ordering::Relaxed);
+        for i in 0..n {
+            let d = self
+                .rx
+                .slot(cons.wrapping_add(i), size_of::<libc::xdp_desc>());
+            // SAFETY: an RX descriptor the kernel published (index below the producer's,
+            // read after the acquire load), inside the ring's mapping.
+            let desc = unsafe { d.cast::<libc::xdp_desc>().read() };
+            let (addr, len) = (desc.addr as usize, desc.len as usize);
+            if addr
+                .checked_add(len)
+                .is_some_and(|end| end <= self.umem_len)
+            {
+                // SAFETY: `[addr, addr + len)` lies inside the UMEM (checked), which the
+                // kernel filled before publishing the descriptor.
+                let frame =
+                    unsafe { std::slice::from_raw_parts(self.umem.cast::<u8>().add(addr), len) };
+                on(frame);
+            }
+            // The frame's chunk goes back to the kernel.
+            let chunk = desc.addr - desc.addr % u64::from(self.frame_size);
+            // SAFETY: a fill descriptor slot inside the ring's mapping; the kernel consumed
+            // at least as many fill entries as it published RX descriptors, so it is free.
+            unsafe {
+                self.fill
+                    .slot(fill_at.wrapping_add(i), 8)
+                    .cast::<u64>()
+                    .write(chunk)
+            };
+        }
+        self.fill
+            .producer()
+            .store(fill_at.wrapping_add(n), Ordering::Release);
+        self.rx
+            .consumer()
+            .store(cons.wrapping_add(n), Ordering::Release);
+        Ok(n)
+    }
+}
