@@ -16,6 +16,12 @@ pub const SAMPLES_MAP: &str = "nfcc_samples";
 /// `i`th redirect target, which the loader fills in (names resolve only on the box).
 pub const REDIRECT_MAP: &str = "nfcc_redirect";
 
+/// The AF_XDP sockets of `redirect xsk` (an XSKMAP indexed by receive queue).
+pub const XSK_MAP: &str = "nfcc_xsks";
+
+/// Entries of the AF_XDP socket map: the receive queues a socket may be bound on.
+pub const XSK_QUEUES: u32 = 64;
+
 /// The packet vector's map (a per-CPU scratch value the parser fills, host code only).
 pub const SCRATCH_MAP: &str = "scratch";
 
@@ -42,6 +48,11 @@ pub fn samples_map_name(policy: &str) -> String {
 /// The object's name for a policy's redirect-targets map.
 pub fn redirect_map_name(policy: &str) -> String {
     object_map_name(policy, REDIRECT_MAP)
+}
+
+/// The object's name of `policy`'s AF_XDP socket map.
+pub fn xsk_map_name(policy: &str) -> String {
+    object_map_name(policy, XSK_MAP)
 }
 
 /// The own name of a `counter` declaration's map.

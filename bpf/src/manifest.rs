@@ -88,6 +88,8 @@ pub enum MapRole {
     Limiter,
     /// Redirect targets' interface indexes.
     RedirectTargets,
+    /// The AF_XDP sockets of `redirect xsk`, by receive queue.
+    XskSockets,
     /// A `table` declaration.
     Table,
     /// Rules merged into one lookup.

@@ -62,11 +62,7 @@ fn no_source_file_is_over_the_size_limit() {
 fn unsafe_lives_only_in_the_modules_that_own_it() {
     // The runtime's raw syscalls, the JIT's entry into generated code and the rbpf helpers'
     // checked host-memory access; nowhere else.
-    let owners = [
-        "runtime/src/sys.rs",
-        "emulator/src/jit",
-        "oracle/src/abi.rs",
-    ];
+    let owners = ["runtime/src/sys", "emulator/src/jit", "oracle/src/abi.rs"];
     let mut stray = Vec::new();
     for (path, text) in rust_files() {
         if owners.iter().any(|o| path.starts_with(o)) || path.ends_with("tidy.rs") {

@@ -92,6 +92,7 @@ fn map_kind(purpose: MapPurpose, target: Target) -> (MapKind, u32) {
         (MapPurpose::Limiter, Target::Host) => (MapKind::LruHash, 0),
         (MapPurpose::Limiter, Target::Nfp) => (MapKind::Hash, 0),
         (MapPurpose::RedirectTargets, _) => (MapKind::Array, 0),
+        (MapPurpose::XskSockets, _) => (MapKind::XskMap, 0),
         (MapPurpose::Table | MapPurpose::MergedRules, _) => (MapKind::Hash, 0),
         (MapPurpose::Samples, _) => (MapKind::RingBuf, 0),
         (MapPurpose::Clock, _) => (MapKind::Array, 0),

@@ -19,6 +19,7 @@ pub fn role(purpose: MapPurpose) -> MapRole {
         MapPurpose::Counter => MapRole::Counter,
         MapPurpose::Limiter => MapRole::Limiter,
         MapPurpose::RedirectTargets => MapRole::RedirectTargets,
+        MapPurpose::XskSockets => MapRole::XskSockets,
         MapPurpose::Table => MapRole::Table,
         MapPurpose::Samples => MapRole::Samples,
         MapPurpose::Maglev => MapRole::Maglev,

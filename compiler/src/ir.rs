@@ -85,6 +85,8 @@ pub enum MapPurpose {
     Limiter,
     /// Interface indices of `redirect` targets, filled at load time: array of u32.
     RedirectTargets,
+    /// AF_XDP sockets by receive queue (`redirect xsk`): an XSKMAP userspace fills.
+    XskSockets,
     /// A `table`: hash, key = key fields (`ip.*` tagged with its family), value = the
     /// entry's verdict for the hook (u32), then its redirect target's index (u32, 0 unless
     /// the entry redirects).
@@ -348,6 +350,8 @@ pub struct Program {
     pub redirects: Vec<String>,
     /// The redirect-targets map, when there are redirects.
     pub redirect_map: Option<MapId>,
+    /// The AF_XDP socket map, when a terminal is `redirect xsk`.
+    pub xsk_map: Option<MapId>,
     /// The virtual clock map, when compiled for deterministic tests.
     pub clock: Option<MapId>,
     /// The rule-statistics map.
@@ -527,7 +531,7 @@ impl Program {
     }
 
     fn verify_terminal(&self, t: &Terminal, rule: &str) -> Result<(), VerifyError> {
-        if self.hook.is_tc() && matches!(t, Terminal::Tx | Terminal::Abort) {
+        if self.hook.is_tc() && matches!(t, Terminal::Tx | Terminal::Abort | Terminal::Xsk) {
             return Err(VerifyError(format!("{rule}: {} on a tc hook", t.name())));
         }
         Ok(())

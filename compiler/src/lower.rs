@@ -58,6 +58,7 @@ pub fn lower_with(
         errors: Vec::new(),
         keyed_maps: HashMap::new(),
         redirects: Vec::new(),
+        xsk: false,
         table_maps: HashMap::new(),
         table_slots: Vec::new(),
         samples: None,
@@ -119,6 +120,18 @@ pub fn lower_with(
         });
         id
     });
+    let xsk_map = cx.xsk.then(|| {
+        let id = MapId(cx.maps.len() as u32);
+        cx.maps.push(ir::Map {
+            name: nfcc_bpf::layout::XSK_MAP.into(),
+            purpose: MapPurpose::XskSockets,
+            key_size: 4,
+            value_size: 4,
+            max_entries: nfcc_bpf::layout::XSK_QUEUES,
+            init: Vec::new(),
+        });
+        id
+    });
     let clock = (virtual_clock && !policy.limiters.is_empty()).then(|| {
         let id = MapId(cx.maps.len() as u32);
         cx.maps.push(ir::Map {
@@ -144,6 +157,7 @@ pub fn lower_with(
         default_actions,
         redirects: cx.redirects,
         redirect_map,
+        xsk_map,
         stats,
     })
 }
@@ -162,6 +176,8 @@ struct Lower<'a> {
     keyed_maps: HashMap<(bool, u32), MapId>,
     /// Redirect target names.
     redirects: Vec<String>,
+    /// Whether a terminal is `redirect xsk`.
+    xsk: bool,
     /// Maps of tables, by declaration.
     table_maps: HashMap<ck::TableId, MapId>,
     /// Tables in slot order.
@@ -200,10 +216,12 @@ impl Lower<'_> {
     }
 
     fn terminal(&mut self, t: &ck::Terminal, _span: Span) -> ck::Terminal {
-        if let ck::Terminal::Redirect(name) = t {
-            if !self.redirects.contains(name) {
+        match t {
+            ck::Terminal::Redirect(name) if !self.redirects.contains(name) => {
                 self.redirects.push(name.clone());
             }
+            ck::Terminal::Xsk => self.xsk = true,
+            _ => {}
         }
         t.clone()
     }

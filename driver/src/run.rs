@@ -5,7 +5,7 @@
 use crate::error::DriverError;
 use crate::source::{choose, Chosen, Input};
 use nfcc_bpf::ProgType;
-use nfcc_compiler::codegen::terminal_of;
+use nfcc_compiler::codegen::{terminal_of, terminal_of_run};
 use nfcc_compiler::compile::prog_type;
 use nfcc_dsl::checked::{Policy, RuleRef, Target, Terminal};
 use nfcc_emulator::pcap::Record;
@@ -53,8 +53,12 @@ fn terminal_name(t: &Terminal) -> String {
     }
 }
 
+/// Whether the packet leaves the program for somewhere (the stack, a port, an AF_XDP socket).
 fn emits(t: &Terminal) -> bool {
-    matches!(t, Terminal::Pass | Terminal::Tx | Terminal::Redirect(_))
+    matches!(
+        t,
+        Terminal::Pass | Terminal::Tx | Terminal::Redirect(_) | Terminal::Xsk
+    )
 }
 
 /// The name of the rule whose statistics slot moved.
@@ -87,21 +91,21 @@ impl Exec {
         })
     }
 
-    /// Runs `frame`: r0 and the packet at exit.
+    /// Runs `frame`: r0, the packet at exit, and whether an AF_XDP socket took it.
     fn run(
         &self,
         emu: &mut Emulator,
         program: &str,
         frame: &[u8],
-    ) -> Result<(u64, Vec<u8>), String> {
+    ) -> Result<(u64, Vec<u8>, bool), String> {
         match self {
             Exec::Emu(r) => emu
                 .run_ref(program, frame, *r)
-                .map(|o| (o.retval, o.data.to_vec()))
+                .map(|o| (o.retval, o.data.to_vec(), o.xsk.is_some()))
                 .map_err(|e| e.to_string()),
             Exec::Rbpf(p) => p
                 .run(emu, frame)
-                .map(|o| (o.retval, o.data))
+                .map(|o| (o.retval, o.data, o.xsk.is_some()))
                 .map_err(|e| e.to_string()),
         }
     }
@@ -126,11 +130,10 @@ impl Runner for EmuPolicy {
     fn run(&mut self, frame: &[u8], ts_ns: u64) -> Result<Answer, String> {
         self.emu.env.clock_ns = ts_ns;
         let before = self.counts();
-        let (retval, data) = self.exec.run(&mut self.emu, &self.policy.name, frame)?;
-        let data =
-            emits(&terminal_of(self.policy.hook, retval as u32, &self.policy)).then_some(data);
+        let (retval, data, to_xsk) = self.exec.run(&mut self.emu, &self.policy.name, frame)?;
+        let t = terminal_of_run(self.policy.hook, retval as u32, to_xsk, &self.policy);
+        let data = emits(&t).then_some(data);
         let after = self.counts();
-        let t = terminal_of(self.policy.hook, retval as u32, &self.policy);
         Ok(Answer {
             verdict: terminal_name(&t),
             rule: moved(&self.policy, &before, &after),
@@ -165,6 +168,8 @@ impl Runner for EvalPolicy {
 struct KernelPolicy {
     loaded: nfcc_runtime::Loaded,
     policy: Policy,
+    /// The AF_XDP socket standing for the deployment's (`redirect xsk`), kept while loaded.
+    _xsk: Option<nfcc_runtime::xsk::XskSocket>,
 }
 
 impl Runner for KernelPolicy {
@@ -201,6 +206,12 @@ impl Runner for Bare {
             emitted: action.emits().then_some(data),
         })
     }
+}
+
+/// The AF_XDP socket map of a compiled policy that has one (`redirect xsk`).
+fn xsk_map(cp: &nfcc_compiler::compile::CompiledProgram) -> Option<String> {
+    let name = nfcc_bpf::layout::xsk_map_name(&cp.name);
+    cp.maps.iter().any(|(m, _)| m.name == name).then_some(name)
 }
 
 fn env(e: impl std::fmt::Display) -> DriverError {
@@ -245,7 +256,19 @@ pub fn runner(
                 loaded.map_update(&m.name, k, v)?;
             }
         }
-        return Ok(Box::new(KernelPolicy { loaded, policy }));
+        let xsk = match xsk_map(cp) {
+            Some(map) => Some(nfcc_runtime::xsk::bind_for_test_run(
+                &loaded,
+                &map,
+                nfcc_bpf::layout::XSK_QUEUES,
+            )?),
+            None => None,
+        };
+        return Ok(Box::new(KernelPolicy {
+            loaded,
+            policy,
+            _xsk: xsk,
+        }));
     }
     let mut emu = Emulator::load(&compiled.object).map_err(env)?;
     if nic || policy.offload == Some(Target::Nfp) {
@@ -254,6 +277,13 @@ pub fn runner(
     for (m, entries) in &cp.maps {
         for (k, v) in entries {
             emu.map_update(&m.name, k, v).map_err(env)?;
+        }
+    }
+    if let Some(map) = xsk_map(cp) {
+        // Sockets bound on every queue, as in test blocks: the emulator records the queue.
+        for q in 0..nfcc_bpf::layout::XSK_QUEUES {
+            emu.map_update(&map, &q.to_le_bytes(), &1u32.to_le_bytes())
+                .map_err(env)?;
         }
     }
     let exec = Exec::new(engine, &mut emu, &policy.name)?;
@@ -290,7 +320,7 @@ fn object_runner(
         let exec = Exec::new(engine, &mut emu, &name)?;
         Box::new(move |f: &[u8], ts| {
             emu.env.clock_ns = ts;
-            exec.run(&mut emu, &name, f)
+            exec.run(&mut emu, &name, f).map(|(r, d, _)| (r, d))
         })
     };
     Ok(Box::new(Bare { run, prog_type }))

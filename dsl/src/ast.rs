@@ -430,6 +430,8 @@ pub enum ActionKind {
     Word(Ident),
     /// `redirect "IFNAME"`.
     Redirect(Vec<u8>, Span),
+    /// `redirect xsk`: to the AF_XDP socket bound on the packet's receive queue.
+    RedirectXsk(Span),
     /// `count NAME`, `dec FIELD`, `sample N`, `mark N`: the word and its argument.
     WithArg(Ident, Value),
     /// `set FIELD = VALUE`.
@@ -510,6 +512,8 @@ pub enum VerdictLit {
     Word(Ident),
     /// `redirect "IF"`.
     Redirect(Vec<u8>, Span),
+    /// `redirect xsk`.
+    RedirectXsk(Span),
 }
 
 /// A packet literal: layers joined by `/`.

@@ -524,6 +524,10 @@ pub enum Terminal {
     Tx,
     /// Send it to another interface (resolved at load time).
     Redirect(String),
+    /// Hand it to the AF_XDP socket bound on its receive queue (XDP only); with none bound
+    /// it passes, as libxdp's default program does. Test blocks run with a socket bound on
+    /// every queue.
+    Xsk,
     /// XDP_ABORTED.
     Abort,
 }
@@ -536,6 +540,7 @@ impl Terminal {
             Terminal::Drop => "drop",
             Terminal::Tx => "tx",
             Terminal::Redirect(_) => "redirect",
+            Terminal::Xsk => "xsk",
             Terminal::Abort => "abort",
         }
     }
@@ -545,6 +550,7 @@ impl fmt::Display for Terminal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Terminal::Redirect(i) => write!(f, "redirect {i:?}"),
+            Terminal::Xsk => f.write_str("redirect xsk"),
             t => f.write_str(t.name()),
         }
     }

@@ -624,7 +624,10 @@ impl Builder {
             Rule::act_redirect => {
                 let s = it.nth(1);
                 let sspan = s.as_ref().map_or(span, span_of);
-                ActionKind::Redirect(s.map(|s| self.string(s)).unwrap_or_default(), sspan)
+                match s {
+                    Some(x) if x.as_rule() == Rule::kw_xsk => ActionKind::RedirectXsk(sspan),
+                    s => ActionKind::Redirect(s.map(|s| self.string(s)).unwrap_or_default(), sspan),
+                }
             }
             Rule::act_arg => {
                 let word = it.next().map(|i| ident(&i)).unwrap_or_else(missing_ident);
@@ -738,13 +741,15 @@ impl Builder {
                                             Some(w) if w.as_rule() == Rule::ident => {
                                                 VerdictLit::Word(ident(&w))
                                             }
-                                            _ => {
-                                                let bytes = vit
-                                                    .next()
-                                                    .map(|s| self.string(s))
-                                                    .unwrap_or_default();
-                                                VerdictLit::Redirect(bytes, vspan)
-                                            }
+                                            _ => match vit.next() {
+                                                Some(x) if x.as_rule() == Rule::kw_xsk => {
+                                                    VerdictLit::RedirectXsk(vspan)
+                                                }
+                                                s => VerdictLit::Redirect(
+                                                    s.map(|s| self.string(s)).unwrap_or_default(),
+                                                    vspan,
+                                                ),
+                                            },
                                         });
                                     }
                                     Rule::ident => by = Some(ident(&c)),

@@ -7,10 +7,13 @@
 //! through `nfcc_oracle`), over the same emulated maps: a third-party executor held to the
 //! evaluator by the same protocol.
 //!
+//! Test blocks run with an AF_XDP socket bound on every queue: the object's XSKMAP (of
+//! `redirect xsk`) gets an entry for each, and a run that chose one reads as `redirect xsk`.
+//!
 //! Limiters read `bpf_ktime_get_ns`, which the emulator answers with the evaluator's clock, so
 //! the object under test is the one that would be deployed (no virtual-clock map).
 
-use nfcc_compiler::codegen::terminal_of;
+use nfcc_compiler::codegen::{named_by_rule, terminal_of_run};
 use nfcc_compiler::compile::{Compiled, CompiledProgram};
 use nfcc_dsl::checked::{CounterId, Policy, Scalar};
 use nfcc_dsl::eval::{Meta, Outcome, State};
@@ -135,6 +138,14 @@ impl Engine for EmulatorEngine {
                     emu.map_update(&map.name, k, v).map_err(|e| e.to_string())?;
                 }
             }
+            let xsk_map = nfcc_bpf::layout::xsk_map_name(&self.program.name);
+            if self.program.maps.iter().any(|(m, _)| m.name == xsk_map) {
+                // Any descriptor will do: the emulator delivers nothing, it records the queue.
+                for q in 0..nfcc_bpf::layout::XSK_QUEUES {
+                    emu.map_update(&xsk_map, &q.to_le_bytes(), &1u32.to_le_bytes())
+                        .map_err(|e| e.to_string())?;
+                }
+            }
             match self.executor {
                 Executor::Jit => {
                     emu.jit_compile(&self.program.name)
@@ -172,8 +183,13 @@ impl Engine for EmulatorEngine {
         let after = self.stats(policy.rules.len())?;
         let rule = nfcc_dsl::testing::rule_from_counts(policy, &before, &after)?;
         let mark = (policy.hook.is_tc() && out.mark != self.env.mark).then_some(out.mark);
+        let verdict = named_by_rule(
+            terminal_of_run(policy.hook, out.retval as u32, out.xsk.is_some(), policy),
+            policy,
+            rule,
+        );
         Ok(Outcome {
-            verdict: terminal_of(policy.hook, out.retval as u32, policy),
+            verdict,
             rule,
             packet: out.data,
             mark,

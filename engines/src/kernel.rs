@@ -2,6 +2,11 @@
 //! through `BPF_PROG_TEST_RUN`, the deciding rule read back from the per-rule statistics map.
 //! Implements `nfcc_dsl::testing::Engine`, so test blocks run on the kernel exactly as they
 //! run on the reference evaluator.
+//!
+//! Test blocks run with an AF_XDP socket bound on every queue (`redirect xsk` hands packets
+//! to it): the kernel's XSKMAP takes only real sockets, so the engine binds one on the
+//! loopback device and puts it in every entry; the test run returns `XDP_REDIRECT` then, as
+//! it would with the deployment's sockets bound.
 
 use nfcc_compiler::compile::prog_type;
 use nfcc_compiler::compile::{Compiled, CompiledProgram};
@@ -15,6 +20,8 @@ pub struct KernelEngine {
     object: Vec<u8>,
     program: CompiledProgram,
     loaded: Option<Loaded>,
+    /// The AF_XDP socket of `redirect xsk` policies (bound on `lo`), once needed.
+    xsk: Option<nfcc_runtime::xsk::XskSocket>,
 }
 
 impl KernelEngine {
@@ -33,6 +40,7 @@ impl KernelEngine {
             object: compiled.object.clone(),
             program,
             loaded: None,
+            xsk: None,
         })
     }
 
@@ -93,6 +101,16 @@ impl Engine for KernelEngine {
                     .map_err(|e| e.to_string())?;
             }
         }
+        let xsk_map = nfcc_bpf::layout::xsk_map_name(&self.program.name);
+        if self.program.maps.iter().any(|(m, _)| m.name == xsk_map) {
+            let s = nfcc_runtime::xsk::bind_for_test_run(
+                &loaded,
+                &xsk_map,
+                nfcc_bpf::layout::XSK_QUEUES,
+            )
+            .map_err(|e| e.to_string())?;
+            self.xsk = Some(s);
+        }
         self.loaded = Some(loaded);
         Ok(())
     }
@@ -105,8 +123,13 @@ impl Engine for KernelEngine {
             .map_err(|e| e.to_string())?;
         let after = self.stats(policy.rules.len())?;
         let rule = nfcc_dsl::testing::rule_from_counts(policy, &before, &after)?;
+        let verdict = nfcc_compiler::codegen::named_by_rule(
+            verdict_of(policy.hook, run.retval, policy),
+            policy,
+            rule,
+        );
         Ok(Outcome {
-            verdict: verdict_of(policy.hook, run.retval, policy),
+            verdict,
             rule,
             packet: run.data_out,
             mark: None,

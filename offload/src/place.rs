@@ -135,7 +135,7 @@ fn expr_needs(p: &Policy, profile: &Profile, e: &Expr, out: &mut Vec<(Span, Stri
                     }
                     if t.entries
                         .iter()
-                        .any(|(_, a)| matches!(a, Terminal::Redirect(_)))
+                        .any(|(_, a)| matches!(a, Terminal::Redirect(_) | Terminal::Xsk))
                     {
                         need(
                             out,
@@ -222,6 +222,15 @@ fn actions_needs(
             }
             _ => {}
         }
+    }
+    if let Some(Terminal::Xsk) = terminal {
+        need(
+            out,
+            profile,
+            span,
+            Capabilities::REDIRECT,
+            "`redirect xsk` needs bpf_redirect_map to an AF_XDP socket, which the NIC lacks".into(),
+        );
     }
     if let Some(Terminal::Redirect(to)) = terminal {
         need(

@@ -29,6 +29,30 @@ impl std::fmt::Debug for XskSocket {
     }
 }
 
+/// Puts an unbound socket (UMEM and rings, no interface: the kernel's XSKMAP takes it) in
+/// entries `0..queues` of `map`, an XSKMAP of `loaded`: how a test run (`BPF_PROG_TEST_RUN`,
+/// which delivers nowhere) sees `redirect xsk` taken, as it would be with sockets bound on
+/// every queue. Nothing is bound, so any number of these coexist. The socket must live as
+/// long as the entries are used.
+pub fn bind_for_test_run(
+    loaded: &crate::Loaded,
+    map: &str,
+    queues: u32,
+) -> Result<XskSocket, RuntimeError> {
+    let xsk = sys::xsk::open(None, 0, 64, FRAME_SIZE, 64, true).map_err(|source| {
+        RuntimeError::Traffic {
+            what: "cannot create an AF_XDP socket".into(),
+            source,
+        }
+    })?;
+    let s = XskSocket { xsk, queue: 0 };
+    let fd = s.fd().as_raw_fd() as u32;
+    for q in 0..queues {
+        loaded.map_update(map, &q.to_le_bytes(), &fd.to_le_bytes())?;
+    }
+    Ok(s)
+}
+
 /// Frames of the UMEM, their size and the rings' entries.
 const FRAMES: u32 = 4096;
 const FRAME_SIZE: u32 = 2048;
@@ -40,13 +64,12 @@ impl XskSocket {
     /// that queue ([`XskSocket::fd`]).
     pub fn bind(iface: &str, queue: u32) -> Result<XskSocket, RuntimeError> {
         let ifindex = crate::ifindex(iface)?;
-        let xsk =
-            sys::xsk::open(ifindex, queue, FRAMES, FRAME_SIZE, RING, true).map_err(|source| {
-                RuntimeError::Traffic {
-                    what: format!("cannot bind an AF_XDP socket to {iface} queue {queue}"),
-                    source,
-                }
-            })?;
+        let xsk = sys::xsk::open(Some(ifindex), queue, FRAMES, FRAME_SIZE, RING, true).map_err(
+            |source| RuntimeError::Traffic {
+                what: format!("cannot bind an AF_XDP socket to {iface} queue {queue}"),
+                source,
+            },
+        )?;
         Ok(XskSocket { xsk, queue })
     }
 

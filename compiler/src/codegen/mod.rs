@@ -57,7 +57,7 @@ use stats::{add_packet, Len};
 use std::collections::HashSet;
 
 // The verdict ABI is shared with lowering and the IR passes; other crates reach it here.
-pub use crate::verdict::{terminal_of, verdict};
+pub use crate::verdict::{named_by_rule, terminal_of, terminal_of_run, verdict};
 
 /// What the code generator produced for one program.
 #[derive(Clone, Debug, PartialEq)]

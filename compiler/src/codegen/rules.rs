@@ -4,7 +4,7 @@
 
 use super::asm::Label;
 use super::{CodegenError, Gen};
-use crate::bpf::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R6, R7, R8, R9};
+use crate::bpf::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R6, R7, R8, R9};
 use crate::ir::{Action, Cond, MapId, Pred};
 use crate::verdict::verdict;
 use nfcc_dsl::checked::{Target, Terminal};
@@ -147,6 +147,8 @@ impl Gen<'_> {
         } else if let (Terminal::Redirect(name), Some(map)) = (t, self.p.redirect_map) {
             let idx = self.p.redirects.iter().position(|n| n == name).unwrap_or(0) as i32;
             self.redirect_through(map, Some(idx));
+        } else if let (Terminal::Xsk, Some(map)) = (t, self.p.xsk_map) {
+            self.redirect_xsk(map);
         } else {
             self.a
                 .emit(Insn::mov64_imm(R7, verdict(self.p.hook, self.p.target, t)));
@@ -162,6 +164,19 @@ impl Gen<'_> {
             self.a.emit(Insn::stx(Size::W, R10, -4, R1));
             self.a.jump(Insn::ja(0), epilogue);
         }
+    }
+
+    /// `bpf_redirect_map` to the AF_XDP socket map's entry of the packet's receive queue, with
+    /// `XDP_PASS` as the verdict when no socket is bound there (libxdp's default program does
+    /// the same); the verdict goes to r7.
+    fn redirect_xsk(&mut self, map: MapId) {
+        self.a.emit2(Insn::ld_map(R1, map.0));
+        // xdp_md->rx_queue_index; r6 holds the context for the whole program.
+        self.a.emit(Insn::ldx(Size::W, R2, R6, 16));
+        self.a
+            .emit(Insn::mov64_imm(R3, nfcc_bpf::prog::xdp::PASS as i32));
+        self.a.emit(Insn::call(helper::REDIRECT_MAP));
+        self.a.emit(Insn::mov64_reg(R7, R0));
     }
 
     /// `bpf_redirect` to the interface in slot `idx` of the redirect-targets map (`None`: the

@@ -84,6 +84,24 @@ impl Checker {
                 self.needs(pcx, Capabilities::REDIRECT, a.span);
                 Some(Terminal::Redirect(name))
             }
+            ast::ActionKind::RedirectXsk(span) => {
+                if pcx.hook != Hook::Xdp {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E0106",
+                            *span,
+                            format!("`redirect xsk` is not allowed on {}", pcx.hook.as_str()),
+                        )
+                        .with_label(format!("not available on {}", pcx.hook.as_str()))
+                        .with_help(
+                            "AF_XDP sockets receive from XDP programs; attach the policy on xdp",
+                        ),
+                    );
+                    return None;
+                }
+                self.needs(pcx, Capabilities::REDIRECT, a.span);
+                Some(Terminal::Xsk)
+            }
             _ => None,
         }
     }
@@ -103,7 +121,9 @@ impl Checker {
         for a in list {
             let is_terminal = matches!(
                 &a.kind,
-                ast::ActionKind::Word(_) | ast::ActionKind::Redirect(..)
+                ast::ActionKind::Word(_)
+                    | ast::ActionKind::Redirect(..)
+                    | ast::ActionKind::RedirectXsk(_)
             );
             if let Some((_, tspan)) = &terminal {
                 let tspan = *tspan;

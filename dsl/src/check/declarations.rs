@@ -355,6 +355,16 @@ impl Checker {
                 }
             }
             let term = self.terminal(&e.action, pcx);
+            if term == Some(Terminal::Xsk) {
+                self.help(
+                    "E0103",
+                    e.action.span,
+                    "a table entry cannot hand packets to an AF_XDP socket",
+                    "`redirect xsk` is a rule's or the default's action: write a rule that \
+                     matches these keys with `=> redirect xsk`",
+                );
+                continue;
+            }
             if let Some(term) = &term {
                 if !allowed.contains(&term.name()) && !t.template.is_empty() {
                     self.help(

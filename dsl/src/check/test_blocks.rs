@@ -109,6 +109,7 @@ impl Checker {
                         ast::VerdictLit::Redirect(b, _) => {
                             Some(Terminal::Redirect(String::from_utf8_lossy(b).into_owned()))
                         }
+                        ast::VerdictLit::RedirectXsk(_) => Some(Terminal::Xsk),
                     };
                     let by = match by {
                         None => Some(None),

@@ -136,8 +136,10 @@ fn setsockopt<T>(fd: BorrowedFd<'_>, opt: libc::c_int, value: &T) -> io::Result<
 /// Opens an AF_XDP socket with a UMEM of `frames` frames of `frame_size` bytes, rings of
 /// `ring` entries (a power of two), bound to queue `queue` of interface `ifindex` of the
 /// calling thread's namespace — in copy mode when `copy`, else whatever the driver offers.
+/// Without an interface the socket stays unbound: an XSKMAP takes it (it has its rings), and
+/// a test run sees the redirect taken, but no frame ever reaches it.
 pub(crate) fn open(
-    ifindex: u32,
+    ifindex: Option<u32>,
     queue: u32,
     frames: u32,
     frame_size: u32,
@@ -234,6 +236,18 @@ pub(crate) fn open(
     }
     fill.producer()
         .store(start.wrapping_add(give), Ordering::Release);
+    let Some(ifindex) = ifindex else {
+        guard.0 = std::ptr::null_mut();
+        return Ok(Xsk {
+            rx,
+            fill,
+            _completion: completion,
+            umem,
+            umem_len,
+            frame_size,
+            fd,
+        });
+    };
     // SAFETY: sockaddr_xdp is plain integers; all-zero is a valid value.
     let mut sxdp: libc::sockaddr_xdp = unsafe { std::mem::zeroed() };
     sxdp.sxdp_family = libc::AF_XDP as u16;
