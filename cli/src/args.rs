@@ -191,6 +191,22 @@ pub struct WatchArgs {
     pub count: Option<u64>,
 }
 
+/// `nfcc capture`.
+#[derive(Args, Debug)]
+pub struct CaptureArgs {
+    /// The policy (loaded, with a `=> redirect xsk` rule).
+    pub policy: String,
+    /// Write the packets to a pcap file instead of printing a line each.
+    #[arg(long, value_name = "OUT.pcap")]
+    pub pcap: Option<PathBuf>,
+    /// Stop after this many packets (default: run until interrupted or --seconds).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub seconds: Option<f64>,
+}
+
 /// `nfcc bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -303,6 +319,8 @@ pub enum Command {
     Set(SetArgs),
     /// Print sampled packets of a loaded policy.
     Watch(WatchArgs),
+    /// Receive what a loaded policy hands to userspace (`redirect xsk`) on AF_XDP sockets.
+    Capture(CaptureArgs),
     /// Measure Mpps on a veth/netns testbed, next to baselines measured in the same run.
     Bench(BenchArgs),
     /// Say which rules can run on a NIC.

@@ -67,6 +67,7 @@ fn main() -> ExitCode {
         Command::Stats(a) => code(deployed::stats(&a)),
         Command::Set(a) => code(deployed::set(&a)),
         Command::Watch(a) => code(deployed::watch(&a)),
+        Command::Capture(a) => code(deployed::capture(&a)),
         Command::Bench(a) => code(bench::bench(&a)),
         Command::OffloadCheck(a) => code(files::offload_check(&a)),
         Command::Conformance(a) => code(conformance::conformance(&a)),

@@ -176,6 +176,112 @@ fn watch_prints_sampled_packets_and_writes_a_pcap() {
 }
 
 #[test]
+fn capture_receives_what_the_policy_hands_to_userspace() {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    if !root || !sh("command -v ip >/dev/null && command -v ping >/dev/null") {
+        if std::env::var_os("NFCC_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
+            panic!("NFCC_REQUIRE_KERNEL=1 but this test needs root, ip and ping");
+        }
+        eprintln!("skipped: capture test: needs root, ip and ping");
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let (a, b, ns) = (
+        format!("nlx{id}a"),
+        format!("nlx{id}b"),
+        format!("nfccnx{id}"),
+    );
+    assert!(sh(&format!(
+        "ip netns add {ns} && ip link add {a} type veth peer name {b} && ip link set {b} netns {ns} \
+         && ip addr add 198.18.10.1/24 dev {a} && ip link set {a} up \
+         && ip -n {ns} addr add 198.18.10.2/24 dev {b} && ip -n {ns} link set {b} up"
+    )));
+    let _cleanup = Cleanup(a.clone(), ns.clone());
+    let dir = std::env::temp_dir().join(format!("nfcc-capture-{id}"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let policy = dir.join("x.nf");
+    let name = format!("xsk{id}");
+    std::fs::write(
+        &policy,
+        format!(
+            "policy {name} on xdp {{\n  rule pings: icmp => redirect xsk\n  default pass\n}}\n"
+        ),
+    )
+    .expect("write");
+    let (code, out) = nfcc(&["load", &policy.display().to_string(), "--iface", &a]);
+    assert_eq!(code, 0, "{out}");
+    let ping = |n: u32| {
+        sh(&format!(
+            "ip netns exec {ns} ping -c {n} -i 0.2 -W 1 198.18.10.1 >/dev/null 2>&1"
+        ))
+    };
+    // No socket bound: the pings pass, and are answered.
+    assert!(ping(1), "pings pass while nothing captures");
+    for (count, pcap) in [(3, Some(dir.join("x.pcap"))), (2, None)] {
+        let mut args = vec![
+            "capture".to_string(),
+            name.clone(),
+            "--count".into(),
+            count.to_string(),
+        ];
+        args.extend(["--seconds".into(), "20".into()]);
+        if let Some(p) = &pcap {
+            args.extend(["--pcap".to_string(), p.display().to_string()]);
+        }
+        let capture = Command::new(env!("CARGO_BIN_EXE_nfcc"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("nfcc capture runs");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        // Handed to userspace, the pings are not answered.
+        assert!(!ping(count), "pings answered while captured");
+        let out = capture.wait_with_output().expect("capture ends");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains(&format!("{count} packets in ")), "{text}");
+        match pcap {
+            Some(p) => {
+                let frames = std::fs::read(&p).expect("pcap written");
+                assert_eq!(frames.len(), 24 + 3 * (16 + 98), "three 98-byte pings");
+            }
+            None => assert_eq!(
+                text.lines()
+                    .filter(|l| l.contains(" q0 1 198.18.10.2:- > 198.18.10.1:- len 98"))
+                    .count(),
+                2,
+                "{text}"
+            ),
+        }
+    }
+    // The sockets are gone with the capture: pings pass again.
+    assert!(ping(1), "pings pass once the capture ended");
+    // A policy that hands nothing to userspace: refused, exit 1.
+    let other = dir.join("p.nf");
+    let plain = format!("plain{id}");
+    std::fs::write(
+        &other,
+        format!("policy {plain} on xdp {{\n  default pass\n}}\n"),
+    )
+    .expect("write");
+    let (code, out) = nfcc(&["unload", "--iface", &a]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = nfcc(&["load", &other.display().to_string(), "--iface", &a]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = nfcc(&["capture", &plain, "--count", "1"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("has no `=> redirect xsk` rule"), "{out}");
+}
+
+#[test]
 fn refused_loads_say_why_and_leave_nothing_attached() {
     let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
         s.lines()

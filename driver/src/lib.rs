@@ -17,6 +17,7 @@
 //! The crates below are re-exported so the CLI depends on this crate alone.
 
 pub mod bench;
+pub mod capture;
 pub mod compile;
 pub mod conformance;
 pub mod counters;

@@ -20,6 +20,22 @@ pub struct Watched {
     pub bytes: Vec<u8>,
 }
 
+/// A frame's IP protocol, source, source port, destination and destination port as the
+/// reference parser reads them (`-` when absent).
+pub(crate) fn tuple_of(frame: &[u8]) -> [String; 5] {
+    let h = nfcc_dsl::packet::parse_frame(frame);
+    let meta = nfcc_dsl::eval::Meta::default();
+    let get =
+        |f| nfcc_dsl::eval::field_value(&h, &meta, f).map_or("-".to_string(), |v| v.to_string());
+    [
+        get(Field::IpProto),
+        get(Field::IpSrc),
+        get(Field::L4Sport),
+        get(Field::IpDst),
+        get(Field::L4Dport),
+    ]
+}
+
 /// A deployment's sample stream.
 pub struct Watcher {
     samples: Samples,
@@ -48,21 +64,10 @@ impl Watcher {
             .get(s.slot as usize)
             .cloned()
             .unwrap_or_else(|| (format!("slot {}", s.slot), "-".into()));
-        let h = nfcc_dsl::packet::parse_frame(&s.bytes);
-        let meta = nfcc_dsl::eval::Meta::default();
-        let get = |f| {
-            nfcc_dsl::eval::field_value(&h, &meta, f).map_or("-".to_string(), |v| v.to_string())
-        };
         Some(Watched {
             rule,
             verdict,
-            tuple: [
-                get(Field::IpProto),
-                get(Field::IpSrc),
-                get(Field::L4Sport),
-                get(Field::IpDst),
-                get(Field::L4Dport),
-            ],
+            tuple: tuple_of(&s.bytes),
             len: s.len,
             bytes: s.bytes,
         })
