@@ -210,9 +210,13 @@ pub struct CaptureArgs {
 /// `nfcc bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// The .nf file (not needed with --sweep).
-    #[arg(required_unless_present = "sweep")]
+    /// The .nf file (not needed with --sweep or --userspace).
+    #[arg(required_unless_present_any = ["sweep", "userspace"])]
     pub file: Option<PathBuf>,
+    /// Instead of a policy: frames per second delivered to userspace through an AF_XDP socket
+    /// (`redirect xsk`) and through an AF_PACKET socket, on one testbed in one run.
+    #[arg(long, conflicts_with = "sweep")]
+    pub userspace: bool,
     /// Instead of one policy: Mpps of a blocklist from 10 to 1,000,000 entries and of a
     /// ClassBench ACL from 1 to 10,000 rules.
     #[arg(long)]

@@ -30,6 +30,9 @@ pub fn bench(a: &BenchArgs) -> Result<u8, DriverError> {
     if a.sweep {
         return sweep(a, opts);
     }
+    if a.userspace {
+        return userspace(a);
+    }
     let Some(file) = &a.file else {
         return Err(DriverError::Input(
             "`nfcc bench` needs a .nf file (or --sweep)".into(),
@@ -60,6 +63,45 @@ pub fn bench(a: &BenchArgs) -> Result<u8, DriverError> {
             .collect();
         let title = format!("{}: Mpps on a veth testbed", c.policy.name);
         nfcc_driver::error::write(path, nfcc_driver::testbeds::plot::bars(&title, &bars))?;
+    }
+    Ok(OK)
+}
+
+/// `nfcc bench --userspace`.
+fn userspace(a: &BenchArgs) -> Result<u8, DriverError> {
+    can_load()?;
+    let rows = nfcc_driver::bench::userspace(a.seconds, a.runs)?;
+    if a.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|d| {
+                json!({
+                    "path": d.path,
+                    "offered_mpps": d.offered_mpps,
+                    "delivered_mpps": d.delivered_mpps,
+                    "delivered": d.delivered,
+                })
+            })
+            .collect();
+        say!("{}", json!({ "userspace": v }));
+        return Ok(OK);
+    }
+    say!(
+        "{:<10} {:>13} {:>15} {:>10}",
+        "path",
+        "offered Mpps",
+        "delivered Mpps",
+        "vs af_xdp"
+    );
+    let best = rows.first().map_or(1.0, |d| d.delivered_mpps.max(1e-9));
+    for d in &rows {
+        say!(
+            "{:<10} {:>13.3} {:>15.3} {:>9.2}x",
+            d.path,
+            d.offered_mpps,
+            d.delivered_mpps,
+            d.delivered_mpps / best
+        );
     }
     Ok(OK)
 }

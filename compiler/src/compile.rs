@@ -106,6 +106,12 @@ pub fn object_map_name(policy: &str, ir_name: &str) -> String {
     nfcc_bpf::layout::object_map_name(policy, ir_name)
 }
 
+/// The object's name for a policy's AF_XDP socket map (`redirect xsk`): entry `q` holds the
+/// socket bound on receive queue `q`, which userspace puts there.
+pub fn xsk_map_name(policy: &str) -> String {
+    nfcc_bpf::layout::xsk_map_name(policy)
+}
+
 /// The object's name for a policy's redirect-targets map: slot `i` holds the interface index
 /// of `ir.redirects[i]`, which the loader fills in (interface names resolve only on the box).
 pub fn redirect_map_name(policy: &str) -> String {

@@ -129,6 +129,38 @@ pub fn traffic(pcap: Option<&Path>, policy: &Policy) -> Result<Vec<Vec<u8>>, Dri
     Ok(mix)
 }
 
+/// `nfcc bench --userspace`: frames per second delivered to userspace through an AF_XDP socket
+/// and through an AF_PACKET socket on one testbed, `runs` times each (`nfcc_testbeds::
+/// userspace`); per path the run with the median delivered rate.
+pub fn userspace(
+    seconds: f64,
+    runs: usize,
+) -> Result<Vec<nfcc_testbeds::userspace::Delivery>, DriverError> {
+    let frame = nfcc_dsl::testing::frame_from_literal(
+        "ipv4(src=198.18.0.1, dst=198.18.0.2) / udp(sport=1024, dport=9) / raw(\"0123456789abcdef\")",
+    )
+    .map_err(DriverError::Input)?;
+    let mut per_path: Vec<Vec<nfcc_testbeds::userspace::Delivery>> = Vec::new();
+    for _ in 0..runs.max(1) {
+        let got = nfcc_testbeds::userspace::measure(&frame, seconds)
+            .map_err(|e| DriverError::Environment(e.to_string()))?;
+        for (i, d) in got.into_iter().enumerate() {
+            if per_path.len() <= i {
+                per_path.push(Vec::new());
+            }
+            per_path[i].push(d);
+        }
+    }
+    Ok(per_path
+        .into_iter()
+        .filter_map(|mut v| {
+            v.sort_by(|a, b| a.delivered_mpps.total_cmp(&b.delivered_mpps));
+            let mid = v.len() / 2;
+            v.into_iter().nth(mid)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

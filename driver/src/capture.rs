@@ -91,7 +91,7 @@ impl Capturer {
         self.sockets.iter().map(XskSocket::queue).collect()
     }
 
-    /// Hands every packet that arrives within `timeout` (at most `max`) to `on`; how many
+    /// Hands every packet that comes within `timeout` (at most `max`) to `on`; how many
     /// came.
     pub fn receive(
         &mut self,
@@ -123,7 +123,7 @@ impl Capturer {
         Ok(got)
     }
 
-    /// Packets received so far, and the time since the sockets were bound.
+    /// Packets received until now, and the time since the sockets were bound.
     pub fn progress(&self) -> (u64, Duration) {
         (self.received, self.started.elapsed())
     }

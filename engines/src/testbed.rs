@@ -6,7 +6,9 @@
 //! captured entering the receiving side's stack (pass; for TC, by a protocol socket, which
 //! the kernel serves after TC ingress), captured coming back to the transmitting side (tx; a pass-all XDP program there
 //! lets bounced frames in), captured leaving a redirect target (each interface the policy
-//! redirects to is a veth in the namespace), or none of these. The deciding rule comes from
+//! redirects to is a veth in the namespace), received on the AF_XDP socket bound on the
+//! receiving veth's queue and put in the policy's socket map (`redirect xsk`), or none of
+//! these. The deciding rule comes from
 //! the per-rule counters, and a packet that vanished is a drop, or an abort when its rule
 //! aborts (the two look alike from outside). Held to the evaluator by `nfcc_dsl::testing::compare` like every
 //! other engine: a rule that should pass a packet the real path loses is a disagreement.
@@ -48,6 +50,8 @@ pub struct TestbedEngine {
     /// layer by this injector (the XDP generator's frames bypass TC egress).
     egress: Option<nfcc_runtime::capture::Injector>,
     tx_ifindex: u32,
+    /// For a `redirect xsk` policy: the AF_XDP socket on the receiving veth's queue 0.
+    xsk: Option<nfcc_runtime::xsk::XskSocket>,
 }
 
 /// Whether a frame carries an outer VLAN tag.
@@ -120,6 +124,13 @@ impl TestbedEngine {
         let rx = tb.rx.clone();
         let (rx_cap, rx_ifindex) =
             tb.on_rx(|| Ok((Capture::open(&rx)?, nfcc_runtime::ifindex(&rx)?)))?;
+        let xsk_map = nfcc_bpf::layout::xsk_map_name(&program.name);
+        let xsk = if program.maps.iter().any(|(m, _)| m.name == xsk_map) {
+            let rx = tb.rx.clone();
+            Some(tb.on_rx(move || nfcc_runtime::xsk::XskSocket::bind(&rx, 0))?)
+        } else {
+            None
+        };
         // Every interface the policy redirects to exists in the namespace, and what it sends
         // is captured on its peer (a pass-all program there takes redirected frames in).
         let mut ports = Vec::new();
@@ -150,6 +161,7 @@ impl TestbedEngine {
             after_tc: std::collections::HashMap::new(),
             egress: injector,
             tx_ifindex,
+            xsk,
         })
     }
 
@@ -204,6 +216,10 @@ impl Engine for TestbedEngine {
         };
         let egress = self.egress.is_some();
         let tx = self.tb.tx.clone();
+        let xsk_fd = self.xsk.as_ref().map(|s| {
+            use std::os::fd::AsRawFd;
+            s.fd().as_raw_fd() as u32
+        });
         let load_and_attach = move || {
             let l = nfcc_runtime::load(&object, &program.name, kind)?;
             for (map, entries) in &program.maps {
@@ -215,6 +231,10 @@ impl Engine for TestbedEngine {
                 }
             }
             l.fill_redirects(&program.name, &program.ir.redirects)?;
+            if let Some(fd) = xsk_fd {
+                let map = nfcc_bpf::layout::xsk_map_name(&program.name);
+                l.map_update(&map, &0u32.to_le_bytes(), &fd.to_le_bytes())?;
+            }
             deploy::attach(l, if egress { &tx } else { &rx }, mode)
         };
         let attached = if egress {
@@ -242,6 +262,13 @@ impl Engine for TestbedEngine {
         }
         self.rx_cap.drain().map_err(|e| e.to_string())?;
         self.tx_cap.drain().map_err(|e| e.to_string())?;
+        if let Some(s) = self.xsk.as_mut() {
+            while s
+                .recv(Duration::ZERO, 64, &mut |_| {})
+                .map_err(|e| e.to_string())?
+                > 0
+            {}
+        }
         let before = self.stats(policy.rules.len())?;
         match &self.egress {
             Some(inj) => inj.send(frame),
@@ -290,6 +317,14 @@ impl Engine for TestbedEngine {
                 .map_err(|e| e.to_string())?
             {
                 break Some((Terminal::Tx, f));
+            }
+            if let Some(s) = self.xsk.as_mut() {
+                let mut got = None;
+                s.recv(Duration::ZERO, 1, &mut |f| got = Some(f.to_vec()))
+                    .map_err(|e| e.to_string())?;
+                if let Some(f) = got {
+                    break Some((Terminal::Xsk, f));
+                }
             }
             let mut port = None;
             for (name, cap, _) in &self.ports {

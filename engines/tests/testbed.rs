@@ -1,5 +1,6 @@
 //! The testbed engine on the real path: every example's test packets sent through a veth
-//! testbed (XDP, TC ingress, TC egress) come out where the evaluator says. Needs root, `ip`
+//! testbed (XDP, TC ingress, TC egress) come out where the evaluator says — the AF_XDP corpus
+//! policy's too, received on a socket. Needs root, `ip`
 //! and `ethtool` (skipped otherwise, or failing under `NFCC_REQUIRE_KERNEL=1`).
 
 use std::process::Command;
@@ -45,6 +46,8 @@ fn testbed_engine_agrees_with_the_evaluator_on_every_example() {
         "ipv6_edge",
         "nic_scrubber",
         "observability",
+        // `redirect xsk`: packets observed arriving at an AF_XDP socket.
+        "../compiler/tests/in/xsk",
     ] {
         let path = format!("{}/../examples/{name}.nf", env!("CARGO_MANIFEST_DIR"));
         let Ok(src) = std::fs::read_to_string(&path) else {

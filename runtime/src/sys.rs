@@ -617,6 +617,28 @@ pub(crate) fn packet_socket(ifindex: u32, ethertype: Option<u16>) -> io::Result<
     Ok(fd)
 }
 
+thread_local! {
+    static RECV_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The thread's receive buffer, returned to it when dropped.
+struct Lent(Vec<u8>);
+
+impl Lent {
+    fn take() -> Lent {
+        let mut b = RECV_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        b.resize(65536, 0);
+        Lent(b)
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let b = std::mem::take(&mut self.0);
+        RECV_BUF.with(|c| *c.borrow_mut() = b);
+    }
+}
+
 /// Receives the next frame that came *in* on a packet socket (frames the host sent are
 /// skipped), waiting at most `timeout_ms`; `Ok(None)` when none came.
 pub(crate) fn packet_recv_incoming(
@@ -625,7 +647,9 @@ pub(crate) fn packet_recv_incoming(
 ) -> io::Result<Option<Vec<u8>>> {
     let deadline =
         std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms.max(0) as u64);
-    let mut buf = vec![0u8; 65536];
+    // One receive buffer per thread, lent for the call: a frame costs no 64 KiB allocation.
+    let mut lent = Lent::take();
+    let buf = &mut lent.0;
     loop {
         // SAFETY: sockaddr_ll, msghdr, iovec and the control buffer are plain integers,
         // pointers and arrays; all-zero is a valid value for each.

@@ -14,5 +14,6 @@ pub mod bench;
 pub mod plot;
 pub mod sweep;
 pub mod topology;
+pub mod userspace;
 
 pub use topology::{Testbed, TestbedError};

@@ -28,6 +28,9 @@ pub enum TestbedError {
     /// A runtime operation (load, attach, traffic) failed.
     #[error(transparent)]
     Runtime(#[from] nfcc_runtime::RuntimeError),
+    /// A measurement could not be set up (its policy, its reader).
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// Runs `ip ARGS`, turning failure into [`TestbedError::Command`].

@@ -4,6 +4,10 @@
 //! other end must arrive at the socket byte for byte, and none once the socket is taken out
 //! of the map (the program passes them to the stack then).
 //!
+//! The userspace-delivery measurement (`nfcc bench --userspace`) runs briefly too: both paths
+//! must deliver frames, never more than were sent (its figures come from `nfcc bench`, not
+//! from here).
+//!
 //! Needs root, CAP_BPF and libxdp's object (package libxdp1); skips otherwise, or fails under
 //! `NFCC_REQUIRE_KERNEL=1`.
 
@@ -95,4 +99,22 @@ fn frames_redirected_to_an_af_xdp_socket_arrive_there() {
         .unwrap_or_else(|e| panic!("{e}"));
     send(&frames[..5]);
     assert_eq!(receive(&mut sock, 1).len(), 0);
+}
+
+#[test]
+fn userspace_delivery_is_measured_on_both_paths() {
+    if let Err(why) = nfcc_runtime::can_load_bpf() {
+        return skip(&why);
+    }
+    let frame = nfcc_dsl::testing::frame_from_literal(
+        "ipv4(src=198.18.0.1, dst=198.18.0.2) / udp(sport=1024, dport=9)",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rows = nfcc_testbeds::userspace::measure(&frame, 0.3).unwrap_or_else(|e| panic!("{e}"));
+    let paths: Vec<&str> = rows.iter().map(|d| d.path).collect();
+    assert_eq!(paths, ["af_xdp", "af_packet"]);
+    for d in &rows {
+        assert!(d.delivered > 0, "{d:?}");
+        assert!(d.delivered_mpps <= d.offered_mpps * 1.001, "{d:?}");
+    }
 }
