@@ -2,8 +2,9 @@
 //! loads through libxdp): it hands a frame to the socket bound on the frame's receive queue,
 //! through an XSKMAP, and passes it when none is bound or its reference count is 0.
 //!
-//! The emulator's interpreter, its JIT and rbpf run it with and without a socket bound; with
-//! none bound all three are held to the kernel (`BPF_PROG_TEST_RUN`) on the same frames.
+//! The emulator's interpreter, its JIT and rbpf run it with and without a socket bound, and
+//! are held to the kernel (`BPF_PROG_TEST_RUN`) on the same frames both ways (the kernel's
+//! map holding an unbound socket, which a test run redirects to).
 //!
 //! Needs libxdp's object (the `libxdp1` package) and, for the kernel, CAP_BPF (skips
 //! otherwise, or fails under `NFCC_REQUIRE_KERNEL=1`).
@@ -93,10 +94,21 @@ fn libxdp_default_program_hands_frames_to_the_bound_socket() {
     }
     // The kernel, with no socket bound: the same verdict and bytes on every queue.
     let kernel = load(&obj, PROGRAM, ProgType::Xdp).unwrap_or_else(|e| panic!("{e}"));
-    let emu = Emulator::load(&obj).unwrap_or_else(|e| panic!("{e}"));
+    let mut emu = Emulator::load(&obj).unwrap_or_else(|e| panic!("{e}"));
     let k = kernel
         .test_run(&frame(), 1)
         .unwrap_or_else(|e| panic!("{e}"));
     let e = run_all(&emu, 0);
     assert_eq!((u64::from(k.retval), k.data_out), (e.retval, e.data));
+    // With a socket in the map (test runs arrive on queue 0): the kernel redirects too.
+    let _sock = nfcc_runtime::xsk::bind_for_test_run(&kernel, "xsks_map", 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    emu.map_update("xsks_map", &0u32.to_le_bytes(), &7u32.to_le_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let k = kernel
+        .test_run(&frame(), 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = run_all(&emu, 0);
+    assert_eq!((u64::from(k.retval), k.data_out), (e.retval, e.data));
+    assert_eq!((e.retval, e.xsk), (4, Some(0)));
 }
