@@ -354,4 +354,6 @@ pub struct ConformanceArgs {
 pub enum ImportFormat {
     /// A ClassBench filter set (`@src/len dst/len slo : shi dlo : dhi proto/mask flags/mask`).
     Classbench(ClassbenchArgs),
+    /// An `iptables-save` / `ip6tables-save` dump's filter chain (INPUT by default).
+    Iptables(nfcc_driver::import::IptablesRequest),
 }

@@ -200,6 +200,24 @@ pub fn compile(a: &CompileArgs) -> Result<u8, DriverError> {
     Ok(OK)
 }
 
+/// `nfcc import iptables`: the report on stderr, the policy to the file or stdout; exit 1 when
+/// rules were refused (no output then, unless --skip-unsupported).
+pub fn import_iptables(a: &nfcc_driver::import::IptablesRequest) -> Result<u8, DriverError> {
+    let (nf, report) = nfcc_driver::import::iptables(a);
+    if let Some(r) = &report {
+        eprint!("{}", r.render());
+    }
+    let nf = nf?;
+    match &a.output {
+        Some(p) => std::fs::write(p, &nf).map_err(|source| DriverError::Write {
+            path: p.clone(),
+            source,
+        })?,
+        None => say!("{}", nf.trim_end()),
+    }
+    Ok(OK)
+}
+
 /// `nfcc import classbench`.
 pub fn import_classbench(a: &ClassbenchArgs) -> Result<u8, DriverError> {
     let text = nfcc_driver::compile::import_classbench(&a.file, a.actions, a.name.as_deref())?;

@@ -60,6 +60,9 @@ fn main() -> ExitCode {
         Command::Import {
             format: ImportFormat::Classbench(a),
         } => code(files::import_classbench(&a)),
+        Command::Import {
+            format: ImportFormat::Iptables(a),
+        } => code(files::import_iptables(&a)),
         Command::Run(a) => code(run::run(&a)),
         Command::Load(a) => code(deployed::load(&a)),
         Command::Unload { iface } => code(deployed::unload(&iface)),

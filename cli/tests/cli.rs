@@ -447,3 +447,41 @@ fn conformance_runs_the_suite_on_every_engine() {
         "{out}"
     );
 }
+
+#[test]
+fn import_iptables_reports_every_rule_and_refuses_unless_asked() {
+    let dump = "import/tests/corpus/host_firewall.rules";
+    // Refused rules (conntrack, limit+LOG): exit 1, the report, no policy.
+    let out = check(&["import", "iptables", dump], &[], 1);
+    assert!(
+        out.contains("line 9: refused: `-m conntrack`")
+            && out.contains("15 rules: 12 imported, 2 refused, 1 skipped")
+            && !out.contains("policy host_firewall"),
+        "{out}"
+    );
+    // Skipped on request: the policy, which checks, with the refused rules as comments.
+    let out = check(
+        &[
+            "import",
+            "iptables",
+            dump,
+            "--skip-unsupported",
+            "--hook",
+            "xdp",
+        ],
+        &[],
+        0,
+    );
+    assert!(
+        out.contains("policy host_firewall on xdp {")
+            && out.contains("rule ssh_lan: ")
+            && out.contains("# refused (line 18): `-m limit`"),
+        "{out}"
+    );
+    // Proof against netfilter is not built yet: said, exit 2.
+    let out = check(&["import", "iptables", dump, "--verify"], &[], 2);
+    assert!(
+        out.contains("--verify") && out.contains("not built yet"),
+        "{out}"
+    );
+}

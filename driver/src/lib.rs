@@ -24,6 +24,7 @@ pub mod counters;
 pub mod deploy;
 pub mod engine;
 pub mod error;
+pub mod import;
 pub mod metrics;
 pub mod offload;
 pub mod run;

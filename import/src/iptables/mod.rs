@@ -1,0 +1,308 @@
+//! `iptables-save` / `ip6tables-save` dumps as `.nf` policies: the filter table's chain (INPUT
+//! by default) and every user chain it reaches become one first-match rule list.
+//!
+//! Chains are inlined the way netfilter walks them: `-j CHAIN` runs CHAIN's rules (each also
+//! needing the jump's match) and, when none decides, goes on after the jump; a `RETURN` in
+//! CHAIN keeps the rules after it from packets it matched (they get `not (its match)`), and in
+//! the built-in chain applies the chain's policy; `-g CHAIN` does not come back, so the rules
+//! after the goto get `not (its match)`. The built-in chain's policy is the `default`.
+//! netfilter's IPv4 tables never see IPv6 or ARP (and the IPv6 ones never see IPv4): the
+//! first rule passes the other families, which the dump does not decide.
+//!
+//! What the language cannot say exactly is refused rule by rule (see `rule`). Only the filter
+//! table is read: INPUT sees packets addressed to this host, which is where the policy's
+//! verdicts equal netfilter's.
+
+mod dump;
+mod rule;
+
+use crate::ipset::Sets;
+use crate::{checked, Entry, ImportError, Imported, Outcome, Report};
+use rule::{Context, Never, Said, Target};
+
+/// How to import.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The policy's name.
+    pub name: String,
+    /// The chain to import (`INPUT` by default).
+    pub chain: String,
+    /// Attach on `xdp` (else `tc ingress`).
+    pub xdp: bool,
+    /// The interface the policy will be attached to (what `-i` rules are judged against).
+    pub iface: Option<String>,
+    /// The dump's ipsets (`ipset save`).
+    pub sets: Sets,
+    /// Import the other rules when some are refused (the refused ones become comments).
+    pub skip_unsupported: bool,
+    /// Where the dump came from, for the header comment.
+    pub source: String,
+    /// An `ip6tables-save` dump even without the header that says so.
+    pub ipv6: bool,
+}
+
+/// The `.nf` name of ipset `name`.
+pub(crate) fn set_name(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if !s.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        s.insert_str(0, "set_");
+    }
+    s
+}
+
+/// A rule name from a comment, if the comment is a usable identifier.
+fn ident(c: &str) -> Option<String> {
+    let ok = c.starts_with(|x: char| x.is_ascii_alphabetic() || x == '_')
+        && c.chars().all(|x| x.is_ascii_alphanumeric() || x == '_')
+        && !matches!(
+            c,
+            "and" | "or" | "not" | "in" | "over" | "has" | "rule" | "default" | "set" | "table"
+        );
+    ok.then(|| c.to_string())
+}
+
+/// The walk over chains: its output and where it is.
+struct Walk<'a> {
+    table: &'a dump::Table,
+    cx: Context<'a>,
+    default: &'static str,
+    /// (name, predicate, verdict) in order; comments for refused rules.
+    out: Vec<String>,
+    names: std::collections::HashSet<String>,
+    report: std::collections::BTreeMap<usize, Entry>,
+    skip: bool,
+}
+
+impl Walk<'_> {
+    fn record(&mut self, r: &dump::Rule, outcome: Outcome) {
+        let e = self.report.entry(r.line).or_insert_with(|| Entry {
+            line: r.line,
+            text: r.text.clone(),
+            outcome: outcome.clone(),
+        });
+        if let (Outcome::Imported(v), Outcome::Imported(new)) = (&mut e.outcome, outcome) {
+            for n in new {
+                if !v.contains(&n) {
+                    v.push(n);
+                }
+            }
+        }
+    }
+
+    fn unique(&mut self, base: String) -> String {
+        let mut n = base.clone();
+        let mut k = 2;
+        while !self.names.insert(n.clone()) {
+            n = format!("{base}_{k}");
+            k += 1;
+        }
+        n
+    }
+
+    /// Walks `chain` under the conjunction `guards`; `builtin` for the imported chain.
+    fn chain(&mut self, chain: &str, guards: &[String], depth: usize) -> Result<(), ImportError> {
+        let table = self.table;
+        let Some(c) = table.chain(chain) else {
+            return Ok(());
+        };
+        let mut local: Vec<String> = guards.to_vec();
+        for r in &c.rules {
+            let said = match rule::translate(&r.words, &self.cx) {
+                Err(refusal) => {
+                    if self.skip {
+                        self.out.push(format!(
+                            "# refused (line {}): `{}`: {}\n    #   {}",
+                            r.line, refusal.construct, refusal.reason, r.text
+                        ));
+                    }
+                    self.record(
+                        r,
+                        Outcome::Refused {
+                            construct: refusal.construct,
+                            reason: refusal.reason,
+                        },
+                    );
+                    continue;
+                }
+                Ok(Err(Never::Because(why))) => {
+                    self.record(r, Outcome::Skipped(why));
+                    continue;
+                }
+                Ok(Ok(s)) => s,
+            };
+            let Said {
+                atoms,
+                target,
+                comment,
+            } = said;
+            let mut pred = local.clone();
+            pred.extend(atoms.iter().cloned());
+            let this = conj(&atoms);
+            let verdict = match &target {
+                Target::Accept => Some("pass"),
+                Target::Drop => Some("drop"),
+                Target::Return if depth == 0 => Some(self.default),
+                _ => None,
+            };
+            if let Some(v) = verdict {
+                let base = comment.as_deref().and_then(ident).unwrap_or_else(|| {
+                    format!(
+                        "{}_l{}",
+                        chain.to_ascii_lowercase().replace('-', "_"),
+                        r.line
+                    )
+                });
+                let name = self.unique(base);
+                self.out
+                    .push(format!("rule {name}: {} => {v}", conj(&pred)));
+                self.record(r, Outcome::Imported(vec![name]));
+                continue;
+            }
+            match target {
+                Target::Return => {
+                    self.record(r, Outcome::Imported(vec![format!("(return from {chain})")]));
+                    if atoms.is_empty() {
+                        break;
+                    }
+                    local.push(format!("not ({this})"));
+                }
+                Target::Jump(to) | Target::Goto(to) if depth >= 16 => {
+                    return Err(ImportError::Syntax {
+                        line: r.line,
+                        what: format!("chains nest deeper than 16 at {to} (a loop?)"),
+                    });
+                }
+                Target::Jump(to) => {
+                    self.record(r, Outcome::Imported(vec![format!("(jump to {to})")]));
+                    self.chain(&to, &pred, depth + 1)?;
+                }
+                Target::Goto(to) => {
+                    self.record(r, Outcome::Imported(vec![format!("(goto {to})")]));
+                    self.chain(&to, &pred, depth + 1)?;
+                    if atoms.is_empty() {
+                        break;
+                    }
+                    local.push(format!("not ({this})"));
+                }
+                _ => self.record(
+                    r,
+                    Outcome::Skipped("no target: the rule only counts packets".into()),
+                ),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A conjunction of atoms (`ip` when there are none: every packet here is IP).
+fn conj(atoms: &[String]) -> String {
+    if atoms.is_empty() {
+        "ip".to_string()
+    } else {
+        atoms.join(" and ")
+    }
+}
+
+/// Imports `text`, an `iptables-save` (or `ip6tables-save`) dump.
+pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
+    let tables = dump::parse(text)?;
+    let filter = tables
+        .iter()
+        .find(|t| t.name == "filter")
+        .ok_or(ImportError::NoFilter)?;
+    let names: Vec<String> = filter.chains.iter().map(|c| c.name.clone()).collect();
+    let Some(top) = filter.chain(&opts.chain) else {
+        return Err(ImportError::NoChain(opts.chain.clone(), names.join(", ")));
+    };
+    // ip6tables-save says so in its header; without one, IPv6 addresses or ICMPv6 tell.
+    let v6 = opts.ipv6
+        || text.contains("ip6tables-save")
+        || filter.chains.iter().flat_map(|c| &c.rules).any(|r| {
+            r.words.windows(2).any(|w| {
+                (matches!(w[0].as_str(), "-s" | "-d") && w[1].contains(':'))
+                    || matches!(w[1].as_str(), "ipv6-icmp" | "icmpv6" | "icmp6")
+            })
+        });
+    let default = match top.policy.as_deref() {
+        Some("DROP") => "drop",
+        Some("ACCEPT") | None => "pass",
+        Some(p) => {
+            return Err(ImportError::Syntax {
+                line: 0,
+                what: format!(
+                    "chain {} has policy {p}, which is neither ACCEPT nor DROP",
+                    opts.chain
+                ),
+            })
+        }
+    };
+    let mut walk = Walk {
+        table: filter,
+        cx: Context {
+            v6,
+            iface: opts.iface.as_deref(),
+            sets: &opts.sets,
+            chains: &names,
+        },
+        default,
+        out: Vec::new(),
+        names: Default::default(),
+        report: Default::default(),
+        skip: opts.skip_unsupported,
+    };
+    walk.chain(&opts.chain, &[], 0)?;
+    let report = Report {
+        entries: walk.report.into_values().collect(),
+    };
+    if report.refused() > 0 && !opts.skip_unsupported {
+        return Err(ImportError::Refused(report));
+    }
+    let family = if v6 { "ipv6" } else { "ipv4" };
+    let mut nf = format!(
+        "# Imported by nfcc from {} ({}, filter table, chain {}): {} rules imported, {} refused, {} skipped.\n\
+         # netfilter's {} sees packets addressed to this host; on packets for this host the\n\
+         # verdicts below are netfilter's.\n",
+        opts.source,
+        if v6 { "ip6tables-save" } else { "iptables-save" },
+        opts.chain,
+        report.imported(),
+        report.refused(),
+        report.entries.len() - report.imported() - report.refused(),
+        opts.chain,
+    );
+    nf.push_str(&format!(
+        "policy {} on {} {{\n",
+        opts.name,
+        if opts.xdp { "xdp" } else { "tc ingress" }
+    ));
+    for s in &opts.sets.0 {
+        if !s.expressible() || s.v6 != v6 {
+            continue;
+        }
+        // An empty set is declared dynamic (filled later with `nfcc set add`).
+        let init = if s.members.is_empty() {
+            ", dynamic".to_string()
+        } else {
+            format!(" = {{ {} }}", s.members.join(", "))
+        };
+        nf.push_str(&format!(
+            "    set {}: {family} prefix{init}\n",
+            set_name(&s.name)
+        ));
+    }
+    nf.push_str(&format!(
+        "    # The {} tables do not see other families.\n    rule not_{family}: not {family} => pass\n",
+        if v6 { "IPv6" } else { "IPv4" }
+    ));
+    for l in &walk.out {
+        nf.push_str(&format!("    {l}\n"));
+    }
+    nf.push_str(&format!("    default {default}\n}}\n"));
+    checked(nf, report)
+}
+
+#[cfg(test)]
+mod tests;

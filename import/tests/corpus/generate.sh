@@ -1,0 +1,42 @@
+#!/bin/sh
+# Regenerates the corpus dumps with this machine's own iptables (in a throwaway network
+# namespace, so the host's rules are untouched). Each dump is what `iptables-save` wrote.
+set -e
+cd "$(dirname "$0")"
+ns=nfcc-corpus-$$
+ip netns add "$ns"
+trap 'ip netns del "$ns"' EXIT
+run() { ip netns exec "$ns" "$@"; }
+
+# A host firewall as people write by hand: loopback, established, a blocklist chain, services
+# for new TCP connections, DNS/NTP/mDNS, null scans, a logging drop chain.
+run iptables -P INPUT DROP; run iptables -P FORWARD DROP; run iptables -P OUTPUT ACCEPT
+run iptables -N LOGDROP; run iptables -N SERVICES; run iptables -N BLOCKLIST
+run iptables -A INPUT -i lo -j ACCEPT
+run iptables -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+run iptables -A INPUT -j BLOCKLIST
+run iptables -A INPUT -p icmp --icmp-type echo-request -m comment --comment ping -j ACCEPT
+run iptables -A INPUT -p tcp --syn -j SERVICES
+run iptables -A INPUT -p udp -m multiport --dports 53,123,5353 -j ACCEPT
+run iptables -A INPUT -p tcp --tcp-flags ALL NONE -j DROP
+run iptables -A INPUT -j LOGDROP
+run iptables -A SERVICES -s 10.0.0.0/8 -p tcp --dport 22 -m comment --comment ssh_lan -j ACCEPT
+run iptables -A SERVICES -p tcp -m multiport --dports 80,443,8000:8100 -j ACCEPT
+run iptables -A SERVICES -j RETURN
+run iptables -A BLOCKLIST -s 198.51.100.0/24 -j DROP
+run iptables -A BLOCKLIST -s 203.0.113.7 -j DROP
+run iptables -A LOGDROP -m limit --limit 5/min -j LOG --log-prefix "dropped: "
+run iptables -A LOGDROP -j DROP
+run iptables-save | sed '/^# /d' > host_firewall.rules
+
+# The same host's IPv6 side, as ip6tables-save writes it: ICMPv6 neighbour discovery, SSH from
+# a documentation prefix, a port range, everything else dropped.
+run ip6tables -P INPUT DROP
+run ip6tables -A INPUT -i lo -j ACCEPT
+run ip6tables -A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT
+run ip6tables -A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 136 -j ACCEPT
+run ip6tables -A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT
+run ip6tables -A INPUT -s 2001:db8:10::/48 -p tcp --dport 22 -j ACCEPT
+run ip6tables -A INPUT ! -s 2001:db8::/32 -p udp --dport 60000:61000 -j ACCEPT
+run ip6tables -A INPUT -p tcp -m multiport --dports 80,443 -j ACCEPT
+run ip6tables-save | sed '/^# /d' > host_firewall_v6.rules
