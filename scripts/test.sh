@@ -34,6 +34,8 @@ command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 # The AF_XDP tests run libxdp's default program (xsk_def_xdp_prog.o), as AF_XDP applications do.
 ls /usr/lib/*/bpf/xsk_def_xdp_prog.o >/dev/null 2>&1 || need+=(libxdp1)
+# `nfcc import iptables --verify` restores dumps with the machine's own iptables.
+command -v iptables-restore >/dev/null 2>&1 || need+=(iptables)
 # Generic-XDP and TC benchmarks turn GRO on for the receiving veth.
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 if [ ${#need[@]} -gt 0 ]; then

@@ -203,19 +203,43 @@ pub fn compile(a: &CompileArgs) -> Result<u8, DriverError> {
 /// `nfcc import iptables`: the report on stderr, the policy to the file or stdout; exit 1 when
 /// rules were refused (no output then, unless --skip-unsupported).
 pub fn import_iptables(a: &nfcc_driver::import::IptablesRequest) -> Result<u8, DriverError> {
-    let (nf, report) = nfcc_driver::import::iptables(a);
-    if let Some(r) = &report {
+    let o = nfcc_driver::import::iptables(a);
+    if let Some(r) = &o.report {
         eprint!("{}", r.render());
     }
-    let nf = nf?;
+    let nf = o.nf?;
     match &a.output {
         Some(p) => std::fs::write(p, &nf).map_err(|source| DriverError::Write {
             path: p.clone(),
             source,
         })?,
-        None => say!("{}", nf.trim_end()),
+        None if o.verified.is_none() => say!("{}", nf.trim_end()),
+        None => {}
     }
-    Ok(OK)
+    let Some(v) = o.verified else {
+        return Ok(OK);
+    };
+    let v = v?;
+    for d in &v.disagreements {
+        say!(
+            "DISAGREE {}: netfilter {}, policy {}, program {}",
+            d.packet,
+            d.netfilter,
+            d.policy,
+            d.program
+        );
+    }
+    say!(
+        "verify: {} packets ({} accepted by netfilter), {} disagreements",
+        v.packets,
+        v.accepted,
+        v.disagreements.len()
+    );
+    Ok(if v.disagreements.is_empty() {
+        OK
+    } else {
+        FAILED
+    })
 }
 
 /// `nfcc import classbench`.

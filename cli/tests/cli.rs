@@ -478,10 +478,4 @@ fn import_iptables_reports_every_rule_and_refuses_unless_asked() {
             && out.contains("# refused (line 18): `-m limit`"),
         "{out}"
     );
-    // Proof against netfilter is not built yet: said, exit 2.
-    let out = check(&["import", "iptables", dump, "--verify"], &[], 2);
-    assert!(
-        out.contains("--verify") && out.contains("not built yet"),
-        "{out}"
-    );
 }

@@ -1,7 +1,6 @@
 //! `nfcc import iptables`: an `iptables-save` dump (and its `ipset save` sets) as a `.nf`
-//! policy through `nfcc_import`, with the report of every rule. `--verify` (the dump restored
-//! into a private network namespace and held to the imported policy packet by packet) is not
-//! built yet and says so (exit 2).
+//! policy through `nfcc_import`, with the report of every rule; with `--verify`, held to the
+//! dump restored into netfilter (`crate::verify`).
 
 use crate::error::{read_text, DriverError};
 use nfcc_import::{ImportError, Report};
@@ -37,20 +36,59 @@ pub struct IptablesRequest {
     /// The policy's name (default: the file's stem).
     #[cfg_attr(feature = "clap", arg(long))]
     pub name: Option<String>,
-    /// Prove the import against the kernel's netfilter with N packets (not built yet).
+    /// Prove the import against the kernel's netfilter with N generated packets (root).
     #[cfg_attr(feature = "clap", arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "10000"))]
     pub verify: Option<u64>,
 }
 
-/// The policy text (none when refused) and the report.
-pub fn iptables(req: &IptablesRequest) -> (Result<String, DriverError>, Option<Report>) {
+/// What an import produced: the policy text (an error when refused), the report, and the
+/// verification when asked for.
+pub struct IptablesOutcome {
+    /// The policy, or why there is none.
+    pub nf: Result<String, DriverError>,
+    /// What became of every rule, when the dump could be read.
+    pub report: Option<Report>,
+    /// Netfilter against the policy (`--verify`).
+    pub verified: Option<Result<crate::verify::Verified, DriverError>>,
+}
+
+/// Imports (and verifies, when asked) `req`.
+pub fn iptables(req: &IptablesRequest) -> IptablesOutcome {
     match run(req) {
-        Ok(i) => (Ok(i.nf), Some(i.report)),
+        Ok(i) => {
+            let verified = req.verify.map(|n| {
+                if req.ipset.is_some() {
+                    return Err(DriverError::NotBuilt(
+                        "--verify with --ipset (restoring the sets into the namespace first) is \
+                         not built yet; verify a dump without set matches"
+                            .into(),
+                    ));
+                }
+                let dump = read_text(&req.file)?;
+                let v6 = req.ipv6 || nfcc_import::iptables::is_v6(&dump);
+                crate::verify::verify(&dump, &i.nf, &policy_name(req), req.iface.as_deref(), v6, n)
+            });
+            IptablesOutcome {
+                nf: Ok(i.nf),
+                report: Some(i.report),
+                verified,
+            }
+        }
         Err(f) => {
             let (e, report) = *f;
-            (Err(e), report)
+            IptablesOutcome {
+                nf: Err(e),
+                report,
+                verified: None,
+            }
         }
     }
+}
+
+fn policy_name(req: &IptablesRequest) -> String {
+    req.name
+        .clone()
+        .unwrap_or_else(|| crate::compile::policy_name_of(&req.file))
 }
 
 /// An error, and the report when there is one.
@@ -58,13 +96,6 @@ type Failure = Box<(DriverError, Option<Report>)>;
 
 fn run(req: &IptablesRequest) -> Result<nfcc_import::Imported, Failure> {
     let plain = |e: DriverError| Box::new((e, None));
-    if req.verify.is_some() {
-        return Err(plain(DriverError::NotBuilt(
-            "--verify (restoring the dump into a private network namespace and comparing \
-             verdicts packet by packet) is not built yet; import without it"
-                .into(),
-        )));
-    }
     let text = read_text(&req.file).map_err(plain)?;
     let sets = match &req.ipset {
         Some(p) => nfcc_import::ipset::parse(&read_text(p).map_err(plain)?)
@@ -81,10 +112,7 @@ fn run(req: &IptablesRequest) -> Result<nfcc_import::Imported, Failure> {
         }
     };
     let opts = nfcc_import::iptables::Options {
-        name: req
-            .name
-            .clone()
-            .unwrap_or_else(|| crate::compile::policy_name_of(&req.file)),
+        name: policy_name(req),
         chain: req.chain.clone(),
         xdp,
         iface: req.iface.clone(),

@@ -31,6 +31,7 @@ pub mod run;
 pub mod sets;
 pub mod source;
 pub mod test;
+pub mod verify;
 pub mod watch;
 
 pub use error::{exit, DriverError};

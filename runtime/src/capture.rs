@@ -95,3 +95,52 @@ impl Injector {
             .map_err(|e| err("cannot send a frame", e))
     }
 }
+
+/// Raw IP sockets, one per protocol and family, that receive a copy of every packet the
+/// stack delivers locally — what netfilter's INPUT chain accepted (used to hold an imported
+/// firewall to netfilter).
+#[derive(Debug)]
+pub struct Delivered {
+    socks: Vec<OwnedFd>,
+}
+
+impl Delivered {
+    /// Opens sockets for `protos` of IPv4 (or IPv6 with `v6`) in the calling thread's
+    /// namespace.
+    pub fn open(v6: bool, protos: &[u8]) -> Result<Delivered, RuntimeError> {
+        let socks = protos
+            .iter()
+            .map(|&p| {
+                sys::raw_ip_socket(v6, p)
+                    .map_err(|e| err(&format!("cannot open a raw socket for protocol {p}"), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Delivered { socks })
+    }
+
+    /// Hands every packet that arrives to `on` (IPv4: from the IP header; IPv6: from the
+    /// upper-layer header), until `quiet` passes with nothing new.
+    pub fn drain(&self, quiet: Duration, on: &mut dyn FnMut(&[u8])) -> Result<(), RuntimeError> {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let mut any = false;
+            for s in &self.socks {
+                while let Some(n) = sys::recv_now(s.as_fd(), &mut buf)
+                    .map_err(|e| err("cannot read a raw socket", e))?
+                {
+                    on(&buf[..n]);
+                    any = true;
+                }
+            }
+            if any {
+                continue;
+            }
+            let fds: Vec<_> = self.socks.iter().map(AsFd::as_fd).collect();
+            let ready = sys::poll_any(&fds, quiet.as_millis().min(60_000) as i32)
+                .map_err(|e| err("cannot wait on raw sockets", e))?;
+            if !ready {
+                return Ok(());
+            }
+        }
+    }
+}

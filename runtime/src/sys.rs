@@ -758,3 +758,63 @@ pub(crate) fn packet_send(fd: BorrowedFd<'_>, ifindex: u32, frame: &[u8]) -> io:
         Ok(())
     }
 }
+
+/// Opens a non-blocking raw IP socket (IPv4 or IPv6) of protocol `proto` in the calling
+/// thread's namespace: it receives a copy of every packet of that protocol the stack delivers
+/// locally (after netfilter's INPUT accepted it).
+pub(crate) fn raw_ip_socket(v6: bool, proto: u8) -> io::Result<OwnedFd> {
+    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    // SAFETY: socket() takes three integers and returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            i32::from(proto),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a successful socket() returns a new descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Waits up to `timeout_ms` until one of `fds` is readable; whether one is.
+pub(crate) fn poll_any(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<bool> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|f| libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: poll reads and writes `p.len()` live pollfds.
+    let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n > 0)
+}
+
+/// Receives one datagram from a non-blocking socket into `buf`: its length, or `None` when
+/// nothing is waiting.
+pub(crate) fn recv_now(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    // SAFETY: recv writes at most `buf.len()` bytes into a live, exclusively borrowed buffer.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast::<libc::c_void>(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n >= 0 {
+        return Ok(Some(n as usize));
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EAGAIN) {
+        return Ok(None);
+    }
+    Err(e)
+}

@@ -14,7 +14,10 @@
 //! verdicts equal netfilter's.
 
 mod dump;
+mod pools;
 mod rule;
+
+pub use pools::{pools, Pools};
 
 use crate::ipset::Sets;
 use crate::{checked, Entry, ImportError, Imported, Outcome, Report};
@@ -206,6 +209,23 @@ fn conj(atoms: &[String]) -> String {
     }
 }
 
+/// Whether `text` is an ip6tables dump: its header says so, or IPv6 addresses or ICMPv6 do.
+pub fn is_v6(text: &str) -> bool {
+    text.contains("ip6tables-save")
+        || dump::parse(text).is_ok_and(|tables| {
+            tables
+                .iter()
+                .flat_map(|t| &t.chains)
+                .flat_map(|c| &c.rules)
+                .any(|r| {
+                    r.words.windows(2).any(|w| {
+                        (matches!(w[0].as_str(), "-s" | "-d") && w[1].contains(':'))
+                            || matches!(w[1].as_str(), "ipv6-icmp" | "icmpv6" | "icmp6")
+                    })
+                })
+        })
+}
+
 /// Imports `text`, an `iptables-save` (or `ip6tables-save`) dump.
 pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
     let tables = dump::parse(text)?;
@@ -217,15 +237,7 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
     let Some(top) = filter.chain(&opts.chain) else {
         return Err(ImportError::NoChain(opts.chain.clone(), names.join(", ")));
     };
-    // ip6tables-save says so in its header; without one, IPv6 addresses or ICMPv6 tell.
-    let v6 = opts.ipv6
-        || text.contains("ip6tables-save")
-        || filter.chains.iter().flat_map(|c| &c.rules).any(|r| {
-            r.words.windows(2).any(|w| {
-                (matches!(w[0].as_str(), "-s" | "-d") && w[1].contains(':'))
-                    || matches!(w[1].as_str(), "ipv6-icmp" | "icmpv6" | "icmp6")
-            })
-        });
+    let v6 = opts.ipv6 || is_v6(text);
     let default = match top.policy.as_deref() {
         Some("DROP") => "drop",
         Some("ACCEPT") | None => "pass",

@@ -1,0 +1,376 @@
+//! `nfcc import iptables --verify N`: the original dump restored with the machine's own
+//! `iptables-restore` (or `ip6tables-restore`) into a testbed's private network namespace,
+//! whose routing table has a local route for every address (so every packet goes to INPUT;
+//! with `accept_local`, since every source is then a local address too, and IPv6 turned back
+//! on where the testbed turned it off),
+//! and N generated packets sent into it; a packet netfilter accepted reaches raw IP sockets
+//! there. The same packets go through the imported policy on the reference evaluator and,
+//! compiled, on the emulator. Every packet whose verdicts differ is a disagreement.
+//!
+//! Packets are drawn from the rules' own values (addresses at and around each prefix's
+//! edges, ports at and around each range's ends, the protocols and ICMP types named) and
+//! random ones, each tagged in its payload so its arrival can be told apart. Sources the
+//! kernel drops before INPUT (martians: 0/8, 127/8, multicast, broadcast; for IPv6 anything
+//! outside 2000::/3 and fc00::/7) are never generated.
+
+use crate::error::DriverError;
+use nfcc_dsl::checked::{Policy, Terminal};
+use nfcc_import::iptables::Pools;
+use nfcc_runtime::capture::{Delivered, Injector};
+use nfcc_testbeds::Testbed;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// One packet on which netfilter and the policy disagree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Disagreement {
+    /// The packet, as a `.nf` packet literal.
+    pub packet: String,
+    /// `accept` or `drop`.
+    pub netfilter: &'static str,
+    /// The evaluator's verdict and deciding rule.
+    pub policy: String,
+    /// The compiled program's verdict (on the emulator).
+    pub program: String,
+}
+
+/// What a verification found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verified {
+    /// Packets sent.
+    pub packets: usize,
+    /// Of which netfilter accepted.
+    pub accepted: usize,
+    /// Every disagreement.
+    pub disagreements: Vec<Disagreement>,
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn env(e: impl std::fmt::Display) -> DriverError {
+    DriverError::Environment(e.to_string())
+}
+
+/// An address inside (or, `off` -1/+1, just outside) prefix `p`, if it is one a packet may
+/// come from.
+fn address_from(p: &str, v6: bool, rng: &mut Rng) -> Option<String> {
+    let (a, len) = p
+        .split_once('/')
+        .unwrap_or((p, if v6 { "128" } else { "32" }));
+    let len: u32 = len.parse().ok()?;
+    if v6 {
+        let base = u128::from(a.parse::<std::net::Ipv6Addr>().ok()?);
+        let host = if len >= 128 { 0 } else { u128::MAX >> len };
+        let x = match rng.below(4) {
+            0 => base & !host,
+            1 => base | host,
+            2 => (base & !host).wrapping_sub(1),
+            _ => (base & !host) | (u128::from(rng.next()) & host),
+        };
+        let addr = std::net::Ipv6Addr::from(x);
+        let top = (x >> 125) as u8;
+        (top == 1 || (x >> 121) as u8 == 0x7e).then(|| addr.to_string())
+    } else {
+        let base = u32::from(a.parse::<std::net::Ipv4Addr>().ok()?);
+        let host = if len >= 32 { 0 } else { u32::MAX >> len };
+        let x = match rng.below(4) {
+            0 => base & !host,
+            1 => base | host,
+            2 => (base & !host).wrapping_sub(1),
+            _ => (base & !host) | (rng.next() as u32 & host),
+        };
+        usable_v4(x).then(|| std::net::Ipv4Addr::from(x).to_string())
+    }
+}
+
+fn usable_v4(x: u32) -> bool {
+    let first = x >> 24;
+    first != 0 && first != 127 && first < 224 && x & 0xff != 0xff && x & 0xff != 0
+}
+
+fn random_address(v6: bool, rng: &mut Rng) -> String {
+    if v6 {
+        let x =
+            (0x2001u128 << 112) | (u128::from(rng.next()) << 32) | u128::from(rng.next() as u32);
+        std::net::Ipv6Addr::from(x).to_string()
+    } else {
+        loop {
+            let x = rng.next() as u32;
+            if usable_v4(x) {
+                return std::net::Ipv4Addr::from(x).to_string();
+            }
+        }
+    }
+}
+
+/// Packet `i`'s literal (to the receiving MAC `mac`), tagged with `i` in its payload.
+fn packet(i: u32, pools: &Pools, mac: &str, rng: &mut Rng) -> String {
+    let v6 = pools.v6;
+    let addr = |rng: &mut Rng| {
+        if !pools.prefixes.is_empty() && rng.below(3) > 0 {
+            let p = &pools.prefixes[rng.below(pools.prefixes.len())];
+            if let Some(a) = address_from(p, v6, rng) {
+                return a;
+            }
+        }
+        random_address(v6, rng)
+    };
+    let (src, dst) = (addr(rng), addr(rng));
+    let icmp = if v6 { 58 } else { 1 };
+    let mut protos = vec![6u8, 17, icmp];
+    protos.extend(
+        pools
+            .protos
+            .iter()
+            .filter(|&&p| p != 0 && (p != 1 || !v6) && (p != 58 || v6)),
+    );
+    let proto = protos[rng.below(protos.len())];
+    let port = |rng: &mut Rng| {
+        if !pools.ports.is_empty() && rng.below(3) > 0 {
+            pools.ports[rng.below(pools.ports.len())]
+        } else {
+            1 + (rng.next() % 65535) as u16
+        }
+    };
+    let ip = if v6 {
+        format!("ipv6(src={src}, dst={dst})")
+    } else {
+        format!("ipv4(src={src}, dst={dst})")
+    };
+    let l4 = match proto {
+        6 => {
+            const FLAGS: [&str; 8] = [
+                "syn",
+                "ack",
+                "syn|ack",
+                "fin|ack",
+                "rst",
+                "psh|ack",
+                "0",
+                "fin|psh|urg",
+            ];
+            format!(
+                " / tcp(sport={}, dport={}, flags={})",
+                port(rng),
+                port(rng),
+                FLAGS[rng.below(FLAGS.len())]
+            )
+        }
+        17 => format!(" / udp(sport={}, dport={})", port(rng), port(rng)),
+        p if p == icmp => {
+            let (t, c) = if !pools.icmp.is_empty() && rng.below(2) == 0 {
+                let (t, c) = pools.icmp[rng.below(pools.icmp.len())];
+                (t, c.unwrap_or((rng.next() % 3) as u8))
+            } else {
+                ((rng.next() % 256) as u8, (rng.next() % 4) as u8)
+            };
+            format!(
+                " / {}(type={t}, code={c})",
+                if v6 { "icmpv6" } else { "icmp" }
+            )
+        }
+        p => {
+            let ip = if v6 {
+                format!("ipv6(src={src}, dst={dst}, nexthdr={p})")
+            } else {
+                format!("ipv4(src={src}, dst={dst}, proto={p})")
+            };
+            return format!("eth(dst={mac}) / {ip} / raw(0x4e464343{i:08x})");
+        }
+    };
+    format!("eth(dst={mac}) / {ip}{l4} / raw(0x4e464343{i:08x})")
+}
+
+/// The tag of a delivered packet (the last 8 bytes: `NFCC` and the index).
+fn tag(data: &[u8]) -> Option<u32> {
+    let t = data.get(data.len().checked_sub(8)?..)?;
+    (t[..4] == *b"NFCC").then(|| u32::from_be_bytes([t[4], t[5], t[6], t[7]]))
+}
+
+fn ns_sh(ns: &str, script: &str) -> Result<(), DriverError> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "sh", "-c", script])
+        .output()
+        .map_err(|e| env(format!("cannot run `ip netns exec`: {e}")))?;
+    if !out.status.success() {
+        return Err(env(format!(
+            "in the verification namespace, `{script}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+fn verdict_name(t: &Terminal) -> &'static str {
+    match t {
+        Terminal::Pass => "accept",
+        _ => "drop",
+    }
+}
+
+/// Holds the imported `policy` (from `nf`) to `dump` restored into netfilter, with `n`
+/// packets; `iface` is the interface name `-i` rules were judged against.
+pub fn verify(
+    dump: &str,
+    nf: &str,
+    policy: &str,
+    iface: Option<&str>,
+    v6: bool,
+    n: u64,
+) -> Result<Verified, DriverError> {
+    nfcc_runtime::can_load_bpf()
+        .map_err(|why| env(format!("--verify needs root and bpf: {why}")))?;
+    let (program, diags) = nfcc_dsl::check_source(nf, &nfcc_dsl::CheckOptions::default());
+    let program = program.ok_or_else(|| {
+        DriverError::Failed(format!("the imported policy does not check: {diags:?}"))
+    })?;
+    let pol: Policy = program
+        .policies
+        .iter()
+        .find(|p| p.name == policy)
+        .cloned()
+        .ok_or_else(|| DriverError::Failed(format!("no policy {policy}")))?;
+    let compiled = nfcc_compiler::compile::compile(&program, "imported.nf", nf, None)
+        .map_err(|d| DriverError::Failed(format!("the imported policy does not compile: {d:?}")))?;
+    let mut emu = nfcc_emulator::Emulator::load(&compiled.object).map_err(env)?;
+    if let Some(cp) = compiled.programs.iter().find(|p| p.name == policy) {
+        for (m, entries) in &cp.maps {
+            for (k, v) in entries {
+                emu.map_update(&m.name, k, v).map_err(env)?;
+            }
+        }
+    }
+    let tb = Testbed::new().map_err(env)?;
+    let rx = match iface {
+        Some(name) => {
+            ns_sh(
+                &tb.ns,
+                &format!(
+                    "ip link set {} down && ip link set {} name {name} && ip link set {name} up",
+                    tb.rx, tb.rx
+                ),
+            )?;
+            name.to_string()
+        }
+        None => tb.rx.clone(),
+    };
+    let (restore, route) = if v6 {
+        (
+            "ip6tables-restore",
+            "ip -6 route add local ::/0 dev lo table local",
+        )
+    } else {
+        (
+            "iptables-restore",
+            "ip route add local 0.0.0.0/0 dev lo table local",
+        )
+    };
+    ns_sh(
+        &tb.ns,
+        &format!(
+            "sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+             net.ipv4.conf.{rx}.rp_filter=0 net.ipv4.conf.all.accept_local=1 \
+             net.ipv4.conf.{rx}.accept_local=1 net.ipv6.conf.{rx}.disable_ipv6=0 \
+             net.ipv6.conf.lo.disable_ipv6=0 && ip link set lo up && {route}"
+        ),
+    )?;
+    let dir = std::env::temp_dir().join(format!("nfcc-verify-{}", std::process::id()));
+    std::fs::write(&dir, dump).map_err(env)?;
+    let restored = ns_sh(&tb.ns, &format!("{restore} < {}", dir.display()));
+    let _ = std::fs::remove_file(&dir);
+    restored?;
+    let rx_mac = {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &tb.ns, "link", "show", &rx])
+            .output()
+            .map_err(env)?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .map(str::to_string)
+            .ok_or_else(|| env(format!("no MAC address for {rx}")))?
+    };
+    let pools = nfcc_import::iptables::pools(dump, v6);
+    let mut protos = vec![6u8, 17, if v6 { 58 } else { 1 }];
+    protos.extend(pools.protos.iter().copied().filter(|&p| p != 0));
+    protos.sort_unstable();
+    protos.dedup();
+    let delivered = tb
+        .in_ns(move || Delivered::open(v6, &protos))
+        .map_err(env)?;
+    let injector = Injector::open(&tb.tx).map_err(env)?;
+    let mut rng = Rng(0x6e66_6363_7665_7269);
+    let mut out = Verified::default();
+    let meta = nfcc_dsl::eval::Meta::default();
+    let mut sent: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut seen: HashSet<u32> = HashSet::new();
+    for i in 0..n as u32 {
+        let lit = packet(i, &pools, &rx_mac, &mut rng);
+        let frame = nfcc_dsl::testing::frame_from_literal(&lit)
+            .map_err(|e| DriverError::Failed(format!("generated `{lit}`: {e}")))?;
+        injector.send(&frame).map_err(env)?;
+        sent.push((lit, frame));
+        if sent.len().is_multiple_of(100) || i + 1 == n as u32 {
+            delivered
+                .drain(Duration::from_millis(20), &mut |d| {
+                    seen.extend(tag(d));
+                })
+                .map_err(env)?;
+        }
+    }
+    delivered
+        .drain(Duration::from_millis(100), &mut |d| {
+            seen.extend(tag(d));
+        })
+        .map_err(env)?;
+    let mut state = nfcc_dsl::eval::State::new(&pol);
+    for (i, (lit, frame)) in sent.iter().enumerate() {
+        let nfv = if seen.contains(&(i as u32)) {
+            "accept"
+        } else {
+            "drop"
+        };
+        let o = nfcc_dsl::eval::eval(&pol, &mut state, &meta, frame);
+        let ev = verdict_name(&o.verdict);
+        let prog = emu
+            .run(policy, frame)
+            .map(|r| {
+                verdict_name(&nfcc_compiler::codegen::terminal_of(
+                    pol.hook,
+                    r.retval as u32,
+                    &pol,
+                ))
+            })
+            .unwrap_or("error");
+        out.packets += 1;
+        if nfv == "accept" {
+            out.accepted += 1;
+        }
+        if ev != nfv || prog != nfv {
+            let rule = match o.rule {
+                nfcc_dsl::checked::RuleRef::Default => "default".to_string(),
+                nfcc_dsl::checked::RuleRef::Rule(id) => pol.rule(id).name.clone(),
+            };
+            out.disagreements.push(Disagreement {
+                packet: lit.clone(),
+                netfilter: nfv,
+                policy: format!("{ev} by {rule}"),
+                program: prog.to_string(),
+            });
+        }
+    }
+    Ok(out)
+}
