@@ -356,4 +356,6 @@ pub enum ImportFormat {
     Classbench(ClassbenchArgs),
     /// An `iptables-save` / `ip6tables-save` dump's filter chain (INPUT by default).
     Iptables(nfcc_driver::import::IptablesRequest),
+    /// An `nft -j list ruleset` document's filter chain hooked on input.
+    Nft(nfcc_driver::import::NftRequest),
 }

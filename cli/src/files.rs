@@ -200,17 +200,20 @@ pub fn compile(a: &CompileArgs) -> Result<u8, DriverError> {
     Ok(OK)
 }
 
-/// `nfcc import iptables`: the report on stderr, the policy to the file or stdout; exit 1 when
-/// rules were refused (no output then, unless --skip-unsupported).
-pub fn import_iptables(a: &nfcc_driver::import::IptablesRequest) -> Result<u8, DriverError> {
-    let o = nfcc_driver::import::iptables(a);
+/// `nfcc import iptables|nft`: the report on stderr, the policy to the file or stdout (not
+/// both with --verify), the verification's disagreements and summary; exit 1 when rules were
+/// refused (no output then, unless --skip-unsupported), 3 on a disagreement.
+pub fn imported(
+    o: nfcc_driver::import::ImportOutcome,
+    output: Option<&std::path::Path>,
+) -> Result<u8, DriverError> {
     if let Some(r) = &o.report {
         eprint!("{}", r.render());
     }
     let nf = o.nf?;
-    match &a.output {
+    match output {
         Some(p) => std::fs::write(p, &nf).map_err(|source| DriverError::Write {
-            path: p.clone(),
+            path: p.to_path_buf(),
             source,
         })?,
         None if o.verified.is_none() => say!("{}", nf.trim_end()),

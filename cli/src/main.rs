@@ -62,7 +62,16 @@ fn main() -> ExitCode {
         } => code(files::import_classbench(&a)),
         Command::Import {
             format: ImportFormat::Iptables(a),
-        } => code(files::import_iptables(&a)),
+        } => code(files::imported(
+            nfcc_driver::import::iptables(&a),
+            a.output.as_deref(),
+        )),
+        Command::Import {
+            format: ImportFormat::Nft(a),
+        } => code(files::imported(
+            nfcc_driver::import::nft(&a),
+            a.output.as_deref(),
+        )),
         Command::Run(a) => code(run::run(&a)),
         Command::Load(a) => code(deployed::load(&a)),
         Command::Unload { iface } => code(deployed::unload(&iface)),

@@ -479,3 +479,31 @@ fn import_iptables_reports_every_rule_and_refuses_unless_asked() {
         "{out}"
     );
 }
+
+#[test]
+fn import_nft_reports_every_rule_and_refuses_unless_asked() {
+    let rules = "import/tests/corpus/host_firewall_nft.json";
+    let out = check(&["import", "nft", rules], &[], 1);
+    assert!(
+        out.contains("refused: `{\"left\":{\"ct\"") && out.contains("1 refused"),
+        "{out}"
+    );
+    let out = check(
+        &[
+            "import",
+            "nft",
+            rules,
+            "--skip-unsupported",
+            "--iface",
+            "eth0",
+        ],
+        &[],
+        0,
+    );
+    assert!(
+        out.contains("policy host_firewall_nft on tc ingress {")
+            && out.contains("rule ssh_lan: ")
+            && out.contains("rule not_ip: not ip => pass"),
+        "{out}"
+    );
+}

@@ -1,10 +1,12 @@
-//! `nfcc import iptables`: an `iptables-save` dump (and its `ipset save` sets) as a `.nf`
-//! policy through `nfcc_import`, with the report of every rule; with `--verify`, held to the
-//! dump restored into netfilter (`crate::verify`).
+//! `nfcc import iptables|nft`: an `iptables-save` dump (with its `ipset save` sets) or an
+//! `nft -j list ruleset` document as a `.nf` policy through `nfcc_import`, with the report of
+//! every rule; with `--verify`, held to the original restored into netfilter
+//! (`crate::verify`).
 
 use crate::error::{read_text, DriverError};
-use nfcc_import::{ImportError, Report};
-use std::path::PathBuf;
+use crate::verify::Original;
+use nfcc_import::{ImportError, Imported, Report};
+use std::path::{Path, PathBuf};
 
 /// What `nfcc import iptables` is asked.
 #[derive(Clone, Debug)]
@@ -41,34 +43,91 @@ pub struct IptablesRequest {
     pub verify: Option<u64>,
 }
 
+/// What `nfcc import nft` is asked.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct NftRequest {
+    /// The output of `nft -j list ruleset`.
+    pub file: PathBuf,
+    /// Write the policy here (default: standard output).
+    #[cfg_attr(feature = "clap", arg(short, long))]
+    pub output: Option<PathBuf>,
+    /// The chain to import, `FAMILY/TABLE/CHAIN` (default: the filter chain hooked on input).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub chain: Option<String>,
+    /// Attach the policy on XDP instead of TC ingress.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "xdp|tc"))]
+    pub hook: Option<String>,
+    /// The interface the policy will be attached to: what `iifname` matches are judged against.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub iface: Option<String>,
+    /// Import the rest when rules are refused; the refused ones become comments.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub skip_unsupported: bool,
+    /// The policy's name (default: the file's stem).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub name: Option<String>,
+    /// Prove the import against the kernel's nftables with N generated packets (root).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "10000"))]
+    pub verify: Option<u64>,
+}
+
 /// What an import produced: the policy text (an error when refused), the report, and the
 /// verification when asked for.
-pub struct IptablesOutcome {
+pub struct ImportOutcome {
     /// The policy, or why there is none.
     pub nf: Result<String, DriverError>,
-    /// What became of every rule, when the dump could be read.
+    /// What became of every rule, when the input could be read.
     pub report: Option<Report>,
     /// Netfilter against the policy (`--verify`).
     pub verified: Option<Result<crate::verify::Verified, DriverError>>,
 }
 
-/// Imports (and verifies, when asked) `req`.
-pub fn iptables(req: &IptablesRequest) -> IptablesOutcome {
-    match run(req) {
+/// An error, and the report when there is one.
+type Failure = Box<(DriverError, Option<Report>)>;
+
+fn plain(e: DriverError) -> Failure {
+    Box::new((e, None))
+}
+
+fn xdp(hook: Option<&str>) -> Result<bool, Failure> {
+    match hook {
+        None | Some("tc") | Some("tc-ingress") => Ok(false),
+        Some("xdp") => Ok(true),
+        Some(h) => Err(plain(DriverError::Input(format!(
+            "--hook {h}: the policy goes on `xdp` or `tc` (ingress)"
+        )))),
+    }
+}
+
+fn name(name: &Option<String>, file: &Path) -> String {
+    name.clone()
+        .unwrap_or_else(|| crate::compile::policy_name_of(file))
+}
+
+/// An importer's error as the driver's, keeping the report of a refusal.
+fn failed(file: &Path, e: ImportError) -> Failure {
+    let at = |e: &ImportError| format!("{}: {e}", file.display());
+    match e {
+        ImportError::Refused(r) => {
+            let msg = at(&ImportError::Refused(r.clone()));
+            Box::new((DriverError::Input(msg), Some(r)))
+        }
+        ImportError::Internal(_) => Box::new((DriverError::Failed(at(&e)), None)),
+        e => Box::new((DriverError::Input(at(&e)), None)),
+    }
+}
+
+/// The outcome of an import `got` of `text`, verified against `original` when `verify` asks.
+fn outcome(
+    got: Result<Imported, Failure>,
+    verify: Option<u64>,
+    check: impl FnOnce(&str, u64) -> Result<crate::verify::Verified, DriverError>,
+) -> ImportOutcome {
+    match got {
         Ok(i) => {
-            let verified = req.verify.map(|n| {
-                if req.ipset.is_some() {
-                    return Err(DriverError::NotBuilt(
-                        "--verify with --ipset (restoring the sets into the namespace first) is \
-                         not built yet; verify a dump without set matches"
-                            .into(),
-                    ));
-                }
-                let dump = read_text(&req.file)?;
-                let v6 = req.ipv6 || nfcc_import::iptables::is_v6(&dump);
-                crate::verify::verify(&dump, &i.nf, &policy_name(req), req.iface.as_deref(), v6, n)
-            });
-            IptablesOutcome {
+            let verified = verify.map(|n| check(&i.nf, n));
+            ImportOutcome {
                 nf: Ok(i.nf),
                 report: Some(i.report),
                 verified,
@@ -76,7 +135,7 @@ pub fn iptables(req: &IptablesRequest) -> IptablesOutcome {
         }
         Err(f) => {
             let (e, report) = *f;
-            IptablesOutcome {
+            ImportOutcome {
                 nf: Err(e),
                 report,
                 verified: None,
@@ -85,51 +144,80 @@ pub fn iptables(req: &IptablesRequest) -> IptablesOutcome {
     }
 }
 
-fn policy_name(req: &IptablesRequest) -> String {
-    req.name
-        .clone()
-        .unwrap_or_else(|| crate::compile::policy_name_of(&req.file))
+/// Imports (and verifies, when asked) an iptables dump.
+pub fn iptables(req: &IptablesRequest) -> ImportOutcome {
+    let text = match read_text(&req.file) {
+        Ok(t) => t,
+        Err(e) => return outcome(Err(plain(e)), None, |_, _| unreachable_verify()),
+    };
+    let got = (|| {
+        let sets = match &req.ipset {
+            Some(p) => nfcc_import::ipset::parse(&read_text(p).map_err(plain)?)
+                .map_err(|e| plain(DriverError::Input(format!("{}: {e}", p.display()))))?,
+            None => Default::default(),
+        };
+        let opts = nfcc_import::iptables::Options {
+            name: name(&req.name, &req.file),
+            chain: req.chain.clone(),
+            xdp: xdp(req.hook.as_deref())?,
+            iface: req.iface.clone(),
+            sets,
+            skip_unsupported: req.skip_unsupported,
+            source: req.file.display().to_string(),
+            ipv6: req.ipv6,
+        };
+        nfcc_import::iptables::import(&text, &opts).map_err(|e| failed(&req.file, e))
+    })();
+    let v6 = req.ipv6 || nfcc_import::iptables::is_v6(&text);
+    outcome(got, req.verify, |nf, n| {
+        if req.ipset.is_some() {
+            return Err(DriverError::NotBuilt(
+                "--verify with --ipset (restoring the sets into the namespace first) is not \
+                 built yet; verify a dump without set matches"
+                    .into(),
+            ));
+        }
+        let original = Original::Iptables { dump: &text, v6 };
+        crate::verify::verify(
+            &original,
+            nf,
+            &name(&req.name, &req.file),
+            req.iface.as_deref(),
+            n,
+        )
+    })
 }
 
-/// An error, and the report when there is one.
-type Failure = Box<(DriverError, Option<Report>)>;
-
-fn run(req: &IptablesRequest) -> Result<nfcc_import::Imported, Failure> {
-    let plain = |e: DriverError| Box::new((e, None));
-    let text = read_text(&req.file).map_err(plain)?;
-    let sets = match &req.ipset {
-        Some(p) => nfcc_import::ipset::parse(&read_text(p).map_err(plain)?)
-            .map_err(|e| plain(DriverError::Input(format!("{}: {e}", p.display()))))?,
-        None => Default::default(),
+/// Imports (and verifies, when asked) an nftables ruleset.
+pub fn nft(req: &NftRequest) -> ImportOutcome {
+    let text = match read_text(&req.file) {
+        Ok(t) => t,
+        Err(e) => return outcome(Err(plain(e)), None, |_, _| unreachable_verify()),
     };
-    let xdp = match req.hook.as_deref() {
-        None | Some("tc") | Some("tc-ingress") => false,
-        Some("xdp") => true,
-        Some(h) => {
-            return Err(plain(DriverError::Input(format!(
-                "--hook {h}: the policy goes on `xdp` or `tc` (ingress)"
-            ))))
-        }
-    };
-    let opts = nfcc_import::iptables::Options {
-        name: policy_name(req),
-        chain: req.chain.clone(),
-        xdp,
-        iface: req.iface.clone(),
-        sets,
-        skip_unsupported: req.skip_unsupported,
-        source: req.file.display().to_string(),
-        ipv6: req.ipv6,
-    };
-    nfcc_import::iptables::import(&text, &opts).map_err(|e| {
-        let at = |e: &ImportError| format!("{}: {e}", req.file.display());
-        match e {
-            ImportError::Refused(r) => {
-                let msg = at(&ImportError::Refused(r.clone()));
-                Box::new((DriverError::Input(msg), Some(r)))
-            }
-            ImportError::Internal(_) => Box::new((DriverError::Failed(at(&e)), None)),
-            e => Box::new((DriverError::Input(at(&e)), None)),
-        }
+    let got = (|| {
+        let opts = nfcc_import::nft::Options {
+            name: name(&req.name, &req.file),
+            chain: req.chain.clone(),
+            xdp: xdp(req.hook.as_deref())?,
+            iface: req.iface.clone(),
+            skip_unsupported: req.skip_unsupported,
+            source: req.file.display().to_string(),
+        };
+        nfcc_import::nft::import(&text, &opts).map_err(|e| failed(&req.file, e))
+    })();
+    outcome(got, req.verify, |nf, n| {
+        let original = Original::Nft { json: &text };
+        crate::verify::verify(
+            &original,
+            nf,
+            &name(&req.name, &req.file),
+            req.iface.as_deref(),
+            n,
+        )
     })
+}
+
+/// The verification of an input that could not be read: never asked for.
+fn unreachable_verify() -> Result<crate::verify::Verified, DriverError> {
+    Err(DriverError::Failed("nothing to verify".into()))
 }

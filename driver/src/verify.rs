@@ -1,5 +1,6 @@
-//! `nfcc import iptables --verify N`: the original dump restored with the machine's own
-//! `iptables-restore` (or `ip6tables-restore`) into a testbed's private network namespace,
+//! `nfcc import iptables|nft --verify N`: the original ruleset restored with the machine's
+//! own `iptables-restore` (or `ip6tables-restore`, or `nft -j -f`) into a testbed's private
+//! network namespace,
 //! whose routing table has a local route for every address (so every packet goes to INPUT;
 //! with `accept_local`, since every source is then a local address too, and IPv6 turned back
 //! on where the testbed turned it off),
@@ -7,9 +8,10 @@
 //! there. The same packets go through the imported policy on the reference evaluator and,
 //! compiled, on the emulator. Every packet whose verdicts differ is a disagreement.
 //!
-//! Packets are drawn from the rules' own values (addresses at and around each prefix's
-//! edges, ports at and around each range's ends, the protocols and ICMP types named) and
-//! random ones, each tagged in its payload so its arrival can be told apart. Sources the
+//! Packets are drawn from the rules' own values: half of them meet one rule's conditions
+//! together (its addresses at and around the prefix edges, its ports and range ends, its
+//! protocol, ICMP type and TCP flags), the rest take values one by one from all rules and at
+//! random, each tagged in its payload so its arrival can be told apart. Sources the
 //! kernel drops before INPUT (martians: 0/8, 127/8, multicast, broadcast; for IPv6 anything
 //! outside 2000::/3 and fc00::/7) are never generated.
 
@@ -115,8 +117,13 @@ fn random_address(v6: bool, rng: &mut Rng) -> String {
     }
 }
 
-/// Packet `i`'s literal (to the receiving MAC `mac`), tagged with `i` in its payload.
+/// Packet `i`'s literal (to the receiving MAC `mac`), tagged with `i` in its payload: half
+/// the time made to meet one rule's conditions together, else from values drawn one by one.
 fn packet(i: u32, pools: &Pools, mac: &str, rng: &mut Rng) -> String {
+    if !pools.templates.is_empty() && rng.below(2) == 0 {
+        let t = &pools.templates[rng.below(pools.templates.len())];
+        return from_template(i, t, pools, mac, rng);
+    }
     let v6 = pools.v6;
     let addr = |rng: &mut Rng| {
         if !pools.prefixes.is_empty() && rng.below(3) > 0 {
@@ -193,6 +200,76 @@ fn packet(i: u32, pools: &Pools, mac: &str, rng: &mut Rng) -> String {
     format!("eth(dst={mac}) / {ip}{l4} / raw(0x4e464343{i:08x})")
 }
 
+/// A packet meeting template `t`'s conditions, random elsewhere.
+fn from_template(
+    i: u32,
+    t: &nfcc_import::iptables::Template,
+    pools: &Pools,
+    mac: &str,
+    rng: &mut Rng,
+) -> String {
+    let v6 = pools.v6;
+    let addr = |p: &Option<String>, rng: &mut Rng| {
+        p.as_deref()
+            .and_then(|p| address_from(p, v6, rng))
+            .unwrap_or_else(|| random_address(v6, rng))
+    };
+    let (src, dst) = (addr(&t.src, rng), addr(&t.dst, rng));
+    let icmp = if v6 { 58 } else { 1 };
+    let proto = t.proto.filter(|&p| p != 0).unwrap_or(match rng.below(3) {
+        0 => 6,
+        1 => 17,
+        _ => icmp,
+    });
+    let pick = |list: &[u16], rng: &mut Rng| {
+        if list.is_empty() {
+            1 + (rng.next() % 65535) as u16
+        } else {
+            list[rng.below(list.len())]
+        }
+    };
+    let ip = if v6 {
+        format!("ipv6(src={src}, dst={dst})")
+    } else {
+        format!("ipv4(src={src}, dst={dst})")
+    };
+    let l4 = match proto {
+        6 => {
+            let flags = t
+                .flags
+                .clone()
+                .unwrap_or_else(|| ["syn", "ack", "syn|ack", "rst"][rng.below(4)].to_string());
+            format!(
+                " / tcp(sport={}, dport={}, flags={flags})",
+                pick(&t.sports, rng),
+                pick(&t.dports, rng)
+            )
+        }
+        17 => format!(
+            " / udp(sport={}, dport={})",
+            pick(&t.sports, rng),
+            pick(&t.dports, rng)
+        ),
+        p if p == icmp => {
+            let (ty, code) = t.icmp.unwrap_or(((rng.next() % 256) as u8, None));
+            let code = code.unwrap_or((rng.next() % 2) as u8);
+            format!(
+                " / {}(type={ty}, code={code})",
+                if v6 { "icmpv6" } else { "icmp" }
+            )
+        }
+        p => {
+            let ip = if v6 {
+                format!("ipv6(src={src}, dst={dst}, nexthdr={p})")
+            } else {
+                format!("ipv4(src={src}, dst={dst}, proto={p})")
+            };
+            return format!("eth(dst={mac}) / {ip} / raw(0x4e464343{i:08x})");
+        }
+    };
+    format!("eth(dst={mac}) / {ip}{l4} / raw(0x4e464343{i:08x})")
+}
+
 /// The tag of a delivered packet (the last 8 bytes: `NFCC` and the index).
 fn tag(data: &[u8]) -> Option<u32> {
     let t = data.get(data.len().checked_sub(8)?..)?;
@@ -220,14 +297,30 @@ fn verdict_name(t: &Terminal) -> &'static str {
     }
 }
 
-/// Holds the imported `policy` (from `nf`) to `dump` restored into netfilter, with `n`
-/// packets; `iface` is the interface name `-i` rules were judged against.
+/// The original ruleset, as the kernel's own tools load it.
+#[derive(Clone, Copy, Debug)]
+pub enum Original<'a> {
+    /// An `iptables-save` dump (`ip6tables-save` with `v6`).
+    Iptables {
+        /// The dump.
+        dump: &'a str,
+        /// An ip6tables dump.
+        v6: bool,
+    },
+    /// `nft -j list ruleset` output.
+    Nft {
+        /// The JSON.
+        json: &'a str,
+    },
+}
+
+/// Holds the imported `policy` (from `nf`) to `original` restored into netfilter, with `n`
+/// packets; `iface` is the interface name `-i`/`iifname` rules were judged against.
 pub fn verify(
-    dump: &str,
+    original: &Original<'_>,
     nf: &str,
     policy: &str,
     iface: Option<&str>,
-    v6: bool,
     n: u64,
 ) -> Result<Verified, DriverError> {
     nfcc_runtime::can_load_bpf()
@@ -266,17 +359,35 @@ pub fn verify(
         }
         None => tb.rx.clone(),
     };
-    let (restore, route) = if v6 {
-        (
-            "ip6tables-restore",
-            "ip -6 route add local ::/0 dev lo table local",
-        )
-    } else {
-        (
-            "iptables-restore",
-            "ip route add local 0.0.0.0/0 dev lo table local",
-        )
+    let (restore, text, families, pools): (&str, &str, Vec<bool>, Vec<Pools>) = match *original {
+        Original::Iptables { dump, v6 } => (
+            if v6 {
+                "ip6tables-restore <"
+            } else {
+                "iptables-restore <"
+            },
+            dump,
+            vec![v6],
+            vec![nfcc_import::iptables::pools(dump, v6)],
+        ),
+        Original::Nft { json } => (
+            "nft -j -f",
+            json,
+            vec![false, true],
+            nfcc_import::nft::pools(json).to_vec(),
+        ),
     };
+    let route = families
+        .iter()
+        .map(|v6| {
+            if *v6 {
+                "ip -6 route add local ::/0 dev lo table local"
+            } else {
+                "ip route add local 0.0.0.0/0 dev lo table local"
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" && ");
     ns_sh(
         &tb.ns,
         &format!(
@@ -287,8 +398,8 @@ pub fn verify(
         ),
     )?;
     let dir = std::env::temp_dir().join(format!("nfcc-verify-{}", std::process::id()));
-    std::fs::write(&dir, dump).map_err(env)?;
-    let restored = ns_sh(&tb.ns, &format!("{restore} < {}", dir.display()));
+    std::fs::write(&dir, text).map_err(env)?;
+    let restored = ns_sh(&tb.ns, &format!("{restore} {}", dir.display()));
     let _ = std::fs::remove_file(&dir);
     restored?;
     let rx_mac = {
@@ -303,14 +414,27 @@ pub fn verify(
             .map(str::to_string)
             .ok_or_else(|| env(format!("no MAC address for {rx}")))?
     };
-    let pools = nfcc_import::iptables::pools(dump, v6);
-    let mut protos = vec![6u8, 17, if v6 { 58 } else { 1 }];
-    protos.extend(pools.protos.iter().copied().filter(|&p| p != 0));
-    protos.sort_unstable();
-    protos.dedup();
-    let delivered = tb
-        .in_ns(move || Delivered::open(v6, &protos))
-        .map_err(env)?;
+    let mut delivered = Vec::new();
+    for p in &pools {
+        let mut protos = vec![6u8, 17, if p.v6 { 58 } else { 1 }];
+        protos.extend(p.protos.iter().copied().filter(|&x| x != 0));
+        protos.sort_unstable();
+        protos.dedup();
+        let v6 = p.v6;
+        delivered.push(
+            tb.in_ns(move || Delivered::open(v6, &protos))
+                .map_err(env)?,
+        );
+    }
+    let drain = |quiet: u64, seen: &mut HashSet<u32>| -> Result<(), DriverError> {
+        for d in &delivered {
+            d.drain(Duration::from_millis(quiet), &mut |x| {
+                seen.extend(tag(x));
+            })
+            .map_err(env)?;
+        }
+        Ok(())
+    };
     let injector = Injector::open(&tb.tx).map_err(env)?;
     let mut rng = Rng(0x6e66_6363_7665_7269);
     let mut out = Verified::default();
@@ -318,24 +442,17 @@ pub fn verify(
     let mut sent: Vec<(String, Vec<u8>)> = Vec::new();
     let mut seen: HashSet<u32> = HashSet::new();
     for i in 0..n as u32 {
-        let lit = packet(i, &pools, &rx_mac, &mut rng);
+        let family = &pools[rng.below(pools.len())];
+        let lit = packet(i, family, &rx_mac, &mut rng);
         let frame = nfcc_dsl::testing::frame_from_literal(&lit)
             .map_err(|e| DriverError::Failed(format!("generated `{lit}`: {e}")))?;
         injector.send(&frame).map_err(env)?;
         sent.push((lit, frame));
         if sent.len().is_multiple_of(100) || i + 1 == n as u32 {
-            delivered
-                .drain(Duration::from_millis(20), &mut |d| {
-                    seen.extend(tag(d));
-                })
-                .map_err(env)?;
+            drain(20, &mut seen)?;
         }
     }
-    delivered
-        .drain(Duration::from_millis(100), &mut |d| {
-            seen.extend(tag(d));
-        })
-        .map_err(env)?;
+    drain(100, &mut seen)?;
     let mut state = nfcc_dsl::eval::State::new(&pol);
     for (i, (lit, frame)) in sent.iter().enumerate() {
         let nfv = if seen.contains(&(i as u32)) {

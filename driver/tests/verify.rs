@@ -1,10 +1,11 @@
-//! `nfcc import iptables --verify`: every dump of the import corpus, imported (refused rules
-//! skipped) and held to the dump restored into netfilter with 10,000 packets — no
-//! disagreement; and a wrong import (one verdict flipped) is caught, packet by packet.
+//! `nfcc import iptables|nft --verify`: every dump and ruleset of the import corpus, imported
+//! (refused rules skipped) and held to the original restored into netfilter with 10,000
+//! packets — no disagreement; and a wrong import (one verdict flipped) is caught, packet by
+//! packet.
 //!
 //! Needs root, bpf and iptables (skips otherwise, or fails under `NFCC_REQUIRE_KERNEL=1`).
 
-use nfcc_driver::import::{iptables, IptablesRequest};
+use nfcc_driver::import::{iptables, nft, IptablesRequest, NftRequest};
 use std::path::{Path, PathBuf};
 
 fn skip(reason: &str) {
@@ -32,13 +33,13 @@ fn ready() -> bool {
     have
 }
 
-fn corpus() -> Vec<PathBuf> {
+fn corpus(ext: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../import/tests/corpus");
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{e}"))
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rules"))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
         .collect();
     v.sort();
     v
@@ -64,10 +65,27 @@ fn every_corpus_dump_agrees_with_netfilter() {
     if !ready() {
         return;
     }
-    let files = corpus();
+    let files = corpus("rules");
     assert!(files.len() >= 2, "{files:?}");
-    for f in files {
-        let o = iptables(&request(&f, 10_000));
+    let nfts = corpus("json");
+    assert!(!nfts.is_empty());
+    let runs = files
+        .iter()
+        .map(|f| (f, iptables(&request(f, 10_000))))
+        .chain(nfts.iter().map(|f| {
+            let o = nft(&NftRequest {
+                file: f.clone(),
+                output: None,
+                chain: None,
+                hook: Some("xdp".into()),
+                iface: Some("eth0".into()),
+                skip_unsupported: true,
+                name: Some("imported".into()),
+                verify: Some(10_000),
+            });
+            (f, o)
+        }));
+    for (f, o) in runs {
         let v = o
             .verified
             .unwrap_or_else(|| panic!("{}: no verification", f.display()))
@@ -109,7 +127,11 @@ fn a_wrong_import_is_caught_packet_by_packet() {
     let wrong = nf.replace("tcp.dport == 22 => pass", "tcp.dport == 22 => drop");
     assert_ne!(wrong, nf);
     let dump = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{e}"));
-    let v = nfcc_driver::verify::verify(&dump, &wrong, "imported", Some("eth0"), false, 5_000)
+    let original = nfcc_driver::verify::Original::Iptables {
+        dump: &dump,
+        v6: false,
+    };
+    let v = nfcc_driver::verify::verify(&original, &wrong, "imported", Some("eth0"), 5_000)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         !v.disagreements.is_empty(),

@@ -10,7 +10,9 @@
 
 pub mod ipset;
 pub mod iptables;
+pub mod nft;
 mod report;
+mod walk;
 
 pub use report::{Entry, Outcome, Report};
 

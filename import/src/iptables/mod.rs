@@ -17,11 +17,12 @@ mod dump;
 mod pools;
 mod rule;
 
-pub use pools::{pools, Pools};
+pub use pools::{pools, Pools, Template};
 
 use crate::ipset::Sets;
-use crate::{checked, Entry, ImportError, Imported, Outcome, Report};
-use rule::{Context, Never, Said, Target};
+use crate::walk::{walk, Read, XChain, XRule};
+use crate::{checked, ImportError, Imported};
+use rule::{Context, Never};
 
 /// How to import.
 #[derive(Clone, Debug)]
@@ -54,159 +55,6 @@ pub(crate) fn set_name(name: &str) -> String {
         s.insert_str(0, "set_");
     }
     s
-}
-
-/// A rule name from a comment, if the comment is a usable identifier.
-fn ident(c: &str) -> Option<String> {
-    let ok = c.starts_with(|x: char| x.is_ascii_alphabetic() || x == '_')
-        && c.chars().all(|x| x.is_ascii_alphanumeric() || x == '_')
-        && !matches!(
-            c,
-            "and" | "or" | "not" | "in" | "over" | "has" | "rule" | "default" | "set" | "table"
-        );
-    ok.then(|| c.to_string())
-}
-
-/// The walk over chains: its output and where it is.
-struct Walk<'a> {
-    table: &'a dump::Table,
-    cx: Context<'a>,
-    default: &'static str,
-    /// (name, predicate, verdict) in order; comments for refused rules.
-    out: Vec<String>,
-    names: std::collections::HashSet<String>,
-    report: std::collections::BTreeMap<usize, Entry>,
-    skip: bool,
-}
-
-impl Walk<'_> {
-    fn record(&mut self, r: &dump::Rule, outcome: Outcome) {
-        let e = self.report.entry(r.line).or_insert_with(|| Entry {
-            line: r.line,
-            text: r.text.clone(),
-            outcome: outcome.clone(),
-        });
-        if let (Outcome::Imported(v), Outcome::Imported(new)) = (&mut e.outcome, outcome) {
-            for n in new {
-                if !v.contains(&n) {
-                    v.push(n);
-                }
-            }
-        }
-    }
-
-    fn unique(&mut self, base: String) -> String {
-        let mut n = base.clone();
-        let mut k = 2;
-        while !self.names.insert(n.clone()) {
-            n = format!("{base}_{k}");
-            k += 1;
-        }
-        n
-    }
-
-    /// Walks `chain` under the conjunction `guards`; `builtin` for the imported chain.
-    fn chain(&mut self, chain: &str, guards: &[String], depth: usize) -> Result<(), ImportError> {
-        let table = self.table;
-        let Some(c) = table.chain(chain) else {
-            return Ok(());
-        };
-        let mut local: Vec<String> = guards.to_vec();
-        for r in &c.rules {
-            let said = match rule::translate(&r.words, &self.cx) {
-                Err(refusal) => {
-                    if self.skip {
-                        self.out.push(format!(
-                            "# refused (line {}): `{}`: {}\n    #   {}",
-                            r.line, refusal.construct, refusal.reason, r.text
-                        ));
-                    }
-                    self.record(
-                        r,
-                        Outcome::Refused {
-                            construct: refusal.construct,
-                            reason: refusal.reason,
-                        },
-                    );
-                    continue;
-                }
-                Ok(Err(Never::Because(why))) => {
-                    self.record(r, Outcome::Skipped(why));
-                    continue;
-                }
-                Ok(Ok(s)) => s,
-            };
-            let Said {
-                atoms,
-                target,
-                comment,
-            } = said;
-            let mut pred = local.clone();
-            pred.extend(atoms.iter().cloned());
-            let this = conj(&atoms);
-            let verdict = match &target {
-                Target::Accept => Some("pass"),
-                Target::Drop => Some("drop"),
-                Target::Return if depth == 0 => Some(self.default),
-                _ => None,
-            };
-            if let Some(v) = verdict {
-                let base = comment.as_deref().and_then(ident).unwrap_or_else(|| {
-                    format!(
-                        "{}_l{}",
-                        chain.to_ascii_lowercase().replace('-', "_"),
-                        r.line
-                    )
-                });
-                let name = self.unique(base);
-                self.out
-                    .push(format!("rule {name}: {} => {v}", conj(&pred)));
-                self.record(r, Outcome::Imported(vec![name]));
-                continue;
-            }
-            match target {
-                Target::Return => {
-                    self.record(r, Outcome::Imported(vec![format!("(return from {chain})")]));
-                    if atoms.is_empty() {
-                        break;
-                    }
-                    local.push(format!("not ({this})"));
-                }
-                Target::Jump(to) | Target::Goto(to) if depth >= 16 => {
-                    return Err(ImportError::Syntax {
-                        line: r.line,
-                        what: format!("chains nest deeper than 16 at {to} (a loop?)"),
-                    });
-                }
-                Target::Jump(to) => {
-                    self.record(r, Outcome::Imported(vec![format!("(jump to {to})")]));
-                    self.chain(&to, &pred, depth + 1)?;
-                }
-                Target::Goto(to) => {
-                    self.record(r, Outcome::Imported(vec![format!("(goto {to})")]));
-                    self.chain(&to, &pred, depth + 1)?;
-                    if atoms.is_empty() {
-                        break;
-                    }
-                    local.push(format!("not ({this})"));
-                }
-                _ => self.record(
-                    r,
-                    Outcome::Skipped("no target: the rule only counts packets".into()),
-                ),
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A conjunction of atoms (`ip` when there are none: every packet here is IP).
-fn conj(atoms: &[String]) -> String {
-    if atoms.is_empty() {
-        "ip".to_string()
-    } else {
-        atoms.join(" and ")
-    }
 }
 
 /// Whether `text` is an ip6tables dump: its header says so, or IPv6 addresses or ICMPv6 do.
@@ -251,24 +99,34 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
             })
         }
     };
-    let mut walk = Walk {
-        table: filter,
-        cx: Context {
-            v6,
-            iface: opts.iface.as_deref(),
-            sets: &opts.sets,
-            chains: &names,
-        },
-        default,
-        out: Vec::new(),
-        names: Default::default(),
-        report: Default::default(),
-        skip: opts.skip_unsupported,
+    let cx = Context {
+        v6,
+        iface: opts.iface.as_deref(),
+        sets: &opts.sets,
+        chains: &names,
     };
-    walk.chain(&opts.chain, &[], 0)?;
-    let report = Report {
-        entries: walk.report.into_values().collect(),
-    };
+    let chains: Vec<XChain> = filter
+        .chains
+        .iter()
+        .map(|c| XChain {
+            name: c.name.clone(),
+            rules: c
+                .rules
+                .iter()
+                .map(|r| XRule {
+                    line: r.line,
+                    text: r.text.clone(),
+                    read: match rule::translate(&r.words, &cx) {
+                        Ok(Ok(s)) => Read::Said(s),
+                        Ok(Err(Never::Because(why))) => Read::Never(why),
+                        Err(refusal) => Read::Refused(refusal),
+                    },
+                })
+                .collect(),
+        })
+        .collect();
+    let walked = walk(&chains, &opts.chain, default, opts.skip_unsupported)?;
+    let report = walked.report;
     if report.refused() > 0 && !opts.skip_unsupported {
         return Err(ImportError::Refused(report));
     }
@@ -309,7 +167,7 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
         "    # The {} tables do not see other families.\n    rule not_{family}: not {family} => pass\n",
         if v6 { "IPv6" } else { "IPv4" }
     ));
-    for l in &walk.out {
+    for l in &walked.lines {
         nf.push_str(&format!("    {l}\n"));
     }
     nf.push_str(&format!("    default {default}\n}}\n"));

@@ -8,44 +8,7 @@
 //! true where the header is absent.
 
 use crate::ipset::Sets;
-
-/// What a rule does when it matches.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// `ACCEPT`.
-    Accept,
-    /// `DROP`.
-    Drop,
-    /// `RETURN`.
-    Return,
-    /// `-j CHAIN`.
-    Jump(String),
-    /// `-g CHAIN`.
-    Goto(String),
-    /// No target: the rule only counts.
-    None,
-}
-
-/// A rule said in `.nf`: the atoms of its predicate (a conjunction; none: always true), its
-/// target and its comment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Said {
-    /// The atoms.
-    pub atoms: Vec<String>,
-    /// The target.
-    pub target: Target,
-    /// `-m comment --comment`.
-    pub comment: Option<String>,
-}
-
-/// A construct that cannot be imported.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    /// As written.
-    pub construct: String,
-    /// Why.
-    pub reason: String,
-}
+use crate::walk::{refuse, Refusal, Said, Target};
 
 /// Where a rule may only match certain interfaces.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,13 +27,6 @@ pub struct Context<'a> {
     pub sets: &'a Sets,
     /// The chains of the table (jump targets).
     pub chains: &'a [String],
-}
-
-fn refuse(construct: impl Into<String>, reason: impl Into<String>) -> Refusal {
-    Refusal {
-        construct: construct.into(),
-        reason: reason.into(),
-    }
 }
 
 /// The protocol number of `-p NAME`.

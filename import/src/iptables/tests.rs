@@ -2,6 +2,7 @@
 //! policy's rules and default (or the refusal) and the report's counts.
 
 use super::*;
+use crate::Report;
 
 fn opts() -> Options {
     Options {

@@ -40,3 +40,28 @@ run ip6tables -A INPUT -s 2001:db8:10::/48 -p tcp --dport 22 -j ACCEPT
 run ip6tables -A INPUT ! -s 2001:db8::/32 -p udp --dport 60000:61000 -j ACCEPT
 run ip6tables -A INPUT -p tcp -m multiport --dports 80,443 -j ACCEPT
 run ip6tables-save | sed '/^# /d' > host_firewall_v6.rules
+
+# The host firewall written for nftables (an inet table: both families in one chain), as
+# `nft -j list ruleset` prints it.
+run nft -f - <<'NFT'
+table inet filter {
+  set blocked4 { type ipv4_addr; flags interval; elements = { 198.51.100.0/24, 203.0.113.7 } }
+  chain services {
+    ip saddr 10.0.0.0/8 tcp dport 22 accept comment "ssh_lan"
+    tcp dport { 80, 443, 8000-8100 } accept
+  }
+  chain input {
+    type filter hook input priority 0; policy drop;
+    iifname "lo" accept
+    ct state established,related accept
+    ip saddr @blocked4 drop
+    icmp type echo-request accept
+    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, echo-request } accept
+    tcp flags & (fin|syn|rst|ack) == syn jump services
+    udp dport { 53, 123, 5353 } accept
+    meta l4proto udp th dport 60000-61000 accept
+    counter drop
+  }
+}
+NFT
+run nft -j list ruleset > host_firewall_nft.json
