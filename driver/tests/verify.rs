@@ -40,6 +40,12 @@ fn corpus(ext: &str) -> Vec<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == ext))
+        // ufw's tables decide with conntrack and addrtype, which the import refuses: their
+        // reports are in the import corpus, not verified here.
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("ufw"))
+        })
         .collect();
     v.sort();
     v

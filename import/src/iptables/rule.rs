@@ -228,7 +228,8 @@ pub fn translate(words: &[String], cx: &Context<'_>) -> Result<Result<Said, Neve
                 used = 2;
             }
             "-m" | "--match" => match a {
-                "tcp" | "udp" | "icmp" | "icmp6" | "multiport" | "comment" | "set" => {}
+                "tcp" | "udp" | "icmp" | "icmp6" | "multiport" | "comment" | "set" | "hl"
+                | "ttl" => {}
                 "conntrack" | "state" => {
                     return Err(refuse(format!("-m {a}"), "connection tracking state is not in the packet: a stateless filter cannot tell ESTABLISHED or RELATED from NEW (put the policy where replies do not pass, or keep this rule in netfilter)"));
                 }
@@ -323,6 +324,18 @@ pub fn translate(words: &[String], cx: &Context<'_>) -> Result<Result<Said, Neve
                 }
             }
             "--comment" => comment = Some(a.to_string()),
+            "--hl-eq" | "--hl-lt" | "--hl-gt" | "--ttl-eq" | "--ttl-lt" | "--ttl-gt" => {
+                let n: u8 = a
+                    .parse()
+                    .map_err(|_| refuse(format!("{w} {a}"), "a hop limit that is not a number"))?;
+                let op = match &w[w.len() - 2..] {
+                    "eq" => "==",
+                    "lt" => "<",
+                    _ => ">",
+                };
+                let atom = format!("ip.ttl {op} {n}");
+                atoms.push(if neg { format!("not {atom}") } else { atom });
+            }
             "--match-set" => {
                 let dir = words.get(i + 2).map(String::as_str).unwrap_or("");
                 used = 3;

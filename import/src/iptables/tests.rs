@@ -112,3 +112,17 @@ fn interfaces_sets_and_refusals() {
         r.render()
     );
 }
+
+#[test]
+fn hop_limits_are_ip_ttl() {
+    let mut o = opts();
+    o.ipv6 = true;
+    check(
+        ":INPUT DROP [0:0]\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -m hl --hl-eq 255 -j ACCEPT\n\
+         -A INPUT -m hl ! --hl-lt 2 -j ACCEPT\n",
+        &o,
+        "rule input_l3: ip.proto == 58 and icmpv6 and icmpv6.type == 135 and ip.ttl == 255 => pass\n\
+         rule input_l4: not ip.ttl < 2 => pass\n\
+         default drop\n}",
+    );
+}

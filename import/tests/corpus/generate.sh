@@ -65,3 +65,10 @@ table inet filter {
 }
 NFT
 run nft -j list ruleset > host_firewall_nft.json
+
+# What ufw (the `ufw` package) writes for a default-deny host with SSH open, PostgreSQL from
+# the LAN and telnet denied: its before/after/user chains, conntrack, addrtype and limit
+# matches included (those rules are refused).
+run sh -c 'ufw --force enable >/dev/null 2>&1; ufw allow 22/tcp >/dev/null; ufw allow from 10.0.0.0/8 to any port 5432 proto tcp >/dev/null; ufw deny 23/tcp >/dev/null'
+run iptables-save | sed '/^# /d' > ufw.rules
+run ip6tables-save | sed '/^# /d' > ufw_v6.rules
