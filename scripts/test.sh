@@ -36,6 +36,7 @@ command -v nft >/dev/null 2>&1 || need+=(nftables)
 ls /usr/lib/*/bpf/xsk_def_xdp_prog.o >/dev/null 2>&1 || need+=(libxdp1)
 # `nfcc import iptables --verify` restores dumps with the machine's own iptables.
 command -v iptables-restore >/dev/null 2>&1 || need+=(iptables)
+command -v ipset >/dev/null 2>&1 || need+=(ipset)
 # Generic-XDP and TC benchmarks turn GRO on for the receiving veth.
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 if [ ${#need[@]} -gt 0 ]; then

@@ -170,14 +170,12 @@ pub fn iptables(req: &IptablesRequest) -> ImportOutcome {
     })();
     let v6 = req.ipv6 || nfcc_import::iptables::is_v6(&text);
     outcome(got, req.verify, |nf, n| {
-        if req.ipset.is_some() {
-            return Err(DriverError::NotBuilt(
-                "--verify with --ipset (restoring the sets into the namespace first) is not \
-                 built yet; verify a dump without set matches"
-                    .into(),
-            ));
-        }
-        let original = Original::Iptables { dump: &text, v6 };
+        let sets = req.ipset.as_ref().map(|p| read_text(p)).transpose()?;
+        let original = Original::Iptables {
+            dump: &text,
+            v6,
+            sets: sets.as_deref(),
+        };
         crate::verify::verify(
             &original,
             nf,

@@ -118,86 +118,52 @@ fn random_address(v6: bool, rng: &mut Rng) -> String {
 }
 
 /// Packet `i`'s literal (to the receiving MAC `mac`), tagged with `i` in its payload: half
-/// the time made to meet one rule's conditions together, else from values drawn one by one.
+/// the time made to meet one rule's conditions together, else from values drawn one by one
+/// from all rules (or at random).
 fn packet(i: u32, pools: &Pools, mac: &str, rng: &mut Rng) -> String {
     if !pools.templates.is_empty() && rng.below(2) == 0 {
         let t = &pools.templates[rng.below(pools.templates.len())];
         return from_template(i, t, pools, mac, rng);
     }
-    let v6 = pools.v6;
-    let addr = |rng: &mut Rng| {
-        if !pools.prefixes.is_empty() && rng.below(3) > 0 {
-            let p = &pools.prefixes[rng.below(pools.prefixes.len())];
-            if let Some(a) = address_from(p, v6, rng) {
-                return a;
-            }
-        }
-        random_address(v6, rng)
+    let one = |v: &[String], rng: &mut Rng| {
+        (!v.is_empty() && rng.below(3) > 0).then(|| v[rng.below(v.len())].clone())
     };
-    let (src, dst) = (addr(rng), addr(rng));
-    let icmp = if v6 { 58 } else { 1 };
+    let port = |rng: &mut Rng| {
+        if !pools.ports.is_empty() && rng.below(3) > 0 {
+            vec![pools.ports[rng.below(pools.ports.len())]]
+        } else {
+            Vec::new()
+        }
+    };
+    let icmp = if pools.v6 { 58 } else { 1 };
     let mut protos = vec![6u8, 17, icmp];
     protos.extend(
         pools
             .protos
             .iter()
-            .filter(|&&p| p != 0 && (p != 1 || !v6) && (p != 58 || v6)),
+            .filter(|&&p| p != 0 && (p != 1 || !pools.v6) && (p != 58 || pools.v6)),
     );
-    let proto = protos[rng.below(protos.len())];
-    let port = |rng: &mut Rng| {
-        if !pools.ports.is_empty() && rng.below(3) > 0 {
-            pools.ports[rng.below(pools.ports.len())]
-        } else {
-            1 + (rng.next() % 65535) as u16
-        }
+    const FLAGS: [&str; 8] = [
+        "syn",
+        "ack",
+        "syn|ack",
+        "fin|ack",
+        "rst",
+        "psh|ack",
+        "0",
+        "fin|psh|urg",
+    ];
+    let t = nfcc_import::iptables::Template {
+        src: one(&pools.prefixes, rng),
+        dst: one(&pools.prefixes, rng),
+        proto: Some(protos[rng.below(protos.len())]),
+        sports: port(rng),
+        dports: port(rng),
+        icmp: (!pools.icmp.is_empty() && rng.below(2) == 0)
+            .then(|| pools.icmp[rng.below(pools.icmp.len())]),
+        flags: Some(FLAGS[rng.below(FLAGS.len())].to_string()),
     };
-    let ip = if v6 {
-        format!("ipv6(src={src}, dst={dst})")
-    } else {
-        format!("ipv4(src={src}, dst={dst})")
-    };
-    let l4 = match proto {
-        6 => {
-            const FLAGS: [&str; 8] = [
-                "syn",
-                "ack",
-                "syn|ack",
-                "fin|ack",
-                "rst",
-                "psh|ack",
-                "0",
-                "fin|psh|urg",
-            ];
-            format!(
-                " / tcp(sport={}, dport={}, flags={})",
-                port(rng),
-                port(rng),
-                FLAGS[rng.below(FLAGS.len())]
-            )
-        }
-        17 => format!(" / udp(sport={}, dport={})", port(rng), port(rng)),
-        p if p == icmp => {
-            let (t, c) = if !pools.icmp.is_empty() && rng.below(2) == 0 {
-                let (t, c) = pools.icmp[rng.below(pools.icmp.len())];
-                (t, c.unwrap_or((rng.next() % 3) as u8))
-            } else {
-                ((rng.next() % 256) as u8, (rng.next() % 4) as u8)
-            };
-            format!(
-                " / {}(type={t}, code={c})",
-                if v6 { "icmpv6" } else { "icmp" }
-            )
-        }
-        p => {
-            let ip = if v6 {
-                format!("ipv6(src={src}, dst={dst}, nexthdr={p})")
-            } else {
-                format!("ipv4(src={src}, dst={dst}, proto={p})")
-            };
-            return format!("eth(dst={mac}) / {ip} / raw(0x4e464343{i:08x})");
-        }
-    };
-    format!("eth(dst={mac}) / {ip}{l4} / raw(0x4e464343{i:08x})")
+    from_template(i, &t, pools, mac, rng)
 }
 
 /// A packet meeting template `t`'s conditions, random elsewhere.
@@ -300,12 +266,15 @@ fn verdict_name(t: &Terminal) -> &'static str {
 /// The original ruleset, as the kernel's own tools load it.
 #[derive(Clone, Copy, Debug)]
 pub enum Original<'a> {
-    /// An `iptables-save` dump (`ip6tables-save` with `v6`).
+    /// An `iptables-save` dump (`ip6tables-save` with `v6`), with the `ipset save` sets it
+    /// names.
     Iptables {
         /// The dump.
         dump: &'a str,
         /// An ip6tables dump.
         v6: bool,
+        /// `ipset save` output, restored first.
+        sets: Option<&'a str>,
     },
     /// `nft -j list ruleset` output.
     Nft {
@@ -360,7 +329,7 @@ pub fn verify(
         None => tb.rx.clone(),
     };
     let (restore, text, families, pools): (&str, &str, Vec<bool>, Vec<Pools>) = match *original {
-        Original::Iptables { dump, v6 } => (
+        Original::Iptables { dump, v6, sets } => (
             if v6 {
                 "ip6tables-restore <"
             } else {
@@ -368,7 +337,14 @@ pub fn verify(
             },
             dump,
             vec![v6],
-            vec![nfcc_import::iptables::pools(dump, v6)],
+            vec![match sets {
+                Some(s) => nfcc_import::iptables::pools_with_sets(
+                    dump,
+                    v6,
+                    &nfcc_import::ipset::parse(s).map_err(|e| DriverError::Input(e.to_string()))?,
+                ),
+                None => nfcc_import::iptables::pools(dump, v6),
+            }],
         ),
         Original::Nft { json } => (
             "nft -j -f",
@@ -397,6 +373,13 @@ pub fn verify(
              net.ipv6.conf.lo.disable_ipv6=0 && ip link set lo up && {route}"
         ),
     )?;
+    if let Original::Iptables { sets: Some(s), .. } = original {
+        let f = std::env::temp_dir().join(format!("nfcc-verify-{}.ipset", std::process::id()));
+        std::fs::write(&f, s).map_err(env)?;
+        let restored = ns_sh(&tb.ns, &format!("ipset restore < {}", f.display()));
+        let _ = std::fs::remove_file(&f);
+        restored?;
+    }
     let dir = std::env::temp_dir().join(format!("nfcc-verify-{}", std::process::id()));
     std::fs::write(&dir, text).map_err(env)?;
     let restored = ns_sh(&tb.ns, &format!("{restore} {}", dir.display()));

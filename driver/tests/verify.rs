@@ -52,13 +52,15 @@ fn corpus(ext: &str) -> Vec<PathBuf> {
 }
 
 fn request(file: &Path, verify: u64) -> IptablesRequest {
+    // A dump's sets, when `ipset save` wrote them beside it.
+    let sets = file.with_extension("ipset");
     IptablesRequest {
         file: file.to_path_buf(),
         output: None,
         chain: "INPUT".into(),
         hook: Some("xdp".into()),
         iface: Some("eth0".into()),
-        ipset: None,
+        ipset: sets.exists().then_some(sets),
         skip_unsupported: true,
         ipv6: false,
         name: Some("imported".into()),
@@ -136,6 +138,7 @@ fn a_wrong_import_is_caught_packet_by_packet() {
     let original = nfcc_driver::verify::Original::Iptables {
         dump: &dump,
         v6: false,
+        sets: None,
     };
     let v = nfcc_driver::verify::verify(&original, &wrong, "imported", Some("eth0"), 5_000)
         .unwrap_or_else(|e| panic!("{e}"));

@@ -9,7 +9,10 @@ fn check(path: &std::path::Path) {
         chain: "INPUT".into(),
         xdp: true,
         iface: Some("eth0".into()),
-        sets: Default::default(),
+        // A dump's sets, when `ipset save` wrote them beside it.
+        sets: std::fs::read_to_string(path.with_extension("ipset"))
+            .map(|t| nfcc_import::ipset::parse(&t).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_default(),
         skip_unsupported: true,
         ipv6: false,
         source: path

@@ -17,7 +17,7 @@ mod dump;
 mod pools;
 mod rule;
 
-pub use pools::{pools, Pools, Template};
+pub use pools::{pools, pools_with_sets, Pools, Template};
 
 use crate::ipset::Sets;
 use crate::walk::{walk, Read, XChain, XRule};

@@ -52,6 +52,41 @@ pub(crate) fn port_list(v: &str) -> Vec<u16> {
         .collect()
 }
 
+/// [`pools`] with the members of the ipsets the rules name: every member is a prefix to draw
+/// from, and a rule matching a set gets one template per member (at most eight).
+pub fn pools_with_sets(text: &str, v6: bool, sets: &crate::ipset::Sets) -> Pools {
+    let mut p = pools(text, v6);
+    let Ok(tables) = dump::parse(text) else {
+        return p;
+    };
+    for s in sets.0.iter().filter(|s| s.v6 == v6) {
+        p.prefixes.extend(s.members.iter().cloned());
+    }
+    let rules = tables
+        .iter()
+        .filter(|t| t.name == "filter")
+        .flat_map(|t| &t.chains)
+        .flat_map(|c| &c.rules);
+    for (r, t) in rules.zip(p.templates.clone()) {
+        for (i, w) in r.words.windows(3).enumerate() {
+            if w[0] != "--match-set" || (i > 0 && r.words[i - 1] == "!") {
+                continue;
+            }
+            let Some(set) = sets.get(&w[1]) else { continue };
+            for m in set.members.iter().take(8) {
+                let mut t = t.clone();
+                if w[2] == "dst" {
+                    t.dst = Some(m.clone());
+                } else {
+                    t.src = Some(m.clone());
+                }
+                p.templates.push(t);
+            }
+        }
+    }
+    p
+}
+
 /// The pools of `text`'s filter table (`v6` for an ip6tables dump).
 pub fn pools(text: &str, v6: bool) -> Pools {
     let mut p = Pools {

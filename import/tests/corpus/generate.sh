@@ -72,3 +72,21 @@ run nft -j list ruleset > host_firewall_nft.json
 run sh -c 'ufw --force enable >/dev/null 2>&1; ufw allow 22/tcp >/dev/null; ufw allow from 10.0.0.0/8 to any port 5432 proto tcp >/dev/null; ufw deny 23/tcp >/dev/null'
 run iptables-save | sed '/^# /d' > ufw.rules
 run ip6tables-save | sed '/^# /d' > ufw_v6.rules
+
+# A host filtering with ipsets (`ipset save` beside the dump): a blocklist of networks, SSH
+# for an admin set, DNS for everything not blocked.
+run ipset create blocklist hash:net family inet
+run ipset add blocklist 198.51.100.0/24
+run ipset add blocklist 203.0.113.0/25
+run ipset add blocklist 192.0.2.77
+run ipset create admins hash:ip family inet
+run ipset add admins 10.1.2.3
+run ipset add admins 10.1.2.4
+run iptables -F INPUT
+run iptables -P INPUT DROP
+run iptables -A INPUT -m set --match-set blocklist src -j DROP
+run iptables -A INPUT -p tcp -m set --match-set admins src -m tcp --dport 22 -j ACCEPT
+run iptables -A INPUT -p tcp -m multiport --dports 80,443 -j ACCEPT
+run iptables -A INPUT -p udp -m set ! --match-set blocklist src --dport 53 -j ACCEPT
+run ipset save > ipset_host.ipset
+run iptables-save | sed '/^# /d' > ipset_host.rules
