@@ -254,6 +254,11 @@ pub struct BenchArgs {
     /// One JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also measure the firewall the policy was imported from (an `iptables-save` dump or
+    /// `nft -j list ruleset` output) in the kernel, in the same run; without --pcap, the
+    /// traffic is drawn from its rules.
+    #[arg(long, value_name = "FILE")]
+    pub original: Option<PathBuf>,
 }
 
 /// `nfcc offload-check`.

@@ -40,14 +40,22 @@ pub fn bench(a: &BenchArgs) -> Result<u8, DriverError> {
     };
     let c = nfcc_driver::source::Chosen::read(file, a.policy.as_deref())?;
     let ours = nfcc_driver::bench::subject(&c, opts.mode)?;
-    let mix = nfcc_driver::bench::traffic(a.pcap.as_deref(), &c.policy)?;
+    let (originals, drawn) = match &a.original {
+        Some(f) => nfcc_driver::bench::originals(f)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    let mix = match (&a.pcap, drawn.is_empty()) {
+        (None, false) => drawn,
+        _ => nfcc_driver::bench::traffic(a.pcap.as_deref(), &c.policy)?,
+    };
     can_load()?;
     let baselines = nfcc_driver::bench::baselines(&a.baseline);
-    let rows = bench::run(
+    let rows = bench::run_against(
         &ours,
         &c.policy,
         &mix,
         &baselines,
+        &originals,
         opts,
         &mut progress(a.json, a.runs),
     )

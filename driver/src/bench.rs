@@ -129,6 +129,86 @@ pub fn traffic(pcap: Option<&Path>, policy: &Policy) -> Result<Vec<Vec<u8>>, Dri
     Ok(mix)
 }
 
+/// The firewall a policy was imported from (`nfcc bench --original FILE`), as the bench's
+/// baselines: an `nft -j list ruleset` document as nftables, an `iptables-save` dump through
+/// both iptables backends (nf_tables and legacy, where the machine has it); each loaded into
+/// the testbed's namespace with every address made local, so that packets reach INPUT. With
+/// them, the traffic drawn from the original's rules as `--verify` draws it (unless a pcap
+/// is given).
+pub fn originals(
+    file: &Path,
+) -> Result<(Vec<nfcc_testbeds::bench::Original>, Vec<Vec<u8>>), DriverError> {
+    use nfcc_testbeds::bench::Original as O;
+    let text = crate::error::read_text(file)?;
+    let copy = std::env::temp_dir().join(format!(
+        "nfcc-bench-original-{}-{}",
+        std::process::id(),
+        file.file_name()
+            .map_or("x".into(), |n| n.to_string_lossy().into_owned())
+    ));
+    std::fs::write(&copy, &text).map_err(|source| DriverError::Write {
+        path: copy.clone(),
+        source,
+    })?;
+    let f = copy.display();
+    let local = "sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+                 net.ipv4.conf.all.accept_local=1 net.ipv6.conf.all.disable_ipv6=0 && ip link set lo up \
+                 && ip route replace local 0.0.0.0/0 dev lo table local \
+                 && ip -6 route replace local ::/0 dev lo table local";
+    let unroute = "ip route del local 0.0.0.0/0 dev lo table local; \
+                   ip -6 route del local ::/0 dev lo table local; true";
+    let nft_doc = text.trim_start().starts_with('{');
+    let (original, list) = if nft_doc {
+        (
+            crate::verify::Original::Nft { json: &text },
+            vec![O {
+                label: "nftables (the original)".into(),
+                load: format!("{local} && nft -j -f {f}"),
+                unload: format!("nft flush ruleset; {unroute}"),
+            }],
+        )
+    } else {
+        let v6 = nfcc_import::iptables::is_v6(&text);
+        let tool = if v6 { "ip6tables" } else { "iptables" };
+        let flush = |t: &str| format!("{t} -F; {t} -X; {t} -P INPUT ACCEPT; {unroute}");
+        let mut list = vec![O {
+            label: format!("{tool} nf_tables (the original)"),
+            load: format!("{local} && {tool}-restore < {f}"),
+            unload: flush(tool),
+        }];
+        let legacy = format!("{tool}-legacy");
+        let have_legacy = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {legacy}-restore")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if have_legacy {
+            list.push(O {
+                label: format!("{tool} legacy (the original)"),
+                load: format!("{local} && {legacy}-restore < {f}"),
+                unload: flush(&legacy),
+            });
+        }
+        (
+            crate::verify::Original::Iptables {
+                dump: &text,
+                v6,
+                sets: None,
+            },
+            list,
+        )
+    };
+    let frames = crate::verify::sample_frames(&original, 256)?
+        .into_iter()
+        .map(|mut f| {
+            if f.len() < 60 {
+                f.resize(60, 0);
+            }
+            f
+        })
+        .collect();
+    Ok((list, frames))
+}
+
 /// `nfcc bench --userspace`: frames per second delivered to userspace through an AF_XDP socket
 /// and through an AF_PACKET socket on one testbed, `runs` times each (`nfcc_testbeds::
 /// userspace`); per path the run with the median delivered rate.

@@ -283,6 +283,36 @@ pub enum Original<'a> {
     },
 }
 
+/// The pools `original`'s rules draw packets from, per family.
+fn pools_of(original: &Original<'_>) -> Result<Vec<Pools>, DriverError> {
+    Ok(match *original {
+        Original::Iptables { dump, v6, sets } => vec![match sets {
+            Some(s) => nfcc_import::iptables::pools_with_sets(
+                dump,
+                v6,
+                &nfcc_import::ipset::parse(s).map_err(|e| DriverError::Input(e.to_string()))?,
+            ),
+            None => nfcc_import::iptables::pools(dump, v6),
+        }],
+        Original::Nft { json } => nfcc_import::nft::pools(json).to_vec(),
+    })
+}
+
+/// `n` frames drawn from `original`'s rules as `--verify` draws them (to a placeholder MAC
+/// address): traffic for `nfcc bench --original`.
+pub fn sample_frames(original: &Original<'_>, n: usize) -> Result<Vec<Vec<u8>>, DriverError> {
+    let pools = pools_of(original)?;
+    let mut rng = Rng(0x6265_6e63_6866_7261);
+    (0..n as u32)
+        .map(|i| {
+            let family = &pools[rng.below(pools.len())];
+            let lit = packet(i, family, "02:00:00:00:00:02", &mut rng);
+            nfcc_dsl::testing::frame_from_literal(&lit)
+                .map_err(|e| DriverError::Failed(format!("generated `{lit}`: {e}")))
+        })
+        .collect()
+}
+
 /// Holds the imported `policy` (from `nf`) to `original` restored into netfilter, with `n`
 /// packets; `iface` is the interface name `-i`/`iifname` rules were judged against.
 pub fn verify(
@@ -328,8 +358,8 @@ pub fn verify(
         }
         None => tb.rx.clone(),
     };
-    let (restore, text, families, pools): (&str, &str, Vec<bool>, Vec<Pools>) = match *original {
-        Original::Iptables { dump, v6, sets } => (
+    let (restore, text, families): (&str, &str, Vec<bool>) = match *original {
+        Original::Iptables { dump, v6, .. } => (
             if v6 {
                 "ip6tables-restore <"
             } else {
@@ -337,22 +367,10 @@ pub fn verify(
             },
             dump,
             vec![v6],
-            vec![match sets {
-                Some(s) => nfcc_import::iptables::pools_with_sets(
-                    dump,
-                    v6,
-                    &nfcc_import::ipset::parse(s).map_err(|e| DriverError::Input(e.to_string()))?,
-                ),
-                None => nfcc_import::iptables::pools(dump, v6),
-            }],
         ),
-        Original::Nft { json } => (
-            "nft -j -f",
-            json,
-            vec![false, true],
-            nfcc_import::nft::pools(json).to_vec(),
-        ),
+        Original::Nft { json } => ("nft -j -f", json, vec![false, true]),
     };
+    let pools = pools_of(original)?;
     let route = families
         .iter()
         .map(|v6| {

@@ -324,13 +324,35 @@ fn c_subject(name: &str, entries: Vec<(String, Vec<u8>, Vec<u8>)>) -> Result<Sub
     })
 }
 
+/// A firewall a policy was imported from, measured in the kernel as it was: its rules loaded
+/// into the testbed's namespace (by `load`, a shell script run there, which also makes every
+/// address local so packets reach INPUT) behind an XDP pass program, removed by `unload`
+/// after each run. Frames are sent to the receiving end's MAC address, so the stack takes them.
+#[derive(Debug, Clone)]
+pub struct Original {
+    /// What reports call it (`iptables (nft backend)`, `nftables`, ...).
+    pub label: String,
+    /// Loads the rules (run with `sh -c` in the namespace).
+    pub load: String,
+    /// Removes them.
+    pub unload: String,
+}
+
+/// What a subject needs in the namespace around its runs.
+enum Setup {
+    /// An nftables netdev ruleset (the table `nfccbench`).
+    Nft(String),
+    /// An original firewall.
+    Original(Original),
+}
+
 /// One subject [`run`] measures, or a row saying why a baseline is not measured.
 enum Item {
-    /// Measure `subject` in `opts.mode` (behind nftables `ruleset`, when there is one).
+    /// Measure `subject` in `opts.mode` (behind its setup, when there is one).
     Run {
         subject: Subject,
         opts: Options,
-        ruleset: Option<String>,
+        ruleset: Option<Setup>,
         done: Vec<Measurement>,
         refused: Option<String>,
     },
@@ -358,7 +380,7 @@ fn plan(
     opts: Options,
     dev: &str,
 ) -> Vec<Item> {
-    let run = |subject: Subject, opts: Options, ruleset: Option<String>| Item::Run {
+    let run = |subject: Subject, opts: Options, ruleset: Option<Setup>| Item::Run {
         subject,
         opts,
         ruleset,
@@ -428,7 +450,7 @@ fn plan(
                         label,
                         ..pass.clone()
                     };
-                    items.push(run(s, nft_opts, Some(ruleset)));
+                    items.push(run(s, nft_opts, Some(Setup::Nft(ruleset))));
                 }
             }
         }
@@ -447,8 +469,53 @@ pub fn run(
     opts: Options,
     progress: &mut dyn FnMut(&str, usize, f64),
 ) -> Result<Vec<Row>, TestbedError> {
+    run_against(ours, policy, mix, baselines, &[], opts, progress)
+}
+
+/// [`run`], also measuring the `originals` a policy was imported from (each behind an XDP
+/// pass program, counted by the interface, with the frames addressed to the receiving end).
+pub fn run_against(
+    ours: &Subject,
+    policy: &nfcc_dsl::checked::Policy,
+    mix: &[Vec<u8>],
+    baselines: &[Baseline],
+    originals: &[Original],
+    opts: Options,
+    progress: &mut dyn FnMut(&str, usize, f64),
+) -> Result<Vec<Row>, TestbedError> {
     let tb = Testbed::new()?;
     let mut items = plan(ours, policy, baselines, opts, &tb.rx);
+    for o in originals {
+        match c_subject("xdp_pass", Vec::new()) {
+            Ok(pass) => items.push(Item::Run {
+                subject: Subject {
+                    label: o.label.clone(),
+                    ..pass
+                },
+                opts,
+                ruleset: Some(Setup::Original(o.clone())),
+                done: Vec::new(),
+                refused: None,
+            }),
+            Err(why) => skip(
+                &mut items,
+                &o.label,
+                format!("the XDP pass program in front of it: {why}"),
+            ),
+        }
+    }
+    // The stack takes only frames addressed to the receiving end.
+    let rx_mac = rx_mac(&tb)?;
+    let to_rx: Vec<Vec<u8>> = mix
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            if f.len() >= 6 {
+                f[..6].copy_from_slice(&rx_mac);
+            }
+            f
+        })
+        .collect();
     for round in 0..opts.runs.max(1) {
         for item in &mut items {
             let Item::Run {
@@ -464,19 +531,33 @@ pub fn run(
             if refused.is_some() {
                 continue;
             }
-            if let Some(rs) = ruleset {
-                if let Err(why) = nft(&tb, rs) {
-                    *refused = Some(why);
-                    continue;
-                }
+            let loaded = match ruleset {
+                Some(Setup::Nft(rs)) => nft(&tb, rs),
+                Some(Setup::Original(o)) => ns_sh(&tb, &o.load),
+                None => Ok(()),
+            };
+            if let Err(why) = loaded {
+                *refused = Some(why);
+                continue;
             }
             let one = Options { runs: 1, ..*opts };
             let label = subject.label.clone();
-            let m = measure(&tb, subject, mix, one, &mut |_, x| {
+            let frames = if matches!(ruleset, Some(Setup::Original(_))) {
+                &to_rx
+            } else {
+                mix
+            };
+            let m = measure(&tb, subject, frames, one, &mut |_, x| {
                 progress(&label, round, x)
             });
-            if ruleset.is_some() {
-                let _ = nft(&tb, "delete table netdev nfccbench\n");
+            match ruleset {
+                Some(Setup::Nft(_)) => {
+                    let _ = nft(&tb, "delete table netdev nfccbench\n");
+                }
+                Some(Setup::Original(o)) => {
+                    let _ = ns_sh(&tb, &o.unload);
+                }
+                None => {}
             }
             done.push(m?);
         }
@@ -508,6 +589,38 @@ pub fn run(
             }
         })
         .collect())
+}
+
+/// Runs `script` with `sh -c` inside the testbed's namespace.
+fn ns_sh(tb: &Testbed, script: &str) -> Result<(), String> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &tb.ns, "sh", "-c", script])
+        .output()
+        .map_err(|e| format!("cannot run `ip netns exec`: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{script}` failed in the testbed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The receiving end's MAC address.
+fn rx_mac(tb: &Testbed) -> Result<[u8; 6], TestbedError> {
+    let out = crate::topology::ip(&["-n", &tb.ns, "link", "show", &tb.rx])?;
+    let mac = out
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or("");
+    let b: Vec<u8> = mac
+        .split(':')
+        .filter_map(|x| u8::from_str_radix(x, 16).ok())
+        .collect();
+    b.try_into()
+        .map_err(|_| TestbedError::Setup(format!("no MAC address for {}", tb.rx)))
 }
 
 /// Loads an nftables ruleset inside the testbed's namespace.
