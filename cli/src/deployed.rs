@@ -2,6 +2,7 @@
 //! driver does the work from each deployment's manifest; this renders it.
 
 use crate::args::{CaptureArgs, SetArgs, StatsArgs, WatchArgs};
+use nfcc_driver::capture::PcapOut;
 use nfcc_driver::deploy::LoadRequest;
 use nfcc_driver::exit::OK;
 use nfcc_driver::runtime::deploy::{AttachMode, PIN_ROOT};
@@ -217,23 +218,9 @@ pub fn set(a: &SetArgs) -> Result<u8, DriverError> {
 /// `nfcc watch`: one line per sampled packet (time, rule, its verdict, 5-tuple), optionally a
 /// pcap of the sampled bytes.
 pub fn watch(a: &WatchArgs) -> Result<u8, DriverError> {
-    use nfcc_driver::emulator::pcap;
-    use std::io::Write as _;
     let d = nfcc_driver::deploy::find(&a.policy)?;
     let mut w = nfcc_driver::watch::Watcher::open(&d)?;
-    let mut out = match &a.pcap {
-        Some(p) => Some(
-            std::fs::File::create(p).map_err(|source| DriverError::Write {
-                path: p.clone(),
-                source,
-            })?,
-        ),
-        None => None,
-    };
-    if let Some(f) = out.as_mut() {
-        // A pcap header: each record is appended and flushed as it arrives.
-        let _ = f.write_all(&pcap::write(&[]));
-    }
+    let mut out = a.pcap.as_deref().map(PcapOut::create).transpose()?;
     let mut seen = 0u64;
     while a.count.is_none_or(|c| seen < c) {
         let Some(s) = w.take() else {
@@ -254,15 +241,7 @@ pub fn watch(a: &WatchArgs) -> Result<u8, DriverError> {
             s.len
         );
         if let Some(f) = out.as_mut() {
-            let rec = pcap::Record {
-                ts_sec: now.as_secs() as u32,
-                ts_usec: now.subsec_micros(),
-                orig_len: s.len,
-                data: s.bytes,
-            };
-            // The record alone: the file header is already written.
-            let one = pcap::write(&[rec]);
-            let _ = f.write_all(&one[24..]).and_then(|()| f.flush());
+            f.append(s.bytes, s.len);
         }
     }
     Ok(OK)
@@ -271,75 +250,40 @@ pub fn watch(a: &WatchArgs) -> Result<u8, DriverError> {
 /// `nfcc capture POLICY`: a line per packet handed to userspace (or the packets in a pcap
 /// file), and the rate once a second on stderr and at the end.
 pub fn capture(a: &CaptureArgs) -> Result<u8, DriverError> {
-    use nfcc_driver::emulator::pcap;
-    use std::io::Write as _;
-    use std::time::Duration;
     let d = nfcc_driver::deploy::find(&a.policy)?;
     let mut c = nfcc_driver::capture::Capturer::open(&d)?;
-    let mut out = match &a.pcap {
-        Some(p) => {
-            let mut f = std::fs::File::create(p).map_err(|source| DriverError::Write {
-                path: p.clone(),
-                source,
-            })?;
-            let _ = f.write_all(&pcap::write(&[]));
-            Some(f)
-        }
-        None => None,
-    };
+    let mut out = a.pcap.as_deref().map(PcapOut::create).transpose()?;
     eprintln!(
         "capturing what {} hands to userspace on {} (queues {:?})",
         a.policy,
         d.manifest.iface,
         c.queues()
     );
-    let deadline = a.seconds.map(Duration::from_secs_f64);
-    let rate = |n: u64, t: Duration| n as f64 / t.as_secs_f64().max(1e-9);
-    let mut last_report = Duration::ZERO;
-    loop {
-        let (n, t) = c.progress();
-        if a.count.is_some_and(|max| n >= max) || deadline.is_some_and(|d| t >= d) {
-            break;
-        }
-        let room = a
-            .count
-            .map_or(u32::MAX, |max| (max - n).min(u64::from(u32::MAX)) as u32);
-        c.receive(Duration::from_millis(100), room.min(4096), &mut |p| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            match out.as_mut() {
-                Some(f) => {
-                    let rec = pcap::Record {
-                        ts_sec: now.as_secs() as u32,
-                        ts_usec: now.subsec_micros(),
-                        orig_len: p.bytes.len() as u32,
-                        data: p.bytes,
-                    };
-                    let _ = f.write_all(&pcap::write(&[rec])[24..]);
-                }
-                None => {
-                    let [proto, src, sport, dst, dport] = &p.tuple;
-                    say!(
-                        "{}.{:06} q{} {proto} {src}:{sport} > {dst}:{dport} len {}",
-                        now.as_secs(),
-                        now.subsec_micros(),
-                        p.queue,
-                        p.bytes.len()
-                    );
-                }
+    let rate = |n: u64, t: std::time::Duration| n as f64 / t.as_secs_f64().max(1e-9);
+    let (n, t) = c.run(
+        a.count,
+        a.seconds,
+        &mut |p| match out.as_mut() {
+            Some(f) => {
+                let len = p.bytes.len() as u32;
+                f.append(p.bytes, len);
             }
-        })?;
-        let (n, t) = c.progress();
-        if t.as_secs() > last_report.as_secs() {
-            last_report = t;
-            eprintln!("{n} packets, {:.0} packets/s", rate(n, t));
-        }
-    }
-    if let Some(f) = out.as_mut() {
-        let _ = f.flush();
-    }
-    let (n, t) = c.progress();
+            None => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let [proto, src, sport, dst, dport] = &p.tuple;
+                say!(
+                    "{}.{:06} q{} {proto} {src}:{sport} > {dst}:{dport} len {}",
+                    now.as_secs(),
+                    now.subsec_micros(),
+                    p.queue,
+                    p.bytes.len()
+                );
+            }
+        },
+        &mut |n, t| eprintln!("{n} packets, {:.0} packets/s", rate(n, t)),
+    )?;
     say!(
         "{n} packets in {:.2} s: {:.0} packets/s",
         t.as_secs_f64(),

@@ -123,9 +123,70 @@ impl Capturer {
         Ok(got)
     }
 
+    /// Receives until `count` packets came or `seconds` passed (either, or neither: until
+    /// the process is stopped), handing each packet to `on` and calling `tick` with the
+    /// packets and time until now once a second; the totals at the end.
+    pub fn run(
+        &mut self,
+        count: Option<u64>,
+        seconds: Option<f64>,
+        on: &mut dyn FnMut(Captured),
+        tick: &mut dyn FnMut(u64, Duration),
+    ) -> Result<(u64, Duration), DriverError> {
+        let deadline = seconds.map(Duration::from_secs_f64);
+        let mut reported = 0;
+        loop {
+            let (n, t) = self.progress();
+            if count.is_some_and(|max| n >= max) || deadline.is_some_and(|d| t >= d) {
+                return Ok((n, t));
+            }
+            let room = count.map_or(4096, |max| (max - n).min(4096) as u32);
+            self.receive(Duration::from_millis(100), room, on)?;
+            let (n, t) = self.progress();
+            if t.as_secs() > reported {
+                reported = t.as_secs();
+                tick(n, t);
+            }
+        }
+    }
+
     /// Packets received until now, and the time since the sockets were bound.
     pub fn progress(&self) -> (u64, Duration) {
         (self.received, self.started.elapsed())
+    }
+}
+
+/// A pcap file written a record at a time, each flushed as it comes (time-stamped now): what
+/// `nfcc watch --pcap` and `nfcc capture --pcap` write.
+pub struct PcapOut(std::fs::File);
+
+impl PcapOut {
+    /// Creates `path` with a pcap header.
+    pub fn create(path: &std::path::Path) -> Result<PcapOut, DriverError> {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(path).map_err(|source| DriverError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let _ = f.write_all(&nfcc_emulator::pcap::write(&[]));
+        Ok(PcapOut(f))
+    }
+
+    /// Appends `data`, a frame of `orig_len` bytes on the wire.
+    pub fn append(&mut self, data: Vec<u8>, orig_len: u32) {
+        use std::io::Write as _;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let rec = nfcc_emulator::pcap::Record {
+            ts_sec: now.as_secs() as u32,
+            ts_usec: now.subsec_micros(),
+            orig_len,
+            data,
+        };
+        // The record alone: the file header is already written.
+        let one = nfcc_emulator::pcap::write(&[rec]);
+        let _ = self.0.write_all(&one[24..]).and_then(|()| self.0.flush());
     }
 }
 

@@ -236,18 +236,23 @@ pub(crate) fn open(
     }
     fill.producer()
         .store(start.wrapping_add(give), Ordering::Release);
-    let Some(ifindex) = ifindex else {
-        guard.0 = std::ptr::null_mut();
-        return Ok(Xsk {
-            rx,
-            fill,
-            _completion: completion,
-            umem,
-            umem_len,
-            frame_size,
-            fd,
-        });
-    };
+    if let Some(ifindex) = ifindex {
+        bind(fd.as_fd(), ifindex, queue, copy)?;
+    }
+    guard.0 = std::ptr::null_mut();
+    Ok(Xsk {
+        rx,
+        fill,
+        _completion: completion,
+        umem,
+        umem_len,
+        frame_size,
+        fd,
+    })
+}
+
+/// Binds the socket to queue `queue` of interface `ifindex`.
+fn bind(fd: BorrowedFd<'_>, ifindex: u32, queue: u32, copy: bool) -> io::Result<()> {
     // SAFETY: sockaddr_xdp is plain integers; all-zero is a valid value.
     let mut sxdp: libc::sockaddr_xdp = unsafe { std::mem::zeroed() };
     sxdp.sxdp_family = libc::AF_XDP as u16;
@@ -266,16 +271,7 @@ pub(crate) fn open(
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
-    guard.0 = std::ptr::null_mut();
-    Ok(Xsk {
-        rx,
-        fill,
-        _completion: completion,
-        umem,
-        umem_len,
-        frame_size,
-        fd,
-    })
+    Ok(())
 }
 
 impl Xsk {
