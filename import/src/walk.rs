@@ -53,6 +53,8 @@ pub(crate) fn refuse(construct: impl Into<String>, reason: impl Into<String>) ->
 pub(crate) enum Read {
     /// Said in the language.
     Said(Said),
+    /// Said as several rules in this order (a verdict map: one per verdict).
+    Split(Vec<Said>),
     /// Can never match where the policy runs (why).
     Never(String),
     /// Refused.
@@ -166,7 +168,7 @@ impl Walk<'_> {
             return Ok(());
         };
         let mut local: Vec<String> = guards.to_vec();
-        for r in &c.rules {
+        'rules: for r in &c.rules {
             let said = match &r.read {
                 Read::Refused(refusal) => {
                     if self.skip {
@@ -188,8 +190,29 @@ impl Walk<'_> {
                     self.record(r, Outcome::Skipped(why.clone()));
                     continue;
                 }
-                Read::Said(s) => s,
+                Read::Said(s) => std::slice::from_ref(s),
+                Read::Split(v) => v.as_slice(),
             };
+            for said in said {
+                if !self.said(r, said, chain, &mut local, depth)? {
+                    break 'rules;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one said rule of `chain` (whose earlier rules left `local` as the guard);
+    /// false when nothing after it in the chain can run.
+    fn said(
+        &mut self,
+        r: &XRule,
+        said: &Said,
+        chain: &str,
+        local: &mut Vec<String>,
+        depth: usize,
+    ) -> Result<bool, ImportError> {
+        {
             let mut pred = local.clone();
             pred.extend(said.atoms.iter().cloned());
             let this = conj(&said.atoms);
@@ -211,13 +234,13 @@ impl Walk<'_> {
                 self.out
                     .push(format!("rule {name}: {} => {v}", conj(&pred)));
                 self.record(r, Outcome::Imported(vec![name]));
-                continue;
+                return Ok(true);
             }
             match &said.target {
                 Target::Return => {
                     self.record(r, Outcome::Imported(vec![format!("(return from {chain})")]));
                     if said.atoms.is_empty() {
-                        break;
+                        return Ok(false);
                     }
                     local.push(format!("not ({this})"));
                 }
@@ -235,7 +258,7 @@ impl Walk<'_> {
                     self.record(r, Outcome::Imported(vec![format!("(goto {to})")]));
                     self.chain(to, &pred, depth + 1)?;
                     if said.atoms.is_empty() {
-                        break;
+                        return Ok(false);
                     }
                     local.push(format!("not ({this})"));
                 }
@@ -245,6 +268,6 @@ impl Walk<'_> {
                 ),
             }
         }
-        Ok(())
+        Ok(true)
     }
 }

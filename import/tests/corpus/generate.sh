@@ -128,3 +128,32 @@ PY
 run iptables-restore < acl1_1k.in
 run iptables-save | sed '/^# /d' > acl1_1k.rules
 rm acl1_1k.in
+
+# A server written the modern nftables way: verdict maps on the destination port (one with a
+# jump to a per-service chain), a named verdict map of source networks, and concatenated sets
+# of (address, port) pairs for management access, per family.
+run nft flush ruleset
+run nft -f - <<'NFT'
+table inet server {
+  set mgmt4 { type ipv4_addr . inet_service; flags interval; elements = { 10.20.0.0/16 . 22, 192.0.2.10 . 9100-9102 } }
+  set mgmt6 { type ipv6_addr . inet_service; elements = { 2001:db8:20::5 . 22 } }
+  map sources { type ipv4_addr : verdict; flags interval; elements = { 198.51.100.0/24 : drop, 203.0.113.0/28 : accept } }
+  chain mail {
+    ip saddr 192.0.2.0/24 accept
+    ip6 saddr 2001:db8:25::/48 accept
+    drop
+  }
+  chain input {
+    type filter hook input priority 0; policy drop;
+    ip saddr vmap @sources
+    ip saddr . tcp dport @mgmt4 accept
+    ip6 saddr . tcp dport @mgmt6 accept
+    tcp dport vmap { 80 : accept, 443 : accept, 23 : drop, 25 : jump mail, 587 : jump mail }
+    meta l4proto udp udp dport vmap { 53 : accept, 123 : accept, 161-162 : drop }
+    ip daddr . udp dport { 10.0.0.53 . 5353, 10.0.0.54 . 5353 } accept
+    icmp type vmap { echo-request : accept, timestamp-request : drop }
+    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, echo-request } accept
+  }
+}
+NFT
+run nft -j list ruleset > server_maps_nft.json
