@@ -22,13 +22,19 @@ fn the_original_is_measured_beside_the_import() {
     if let Err(why) = nfcc_driver::runtime::can_load_bpf() {
         return skip(&why);
     }
+    // On XDP, and on TC (where the original's pass program goes on the skb path).
+    measure("xdp", nfcc_driver::runtime::deploy::AttachMode::Native);
+    measure("tc", nfcc_driver::runtime::deploy::AttachMode::TcIngress);
+}
+
+fn measure(hook: &str, mode: nfcc_driver::runtime::deploy::AttachMode) {
     let dump =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../import/tests/corpus/host_firewall.rules");
     let req = nfcc_driver::import::IptablesRequest {
         file: dump.clone(),
         output: None,
         chain: "INPUT".into(),
-        hook: Some("xdp".into()),
+        hook: Some(hook.into()),
         iface: None,
         ipset: None,
         skip_unsupported: true,
@@ -45,7 +51,7 @@ fn the_original_is_measured_beside_the_import() {
     let compiled = nfcc_driver::compiler::compile::compile(&program, "imported.nf", &nf, None)
         .unwrap_or_else(|e| panic!("{e:?}"));
     let ours = bench::Subject::policy(
-        "imported (nfcc, XDP)".into(),
+        format!("imported (nfcc, {hook})"),
         &compiled.object,
         &compiled.programs[0],
     );
@@ -54,6 +60,7 @@ fn the_original_is_measured_beside_the_import() {
     let opts = Options {
         seconds: 0.3,
         runs: 1,
+        mode,
         ..Options::default()
     };
     let rows = match bench::run_against(

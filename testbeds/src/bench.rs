@@ -485,6 +485,16 @@ pub fn run_against(
 ) -> Result<Vec<Row>, TestbedError> {
     let tb = Testbed::new()?;
     let mut items = plan(ours, policy, baselines, opts, &tb.rx);
+    // Behind an XDP pass program: on the skb path (generic) when the policy is measured
+    // there, as a TC policy is.
+    let behind_pass = Options {
+        mode: if opts.mode == AttachMode::Native {
+            AttachMode::Native
+        } else {
+            AttachMode::Generic
+        },
+        ..opts
+    };
     for o in originals {
         match c_subject("xdp_pass", Vec::new()) {
             Ok(pass) => items.push(Item::Run {
@@ -492,7 +502,7 @@ pub fn run_against(
                     label: o.label.clone(),
                     ..pass
                 },
-                opts,
+                opts: behind_pass,
                 ruleset: Some(Setup::Original(o.clone())),
                 done: Vec::new(),
                 refused: None,
