@@ -94,6 +94,10 @@ pub enum MapRole {
     Table,
     /// Rules merged into one lookup.
     MergedRules,
+    /// A classifier's decision tree.
+    ClassifierNodes,
+    /// A classifier's boxes (its rules, leaf by leaf).
+    ClassifierBoxes,
     /// The sample ring buffer.
     Samples,
     /// The virtual clock of deterministic tests.

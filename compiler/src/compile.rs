@@ -97,6 +97,7 @@ fn map_kind(purpose: MapPurpose, target: Target) -> (MapKind, u32) {
         (MapPurpose::Samples, _) => (MapKind::RingBuf, 0),
         (MapPurpose::Clock, _) => (MapKind::Array, 0),
         (MapPurpose::Maglev, _) => (MapKind::Array, 0),
+        (MapPurpose::ClassifierNodes | MapPurpose::ClassifierBoxes, _) => (MapKind::Array, 0),
     }
 }
 
@@ -172,13 +173,40 @@ pub fn compile_with(
     target: Option<Target>,
     virtual_clock: bool,
 ) -> Result<Compiled, Vec<Diagnostic>> {
+    let opts = Options {
+        target,
+        virtual_clock,
+        ..Options::default()
+    };
+    compile_opts(program, source_name, source, &opts)
+}
+
+/// How to compile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The target (default: each policy's own, else the host).
+    pub target: Option<Target>,
+    /// Limiters read a virtual clock map (see [`compile_with`]).
+    pub virtual_clock: bool,
+    /// Which classifier runs of rules may get (`--classifier`).
+    pub classifier: crate::classify::Choice,
+}
+
+/// [`compile`] with every option.
+pub fn compile_opts(
+    program: &ck::Program,
+    source_name: &str,
+    source: &str,
+    opts: &Options,
+) -> Result<Compiled, Vec<Diagnostic>> {
+    let (target, virtual_clock) = (opts.target, opts.virtual_clock);
     let mut errors = Vec::new();
     let mut defs = Vec::new();
     let mut maps = Vec::new();
     let mut compiled = Vec::new();
     for policy in &program.policies {
         let t = target.or(policy.offload).unwrap_or(Target::Host);
-        let (ir, code) = match crate::generate_with(policy, t, virtual_clock) {
+        let (ir, code) = match crate::generate_opts(policy, t, virtual_clock, opts.classifier) {
             Ok(x) => x,
             Err(e) => {
                 errors.extend(e);

@@ -24,6 +24,8 @@ pub fn role(purpose: MapPurpose) -> MapRole {
         MapPurpose::Samples => MapRole::Samples,
         MapPurpose::Maglev => MapRole::Maglev,
         MapPurpose::MergedRules => MapRole::MergedRules,
+        MapPurpose::ClassifierNodes => MapRole::ClassifierNodes,
+        MapPurpose::ClassifierBoxes => MapRole::ClassifierBoxes,
         MapPurpose::Clock => MapRole::Clock,
     }
 }

@@ -4,7 +4,13 @@
 //! rules when it stores loaded fields and rewrites packets, so both depend on this module
 //! rather than on each other.
 
-use nfcc_dsl::checked::Field;
+use nfcc_dsl::checked::{Field, Header};
+
+/// A header's bit in the packet vector's presence word (the parser sets it when the header
+/// is there; conditions and classifier boxes test it).
+pub fn header_bit(h: Header) -> u32 {
+    1 << (h as u32)
+}
 
 /// Whether a field is whole, aligned bytes of the packet that can be kept raw.
 pub fn raw_capable(f: Field) -> bool {

@@ -101,6 +101,14 @@ pub enum MapPurpose {
     /// A virtual clock for tests: one u64 of nanoseconds that limiters read instead of
     /// `bpf_ktime_get_ns`, so a test run is as deterministic as the evaluator.
     Clock,
+    /// A classifier's decision tree (see [`crate::classify`]): array of nodes, each
+    /// {dimension u32, threshold u32, left u32, right u32}; a leaf has dimension
+    /// [`crate::classify::LEAF`], its first box in the threshold and its box count in left.
+    ClassifierNodes,
+    /// A classifier's boxes, leaf by leaf in priority order: array of {verdict u32, statistics
+    /// slot u32, headers needed u32, headers forbidden u32, then per dimension lo, hi, mask,
+    /// value (u32 each)}.
+    ClassifierBoxes,
 }
 
 /// One field of a counter or limiter key, and how its bytes are produced.
@@ -273,6 +281,26 @@ pub enum Cond {
         /// The map.
         map: MapId,
     },
+    /// A classifier holds a box for the packet (see [`crate::classify`]): the decision tree
+    /// is walked on `dims` to a leaf whose boxes are tested in priority order; the first that
+    /// holds puts its verdict and statistics slot into table slot `slot`, as a merged run's
+    /// entry does.
+    Classify {
+        /// The tree's nodes.
+        nodes: MapId,
+        /// The leaves' boxes.
+        boxes: MapId,
+        /// The dimensions: host-encoded fields of at most 32 bits.
+        dims: Vec<FieldId>,
+        /// The tree's depth bound (nodes visited before a leaf, at most).
+        depth: u32,
+        /// The most boxes a leaf holds.
+        bucket: u32,
+        /// Which dimensions some box masks (the others skip the mask test).
+        masked: Vec<bool>,
+        /// Where the hit's verdict and statistics slot are kept.
+        slot: u32,
+    },
 }
 
 /// Which prefix lengths a prefix-hash probe tries.
@@ -356,6 +384,8 @@ pub struct Program {
     pub clock: Option<MapId>,
     /// The rule-statistics map.
     pub stats: MapId,
+    /// What the classifier pass decided per run of box rules.
+    pub classifiers: Vec<crate::classify::Decision>,
 }
 
 /// A broken invariant found by [`Program::verify`].
@@ -393,6 +423,41 @@ impl Program {
                     self.verify_key(key)?;
                     if self.maps.get(map.index()).map(|m| m.purpose) != Some(MapPurpose::Limiter) {
                         return err(format!("c{i}: {map} is not a limiter map"));
+                    }
+                    continue;
+                }
+                Cond::Classify {
+                    nodes,
+                    boxes,
+                    dims,
+                    masked,
+                    ..
+                } => {
+                    let purpose = |m: &MapId| self.maps.get(m.index()).map(|m| m.purpose);
+                    if purpose(nodes) != Some(MapPurpose::ClassifierNodes)
+                        || purpose(boxes) != Some(MapPurpose::ClassifierBoxes)
+                    {
+                        return err(format!("c{i}: {nodes} or {boxes} is not a classifier map"));
+                    }
+                    if dims.is_empty()
+                        || dims.len() > crate::classify::MAX_DIMS
+                        || masked.len() != dims.len()
+                    {
+                        return err(format!("c{i}: {} classifier dimensions", dims.len()));
+                    }
+                    for d in dims {
+                        match self.fields.get(d.index()) {
+                            Some(f) if f.enc == Encoding::Host && f.field.ty().bits() <= 32 => {}
+                            _ => {
+                                return err(format!(
+                                    "c{i}: dimension {d} is not a host field of 32 bits or less"
+                                ))
+                            }
+                        }
+                    }
+                    let want = 16 + 16 * dims.len() as u32;
+                    if self.maps[boxes.index()].value_size != want {
+                        return err(format!("c{i}: boxes of {boxes} are not {want} bytes"));
                     }
                     continue;
                 }
@@ -602,6 +667,18 @@ impl Program {
                 Cond::Match { map, key, slot } => {
                     format!("match {map} key {} slot {slot}", key_text(key))
                 }
+                Cond::Classify {
+                    nodes,
+                    boxes,
+                    dims,
+                    depth,
+                    bucket,
+                    slot,
+                    ..
+                } => format!(
+                    "classify ({}) tree {nodes} depth {depth} boxes {boxes} bucket {bucket} slot {slot}",
+                    dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+                ),
                 Cond::Over {
                     map,
                     key,

@@ -13,6 +13,7 @@
 mod balance;
 /// The instruction set lives in the BPF ABI crate; the code generator reads it as `bpf`.
 pub use nfcc_bpf::insn as bpf;
+pub mod classify;
 pub mod codegen;
 pub mod compile;
 pub mod describe;
@@ -60,6 +61,16 @@ pub fn generate_with(
     target: Target,
     virtual_clock: bool,
 ) -> Result<(ir::Program, codegen::Code), Vec<Diagnostic>> {
+    generate_opts(policy, target, virtual_clock, classify::Choice::Auto)
+}
+
+/// [`generate_with`], with the classifier choice (`--classifier`).
+pub fn generate_opts(
+    policy: &ck::Policy,
+    target: Target,
+    virtual_clock: bool,
+    classifier: classify::Choice,
+) -> Result<(ir::Program, codegen::Code), Vec<Diagnostic>> {
     let mut ir = lower::lower_with(policy, target, virtual_clock)?;
     let bug = |e: ir::VerifyError| {
         vec![Diagnostic::error(
@@ -68,6 +79,8 @@ pub fn generate_with(
             format!("compiler bug: {e}"),
         )]
     };
+    ir.verify().map_err(bug)?;
+    ir.classifiers = classify::classify(&mut ir, classifier);
     ir.verify().map_err(bug)?;
     opt::merge_exact_rules(&mut ir);
     ir.verify().map_err(bug)?;

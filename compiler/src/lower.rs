@@ -158,6 +158,7 @@ pub fn lower_with(
         redirects: cx.redirects,
         redirect_map,
         xsk_map,
+        classifiers: Vec::new(),
         stats,
     })
 }

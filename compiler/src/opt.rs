@@ -27,7 +27,7 @@ pub const MERGE_MIN: usize = 8;
 /// A field a merged run compares, with its mask (none: the whole field).
 type Part = (FieldId, Option<u128>);
 
-fn shape(p: &Program, r: &Rule) -> Option<(Vec<Part>, Vec<u8>)> {
+pub(crate) fn shape(p: &Program, r: &Rule) -> Option<(Vec<Part>, Vec<u8>)> {
     if !r.actions.is_empty()
         || r.table.is_some()
         || !matches!(
@@ -193,7 +193,7 @@ pub fn merge_exact_rules(p: &mut Program) {
 }
 
 /// The first table slot no condition uses.
-fn next_table_slot(p: &Program) -> u32 {
+pub(crate) fn next_table_slot(p: &Program) -> u32 {
     p.conds
         .iter()
         .filter_map(|c| match c {

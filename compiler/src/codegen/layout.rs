@@ -25,6 +25,8 @@ pub(super) struct Layout {
     pub(super) l4_off: i16,
     /// One word per table: the verdict of its last hit.
     pub(super) tables: i16,
+    /// A classifier's dimensions, one u32 each, so a tree node can name one by index.
+    pub(super) dims: i16,
     /// A sample record being assembled: rule (u32), length (u32), the frame's first bytes.
     pub(super) samplebuf: i16,
     /// The `bpf_fib_lookup` parameters (64 bytes) of `balance ... via fib`.
@@ -97,12 +99,16 @@ pub(super) fn layout(p: &Program) -> Layout {
         .conds
         .iter()
         .filter_map(|c| match c {
-            Cond::Match { slot, .. } => Some(*slot as i16 + 1),
+            Cond::Match { slot, .. } | Cond::Classify { slot, .. } => Some(*slot as i16 + 1),
             _ => None,
         })
         .max()
         .unwrap_or(0);
     off += 8 * slots_needed;
+    let dims = off;
+    if p.conds.iter().any(|c| matches!(c, Cond::Classify { .. })) {
+        off += 4 * crate::classify::MAX_DIMS as i16;
+    }
     let samplebuf = off;
     if p.maps.iter().any(|m| m.purpose == MapPurpose::Samples) {
         off += 8 + SAMPLE_BYTES as i16;
@@ -128,6 +134,7 @@ pub(super) fn layout(p: &Program) -> Layout {
         l3_off,
         l4_off,
         tables,
+        dims,
         samplebuf,
         fibbuf,
         size: off as u32,

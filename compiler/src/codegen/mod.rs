@@ -39,6 +39,7 @@
 
 mod actions;
 mod asm;
+mod classify;
 mod keys;
 mod layout;
 mod lookups;
@@ -89,7 +90,7 @@ pub enum CodegenError {
 
 /// A header's bit in the presence word.
 fn bit(h: Header) -> i32 {
-    1 << (h as i32)
+    crate::encoding::header_bit(h) as i32
 }
 
 /// A presence bit of its own for the inner VLAN tag: `vlan` is present without it on

@@ -239,6 +239,7 @@ impl Gen<'_> {
                 burst,
             } => return self.over(*map, key, *rate, *burst, f, t),
             Cond::Match { map, key, slot } => return self.table_match(*map, key, *slot, f, t),
+            Cond::Classify { .. } => return self.classify(c, f, t),
             Cond::InMapKey { key, map } => {
                 for part in key {
                     if let KeyPart::Raw(fid, _)
@@ -265,6 +266,7 @@ impl Gen<'_> {
             Cond::Payload { .. }
             | Cond::Over { .. }
             | Cond::Match { .. }
+            | Cond::Classify { .. }
             | Cond::InMapKey { .. } => Header::Pkt,
             Cond::Cmp { field, .. }
             | Cond::Range { field, .. }
@@ -304,6 +306,7 @@ impl Gen<'_> {
             Cond::Payload { .. }
             | Cond::Over { .. }
             | Cond::Match { .. }
+            | Cond::Classify { .. }
             | Cond::InMapKey { .. } => {}
         }
     }

@@ -18,7 +18,9 @@
 //!
 //! Each file is compiled twice. The object as deployed (limiters read the kernel's clock) must
 //! load through `nfcc_runtime::load`: the verifier accepts 100%. The object for tests
-//! (`compile_with(.., virtual_clock = true)`: limiters read a clock map that `KernelEngine`
+//! (`compile_opts` with a virtual clock, and a decision tree for every run of box rules —
+//! `--classifier tree` — so the classifier meets every generated shape, while the deployed
+//! object keeps the compiler's choice: limiters read a clock map that `KernelEngine`
 //! sets to the evaluator's frozen clock, so buckets of any rate and burst give the same answers
 //! on both) runs 20 random frames per policy, built with
 //! `nfcc_dsl::testing::frame_from_literal`, on the kernel (`KernelEngine` through the `Engine`
@@ -175,6 +177,8 @@ fn generated_policies_load_and_agree_with_the_evaluator() {
                 totals.insns.extend(m.insns);
                 totals.compared += m.compared;
                 totals.short += m.short;
+                totals.trees += m.trees;
+                totals.tree_rules += m.tree_rules;
             }
             Err(f @ (Failure::Check(_) | Failure::Refused(_))) => {
                 generator_bugs.push(format!("{name}: {}\n{source}", f.describe()));
@@ -236,11 +240,18 @@ fn generated_policies_load_and_agree_with_the_evaluator() {
          ({rules_total} rules, largest {max_rules}), {} programs loaded, max verifier \
          processed insns {max_verified}, max program insns {max_insns}; {} frames compared \
          on kernel, emulator and evaluator ({} too short for the test runner); as NIC code: {nic_programs} \
-         programs, {nic_compared} frames; {:.1} s",
+         programs, {nic_compared} frames; {} kernel programs classified {} rules with trees; {:.1} s",
         totals.programs,
         totals.compared,
         totals.short,
+        totals.trees,
+        totals.tree_rules,
         elapsed.as_secs_f64()
+    );
+    // The classifier must meet the generated policies, or this test says nothing of it.
+    assert!(
+        cases < 20 || totals.trees > 0,
+        "no generated policy was classified with a tree"
     );
     assert!(
         generator_bugs.is_empty(),

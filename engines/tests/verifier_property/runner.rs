@@ -2,7 +2,7 @@
 //! frames on the kernel, the emulator and the evaluator, which must agree on verdict, rule,
 //! bytes and counters.
 
-use nfcc_compiler::compile::{compile, compile_with, Compiled};
+use nfcc_compiler::compile::{compile, compile_opts, Compiled};
 use nfcc_dsl::checked::{
     CounterId, Family, Field, Hook, Program, RuleRef, Scalar, Target, Terminal,
 };
@@ -98,6 +98,9 @@ pub(crate) struct Measured {
     pub(crate) compared: usize,
     /// Frames the kernel's test runner cannot take.
     pub(crate) short: usize,
+    /// Tested programs with a classifier tree, and the rules their trees hold.
+    pub(crate) trees: usize,
+    pub(crate) tree_rules: usize,
 }
 
 /// Checks `source` and compiles it twice: as deployed (limiters read the kernel's clock), and
@@ -130,7 +133,15 @@ pub(crate) fn check_and_compile(
         }
     };
     let deployed = compile(&program, name, source, target).map_err(refused)?;
-    let tested = compile_with(&program, name, source, target, true).map_err(refused)?;
+    // The object the frames run on in the kernel classifies every run of box rules with a
+    // tree, whatever its cost, so the classifier meets every generated shape; the deployed
+    // object (the emulator's) keeps the compiler's own choice.
+    let opts = nfcc_compiler::compile::Options {
+        target,
+        virtual_clock: true,
+        classifier: nfcc_compiler::classify::Choice::Tree,
+    };
+    let tested = compile_opts(&program, name, source, &opts).map_err(refused)?;
     Ok((program, deployed, tested))
 }
 
@@ -152,6 +163,15 @@ pub(crate) fn run_file(
 ) -> Result<Measured, Failure> {
     let (program, compiled, tested) = check_and_compile(name, source, target)?;
     let mut m = Measured::default();
+    for p in &tested.programs {
+        let trees: Vec<_> =
+            p.ir.classifiers
+                .iter()
+                .filter(|d| d.chosen == "tree")
+                .collect();
+        m.trees += usize::from(!trees.is_empty());
+        m.tree_rules += trees.iter().map(|d| d.rules).sum::<usize>();
+    }
     for (pi, policy) in program.policies.iter().enumerate() {
         let cp = compiled
             .programs
