@@ -25,6 +25,30 @@ pub const XSK_QUEUES: u32 = 64;
 /// The packet vector's map (a per-CPU scratch value the parser fills, host code only).
 pub const SCRATCH_MAP: &str = "scratch";
 
+/// Where in the packet vector the program leaves the statistics slot of the packet it just
+/// decided (bytes 4..8, little-endian; the presence word below uses the low 16 bits of the
+/// first 8). An engine learns the deciding rule from it in one lookup, whatever the number of
+/// rules, instead of reading every rule's counter before and after the packet.
+pub const DECIDED_OFFSET: usize = 4;
+
+/// What an engine writes at [`DECIDED_OFFSET`] before a run, so the CPU that ran the packet is
+/// the one whose value changed.
+pub const UNDECIDED: u32 = u32::MAX;
+
+/// The object's name for a policy's packet vector map.
+pub fn scratch_map_name(policy: &str) -> String {
+    object_map_name(policy, SCRATCH_MAP)
+}
+
+/// The decided slot in a packet vector's value (per CPU: `value_size` bytes each), from the
+/// one CPU whose value no longer holds [`UNDECIDED`].
+pub fn decided(lanes: &[u8], value_size: usize) -> Option<u32> {
+    lanes
+        .chunks_exact(value_size.max(DECIDED_OFFSET + 4))
+        .map(|l| u32::from_le_bytes([l[4], l[5], l[6], l[7]]))
+        .find(|&s| s != UNDECIDED)
+}
+
 /// A map's name in the object: the policy's name, then the map's own.
 pub fn object_map_name(policy: &str, own: &str) -> String {
     format!("{policy}_{own}")

@@ -320,6 +320,63 @@ fn run_replays_a_pcap_with_verdicts_rules_and_emitted_packets() {
 }
 
 #[test]
+fn run_on_the_kernel_skips_frames_its_test_runner_refuses() {
+    if let Err(why) = nfcc_driver::runtime::can_load_bpf() {
+        assert!(
+            std::env::var_os("NFCC_REQUIRE_KERNEL").is_none_or(|v| v != "1"),
+            "NFCC_REQUIRE_KERNEL=1 but the kernel run cannot run: {why}"
+        );
+        eprintln!("skipped: nfcc run --engine kernel: {why}");
+        return;
+    }
+    let dir = scratch();
+    let frame = |l: &str| nfcc_driver::dsl::testing::frame_from_literal(l).expect("literal");
+    let records: Vec<_> = [
+        frame("ipv4(src=192.0.2.9, dst=10.0.0.1) / udp(dport=80)"),
+        vec![0u8; 10],
+        frame("ipv4(src=10.1.2.3, dst=10.0.0.1) / tcp(dport=22)"),
+    ]
+    .into_iter()
+    .map(|data| nfcc_driver::emulator::pcap::Record {
+        ts_sec: 1_700_000_000,
+        ts_usec: 0,
+        orig_len: data.len() as u32,
+        data,
+    })
+    .collect();
+    std::fs::write(
+        dir.join("in.pcap"),
+        nfcc_driver::emulator::pcap::write(&records),
+    )
+    .expect("write pcap");
+    let d = dir.display().to_string();
+    let out = check_in(
+        &dir,
+        &[
+            "run",
+            "examples/ddos_guard.nf",
+            "--pcap",
+            "{}/in.pcap",
+            "--engine",
+            "kernel",
+            "--verdicts",
+            "{}/v.jsonl",
+        ],
+        &[],
+        0,
+    );
+    assert!(out.contains("3 packets"), "{out}");
+    let lines = std::fs::read_to_string(format!("{d}/v.jsonl")).expect("verdicts");
+    assert_eq!(
+        lines,
+        "{\"index\":0,\"verdict\":\"drop\",\"rule\":\"blocklist\",\"len\":42}\n\
+         {\"index\":1,\"verdict\":\"skipped\",\"len\":10,\"reason\":\"10 bytes: the kernel's test runner needs 14 (an ethernet header)\"}\n\
+         {\"index\":2,\"verdict\":\"pass\",\"rule\":\"default\",\"len\":54}\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn run_refuses_bad_inputs_with_one_clear_line() {
     let dir = scratch();
     std::fs::write(dir.join("in.pcap"), pcap_of(&["ipv4() / udp()"])).expect("write");

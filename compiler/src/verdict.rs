@@ -28,26 +28,28 @@ pub fn verdict(hook: Hook, target: Target, t: &Terminal) -> i32 {
 /// sockets are the policy's only redirect target — an executor that saw the socket map
 /// chosen says so itself, see [`terminal_of_run`]).
 pub fn terminal_of(hook: Hook, retval: u32, policy: &nfcc_dsl::checked::Policy) -> Terminal {
-    let xsk_only = {
-        let mut ts = policy
-            .rules
-            .iter()
-            .filter_map(|r| r.terminal.as_ref())
-            .chain([&policy.default.terminal])
-            .chain(
-                policy
-                    .tables
-                    .iter()
-                    .flat_map(|t| t.entries.iter().map(|(_, a)| a)),
-            );
-        let mut any_xsk = false;
-        let other = ts.any(|t| {
-            any_xsk |= *t == Terminal::Xsk;
-            matches!(t, Terminal::Redirect(_))
-        });
-        any_xsk && !other
-    };
+    // Only a redirect needs the policy read: every other verdict is the value's alone, and a
+    // 10,000-rule policy must not be scanned per packet.
     let redirect = || {
+        let xsk_only = {
+            let mut ts = policy
+                .rules
+                .iter()
+                .filter_map(|r| r.terminal.as_ref())
+                .chain([&policy.default.terminal])
+                .chain(
+                    policy
+                        .tables
+                        .iter()
+                        .flat_map(|t| t.entries.iter().map(|(_, a)| a)),
+                );
+            let mut any_xsk = false;
+            let other = ts.any(|t| {
+                any_xsk |= *t == Terminal::Xsk;
+                matches!(t, Terminal::Redirect(_))
+            });
+            any_xsk && !other
+        };
         if xsk_only {
             return Terminal::Xsk;
         }

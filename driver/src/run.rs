@@ -38,6 +38,31 @@ pub struct Answer {
     pub rule: Option<String>,
     /// The packet as emitted, when it leaves the program.
     pub emitted: Option<Vec<u8>>,
+    /// Why the engine could not run the packet (the verdict is then `skipped`).
+    pub skipped: Option<String>,
+}
+
+impl Answer {
+    /// A packet the engine cannot run, and why.
+    fn skipped(why: String) -> Answer {
+        Answer {
+            verdict: "skipped".into(),
+            rule: None,
+            emitted: None,
+            skipped: Some(why),
+        }
+    }
+}
+
+/// Why the kernel's test runner refuses `frame` for a `kind` program, if it does.
+fn kernel_refuses(kind: ProgType, frame: &[u8]) -> Option<String> {
+    let (min, what) = nfcc_runtime::min_frame(kind, frame);
+    (frame.len() < min).then(|| {
+        format!(
+            "{} bytes: the kernel's test runner needs {min} ({what})",
+            frame.len()
+        )
+    })
 }
 
 /// Something that runs frames: an engine over a policy or over a bare object.
@@ -126,18 +151,42 @@ impl EmuPolicy {
     }
 }
 
+/// The deciding rule's name from the statistics slot a program left in its vector.
+fn slot_rule(policy: &Policy, slot: Option<u32>) -> Option<String> {
+    match nfcc_dsl::testing::rule_of_slot(policy, slot?).ok()? {
+        RuleRef::Default => Some("default".into()),
+        RuleRef::Rule(id) => Some(policy.rule(id).name.clone()),
+    }
+}
+
 impl Runner for EmuPolicy {
     fn run(&mut self, frame: &[u8], ts_ns: u64) -> Result<Answer, String> {
         self.emu.env.clock_ns = ts_ns;
-        let before = self.counts();
+        // The deciding slot from the packet vector (one lookup), or every rule's statistics
+        // for programs without one.
+        let vector = self
+            .emu
+            .clear_decided(&self.policy.name)
+            .map_err(|e| e.to_string())?;
+        let before = if vector { Vec::new() } else { self.counts() };
         let (retval, data, to_xsk) = self.exec.run(&mut self.emu, &self.policy.name, frame)?;
         let t = terminal_of_run(self.policy.hook, retval as u32, to_xsk, &self.policy);
         let data = emits(&t).then_some(data);
-        let after = self.counts();
+        let rule = if vector {
+            let slot = self
+                .emu
+                .decided(&self.policy.name)
+                .map_err(|e| e.to_string())?;
+            slot_rule(&self.policy, slot)
+        } else {
+            let after = self.counts();
+            moved(&self.policy, &before, &after)
+        };
         Ok(Answer {
             verdict: terminal_name(&t),
-            rule: moved(&self.policy, &before, &after),
+            rule,
             emitted: data,
+            skipped: None,
         })
     }
 }
@@ -160,6 +209,7 @@ impl Runner for EvalPolicy {
             verdict: terminal_name(&o.verdict),
             rule: Some(rule),
             emitted: emits(&o.verdict).then_some(o.packet),
+            skipped: None,
         })
     }
 }
@@ -174,15 +224,30 @@ struct KernelPolicy {
 
 impl Runner for KernelPolicy {
     fn run(&mut self, frame: &[u8], _ts: u64) -> Result<Answer, String> {
+        if let Some(why) = kernel_refuses(prog_type(self.policy.hook), frame) {
+            return Ok(Answer::skipped(why));
+        }
         let rules = self.policy.rules.len();
-        let before = self.loaded.rule_counts(rules).map_err(|e| e.to_string())?;
-        let r = self.loaded.test_run(frame, 1).map_err(|e| e.to_string())?;
-        let after = self.loaded.rule_counts(rules).map_err(|e| e.to_string())?;
+        let vector = nfcc_bpf::layout::scratch_map_name(&self.policy.name);
+        let (r, rule) = if self.loaded.map_value_size(&vector).is_some() {
+            // The deciding slot from the packet vector: three syscalls, however many rules.
+            let (r, slot) = self
+                .loaded
+                .test_run_decided(frame)
+                .map_err(|e| e.to_string())?;
+            (r, slot_rule(&self.policy, slot))
+        } else {
+            let before = self.loaded.rule_counts(rules).map_err(|e| e.to_string())?;
+            let r = self.loaded.test_run(frame, 1).map_err(|e| e.to_string())?;
+            let after = self.loaded.rule_counts(rules).map_err(|e| e.to_string())?;
+            (r, moved(&self.policy, &before, &after))
+        };
         let t = terminal_of(self.policy.hook, r.retval, &self.policy);
         Ok(Answer {
             verdict: terminal_name(&t),
-            rule: moved(&self.policy, &before, &after),
+            rule,
             emitted: emits(&t).then_some(r.data_out),
+            skipped: None,
         })
     }
 }
@@ -194,16 +259,26 @@ type RunFn = Box<dyn FnMut(&[u8], u64) -> Result<(u64, Vec<u8>), String>>;
 struct Bare {
     run: RunFn,
     prog_type: ProgType,
+    /// On the kernel, whose test runner refuses frames shorter than a header.
+    kernel: bool,
 }
 
 impl Runner for Bare {
     fn run(&mut self, frame: &[u8], ts: u64) -> Result<Answer, String> {
+        if let Some(why) = self
+            .kernel
+            .then(|| kernel_refuses(self.prog_type, frame))
+            .flatten()
+        {
+            return Ok(Answer::skipped(why));
+        }
         let (ret, data) = (self.run)(frame, ts)?;
         let action = self.prog_type.action(ret);
         Ok(Answer {
             verdict: action.name(),
             rule: None,
             emitted: action.emits().then_some(data),
+            skipped: None,
         })
     }
 }
@@ -323,7 +398,11 @@ fn object_runner(
             exec.run(&mut emu, &name, f).map(|(r, d, _)| (r, d))
         })
     };
-    Ok(Box::new(Bare { run, prog_type }))
+    Ok(Box::new(Bare {
+        run,
+        prog_type,
+        kernel: engine == RunEngine::Kernel,
+    }))
 }
 
 /// One line of `--verdicts` (JSON lines).
@@ -338,6 +417,9 @@ pub struct VerdictLine {
     pub rule: Option<String>,
     /// Its length.
     pub len: usize,
+    /// Why it was not run (verdict `skipped`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
 }
 
 /// A capture run through a runner.
@@ -389,6 +471,7 @@ pub fn run_records(
             verdict: ans.verdict,
             rule: ans.rule,
             len: rec.data.len(),
+            reason: ans.skipped,
         });
         if let Some(data) = ans.emitted {
             out.emitted.push(Record {
@@ -416,12 +499,14 @@ mod tests {
                     verdict: "drop".into(),
                     rule: Some("we\"ird\\".into()),
                     len: 60,
+                    reason: None,
                 },
                 VerdictLine {
                     index: 1,
                     verdict: "pass".into(),
                     rule: None,
                     len: 64,
+                    reason: None,
                 },
             ],
             ..RunResult::default()

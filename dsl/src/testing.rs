@@ -439,6 +439,18 @@ pub fn rule_from_counts(policy: &Policy, before: &[u64], after: &[u64]) -> Resul
     }
 }
 
+/// The rule behind statistics slot `slot` (the slot after the last rule is the default's).
+pub fn rule_of_slot(policy: &Policy, slot: u32) -> Result<RuleRef, String> {
+    match (slot as usize).cmp(&policy.rules.len()) {
+        std::cmp::Ordering::Less => Ok(RuleRef::Rule(RuleId(slot))),
+        std::cmp::Ordering::Equal => Ok(RuleRef::Default),
+        std::cmp::Ordering::Greater => Err(format!(
+            "the program decided with statistics slot {slot}, past the default's ({})",
+            policy.rules.len()
+        )),
+    }
+}
+
 /// `source` with every policy but `keep` replaced by spaces (newlines kept, so spans and line
 /// numbers stay put): checks one policy of a file alone, e.g. for a target only it must meet.
 pub fn policy_alone(source: &str, program: &Program, keep: &str) -> String {

@@ -446,6 +446,35 @@ impl Emulator {
             .collect()
     }
 
+    /// Clears the deciding-slot word of an nfcc policy's packet vector (compiled as
+    /// `program`) before a run; see [`Emulator::decided`].
+    pub fn clear_decided(&mut self, program: &str) -> Result<bool, EmuError> {
+        let map = nfcc_bpf::layout::scratch_map_name(program);
+        if !self.maps.iter().any(|m| m.name == map) {
+            return Ok(false);
+        }
+        let Some(mut v) = self.map_lookup(&map, &0u32.to_le_bytes())? else {
+            return Ok(false);
+        };
+        let at = nfcc_bpf::layout::DECIDED_OFFSET;
+        v[at..at + 4].copy_from_slice(&nfcc_bpf::layout::UNDECIDED.to_le_bytes());
+        self.map_update(&map, &0u32.to_le_bytes(), &v)?;
+        Ok(true)
+    }
+
+    /// The statistics slot the last run of an nfcc policy decided with, from its packet
+    /// vector (`nfcc_bpf::layout::DECIDED_OFFSET`; `None` for policies without a vector, or
+    /// when the run did not reach the statistics).
+    pub fn decided(&mut self, program: &str) -> Result<Option<u32>, EmuError> {
+        let map = nfcc_bpf::layout::scratch_map_name(program);
+        if !self.maps.iter().any(|m| m.name == map) {
+            return Ok(None);
+        }
+        Ok(self
+            .map_lookup(&map, &0u32.to_le_bytes())?
+            .and_then(|v| nfcc_bpf::layout::decided(&v, v.len())))
+    }
+
     /// `name[key]`, if present (per-CPU maps: the one emulated CPU's value).
     pub fn map_lookup(&mut self, name: &str, key: &[u8]) -> Result<Option<Vec<u8>>, EmuError> {
         Ok(self.map_mut(name)?.lookup(key))

@@ -45,6 +45,8 @@ pub struct EmulatorEngine {
     pub env: Env,
     /// What runs the program.
     pub executor: Executor,
+    /// Statistics seen so far, when the program leaves its deciding slot in its vector.
+    seen: crate::Seen,
 }
 
 impl EmulatorEngine {
@@ -64,6 +66,7 @@ impl EmulatorEngine {
             rbpf: None,
             env: Env::default(),
             executor: Executor::Interpreter,
+            seen: crate::Seen::default(),
         })
     }
 
@@ -77,6 +80,7 @@ impl EmulatorEngine {
             rbpf: None,
             env: self.env.clone(),
             executor: self.executor,
+            seen: crate::Seen::default(),
         }
     }
 
@@ -161,6 +165,7 @@ impl Engine for EmulatorEngine {
             self.pristine = Some(emu);
         }
         let mut emu = self.pristine.clone().ok_or("the object is not loaded")?;
+        self.seen = crate::Seen::default();
         emu.env = self.env.clone();
         // The evaluator's clock: it starts at 1 s and stands still within a test.
         emu.env.clock_ns = State::new(policy).now_ns;
@@ -169,8 +174,18 @@ impl Engine for EmulatorEngine {
     }
 
     fn run(&mut self, policy: &Policy, frame: &[u8]) -> Result<Outcome, String> {
-        let before = self.stats(policy.rules.len())?;
         let name = self.program.name.clone();
+        // The deciding slot from the packet vector when the program has one (see the kernel
+        // engine); every rule's statistics otherwise.
+        let vector = self
+            .emu()?
+            .clear_decided(&name)
+            .map_err(|e| e.to_string())?;
+        let before = if vector {
+            Vec::new()
+        } else {
+            self.stats(policy.rules.len())?
+        };
         let out = match (self.executor, self.rbpf.as_ref(), self.emu.as_mut()) {
             (_, _, None) => return Err("the program is not loaded".into()),
             (Executor::Rbpf, Some(p), Some(emu)) => p.run(emu, frame).map_err(|e| e.to_string()),
@@ -180,8 +195,23 @@ impl Engine for EmulatorEngine {
                 emu.run(&name, frame).map_err(|e| e.to_string())
             }
         }?;
-        let after = self.stats(policy.rules.len())?;
-        let rule = nfcc_dsl::testing::rule_from_counts(policy, &before, &after)?;
+        let rule = if vector {
+            let emu = self.emu()?;
+            let slot = emu
+                .decided(&name)
+                .map_err(|e| e.to_string())?
+                .ok_or("the program decided no rule (it left its vector untouched)")?;
+            let stats = nfcc_bpf::layout::stats_map_name(&name);
+            let now = emu
+                .map_lookup(&stats, &slot.to_le_bytes())
+                .map_err(|e| e.to_string())?
+                .map_or(0, |v| nfcc_bpf::layout::Counts::sum(&v).packets);
+            self.seen.moved(slot, now)?;
+            nfcc_dsl::testing::rule_of_slot(policy, slot)?
+        } else {
+            let after = self.stats(policy.rules.len())?;
+            nfcc_dsl::testing::rule_from_counts(policy, &before, &after)?
+        };
         let mark = (policy.hook.is_tc() && out.mark != self.env.mark).then_some(out.mark);
         let verdict = named_by_rule(
             terminal_of_run(policy.hook, out.retval as u32, out.xsk.is_some(), policy),

@@ -1,5 +1,7 @@
 //! The kernel as a test engine: a compiled policy loaded with its maps filled, each packet run
-//! through `BPF_PROG_TEST_RUN`, the deciding rule read back from the per-rule statistics map.
+//! through `BPF_PROG_TEST_RUN`, the deciding rule read back from the packet vector (the slot the
+//! program leaves there, held to that slot's statistics), or, for programs without a vector,
+//! from every rule's statistics before and after.
 //! Implements `nfcc_dsl::testing::Engine`, so test blocks run on the kernel exactly as they
 //! run on the reference evaluator.
 //!
@@ -22,6 +24,8 @@ pub struct KernelEngine {
     loaded: Option<Loaded>,
     /// The AF_XDP socket of `redirect xsk` policies (bound on `lo`), once needed.
     xsk: Option<nfcc_runtime::xsk::XskSocket>,
+    /// Statistics seen so far, when the program leaves its deciding slot in its vector.
+    seen: crate::Seen,
 }
 
 impl KernelEngine {
@@ -41,6 +45,7 @@ impl KernelEngine {
             program,
             loaded: None,
             xsk: None,
+            seen: crate::Seen::default(),
         })
     }
 
@@ -81,6 +86,7 @@ impl Engine for KernelEngine {
     fn reset(&mut self, policy: &Policy) -> Result<(), String> {
         // A fresh load gives fresh maps: every test starts from the declared state.
         self.loaded = None;
+        self.seen = crate::Seen::default();
         let loaded = load(
             &self.object,
             &self.program.name,
@@ -116,13 +122,34 @@ impl Engine for KernelEngine {
     }
 
     fn run(&mut self, policy: &Policy, frame: &[u8]) -> Result<Outcome, String> {
-        let before = self.stats(policy.rules.len())?;
-        let run = self
-            .loaded()?
-            .test_run(frame, 1)
-            .map_err(|e| e.to_string())?;
-        let after = self.stats(policy.rules.len())?;
-        let rule = nfcc_dsl::testing::rule_from_counts(policy, &before, &after)?;
+        let vector = nfcc_bpf::layout::scratch_map_name(&self.program.name);
+        let (run, rule) = if self.program.maps.iter().any(|(m, _)| m.name == vector) {
+            // The deciding slot from the packet vector, and that slot's count: a few
+            // syscalls, however many rules.
+            let loaded = self.loaded()?;
+            let (run, slot) = loaded.test_run_decided(frame).map_err(|e| e.to_string())?;
+            let slot = slot.ok_or("the program decided no rule (it left its vector untouched)")?;
+            let stats = nfcc_bpf::layout::stats_map_name(&self.program.name);
+            let now = loaded
+                .percpu_array_sum(&stats, slot)
+                .map_err(|e| e.to_string())?
+                .first()
+                .copied()
+                .unwrap_or(0);
+            self.seen.moved(slot, now)?;
+            (run, nfcc_dsl::testing::rule_of_slot(policy, slot)?)
+        } else {
+            let before = self.stats(policy.rules.len())?;
+            let run = self
+                .loaded()?
+                .test_run(frame, 1)
+                .map_err(|e| e.to_string())?;
+            let after = self.stats(policy.rules.len())?;
+            (
+                run,
+                nfcc_dsl::testing::rule_from_counts(policy, &before, &after)?,
+            )
+        };
         let verdict = nfcc_compiler::codegen::named_by_rule(
             verdict_of(policy.hook, run.retval, policy),
             policy,

@@ -17,6 +17,27 @@ pub use emulator::{EmulatorEngine, Executor};
 pub use kernel::KernelEngine;
 pub use testbed::TestbedEngine;
 
+/// The statistics an engine has seen move, per slot: each packet's deciding slot (read from
+/// the packet vector, `nfcc_bpf::layout::DECIDED_OFFSET`) must have counted it, one more
+/// than before — so reading one slot per packet still holds the statistics to the verdicts.
+#[derive(Debug, Default)]
+pub(crate) struct Seen(std::collections::HashMap<u32, u64>);
+
+impl Seen {
+    /// Slot `slot` decided a packet and now counts `now`.
+    pub(crate) fn moved(&mut self, slot: u32, now: u64) -> Result<(), String> {
+        let before = self.0.entry(slot).or_insert(0);
+        if now != *before + 1 {
+            return Err(format!(
+                "statistics slot {slot} decided the packet but counts {now} packets, not {}",
+                *before + 1
+            ));
+        }
+        *before = now;
+        Ok(())
+    }
+}
+
 /// Counter `id`'s value for `key` in `policy` compiled as `program`, read through `lookup` (an
 /// executor's map read) and summed over CPUs: how every engine answers
 /// `expect counter NAME[KEY] == N`.

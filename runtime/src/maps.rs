@@ -178,6 +178,13 @@ macro_rules! map_methods {
                 .collect()
         }
 
+        /// The value size of map `name` (per CPU for per-CPU maps), if there is such a map.
+        pub fn map_value_size(&self, name: &str) -> Option<usize> {
+            self.map_data_named(name)
+                .and_then(|d| map_ref_of(name, d).ok())
+                .map(|m| m.value_size)
+        }
+
         /// Finds the map `name` and reads its type and sizes.
         fn map_ref<'a>(&'a self, name: &'a str) -> Result<MapRef<'a>, RuntimeError> {
             let Some(data) = self.map_data_named(name) else {

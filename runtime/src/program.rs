@@ -261,6 +261,25 @@ impl Loaded {
             .collect()
     }
 
+    /// Runs `data` once (as [`Loaded::test_run`]) and gives the statistics slot the nfcc
+    /// program decided with, read from its packet vector (`nfcc_bpf::layout::DECIDED_OFFSET`):
+    /// three syscalls whatever the number of rules. `None` for programs without a vector (NIC
+    /// code, policies that read nothing of the packet): read [`Loaded::rule_counts`] then.
+    pub fn test_run_decided(&self, data: &[u8]) -> Result<(TestRun, Option<u32>), RuntimeError> {
+        let map = nfcc_bpf::layout::scratch_map_name(&self.program);
+        let Some(size) = self.map_value_size(&map) else {
+            return Ok((self.test_run(data, 1)?, None));
+        };
+        let key = 0u32.to_ne_bytes();
+        let mut blank = vec![0u8; size];
+        let at = nfcc_bpf::layout::DECIDED_OFFSET;
+        blank[at..at + 4].copy_from_slice(&nfcc_bpf::layout::UNDECIDED.to_le_bytes());
+        self.map_update(&map, &key, &blank)?;
+        let run = self.test_run(data, 1)?;
+        let lanes = self.map_lookup(&map, &key)?.unwrap_or_default();
+        Ok((run, nfcc_bpf::layout::decided(&lanes, size)))
+    }
+
     /// Returns the kernel's id for the loaded program (as `bpftool prog show id N` uses).
     pub fn program_id(&self) -> Result<u32, RuntimeError> {
         let info = self.prog()?.info().map_err(|e| self.program_error(e))?;

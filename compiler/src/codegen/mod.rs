@@ -184,8 +184,18 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
 
     let rule_starts = std::mem::take(&mut g.rule_starts);
     let mut a = g.a;
-    // Epilogue: r7 = verdict, stack[-4] = statistics slot.
+    // Epilogue: r7 = verdict, stack[-4] = statistics slot, also left in the vector for
+    // engines (`nfcc_bpf::layout::DECIDED_OFFSET`).
     a.bind(epilogue);
+    if !bare && !nic {
+        a.emit(Insn::ldx(Size::W, R1, R10, -4));
+        a.emit(Insn::stx(
+            Size::W,
+            R9,
+            nfcc_bpf::layout::DECIDED_OFFSET as i16,
+            R1,
+        ));
+    }
     a.emit2(Insn::ld_map(R1, p.stats.0));
     a.emit(Insn::mov64_reg(R2, R10));
     a.emit(Insn::alu64_imm(Alu::Add, R2, -4));
