@@ -104,10 +104,14 @@ pub struct CompileArgs {
     /// What to write: the ELF object, its disassembly, or the IR text.
     #[arg(long, value_enum, default_value = "elf")]
     pub emit: Emit,
-    /// Print instruction count, stack, maps and (where the kernel allows) the verifier's
-    /// processed instructions.
+    /// Print instruction count, stack, maps, (where the kernel allows) the verifier's
+    /// processed instructions, and the classifier chosen for each run of rules and why.
     #[arg(long)]
     pub stats: bool,
+    /// Which classifier runs of rules may get: chosen by cost (auto), none (linear: rules as
+    /// code), or a decision tree wherever one can hold them (tree).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub classifier: nfcc_driver::compile::Classifier,
     /// With `--target nfp`: write the NIC stage and the host stage of the split as
     /// OUT.nic.o and OUT.host.o (see `nfcc offload-check`).
     #[arg(long)]

@@ -142,7 +142,8 @@ pub fn compile(a: &CompileArgs) -> Result<u8, DriverError> {
         }
         return Ok(OK);
     }
-    let out = nfcc_driver::compile::compile(&a.file, a.target.map(|t| t.target()), a.emit)?;
+    let out =
+        nfcc_driver::compile::compile(&a.file, a.target.map(|t| t.target()), a.emit, a.classifier)?;
     eprint!("{}", out.warnings);
     let path = a
         .output
@@ -164,28 +165,7 @@ pub fn compile(a: &CompileArgs) -> Result<u8, DriverError> {
     }
     if a.stats {
         for p in &out.compiled.programs {
-            let maps: Vec<String> = p
-                .maps
-                .iter()
-                .map(|(m, init)| {
-                    format!(
-                        "{} ({}, {} max, {} initial)",
-                        m.name,
-                        m.kind.name(),
-                        m.max_entries,
-                        init.len()
-                    )
-                })
-                .collect();
-            let verified = nfcc_driver::compile::verified_insns(&out.compiled.object, p)?;
-            let line = format!(
-                "{}: {} instructions, {} stack bytes, verifier processed {}\n  maps: {}",
-                p.name,
-                p.insns,
-                p.stack,
-                verified,
-                maps.join(", ")
-            );
+            let line = nfcc_driver::compile::stats(&out.compiled.object, p)?;
             // With the object on standard output, statistics go to standard error.
             if to_stdout {
                 eprintln!("{line}");

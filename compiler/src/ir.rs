@@ -281,26 +281,40 @@ pub enum Cond {
         /// The map.
         map: MapId,
     },
-    /// A classifier holds a box for the packet (see [`crate::classify`]): the decision tree
-    /// is walked on `dims` to a leaf whose boxes are tested in priority order; the first that
-    /// holds puts its verdict and statistics slot into table slot `slot`, as a merged run's
-    /// entry does.
+    /// A classifier holds a box for the packet (see [`crate::classify`]): each tree is
+    /// walked on `dims` to a leaf whose boxes are tested in priority order, trees in order of
+    /// their first rule, skipping a tree once a better rule matched; the best box puts its
+    /// verdict and statistics slot into table slot `slot`, as a merged run's entry does.
     Classify {
-        /// The tree's nodes.
+        /// Every tree's nodes (children indices are absolute).
         nodes: MapId,
-        /// The leaves' boxes.
+        /// Every leaf's boxes.
         boxes: MapId,
-        /// The dimensions: host-encoded fields of at most 32 bits.
-        dims: Vec<FieldId>,
-        /// The tree's depth bound (nodes visited before a leaf, at most).
-        depth: u32,
-        /// The most boxes a leaf holds.
-        bucket: u32,
+        /// The dimensions: each a host-encoded field of at most 32 bits, or several such
+        /// fields of headers no packet has together (`tcp.dport` or `udp.dport`), read from
+        /// the one present.
+        dims: Vec<Vec<FieldId>>,
+        /// The trees.
+        trees: Vec<ClassifyTree>,
         /// Which dimensions some box masks (the others skip the mask test).
         masked: Vec<bool>,
         /// Where the hit's verdict and statistics slot are kept.
         slot: u32,
     },
+}
+
+/// One tree of a [`Cond::Classify`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClassifyTree {
+    /// Its root's index in the nodes map.
+    pub root: u32,
+    /// Nodes on a path before a leaf, at most.
+    pub depth: u32,
+    /// Boxes in a leaf, at most.
+    pub bucket: u32,
+    /// The smallest statistics slot (earliest rule) of its boxes: a tree whose first rule
+    /// comes after an already matched one cannot do better, and is skipped.
+    pub first_slot: u32,
 }
 
 /// Which prefix lengths a prefix-hash probe tries.
@@ -431,6 +445,7 @@ impl Program {
                     boxes,
                     dims,
                     masked,
+                    trees,
                     ..
                 } => {
                     let purpose = |m: &MapId| self.maps.get(m.index()).map(|m| m.purpose);
@@ -442,10 +457,15 @@ impl Program {
                     if dims.is_empty()
                         || dims.len() > crate::classify::MAX_DIMS
                         || masked.len() != dims.len()
+                        || trees.is_empty()
                     {
-                        return err(format!("c{i}: {} classifier dimensions", dims.len()));
+                        return err(format!(
+                            "c{i}: {} classifier dimensions, {} trees",
+                            dims.len(),
+                            trees.len()
+                        ));
                     }
-                    for d in dims {
+                    for d in dims.iter().flatten() {
                         match self.fields.get(d.index()) {
                             Some(f) if f.enc == Encoding::Host && f.field.ty().bits() <= 32 => {}
                             _ => {
@@ -458,6 +478,12 @@ impl Program {
                     let want = 16 + 16 * dims.len() as u32;
                     if self.maps[boxes.index()].value_size != want {
                         return err(format!("c{i}: boxes of {boxes} are not {want} bytes"));
+                    }
+                    if trees
+                        .iter()
+                        .any(|t| t.root >= self.maps[nodes.index()].max_entries)
+                    {
+                        return err(format!("c{i}: a tree's root is past {nodes}"));
                     }
                     continue;
                 }
@@ -671,13 +697,27 @@ impl Program {
                     nodes,
                     boxes,
                     dims,
-                    depth,
-                    bucket,
+                    trees,
                     slot,
                     ..
                 } => format!(
-                    "classify ({}) tree {nodes} depth {depth} boxes {boxes} bucket {bucket} slot {slot}",
-                    dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+                    "classify ({}) nodes {nodes} boxes {boxes} slot {slot} trees [{}]",
+                    dims.iter()
+                        .map(|d| d
+                            .iter()
+                            .map(|f| f.to_string())
+                            .collect::<Vec<_>>()
+                            .join("|"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    trees
+                        .iter()
+                        .map(|t| format!(
+                            "root {} depth {} bucket {} from slot {}",
+                            t.root, t.depth, t.bucket, t.first_slot
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ),
                 Cond::Over {
                     map,

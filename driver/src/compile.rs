@@ -3,7 +3,7 @@
 //! allows), the NIC/host split's two objects, and ClassBench filter sets to `.nf` text.
 
 use crate::error::DriverError;
-use crate::source::{check_file, compile_program, Chosen};
+use crate::source::{check_file, compile_program_opts, Chosen};
 use nfcc_compiler::compile::{prog_type, Compiled, CompiledProgram};
 use nfcc_dsl::checked::Target;
 use std::path::{Path, PathBuf};
@@ -41,11 +41,36 @@ pub struct CompileOutput {
     pub warnings: String,
 }
 
-/// Compiles `file` for `target` and renders `emit`.
+/// Which classifier runs of rules may get (`--classifier`; see `nfcc_compiler::classify`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Classifier {
+    /// The compiler chooses per run of rules, by cost.
+    #[default]
+    Auto,
+    /// Rules as code (merged equality runs still one lookup): no classifier.
+    Linear,
+    /// A decision tree for every run of rules a tree can hold.
+    Tree,
+}
+
+impl Classifier {
+    /// The compiler's choice.
+    pub fn choice(self) -> nfcc_compiler::classify::Choice {
+        match self {
+            Classifier::Auto => nfcc_compiler::classify::Choice::Auto,
+            Classifier::Linear => nfcc_compiler::classify::Choice::Linear,
+            Classifier::Tree => nfcc_compiler::classify::Choice::Tree,
+        }
+    }
+}
+
+/// Compiles `file` for `target` with `classifier` and renders `emit`.
 pub fn compile(
     file: &Path,
     target: Option<Target>,
     emit: Emit,
+    classifier: Classifier,
 ) -> Result<CompileOutput, DriverError> {
     let c = check_file(file, target)?;
     let Some(program) = &c.program else {
@@ -53,7 +78,12 @@ pub fn compile(
             rendered: c.render(false),
         });
     };
-    let compiled = compile_program(program, &c.label(), &c.source, target, false)?;
+    let opts = nfcc_compiler::compile::Options {
+        target,
+        classifier: classifier.choice(),
+        ..Default::default()
+    };
+    let compiled = compile_program_opts(program, &c.label(), &c.source, &opts)?;
     let bytes = match emit {
         Emit::Elf => compiled.object.clone(),
         Emit::Asm => compiled
@@ -74,6 +104,49 @@ pub fn compile(
         bytes,
         warnings: c.render(false),
     })
+}
+
+/// What `compile --stats` prints for a program: instructions, stack, the verifier's count,
+/// the maps, and what the classifier pass chose for each run of rules and why.
+pub fn stats(object: &[u8], p: &CompiledProgram) -> Result<String, DriverError> {
+    let maps: Vec<String> = p
+        .maps
+        .iter()
+        .map(|(m, init)| {
+            format!(
+                "{} ({}, {} max, {} initial)",
+                m.name,
+                m.kind.name(),
+                m.max_entries,
+                init.len()
+            )
+        })
+        .collect();
+    let mut out = format!(
+        "{}: {} instructions, {} stack bytes, verifier processed {}\n  maps: {}",
+        p.name,
+        p.insns,
+        p.stack,
+        verified_insns(object, p)?,
+        maps.join(", ")
+    );
+    for d in &p.ir.classifiers {
+        out.push_str(&format!(
+            "\n  rules {}..{} ({} rules): {} — {}",
+            d.first, d.last, d.rules, d.chosen, d.why
+        ));
+        if d.chosen == "tree" {
+            out.push_str(&format!(
+                "; {} nodes, {} boxes, depth {}, leaves of up to {} boxes, {:.1} KiB of maps",
+                d.nodes,
+                d.boxes,
+                d.depth,
+                d.bucket,
+                d.bytes as f64 / 1024.0
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// The verifier's processed-instruction count, or why it is not available. A verifier

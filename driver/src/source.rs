@@ -157,16 +157,29 @@ pub fn compile_program(
     target: Option<Target>,
     virtual_clock: bool,
 ) -> Result<Compiled, DriverError> {
-    nfcc_compiler::compile::compile_with(program, label, source, target, virtual_clock).map_err(
-        |d| {
-            let rendered = nfcc_dsl::diag::render(label, source, &d);
-            if nfcc_compiler::codes::all_not_built(&d) {
-                DriverError::NotBuilt(rendered)
-            } else {
-                DriverError::Diagnostics { rendered }
-            }
-        },
-    )
+    let opts = nfcc_compiler::compile::Options {
+        target,
+        virtual_clock,
+        ..Default::default()
+    };
+    compile_program_opts(program, label, source, &opts)
+}
+
+/// [`compile_program`] with every compiler option (`--classifier`).
+pub fn compile_program_opts(
+    program: &Program,
+    label: &str,
+    source: &str,
+    opts: &nfcc_compiler::compile::Options,
+) -> Result<Compiled, DriverError> {
+    nfcc_compiler::compile::compile_opts(program, label, source, opts).map_err(|d| {
+        let rendered = nfcc_dsl::diag::render(label, source, &d);
+        if nfcc_compiler::codes::all_not_built(&d) {
+            DriverError::NotBuilt(rendered)
+        } else {
+            DriverError::Diagnostics { rendered }
+        }
+    })
 }
 
 /// What a file given to `run`, `load` or `bench` holds.

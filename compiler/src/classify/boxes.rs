@@ -84,6 +84,38 @@ pub fn dimension(f: Field) -> bool {
     f.ty().bits() <= 32 && f != Field::VlanInnerId
 }
 
+/// A dimension: one field, or fields of headers no packet has together, read from whichever
+/// is present (a box on one of them needs its header, so the others' values never matter).
+pub type Dim = Vec<Field>;
+
+/// Fields that may share a dimension: the transport header's first and second words.
+fn class(f: Field) -> u8 {
+    use Field::*;
+    match f {
+        TcpSport | UdpSport | L4Sport | IcmpType | Icmpv6Type => 1,
+        TcpDport | UdpDport | L4Dport | IcmpCode | Icmpv6Code => 2,
+        _ => 0,
+    }
+}
+
+/// The dimension of `dims` that `f` reads, added (or joined) when there is room.
+fn dim_of(dims: &mut Vec<Dim>, f: Field, max: usize) -> Option<usize> {
+    if let Some(d) = dims.iter().position(|d| d.contains(&f)) {
+        return Some(d);
+    }
+    if class(f) != 0 {
+        if let Some(d) = dims.iter().position(|d| class(d[0]) == class(f)) {
+            dims[d].push(f);
+            return Some(d);
+        }
+    }
+    if dims.len() == max {
+        return None;
+    }
+    dims.push(vec![f]);
+    Some(dims.len() - 1)
+}
+
 /// Whether `r` can be decided by a classifier entry: no actions, a verdict the box can carry.
 pub fn boxable_terminal(r: &Rule) -> bool {
     r.actions.is_empty()
@@ -281,7 +313,7 @@ pub fn rects(
     p: &Program,
     r: &Rule,
     index: usize,
-    dims: &mut Vec<Field>,
+    dims: &mut Vec<Dim>,
     max_dims: usize,
 ) -> Option<Vec<Rect>> {
     if !boxable_terminal(r) {
@@ -297,36 +329,23 @@ pub fn rects(
             forbid: 0,
             dims: Vec::new(),
         };
-        let mut on: Vec<(Field, Bound)> = Vec::new();
+        rect.dims = vec![Bound::ANY; max_dims];
         let mut empty = false;
         for l in t {
             match l {
                 Lit::Need(b) => rect.need |= b,
                 Lit::Forbid(b) => rect.forbid |= b,
-                Lit::On(f, b) => match on.iter_mut().find(|(g, _)| *g == f) {
-                    Some((_, old)) => match old.meet(b) {
-                        Some(m) => *old = m,
+                Lit::On(f, b) => {
+                    let d = dim_of(&mut added, f, max_dims)?;
+                    match rect.dims[d].meet(b) {
+                        Some(m) => rect.dims[d] = m,
                         None => empty = true,
-                    },
-                    None => on.push((f, b)),
-                },
+                    }
+                }
             }
         }
         if empty || rect.need & rect.forbid != 0 {
             continue;
-        }
-        for (f, _) in &on {
-            if !added.contains(f) {
-                if added.len() == max_dims {
-                    return None;
-                }
-                added.push(*f);
-            }
-        }
-        rect.dims = vec![Bound::ANY; max_dims];
-        for (f, b) in on {
-            let d = added.iter().position(|g| *g == f)?;
-            rect.dims[d] = b;
         }
         out.push(rect);
     }

@@ -19,7 +19,7 @@ pub mod tree;
 use crate::ir::{
     Cond, CondId, Encoding, FieldId, FieldLoad, Map, MapId, MapPurpose, Pred, Program, Rule,
 };
-use boxes::{Bound, Rect};
+use boxes::{Bound, Dim, Rect};
 use nfcc_dsl::checked::{Field, Target, Terminal};
 pub use tree::{LEAF, MAX_BUCKET, MAX_DEPTH};
 
@@ -115,26 +115,100 @@ fn conds(p: &Pred) -> usize {
     }
 }
 
-/// The worst walk of a tree: its depth and its largest leaf.
-fn tree_cost(t: &tree::Tree, dims: usize, masked: usize) -> usize {
-    t.depth as usize * TREE_PER_NODE
-        + t.bucket as usize * (TREE_PER_BOX + dims * TREE_PER_DIM + masked * TREE_PER_MASK)
+/// The worst walk of a forest: every tree's depth and largest leaf.
+fn forest_cost(f: &Forest, dims: usize, masked: usize) -> usize {
+    f.trees
+        .iter()
+        .map(|t| {
+            t.depth as usize * TREE_PER_NODE
+                + t.bucket as usize * (TREE_PER_BOX + dims * TREE_PER_DIM + masked * TREE_PER_MASK)
+                + TREE_PER_NODE
+        })
+        .sum()
 }
 
-/// A tree to install in place of rules `start..end`.
+/// Trees over parts of a run's boxes, their nodes and leaves side by side.
+struct Forest {
+    /// Every tree's nodes, children and leaves pointing into the whole.
+    nodes: Vec<[u32; 4]>,
+    /// Every leaf's boxes, by index into the run's boxes.
+    boxes: Vec<usize>,
+    /// Each tree (`first_slot` is the index of its first box until installed).
+    trees: Vec<crate::ir::ClassifyTree>,
+}
+
+/// Builds one tree per part of `rects` (each part's indices in priority order).
+fn forest(
+    rects: &[Rect],
+    dims: usize,
+    parts: &[Vec<usize>],
+    budget: usize,
+) -> Result<Forest, String> {
+    let mut f = Forest {
+        nodes: Vec::new(),
+        boxes: Vec::new(),
+        trees: Vec::new(),
+    };
+    for part in parts.iter().filter(|p| !p.is_empty()) {
+        let sub: Vec<Rect> = part.iter().map(|&i| rects[i].clone()).collect();
+        let t = tree::build_within(&sub, dims, budget.saturating_sub(f.boxes.len()))?;
+        let (nbase, bbase) = (f.nodes.len() as u32, f.boxes.len() as u32);
+        f.trees.push(crate::ir::ClassifyTree {
+            root: nbase,
+            depth: t.depth,
+            bucket: t.bucket,
+            first_slot: part[0] as u32,
+        });
+        f.nodes.extend(t.nodes.iter().map(|n| {
+            if n[0] == LEAF {
+                [LEAF, n[1] + bbase, n[2], 0]
+            } else {
+                [n[0], n[1], n[2] + nbase, n[3] + nbase]
+            }
+        }));
+        f.boxes.extend(t.boxes.iter().map(|&b| part[b]));
+    }
+    Ok(f)
+}
+
+/// Boxes too wide in a 32-bit dimension (an address prefix shorter than /16) are what a tree
+/// copies into many leaves; the parts keep boxes wide in the same dimensions together, each
+/// in a tree of its own (as EffiCuts and CutSplit do), so none is cut across its width.
+fn parts_by_width(rects: &[Rect], p: &Program, dims: &[Dim]) -> Vec<Vec<usize>> {
+    let wide_dims: Vec<usize> = (0..dims.len())
+        .filter(|&d| dims[d].iter().all(|f| f.ty().bits() == 32))
+        .take(2)
+        .collect();
+    let _ = p;
+    let mut parts = vec![Vec::new(); 1 << wide_dims.len()];
+    for (i, r) in rects.iter().enumerate() {
+        let key = wide_dims
+            .iter()
+            .enumerate()
+            .map(|(k, &d)| usize::from(r.dims[d].hi - r.dims[d].lo >= 1 << 16) << k)
+            .sum::<usize>();
+        parts[key].push(i);
+    }
+    parts
+}
+
+/// A copy factor past which a single tree is given up for parts by width.
+const COPIES_MAX: usize = 8;
+
+/// A forest to install in place of rules `start..end`.
 struct Built {
     start: usize,
     end: usize,
-    dims: Vec<Field>,
+    dims: Vec<Dim>,
     rects: Vec<Rect>,
-    tree: tree::Tree,
+    forest: Forest,
 }
 
 /// A run of box rules: their positions in the program and their boxes.
 struct Run {
     start: usize,
     end: usize,
-    dims: Vec<Field>,
+    dims: Vec<Dim>,
     rects: Vec<Rect>,
 }
 
@@ -181,10 +255,27 @@ fn runs(p: &Program) -> Vec<Run> {
 /// Replaces runs of box rules with classifiers where `choice` (and, for `Auto`, cost) says
 /// so; returns what was decided per run. Host code only.
 pub fn classify(p: &mut Program, choice: Choice) -> Vec<Decision> {
-    if p.target != Target::Host || choice == Choice::Linear {
+    if p.target != Target::Host {
         return Vec::new();
     }
     let mut decisions = Vec::new();
+    if choice == Choice::Linear {
+        for run in runs(p).into_iter().filter(|r| r.end - r.start >= MIN_RUN) {
+            decisions.push(Decision {
+                first: p.rules[run.start].name.clone(),
+                last: p.rules[run.end - 1].name.clone(),
+                rules: run.end - run.start,
+                chosen: "linear",
+                why: "asked for (--classifier linear)".into(),
+                nodes: 0,
+                boxes: 0,
+                depth: 0,
+                bucket: 0,
+                bytes: 0,
+            });
+        }
+        return decisions;
+    }
     // Pieces to install: (rule range, dims, rects, tree).
     let mut built: Vec<Built> = Vec::new();
     for run in runs(p) {
@@ -197,7 +288,7 @@ pub fn classify(p: &mut Program, choice: Choice) -> Vec<Decision> {
     // Install from the last run back, so earlier rule positions stay valid.
     built.sort_by_key(|b| std::cmp::Reverse(b.start));
     for b in built {
-        install(p, b.start, b.end, &b.dims, &b.rects, &b.tree);
+        install(p, b.start, b.end, &b.dims, &b.rects, b.forest);
     }
     decisions
 }
@@ -235,31 +326,46 @@ fn plan(
         bucket: 0,
         bytes: 0,
     };
-    match tree::build(&rects, dims) {
-        Ok(t) => {
-            let cost = tree_cost(&t, dims, masked);
+    // One tree; parts by width when one tree copies boxes too often.
+    let all = vec![(0..rects.len()).collect::<Vec<usize>>()];
+    let budget = COPIES_MAX * rects.len();
+    let built_forest = match forest(&rects, dims, &all, budget) {
+        Ok(f) => Ok(f),
+        one => match (
+            forest(&rects, dims, &parts_by_width(&rects, p, &run.dims), budget),
+            one,
+        ) {
+            (Ok(parts), Ok(one)) if one.boxes.len() <= parts.boxes.len() => Ok(one),
+            (Ok(parts), _) => Ok(parts),
+            (Err(_), one) => one,
+        },
+    };
+    match built_forest {
+        Ok(f) => {
+            let cost = forest_cost(&f, dims, masked);
             if choice == Choice::Tree || cost < linear {
                 d.chosen = "tree";
                 d.why = format!(
-                    "{} a packet matching no rule runs ~{cost} instructions on the tree against ~{linear} as code",
-                    if choice == Choice::Tree { "asked for (--classifier tree);" } else { "cheaper:" }
+                    "{} a packet matching no rule runs ~{cost} instructions on {} against ~{linear} as code",
+                    if choice == Choice::Tree { "asked for (--classifier tree);" } else { "cheaper:" },
+                    if f.trees.len() == 1 { "the tree".to_string() } else { format!("{} trees (rules apart by address width)", f.trees.len()) }
                 );
-                d.nodes = t.nodes.len();
-                d.boxes = t.boxes.len();
-                d.depth = t.depth;
-                d.bucket = t.bucket;
-                d.bytes = (t.nodes.len() * 16 + t.boxes.len() * (16 + 16 * dims)) as u64;
+                d.nodes = f.nodes.len();
+                d.boxes = f.boxes.len();
+                d.depth = f.trees.iter().map(|t| t.depth).max().unwrap_or(0);
+                d.bucket = f.trees.iter().map(|t| t.bucket).max().unwrap_or(0);
+                d.bytes = (f.nodes.len() * 16 + f.boxes.len() * (16 + 16 * dims)) as u64;
                 built.push(Built {
                     start: run.start,
                     end: run.end,
                     dims: run.dims.clone(),
                     rects,
-                    tree: t,
+                    forest: f,
                 });
             } else {
                 d.why = format!(
-                    "cheaper as code: ~{linear} instructions against ~{cost} on a tree (depth {}, leaves of up to {} boxes)",
-                    t.depth, t.bucket
+                    "cheaper as code: ~{linear} instructions against ~{cost} on {} tree(s)",
+                    f.trees.len()
                 );
             }
             decisions.push(d);
@@ -288,16 +394,12 @@ fn plan(
     }
 }
 
-/// Replaces rules `start..end` of `p` with one rule classifying them by `tree`.
-fn install(
-    p: &mut Program,
-    start: usize,
-    end: usize,
-    dims: &[Field],
-    rects: &[Rect],
-    t: &tree::Tree,
-) {
-    let dim_ids: Vec<FieldId> = dims.iter().map(|f| host_field(p, *f)).collect();
+/// Replaces rules `start..end` of `p` with one rule classifying them by the forest `f`.
+fn install(p: &mut Program, start: usize, end: usize, dims: &[Dim], rects: &[Rect], mut f: Forest) {
+    let dim_ids: Vec<Vec<FieldId>> = dims
+        .iter()
+        .map(|d| d.iter().map(|f| host_field(p, *f)).collect())
+        .collect();
     let masked: Vec<bool> = (0..dims.len())
         .map(|d| rects.iter().any(|r| r.dims[d].mask != 0))
         .collect();
@@ -312,8 +414,8 @@ fn install(
         purpose: MapPurpose::ClassifierNodes,
         key_size: 4,
         value_size: 16,
-        max_entries: t.nodes.len() as u32,
-        init: t
+        max_entries: f.nodes.len() as u32,
+        init: f
             .nodes
             .iter()
             .enumerate()
@@ -332,8 +434,8 @@ fn install(
         purpose: MapPurpose::ClassifierBoxes,
         key_size: 4,
         value_size,
-        max_entries: t.boxes.len().max(1) as u32,
-        init: t
+        max_entries: f.boxes.len().max(1) as u32,
+        init: f
             .boxes
             .iter()
             .enumerate()
@@ -360,14 +462,18 @@ fn install(
             })
             .collect(),
     });
+    // Trees in order of their first rule, so a match in one can skip the later ones.
+    for t in &mut f.trees {
+        t.first_slot = p.rules[rects[t.first_slot as usize].rule].stats_index;
+    }
+    f.trees.sort_by_key(|t| t.first_slot);
     let slot = crate::opt::next_table_slot(p);
     let cond = CondId(p.conds.len() as u32);
     p.conds.push(Cond::Classify {
         nodes: nodes_map,
         boxes: boxes_map,
         dims: dim_ids,
-        depth: t.depth,
-        bucket: t.bucket,
+        trees: f.trees,
         masked,
         slot,
     });

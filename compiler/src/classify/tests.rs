@@ -1,9 +1,9 @@
 //! The classifier's parts: rules as boxes (through one `check`), and the tree held to a
 //! linear first-match scan of the same boxes on random ones.
 
-use super::boxes::{rects, Bound, Rect};
+use super::boxes::{rects, Bound, Dim, Rect};
 use super::tree::{build, Tree, LEAF};
-use nfcc_dsl::checked::{Field, Target};
+use nfcc_dsl::checked::Target;
 
 /// The boxes of each rule of a one-policy source, one line per box:
 /// `rule: need forbid field=[lo..hi]&mask=value ...` (`-` for a rule that is not a box rule).
@@ -12,7 +12,7 @@ fn check(rules: &str, expect: &str) {
     let (program, diags) = nfcc_dsl::check_source(&src, &Default::default());
     let program = program.unwrap_or_else(|| panic!("{diags:?}"));
     let ir = crate::lower::lower(&program.policies[0], Target::Host).expect("lowers");
-    let mut dims: Vec<Field> = Vec::new();
+    let mut dims: Vec<Dim> = Vec::new();
     let mut out = String::new();
     for (i, r) in ir.rules.iter().enumerate() {
         match rects(&ir, r, i, &mut dims, super::MAX_DIMS) {
@@ -26,7 +26,8 @@ fn check(rules: &str, expect: &str) {
                     for (d, f) in dims.iter().enumerate() {
                         let x = b.dims[d];
                         if x != Bound::ANY {
-                            out.push_str(&format!(" {}=[{}..{}]", f.name(), x.lo, x.hi));
+                            let names: Vec<&str> = f.iter().map(|f| f.name()).collect();
+                            out.push_str(&format!(" {}=[{}..{}]", names.join("|"), x.lo, x.hi));
                             if x.mask != 0 {
                                 out.push_str(&format!("&{:#x}={:#x}", x.mask, x.value));
                             }
@@ -167,6 +168,75 @@ fn the_tree_finds_the_first_box_a_linear_scan_finds() {
                 linear(&rs, &point, headers),
                 "case {case}: point {point:?} headers {headers}"
             );
+        }
+    }
+}
+
+#[test]
+fn a_forest_finds_the_first_box_a_linear_scan_finds() {
+    let mut rng = Rng(0x666f_7265);
+    for case in 0..40 {
+        let dims = 1 + rng.below(3) as usize;
+        let count = 1 + rng.below(200) as usize;
+        let span = 1 + rng.below(64) as u32;
+        let rs: Vec<Rect> = (0..count)
+            .map(|rule| Rect {
+                rule,
+                need: 0,
+                forbid: 0,
+                dims: (0..dims)
+                    .map(|_| {
+                        let a = rng.below(u64::from(span)) as u32;
+                        let b = a + rng.below(u64::from(span)) as u32;
+                        Bound {
+                            lo: a,
+                            hi: b,
+                            mask: 0,
+                            value: 0,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        // Boxes dealt to 1-4 parts at random, each part in priority order.
+        let k = 1 + rng.below(4) as usize;
+        let mut parts = vec![Vec::new(); k];
+        for i in 0..count {
+            parts[rng.below(k as u64) as usize].push(i);
+        }
+        let Ok(f) = super::forest(&rs, dims, &parts, usize::MAX) else {
+            continue;
+        };
+        let mut trees = f.trees.clone();
+        trees.sort_by_key(|t| t.first_slot);
+        for _ in 0..300 {
+            let point: Vec<u32> = (0..dims)
+                .map(|_| rng.below(u64::from(span) * 2 + 2) as u32)
+                .collect();
+            // As the generated code: the best (earliest) box over the trees, skipping a tree
+            // whose first box comes after it.
+            let mut best: Option<usize> = None;
+            for t in &trees {
+                if best.is_some_and(|b| b < t.first_slot as usize) {
+                    break;
+                }
+                let mut n = f.nodes[t.root as usize];
+                while n[0] != LEAF {
+                    n = f.nodes[if point[n[0] as usize] <= n[1] {
+                        n[2]
+                    } else {
+                        n[3]
+                    } as usize];
+                }
+                let hit = f.boxes[n[1] as usize..(n[1] + n[2]) as usize]
+                    .iter()
+                    .copied()
+                    .find(|&b| holds(&rs[b], &point, 0));
+                if let Some(h) = hit {
+                    best = Some(best.map_or(h, |b| b.min(h)));
+                }
+            }
+            assert_eq!(best, linear(&rs, &point, 0), "case {case}: {point:?}");
         }
     }
 }

@@ -41,15 +41,23 @@ pub struct Tree {
 struct Builder<'a> {
     rects: &'a [Rect],
     dims: usize,
+    /// Leaf boxes allowed in all (copies counted) before the build is given up.
+    budget: usize,
     tree: Tree,
     leaves: HashMap<Vec<usize>, u32>,
 }
 
 /// Builds the tree over `rects` (in priority order) on their first `dims` dimensions.
 pub fn build(rects: &[Rect], dims: usize) -> Result<Tree, String> {
+    build_within(rects, dims, usize::MAX)
+}
+
+/// [`build`], given up once the leaves hold more than `budget` boxes (copies counted).
+pub fn build_within(rects: &[Rect], dims: usize, budget: usize) -> Result<Tree, String> {
     let mut b = Builder {
         rects,
         dims,
+        budget,
         tree: Tree {
             nodes: Vec::new(),
             boxes: Vec::new(),
@@ -81,6 +89,12 @@ impl Builder<'_> {
                 return Err(format!(
                     "a region of the rule space holds {} boxes the tree cannot separate (at most {MAX_BUCKET} per leaf)",
                     ids.len()
+                ));
+            }
+            if self.tree.boxes.len() + ids.len() > self.budget {
+                return Err(format!(
+                    "the tree copies boxes into more than {} leaf entries",
+                    self.budget
                 ));
             }
             let first = match self.leaves.get(&ids) {

@@ -1,8 +1,9 @@
 //! A classifier condition ([`crate::classify`]): the dimensions copied side by side into the
-//! packet vector, the tree walked node by node (unrolled to its depth: each node is one array
-//! lookup, the dimension it names read at a bounded offset), then the leaf's boxes tested in
-//! order (unrolled to the largest leaf); the first box that holds writes its verdict and
-//! statistics slot into the table slot, as a merged run's entry does.
+//! packet vector, then each tree walked node by node (unrolled to its depth: each node is one
+//! array lookup, the dimension it names read at a bounded offset) and its leaf's boxes tested
+//! in order (unrolled to its largest leaf). The best box — the smallest statistics slot, the
+//! earliest rule — keeps its verdict and slot in the table slot, as a merged run's entry
+//! does; a tree whose first rule comes after the best so far is skipped.
 //!
 //! Stack: `r10 - 8` holds the node, then the box, index being looked up; `r10 - 16` the
 //! leaf's box count. The presence word is in r8, the vector in r9.
@@ -17,14 +18,13 @@ const INDEX: i16 = -8;
 const COUNT: i16 = -16;
 
 impl Gen<'_> {
-    /// Emits a classifier condition: to `t` with the hit kept, or to `f`.
+    /// Emits a classifier condition: to `t` with the best hit kept, or to `f`.
     pub(super) fn classify(&mut self, c: &Cond, f: Label, t: Label) {
         let Cond::Classify {
             nodes,
             boxes,
             dims,
-            depth,
-            bucket,
+            trees,
             masked,
             slot,
         } = c
@@ -32,17 +32,59 @@ impl Gen<'_> {
             return;
         };
         let area = self.lay.dims;
-        for (d, fid) in dims.iter().enumerate() {
-            let at = self.lay.slots[fid.index()];
-            self.a.emit(Insn::ldx(Size::DW, R0, R9, at));
-            self.a.emit(Insn::stx(Size::W, R9, area + 4 * d as i16, R0));
+        for (d, alts) in dims.iter().enumerate() {
+            // One field, or the one of its alternatives whose header is present.
+            let done = self.a.label();
+            for (k, fid) in alts.iter().enumerate() {
+                let at = self.lay.slots[fid.index()];
+                let next = self.a.label();
+                if k + 1 < alts.len() {
+                    let h = self.p.fields[fid.index()].field.header();
+                    self.a.emit(Insn::mov64_reg(R0, R8));
+                    self.a.emit(Insn::alu64_imm(Alu::And, R0, super::bit(h)));
+                    self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), next);
+                }
+                self.a.emit(Insn::ldx(Size::DW, R0, R9, at));
+                self.a.emit(Insn::stx(Size::W, R9, area + 4 * d as i16, R0));
+                self.a.jump(Insn::ja(0), done);
+                self.a.bind(next);
+            }
+            self.a.bind(done);
         }
-        // The walk: from the root, one node per level, until a leaf.
-        self.a.emit(Insn::mov64_imm(R1, 0));
+        // The best hit so far: its statistics slot (u32::MAX for none) and verdict.
+        let at = self.lay.tables + 8 * *slot as i16;
+        self.a.emit(Insn::mov64_imm(R1, -1));
+        self.a.emit(Insn::stx(Size::W, R9, at + 4, R1));
+        let end = self.a.label();
+        for (k, tree) in trees.iter().enumerate() {
+            let next_tree = self.a.label();
+            if k > 0 {
+                // A rule before this tree's first already matched: nothing here can win.
+                self.a.emit(Insn::ldx(Size::W, R1, R9, at + 4));
+                self.a
+                    .jump(Insn::jmp_imm(Jmp::Lt, R1, tree.first_slot as i32, 0), end);
+            }
+            self.walk(*nodes, tree.root, tree.depth, next_tree);
+            self.scan(*boxes, tree.bucket, masked, at, next_tree);
+            self.a.bind(next_tree);
+        }
+        self.a.bind(end);
+        // Loaded words are zero-extended: compare with u32::MAX, not a sign-extended -1.
+        self.a.emit(Insn::ldx(Size::W, R1, R9, at + 4));
+        self.load_const(R2, u64::from(u32::MAX));
+        self.a.jump(Insn::jmp_reg(Jmp::Eq, R1, R2, 0), f);
+        self.a.jump(Insn::ja(0), t);
+    }
+
+    /// The walk from `root`, one node per level, until a leaf: leaves the leaf's first box in
+    /// `r10 + INDEX` and its count in `r10 + COUNT`; to `none` without one.
+    fn walk(&mut self, nodes: MapId, root: u32, depth: u32, none: Label) {
+        let area = self.lay.dims;
+        self.load_const(R1, u64::from(root));
         self.a.emit(Insn::stx(Size::W, R10, INDEX, R1));
         let leaf = self.a.label();
-        for _ in 0..*depth {
-            self.lookup(*nodes, f);
+        for _ in 0..depth {
+            self.lookup(nodes, none);
             self.a.emit(Insn::ldx(Size::W, R1, R0, 0));
             self.a
                 .jump(Insn::jmp_imm(Jmp::Gt, R1, MAX_DIMS as i32 - 1, 0), leaf);
@@ -59,17 +101,22 @@ impl Gen<'_> {
             self.a.emit(Insn::stx(Size::W, R10, INDEX, R3));
         }
         // The last level is a leaf by construction.
-        self.lookup(*nodes, f);
+        self.lookup(nodes, none);
         self.a.bind(leaf);
         self.a.emit(Insn::ldx(Size::W, R1, R0, 4));
         self.a.emit(Insn::stx(Size::W, R10, INDEX, R1));
         self.a.emit(Insn::ldx(Size::W, R1, R0, 8));
         self.a.emit(Insn::stx(Size::W, R10, COUNT, R1));
-        let at = self.lay.tables + 8 * *slot as i16;
-        for j in 0..*bucket {
+    }
+
+    /// The leaf's boxes in order: the first that holds is kept in the table slot at `at` when
+    /// it is better than the one kept; then to `done`.
+    fn scan(&mut self, boxes: MapId, bucket: u32, masked: &[bool], at: i16, done: Label) {
+        let area = self.lay.dims;
+        for j in 0..bucket {
             self.a.emit(Insn::ldx(Size::W, R1, R10, COUNT));
-            self.a.jump(Insn::jmp_imm(Jmp::Le, R1, j as i32, 0), f);
-            self.lookup(*boxes, f);
+            self.a.jump(Insn::jmp_imm(Jmp::Le, R1, j as i32, 0), done);
+            self.lookup(boxes, done);
             let next = self.a.label();
             // Headers: all of `need` present, none of `forbid`.
             self.a.emit(Insn::ldx(Size::W, R1, R0, 8));
@@ -93,20 +140,21 @@ impl Gen<'_> {
                     self.a.jump(Insn::jmp_reg(Jmp::Ne, R1, R2, 0), next);
                 }
             }
-            // The box holds: keep its verdict and statistics slot.
+            // The box holds; the leaf's first such box is its tree's best.
+            self.a.emit(Insn::ldx(Size::W, R1, R0, 4));
+            self.a.emit(Insn::ldx(Size::W, R2, R9, at + 4));
+            self.a.jump(Insn::jmp_reg(Jmp::Ge, R1, R2, 0), done);
+            self.a.emit(Insn::stx(Size::W, R9, at + 4, R1));
             self.a.emit(Insn::ldx(Size::W, R1, R0, 0));
             self.a.emit(Insn::stx(Size::W, R9, at, R1));
-            self.a.emit(Insn::ldx(Size::W, R1, R0, 4));
-            self.a.emit(Insn::stx(Size::W, R9, at + 4, R1));
-            self.a.jump(Insn::ja(0), t);
+            self.a.jump(Insn::ja(0), done);
             self.a.bind(next);
             self.a.emit(Insn::ldx(Size::W, R1, R10, INDEX));
             self.a.emit(Insn::alu64_imm(Alu::Add, R1, 1));
             self.a.emit(Insn::stx(Size::W, R10, INDEX, R1));
         }
-        self.a.jump(Insn::ja(0), f);
+        self.a.jump(Insn::ja(0), done);
     }
-
     /// r0 = the entry of array `map` at the index in `r10 + INDEX`; to `f` when there is none.
     fn lookup(&mut self, map: MapId, f: Label) {
         self.a.emit2(Insn::ld_map(R1, map.0));
