@@ -3,7 +3,7 @@
 //! array lookup, the dimension it names read at a bounded offset) and its leaf's boxes tested
 //! in order (unrolled to its largest leaf). The best box — the smallest statistics slot, the
 //! earliest rule — keeps its verdict and slot in the table slot, as a merged run's entry
-//! does; a tree whose first rule comes after the best so far is skipped.
+//! does; a tree whose first rule comes after the best match found is skipped.
 //!
 //! Stack: `r10 - 8` holds the node, then the box, index being looked up; `r10 - 16` the
 //! leaf's box count. The presence word is in r8, the vector in r9.
