@@ -315,6 +315,8 @@ pub struct ClassifyTree {
     /// The smallest statistics slot (earliest rule) of its boxes: a tree whose first rule
     /// comes after an already matched one cannot do better, and is skipped.
     pub first_slot: u32,
+    /// Header bits every box of the tree needs: a packet without them skips the tree.
+    pub needs: u32,
 }
 
 /// Which prefix lengths a prefix-hash probe tries.

@@ -116,6 +116,16 @@ fn dim_of(dims: &mut Vec<Dim>, f: Field, max: usize) -> Option<usize> {
     Some(dims.len() - 1)
 }
 
+/// Whether `need` asks for two headers no packet has together (IPv4 and IPv6, TCP and UDP,
+/// ...): such a term holds for no packet (`ip.proto == 6` on an IPv4 prefix lowers to an IPv6
+/// term too, which only costs the tree room).
+fn exclusive(need: u32) -> bool {
+    use Header::*;
+    [&[Ipv4, Ipv6, Arp][..], &[Tcp, Udp, Icmp, Icmpv6][..]]
+        .iter()
+        .any(|group| group.iter().filter(|h| need & header_bit(**h) != 0).count() > 1)
+}
+
 /// Whether `r` can be decided by a classifier entry: no actions, a verdict the box can carry.
 pub fn boxable_terminal(r: &Rule) -> bool {
     r.actions.is_empty()
@@ -344,7 +354,7 @@ pub fn rects(
                 }
             }
         }
-        if empty || rect.need & rect.forbid != 0 {
+        if empty || rect.need & rect.forbid != 0 || exclusive(rect.need) {
             continue;
         }
         out.push(rect);

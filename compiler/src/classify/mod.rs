@@ -158,6 +158,7 @@ fn forest(
             depth: t.depth,
             bucket: t.bucket,
             first_slot: part[0] as u32,
+            needs: part.iter().fold(u32::MAX, |n, &i| n & rects[i].need),
         });
         f.nodes.extend(t.nodes.iter().map(|n| {
             if n[0] == LEAF {
@@ -171,24 +172,38 @@ fn forest(
     Ok(f)
 }
 
-/// Boxes too wide in a 32-bit dimension (an address prefix shorter than /16) are what a tree
-/// copies into many leaves; the parts keep boxes wide in the same dimensions together, each
-/// in a tree of its own (as EffiCuts and CutSplit do), so none is cut across its width.
-fn parts_by_width(rects: &[Rect], p: &Program, dims: &[Dim]) -> Vec<Vec<usize>> {
+/// Parts of a run's boxes, each a tree of its own (searched in rule order, see
+/// [`Cond::Classify`]). Boxes of different families (what they need of IPv4 and IPv6) are
+/// kept apart — a tree cannot cut on a header, and a packet skips the trees whose boxes all
+/// need a header it lacks — and, with `by_width`, so are boxes too wide in a 32-bit dimension
+/// (an address prefix shorter than /16), which a tree would copy into many leaves (as
+/// EffiCuts and CutSplit do).
+fn parts(rects: &[Rect], dims: &[Dim], by_width: bool) -> Vec<Vec<usize>> {
     let wide_dims: Vec<usize> = (0..dims.len())
-        .filter(|&d| dims[d].iter().all(|f| f.ty().bits() == 32))
+        .filter(|&d| by_width && dims[d].iter().all(|f| f.ty().bits() == 32))
         .take(2)
         .collect();
-    let _ = p;
-    let mut parts = vec![Vec::new(); 1 << wide_dims.len()];
+    let (v4, v6) = (
+        crate::encoding::header_bit(nfcc_dsl::checked::Header::Ipv4),
+        crate::encoding::header_bit(nfcc_dsl::checked::Header::Ipv6),
+    );
+    let mut parts = vec![Vec::new(); 3 << wide_dims.len()];
     for (i, r) in rects.iter().enumerate() {
-        let key = wide_dims
+        let family = if r.need & v4 != 0 {
+            0
+        } else if r.need & v6 != 0 {
+            1
+        } else {
+            2
+        };
+        let width = wide_dims
             .iter()
             .enumerate()
             .map(|(k, &d)| usize::from(r.dims[d].hi - r.dims[d].lo >= 1 << 16) << k)
             .sum::<usize>();
-        parts[key].push(i);
+        parts[family * (1 << wide_dims.len()) + width].push(i);
     }
+    parts.retain(|p| !p.is_empty());
     parts
 }
 
@@ -326,13 +341,12 @@ fn plan(
         bucket: 0,
         bytes: 0,
     };
-    // One tree; parts by width when one tree copies boxes too often.
-    let all = vec![(0..rects.len()).collect::<Vec<usize>>()];
+    // A tree per family; parts by width too when those copy boxes too often.
     let budget = COPIES_MAX * rects.len();
-    let built_forest = match forest(&rects, dims, &all, budget) {
+    let built_forest = match forest(&rects, dims, &parts(&rects, &run.dims, false), budget) {
         Ok(f) => Ok(f),
         one => match (
-            forest(&rects, dims, &parts_by_width(&rects, p, &run.dims), budget),
+            forest(&rects, dims, &parts(&rects, &run.dims, true), budget),
             one,
         ) {
             (Ok(parts), Ok(one)) if one.boxes.len() <= parts.boxes.len() => Ok(one),
@@ -348,7 +362,7 @@ fn plan(
                 d.why = format!(
                     "{} a packet matching no rule runs ~{cost} instructions on {} against ~{linear} as code",
                     if choice == Choice::Tree { "asked for (--classifier tree);" } else { "cheaper:" },
-                    if f.trees.len() == 1 { "the tree".to_string() } else { format!("{} trees (rules apart by address width)", f.trees.len()) }
+                    if f.trees.len() == 1 { "the tree".to_string() } else { format!("{} trees (rules apart by family and address width)", f.trees.len()) }
                 );
                 d.nodes = f.nodes.len();
                 d.boxes = f.boxes.len();

@@ -64,6 +64,14 @@ impl Gen<'_> {
                 self.a
                     .jump(Insn::jmp_imm(Jmp::Lt, R1, tree.first_slot as i32, 0), end);
             }
+            if tree.needs != 0 {
+                // Every box here needs these headers.
+                self.a.emit(Insn::mov64_reg(R1, R8));
+                self.a
+                    .emit(Insn::alu64_imm(Alu::And, R1, tree.needs as i32));
+                self.a
+                    .jump(Insn::jmp_imm(Jmp::Ne, R1, tree.needs as i32, 0), next_tree);
+            }
             self.walk(*nodes, tree.root, tree.depth, next_tree);
             self.scan(*boxes, tree.bucket, masked, at, next_tree);
             self.a.bind(next_tree);

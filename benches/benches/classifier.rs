@@ -1,0 +1,247 @@
+//! Classification at scale: the six shared ClassBench sets (acl1, fw1, ipc1 at 1k and 10k
+//! rules) compiled as the compiler chooses (classifier trees) and as code (`--classifier
+//! linear`, the curve before the classifier), measured in the same run: compile time,
+//! instructions, the verifier's processed instructions, classifier map memory, and kernel
+//! `BPF_PROG_TEST_RUN` ns/packet by class of packet — inside a random rule (mean and the
+//! slowest packet), random headers, and packets no rule matches (IPv6, the default) — next
+//! to XDP drop-all, with the ratio of the two compilations.
+//!
+//! A driver rather than a criterion loop: the kernel times the program itself. Needs CAP_BPF
+//! (says so and stops otherwise). `NFCC_BENCH_SETS=acl1_1k,fw1_10k` narrows the sets;
+//! `NFCC_BENCH_PACKETS` sets packets per class (default 200; 50 for the linear 10k builds,
+//! whose packets take microseconds).
+
+// Reason: a bench binary has no public API to document.
+#![allow(missing_docs)]
+
+use nfcc_compiler::classify::Choice;
+use nfcc_compiler::compile::{compile_opts, Compiled, Options};
+use nfcc_dsl::import::{classbench_to_nf, ClassbenchActions};
+use nfcc_dsl::{check_source, CheckOptions};
+use nfcc_runtime::{load, Loaded, ProgType};
+use std::path::Path;
+use std::time::Instant;
+
+/// Repetitions per packet in one test run.
+const REPEAT: u32 = 2_000;
+
+/// A small deterministic generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A packet inside a ClassBench filter line (`@src dst sport dport proto flags`).
+fn inside(line: &str, rng: &mut Rng) -> String {
+    let c: Vec<&str> = line[1..].split('\t').collect();
+    let addr = |s: &str, rng: &mut Rng| -> std::net::Ipv4Addr {
+        let (a, l) = s.split_once('/').expect("prefix");
+        let a: u32 = a.parse::<std::net::Ipv4Addr>().expect("address").into();
+        let l: u32 = l.parse().expect("length");
+        let host = if l >= 32 {
+            0
+        } else {
+            (rng.next() as u32) & (u32::MAX >> l)
+        };
+        let mask = if l == 0 { 0 } else { u32::MAX << (32 - l) };
+        ((a & mask) | host).into()
+    };
+    let port = |s: &str, rng: &mut Rng| -> u64 {
+        let (a, b) = s.split_once(':').expect("range");
+        let (a, b): (u64, u64) = (
+            a.trim().parse().expect("port"),
+            b.trim().parse().expect("port"),
+        );
+        a + rng.below(b - a + 1)
+    };
+    let (src, dst) = (addr(c[0], rng), addr(c[1], rng));
+    let (sp, dp) = (port(c[2], rng), port(c[3], rng));
+    let (pv, pm) = c[4].split_once('/').expect("proto");
+    let p = u8::from_str_radix(pv.trim_start_matches("0x"), 16).expect("hex");
+    let wild = u8::from_str_radix(pm.trim_start_matches("0x"), 16).expect("hex") == 0;
+    let (fv, fm) = c[5].split_once('/').expect("flags");
+    let f = u16::from_str_radix(fv.trim_start_matches("0x"), 16).expect("hex") >> 8;
+    let m = u16::from_str_radix(fm.trim_start_matches("0x"), 16).expect("hex") >> 8;
+    let flags = (f & m) as u8 | (rng.next() as u8 & !(m as u8));
+    match if wild {
+        [6, 17][rng.below(2) as usize]
+    } else {
+        p
+    } {
+        6 => format!("ipv4(src={src}, dst={dst}) / tcp(sport={sp}, dport={dp}, flags={flags})"),
+        17 => format!("ipv4(src={src}, dst={dst}) / udp(sport={sp}, dport={dp})"),
+        1 => format!("ipv4(src={src}, dst={dst}) / icmp(type={flags})"),
+        p => format!("ipv4(src={src}, dst={dst}, proto={p}) / payload(\"xxxxxxxx\")"),
+    }
+}
+
+fn random(rng: &mut Rng) -> String {
+    let (s, d) = (
+        std::net::Ipv4Addr::from(rng.next() as u32),
+        std::net::Ipv4Addr::from(rng.next() as u32),
+    );
+    format!(
+        "ipv4(src={s}, dst={d}) / tcp(sport={}, dport={})",
+        rng.next() as u16,
+        rng.next() as u16
+    )
+}
+
+fn frame(lit: &str) -> Vec<u8> {
+    nfcc_dsl::testing::frame_from_literal(lit).unwrap_or_else(|e| panic!("{lit}: {e}"))
+}
+
+/// Loads a compiled policy with its maps filled.
+fn loaded(c: &Compiled, name: &str) -> Loaded {
+    let l = load(&c.object, name, ProgType::Xdp).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for (m, entries) in &c.programs[0].maps {
+        for (k, v) in entries {
+            l.map_update(&m.name, k, v)
+                .unwrap_or_else(|e| panic!("{}: {e}", m.name));
+        }
+    }
+    l
+}
+
+/// (mean, slowest) kernel ns/packet over `frames`.
+fn ns(l: &Loaded, frames: &[Vec<u8>], repeat: u32) -> (f64, u32) {
+    let times: Vec<u32> = frames
+        .iter()
+        .map(|f| {
+            l.test_run(f, repeat)
+                .unwrap_or_else(|e| panic!("test run: {e}"))
+                .duration_ns
+        })
+        .collect();
+    let mean = times.iter().map(|&t| f64::from(t)).sum::<f64>() / times.len().max(1) as f64;
+    (mean, times.iter().copied().max().unwrap_or(0))
+}
+
+fn main() {
+    if let Err(why) = nfcc_runtime::can_load_bpf() {
+        println!("skipped: classifier bench: {why}");
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench-data/classbench");
+    let sets: Vec<String> = std::env::var("NFCC_BENCH_SETS")
+        .map(|s| s.split(',').map(str::to_string).collect())
+        .unwrap_or_else(|_| {
+            [
+                "acl1_1k", "fw1_1k", "ipc1_1k", "acl1_10k", "fw1_10k", "ipc1_10k",
+            ]
+            .map(str::to_string)
+            .to_vec()
+        });
+    let packets: usize = std::env::var("NFCC_BENCH_PACKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    // XDP drop-all, the floor every row is set against.
+    let drop_src = "policy drop_all on xdp {\n  default drop\n}\n";
+    let (p, _) = check_source(drop_src, &CheckOptions::default());
+    let drop = compile_opts(
+        &p.expect("drop-all checks"),
+        "d.nf",
+        drop_src,
+        &Options::default(),
+    )
+    .expect("drop-all compiles");
+    let drop_l = loaded(&drop, "drop_all");
+    let (drop_ns, _) = ns(&drop_l, &[frame("ipv4() / udp(dport=53)")], 100_000);
+    println!("XDP drop-all: {drop_ns:.0} ns/packet");
+    println!(
+        "{:<9} {:>6} {:<7} {:>6} {:>8} {:>8} {:>9} | {:>7} {:>7} {:>7} {:>7} | {:>8}",
+        "set",
+        "rules",
+        "build",
+        "insns",
+        "verified",
+        "compile",
+        "maps KiB",
+        "inside",
+        "slowest",
+        "random",
+        "default",
+        "x drop"
+    );
+    for set in &sets {
+        let text = std::fs::read_to_string(dir.join(set)).unwrap_or_else(|e| panic!("{set}: {e}"));
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('@')).collect();
+        let name = set.replace('_', "");
+        let src = classbench_to_nf(&text, &name, ClassbenchActions::Alternate)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (program, _) = check_source(&src, &CheckOptions::default());
+        let program = program.expect("checks");
+        let mut ratio = Vec::new();
+        for (label, choice) in [("auto", Choice::Auto), ("linear", Choice::Linear)] {
+            let opts = Options {
+                classifier: choice,
+                ..Options::default()
+            };
+            let started = Instant::now();
+            let c =
+                compile_opts(&program, "cb.nf", &src, &opts).unwrap_or_else(|e| panic!("{e:?}"));
+            let compile_ms = started.elapsed().as_secs_f64() * 1e3;
+            let p = &c.programs[0];
+            let bytes: u64 = p
+                .maps
+                .iter()
+                .filter(|(m, _)| m.name.contains("nfcc_tree") || m.name.contains("nfcc_boxes"))
+                .map(|(m, _)| u64::from(m.value_size) * u64::from(m.max_entries))
+                .sum();
+            let l = loaded(&c, &name);
+            let verified = l.verified_insns().unwrap_or(0);
+            let n = if label == "linear" && lines.len() > 5000 {
+                packets.min(50)
+            } else {
+                packets
+            };
+            let mut rng = Rng(0x636c_6173_7369_6679);
+            let ins: Vec<Vec<u8>> = (0..n)
+                .map(|_| {
+                    frame(&inside(
+                        lines[rng.below(lines.len() as u64) as usize],
+                        &mut rng,
+                    ))
+                })
+                .collect();
+            let rnd: Vec<Vec<u8>> = (0..n).map(|_| frame(&random(&mut rng))).collect();
+            let def = vec![frame("ipv6() / udp(dport=53)")];
+            let (ins_mean, ins_max) = ns(&l, &ins, REPEAT);
+            let (rnd_mean, rnd_max) = ns(&l, &rnd, REPEAT);
+            let (def_mean, _) = ns(&l, &def, REPEAT);
+            let worst = ins_max.max(rnd_max);
+            ratio.push(ins_mean);
+            println!(
+                "{:<9} {:>6} {:<7} {:>6} {:>8} {:>8.0} {:>9.0} | {:>7.0} {:>7} {:>7.0} {:>7.0} | {:>8.2}",
+                set,
+                lines.len(),
+                label,
+                p.insns,
+                verified,
+                compile_ms,
+                bytes as f64 / 1024.0,
+                ins_mean,
+                worst,
+                rnd_mean,
+                def_mean,
+                ins_mean / drop_ns
+            );
+        }
+        if let [auto, linear] = ratio[..] {
+            println!(
+                "{set}: the classifier is {:.1}x faster than code on packets inside rules",
+                linear / auto
+            );
+        }
+    }
+}
