@@ -96,6 +96,10 @@ fn every_diagnostic_code_has_a_corpus_case() {
         ("E0203", "the code generator failing: a compiler bug"),
         ("E0204", "an object the ELF writer refuses: a compiler bug"),
         ("E0205", "NIC code using what the NIC lacks: a compiler bug"),
+        (
+            "E0206",
+            "a program over a million instructions: a file of tens of thousands of rules (`compile::too_long` is tested on its own)",
+        ),
     ]
     .into_iter()
     .collect();

@@ -213,6 +213,10 @@ pub fn compile_opts(
                 continue;
             }
         };
+        if let Some(d) = too_long(policy, &ir, code.insns.len()) {
+            errors.push(d);
+            continue;
+        }
         let (prog, pmaps) = program_def(policy, &ir, &code, source, maps.len() as u32, t);
         if t == Target::Nfp {
             // The generator stays inside the NIC's limits by construction; this independent
@@ -265,6 +269,33 @@ pub fn compile_opts(
             format!("cannot write the object: {e}"),
         )]),
     }
+}
+
+/// The most instructions the kernel loads in one program (`BPF_COMPLEXITY_LIMIT_INSNS`; a
+/// longer one is refused with `E2BIG`, "argument list too long").
+pub const MAX_INSNS: usize = 1_000_000;
+
+/// The diagnostic for a program of `insns` instructions that the kernel would not load, in
+/// the policy's terms: how many rules stay code, and what to do.
+pub fn too_long(policy: &ck::Policy, ir: &Program, insns: usize) -> Option<Diagnostic> {
+    if insns <= MAX_INSNS {
+        return None;
+    }
+    let code_rules = ir.rules.iter().filter(|r| r.merged == 0).count();
+    Some(
+        Diagnostic::error(
+            crate::codes::TOO_LONG,
+            policy.span,
+            format!(
+                "policy `{}` compiles to {insns} instructions, over the kernel's limit of {MAX_INSNS} per program (the load would fail with E2BIG)",
+                policy.name
+            ),
+        )
+        .with_label(format!(
+            "{code_rules} of its rules stay code, one branch each: rules with actions, sets, tables, limiters or payload tests, and runs a classifier does not take"
+        ))
+        .with_help("merge such rules (one set or table instead of many rules), split the policy, or let runs of plain rules be classified (`--classifier auto` or `tree`)"),
+    )
 }
 
 /// What in a program and its maps the NIC would refuse, in words.
@@ -358,4 +389,27 @@ fn program_def(
         },
         maps,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_the_kernel_would_refuse_is_a_diagnostic_in_policy_terms() {
+        let src = "policy big on xdp {\n  counter c: key ip.src\n  rule r: udp => count c, drop\n  default pass\n}\n";
+        let (program, _) = nfcc_dsl::check_source(src, &Default::default());
+        let program = program.expect("checks");
+        let policy = &program.policies[0];
+        let ir = crate::lower::lower(policy, Target::Host).expect("lowers");
+        assert!(too_long(policy, &ir, MAX_INSNS).is_none());
+        let d = too_long(policy, &ir, 1_170_000).expect("over the limit");
+        let text = nfcc_dsl::diag::render("big.nf", src, &[d]);
+        assert!(
+            text.contains("error[E0206]: policy `big` compiles to 1170000 instructions, over the kernel's limit of 1000000")
+                && text.contains("1 of its rules stay code")
+                && text.contains("--classifier auto"),
+            "{text}"
+        );
+    }
 }

@@ -39,6 +39,8 @@ pub mod codes {
     pub const IR_BUG: &str = "E0202";
     /// The code generator failed: a compiler bug or a limit it states.
     pub const CODEGEN: &str = "E0203";
+    /// A program longer than the kernel loads (`E2BIG`).
+    pub const TOO_LONG: &str = "E0206";
 
     /// Whether every diagnostic says "not built yet".
     pub fn all_not_built(diags: &[nfcc_dsl::diag::Diagnostic]) -> bool {
