@@ -7,7 +7,8 @@
 //! to XDP drop-all, with the ratio of the two compilations.
 //!
 //! A driver rather than a criterion loop: the kernel times the program itself. Needs CAP_BPF
-//! (says so and stops otherwise). `NFCC_BENCH_SETS=acl1_1k,fw1_10k` narrows the sets;
+//! (says so and stops otherwise). `NFCC_BENCH_SETS=acl1_1k,fw1_10k` narrows the sets (a path
+//! names a filter file of one's own); `NFCC_BENCH_LINEAR=0` leaves out the code builds;
 //! `NFCC_BENCH_PACKETS` sets packets per class (default 200; 50 for the linear 10k builds,
 //! whose packets take microseconds).
 
@@ -112,14 +113,21 @@ fn loaded(c: &Compiled, name: &str) -> Loaded {
     l
 }
 
-/// (mean, slowest) kernel ns/packet over `frames`.
+/// (mean, slowest) kernel ns/packet over `frames`, each frame's time the median of 3 runs
+/// (a VM's steal time would otherwise make one packet look slow).
 fn ns(l: &Loaded, frames: &[Vec<u8>], repeat: u32) -> (f64, u32) {
     let times: Vec<u32> = frames
         .iter()
         .map(|f| {
-            l.test_run(f, repeat)
-                .unwrap_or_else(|e| panic!("test run: {e}"))
-                .duration_ns
+            let mut t: Vec<u32> = (0..3)
+                .map(|_| {
+                    l.test_run(f, repeat)
+                        .unwrap_or_else(|e| panic!("test run: {e}"))
+                        .duration_ns
+                })
+                .collect();
+            t.sort_unstable();
+            t[1]
         })
         .collect();
     let mean = times.iter().map(|&t| f64::from(t)).sum::<f64>() / times.len().max(1) as f64;
@@ -174,7 +182,11 @@ fn main() {
         "x drop"
     );
     for set in &sets {
+        // A set's name, or a path to a filter file of one's own.
         let text = std::fs::read_to_string(dir.join(set)).unwrap_or_else(|e| panic!("{set}: {e}"));
+        let set = &Path::new(set)
+            .file_name()
+            .map_or(set.clone(), |f| f.to_string_lossy().into_owned());
         let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('@')).collect();
         let name = set.replace('_', "");
         let src = classbench_to_nf(&text, &name, ClassbenchActions::Alternate)
@@ -182,7 +194,13 @@ fn main() {
         let (program, _) = check_source(&src, &CheckOptions::default());
         let program = program.expect("checks");
         let mut ratio = Vec::new();
-        for (label, choice) in [("auto", Choice::Auto), ("linear", Choice::Linear)] {
+        let builds: &[(&str, Choice)] = if std::env::var("NFCC_BENCH_LINEAR").as_deref() == Ok("0")
+        {
+            &[("auto", Choice::Auto)]
+        } else {
+            &[("auto", Choice::Auto), ("linear", Choice::Linear)]
+        };
+        for &(label, choice) in builds {
             let opts = Options {
                 classifier: choice,
                 ..Options::default()

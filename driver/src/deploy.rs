@@ -177,8 +177,20 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, DriverError> {
         .map_or_else(|| prep.default_mode(), AttachMode::from);
     prep.manifest.mode = mode;
     let loaded = nfcc_runtime::load(&prep.object, &prep.program, prep.manifest.prog_type)?;
-    for (map, k, v) in &prep.entries {
-        loaded.map_update(map, k, v)?;
+    // Entries map by map, each map's in batches.
+    let mut i = 0;
+    while i < prep.entries.len() {
+        let map = &prep.entries[i].0;
+        let j = i + prep.entries[i..]
+            .iter()
+            .take_while(|(m, _, _)| m == map)
+            .count();
+        let batch: Vec<(Vec<u8>, Vec<u8>)> = prep.entries[i..j]
+            .iter()
+            .map(|(_, k, v)| (k.clone(), v.clone()))
+            .collect();
+        loaded.map_update_many(map, &batch)?;
+        i = j;
     }
     loaded.fill_redirects(&prep.program, &prep.redirects)?;
     let manifest = if req.replace {

@@ -67,6 +67,34 @@ struct MapElemAttr {
 
 impl Attr for MapElemAttr {}
 
+/// `union bpf_attr` as used by the batch commands (the `batch` member).
+#[repr(C)]
+struct MapBatchAttr {
+    /// Where the previous batch ended (unused by updates).
+    in_batch: u64,
+    /// Where this batch ended (unused by updates).
+    out_batch: u64,
+    /// Address of `count` keys, back to back.
+    keys: u64,
+    /// Address of `count` values, back to back.
+    values: u64,
+    /// Elements given; the kernel writes back how many it processed.
+    count: u32,
+    /// The map's file descriptor.
+    map_fd: u32,
+    /// Update flags per element (`BPF_ANY`).
+    elem_flags: u64,
+    /// Command flags (none).
+    flags: u64,
+    /// Zeroes up to [`ATTR_SIZE`].
+    tail: [u8; ATTR_SIZE - 56],
+}
+
+impl Attr for MapBatchAttr {}
+
+/// `BPF_MAP_UPDATE_BATCH` from `enum bpf_cmd`.
+const BPF_MAP_UPDATE_BATCH: u32 = 26;
+
 /// `union bpf_attr` as used by `BPF_PROG_TEST_RUN` (the `test` member).
 #[repr(C)]
 struct TestRunAttr {
@@ -233,6 +261,30 @@ pub(crate) fn map_lookup(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io
 pub(crate) fn map_update(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
     let mut attr = map_elem_attr(fd, addr(key), addr(value), 0);
     bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
+}
+
+/// `BPF_MAP_UPDATE_BATCH` with `BPF_ANY`: stores `count` entries at once (`keys` and `values`
+/// back to back, each of the map's sizes: the kernel trusts the lengths). Returns how many it
+/// stored, also when it stopped at an error.
+pub(crate) fn map_update_batch(
+    fd: BorrowedFd<'_>,
+    keys: &[u8],
+    values: &[u8],
+    count: u32,
+) -> (u32, io::Result<()>) {
+    let mut attr = MapBatchAttr {
+        in_batch: 0,
+        out_batch: 0,
+        keys: addr(keys),
+        values: addr(values),
+        count,
+        map_fd: fd.as_raw_fd() as u32,
+        elem_flags: 0,
+        flags: 0,
+        tail: [0; ATTR_SIZE - 56],
+    };
+    let r = bpf(BPF_MAP_UPDATE_BATCH, &mut attr).map(drop);
+    (attr.count, r)
 }
 
 /// `BPF_MAP_DELETE_ELEM`: removes `key`; returns `Ok(false)` when it was absent.

@@ -429,6 +429,42 @@ fn map_update_changes_the_verdict_without_reloading() {
 }
 
 #[test]
+fn many_entries_are_stored_in_batches_each_one_as_given() {
+    check("xdp_blocklist", Needs::Kernel, || {
+        let prog = load_prog("xdp_blocklist", ProgType::Xdp);
+        // 60 addresses (the map holds 64), every other one dropped and the rest sent back:
+        // one batch, and each verdict where it was put.
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..60u32)
+            .map(|i| {
+                let v = if i % 2 == 0 { XDP_DROP } else { XDP_TX };
+                (
+                    [10, 1, (i >> 8) as u8, i as u8].to_vec(),
+                    v.to_ne_bytes().to_vec(),
+                )
+            })
+            .collect();
+        prog.map_update_many("blocklist", &entries).unwrap();
+        assert_eq!(prog.map_keys("blocklist").unwrap().len(), 60);
+        for i in [0u32, 1, 30, 58, 59] {
+            let frame = ipv4(IPPROTO_TCP, [10, 1, (i >> 8) as u8, i as u8], &[], &tcp(22));
+            let want = if i % 2 == 0 { XDP_DROP } else { XDP_TX };
+            assert_eq!(run(&prog, &frame).retval, want, "address {i}");
+        }
+        // A key of the wrong size is refused, not written.
+        let err = prog
+            .map_update_many(
+                "blocklist",
+                &[(vec![1, 2, 3], XDP_DROP.to_ne_bytes().to_vec())],
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, RuntimeError::MapSize { what: "key", .. }),
+            "{err}"
+        );
+    });
+}
+
+#[test]
 fn verifier_rejection_carries_the_log_naming_the_instruction() {
     check("xdp_unchecked", Needs::Kernel, || {
         let err = load(&object("xdp_unchecked"), "xdp_unchecked", ProgType::Xdp)
