@@ -66,19 +66,16 @@ fn filters(text: &str) -> Vec<Filter> {
         .collect()
 }
 
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
+mod common;
+use common::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
+/// Draws within ranges and prefixes.
+trait Within {
+    fn within(&mut self, r: (u16, u16)) -> u16;
+    fn in_prefix(&mut self, p: (u32, u8)) -> std::net::Ipv4Addr;
+}
+
+impl Within for Rng {
     fn within(&mut self, (lo, hi): (u16, u16)) -> u16 {
         lo + self.below(u64::from(hi - lo) + 1) as u16
     }

@@ -21,22 +21,8 @@ use nfcc_engines::{EmulatorEngine, Executor};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
-        v[self.below(v.len() as u64) as usize]
-    }
-}
+mod common;
+use common::Rng;
 
 const V4: [&str; 10] = [
     "192.0.2.9",
