@@ -2,6 +2,7 @@
 //! same run (the driver prepares the subject and traffic; `nfcc_testbeds::bench` measures).
 
 use crate::args::BenchArgs;
+use nfcc_driver::compiler::classify::Choice;
 use nfcc_driver::exit::OK;
 use nfcc_driver::testbeds::bench::{self, Options, Row};
 use nfcc_driver::testbeds::sweep::Point;
@@ -124,16 +125,14 @@ fn sweep(a: &BenchArgs, opts: Options) -> Result<u8, DriverError> {
         nfcc_driver::testbeds::sweep::blocklist(&sizes, false, opts, &mut progress).map_err(env)?;
     let hot =
         nfcc_driver::testbeds::sweep::blocklist(&sizes, true, opts, &mut progress).map_err(env)?;
+    let counts = [1, 10, 100, 1_000, 10_000];
     let acl = match std::fs::read_to_string(&a.filters) {
-        Ok(text) => Some(
-            nfcc_driver::testbeds::sweep::acl(
-                &text,
-                &[1, 10, 100, 1_000, 10_000],
-                opts,
-                &mut progress,
-            )
-            .map_err(env)?,
-        ),
+        Ok(text) => Some((
+            nfcc_driver::testbeds::sweep::acl(&text, &counts, Choice::Auto, opts, &mut progress)
+                .map_err(env)?,
+            nfcc_driver::testbeds::sweep::acl(&text, &counts, Choice::Linear, opts, &mut progress)
+                .map_err(env)?,
+        )),
         Err(e) => {
             eprintln!(
                 "note: ACL sweep skipped: cannot read {} ({e}); give --filters FILE",
@@ -151,7 +150,8 @@ fn sweep(a: &BenchArgs, opts: Options) -> Result<u8, DriverError> {
         let v = json!({
             "blocklist_entries": points(&blocklist),
             "blocklist_entries_hot": points(&hot),
-            "acl_rules": acl.as_deref().map(points).unwrap_or_default(),
+            "acl_rules": acl.as_ref().map(|a| points(&a.0)).unwrap_or_default(),
+            "acl_rules_as_code": acl.as_ref().map(|a| points(&a.1)).unwrap_or_default(),
         });
         say!("{v}");
     } else {
@@ -166,7 +166,16 @@ fn sweep(a: &BenchArgs, opts: Options) -> Result<u8, DriverError> {
             .iter()
             .map(|p| ("blocklist entries, random src", p))
             .chain(hot.iter().map(|p| ("blocklist entries, 8 hot src", p)))
-            .chain(acl.iter().flatten().map(|p| ("ClassBench ACL rules", p)));
+            .chain(
+                acl.iter()
+                    .flat_map(|a| &a.0)
+                    .map(|p| ("ClassBench ACL rules", p)),
+            )
+            .chain(
+                acl.iter()
+                    .flat_map(|a| &a.1)
+                    .map(|p| ("ClassBench ACL rules, as code", p)),
+            );
         for (what, p) in rows {
             say!(
                 "{what:<32} {:>10} {:>8.2} {:>14}",
@@ -199,8 +208,9 @@ fn sweep(a: &BenchArgs, opts: Options) -> Result<u8, DriverError> {
             ),
             ("blocklist entries, 8 hot sources".to_string(), line(&hot)),
         ];
-        if let Some(acl) = &acl {
-            series.push(("ClassBench ACL rules".to_string(), line(acl)));
+        if let Some((tree, code)) = &acl {
+            series.push(("ClassBench ACL rules".to_string(), line(tree)));
+            series.push(("ClassBench ACL rules, as code".to_string(), line(code)));
         }
         let svg = nfcc_driver::testbeds::plot::lines("Mpps by size (log scale)", &series);
         nfcc_driver::error::write(path, svg)?;

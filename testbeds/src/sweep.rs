@@ -9,10 +9,11 @@
 //! whole table as real attack traffic would (cache-cold at a million entries), or among only
 //! eight of them (cache-hot, the best case). The ACL sweep takes the first N filters of a
 //! ClassBench file, every rule dropping and the default dropping too, under a fixed mix of 16
-//! random TCP/UDP frames.
+//! random TCP/UDP frames, compiled as the compiler chooses (classifier trees) or as code.
 
 use crate::bench::{measure, Options, Subject};
 use crate::{Testbed, TestbedError};
+use nfcc_compiler::classify::Choice;
 use nfcc_compiler::sets::MapOp;
 use nfcc_runtime::traffic::Variation;
 use std::collections::HashMap;
@@ -31,11 +32,16 @@ pub struct Point {
 fn compile(
     src: &str,
     name: &str,
+    classifier: Choice,
 ) -> Result<(nfcc_dsl::checked::Policy, nfcc_compiler::compile::Compiled), TestbedError> {
     let bad = |why: String| TestbedError::Unavailable(format!("sweep policy {name}: {why}"));
     let (program, diags) = nfcc_dsl::check_source(src, &nfcc_dsl::CheckOptions::default());
     let program = program.ok_or_else(|| bad(format!("{} diagnostics", diags.len())))?;
-    let c = nfcc_compiler::compile::compile(&program, name, src, None)
+    let opts = nfcc_compiler::compile::Options {
+        classifier,
+        ..Default::default()
+    };
+    let c = nfcc_compiler::compile::compile_opts(&program, name, src, &opts)
         .map_err(|d| bad(format!("{} compile errors", d.len())))?;
     let p = program
         .policies
@@ -52,7 +58,7 @@ pub fn blocklist_subject(n: u64) -> Result<(Subject, Variation), TestbedError> {
         "policy sweep on xdp {{\n  set blocked: ipv4 prefix, capacity {capacity}, dynamic\n  \
          rule dns_block: udp.dport == 53 and ip.src in blocked => drop\n  default pass\n}}\n"
     );
-    let (p, c) = compile(&src, "sweep")?;
+    let (p, c) = compile(&src, "sweep", Choice::Auto)?;
     let prog = &c.programs[0];
     let mut subject = Subject::policy(format!("blocklist of {n}"), &c.object, prog);
     let nets = n / 10;
@@ -134,10 +140,12 @@ pub fn blocklist(
     Ok(out)
 }
 
-/// Mpps of the first `n` rules of the ClassBench filter set `filters` for each `n` in `counts`.
+/// Mpps of the first `n` rules of the ClassBench filter set `filters` for each `n` in `counts`,
+/// compiled with `classifier` (`Linear`: the rules as code, the curve before the classifier).
 pub fn acl(
     filters: &str,
     counts: &[usize],
+    classifier: Choice,
     opts: Options,
     progress: &mut dyn FnMut(&str, usize, f64),
 ) -> Result<Vec<Point>, TestbedError> {
@@ -177,7 +185,7 @@ pub fn acl(
         )
         .map_err(|e| TestbedError::Unavailable(e.to_string()))?
         .replace("default pass", "default drop");
-        let (_, c) = compile(&src, "acl")?;
+        let (_, c) = compile(&src, "acl", classifier)?;
         let s = Subject::policy(format!("acl of {n} rules"), &c.object, &c.programs[0]);
         let label = s.label.clone();
         let m = measure(&tb, &s, &mix, opts, &mut |r, y| progress(&label, r, y))?;
