@@ -88,12 +88,21 @@ impl Generator {
         if count == 0 {
             return Ok(());
         }
-        sys::prog_test_run_live(self.prog.as_fd(), frame, count, self.ifindex, BATCH)
-            .map(drop)
-            .map_err(|source| RuntimeError::Traffic {
-                what: format!("live-frame test run into ifindex {}", self.ifindex),
-                source,
-            })
+        // The kernel stops a live-frame run with EINTR when a signal is pending for the thread
+        // (the test harness's and the bench's other threads get them); the run is tried again,
+        // which may send part of the interrupted batch twice — a traffic source may.
+        let mut tries = 0;
+        loop {
+            match sys::prog_test_run_live(self.prog.as_fd(), frame, count, self.ifindex, BATCH) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted && tries < 3 => tries += 1,
+                r => {
+                    return r.map(drop).map_err(|source| RuntimeError::Traffic {
+                        what: format!("live-frame test run into ifindex {}", self.ifindex),
+                        source,
+                    })
+                }
+            }
+        }
     }
 
     /// Sends the frames of `mix` in turn, `chunk` copies of each at a time, until `total`
