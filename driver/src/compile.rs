@@ -133,9 +133,9 @@ pub fn stats(object: &[u8], p: &CompiledProgram) -> Result<String, DriverError> 
     for d in &p.ir.classifiers {
         out.push_str(&format!(
             "\n  rules {}..{} ({} rules): {} — {}",
-            d.first, d.last, d.rules, d.chosen, d.why
+            d.first, d.last, d.rules, d.form, d.why
         ));
-        if d.chosen == "tree" {
+        if d.form == nfcc_compiler::classify::Form::Tree {
             out.push_str(&format!(
                 "; {} nodes, {} boxes, depth {}, leaves of up to {} boxes, {:.1} KiB of maps",
                 d.nodes,

@@ -218,6 +218,8 @@ impl Runner for EvalPolicy {
 struct KernelPolicy {
     loaded: nfcc_runtime::Loaded,
     policy: Policy,
+    /// Whether the program has a packet vector to leave its deciding slot in.
+    vector: bool,
     /// The AF_XDP socket standing for the deployment's (`redirect xsk`), kept while loaded.
     _xsk: Option<nfcc_runtime::xsk::XskSocket>,
 }
@@ -228,8 +230,7 @@ impl Runner for KernelPolicy {
             return Ok(Answer::skipped(why));
         }
         let rules = self.policy.rules.len();
-        let vector = nfcc_bpf::layout::scratch_map_name(&self.policy.name);
-        let (r, rule) = if self.loaded.map_value_size(&vector).is_some() {
+        let (r, rule) = if self.vector {
             // The deciding slot from the packet vector: three syscalls, however many rules.
             let (r, slot) = self
                 .loaded
@@ -339,9 +340,12 @@ pub fn runner(
             )?),
             None => None,
         };
+        let scratch = nfcc_bpf::layout::scratch_map_name(&policy.name);
+        let vector = cp.maps.iter().any(|(m, _)| m.name == scratch);
         return Ok(Box::new(KernelPolicy {
             loaded,
             policy,
+            vector,
             _xsk: xsk,
         }));
     }

@@ -26,6 +26,8 @@ pub struct KernelEngine {
     xsk: Option<nfcc_runtime::xsk::XskSocket>,
     /// Statistics seen so far, when the program leaves its deciding slot in its vector.
     seen: crate::Seen,
+    /// Whether the program has a packet vector to leave its deciding slot in.
+    vector: bool,
 }
 
 impl KernelEngine {
@@ -40,8 +42,11 @@ impl KernelEngine {
                 program: name.to_string(),
                 available: compiled.programs.iter().map(|p| p.name.clone()).collect(),
             })?;
+        let scratch = nfcc_bpf::layout::scratch_map_name(&program.name);
+        let vector = program.maps.iter().any(|(m, _)| m.name == scratch);
         Ok(KernelEngine {
             object: compiled.object.clone(),
+            vector,
             program,
             loaded: None,
             xsk: None,
@@ -122,8 +127,7 @@ impl Engine for KernelEngine {
     }
 
     fn run(&mut self, policy: &Policy, frame: &[u8]) -> Result<Outcome, String> {
-        let vector = nfcc_bpf::layout::scratch_map_name(&self.program.name);
-        let (run, rule) = if self.program.maps.iter().any(|(m, _)| m.name == vector) {
+        let (run, rule) = if self.vector {
             // The deciding slot from the packet vector, and that slot's count: a few
             // syscalls, however many rules.
             let loaded = self.loaded()?;

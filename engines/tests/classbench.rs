@@ -189,7 +189,7 @@ fn every_classbench_set_agrees_on_every_executor() {
             .ir
             .classifiers
             .iter()
-            .filter(|d| d.chosen == "tree")
+            .filter(|d| d.form == nfcc_compiler::classify::Form::Tree)
             .count();
         assert!(trees > 0, "{set}: no classifier tree was chosen");
         let mut engines: Vec<Box<dyn Engine>> = Vec::new();

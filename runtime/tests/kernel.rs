@@ -443,8 +443,10 @@ fn many_entries_are_stored_in_batches_each_one_as_given() {
                 )
             })
             .collect();
-        prog.map_update_many("blocklist", &entries).unwrap();
-        assert_eq!(prog.map_keys("blocklist").unwrap().len(), 60);
+        prog.map_update_many("blocklist", &entries)
+            .expect("60 entries fit the map");
+        let keys = prog.map_keys("blocklist").expect("the map's keys");
+        assert_eq!(keys.len(), 60);
         for i in [0u32, 1, 30, 58, 59] {
             let frame = ipv4(IPPROTO_TCP, [10, 1, (i >> 8) as u8, i as u8], &[], &tcp(22));
             let want = if i % 2 == 0 { XDP_DROP } else { XDP_TX };
@@ -456,7 +458,7 @@ fn many_entries_are_stored_in_batches_each_one_as_given() {
                 "blocklist",
                 &[(vec![1, 2, 3], XDP_DROP.to_ne_bytes().to_vec())],
             )
-            .unwrap_err();
+            .expect_err("a 3-byte key for a 4-byte map");
         assert!(
             matches!(err, RuntimeError::MapSize { what: "key", .. }),
             "{err}"

@@ -44,6 +44,24 @@ pub enum Choice {
     Tree,
 }
 
+/// What a run of box rules became.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Form {
+    /// Rules as code (merged equality runs as one lookup).
+    Linear,
+    /// A forest of decision trees.
+    Tree,
+}
+
+impl std::fmt::Display for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Form::Linear => "linear",
+            Form::Tree => "tree",
+        })
+    }
+}
+
 /// What the classifier pass decided for one run of box rules.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
@@ -53,8 +71,8 @@ pub struct Decision {
     pub last: String,
     /// Rules in the run.
     pub rules: usize,
-    /// `tree` or `linear`.
-    pub chosen: &'static str,
+    /// What the run became.
+    pub form: Form,
     /// Why, in words (with the costs compared).
     pub why: String,
     /// Tree nodes, boxes, depth and largest leaf (zero for `linear`).
@@ -280,7 +298,7 @@ pub fn classify(p: &mut Program, choice: Choice) -> Vec<Decision> {
                 first: p.rules[run.start].name.clone(),
                 last: p.rules[run.end - 1].name.clone(),
                 rules: run.end - run.start,
-                chosen: "linear",
+                form: Form::Linear,
                 why: "asked for (--classifier linear)".into(),
                 nodes: 0,
                 boxes: 0,
@@ -333,7 +351,7 @@ fn plan(
         first: rules[0].name.clone(),
         last: rules[rules.len() - 1].name.clone(),
         rules: rules.len(),
-        chosen: "linear",
+        form: Form::Linear,
         why: String::new(),
         nodes: 0,
         boxes: 0,
@@ -358,7 +376,7 @@ fn plan(
         Ok(f) => {
             let cost = forest_cost(&f, dims, masked);
             if choice == Choice::Tree || cost < linear {
-                d.chosen = "tree";
+                d.form = Form::Tree;
                 d.why = format!(
                     "{} a packet matching no rule runs ~{cost} instructions on {} against ~{linear} as code",
                     if choice == Choice::Tree { "asked for (--classifier tree);" } else { "cheaper:" },

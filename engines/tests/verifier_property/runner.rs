@@ -167,7 +167,7 @@ pub(crate) fn run_file(
         let trees: Vec<_> =
             p.ir.classifiers
                 .iter()
-                .filter(|d| d.chosen == "tree")
+                .filter(|d| d.form == nfcc_compiler::classify::Form::Tree)
                 .collect();
         m.trees += usize::from(!trees.is_empty());
         m.tree_rules += trees.iter().map(|d| d.rules).sum::<usize>();
