@@ -1,6 +1,7 @@
 //! Classification at scale: the six shared ClassBench sets (acl1, fw1, ipc1 at 1k and 10k
-//! rules) compiled as the compiler chooses (classifier trees) and as code (`--classifier
-//! linear`, the curve before the classifier), measured in the same run: compile time,
+//! rules) compiled as the compiler chooses (classifier trees), with tuple space search
+//! (`--classifier tuples`) and as code (`--classifier linear`, the curve before the
+//! classifier), measured in the same run: compile time,
 //! instructions, the verifier's processed instructions, classifier map memory, and kernel
 //! `BPF_PROG_TEST_RUN` ns/packet by class of packet — inside a random rule (mean and the
 //! slowest packet), random headers, and packets no rule matches (IPv6, the default) — next
@@ -8,7 +9,8 @@
 //!
 //! A driver rather than a criterion loop: the kernel times the program itself. Needs CAP_BPF
 //! (says so and stops otherwise). `NFCC_BENCH_SETS=acl1_1k,fw1_10k` narrows the sets (a path
-//! names a filter file of one's own); `NFCC_BENCH_LINEAR=0` leaves out the code builds;
+//! names a filter file of one's own); `NFCC_BENCH_BUILDS=auto,tuples,tree,linear` chooses
+//! the builds (default `auto,tuples,linear`; `NFCC_BENCH_LINEAR=0` leaves out `linear`);
 //! `NFCC_BENCH_PACKETS` sets packets per class (default 200; 50 for the linear 10k builds,
 //! whose packets take microseconds).
 
@@ -194,13 +196,21 @@ fn main() {
         let (program, _) = check_source(&src, &CheckOptions::default());
         let program = program.expect("checks");
         let mut ratio = Vec::new();
-        let builds: &[(&str, Choice)] = if std::env::var("NFCC_BENCH_LINEAR").as_deref() == Ok("0")
-        {
-            &[("auto", Choice::Auto)]
-        } else {
-            &[("auto", Choice::Auto), ("linear", Choice::Linear)]
-        };
-        for &(label, choice) in builds {
+        let builds: Vec<(&str, Choice)> = std::env::var("NFCC_BENCH_BUILDS")
+            .unwrap_or_else(|_| "auto,tuples,linear".into())
+            .split(',')
+            .filter(|b| {
+                !(*b == "linear" && std::env::var("NFCC_BENCH_LINEAR").as_deref() == Ok("0"))
+            })
+            .map(|b| match b {
+                "auto" => ("auto", Choice::Auto),
+                "tuples" => ("tuples", Choice::Tuples),
+                "tree" => ("tree", Choice::Tree),
+                "linear" => ("linear", Choice::Linear),
+                other => panic!("NFCC_BENCH_BUILDS: `{other}` is not auto, tuples, tree or linear"),
+            })
+            .collect();
+        for &(label, choice) in &builds {
             let opts = Options {
                 classifier: choice,
                 ..Options::default()
@@ -213,8 +223,12 @@ fn main() {
             let bytes: u64 = p
                 .maps
                 .iter()
-                .filter(|(m, _)| m.name.contains("nfcc_tree") || m.name.contains("nfcc_boxes"))
-                .map(|(m, _)| u64::from(m.value_size) * u64::from(m.max_entries))
+                .filter(|(m, _)| {
+                    ["nfcc_tree", "nfcc_boxes", "nfcc_tuples"]
+                        .iter()
+                        .any(|n| m.name.contains(n))
+                })
+                .map(|(m, _)| u64::from(m.key_size + m.value_size) * u64::from(m.max_entries))
                 .sum();
             let l = loaded(&c, &name);
             let verified = l.verified_insns().unwrap_or(0);
@@ -238,7 +252,7 @@ fn main() {
             let (rnd_mean, rnd_max) = ns(&l, &rnd, REPEAT);
             let (def_mean, _) = ns(&l, &def, REPEAT);
             let worst = ins_max.max(rnd_max);
-            ratio.push(ins_mean);
+            ratio.push((label, ins_mean));
             println!(
                 "{:<9} {:>6} {:<7} {:>6} {:>8} {:>8.0} {:>9.0} | {:>7.0} {:>7} {:>7.0} {:>7.0} | {:>8.2}",
                 set,
@@ -255,10 +269,17 @@ fn main() {
                 ins_mean / drop_ns
             );
         }
-        if let [auto, linear] = ratio[..] {
+        let mean = |b: &str| ratio.iter().find(|r| r.0 == b).map(|r| r.1);
+        if let (Some(auto), Some(linear)) = (mean("auto"), mean("linear")) {
             println!(
                 "{set}: the classifier is {:.1}x faster than code on packets inside rules",
                 linear / auto
+            );
+        }
+        if let (Some(auto), Some(tuples)) = (mean("auto"), mean("tuples")) {
+            println!(
+                "{set}: tuples take {:.2}x the compiler's choice on packets inside rules",
+                tuples / auto
             );
         }
     }

@@ -98,6 +98,8 @@ pub enum MapRole {
     ClassifierNodes,
     /// A classifier's boxes (its rules, leaf by leaf).
     ClassifierBoxes,
+    /// A classifier's tuples: buckets of boxes by masked key.
+    ClassifierTuples,
     /// The sample ring buffer.
     Samples,
     /// The virtual clock of deterministic tests.

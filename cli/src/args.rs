@@ -109,7 +109,8 @@ pub struct CompileArgs {
     #[arg(long)]
     pub stats: bool,
     /// Which classifier runs of rules may get: chosen by cost (auto), none (linear: rules as
-    /// code), or a decision tree wherever one can hold them (tree).
+    /// code), decision trees wherever they can hold them (tree), or tuple space search
+    /// (tuples, trees where tuples cannot hold a run).
     #[arg(long, value_enum, default_value = "auto")]
     pub classifier: nfcc_driver::compile::Classifier,
     /// With `--target nfp`: write the NIC stage and the host stage of the split as

@@ -98,6 +98,7 @@ fn map_kind(purpose: MapPurpose, target: Target) -> (MapKind, u32) {
         (MapPurpose::Clock, _) => (MapKind::Array, 0),
         (MapPurpose::Maglev, _) => (MapKind::Array, 0),
         (MapPurpose::ClassifierNodes | MapPurpose::ClassifierBoxes, _) => (MapKind::Array, 0),
+        (MapPurpose::ClassifierTuples, _) => (MapKind::Hash, 0),
     }
 }
 

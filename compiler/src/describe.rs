@@ -26,6 +26,7 @@ pub fn role(purpose: MapPurpose) -> MapRole {
         MapPurpose::MergedRules => MapRole::MergedRules,
         MapPurpose::ClassifierNodes => MapRole::ClassifierNodes,
         MapPurpose::ClassifierBoxes => MapRole::ClassifierBoxes,
+        MapPurpose::ClassifierTuples => MapRole::ClassifierTuples,
         MapPurpose::Clock => MapRole::Clock,
     }
 }

@@ -109,6 +109,9 @@ pub enum MapPurpose {
     /// slot u32, headers needed u32, headers forbidden u32, then per dimension lo, hi, mask,
     /// value (u32 each)}.
     ClassifierBoxes,
+    /// A classifier's tuples (see [`crate::classify::tuples`]): hash of {tuple u32, then each
+    /// dimension under the tuple's mask (u32)} to the bucket {first box u32, box count u32}.
+    ClassifierTuples,
 }
 
 /// One field of a counter or limiter key, and how its bytes are produced.
@@ -281,21 +284,24 @@ pub enum Cond {
         /// The map.
         map: MapId,
     },
-    /// A classifier holds a box for the packet (see [`crate::classify`]): each tree is
-    /// walked on `dims` to a leaf whose boxes are tested in priority order, trees in order of
-    /// their first rule, skipping a tree once a better rule matched; the best box puts its
-    /// verdict and statistics slot into table slot `slot`, as a merged run's entry does.
+    /// A classifier holds a box for the packet (see [`crate::classify`]): each part — a tree
+    /// walked on `dims` to a leaf, or a tuple whose masked `dims` are looked up — yields a
+    /// bucket of boxes tested in priority order, parts in order of their first rule, skipping
+    /// the rest once a better rule matched; the best box puts its verdict and statistics slot
+    /// into table slot `slot`, as a merged run's entry does.
     Classify {
-        /// Every tree's nodes (children indices are absolute).
-        nodes: MapId,
-        /// Every leaf's boxes.
+        /// Every tree's nodes (children indices are absolute), when there are trees.
+        nodes: Option<MapId>,
+        /// Every tuple's buckets, when there are tuples.
+        tuples: Option<MapId>,
+        /// Every leaf's and bucket's boxes.
         boxes: MapId,
         /// The dimensions: each a host-encoded field of at most 32 bits, or several such
         /// fields of headers no packet has together (`tcp.dport` or `udp.dport`), read from
         /// the one present.
         dims: Vec<Vec<FieldId>>,
-        /// The trees.
-        trees: Vec<ClassifyTree>,
+        /// The trees and tuples, in order of their first rule.
+        parts: Vec<ClassifyPart>,
         /// Which dimensions some box masks (the others skip the mask test).
         masked: Vec<bool>,
         /// Where the hit's verdict and statistics slot are kept.
@@ -303,19 +309,36 @@ pub enum Cond {
     },
 }
 
-/// One tree of a [`Cond::Classify`].
+/// How one part of a [`Cond::Classify`] finds a bucket of boxes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ClassifyTree {
-    /// Its root's index in the nodes map.
-    pub root: u32,
-    /// Nodes on a path before a leaf, at most.
-    pub depth: u32,
-    /// Boxes in a leaf, at most.
+pub enum Search {
+    /// A decision tree.
+    Tree {
+        /// Its root's index in the nodes map.
+        root: u32,
+        /// Nodes on a path before a leaf, at most.
+        depth: u32,
+    },
+    /// A tuple: the key `{id, dims[d] & masks[d] ...}` looked up in the tuples map.
+    Tuple {
+        /// The key's first word.
+        id: u32,
+        /// Each dimension's mask.
+        masks: Vec<u32>,
+    },
+}
+
+/// One tree or tuple of a [`Cond::Classify`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClassifyPart {
+    /// How its bucket is found.
+    pub search: Search,
+    /// Boxes in a bucket (a leaf), at most.
     pub bucket: u32,
-    /// The smallest statistics slot (earliest rule) of its boxes: a tree whose first rule
+    /// The smallest statistics slot (earliest rule) of its boxes: a part whose first rule
     /// comes after an already matched one cannot do better, and is skipped.
     pub first_slot: u32,
-    /// Header bits every box of the tree needs: a packet without them skips the tree.
+    /// Header bits every box of the part needs: a packet without them skips the part.
     pub needs: u32,
 }
 
@@ -444,28 +467,33 @@ impl Program {
                 }
                 Cond::Classify {
                     nodes,
+                    tuples,
                     boxes,
                     dims,
                     masked,
-                    trees,
+                    parts,
                     ..
                 } => {
                     let purpose = |m: &MapId| self.maps.get(m.index()).map(|m| m.purpose);
-                    if purpose(nodes) != Some(MapPurpose::ClassifierNodes)
+                    if nodes.is_some_and(|m| purpose(&m) != Some(MapPurpose::ClassifierNodes))
+                        || tuples.is_some_and(|m| purpose(&m) != Some(MapPurpose::ClassifierTuples))
                         || purpose(boxes) != Some(MapPurpose::ClassifierBoxes)
                     {
-                        return err(format!("c{i}: {nodes} or {boxes} is not a classifier map"));
+                        return err(format!("c{i}: a map of the classifier has another purpose"));
                     }
                     if dims.is_empty()
                         || dims.len() > crate::classify::MAX_DIMS
                         || masked.len() != dims.len()
-                        || trees.is_empty()
+                        || parts.is_empty()
                     {
                         return err(format!(
-                            "c{i}: {} classifier dimensions, {} trees",
+                            "c{i}: {} classifier dimensions, {} parts",
                             dims.len(),
-                            trees.len()
+                            parts.len()
                         ));
+                    }
+                    if parts.windows(2).any(|w| w[0].first_slot > w[1].first_slot) {
+                        return err(format!("c{i}: parts out of rule order"));
                     }
                     for d in dims.iter().flatten() {
                         match self.fields.get(d.index()) {
@@ -481,11 +509,18 @@ impl Program {
                     if self.maps[boxes.index()].value_size != want {
                         return err(format!("c{i}: boxes of {boxes} are not {want} bytes"));
                     }
-                    if trees
-                        .iter()
-                        .any(|t| t.root >= self.maps[nodes.index()].max_entries)
-                    {
-                        return err(format!("c{i}: a tree's root is past {nodes}"));
+                    for part in parts {
+                        match (&part.search, nodes, tuples) {
+                            (Search::Tree { root, .. }, Some(n), _)
+                                if *root < self.maps[n.index()].max_entries => {}
+                            (Search::Tuple { masks, .. }, _, Some(t))
+                                if masks.len() == dims.len()
+                                    && self.maps[t.index()].key_size
+                                        == 4 + 4 * dims.len() as u32 => {}
+                            (s, _, _) => {
+                                return err(format!("c{i}: {s:?} has no map that holds it"))
+                            }
+                        }
                     }
                     continue;
                 }
@@ -697,13 +732,14 @@ impl Program {
                 }
                 Cond::Classify {
                     nodes,
+                    tuples,
                     boxes,
                     dims,
-                    trees,
+                    parts,
                     slot,
                     ..
                 } => format!(
-                    "classify ({}) nodes {nodes} boxes {boxes} slot {slot} trees [{}]",
+                    "classify ({}){}{} boxes {boxes} slot {slot} parts [{}]",
                     dims.iter()
                         .map(|d| d
                             .iter()
@@ -712,12 +748,26 @@ impl Program {
                             .join("|"))
                         .collect::<Vec<_>>()
                         .join(", "),
-                    trees
+                    nodes.map(|m| format!(" nodes {m}")).unwrap_or_default(),
+                    tuples.map(|m| format!(" tuples {m}")).unwrap_or_default(),
+                    parts
                         .iter()
-                        .map(|t| format!(
-                            "root {} depth {} bucket {} from slot {}",
-                            t.root, t.depth, t.bucket, t.first_slot
-                        ))
+                        .map(|t| match &t.search {
+                            Search::Tree { root, depth } => format!(
+                                "tree root {root} depth {depth} bucket {} from slot {}",
+                                t.bucket, t.first_slot
+                            ),
+                            Search::Tuple { id, masks } => format!(
+                                "tuple {id} masks {} bucket {} from slot {}",
+                                masks
+                                    .iter()
+                                    .map(|m| format!("{m:#x}"))
+                                    .collect::<Vec<_>>()
+                                    .join("/"),
+                                t.bucket,
+                                t.first_slot
+                            ),
+                        })
                         .collect::<Vec<_>>()
                         .join("; ")
                 ),

@@ -52,6 +52,8 @@ pub enum Classifier {
     Linear,
     /// A decision tree for every run of rules a tree can hold.
     Tree,
+    /// Tuple space search for every run of rules tuples can hold (trees where they cannot).
+    Tuples,
 }
 
 impl Classifier {
@@ -61,6 +63,7 @@ impl Classifier {
             Classifier::Auto => nfcc_compiler::classify::Choice::Auto,
             Classifier::Linear => nfcc_compiler::classify::Choice::Linear,
             Classifier::Tree => nfcc_compiler::classify::Choice::Tree,
+            Classifier::Tuples => nfcc_compiler::classify::Choice::Tuples,
         }
     }
 }
@@ -135,15 +138,23 @@ pub fn stats(object: &[u8], p: &CompiledProgram) -> Result<String, DriverError> 
             "\n  rules {}..{} ({} rules): {} — {}",
             d.first, d.last, d.rules, d.form, d.why
         ));
-        if d.form == nfcc_compiler::classify::Form::Tree {
-            out.push_str(&format!(
+        match d.form {
+            nfcc_compiler::classify::Form::Tree => out.push_str(&format!(
                 "; {} nodes, {} boxes, depth {}, leaves of up to {} boxes, {:.1} KiB of maps",
                 d.nodes,
                 d.boxes,
                 d.depth,
                 d.bucket,
                 d.bytes as f64 / 1024.0
-            ));
+            )),
+            nfcc_compiler::classify::Form::Tuples => out.push_str(&format!(
+                "; {} tuples, {} boxes, buckets of up to {} boxes, {:.1} KiB of maps",
+                d.tuples,
+                d.boxes,
+                d.bucket,
+                d.bytes as f64 / 1024.0
+            )),
+            nfcc_compiler::classify::Form::Linear => {}
         }
     }
     Ok(out)

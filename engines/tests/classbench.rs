@@ -1,6 +1,7 @@
 //! The six shared ClassBench sets (acl1, fw1 and ipc1, at 1k and 10k rules) as policies,
 //! compiled as deployed — the compiler's own classifier choice, which must be a decision tree
-//! for every set — and held to the reference evaluator packet by packet on every executor:
+//! for every set — and with tuple space search (`--classifier tuples`, which must give
+//! tuples), each held to the reference evaluator packet by packet on every executor:
 //! the emulator's interpreter, its JIT, rbpf and the kernel (`BPF_PROG_TEST_RUN`). Verdict,
 //! deciding rule and output bytes must agree on every packet.
 //!
@@ -8,11 +9,12 @@
 //! earlier, overlapping one decides), packets with random headers, and packets no rule can
 //! match (IPv6 and ARP: the sets are IPv4-only, so these reach the default).
 //!
-//! `NFCC_CLASSBENCH_PACKETS` sets the packets per set (default 3,000 in CI; the issue's
-//! figure is 100,000). The kernel needs CAP_BPF: without it the kernel column is skipped with
+//! `NFCC_CLASSBENCH_PACKETS` sets the packets per set and build (default 3,000 for the
+//! compiler's choice and for tuples in CI; the issue's figure is 100,000). The kernel needs CAP_BPF: without it the kernel column is skipped with
 //! its reason, or the test fails under `NFCC_REQUIRE_KERNEL=1`.
 
-use nfcc_compiler::compile::compile;
+use nfcc_compiler::classify::{Choice, Form};
+use nfcc_compiler::compile::{compile_opts, Options};
 use nfcc_dsl::eval::{self, Meta, State};
 use nfcc_dsl::import::{classbench_to_nf, ClassbenchActions};
 use nfcc_dsl::testing::{frame_from_literal, Engine};
@@ -157,10 +159,9 @@ fn kernel_skip(reason: &str) {
 
 #[test]
 fn every_classbench_set_agrees_on_every_executor() {
-    let count: usize = std::env::var("NFCC_CLASSBENCH_PACKETS")
+    let asked: Option<usize> = std::env::var("NFCC_CLASSBENCH_PACKETS")
         .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3_000);
+        .and_then(|v| v.parse().ok());
     let kernel = nfcc_runtime::can_load_bpf();
     if let Err(why) = &kernel {
         kernel_skip(why);
@@ -168,9 +169,18 @@ fn every_classbench_set_agrees_on_every_executor() {
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench-data/classbench");
     let mut problems = Vec::new();
-    for set in [
+    let sets = [
         "acl1_1k", "fw1_1k", "ipc1_1k", "acl1_10k", "fw1_10k", "ipc1_10k",
-    ] {
+    ];
+    let builds = [
+        (Choice::Auto, Form::Tree, 3_000),
+        (Choice::Tuples, Form::Tuples, 3_000),
+    ];
+    for (set, (choice, form, default_count)) in sets
+        .iter()
+        .flat_map(|s| builds.iter().map(move |b| (*s, *b)))
+    {
+        let count = asked.unwrap_or(default_count);
         let text = std::fs::read_to_string(dir.join(set))
             .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
         let fs = filters(&text);
@@ -181,17 +191,16 @@ fn every_classbench_set_agrees_on_every_executor() {
         let program = program.unwrap_or_else(|| panic!("{set} must check: {diags:?}"));
         let policy = &program.policies[0];
         let started = Instant::now();
-        let compiled = compile(&program, &format!("{set}.nf"), &source, None)
+        let opts = Options {
+            classifier: choice,
+            ..Options::default()
+        };
+        let compiled = compile_opts(&program, &format!("{set}.nf"), &source, &opts)
             .unwrap_or_else(|e| panic!("compile {set}: {e:?}"));
         let compile_time = started.elapsed();
         let cp = &compiled.programs[0];
-        let trees = cp
-            .ir
-            .classifiers
-            .iter()
-            .filter(|d| d.form == nfcc_compiler::classify::Form::Tree)
-            .count();
-        assert!(trees > 0, "{set}: no classifier tree was chosen");
+        let trees = cp.ir.classifiers.iter().filter(|d| d.form == form).count();
+        assert!(trees > 0, "{set}: no {form} classifier with {choice:?}");
         let mut engines: Vec<Box<dyn Engine>> = Vec::new();
         for ex in [Executor::Interpreter, Executor::Jit, Executor::Rbpf] {
             let e = EmulatorEngine::new(&compiled, &name)
@@ -229,7 +238,7 @@ fn every_classbench_set_agrees_on_every_executor() {
                     != (want.verdict.clone(), want.rule, &want.packet)
                 {
                     problems.push(format!(
-                        "{set} packet {n} `{lit}`: eval {} by {:?}, {} {} by {:?}",
+                        "{set} ({form}) packet {n} `{lit}`: eval {} by {:?}, {} {} by {:?}",
                         want.verdict,
                         want.rule,
                         e.name(),
@@ -241,7 +250,7 @@ fn every_classbench_set_agrees_on_every_executor() {
             assert!(problems.len() < 20, "{}", problems.join("\n"));
         }
         eprintln!(
-            "{set}: {} rules, {} instructions, {trees} classifier run(s), compiled in {:.2} s; \
+            "{set} ({form}): {} rules, {} instructions, {trees} classifier run(s), compiled in {:.2} s; \
              {count} packets ({defaults} to the default) agreed on eval and {} in {:.1} s",
             policy.rules.len(),
             cp.insns,

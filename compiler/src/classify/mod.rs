@@ -1,23 +1,29 @@
 //! The classifier back end: a run of consecutive rules that are boxes (`boxes`: conjunctions
 //! of intervals, masks and header presence over fields of at most 32 bits, verdicts without
 //! actions) becomes one condition, [`Cond::Classify`], answered by data in maps and a small
-//! program whose size does not depend on the number of rules: a decision tree (`tree`) walked
-//! to a leaf, whose few boxes are tested in priority order. First match holds because a leaf
-//! holds every box of its region in rule order; rules before and after the run are untouched,
+//! program whose size does not depend on the number of rules. Two algorithms of different
+//! families find a bucket of boxes to test in priority order: decision trees (`tree`, walked
+//! to a leaf) and tuple space search with tuple merging (`tuples`, one hash probe per tuple
+//! under its masks). First match holds because a bucket holds every box of its region (or
+//! key) that could match, in rule order; rules before and after the run are untouched,
 //! so a policy whose rules a classifier cannot hold (sets, tables, limiters, payload, actions)
 //! is split into groups and first match holds across them.
 //!
-//! Which runs get a tree is chosen by cost: the instructions a packet that matches no rule of
-//! the run executes — the run as code (one branch-free test per rule, or one hash lookup per
-//! run of merged equality rules, see [`crate::opt`]) against the tree's walk and its largest
-//! leaf. Each decision is kept in [`Decision`] for `nfcc compile --stats`. Host code only:
-//! the NIC needs verdicts the verifier knows and has no room for the loop.
+//! Which runs get a classifier, and which, is chosen by cost: the instructions a packet that
+//! matches no rule of the run executes — the run as code (one branch-free test per rule, or
+//! one hash lookup per run of merged equality rules, see [`crate::opt`]) against the trees'
+//! walks and largest leaves, and against the tuples' probes (a hash lookup costs as much as
+//! a few tree levels) and largest buckets. Each decision is kept in [`Decision`] for
+//! `nfcc compile --stats`. Host code only: the NIC needs verdicts the verifier knows and has
+//! no room for the walk.
 
 pub mod boxes;
 pub mod tree;
+pub mod tuples;
 
 use crate::ir::{
-    Cond, CondId, Encoding, FieldId, FieldLoad, Map, MapId, MapPurpose, Pred, Program, Rule,
+    ClassifyPart, Cond, CondId, Encoding, FieldId, FieldLoad, Map, MapId, MapPurpose, Pred,
+    Program, Rule, Search,
 };
 use boxes::{Bound, Dim, Rect};
 use nfcc_dsl::checked::{Field, Target, Terminal};
@@ -42,6 +48,8 @@ pub enum Choice {
     Linear,
     /// A decision tree for every run of box rules it can hold.
     Tree,
+    /// Tuple space search for every run of box rules it can hold (trees where it cannot).
+    Tuples,
 }
 
 /// What a run of box rules became.
@@ -51,6 +59,8 @@ pub enum Form {
     Linear,
     /// A forest of decision trees.
     Tree,
+    /// Tuple space search.
+    Tuples,
 }
 
 impl std::fmt::Display for Form {
@@ -58,6 +68,7 @@ impl std::fmt::Display for Form {
         f.write_str(match self {
             Form::Linear => "linear",
             Form::Tree => "tree",
+            Form::Tuples => "tuples",
         })
     }
 }
@@ -75,13 +86,15 @@ pub struct Decision {
     pub form: Form,
     /// Why, in words (with the costs compared).
     pub why: String,
-    /// Tree nodes, boxes, depth and largest leaf (zero for `linear`).
+    /// Tree nodes (zero unless `tree`).
     pub nodes: usize,
+    /// Tuples (zero unless `tuples`).
+    pub tuples: usize,
     /// Boxes stored (with those several leaves share counted once).
     pub boxes: usize,
-    /// The tree's depth.
+    /// The trees' depth.
     pub depth: u32,
-    /// The largest leaf.
+    /// The largest leaf or bucket.
     pub bucket: u32,
     /// Bytes of the classifier's maps.
     pub bytes: u64,
@@ -98,6 +111,11 @@ const TREE_PER_DIM: usize = 6;
 const TREE_PER_MASK: usize = 4;
 /// A merged equality run's lookup (key assembly, hash, test).
 const MERGED_LOOKUP: usize = 40;
+/// A tuple's probe: a hash lookup (the helper hashes the key: worth a few tree levels),
+/// before the key's dimensions.
+const TUPLE_PROBE: usize = 45;
+/// Instructions per dimension of a tuple's key.
+const TUPLE_PER_DIM: usize = 3;
 
 /// The run as code: what a packet no rule matches costs.
 fn code_cost(p: &Program, run: &[Rule]) -> usize {
@@ -138,9 +156,21 @@ fn forest_cost(f: &Forest, dims: usize, masked: usize) -> usize {
     f.trees
         .iter()
         .map(|t| {
-            t.depth as usize * TREE_PER_NODE
+            depth(t) as usize * TREE_PER_NODE
                 + t.bucket as usize * (TREE_PER_BOX + dims * TREE_PER_DIM + masked * TREE_PER_MASK)
                 + TREE_PER_NODE
+        })
+        .sum()
+}
+
+/// The worst search of tuples: every probe and every tuple's largest bucket.
+fn tuples_cost(t: &tuples::Tuples, dims: usize, masked: usize) -> usize {
+    t.tuples
+        .iter()
+        .map(|t| {
+            TUPLE_PROBE
+                + dims * TUPLE_PER_DIM
+                + t.bucket as usize * (TREE_PER_BOX + dims * TREE_PER_DIM + masked * TREE_PER_MASK)
         })
         .sum()
 }
@@ -152,8 +182,18 @@ struct Forest {
     /// Every leaf's boxes, by index into the run's boxes.
     boxes: Vec<usize>,
     /// Each tree (`first_slot` is the index of its first box until installed).
-    trees: Vec<crate::ir::ClassifyTree>,
+    trees: Vec<ClassifyPart>,
 }
+
+/// What answers a run: trees, or tuples with trees for the boxes of tuples too small to be
+/// worth a probe.
+enum Structure {
+    Forest(Forest),
+    Tuples(tuples::Tuples, Option<Forest>),
+}
+
+/// A tuple holding fewer boxes than this (or than 1% of the run) is left to a tree.
+const MIN_TUPLE_BOXES: usize = 8;
 
 /// Builds one tree per part of `rects` (each part's indices in priority order).
 fn forest(
@@ -171,9 +211,11 @@ fn forest(
         let sub: Vec<Rect> = part.iter().map(|&i| rects[i].clone()).collect();
         let t = tree::build_within(&sub, dims, budget.saturating_sub(f.boxes.len()))?;
         let (nbase, bbase) = (f.nodes.len() as u32, f.boxes.len() as u32);
-        f.trees.push(crate::ir::ClassifyTree {
-            root: nbase,
-            depth: t.depth,
+        f.trees.push(ClassifyPart {
+            search: Search::Tree {
+                root: nbase,
+                depth: t.depth,
+            },
             bucket: t.bucket,
             first_slot: part[0] as u32,
             needs: part.iter().fold(u32::MAX, |n, &i| n & rects[i].need),
@@ -225,6 +267,35 @@ fn parts(rects: &[Rect], dims: &[Dim], by_width: bool) -> Vec<Vec<usize>> {
     parts
 }
 
+/// Trees over the boxes `keep` lets through: one per family, or, when those copy boxes
+/// past the budget (or more than parts by width do), parts by width too.
+fn best_forest(
+    rects: &[Rect],
+    dims: &[Dim],
+    keep: impl Fn(&usize) -> bool,
+    budget: usize,
+) -> Result<Forest, String> {
+    let only = |parts: Vec<Vec<usize>>| -> Vec<Vec<usize>> {
+        parts
+            .into_iter()
+            .map(|p| p.into_iter().filter(|i| keep(i)).collect::<Vec<_>>())
+            .filter(|p| !p.is_empty())
+            .collect()
+    };
+    let n = dims.len();
+    match forest(rects, n, &only(parts(rects, dims, false)), budget) {
+        Ok(f) => Ok(f),
+        one => match (
+            forest(rects, n, &only(parts(rects, dims, true)), budget),
+            one,
+        ) {
+            (Ok(parts), Ok(one)) if one.boxes.len() <= parts.boxes.len() => Ok(one),
+            (Ok(parts), _) => Ok(parts),
+            (Err(_), one) => one,
+        },
+    }
+}
+
 /// A copy factor past which a single tree is given up for parts by width.
 const COPIES_MAX: usize = 8;
 
@@ -234,7 +305,7 @@ struct Built {
     end: usize,
     dims: Vec<Dim>,
     rects: Vec<Rect>,
-    forest: Forest,
+    structure: Structure,
 }
 
 /// A run of box rules: their positions in the program and their boxes.
@@ -301,6 +372,7 @@ pub fn classify(p: &mut Program, choice: Choice) -> Vec<Decision> {
                 form: Form::Linear,
                 why: "asked for (--classifier linear)".into(),
                 nodes: 0,
+                tuples: 0,
                 boxes: 0,
                 depth: 0,
                 bucket: 0,
@@ -321,13 +393,13 @@ pub fn classify(p: &mut Program, choice: Choice) -> Vec<Decision> {
     // Install from the last run back, so earlier rule positions stay valid.
     built.sort_by_key(|b| std::cmp::Reverse(b.start));
     for b in built {
-        install(p, b.start, b.end, &b.dims, &b.rects, b.forest);
+        install(p, b.start, b.end, &b.dims, &b.rects, b.structure);
     }
     decisions
 }
 
-/// Decides one run: a tree when it is cheaper (or asked for), else code; a run whose tree
-/// has a leaf too large is halved and each half decided.
+/// Decides one run: a classifier when it is cheaper than code (or asked for), trees or tuples
+/// by the same measure; a run neither can hold is halved and each half decided.
 fn plan(
     p: &Program,
     choice: Choice,
@@ -337,8 +409,8 @@ fn plan(
 ) {
     let rules = &p.rules[run.start..run.end];
     let dims = run.dims.len();
-    // Rects index rules by position in the program; the tree wants them in run order, which
-    // they are.
+    // Rects index rules by position in the program; the structures want them in run order,
+    // which they are.
     let mut rects = run.rects.clone();
     for r in &mut rects {
         r.dims.truncate(dims);
@@ -354,80 +426,219 @@ fn plan(
         form: Form::Linear,
         why: String::new(),
         nodes: 0,
+        tuples: 0,
         boxes: 0,
         depth: 0,
         bucket: 0,
         bytes: 0,
     };
+    let by_family = parts(&rects, &run.dims, false);
     // A tree per family; parts by width too when those copy boxes too often.
     let budget = COPIES_MAX * rects.len();
-    let built_forest = match forest(&rects, dims, &parts(&rects, &run.dims, false), budget) {
-        Ok(f) => Ok(f),
-        one => match (
-            forest(&rects, dims, &parts(&rects, &run.dims, true), budget),
-            one,
-        ) {
-            (Ok(parts), Ok(one)) if one.boxes.len() <= parts.boxes.len() => Ok(one),
-            (Ok(parts), _) => Ok(parts),
-            (Err(_), one) => one,
-        },
-    };
-    match built_forest {
-        Ok(f) => {
-            let cost = forest_cost(&f, dims, masked);
-            if choice == Choice::Tree || cost < linear {
-                d.form = Form::Tree;
-                d.why = format!(
-                    "{} a packet matching no rule runs ~{cost} instructions on {} against ~{linear} as code",
-                    if choice == Choice::Tree { "asked for (--classifier tree);" } else { "cheaper:" },
-                    if f.trees.len() == 1 { "the tree".to_string() } else { format!("{} trees (rules apart by family and address width)", f.trees.len()) }
-                );
-                d.nodes = f.nodes.len();
-                d.boxes = f.boxes.len();
-                d.depth = f.trees.iter().map(|t| t.depth).max().unwrap_or(0);
-                d.bucket = f.trees.iter().map(|t| t.bucket).max().unwrap_or(0);
-                d.bytes = (f.nodes.len() * 16 + f.boxes.len() * (16 + 16 * dims)) as u64;
-                built.push(Built {
-                    start: run.start,
-                    end: run.end,
-                    dims: run.dims.clone(),
-                    rects,
-                    forest: f,
-                });
+    let all = |_: &usize| true;
+    let trees = best_forest(&rects, &run.dims, all, budget);
+    let widths: Vec<u32> = run
+        .dims
+        .iter()
+        .map(|d| d.iter().map(|f| f.ty().bits()).max().unwrap_or(32))
+        .collect();
+    let tuples = if choice == Choice::Tree {
+        Err("not asked for".to_string())
+    } else {
+        tuples::build(&rects, &widths, &by_family).and_then(|t| {
+            // Asked for, every tuple is worth its probe.
+            let min = if choice == Choice::Tuples {
+                1
             } else {
-                d.why = format!(
-                    "cheaper as code: ~{linear} instructions against ~{cost} on {} tree(s)",
+                MIN_TUPLE_BOXES.max(rects.len() / 100)
+            };
+            let (t, rest) = t.prune(min);
+            if t.tuples.is_empty() {
+                return Err(format!("no tuple holds {min} boxes"));
+            }
+            let trees = if rest.is_empty() {
+                None
+            } else {
+                let left = |i: &usize| rest.binary_search(i).is_ok();
+                Some(best_forest(&rects, &run.dims, left, budget)?)
+            };
+            Ok((t, trees))
+        })
+    };
+    let tree_cost = match &trees {
+        Ok(f) => Ok(forest_cost(f, dims, masked)),
+        Err(why) => Err(why.clone()),
+    };
+    let tuple_cost =
+        match &tuples {
+            Ok((t, f)) => Ok(tuples_cost(t, dims, masked)
+                + f.as_ref().map_or(0, |f| forest_cost(f, dims, masked))),
+            Err(why) => Err(why.clone()),
+        };
+    let pick_tuples = match (&tree_cost, &tuple_cost) {
+        (_, Err(_)) => false,
+        (Err(_), Ok(_)) => true,
+        (Ok(a), Ok(b)) => choice == Choice::Tuples || b < a,
+    };
+    let (structure, cost, what) = match (trees, tuples) {
+        (_, Ok((t, f))) if pick_tuples => {
+            let cost = tuple_cost.clone().unwrap_or(0);
+            let what = match &f {
+                None => format!("{} tuples", t.tuples.len()),
+                Some(f) => format!(
+                    "{} tuples and {} tree(s) for the {} boxes of smaller tuples",
+                    t.tuples.len(),
+                    f.trees.len(),
+                    rects.len() - t.boxes.len()
+                ),
+            };
+            (Structure::Tuples(t, f), cost, what)
+        }
+        (Ok(f), _) => {
+            let cost = tree_cost.clone().unwrap_or(0);
+            let what = if f.trees.len() == 1 {
+                "the tree".to_string()
+            } else {
+                format!(
+                    "{} trees (rules apart by family and address width)",
                     f.trees.len()
-                );
-            }
-            decisions.push(d);
+                )
+            };
+            (Structure::Forest(f), cost, what)
         }
-        Err(_) if run.end - run.start >= 2 * MIN_RUN => {
-            // Halve the run: first match holds across the halves, which run in order.
-            let mid = run.start + (run.end - run.start) / 2;
-            let (a, b): (Vec<Rect>, Vec<Rect>) = run.rects.into_iter().partition(|r| r.rule < mid);
-            for (start, end, rects) in [(run.start, mid, a), (mid, run.end, b)] {
-                if rects.is_empty() {
-                    continue;
+        (Err(why), tuples) => {
+            if run.end - run.start >= 2 * MIN_RUN {
+                // Halve the run: first match holds across the halves, which run in order.
+                let mid = run.start + (run.end - run.start) / 2;
+                let (a, b): (Vec<Rect>, Vec<Rect>) =
+                    run.rects.into_iter().partition(|r| r.rule < mid);
+                for (start, end, rects) in [(run.start, mid, a), (mid, run.end, b)] {
+                    if rects.is_empty() {
+                        continue;
+                    }
+                    let half = Run {
+                        start,
+                        end,
+                        dims: run.dims.clone(),
+                        rects,
+                    };
+                    plan(p, choice, half, built, decisions);
                 }
-                let half = Run {
-                    start,
-                    end,
-                    dims: run.dims.clone(),
-                    rects,
-                };
-                plan(p, choice, half, built, decisions);
+                return;
             }
-        }
-        Err(why) => {
-            d.why = format!("no tree: {why}");
+            d.why = match tuples {
+                Err(t) => format!("no tree: {why}; no tuples: {t}"),
+                Ok(_) => format!("no tree: {why}"),
+            };
             decisions.push(d);
+            return;
         }
+    };
+    // What the other algorithm would have cost, for the record.
+    let other = match (&structure, &tree_cost, &tuple_cost) {
+        (Structure::Forest(_), _, Ok(c)) => format!(", ~{c} on tuples"),
+        (Structure::Forest(_), _, Err(why)) if choice != Choice::Tree => {
+            format!(" (no tuples: {why})")
+        }
+        (Structure::Tuples(..), Ok(c), _) => format!(", ~{c} on trees"),
+        (Structure::Tuples(..), Err(why), _) => format!(" (no tree: {why})"),
+        _ => String::new(),
+    };
+    let asked = match choice {
+        Choice::Tree => Some("tree"),
+        Choice::Tuples => Some("tuples"),
+        _ => None,
+    };
+    if asked.is_none() && cost >= linear {
+        d.why = format!("cheaper as code: ~{linear} instructions against ~{cost} on {what}{other}");
+        decisions.push(d);
+        return;
+    }
+    d.why = format!(
+        "{} a packet matching no rule runs ~{cost} instructions on {what} against ~{linear} as code{other}",
+        match asked {
+            Some(a) => format!("asked for (--classifier {a});"),
+            None => "cheaper:".to_string(),
+        },
+    );
+    match &structure {
+        Structure::Forest(f) => {
+            d.form = Form::Tree;
+            d.nodes = f.nodes.len();
+            d.boxes = f.boxes.len();
+            d.depth = f.trees.iter().map(depth).max().unwrap_or(0);
+            d.bucket = f.trees.iter().map(|t| t.bucket).max().unwrap_or(0);
+            d.bytes = (f.nodes.len() * 16 + f.boxes.len() * (16 + 16 * dims)) as u64;
+        }
+        Structure::Tuples(t, f) => {
+            d.form = Form::Tuples;
+            d.tuples = t.tuples.len();
+            let (nodes, tree_boxes) = f
+                .as_ref()
+                .map_or((0, 0), |f| (f.nodes.len(), f.boxes.len()));
+            d.nodes = nodes;
+            d.boxes = t.boxes.len() + tree_boxes;
+            d.depth = f
+                .iter()
+                .flat_map(|f| &f.trees)
+                .map(depth)
+                .max()
+                .unwrap_or(0);
+            d.bucket = t
+                .tuples
+                .iter()
+                .map(|t| t.bucket)
+                .chain(f.iter().flat_map(|f| &f.trees).map(|t| t.bucket))
+                .max()
+                .unwrap_or(0);
+            d.bytes = (t.buckets.len() * (4 + 4 * dims + 8)
+                + nodes * 16
+                + d.boxes * (16 + 16 * dims)) as u64;
+        }
+    }
+    decisions.push(d);
+    built.push(Built {
+        start: run.start,
+        end: run.end,
+        dims: run.dims.clone(),
+        rects,
+        structure,
+    });
+}
+
+/// A tree part's depth.
+fn depth(t: &ClassifyPart) -> u32 {
+    match t.search {
+        Search::Tree { depth, .. } => depth,
+        Search::Tuple { .. } => 0,
     }
 }
 
-/// Replaces rules `start..end` of `p` with one rule classifying them by the forest `f`.
-fn install(p: &mut Program, start: usize, end: usize, dims: &[Dim], rects: &[Rect], mut f: Forest) {
+/// The boxes map's value for box `r`: {verdict, statistics slot, need, forbid, then per
+/// dimension lo, hi, mask, value}.
+fn box_value(p: &Program, r: &Rect, value_size: u32) -> Vec<u8> {
+    let rule = &p.rules[r.rule];
+    let verdict = crate::verdict::verdict(p.hook, p.target, &rule.terminal) as u32;
+    let mut v = Vec::with_capacity(value_size as usize);
+    for w in [verdict, rule.stats_index, r.need, r.forbid] {
+        v.extend(w.to_le_bytes());
+    }
+    for Bound {
+        lo,
+        hi,
+        mask,
+        value,
+    } in &r.dims
+    {
+        for w in [*lo, *hi, *mask, *value] {
+            v.extend(w.to_le_bytes());
+        }
+    }
+    v
+}
+
+/// Replaces rules `start..end` of `p` with one rule classifying them by `s`.
+fn install(p: &mut Program, start: usize, end: usize, dims: &[Dim], rects: &[Rect], s: Structure) {
     let dim_ids: Vec<Vec<FieldId>> = dims
         .iter()
         .map(|d| d.iter().map(|f| host_field(p, *f)).collect())
@@ -438,74 +649,110 @@ fn install(p: &mut Program, start: usize, end: usize, dims: &[Dim], rects: &[Rec
     let tag = p
         .maps
         .iter()
-        .filter(|m| m.purpose == MapPurpose::ClassifierNodes)
+        .filter(|m| m.purpose == MapPurpose::ClassifierBoxes)
         .count();
-    let nodes_map = MapId(p.maps.len() as u32);
-    p.maps.push(Map {
-        name: format!("nfcc_tree{tag}"),
-        purpose: MapPurpose::ClassifierNodes,
-        key_size: 4,
-        value_size: 16,
-        max_entries: f.nodes.len() as u32,
-        init: f
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                (
-                    (i as u32).to_le_bytes().to_vec(),
-                    n.iter().flat_map(|w| w.to_le_bytes()).collect(),
-                )
-            })
-            .collect(),
+    let (forest, tuples) = match s {
+        Structure::Forest(f) => (Some(f), None),
+        Structure::Tuples(t, f) => (f, Some(t)),
+    };
+    let mut parts = Vec::new();
+    let mut boxes = Vec::new();
+    let nodes = forest.map(|f| {
+        let nodes_map = MapId(p.maps.len() as u32);
+        p.maps.push(Map {
+            name: format!("nfcc_tree{tag}"),
+            purpose: MapPurpose::ClassifierNodes,
+            key_size: 4,
+            value_size: 16,
+            max_entries: f.nodes.len() as u32,
+            init: f
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    (
+                        (i as u32).to_le_bytes().to_vec(),
+                        n.iter().flat_map(|w| w.to_le_bytes()).collect(),
+                    )
+                })
+                .collect(),
+        });
+        parts.extend(f.trees);
+        boxes.extend(f.boxes);
+        nodes_map
+    });
+    let tuples = tuples.map(|t| {
+        // Buckets' boxes follow the trees' leaves in the boxes map.
+        let base = boxes.len() as u32;
+        let tuples_map = MapId(p.maps.len() as u32);
+        p.maps.push(Map {
+            name: format!("nfcc_tuples{tag}"),
+            purpose: MapPurpose::ClassifierTuples,
+            key_size: 4 + 4 * dims.len() as u32,
+            value_size: 8,
+            max_entries: t.buckets.len().max(1) as u32,
+            init: t
+                .buckets
+                .iter()
+                .map(|b| {
+                    (
+                        std::iter::once(b.tuple)
+                            .chain(b.key.iter().copied())
+                            .flat_map(u32::to_le_bytes)
+                            .collect(),
+                        [base + b.first, b.count]
+                            .iter()
+                            .flat_map(|w| w.to_le_bytes())
+                            .collect(),
+                    )
+                })
+                .collect(),
+        });
+        parts.extend(t.tuples.iter().enumerate().map(|(id, tu)| ClassifyPart {
+            search: Search::Tuple {
+                id: id as u32,
+                masks: tu.masks.clone(),
+            },
+            bucket: tu.bucket,
+            first_slot: tu.first as u32,
+            needs: tu.needs,
+        }));
+        boxes.extend(t.boxes);
+        tuples_map
     });
     let boxes_map = MapId(p.maps.len() as u32);
     let value_size = 16 + 16 * dims.len() as u32;
+    let init = boxes
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            (
+                (i as u32).to_le_bytes().to_vec(),
+                box_value(p, &rects[b], value_size),
+            )
+        })
+        .collect();
     p.maps.push(Map {
         name: format!("nfcc_boxes{tag}"),
         purpose: MapPurpose::ClassifierBoxes,
         key_size: 4,
         value_size,
-        max_entries: f.boxes.len().max(1) as u32,
-        init: f
-            .boxes
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                let r = &rects[b];
-                let rule = &p.rules[r.rule];
-                let verdict = crate::verdict::verdict(p.hook, p.target, &rule.terminal) as u32;
-                let mut v = Vec::with_capacity(value_size as usize);
-                for w in [verdict, rule.stats_index, r.need, r.forbid] {
-                    v.extend(w.to_le_bytes());
-                }
-                for Bound {
-                    lo,
-                    hi,
-                    mask,
-                    value,
-                } in &r.dims
-                {
-                    for w in [*lo, *hi, *mask, *value] {
-                        v.extend(w.to_le_bytes());
-                    }
-                }
-                ((i as u32).to_le_bytes().to_vec(), v)
-            })
-            .collect(),
+        max_entries: boxes.len().max(1) as u32,
+        init,
     });
-    // Trees in order of their first rule, so a match in one can skip the later ones.
-    for t in &mut f.trees {
+    // Parts in order of their first rule, so a match in one can skip the later ones.
+    for t in &mut parts {
         t.first_slot = p.rules[rects[t.first_slot as usize].rule].stats_index;
     }
-    f.trees.sort_by_key(|t| t.first_slot);
+    parts.sort_by_key(|t| t.first_slot);
     let slot = crate::opt::next_table_slot(p);
     let cond = CondId(p.conds.len() as u32);
     p.conds.push(Cond::Classify {
-        nodes: nodes_map,
+        nodes,
+        tuples,
         boxes: boxes_map,
         dims: dim_ids,
-        trees: f.trees,
+        parts,
         masked,
         slot,
     });

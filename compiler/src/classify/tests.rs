@@ -220,7 +220,10 @@ fn a_forest_finds_the_first_box_a_linear_scan_finds() {
                 if best.is_some_and(|b| b < t.first_slot as usize) {
                     break;
                 }
-                let mut n = f.nodes[t.root as usize];
+                let crate::ir::Search::Tree { root, .. } = t.search else {
+                    panic!("a forest of tuples");
+                };
+                let mut n = f.nodes[root as usize];
                 while n[0] != LEAF {
                     n = f.nodes[if point[n[0] as usize] <= n[1] {
                         n[2]
@@ -239,4 +242,137 @@ fn a_forest_finds_the_first_box_a_linear_scan_finds() {
             assert_eq!(best, linear(&rs, &point, 0), "case {case}: {point:?}");
         }
     }
+}
+
+#[test]
+fn tuples_find_the_first_box_a_linear_scan_finds() {
+    use super::tuples::{build, length, mask};
+    let mut rng = Rng(0x7475_706c);
+    let mut built = 0;
+    for case in 0..60 {
+        let dims = 1 + rng.below(4) as usize;
+        let count = 1 + rng.below(if case % 10 == 9 { 400 } else { 80 }) as usize;
+        // Narrow fields (8 or 16 bits) and 32-bit ones; prefixes, ranges, masks and
+        // wildcards, values from a small span so that boxes share keys and collide.
+        let widths: Vec<u32> = (0..dims)
+            .map(|_| [8, 16, 32][rng.below(3) as usize])
+            .collect();
+        let span = 1 + rng.below(64) as u32;
+        let rs: Vec<Rect> = (0..count)
+            .map(|rule| {
+                let dims = (0..dims)
+                    .map(|_| match rng.below(6) {
+                        0 => Bound::ANY,
+                        1 => Bound {
+                            mask: 1 << rng.below(3),
+                            value: (rng.below(2) as u32) << rng.below(3),
+                            ..Bound::ANY
+                        },
+                        2 => {
+                            // An aligned prefix block.
+                            let len = rng.below(7) as u32;
+                            let lo = (rng.below(u64::from(span)) as u32) & !((1 << len) - 1);
+                            Bound {
+                                lo,
+                                hi: lo + (1 << len) - 1,
+                                mask: 0,
+                                value: 0,
+                            }
+                        }
+                        _ => {
+                            let a = rng.below(u64::from(span)) as u32;
+                            let b = a + rng.below(u64::from(span)) as u32;
+                            Bound {
+                                lo: a,
+                                hi: b,
+                                mask: 0,
+                                value: 0,
+                            }
+                        }
+                    })
+                    .collect();
+                Rect {
+                    rule,
+                    need: rng.below(4) as u32 & 1,
+                    forbid: rng.below(4) as u32 & 2,
+                    dims,
+                }
+            })
+            .collect();
+        let k = 1 + rng.below(3) as usize;
+        let mut parts = vec![Vec::new(); k];
+        for i in 0..count {
+            parts[rng.below(k as u64) as usize].push(i);
+        }
+        parts.retain(|p| !p.is_empty());
+        let t = match build(&rs, &widths, &parts) {
+            Ok(t) => t,
+            // Refusing is allowed (the caller builds trees or halves the run).
+            Err(_) => continue,
+        };
+        built += 1;
+        // Every box is in exactly one bucket, under its own key.
+        let mut seen = vec![0; count];
+        for b in &t.buckets {
+            let tuple = &t.tuples[b.tuple as usize];
+            for &i in &t.boxes[b.first as usize..(b.first + b.count) as usize] {
+                seen[i] += 1;
+                for (d, m) in tuple.masks.iter().enumerate() {
+                    assert!(*m & !mask(length(&rs[i].dims[d], widths[d])) == 0);
+                }
+            }
+        }
+        assert!(seen.iter().all(|&n| n == 1), "case {case}: {seen:?}");
+        let mut order: Vec<usize> = (0..t.tuples.len()).collect();
+        order.sort_by_key(|&i| t.tuples[i].first);
+        for _ in 0..400 {
+            // Values within each field's width.
+            let point: Vec<u32> = widths
+                .iter()
+                .map(|&w| {
+                    let x = rng.below(u64::from(span) * 2 + 2) as u32;
+                    if w < 32 {
+                        x & ((1 << w) - 1)
+                    } else {
+                        x
+                    }
+                })
+                .collect();
+            let headers = rng.below(4) as u32;
+            // As the generated code: tuples in order of their first box, each probed under
+            // its masks, stopping once the best box comes before a tuple's first.
+            let mut best: Option<usize> = None;
+            for &ti in &order {
+                let tuple = &t.tuples[ti];
+                if best.is_some_and(|b| b < tuple.first) {
+                    break;
+                }
+                if headers & tuple.needs != tuple.needs {
+                    continue;
+                }
+                let key: Vec<u32> = point.iter().zip(&tuple.masks).map(|(x, m)| x & m).collect();
+                let Some(b) = t
+                    .buckets
+                    .iter()
+                    .find(|b| b.tuple == ti as u32 && b.key == key)
+                else {
+                    continue;
+                };
+                assert!(b.count <= tuple.bucket);
+                let hit = t.boxes[b.first as usize..(b.first + b.count) as usize]
+                    .iter()
+                    .copied()
+                    .find(|&i| holds(&rs[i], &point, headers));
+                if let Some(h) = hit {
+                    best = Some(best.map_or(h, |b| b.min(h)));
+                }
+            }
+            assert_eq!(
+                best,
+                linear(&rs, &point, headers),
+                "case {case}: point {point:?} headers {headers}"
+            );
+        }
+    }
+    assert!(built >= 30, "only {built} of 60 cases built tuples");
 }

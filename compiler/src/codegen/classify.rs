@@ -1,18 +1,21 @@
 //! A classifier condition ([`crate::classify`]): the dimensions copied side by side into the
-//! packet vector, then each tree walked node by node (unrolled to its depth: each node is one
-//! array lookup, the dimension it names read at a bounded offset) and its leaf's boxes tested
-//! in order (unrolled to its largest leaf). The best box — the smallest statistics slot, the
+//! packet vector, then each part searched for a bucket of boxes — a tree walked node by node
+//! (unrolled to its depth: each node is one array lookup, the dimension it names read at a
+//! bounded offset), or a tuple's key (its id, then each dimension under the tuple's mask)
+//! assembled in the vector and looked up in the tuples hash — and the bucket's boxes tested
+//! in order (unrolled to its largest bucket). The best box — the smallest statistics slot, the
 //! earliest rule — keeps its verdict and slot in the table slot, as a merged run's entry
-//! does; a tree whose first rule comes after the best match found is skipped.
+//! does; once the best match found comes before a part's first rule, the remaining parts
+//! (in rule order) are skipped.
 //!
 //! Stack: `r10 - 8` holds the node, then the box, index being looked up; `r10 - 16` the
-//! leaf's box count. The presence word is in r8, the vector in r9.
+//! bucket's box count. The presence word is in r8, the vector in r9.
 
 use super::asm::Label;
 use super::Gen;
 use crate::bpf::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R8, R9};
 use crate::classify::MAX_DIMS;
-use crate::ir::{Cond, MapId};
+use crate::ir::{Cond, MapId, Search};
 
 const INDEX: i16 = -8;
 const COUNT: i16 = -16;
@@ -22,9 +25,10 @@ impl Gen<'_> {
     pub(super) fn classify(&mut self, c: &Cond, f: Label, t: Label) {
         let Cond::Classify {
             nodes,
+            tuples,
             boxes,
             dims,
-            trees,
+            parts,
             masked,
             slot,
         } = c
@@ -56,7 +60,7 @@ impl Gen<'_> {
         self.a.emit(Insn::mov64_imm(R1, -1));
         self.a.emit(Insn::stx(Size::W, R9, at + 4, R1));
         let end = self.a.label();
-        for (k, tree) in trees.iter().enumerate() {
+        for (k, tree) in parts.iter().enumerate() {
             let next_tree = self.a.label();
             if k > 0 {
                 // A rule before this tree's first already matched: nothing here can win.
@@ -72,7 +76,16 @@ impl Gen<'_> {
                 self.a
                     .jump(Insn::jmp_imm(Jmp::Ne, R1, tree.needs as i32, 0), next_tree);
             }
-            self.walk(*nodes, tree.root, tree.depth, next_tree);
+            match (&tree.search, nodes, tuples) {
+                (Search::Tree { root, depth }, Some(nodes), _) => {
+                    self.walk(*nodes, *root, *depth, next_tree)
+                }
+                (Search::Tuple { id, masks }, _, Some(tuples)) => {
+                    self.probe(*tuples, *id, masks, next_tree)
+                }
+                // The IR verifier refuses a part without its map.
+                _ => unreachable!("a classifier part without its map"),
+            }
             self.scan(*boxes, tree.bucket, masked, at, next_tree);
             self.a.bind(next_tree);
         }
@@ -114,6 +127,36 @@ impl Gen<'_> {
         self.a.emit(Insn::ldx(Size::W, R1, R0, 4));
         self.a.emit(Insn::stx(Size::W, R10, INDEX, R1));
         self.a.emit(Insn::ldx(Size::W, R1, R0, 8));
+        self.a.emit(Insn::stx(Size::W, R10, COUNT, R1));
+    }
+
+    /// The tuple's key `{id, dims[d] & masks[d] ...}` assembled in the vector and looked up:
+    /// leaves the bucket's first box in `r10 + INDEX` and its count in `r10 + COUNT`; to
+    /// `none` when the key has no bucket.
+    fn probe(&mut self, tuples: MapId, id: u32, masks: &[u32], none: Label) {
+        let (area, key) = (self.lay.dims, self.lay.tuple_key);
+        self.a.emit(Insn::st(Size::W, R9, key, id as i32));
+        for (d, &m) in masks.iter().enumerate() {
+            let at = key + 4 + 4 * d as i16;
+            if m == 0 {
+                self.a.emit(Insn::st(Size::W, R9, at, 0));
+                continue;
+            }
+            self.a.emit(Insn::ldx(Size::W, R1, R9, area + 4 * d as i16));
+            if m != u32::MAX {
+                // 32-bit: the mask is not sign-extended and the result is zero-extended.
+                self.a.emit(Insn::alu32_imm(Alu::And, R1, m as i32));
+            }
+            self.a.emit(Insn::stx(Size::W, R9, at, R1));
+        }
+        self.a.emit2(Insn::ld_map(R1, tuples.0));
+        self.a.emit(Insn::mov64_reg(R2, R9));
+        self.a.emit(Insn::alu64_imm(Alu::Add, R2, i32::from(key)));
+        self.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
+        self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), none);
+        self.a.emit(Insn::ldx(Size::W, R1, R0, 0));
+        self.a.emit(Insn::stx(Size::W, R10, INDEX, R1));
+        self.a.emit(Insn::ldx(Size::W, R1, R0, 4));
         self.a.emit(Insn::stx(Size::W, R10, COUNT, R1));
     }
 

@@ -27,6 +27,8 @@ pub(super) struct Layout {
     pub(super) tables: i16,
     /// A classifier's dimensions, one u32 each, so a tree node can name one by index.
     pub(super) dims: i16,
+    /// Where a tuple's key is assembled: its id, then the masked dimensions (u32 each).
+    pub(super) tuple_key: i16,
     /// A sample record being assembled: rule (u32), length (u32), the frame's first bytes.
     pub(super) samplebuf: i16,
     /// The `bpf_fib_lookup` parameters (64 bytes) of `balance ... via fib`.
@@ -109,6 +111,18 @@ pub(super) fn layout(p: &Program) -> Layout {
     if p.conds.iter().any(|c| matches!(c, Cond::Classify { .. })) {
         off += 4 * crate::classify::MAX_DIMS as i16;
     }
+    let tuple_key = off;
+    if p.conds.iter().any(|c| {
+        matches!(
+            c,
+            Cond::Classify {
+                tuples: Some(_),
+                ..
+            }
+        )
+    }) {
+        off += 8 + 4 * crate::classify::MAX_DIMS as i16;
+    }
     let samplebuf = off;
     if p.maps.iter().any(|m| m.purpose == MapPurpose::Samples) {
         off += 8 + SAMPLE_BYTES as i16;
@@ -135,6 +149,7 @@ pub(super) fn layout(p: &Program) -> Layout {
         l4_off,
         tables,
         dims,
+        tuple_key,
         samplebuf,
         fibbuf,
         size: off as u32,

@@ -179,6 +179,8 @@ fn generated_policies_load_and_agree_with_the_evaluator() {
                 totals.short += m.short;
                 totals.trees += m.trees;
                 totals.tree_rules += m.tree_rules;
+                totals.tuples += m.tuples;
+                totals.tuple_rules += m.tuple_rules;
             }
             Err(f @ (Failure::Check(_) | Failure::Refused(_))) => {
                 generator_bugs.push(format!("{name}: {}\n{source}", f.describe()));
@@ -240,18 +242,23 @@ fn generated_policies_load_and_agree_with_the_evaluator() {
          ({rules_total} rules, largest {max_rules}), {} programs loaded, max verifier \
          processed insns {max_verified}, max program insns {max_insns}; {} frames compared \
          on kernel, emulator and evaluator ({} too short for the test runner); as NIC code: {nic_programs} \
-         programs, {nic_compared} frames; {} kernel programs classified {} rules with trees; {:.1} s",
+         programs, {nic_compared} frames; {} kernel programs classified {} rules with trees, {} \
+         programs {} rules with tuples; {:.1} s",
         totals.programs,
         totals.compared,
         totals.short,
         totals.trees,
         totals.tree_rules,
+        totals.tuples,
+        totals.tuple_rules,
         elapsed.as_secs_f64()
     );
     // The classifier must meet the generated policies, or this test says nothing of it.
     assert!(
-        cases < 20 || totals.trees > 0,
-        "no generated policy was classified with a tree"
+        cases < 20 || (totals.trees > 0 && totals.tuples > 0),
+        "no generated policy was classified with a tree ({}) or with tuples ({})",
+        totals.trees,
+        totals.tuples
     );
     assert!(
         generator_bugs.is_empty(),

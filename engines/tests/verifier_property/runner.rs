@@ -101,6 +101,9 @@ pub(crate) struct Measured {
     /// Tested programs with a classifier tree, and the rules their trees hold.
     pub(crate) trees: usize,
     pub(crate) tree_rules: usize,
+    /// Tested programs with tuple space search, and the rules their tuples hold.
+    pub(crate) tuples: usize,
+    pub(crate) tuple_rules: usize,
 }
 
 /// Checks `source` and compiles it twice: as deployed (limiters read the kernel's clock), and
@@ -134,12 +137,18 @@ pub(crate) fn check_and_compile(
     };
     let deployed = compile(&program, name, source, target).map_err(refused)?;
     // The object the frames run on in the kernel classifies every run of box rules with a
-    // tree, whatever its cost, so the classifier meets every generated shape; the deployed
-    // object (the emulator's) keeps the compiler's own choice.
+    // tree, or (every other file) with tuples, whatever the cost, so both classifiers meet
+    // every generated shape; the deployed object (the emulator's) keeps the compiler's own
+    // choice.
+    let classifier = if source.len().is_multiple_of(2) {
+        nfcc_compiler::classify::Choice::Tree
+    } else {
+        nfcc_compiler::classify::Choice::Tuples
+    };
     let opts = nfcc_compiler::compile::Options {
         target,
         virtual_clock: true,
-        classifier: nfcc_compiler::classify::Choice::Tree,
+        classifier,
     };
     let tested = compile_opts(&program, name, source, &opts).map_err(refused)?;
     Ok((program, deployed, tested))
@@ -164,13 +173,22 @@ pub(crate) fn run_file(
     let (program, compiled, tested) = check_and_compile(name, source, target)?;
     let mut m = Measured::default();
     for p in &tested.programs {
-        let trees: Vec<_> =
-            p.ir.classifiers
-                .iter()
-                .filter(|d| d.form == nfcc_compiler::classify::Form::Tree)
-                .collect();
-        m.trees += usize::from(!trees.is_empty());
-        m.tree_rules += trees.iter().map(|d| d.rules).sum::<usize>();
+        for (form, programs, rules) in [
+            (
+                nfcc_compiler::classify::Form::Tree,
+                &mut m.trees,
+                &mut m.tree_rules,
+            ),
+            (
+                nfcc_compiler::classify::Form::Tuples,
+                &mut m.tuples,
+                &mut m.tuple_rules,
+            ),
+        ] {
+            let runs: Vec<_> = p.ir.classifiers.iter().filter(|d| d.form == form).collect();
+            *programs += usize::from(!runs.is_empty());
+            *rules += runs.iter().map(|d| d.rules).sum::<usize>();
+        }
     }
     for (pi, policy) in program.policies.iter().enumerate() {
         let cp = compiled
