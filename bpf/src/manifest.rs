@@ -215,6 +215,11 @@ pub struct Stage {
     /// The statistics slots this stage counts; `None`: every slot. (A NIC stage counts only
     /// its drop and tx rules: the packets it hands up are counted by the host stage.)
     pub counted_slots: Option<Vec<u32>>,
+    /// A digest of the program's instructions (before map relocation), when nfcc compiled
+    /// it: two versions with the same digest differ only in their maps' contents, which
+    /// `nfcc load --replace` may then update in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl Stage {
@@ -403,6 +408,7 @@ mod tests {
                     ],
                 }],
                 counted_slots: None,
+                code: None,
             }),
             nic: None,
             rules: vec![RuleEntry {

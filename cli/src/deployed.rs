@@ -35,8 +35,16 @@ pub fn load(req: &LoadRequest) -> Result<u8, DriverError> {
         );
         return Ok(OK);
     }
+    let how = match &l.in_place {
+        Some(Ok(d)) => format!(
+            "; updated in place: {} map entries written, {} deleted (same program, statistics kept)",
+            d.written, d.deleted
+        ),
+        Some(Err(why)) => format!("; reloaded, not updated in place: {why}"),
+        None => String::new(),
+    };
     say!(
-        "{} {} on {} ({}), program id {}, pinned under {PIN_ROOT}/{}",
+        "{} {} on {} ({}), program id {}, pinned under {PIN_ROOT}/{}{how}",
         if l.replaced { "replaced" } else { "loaded" },
         m.policy,
         m.iface,

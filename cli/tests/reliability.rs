@@ -1,11 +1,13 @@
 //! Reliability of `nfcc load` on live interfaces, each on a testbed (namespace +
 //! veth pair) that is always removed:
 //!
-//! - `--replace` 100 times while the live-frame generator sends into the interface at full
+//! - `--replace --reload` (a new program each time, not an update in place) 100 times while
+//!   the live-frame generator sends into the interface at full
 //!   speed: every frame the interface received is counted by exactly one program version's
 //!   per-rule statistics (none met no program), and the dynamic set's run-time entries are in
 //!   every version;
-//! - `nfcc load` killed between load and attach (fresh and `--replace`): the interface keeps
+//! - `nfcc load` killed between load and attach (fresh and `--replace --reload`): the
+//!   interface keeps
 //!   what it had, and `nfcc status` says so;
 //! - bpffs unmounted: `nfcc load` mounts it; where it cannot, a clear message, exit 2, nothing
 //!   attached;
@@ -145,7 +147,7 @@ fn replace_under_traffic_loses_no_packet_and_keeps_sets() {
         std::thread::sleep(Duration::from_millis(300));
         let t = Instant::now();
         for i in 0..100 {
-            let (code, out) = nfcc(&["load", &path, "--iface", &tb.rx, "--replace"]);
+            let (code, out) = nfcc(&["load", &path, "--iface", &tb.rx, "--replace", "--reload"]);
             assert_eq!(code, 0, "swap {i}: {out}");
             let m = nfcc_driver::runtime::PinnedMaps::open(dir.as_ref()).expect("pinned maps");
             let keys = m.map_keys(&set_map).expect("set keys");
@@ -250,7 +252,7 @@ fn a_load_killed_between_load_and_attach_leaves_the_interface_as_it_was() {
     let _unload = Unload(tb.rx.clone());
     let old = xdp_prog_id(&tb.rx).expect("attached");
     assert_eq!(status_prog_id(&name), Some(old));
-    kill_between_load_and_attach(&["load", &path, "--iface", &tb.rx, "--replace"]);
+    kill_between_load_and_attach(&["load", &path, "--iface", &tb.rx, "--replace", "--reload"]);
     assert_eq!(
         xdp_prog_id(&tb.rx),
         Some(old),
@@ -262,7 +264,7 @@ fn a_load_killed_between_load_and_attach_leaves_the_interface_as_it_was() {
         "status must tell the truth"
     );
     // And the next replace works (it cleans up the killed one's leftovers).
-    let (code, out) = nfcc(&["load", &path, "--iface", &tb.rx, "--replace"]);
+    let (code, out) = nfcc(&["load", &path, "--iface", &tb.rx, "--replace", "--reload"]);
     assert_eq!(code, 0, "{out}");
     let new = xdp_prog_id(&tb.rx).expect("attached");
     assert_ne!(new, old);

@@ -110,7 +110,20 @@ pub fn stage(policy: &ck::Policy, program: &CompiledProgram) -> Stage {
         maps,
         sets: crate::sets::layout(policy, &program.ir, &|n| object_map_name(&program.name, n)),
         counted_slots: None,
+        code: Some(code_digest(&program.code)),
     }
+}
+
+/// A digest of `code`: FNV-1a (64 bits) over the instructions' encoding, in hex. Ours
+/// rather than a crate's: it names a program's identity for `--replace`, not a security
+/// property, and eight lines need no dependency.
+pub fn code_digest(code: &[crate::bpf::Insn]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in code.iter().flat_map(|i| i.encode()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 #[cfg(test)]

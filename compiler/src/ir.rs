@@ -111,6 +111,10 @@ pub enum MapPurpose {
     ClassifierBoxes,
     /// A classifier's tuples (see [`crate::classify::tuples`]): hash of {tuple u32, then each
     /// dimension under the tuple's mask (u32)} to the bucket {first box u32, box count u32}.
+    /// The boxes of the buckets lie in one of two halves of the boxes map, `{base, base +
+    /// half}` .. `+ half`, given by the header entry {u32::MAX, 0 ...} -> {base u32, half
+    /// u32} (no tuple has that id): an update in place writes the new boxes into the idle
+    /// half, then each bucket at once, so a packet meets every bucket whole, old or new.
     ClassifierTuples,
 }
 

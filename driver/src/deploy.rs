@@ -28,9 +28,19 @@ pub struct LoadRequest {
     #[cfg_attr(feature = "clap", arg(long))]
     pub policy: Option<String>,
     /// Swap a new version of the policy already on the interface in one step, carrying its
-    /// dynamic sets and counters over.
+    /// dynamic sets and counters over. When the new version compiles to the running program
+    /// and only a tuple classifier's data changed, its maps are updated in place instead
+    /// (bucket by bucket) without a reload.
     #[cfg_attr(feature = "clap", arg(long))]
     pub replace: bool,
+    /// With `--replace`: always load the new program and swap it in, in one atomic step,
+    /// even when its maps could be updated in place.
+    #[cfg_attr(feature = "clap", arg(long, requires = "replace"))]
+    pub reload: bool,
+    /// Which classifier runs of rules may get (as `nfcc compile --classifier`); `tuples`
+    /// makes most one-rule changes updates in place.
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "auto"))]
+    pub classifier: crate::compile::Classifier,
 }
 
 /// Attach modes, as the CLI spells them.
@@ -96,6 +106,16 @@ fn template(policy: &str, source: &str, mode: AttachMode, iface: &str) -> Manife
 
 /// Prepares `file` (choosing `wanted`) for `iface`.
 pub fn prepare(file: &Path, wanted: Option<&str>, iface: &str) -> Result<Prepared, DriverError> {
+    prepare_with(file, wanted, iface, crate::compile::Classifier::Auto)
+}
+
+/// [`prepare`] with the classifier choice for a policy's rules.
+pub fn prepare_with(
+    file: &Path,
+    wanted: Option<&str>,
+    iface: &str,
+    classifier: crate::compile::Classifier,
+) -> Result<Prepared, DriverError> {
     let label = file.display().to_string();
     match read_input(file)? {
         Input::Object(bytes) => {
@@ -119,7 +139,7 @@ pub fn prepare(file: &Path, wanted: Option<&str>, iface: &str) -> Result<Prepare
         }
         Input::Source(source) => {
             let chosen = Chosen::from_source(label.clone(), source, wanted)?;
-            let compiled = chosen.compile(None)?;
+            let compiled = chosen.compile_classified(classifier.choice())?;
             let p = &compiled.programs[0];
             let policy = &chosen.policy;
             let mut manifest = template(&policy.name, &label, AttachMode::Native, iface);
@@ -145,6 +165,8 @@ pub struct Loaded {
     pub manifest: Manifest,
     /// Whether a running version was swapped out.
     pub replaced: bool,
+    /// For `--replace`: what was updated in place (`Ok`), or why the program was reloaded.
+    pub in_place: Option<Result<crate::inplace::InPlace, String>>,
     /// Gone deployments removed first (their interfaces went away).
     pub pruned: Vec<Deployment>,
     /// For an offloaded policy, what the gate found.
@@ -171,11 +193,27 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, DriverError> {
         l.pruned = pruned;
         return Ok(l);
     }
-    let mut prep = prepare(&req.file, req.policy.as_deref(), &req.iface)?;
+    let mut prep = prepare_with(&req.file, req.policy.as_deref(), &req.iface, req.classifier)?;
     let mode = req
         .mode
         .map_or_else(|| prep.default_mode(), AttachMode::from);
     prep.manifest.mode = mode;
+    let mut in_place = None;
+    if req.replace {
+        match try_in_place(req, &prep, mode)? {
+            Some(Ok((manifest, done))) => {
+                return Ok(Loaded {
+                    manifest,
+                    replaced: true,
+                    in_place: Some(Ok(done)),
+                    pruned,
+                    offload: None,
+                })
+            }
+            Some(Err(why)) => in_place = Some(Err(why)),
+            None => {}
+        }
+    }
     let loaded = nfcc_runtime::load(&prep.object, &prep.program, prep.manifest.prog_type)?;
     // Entries map by map, each map's in batches.
     let mut i = 0;
@@ -201,9 +239,49 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, DriverError> {
     Ok(Loaded {
         manifest,
         replaced: req.replace,
+        in_place,
         pruned,
         offload: None,
     })
+}
+
+/// `--replace` as an update of the running program's maps, when the new version is the
+/// same program (see [`crate::inplace`]): `None` when there is nothing in place to try
+/// (`--reload`, no running version of this policy here: the reload reports what is wrong),
+/// `Some(Err(why))` when the program must be reloaded.
+#[allow(clippy::type_complexity)]
+fn try_in_place(
+    req: &LoadRequest,
+    prep: &Prepared,
+    mode: AttachMode,
+) -> Result<Option<Result<(Manifest, crate::inplace::InPlace), String>>, DriverError> {
+    if req.reload {
+        return Ok(Some(Err("asked for (--reload)".into())));
+    }
+    let Some(old) = deploy::status()
+        .into_iter()
+        .find(|d| d.iface() == req.iface && d.gone.is_none() && !d.interrupted)
+    else {
+        return Ok(None);
+    };
+    if old.policy() != prep.program || old.mode() != mode {
+        return Ok(None);
+    }
+    if !prep.redirects.is_empty() {
+        return Ok(Some(Err(
+            "the policy redirects (targets are resolved at load)".into(),
+        )));
+    }
+    let (Some(old_host), Some(new_host)) = (&old.manifest.host, &prep.manifest.host) else {
+        return Ok(None);
+    };
+    match crate::inplace::update(old_host, new_host, &prep.entries)? {
+        Ok(done) => {
+            let manifest = deploy::record_in_place(&old, prep.manifest.clone())?;
+            Ok(Some(Ok((manifest, done))))
+        }
+        Err(why) => Ok(Some(Err(why))),
+    }
 }
 
 /// `nfcc load --mode offload`: the device must take offloaded programs; on one that does not
@@ -279,6 +357,7 @@ fn load_offload(req: &LoadRequest) -> Result<Loaded, DriverError> {
     Ok(Loaded {
         manifest,
         replaced: false,
+        in_place: None,
         pruned: Vec::new(),
         offload: Some(report),
     })

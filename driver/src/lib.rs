@@ -25,6 +25,7 @@ pub mod deploy;
 pub mod engine;
 pub mod error;
 pub mod import;
+pub mod inplace;
 pub mod metrics;
 pub mod offload;
 pub mod run;

@@ -136,6 +136,18 @@ impl Chosen {
         compile_program(&self.alone(), &self.label, &self.source, target, false)
     }
 
+    /// Compiles the chosen policy alone for the host with the classifier `choice`.
+    pub fn compile_classified(
+        &self,
+        choice: nfcc_compiler::classify::Choice,
+    ) -> Result<Compiled, DriverError> {
+        let opts = nfcc_compiler::compile::Options {
+            classifier: choice,
+            ..Default::default()
+        };
+        compile_program_opts(&self.alone(), &self.label, &self.source, &opts)
+    }
+
     /// Compiles the chosen policy alone with a virtual clock (limiters read a map the test
     /// engines set, so they see the evaluator's frozen time).
     pub fn compile_virtual_clock(&self) -> Result<Compiled, DriverError> {

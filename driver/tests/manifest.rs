@@ -96,6 +96,8 @@ fn a_deployment_with_another_layout_is_served_from_its_manifest() {
         mode: None,
         policy: None,
         replace: false,
+        reload: false,
+        classifier: Default::default(),
     };
     let loaded = deploy::load(&req).unwrap_or_else(|e| panic!("{e}"));
     let host = loaded

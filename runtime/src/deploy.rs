@@ -35,6 +35,7 @@ pub(crate) fn complete_stage(
         maps: Vec::new(),
         sets: Vec::new(),
         counted_slots: None,
+        code: None,
     });
     stage.program_id = loaded.program_id()?;
     stage.program = loaded.program.clone();
@@ -176,6 +177,53 @@ pub fn stage_counts(
             })
         })
         .collect()
+}
+
+/// Runs `frame` once through the program a deployment's link runs now
+/// (`BPF_PROG_TEST_RUN`), with the maps it uses now: its return code. What a policy updated
+/// in place does is asked of the running program itself.
+pub fn test_run_running(d: &Deployment, frame: &[u8]) -> Result<u32, RuntimeError> {
+    let layout = PinLayout::new(d.policy());
+    let err = |what: &str, e: std::io::Error| {
+        RuntimeError::Deploy(format!("cannot {what} of `{}`: {e}", d.policy()))
+    };
+    let id =
+        crate::sys::pinned_link_prog_id(&layout.link()).map_err(|e| err("read the link", e))?;
+    let fd = crate::sys::prog_fd_by_id(id).map_err(|e| err("open the running program", e))?;
+    let mut out = vec![0u8; frame.len() + 256];
+    use std::os::fd::AsFd;
+    let run = crate::sys::prog_test_run(fd.as_fd(), frame, &mut out, 1, &[])
+        .map_err(|(e, _)| err("test-run the running program", e))?;
+    Ok(run.retval)
+}
+
+/// Records a version updated in place — the running program, its maps' contents changed by
+/// the caller through [`stage_maps`] — as the deployment: the new manifest (rules, source,
+/// stage) keeps the running program's id, the pins, the interface index, the mode and the
+/// counters' base, since the program and its statistics map stay.
+pub fn record_in_place(old: &Deployment, mut manifest: Manifest) -> Result<Manifest, RuntimeError> {
+    let (Some(old_host), Some(mut stage)) = (old.manifest.host.as_ref(), manifest.host.take())
+    else {
+        return Err(RuntimeError::Deploy(
+            "an update in place needs the host program of both versions".into(),
+        ));
+    };
+    stage.program_id = old_host.program_id;
+    for m in &mut stage.maps {
+        m.pin = old_host.map(&m.name).and_then(|o| o.pin.clone());
+    }
+    for o in &old_host.maps {
+        if stage.map(&o.name).is_none() {
+            stage.maps.push(o.clone());
+        }
+    }
+    manifest.host = Some(stage);
+    manifest.base = old.manifest.base.clone();
+    manifest.ifindex = old.manifest.ifindex;
+    manifest.mode = old.manifest.mode;
+    manifest.deployed_at = state::now();
+    state::write(&manifest)?;
+    Ok(manifest)
 }
 
 /// Swaps the program of the deployment on `manifest.iface` for `loaded` (the same policy, a

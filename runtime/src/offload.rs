@@ -94,6 +94,7 @@ pub fn deploy_offload(
         maps: Vec::new(),
         sets: Vec::new(),
         counted_slots: None,
+        code: None,
     });
     nic.program_id = nic_id;
     for mut m in obj.maps_mut() {

@@ -37,6 +37,8 @@ const BPF_OBJ_GET: u32 = 7;
 const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
 /// `BPF_PROG_TEST_RUN` from `enum bpf_cmd`.
 const BPF_PROG_TEST_RUN: u32 = 10;
+/// `BPF_PROG_GET_FD_BY_ID` from `enum bpf_cmd`.
+const BPF_PROG_GET_FD_BY_ID: u32 = 13;
 
 /// `BPF_PROG_TYPE_XDP` from `enum bpf_prog_type`.
 const BPF_PROG_TYPE_XDP: u32 = 6;
@@ -191,12 +193,29 @@ struct InfoAttr {
 
 impl Attr for InfoAttr {}
 
+/// `union bpf_attr` as used by `BPF_PROG_GET_FD_BY_ID` (`struct { prog_id; next_id;
+/// open_flags }`).
+#[repr(C)]
+struct GetFdByIdAttr {
+    /// The program's id.
+    prog_id: u32,
+    /// Unused here (zero).
+    next_id: u32,
+    /// Open flags (zero).
+    open_flags: u32,
+    /// Zeroes up to [`ATTR_SIZE`].
+    tail: [u8; ATTR_SIZE - 12],
+}
+
+impl Attr for GetFdByIdAttr {}
+
 // The kernel reads these offsets; a wrong size would shift every member after it.
 const _: () = assert!(size_of::<MapElemAttr>() == ATTR_SIZE);
 const _: () = assert!(size_of::<TestRunAttr>() == ATTR_SIZE);
 const _: () = assert!(size_of::<ProgLoadAttr>() == ATTR_SIZE);
 const _: () = assert!(size_of::<ObjGetAttr>() == ATTR_SIZE);
 const _: () = assert!(size_of::<InfoAttr>() == ATTR_SIZE);
+const _: () = assert!(size_of::<GetFdByIdAttr>() == ATTR_SIZE);
 
 /// Calls `bpf(cmd, attr, sizeof attr)` and returns its non-negative result or `errno`.
 fn bpf<A: Attr>(cmd: u32, attr: &mut A) -> io::Result<c_long> {
@@ -525,6 +544,20 @@ pub(crate) fn obj_get(path: &std::path::Path) -> io::Result<OwnedFd> {
     let fd = bpf(BPF_OBJ_GET, &mut get)?;
     let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: a successful BPF_OBJ_GET returns a new descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A descriptor of the loaded program with id `id` (`BPF_PROG_GET_FD_BY_ID`).
+pub(crate) fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = GetFdByIdAttr {
+        prog_id: id,
+        next_id: 0,
+        open_flags: 0,
+        tail: [0; ATTR_SIZE - 12],
+    };
+    let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut attr)?;
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: a successful BPF_PROG_GET_FD_BY_ID returns a new descriptor nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 

@@ -681,31 +681,41 @@ fn install(p: &mut Program, start: usize, end: usize, dims: &[Dim], rects: &[Rec
         boxes.extend(f.boxes);
         nodes_map
     });
+    // Tuples' boxes follow the trees' leaves in the boxes map, in the first of two halves
+    // (see `MapPurpose::ClassifierTuples`), with room to grow.
+    let mut capacity = boxes.len();
     let tuples = tuples.map(|t| {
-        // Buckets' boxes follow the trees' leaves in the boxes map.
         let base = boxes.len() as u32;
+        let half = (t.boxes.len() + t.boxes.len() / 4 + 16).next_multiple_of(64) as u32;
+        capacity = boxes.len() + 2 * half as usize;
         let tuples_map = MapId(p.maps.len() as u32);
+        let word = |w: u32| w.to_le_bytes();
+        let header = (
+            std::iter::once(u32::MAX)
+                .chain(std::iter::repeat_n(0, dims.len()))
+                .flat_map(word)
+                .collect(),
+            [base, half].into_iter().flat_map(word).collect(),
+        );
         p.maps.push(Map {
             name: format!("nfcc_tuples{tag}"),
             purpose: MapPurpose::ClassifierTuples,
             key_size: 4 + 4 * dims.len() as u32,
             value_size: 8,
-            max_entries: t.buckets.len().max(1) as u32,
-            init: t
-                .buckets
-                .iter()
-                .map(|b| {
+            max_entries: (t.buckets.len() + t.buckets.len() / 4 + 16) as u32,
+            init: std::iter::once(header)
+                .chain(t.buckets.iter().map(|b| {
                     (
                         std::iter::once(b.tuple)
                             .chain(b.key.iter().copied())
-                            .flat_map(u32::to_le_bytes)
+                            .flat_map(word)
                             .collect(),
                         [base + b.first, b.count]
-                            .iter()
-                            .flat_map(|w| w.to_le_bytes())
+                            .into_iter()
+                            .flat_map(word)
                             .collect(),
                     )
-                })
+                }))
                 .collect(),
         });
         parts.extend(t.tuples.iter().enumerate().map(|(id, tu)| ClassifyPart {
@@ -713,7 +723,9 @@ fn install(p: &mut Program, start: usize, end: usize, dims: &[Dim], rects: &[Rec
                 id: id as u32,
                 masks: tu.masks.clone(),
             },
-            bucket: tu.bucket,
+            // Code scans buckets to a multiple of 4 boxes, so that a bucket growing by one
+            // rarely changes the program (and an update can stay in the maps).
+            bucket: tu.bucket.next_multiple_of(4).min(MAX_BUCKET),
             first_slot: tu.first as u32,
             needs: tu.needs,
         }));
@@ -737,7 +749,7 @@ fn install(p: &mut Program, start: usize, end: usize, dims: &[Dim], rects: &[Rec
         purpose: MapPurpose::ClassifierBoxes,
         key_size: 4,
         value_size,
-        max_entries: boxes.len().max(1) as u32,
+        max_entries: capacity.max(boxes.len()).max(1) as u32,
         init,
     });
     // Parts in order of their first rule, so a match in one can skip the later ones.
