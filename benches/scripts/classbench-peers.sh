@@ -30,6 +30,7 @@ for set in $sets; do
     "$nfcc" compile "$out/$set.nf" --stats -o "$out/$set.o" 2>/dev/null | grep -v '^  maps'
     "$nfcc" bench "$out/$set.nf" --original "$out/$set.rules" --baseline drop ${BENCH_ARGS:---seconds 1 --runs 3} 2>/dev/null | sed -n '/^subject/,$p'
     python3 "$here/classbench_nft.py" "$data/$set" > "$out/$set.nft"
+    ip netns exec "$ns" nft flush ruleset
     ip netns exec "$ns" nft -f "$out/$set.nft"
     ip netns exec "$ns" nft -j list ruleset > "$out/$set.json"
     ip netns exec "$ns" nft flush ruleset

@@ -106,8 +106,8 @@ pub enum MapPurpose {
     /// [`crate::classify::LEAF`], its first box in the threshold and its box count in left.
     ClassifierNodes,
     /// A classifier's boxes, leaf by leaf in priority order: array of {verdict u32, statistics
-    /// slot u32, headers needed u32, headers forbidden u32, then per dimension lo, hi, mask,
-    /// value (u32 each)}.
+    /// slot u32, headers needed u32, headers forbidden u32, then per dimension lo and hi, and
+    /// mask and value for a dimension some box masks (u32 each)}.
     ClassifierBoxes,
     /// A classifier's tuples (see [`crate::classify::tuples`]): hash of {tuple u32, then each
     /// dimension under the tuple's mask (u32)} to the bucket {first box u32, box count u32}.
@@ -509,7 +509,7 @@ impl Program {
                             }
                         }
                     }
-                    let want = 16 + 16 * dims.len() as u32;
+                    let want = crate::classify::box_size(masked);
                     if self.maps[boxes.index()].value_size != want {
                         return err(format!("c{i}: boxes of {boxes} are not {want} bytes"));
                     }

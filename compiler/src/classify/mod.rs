@@ -415,9 +415,10 @@ fn plan(
     for r in &mut rects {
         r.dims.truncate(dims);
     }
-    let masked = (0..dims)
-        .filter(|&d| rects.iter().any(|r| r.dims[d].mask != 0))
-        .count();
+    let masks: Vec<bool> = (0..dims)
+        .map(|d| rects.iter().any(|r| r.dims[d].mask != 0))
+        .collect();
+    let masked = masks.iter().filter(|&&m| m).count();
     let linear = code_cost(p, rules);
     let mut d = Decision {
         first: rules[0].name.clone(),
@@ -568,7 +569,7 @@ fn plan(
             d.boxes = f.boxes.len();
             d.depth = f.trees.iter().map(depth).max().unwrap_or(0);
             d.bucket = f.trees.iter().map(|t| t.bucket).max().unwrap_or(0);
-            d.bytes = (f.nodes.len() * 16 + f.boxes.len() * (16 + 16 * dims)) as u64;
+            d.bytes = (f.nodes.len() * 20 + f.boxes.len() * (4 + box_size(&masks) as usize)) as u64;
         }
         Structure::Tuples(t, f) => {
             d.form = Form::Tuples;
@@ -593,7 +594,7 @@ fn plan(
                 .unwrap_or(0);
             d.bytes = (t.buckets.len() * (4 + 4 * dims + 8)
                 + nodes * 16
-                + d.boxes * (16 + 16 * dims)) as u64;
+                + d.boxes * (4 + box_size(&masks) as usize)) as u64;
         }
     }
     decisions.push(d);
@@ -614,24 +615,37 @@ fn depth(t: &ClassifyPart) -> u32 {
     }
 }
 
+/// Bytes of a box whose dimensions are masked (by some box) as `masked` says: 16 of header,
+/// then 8 per dimension (lo, hi), 8 more (mask, value) per masked one — a box of the
+/// ClassBench sets' five dimensions fits a cache line.
+pub fn box_size(masked: &[bool]) -> u32 {
+    16 + masked.iter().map(|&m| if m { 16 } else { 8 }).sum::<u32>()
+}
+
 /// The boxes map's value for box `r`: {verdict, statistics slot, need, forbid, then per
-/// dimension lo, hi, mask, value}.
-fn box_value(p: &Program, r: &Rect, value_size: u32) -> Vec<u8> {
+/// dimension lo, hi, and mask, value where `masked`}.
+fn box_value(p: &Program, r: &Rect, masked: &[bool], value_size: u32) -> Vec<u8> {
     let rule = &p.rules[r.rule];
     let verdict = crate::verdict::verdict(p.hook, p.target, &rule.terminal) as u32;
     let mut v = Vec::with_capacity(value_size as usize);
     for w in [verdict, rule.stats_index, r.need, r.forbid] {
         v.extend(w.to_le_bytes());
     }
-    for Bound {
-        lo,
-        hi,
-        mask,
-        value,
-    } in &r.dims
+    for (
+        Bound {
+            lo,
+            hi,
+            mask,
+            value,
+        },
+        m,
+    ) in r.dims.iter().zip(masked)
     {
-        for w in [*lo, *hi, *mask, *value] {
-            v.extend(w.to_le_bytes());
+        v.extend(lo.to_le_bytes());
+        v.extend(hi.to_le_bytes());
+        if *m {
+            v.extend(mask.to_le_bytes());
+            v.extend(value.to_le_bytes());
         }
     }
     v
@@ -733,14 +747,14 @@ fn install(p: &mut Program, start: usize, end: usize, dims: &[Dim], rects: &[Rec
         tuples_map
     });
     let boxes_map = MapId(p.maps.len() as u32);
-    let value_size = 16 + 16 * dims.len() as u32;
+    let value_size = box_size(&masked);
     let init = boxes
         .iter()
         .enumerate()
         .map(|(i, &b)| {
             (
                 (i as u32).to_le_bytes().to_vec(),
-                box_value(p, &rects[b], value_size),
+                box_value(p, &rects[b], &masked, value_size),
             )
         })
         .collect();

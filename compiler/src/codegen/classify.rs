@@ -177,8 +177,8 @@ impl Gen<'_> {
             self.a.emit(Insn::ldx(Size::W, R1, R0, 12));
             self.a.emit(Insn::alu64_reg(Alu::And, R1, R8));
             self.a.jump(Insn::jmp_imm(Jmp::Ne, R1, 0, 0), next);
+            let mut b = 16;
             for (d, m) in masked.iter().enumerate() {
-                let b = 16 + 16 * d as i16;
                 self.a.emit(Insn::ldx(Size::W, R1, R9, area + 4 * d as i16));
                 self.a.emit(Insn::ldx(Size::W, R2, R0, b));
                 self.a.jump(Insn::jmp_reg(Jmp::Lt, R1, R2, 0), next);
@@ -190,6 +190,7 @@ impl Gen<'_> {
                     self.a.emit(Insn::ldx(Size::W, R2, R0, b + 12));
                     self.a.jump(Insn::jmp_reg(Jmp::Ne, R1, R2, 0), next);
                 }
+                b += if *m { 16 } else { 8 };
             }
             // The box holds; the leaf's first such box is its tree's best.
             self.a.emit(Insn::ldx(Size::W, R1, R0, 4));

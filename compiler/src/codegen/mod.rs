@@ -18,6 +18,11 @@
 //! constants on some paths and make the verifier walk the rules once per parse path, which a
 //! 10,000-rule policy cannot afford.
 //!
+//! A small host policy — a few rules of comparisons and header tests, no maps, no actions —
+//! keeps its vector on the stack instead: the verifier walks its few rules once per parse
+//! path cheaply, and the packet saves the scratch map's lookup (what hand-written C saves).
+//! Such a program has no scratch map, so engines learn its deciding rule from the statistics.
+//!
 //! **NIC code** (`Target::Nfp`) cannot have that: the NIC has no per-CPU maps and cannot store
 //! into map values. Its vector is on the stack (zeroed first, every access aligned), its
 //! statistics and counters are plain maps updated by atomic add, table verdicts become
@@ -50,7 +55,7 @@ mod rules;
 mod stats;
 
 use crate::bpf::{helper, Alu, Insn, Jmp, Reg, Size, R0, R1, R10, R2, R6, R7, R8, R9};
-use crate::ir::Program;
+use crate::ir::{Cond, Program};
 use asm::Asm;
 use layout::{layout, Layout, STACK_KEYS};
 use nfcc_dsl::checked::{Field, Header, Hook, Target, Terminal};
@@ -100,6 +105,9 @@ const INNER_VLAN_BIT: i32 = 1 << 14;
 /// Presence bit of "an L4 payload offset exists" (TCP, UDP, ICMP, ICMPv6 parsed).
 const PAYLOAD_BIT: i32 = 1 << 15;
 
+/// Rules a host policy may have and keep its packet vector on the stack.
+const STACK_VECTOR_RULES: usize = 16;
+
 /// Generates the program.
 pub fn generate(p: &Program) -> Result<Code, CodegenError> {
     let lay = layout(p);
@@ -118,10 +126,22 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
         && p.rules
             .iter()
             .all(|r| r.actions.is_empty() && r.table.is_none());
+    // A small host policy of comparisons and header tests keeps its vector on the stack.
+    let small = !nic
+        && !bare
+        && p.rules.len() <= STACK_VECTOR_RULES
+        && p.default_actions.is_empty()
+        && p.rules
+            .iter()
+            .all(|r| r.actions.is_empty() && r.table.is_none())
+        && p.conds
+            .iter()
+            .all(|c| matches!(c, Cond::Present(_) | Cond::Cmp { .. } | Cond::Range { .. }));
     // The NIC has no per-CPU maps and cannot store into map values: its packet vector lives on
     // the stack, below the key slots, zeroed so that no path reads uninitialised stack.
     let vector_size = lay.size.next_multiple_of(8);
-    let stack = if nic && !bare {
+    let on_stack = (nic || small) && !bare;
+    let stack = if on_stack {
         STACK_KEYS + vector_size
     } else {
         STACK_KEYS
@@ -139,6 +159,20 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
         a.emit(Insn::mov64_imm(R0, 0));
         for off in (0..vector_size as i16).step_by(8) {
             a.emit(Insn::stx(Size::DW, R9, off, R0));
+        }
+    } else if small {
+        // Only the field slots can be read before a path writes them (the presence word
+        // and the length are written on every path).
+        a.emit(Insn::mov64_reg(R9, R10));
+        a.emit(Insn::alu64_imm(Alu::Add, R9, -(stack as i32)));
+        if !lay.slots.is_empty() {
+            a.emit(Insn::mov64_imm(R0, 0));
+        }
+        for (f, &at) in p.fields.iter().zip(&lay.slots) {
+            let words = if f.field.ty().bits() > 64 { 2 } else { 1 };
+            for w in 0..words {
+                a.emit(Insn::stx(Size::DW, R9, at + 8 * w, R0));
+            }
         }
     } else {
         a.emit(Insn::mov64_imm(R1, 0));
@@ -187,7 +221,7 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
     // Epilogue: r7 = verdict, stack[-4] = statistics slot, also left in the vector for
     // engines (`nfcc_bpf::layout::DECIDED_OFFSET`).
     a.bind(epilogue);
-    if !bare && !nic {
+    if !bare && !on_stack {
         a.emit(Insn::ldx(Size::W, R1, R10, -4));
         a.emit(Insn::stx(
             Size::W,
@@ -219,7 +253,7 @@ pub fn generate(p: &Program) -> Result<Code, CodegenError> {
         insns,
         rule_starts,
         scratch_map,
-        scratch_size: if nic || bare { 0 } else { lay.size },
+        scratch_size: if on_stack || bare { 0 } else { lay.size },
         stack,
     })
 }
