@@ -101,9 +101,10 @@ pub enum MapPurpose {
     /// A virtual clock for tests: one u64 of nanoseconds that limiters read instead of
     /// `bpf_ktime_get_ns`, so a test run is as deterministic as the evaluator.
     Clock,
-    /// A classifier's decision tree (see [`crate::classify`]): array of nodes, each
-    /// {dimension u32, threshold u32, left u32, right u32}; a leaf has dimension
-    /// [`crate::classify::LEAF`], its first box in the threshold and its box count in left.
+    /// A classifier's decision trees (see [`crate::classify`]): nodes, each {dimension u32,
+    /// threshold u32, left u32, right u32}, a leaf with dimension [`crate::classify::LEAF`],
+    /// its first box in the threshold and its box count in left; all in the one value of a
+    /// one-entry array where they fit (node `i` at byte `16 i`), else an array of nodes.
     ClassifierNodes,
     /// A classifier's boxes, leaf by leaf in priority order: array of {verdict u32, statistics
     /// slot u32, headers needed u32, headers forbidden u32, then per dimension lo and hi, and
@@ -516,7 +517,7 @@ impl Program {
                     for part in parts {
                         match (&part.search, nodes, tuples) {
                             (Search::Tree { root, .. }, Some(n), _)
-                                if *root < self.maps[n.index()].max_entries => {}
+                                if *root < crate::classify::node_count(&self.maps[n.index()]) => {}
                             (Search::Tuple { masks, .. }, _, Some(t))
                                 if masks.len() == dims.len()
                                     && self.maps[t.index()].key_size

@@ -192,6 +192,10 @@ enum Structure {
     Tuples(tuples::Tuples, Option<Forest>),
 }
 
+/// The largest value of a nodes map holding all its nodes in one value: the kernel's array
+/// values stop at `KMALLOC_MAX_SIZE` (4 MiB); past this the map holds a node per entry.
+const NODES_VALUE_MAX: usize = (4 << 20) - 4096;
+
 /// A tuple holding fewer boxes than this (or than 1% of the run) is left to a tree.
 const MIN_TUPLE_BOXES: usize = 8;
 
@@ -293,6 +297,15 @@ fn best_forest(
             (Ok(parts), _) => Ok(parts),
             (Err(_), one) => one,
         },
+    }
+}
+
+/// Nodes in a nodes map: one per entry, or all in its one value.
+pub fn node_count(m: &Map) -> u32 {
+    if m.max_entries == 1 {
+        m.value_size / 16
+    } else {
+        m.max_entries
     }
 }
 
@@ -673,23 +686,36 @@ fn install(p: &mut Program, start: usize, end: usize, dims: &[Dim], rects: &[Rec
     let mut boxes = Vec::new();
     let nodes = forest.map(|f| {
         let nodes_map = MapId(p.maps.len() as u32);
+        let bytes = |n: &[u32; 4]| n.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
+        // Every node in one value where they fit: the walk then indexes it with no lookup
+        // per level (see `codegen::classify`).
+        let (value_size, max_entries, init) = if f.nodes.len() * 16 <= NODES_VALUE_MAX {
+            (
+                16 * f.nodes.len() as u32,
+                1,
+                vec![(
+                    0u32.to_le_bytes().to_vec(),
+                    f.nodes.iter().flat_map(bytes).collect(),
+                )],
+            )
+        } else {
+            (
+                16,
+                f.nodes.len() as u32,
+                f.nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| ((i as u32).to_le_bytes().to_vec(), bytes(n)))
+                    .collect(),
+            )
+        };
         p.maps.push(Map {
             name: format!("nfcc_tree{tag}"),
             purpose: MapPurpose::ClassifierNodes,
             key_size: 4,
-            value_size: 16,
-            max_entries: f.nodes.len() as u32,
-            init: f
-                .nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| {
-                    (
-                        (i as u32).to_le_bytes().to_vec(),
-                        n.iter().flat_map(|w| w.to_le_bytes()).collect(),
-                    )
-                })
-                .collect(),
+            value_size,
+            max_entries,
+            init,
         });
         parts.extend(f.trees);
         boxes.extend(f.boxes);

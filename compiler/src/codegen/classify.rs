@@ -1,7 +1,8 @@
 //! A classifier condition ([`crate::classify`]): the dimensions copied side by side into the
 //! packet vector, then each part searched for a bucket of boxes — a tree walked node by node
-//! (unrolled to its depth: each node is one array lookup, the dimension it names read at a
-//! bounded offset), or a tuple's key (its id, then each dimension under the tuple's mask)
+//! (unrolled to its depth: each node read at a bounded index of the one map value holding
+//! them all, or one array lookup per node where they do not fit one value; the dimension it
+//! names read at a bounded offset), or a tuple's key (its id, then each dimension under the tuple's mask)
 //! assembled in the vector and looked up in the tuples hash — and the bucket's boxes tested
 //! in order (unrolled to its largest bucket). The best box — the smallest statistics slot, the
 //! earliest rule — keeps its verdict and slot in the table slot, as a merged run's entry
@@ -13,7 +14,7 @@
 
 use super::asm::Label;
 use super::Gen;
-use crate::bpf::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R8, R9};
+use crate::bpf::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R5, R8, R9};
 use crate::classify::MAX_DIMS;
 use crate::ir::{Cond, MapId, Search};
 
@@ -100,6 +101,10 @@ impl Gen<'_> {
     /// The walk from `root`, one node per level, until a leaf: leaves the leaf's first box in
     /// `r10 + INDEX` and its count in `r10 + COUNT`; to `none` without one.
     fn walk(&mut self, nodes: MapId, root: u32, depth: u32, none: Label) {
+        let map = &self.p.maps[nodes.index()];
+        if map.max_entries == 1 {
+            return self.walk_value(nodes, map.value_size / 16, root, depth, none);
+        }
         let area = self.lay.dims;
         self.load_const(R1, u64::from(root));
         self.a.emit(Insn::stx(Size::W, R10, INDEX, R1));
@@ -127,6 +132,47 @@ impl Gen<'_> {
         self.a.emit(Insn::ldx(Size::W, R1, R0, 4));
         self.a.emit(Insn::stx(Size::W, R10, INDEX, R1));
         self.a.emit(Insn::ldx(Size::W, R1, R0, 8));
+        self.a.emit(Insn::stx(Size::W, R10, COUNT, R1));
+    }
+
+    /// [`Gen::walk`] over `count` nodes in one map value: one lookup, then per level the node
+    /// index bounded (so the verifier can check the access) and the node read in place.
+    /// r5 holds the value, r3 the node index, r4 the node.
+    fn walk_value(&mut self, nodes: MapId, count: u32, root: u32, depth: u32, none: Label) {
+        let area = self.lay.dims;
+        self.a.emit(Insn::mov64_imm(R1, 0));
+        self.a.emit(Insn::stx(Size::W, R10, INDEX, R1));
+        self.lookup(nodes, none);
+        self.a.emit(Insn::mov64_reg(R5, R0));
+        self.load_const(R3, u64::from(root));
+        let leaf = self.a.label();
+        for level in 0..=depth {
+            self.a
+                .jump(Insn::jmp_imm(Jmp::Gt, R3, count as i32 - 1, 0), none);
+            self.a.emit(Insn::mov64_reg(R4, R3));
+            self.a.emit(Insn::alu64_imm(Alu::Lsh, R4, 4));
+            self.a.emit(Insn::alu64_reg(Alu::Add, R4, R5));
+            if level == depth {
+                // The last level is a leaf by construction.
+                break;
+            }
+            self.a.emit(Insn::ldx(Size::W, R1, R4, 0));
+            self.a
+                .jump(Insn::jmp_imm(Jmp::Gt, R1, MAX_DIMS as i32 - 1, 0), leaf);
+            self.a.emit(Insn::alu64_imm(Alu::Lsh, R1, 2));
+            self.a.emit(Insn::alu64_reg(Alu::Add, R1, R9));
+            self.a.emit(Insn::ldx(Size::W, R1, R1, area));
+            self.a.emit(Insn::ldx(Size::W, R2, R4, 4));
+            self.a.emit(Insn::ldx(Size::W, R3, R4, 8));
+            let go = self.a.label();
+            self.a.jump(Insn::jmp_reg(Jmp::Le, R1, R2, 0), go);
+            self.a.emit(Insn::ldx(Size::W, R3, R4, 12));
+            self.a.bind(go);
+        }
+        self.a.bind(leaf);
+        self.a.emit(Insn::ldx(Size::W, R1, R4, 4));
+        self.a.emit(Insn::stx(Size::W, R10, INDEX, R1));
+        self.a.emit(Insn::ldx(Size::W, R1, R4, 8));
         self.a.emit(Insn::stx(Size::W, R10, COUNT, R1));
     }
 
