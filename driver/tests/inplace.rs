@@ -12,57 +12,10 @@ use nfcc_driver::compile::Classifier;
 use nfcc_driver::deploy::{self, LoadRequest};
 use nfcc_driver::dsl::eval::{self, Meta, State};
 use nfcc_driver::dsl::testing::frame_from_literal;
-use std::process::Command;
 use std::time::Instant;
 
-struct Veth(String);
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let ok = Command::new("ip")
-        .args(args)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "ip {args:?} failed");
-}
-
-fn privileged(test: &str) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    });
-    let why = match nfcc_driver::runtime::can_load_bpf() {
-        Err(r) => Some(r),
-        Ok(()) if !root => Some("creating interfaces needs root".to_string()),
-        Ok(()) => None,
-    };
-    let Some(reason) = why else { return true };
-    if std::env::var_os("NFCC_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
-        panic!("NFCC_REQUIRE_KERNEL=1 but {test} {reason}");
-    }
-    eprintln!("skipped: {test}: {reason}");
-    false
-}
-
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+mod common;
+use common::{ip, privileged, Rng, Veth};
 
 /// One generated rule: a source prefix (in 10.0.0.0/8), a TCP port range, a verdict.
 #[derive(Clone)]

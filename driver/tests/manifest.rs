@@ -10,41 +10,9 @@ use nfcc_driver::bpf::manifest::{MapRole, SetForm};
 use nfcc_driver::bpf::pin::PinLayout;
 use nfcc_driver::counters::CounterReader;
 use nfcc_driver::deploy::{self, LoadRequest};
-use std::process::Command;
 
-struct Veth(String);
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let ok = Command::new("ip")
-        .args(args)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "ip {args:?} failed");
-}
-
-fn privileged(test: &str) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    });
-    let why = match nfcc_driver::runtime::can_load_bpf() {
-        Err(r) => Some(r),
-        Ok(()) if !root => Some("creating interfaces needs root".to_string()),
-        Ok(()) => None,
-    };
-    let Some(reason) = why else { return true };
-    if std::env::var_os("NFCC_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
-        panic!("NFCC_REQUIRE_KERNEL=1 but {test} {reason}");
-    }
-    eprintln!("skipped: {test}: {reason}");
-    false
-}
+mod common;
+use common::{ip, privileged, Veth};
 
 /// The version deployed: four prefix lengths in a dynamic set (an LPM trie), and a rule
 /// `early` before the others.

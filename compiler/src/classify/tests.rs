@@ -81,6 +81,52 @@ impl Rng {
     }
 }
 
+/// `count` random boxes over `dims` dimensions with values below about `span`: wildcards,
+/// masks, intervals and, with `aligned`, aligned prefix blocks too; random headers needed
+/// and forbidden.
+fn random_rects(rng: &mut Rng, count: usize, dims: usize, span: u32, aligned: bool) -> Vec<Rect> {
+    (0..count)
+        .map(|rule| {
+            let dims = (0..dims)
+                .map(|_| match rng.below(if aligned { 6 } else { 5 }) {
+                    0 => Bound::ANY,
+                    1 => Bound {
+                        mask: 1 << rng.below(3),
+                        value: (rng.below(2) as u32) << rng.below(3),
+                        ..Bound::ANY
+                    },
+                    2 if aligned => {
+                        let len = rng.below(7) as u32;
+                        let lo = (rng.below(u64::from(span)) as u32) & !((1 << len) - 1);
+                        Bound {
+                            lo,
+                            hi: lo + (1 << len) - 1,
+                            mask: 0,
+                            value: 0,
+                        }
+                    }
+                    _ => {
+                        let a = rng.below(u64::from(span)) as u32;
+                        let b = a + rng.below(u64::from(span)) as u32;
+                        Bound {
+                            lo: a,
+                            hi: b,
+                            mask: 0,
+                            value: 0,
+                        }
+                    }
+                })
+                .collect();
+            Rect {
+                rule,
+                need: rng.below(4) as u32 & 1,
+                forbid: rng.below(4) as u32 & 2,
+                dims,
+            }
+        })
+        .collect()
+}
+
 /// The first box holding `point` with `headers` present, by a scan of all of them.
 fn linear(rs: &[Rect], point: &[u32], headers: u32) -> Option<usize> {
     rs.iter().position(|r| holds(r, point, headers))
@@ -123,36 +169,7 @@ fn the_tree_finds_the_first_box_a_linear_scan_finds() {
         let count = 1 + rng.below(if case % 10 == 9 { 600 } else { 60 }) as usize;
         // Values from a small range so that boxes overlap, nest and share boundaries.
         let span = 1 + rng.below(64) as u32;
-        let rs: Vec<Rect> = (0..count)
-            .map(|rule| {
-                let dims = (0..dims)
-                    .map(|_| match rng.below(5) {
-                        0 => Bound::ANY,
-                        1 => Bound {
-                            mask: 1 << rng.below(3),
-                            value: (rng.below(2) as u32) << rng.below(3),
-                            ..Bound::ANY
-                        },
-                        _ => {
-                            let a = rng.below(u64::from(span)) as u32;
-                            let b = a + rng.below(u64::from(span)) as u32;
-                            Bound {
-                                lo: a,
-                                hi: b,
-                                mask: 0,
-                                value: 0,
-                            }
-                        }
-                    })
-                    .collect();
-                Rect {
-                    rule,
-                    need: rng.below(4) as u32 & 1,
-                    forbid: rng.below(4) as u32 & 2,
-                    dims,
-                }
-            })
-            .collect();
+        let rs = random_rects(&mut rng, count, dims, span, false);
         let t = match build(&rs, dims) {
             Ok(t) => t,
             // Refusing is allowed (the caller halves the run); answering wrong is not.
@@ -258,47 +275,7 @@ fn tuples_find_the_first_box_a_linear_scan_finds() {
             .map(|_| [8, 16, 32][rng.below(3) as usize])
             .collect();
         let span = 1 + rng.below(64) as u32;
-        let rs: Vec<Rect> = (0..count)
-            .map(|rule| {
-                let dims = (0..dims)
-                    .map(|_| match rng.below(6) {
-                        0 => Bound::ANY,
-                        1 => Bound {
-                            mask: 1 << rng.below(3),
-                            value: (rng.below(2) as u32) << rng.below(3),
-                            ..Bound::ANY
-                        },
-                        2 => {
-                            // An aligned prefix block.
-                            let len = rng.below(7) as u32;
-                            let lo = (rng.below(u64::from(span)) as u32) & !((1 << len) - 1);
-                            Bound {
-                                lo,
-                                hi: lo + (1 << len) - 1,
-                                mask: 0,
-                                value: 0,
-                            }
-                        }
-                        _ => {
-                            let a = rng.below(u64::from(span)) as u32;
-                            let b = a + rng.below(u64::from(span)) as u32;
-                            Bound {
-                                lo: a,
-                                hi: b,
-                                mask: 0,
-                                value: 0,
-                            }
-                        }
-                    })
-                    .collect();
-                Rect {
-                    rule,
-                    need: rng.below(4) as u32 & 1,
-                    forbid: rng.below(4) as u32 & 2,
-                    dims,
-                }
-            })
-            .collect();
+        let rs = random_rects(&mut rng, count, dims, span, true);
         let k = 1 + rng.below(3) as usize;
         let mut parts = vec![Vec::new(); k];
         for i in 0..count {
