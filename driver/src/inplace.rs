@@ -3,7 +3,8 @@
 //! in what its maps hold, the maps are updated in place — no verification, no attach, the
 //! statistics untouched. Which map contents may change is decided by role:
 //!
-//! - a tuple classifier's buckets and boxes (`MapRole::ClassifierTuples`/`ClassifierBoxes`):
+//! - a tuple classifier's buckets and boxes (`MapRole::ClassifierTuples` and the
+//!   `ClassifierBoxes` map beside it):
 //!   the new boxes are written into the half of the boxes map no bucket uses, stale buckets
 //!   deleted, then every bucket replaced — each bucket one element update, so a packet meets
 //!   every bucket whole, the old version's or the new one's;
@@ -11,8 +12,8 @@
 //!   the running map lacks them, live entries kept — what a reload carries over;
 //! - maps holding run-time state (statistics, limiters, samples, the clock, the scratch
 //!   vector, redirect targets): left alone;
-//! - any other map (trees, tables, merged rules, Maglev tables) must hold the new version's
-//!   entries already, or the update is not made in place and the program is reloaded.
+//! - any other map (trees and their boxes, tables, merged rules, Maglev tables) must hold the
+//!   new version's entries already, or the update is not made in place and the program is reloaded.
 //!
 //! Anything that rules out the update in place is a reason (`Err(String)` of [`plan`]), and
 //! `--replace` reloads instead, as it always could.
@@ -20,7 +21,7 @@
 use crate::error::DriverError;
 use nfcc_bpf::manifest::{MapEntry, MapRole, Stage};
 use nfcc_runtime::PinnedMaps;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// What an update in place did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,6 +36,12 @@ pub struct InPlace {
 
 /// One map's new contents, by key.
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The steps of an update, in order, and the tuple classifiers they move.
+struct Plan {
+    steps: Vec<Step>,
+    classifiers: usize,
+}
 
 /// One planned step, in order.
 enum Step {
@@ -51,7 +58,7 @@ fn plan(
     new: &Stage,
     entries: &[(String, Vec<u8>, Vec<u8>)],
     maps: &PinnedMaps,
-) -> Result<Result<Vec<Step>, String>, DriverError> {
+) -> Result<Result<Plan, String>, DriverError> {
     match (&old.code, &new.code) {
         (Some(a), Some(b)) if a == b => {}
         (Some(_), Some(_)) => {
@@ -83,10 +90,22 @@ fn plan(
         }
         Ok(out)
     };
-    let mut steps = Vec::new();
+    // A boxes map beside a tuples map moves with it; any other (a tree's) must not change.
+    let tuples_of = |boxes: &str| boxes.replacen("nfcc_boxes", "nfcc_tuples", 1);
+    let paired = |m: &MapEntry| {
+        m.role == MapRole::ClassifierBoxes
+            && new
+                .map(&tuples_of(&m.name))
+                .is_some_and(|t| t.role == MapRole::ClassifierTuples)
+    };
+    let mut plan = Plan {
+        steps: Vec::new(),
+        classifiers: 0,
+    };
     for m in &new.maps {
-        let want = by_map.remove(m.name.as_str()).unwrap_or_default();
+        let want = by_map.get(m.name.as_str()).cloned().unwrap_or_default();
         match m.role {
+            _ if paired(m) => {}
             MapRole::RuleStats
             | MapRole::Limiter
             | MapRole::Samples
@@ -94,8 +113,7 @@ fn plan(
             | MapRole::Scratch
             | MapRole::RedirectTargets
             | MapRole::XskSockets
-            | MapRole::Other
-            | MapRole::ClassifierBoxes => {}
+            | MapRole::Other => {}
             r if r.carried() => {
                 let now = live(&m.name)?;
                 let add: Entries = want
@@ -103,20 +121,17 @@ fn plan(
                     .filter(|(k, _)| !now.contains_key(k))
                     .collect();
                 if !add.is_empty() {
-                    steps.push(Step::Write(m.name.clone(), add));
+                    plan.steps.push(Step::Write(m.name.clone(), add));
                 }
             }
             MapRole::ClassifierTuples => {
                 let boxes = m.name.replacen("nfcc_tuples", "nfcc_boxes", 1);
-                let boxes_want = entries
-                    .iter()
-                    .filter(|(n, _, _)| *n == boxes)
-                    .map(|(_, k, v)| (k.clone(), v.clone()))
-                    .collect();
+                let boxes_want = by_map.get(boxes.as_str()).cloned().unwrap_or_default();
                 match tuples(&m.name, want, &boxes, boxes_want, maps)? {
-                    Ok(s) => steps.extend(s),
+                    Ok(s) => plan.steps.extend(s),
                     Err(why) => return Ok(Err(why)),
                 }
+                plan.classifiers += 1;
             }
             _ => {
                 let now = live(&m.name)?;
@@ -124,9 +139,13 @@ fn plan(
                     m.kind,
                     nfcc_bpf::MapKind::Array | nfcc_bpf::MapKind::PercpuArray
                 );
-                let same = want.iter().all(|(k, v)| now.get(k) == Some(v))
+                let wanted: HashMap<&[u8], &[u8]> =
+                    want.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+                let same = wanted
+                    .iter()
+                    .all(|(k, v)| now.get(*k).map(|x| &x[..]) == Some(*v))
                     && now.iter().all(|(k, v)| {
-                        want.iter().any(|(w, _)| w == k) || (array && v.iter().all(|b| *b == 0))
+                        wanted.contains_key(&k[..]) || (array && v.iter().all(|b| *b == 0))
                     });
                 if !same {
                     return Ok(Err(format!("the entries of map {} changed", m.name)));
@@ -134,7 +153,7 @@ fn plan(
             }
         }
     }
-    Ok(Ok(steps))
+    Ok(Ok(plan))
 }
 
 /// The steps that move a tuple classifier to its new buckets and boxes: the new boxes into
@@ -150,15 +169,12 @@ fn tuples(
         u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().expect("a 4-byte word"))
     };
     let is_header = |k: &[u8]| word(k, 0) == u32::MAX;
-    let Some((_, header)) = want.iter().find(|(k, _)| is_header(k)) else {
+    let Some((header_key, header)) = want.iter().find(|(k, _)| is_header(k)) else {
         return Ok(Err(format!("{name} has no header entry")));
     };
     let (base, half) = (word(header, 0), word(header, 1));
     let live_keys = maps.map_keys(name)?;
-    match maps.map_lookup(
-        name,
-        &want.iter().find(|(k, _)| is_header(k)).expect("found").0,
-    )? {
+    match maps.map_lookup(name, header_key)? {
         Some(h) if h == *header => {}
         _ => return Ok(Err(format!("{name} is laid out differently"))),
     }
@@ -193,9 +209,11 @@ fn tuples(
             (k, v2)
         })
         .collect();
+    let kept: HashSet<&[u8]> = buckets.iter().map(|(k, _)| &k[..]).collect();
     let stale: Vec<Vec<u8>> = live_keys
-        .into_iter()
-        .filter(|k| !is_header(k) && !buckets.iter().any(|(b, _)| b == k))
+        .iter()
+        .filter(|k| !is_header(k) && !kept.contains(&k[..]))
+        .cloned()
         .collect();
     Ok(Ok(vec![
         Step::Write(boxes.to_string(), boxes_new),
@@ -213,15 +231,17 @@ pub fn update(
     entries: &[(String, Vec<u8>, Vec<u8>)],
 ) -> Result<Result<InPlace, String>, DriverError> {
     let maps = nfcc_runtime::deploy::stage_maps(old)?;
-    let steps = match plan(old, new, entries, &maps)? {
-        Ok(s) => s,
+    let plan = match plan(old, new, entries, &maps)? {
+        Ok(p) => p,
         Err(why) => return Ok(Err(why)),
     };
-    let mut done = InPlace::default();
-    for step in steps {
+    let mut done = InPlace {
+        classifiers: plan.classifiers,
+        ..InPlace::default()
+    };
+    for step in plan.steps {
         match step {
             Step::Write(map, es) => {
-                done.classifiers += usize::from(map.contains("nfcc_tuples"));
                 done.written += es.len();
                 maps.map_update_many(&map, &es)?;
             }

@@ -5,6 +5,8 @@
 //! evaluator decides it under the new version, and again after a change back (the boxes'
 //! other half). A change that alters the program (a rule more) reloads instead and says why;
 //! `--reload` always reloads.
+//! A tree whose boxes changed (a flipped verdict: same code, same nodes) is reloaded, never
+//! left running the old boxes.
 //!
 //! Needs root (skips otherwise, or fails under `NFCC_REQUIRE_KERNEL=1`).
 
@@ -206,6 +208,51 @@ fn a_changed_rule_of_a_tuple_classifier_is_updated_in_place() {
         done.deleted,
         reload_time.as_secs_f64() * 1e3
     );
+    deploy::unload(&a).unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_tree_whose_boxes_changed_is_reloaded() {
+    if !privileged("in-place update test (trees)") {
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let (a, b) = (format!("nit{id}a"), format!("nit{id}b"));
+    ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+    let _guard = Veth(a.clone());
+    ip(&["link", "set", &a, "up"]);
+    ip(&["link", "set", &b, "up"]);
+    let name = format!("it{id}");
+    let dir = std::env::temp_dir().join(format!("nfcc-inplace-tree-{id}"));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("policy.nf");
+    let v1 = rules(600);
+    std::fs::write(&file, source(&name, &v1)).unwrap_or_else(|e| panic!("{e}"));
+    let req = LoadRequest {
+        file: file.clone(),
+        iface: a.clone(),
+        mode: None,
+        policy: None,
+        replace: false,
+        reload: false,
+        classifier: Classifier::Tree,
+    };
+    deploy::load(&req).unwrap_or_else(|e| panic!("{e}"));
+    // A flipped verdict changes a box of the tree, not its code nor its nodes: the trees'
+    // boxes are not updated in place, so the program is reloaded.
+    let mut v2 = v1.clone();
+    v2[100].drop = !v2[100].drop;
+    let src2 = source(&name, &v2);
+    std::fs::write(&file, &src2).unwrap_or_else(|e| panic!("{e}"));
+    let r = deploy::load(&LoadRequest {
+        replace: true,
+        ..req.clone()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(r.in_place, Some(Err(_))), "{:?}", r.in_place);
+    let mut rng = Rng(0x7472_6565_7321);
+    agree(&name, &src2, &packets(&v2[100..=100], &mut rng, 40));
     deploy::unload(&a).unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_dir_all(&dir);
 }

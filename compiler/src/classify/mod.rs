@@ -318,6 +318,8 @@ struct Built {
     end: usize,
     dims: Vec<Dim>,
     rects: Vec<Rect>,
+    /// Which dimensions some box masks.
+    masks: Vec<bool>,
     structure: Structure,
 }
 
@@ -406,7 +408,7 @@ pub fn classify(p: &mut Program, choice: Choice) -> Vec<Decision> {
     // Install from the last run back, so earlier rule positions stay valid.
     built.sort_by_key(|b| std::cmp::Reverse(b.start));
     for b in built {
-        install(p, b.start, b.end, &b.dims, &b.rects, b.structure);
+        install(p, b);
     }
     decisions
 }
@@ -616,6 +618,7 @@ fn plan(
         end: run.end,
         dims: run.dims.clone(),
         rects,
+        masks,
         structure,
     });
 }
@@ -664,14 +667,19 @@ fn box_value(p: &Program, r: &Rect, masked: &[bool], value_size: u32) -> Vec<u8>
     v
 }
 
-/// Replaces rules `start..end` of `p` with one rule classifying them by `s`.
-fn install(p: &mut Program, start: usize, end: usize, dims: &[Dim], rects: &[Rect], s: Structure) {
+/// Replaces rules `b.start..b.end` of `p` with one rule classifying them by `b.structure`.
+fn install(p: &mut Program, b: Built) {
+    let Built {
+        start,
+        end,
+        dims,
+        rects,
+        masks: masked,
+        structure: s,
+    } = b;
     let dim_ids: Vec<Vec<FieldId>> = dims
         .iter()
         .map(|d| d.iter().map(|f| host_field(p, *f)).collect())
-        .collect();
-    let masked: Vec<bool> = (0..dims.len())
-        .map(|d| rects.iter().any(|r| r.dims[d].mask != 0))
         .collect();
     let tag = p
         .maps

@@ -66,19 +66,24 @@ pub struct Tuples {
 /// The length of `b` in a dimension of `width` bits: its bounds' common leading bits (of
 /// 32), or 0 when those are only the bits no value of the field has.
 pub fn length(b: &Bound, width: u32) -> u32 {
-    let top = if width >= 32 {
-        u32::MAX
-    } else {
-        (1u32 << width) - 1
-    };
-    let hi = b.hi.min(top);
-    let lo = b.lo.min(hi);
+    let (lo, hi) = clamped(b, width);
     let l = (lo ^ hi).leading_zeros();
     if l <= 32 - width.min(32) {
         0
     } else {
         l
     }
+}
+
+/// `b`'s bounds within the values a field of `width` bits has.
+fn clamped(b: &Bound, width: u32) -> (u32, u32) {
+    let top = if width >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << width) - 1
+    };
+    let hi = b.hi.min(top);
+    (b.lo.min(hi), hi)
 }
 
 /// The mask of the first `len` bits.
@@ -122,14 +127,7 @@ pub fn build(rects: &[Rect], widths: &[u32], parts: &[Vec<usize>]) -> Result<Tup
     let mut tuples: Vec<Building> = Vec::new();
     let key = |r: &Rect, lens: &[u32]| -> Vec<u32> {
         (0..dims)
-            .map(|d| {
-                let top = if widths[d] >= 32 {
-                    u32::MAX
-                } else {
-                    (1u32 << widths[d]) - 1
-                };
-                r.dims[d].lo.min(r.dims[d].hi.min(top)) & mask(lens[d])
-            })
+            .map(|d| clamped(&r.dims[d], widths[d]).0 & mask(lens[d]))
             .collect()
     };
     for part in parts {
@@ -226,20 +224,10 @@ impl Tuples {
     /// least `min_boxes` — and returns the boxes of the others, in priority order, for a tree
     /// to hold instead.
     pub fn prune(self, min_boxes: usize) -> (Tuples, Vec<usize>) {
-        let mut sizes: Vec<(usize, usize)> = self
-            .tuples
-            .iter()
-            .enumerate()
-            .map(|(t, _)| {
-                let n = self
-                    .buckets
-                    .iter()
-                    .filter(|b| b.tuple == t as u32)
-                    .map(|b| b.count as usize)
-                    .sum();
-                (n, t)
-            })
-            .collect();
+        let mut sizes: Vec<(usize, usize)> = (0..self.tuples.len()).map(|t| (0, t)).collect();
+        for b in &self.buckets {
+            sizes[b.tuple as usize].0 += b.count as usize;
+        }
         sizes.sort_by_key(|&(n, t)| (std::cmp::Reverse(n), t));
         let mut keep: Vec<usize> = sizes
             .iter()
