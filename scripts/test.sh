@@ -58,7 +58,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # Deployments (pins and manifests) that exist before the suite, so only the suite's are judged.
-state_before=$( (ls /run/nfcc 2>/dev/null; ls /sys/fs/bpf/nfcc 2>/dev/null) | sort)
+# On a fresh machine neither directory exists yet: `ls` fails, which is not an error here.
+state_before=$( (ls /run/nfcc 2>/dev/null; ls /sys/fs/bpf/nfcc 2>/dev/null; true) | sort)
 echo "== cargo test"
 # insta fails on a snapshot mismatch instead of writing a new one when CI is set.
 CI="${CI:-true}" cargo test --workspace --quiet 2>&1 | tee target/test-output.txt
@@ -74,7 +75,7 @@ if command -v ip >/dev/null 2>&1; then
     echo "none"
 fi
 echo "== deployments left behind"
-state_after=$( (ls /run/nfcc 2>/dev/null; ls /sys/fs/bpf/nfcc 2>/dev/null) | sort)
+state_after=$( (ls /run/nfcc 2>/dev/null; ls /sys/fs/bpf/nfcc 2>/dev/null; true) | sort)
 left_state=$(comm -13 <(echo "$state_before") <(echo "$state_after") | grep -c . || true)
 if [ "$left_state" != 0 ]; then
     echo "error: the tests left $left_state deployment file(s) in /run/nfcc or /sys/fs/bpf/nfcc:" >&2
