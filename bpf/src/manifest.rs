@@ -274,6 +274,20 @@ pub struct Manifest {
     pub rules: Vec<RuleEntry>,
     /// Per-slot counts of versions swapped out by `--replace`, added to the live counts.
     pub base: Vec<Counts>,
+    /// The deployment's name when it is not the policy's: the agent deploys one policy on
+    /// many interfaces, each as `POLICY@IFACE`. It names the pin directory and the manifest
+    /// file (see [`Manifest::key`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// Who keeps the deployment in its desired state (`agent` for `nfcc agent`); `None` for
+    /// a deployment made by hand, which the agent never touches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<String>,
+    /// What the deployer deployed, as it identifies it (the agent: a digest of the policy
+    /// file, the policy chosen and the mode), so it can tell an unchanged deployment from a
+    /// stale one after a restart without reloading anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// Why a manifest could not be read.
@@ -311,7 +325,16 @@ impl Manifest {
             nic: None,
             rules: Vec::new(),
             base: Vec::new(),
+            deployment: None,
+            managed_by: None,
+            revision: None,
         }
+    }
+
+    /// The deployment's key: its pin directory's and manifest file's name — the policy's
+    /// name, or [`Manifest::deployment`] when set.
+    pub fn key(&self) -> &str {
+        self.deployment.as_deref().unwrap_or(&self.policy)
     }
 
     /// The manifest as JSON.
@@ -419,7 +442,23 @@ mod tests {
                 packets: 1,
                 bytes: 2,
             }],
+            deployment: Some("edge@eth1".into()),
+            managed_by: Some("agent:edge".into()),
+            revision: Some("00ff".into()),
         }
+    }
+
+    #[test]
+    fn a_manifest_without_the_agent_fields_reads_and_is_keyed_by_its_policy() {
+        let mut m = sample();
+        assert_eq!(m.key(), "edge@eth1");
+        m.deployment = None;
+        m.managed_by = None;
+        m.revision = None;
+        let json = m.to_json();
+        assert!(!json.contains("deployment"), "{json}");
+        let back = Manifest::from_json(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.key(), "edge \"quoted\" \\ name");
     }
 
     #[test]

@@ -41,6 +41,22 @@ pub struct LoadRequest {
     /// makes most one-rule changes updates in place.
     #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "auto"))]
     pub classifier: crate::compile::Classifier,
+    /// Set by a deployer that keeps deployments in a desired state (the agent): the name,
+    /// owner and revision its manifest records. `None` for a load by hand.
+    #[cfg_attr(feature = "clap", arg(skip))]
+    pub owner: Option<Owner>,
+}
+
+/// What a managing deployer records in the manifest (see [`Manifest::deployment`],
+/// [`Manifest::managed_by`], [`Manifest::revision`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// The deployment's key (`POLICY@IFACE`).
+    pub deployment: String,
+    /// Who manages it.
+    pub managed_by: String,
+    /// What the deployer deployed, as it identifies it.
+    pub revision: String,
 }
 
 /// Attach modes, as the CLI spells them.
@@ -194,6 +210,11 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, DriverError> {
         return Ok(l);
     }
     let mut prep = prepare_with(&req.file, req.policy.as_deref(), &req.iface, req.classifier)?;
+    if let Some(o) = &req.owner {
+        prep.manifest.deployment = Some(o.deployment.clone());
+        prep.manifest.managed_by = Some(o.managed_by.clone());
+        prep.manifest.revision = Some(o.revision.clone());
+    }
     let mode = req
         .mode
         .map_or_else(|| prep.default_mode(), AttachMode::from);
@@ -264,7 +285,9 @@ fn try_in_place(
     else {
         return Ok(None);
     };
-    if old.policy() != prep.program || old.mode() != mode {
+    let renamed =
+        prep.manifest.deployment.is_some() && prep.manifest.deployment != old.manifest.deployment;
+    if old.policy() != prep.program || old.mode() != mode || renamed {
         return Ok(None);
     }
     if !prep.redirects.is_empty() {
@@ -367,6 +390,12 @@ fn load_offload(req: &LoadRequest) -> Result<Loaded, DriverError> {
 /// its manifest.
 pub fn unload(iface: &str) -> Result<Deployment, DriverError> {
     Ok(deploy::undeploy(iface)?)
+}
+
+/// Detaches and unpins the deployment named `key` (the agent's `POLICY@IFACE`), live or
+/// gone, and removes its manifest.
+pub fn unload_key(key: &str) -> Result<Deployment, DriverError> {
+    Ok(deploy::undeploy_key(key)?)
 }
 
 /// `nfcc status`: every deployment, gone ones included, and manifests that could not be read.

@@ -117,7 +117,11 @@ impl DeploymentCollector {
         deploy::status()
             .iter()
             .filter(|d| d.gone.is_none())
-            .filter(|d| self.only.as_deref().is_none_or(|p| p == d.policy()))
+            .filter(|d| {
+                self.only
+                    .as_deref()
+                    .is_none_or(|p| p == d.policy() || p == d.manifest.key())
+            })
             .filter_map(|d| PolicySample::read(d).ok())
             .collect()
     }
@@ -139,8 +143,18 @@ pub fn render_with(registry: Registry) -> String {
 
 /// `nfcc stats POLICY --prometheus`: the same text the agent serves, once.
 pub fn render_policy(policy: &str) -> Result<String, DriverError> {
-    // A clear error for a policy that is not loaded, rather than an empty text.
-    let d = deploy::find(policy)?;
+    // A clear error for a policy that is not loaded, rather than an empty text. A policy the
+    // agent deployed on several interfaces prints them all.
+    let all = deploy::status();
+    let Some(d) = all
+        .iter()
+        .find(|d| d.policy() == policy || d.manifest.key() == policy)
+    else {
+        return Err(deploy::find(policy).err().map_or_else(
+            || DriverError::Input(format!("no policy `{policy}` is loaded")),
+            DriverError::from,
+        ));
+    };
     if d.manifest.rules.is_empty() {
         return Err(DriverError::Input(format!(
             "`{policy}` was loaded from an object nfcc did not compile: it has no per-rule statistics"

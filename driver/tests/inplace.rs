@@ -135,6 +135,7 @@ fn a_changed_rule_of_a_tuple_classifier_is_updated_in_place() {
         replace: false,
         reload: false,
         classifier: Classifier::Tuples,
+        owner: None,
     };
     let loaded = deploy::load(&req).unwrap_or_else(|e| panic!("{e}"));
     let program_id = loaded.manifest.program_id();
@@ -237,6 +238,7 @@ fn a_tree_whose_boxes_changed_is_reloaded() {
         replace: false,
         reload: false,
         classifier: Classifier::Tree,
+        owner: None,
     };
     deploy::load(&req).unwrap_or_else(|e| panic!("{e}"));
     // A flipped verdict changes a box of the tree, not its code nor its nodes: the trees'

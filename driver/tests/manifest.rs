@@ -66,6 +66,7 @@ fn a_deployment_with_another_layout_is_served_from_its_manifest() {
         replace: false,
         reload: false,
         classifier: Default::default(),
+        owner: None,
     };
     let loaded = deploy::load(&req).unwrap_or_else(|e| panic!("{e}"));
     let host = loaded

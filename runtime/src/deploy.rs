@@ -67,9 +67,9 @@ pub(crate) fn complete_stage(
 /// any failure nothing stays attached or pinned.
 pub fn deploy(mut loaded: Loaded, mut manifest: Manifest) -> Result<Manifest, RuntimeError> {
     ensure_bpffs()?;
-    refuse_busy(&manifest.policy, &manifest.iface)?;
+    refuse_busy(manifest.key(), &manifest.iface)?;
     pause_before_attach();
-    let layout = PinLayout::new(&manifest.policy);
+    let layout = PinLayout::new(manifest.key());
     let dir = layout.dir();
     std::fs::create_dir_all(&dir)
         .map_err(|e| RuntimeError::Deploy(format!("cannot create {}: {e}", dir.display())))?;
@@ -99,9 +99,24 @@ pub fn undeploy(iface: &str) -> Result<Deployment, RuntimeError> {
             "no nfcc policy is loaded on {iface} (`nfcc status` lists what is)"
         )));
     };
+    remove_deployment(d)
+}
+
+/// Detaches and unpins the deployment named `key` (see [`Manifest::key`]), live or gone, and
+/// removes its manifest.
+pub fn undeploy_key(key: &str) -> Result<Deployment, RuntimeError> {
+    let Some(d) = status().into_iter().find(|d| d.manifest.key() == key) else {
+        return Err(RuntimeError::Deploy(format!(
+            "no deployment `{key}` exists (`nfcc status` lists what does)"
+        )));
+    };
+    remove_deployment(d)
+}
+
+fn remove_deployment(d: Deployment) -> Result<Deployment, RuntimeError> {
     if d.mode() == AttachMode::Offload && d.gone.is_none() {
         // The NIC program was attached through netlink, not a link: detach it there.
-        crate::attach::detach_hw(crate::ifindex(iface)?)?;
+        crate::attach::detach_hw(crate::ifindex(d.iface())?)?;
     }
     let dir = d.layout().dir();
     // Removing the link's pin drops the last reference to the link: the program detaches.
@@ -183,7 +198,7 @@ pub fn stage_counts(
 /// (`BPF_PROG_TEST_RUN`), with the maps it uses now: its return code. What a policy updated
 /// in place does is asked of the running program itself.
 pub fn test_run_running(d: &Deployment, frame: &[u8]) -> Result<u32, RuntimeError> {
-    let layout = PinLayout::new(d.policy());
+    let layout = d.layout();
     let err = |what: &str, e: std::io::Error| {
         RuntimeError::Deploy(format!("cannot {what} of `{}`: {e}", d.policy()))
     };
@@ -195,6 +210,14 @@ pub fn test_run_running(d: &Deployment, frame: &[u8]) -> Result<u32, RuntimeErro
     let run = crate::sys::prog_test_run(fd.as_fd(), frame, &mut out, 1, &[])
         .map_err(|(e, _)| err("test-run the running program", e))?;
     Ok(run.retval)
+}
+
+/// A new version of a deployment keeps its name (a `POLICY@IFACE` deployment replaced by
+/// hand stays where its pins are) unless its deployer names it.
+fn inherit_key(old: &Deployment, manifest: &mut Manifest) {
+    if manifest.deployment.is_none() {
+        manifest.deployment = old.manifest.deployment.clone();
+    }
 }
 
 /// Records a version updated in place — the running program, its maps' contents changed by
@@ -218,6 +241,7 @@ pub fn record_in_place(old: &Deployment, mut manifest: Manifest) -> Result<Manif
         }
     }
     manifest.host = Some(stage);
+    inherit_key(old, &mut manifest);
     manifest.base = old.manifest.base.clone();
     manifest.ifindex = old.manifest.ifindex;
     manifest.mode = old.manifest.mode;
@@ -254,6 +278,14 @@ pub fn replace(mut loaded: Loaded, mut manifest: Manifest) -> Result<Manifest, R
             old.policy()
         )));
     }
+    inherit_key(&old, &mut manifest);
+    if old.manifest.key() != manifest.key() {
+        return Err(RuntimeError::Deploy(format!(
+            "{iface} runs deployment `{}`, not `{}`; unload it first with `nfcc unload --iface {iface}`",
+            old.manifest.key(),
+            manifest.key()
+        )));
+    }
     if old.mode() == AttachMode::Offload {
         return Err(RuntimeError::Deploy(format!(
             "`--replace` of a policy offloaded to the NIC is not built yet; `nfcc unload --iface {iface}` and load it again"
@@ -264,7 +296,7 @@ pub fn replace(mut loaded: Loaded, mut manifest: Manifest) -> Result<Manifest, R
             "the deployment has no host program".into(),
         ));
     };
-    let layout = PinLayout::new(&policy);
+    let layout = PinLayout::new(manifest.key());
     let pinned = stage_maps(&old_host)?;
     let new_stage = complete_stage(&loaded, manifest.host.take(), &[])?;
     // Carry dynamic sets (and their length tables) and counters over, map by map, where the

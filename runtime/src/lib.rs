@@ -10,6 +10,7 @@
 //!   split; [`PinnedMaps`] reads a deployment's maps;
 //! - [`traffic`] is the live-frame traffic generator, [`capture`] the packet sockets of the
 //!   testbeds, [`traffic::in_netns`] runs work in a network namespace;
+//! - [`links`] lists interfaces and follows link events (netlink), for the agent;
 //! - [`can_load_bpf`] tells whether this process may load programs at all, so privileged tests
 //!   can say why they were skipped.
 //!
@@ -21,6 +22,7 @@ mod attach;
 pub mod capture;
 pub mod deploy;
 mod error;
+pub mod links;
 mod maps;
 pub mod offload;
 mod program;

@@ -32,7 +32,7 @@ pub fn deploy_offload(
 ) -> Result<Manifest, RuntimeError> {
     let (policy, iface) = (manifest.policy.clone(), manifest.iface.clone());
     ensure_bpffs()?;
-    refuse_busy(&policy, &iface)?;
+    refuse_busy(manifest.key(), &iface)?;
     let ifindex = crate::ifindex(&iface)?;
     let mut open = ObjectBuilder::default()
         .name(policy.as_str())
@@ -58,7 +58,7 @@ pub fn deploy_offload(
         m.update(k, v, libbpf_rs::MapFlags::ANY)
             .map_err(|e| err(format!("cannot fill the NIC map `{name}`: {e}")))?;
     }
-    let layout = PinLayout::new(&policy);
+    let layout = PinLayout::new(manifest.key());
     let (dir, nic_dir) = (layout.dir(), layout.nic_dir());
     std::fs::create_dir_all(&nic_dir)
         .map_err(|e| err(format!("cannot create {}: {e}", nic_dir.display())))?;

@@ -46,7 +46,7 @@ impl Deployment {
 
     /// Its pin layout.
     pub fn layout(&self) -> PinLayout {
-        PinLayout::new(&self.manifest.policy)
+        PinLayout::new(self.manifest.key())
     }
 }
 
@@ -77,7 +77,7 @@ pub(crate) fn ensure_bpffs() -> Result<(), RuntimeError> {
 
 /// Writes a deployment's manifest (atomically: a reader sees the old one or the new one).
 pub(crate) fn write(m: &Manifest) -> Result<(), RuntimeError> {
-    let layout = PinLayout::new(&m.policy);
+    let layout = PinLayout::new(m.key());
     let path = layout.manifest();
     let tmp = path.with_extension("json.tmp");
     std::fs::create_dir_all(STATE_DIR)
@@ -133,7 +133,7 @@ pub fn status() -> Vec<Deployment> {
         .into_iter()
         .flatten()
         .filter_map(|m| {
-            let layout = PinLayout::new(&m.policy);
+            let layout = PinLayout::new(m.key());
             let nic = crate::sys::pinned_prog_id(&layout.nic_prog()).ok();
             let live = match crate::sys::pinned_link_prog_id(&layout.link()) {
                 Ok(id) => id,
@@ -167,27 +167,39 @@ pub fn unreadable() -> Vec<(String, String)> {
     manifests().into_iter().filter_map(Result::err).collect()
 }
 
-/// The live deployment of `policy`.
-pub fn find(policy: &str) -> Result<Deployment, RuntimeError> {
-    status()
-        .into_iter()
-        .find(|d| d.policy() == policy)
-        .ok_or_else(|| {
-            RuntimeError::Deploy(format!(
-                "no policy `{policy}` is loaded (`nfcc status` lists what is)"
-            ))
-        })
+/// The deployment named `name`: its key (`POLICY@IFACE` for the agent's), or a policy
+/// deployed once. A policy deployed on several interfaces must be named by key.
+pub fn find(name: &str) -> Result<Deployment, RuntimeError> {
+    let all = status();
+    if let Some(d) = all.iter().find(|d| d.manifest.key() == name) {
+        return Ok(d.clone());
+    }
+    let mut of: Vec<Deployment> = all.into_iter().filter(|d| d.policy() == name).collect();
+    match of.len() {
+        0 => Err(RuntimeError::Deploy(format!(
+            "no policy `{name}` is loaded (`nfcc status` lists what is)"
+        ))),
+        1 => Ok(of.remove(0)),
+        _ => Err(RuntimeError::Deploy(format!(
+            "policy `{name}` is deployed on {} interfaces; name one deployment: {}",
+            of.len(),
+            of.iter()
+                .map(|d| format!("`{}`", d.manifest.key()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }
 
-/// Refuses an interface that already has a live nfcc policy, and a policy live elsewhere;
-/// gone deployments in the way are pruned.
-pub(crate) fn refuse_busy(policy: &str, iface: &str) -> Result<(), RuntimeError> {
+/// Refuses an interface that already has a live nfcc policy, and a deployment of the same
+/// key (a policy deployed by hand) live elsewhere; gone deployments in the way are pruned.
+pub(crate) fn refuse_busy(key: &str, iface: &str) -> Result<(), RuntimeError> {
     for d in status()
         .into_iter()
-        .filter(|d| d.iface() == iface || d.policy() == policy)
+        .filter(|d| d.iface() == iface || d.manifest.key() == key)
     {
         if d.gone.is_some() {
-            remove(&d.manifest.policy);
+            remove(d.manifest.key());
             continue;
         }
         return Err(RuntimeError::Deploy(format!(
@@ -203,9 +215,9 @@ pub(crate) fn refuse_busy(policy: &str, iface: &str) -> Result<(), RuntimeError>
     Ok(())
 }
 
-/// Removes a policy's pins (which detaches what they held) and its manifest.
-pub(crate) fn remove(policy: &str) {
-    let layout = PinLayout::new(policy);
+/// Removes a deployment's pins (which detaches what they held) and its manifest.
+pub(crate) fn remove(key: &str) {
+    let layout = PinLayout::new(key);
     let _ = std::fs::remove_dir_all(layout.dir());
     let _ = std::fs::remove_file(layout.manifest());
 }
@@ -215,7 +227,7 @@ pub(crate) fn remove(policy: &str) {
 pub fn prune_gone() -> Vec<Deployment> {
     let mut removed = Vec::new();
     for d in status().into_iter().filter(|d| d.gone.is_some()) {
-        remove(d.policy());
+        remove(d.manifest.key());
         removed.push(d);
     }
     removed
@@ -230,11 +242,11 @@ pub fn prune() -> Vec<Deployment> {
     for m in manifests().into_iter().flatten() {
         // Looked at now, not from an earlier listing: a deployment being written meanwhile
         // has its pins before its manifest, so it is never taken for a stale one.
-        let layout = PinLayout::new(&m.policy);
+        let layout = PinLayout::new(m.key());
         if layout.link().exists() || layout.nic_prog().exists() {
             continue;
         }
-        remove(&m.policy);
+        remove(m.key());
         removed.push(Deployment {
             program_id: 0,
             interrupted: false,

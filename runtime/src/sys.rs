@@ -903,3 +903,61 @@ pub(crate) fn recv_now(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<
     }
     Err(e)
 }
+
+/// A NETLINK_ROUTE socket subscribed to the link multicast group (`RTMGRP_LINK`): interfaces
+/// created, changed and deleted in the calling thread's network namespace.
+pub(crate) fn link_events_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a successful socket() returns a new descriptor nothing else owns.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    addr.nl_groups = libc::RTMGRP_LINK as u32;
+    // SAFETY: bind reads `size_of::<sockaddr_nl>()` bytes of a live sockaddr_nl.
+    let rc = unsafe {
+        libc::bind(
+            owned.as_raw_fd(),
+            (&raw const addr).cast::<libc::sockaddr>(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned)
+}
+
+/// Every interface of the calling thread's network namespace: (index, name).
+pub(crate) fn interfaces() -> io::Result<Vec<(u32, String)>> {
+    // SAFETY: if_nameindex allocates an array it owns until if_freenameindex.
+    let head = unsafe { libc::if_nameindex() };
+    if head.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut p = head;
+    // SAFETY: the array ends with an entry whose index is 0 and name is null; every name
+    // before it is a NUL-terminated string that lives until if_freenameindex.
+    unsafe {
+        while (*p).if_index != 0 && !(*p).if_name.is_null() {
+            let name = std::ffi::CStr::from_ptr((*p).if_name)
+                .to_string_lossy()
+                .into_owned();
+            out.push(((*p).if_index, name));
+            p = p.add(1);
+        }
+        libc::if_freenameindex(head);
+    }
+    Ok(out)
+}
