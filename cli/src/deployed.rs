@@ -105,14 +105,19 @@ pub fn status(prune: bool) -> u8 {
         "since"
     );
     for d in &all {
+        // The agent's deployments are named POLICY@IFACE, which `stats` and `set` take.
         say!(
-            "{:<20} {:<12} {:<11} {:>8}  {:<10} {}",
-            d.policy(),
+            "{:<20} {:<12} {:<11} {:>8}  {:<10} {}{}",
+            d.manifest.key(),
             d.iface(),
             d.mode().name(),
             d.program_id,
             ago(d.manifest.deployed_at),
-            if d.gone.is_some() { "gone" } else { "attached" }
+            if d.gone.is_some() { "gone" } else { "attached" },
+            d.manifest
+                .managed_by
+                .as_deref()
+                .map_or(String::new(), |m| format!(" (managed by {m})"))
         );
         if let Some(why) = &d.gone {
             say!(

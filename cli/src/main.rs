@@ -24,6 +24,7 @@ macro_rules! say_raw {
     }};
 }
 
+mod agent;
 mod args;
 mod bench;
 mod conformance;
@@ -83,6 +84,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => code(bench::bench(&a)),
         Command::OffloadCheck(a) => code(files::offload_check(&a)),
         Command::Conformance(a) => code(conformance::conformance(&a)),
+        Command::Agent(a) => agent::agent(&a),
     };
     ExitCode::from(code)
 }
