@@ -37,6 +37,10 @@ ls /usr/lib/*/bpf/xsk_def_xdp_prog.o >/dev/null 2>&1 || need+=(libxdp1)
 # `nfcc import iptables --verify` restores dumps with the machine's own iptables.
 command -v iptables-restore >/dev/null 2>&1 || need+=(iptables)
 command -v ipset >/dev/null 2>&1 || need+=(ipset)
+# The agent's image is built and run with podman (runc with cgroupfs on hybrid-cgroup hosts).
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 # Generic-XDP and TC benchmarks turn GRO on for the receiving veth.
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 if [ ${#need[@]} -gt 0 ]; then
@@ -87,5 +91,16 @@ echo "== nfcc on the examples (release build)"
 cargo build --release --quiet -p nfcc
 ./target/release/nfcc check examples/*.nf
 ./target/release/nfcc test examples/*.nf
+echo "== the Kubernetes manifests (offline: there is no cluster here)"
+if command -v python3 >/dev/null 2>&1 && python3 -m venv --help >/dev/null 2>&1; then
+    bash scripts/validate-manifests.sh ./target/release/nfcc
+elif [ "${NFCC_REQUIRE_KERNEL:-}" = 1 ]; then
+    echo "error: python3 with venv is needed to validate deploy/kubernetes" >&2
+    exit 1
+else
+    echo "skipped: validating deploy/kubernetes needs python3 with venv"
+fi
+echo "== the agent's image with podman"
+bash scripts/container-test.sh ./target/release/nfcc
 echo "== the BPF ISA conformance suite on the interpreter, the JIT and rbpf"
 ./target/release/nfcc conformance ../shared/conformance/tests --engine all
