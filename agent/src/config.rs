@@ -31,6 +31,8 @@ pub struct Binding {
     /// A digest of everything that decides the deployed program: the policy file's bytes,
     /// the policy chosen, the mode and this nfcc's version. Equal revisions need no reload.
     pub revision: String,
+    /// The policy file's bytes the revision was computed from.
+    pub source: Vec<u8>,
 }
 
 impl Binding {
@@ -146,6 +148,7 @@ pub fn parse(dir: &Path, name: &str, text: &str) -> Result<Binding, Problem> {
         interfaces: f.interfaces,
         mode,
         revision,
+        source: bytes,
     })
 }
 
@@ -272,6 +275,7 @@ mod tests {
             interfaces: vec!["tb*r0".into(), "eth1".into()],
             mode: None,
             revision: String::new(),
+            source: Vec::new(),
         };
         assert!(b.matches("tb17r0"));
         assert!(b.matches("eth1"));

@@ -34,3 +34,19 @@ pub enum AgentError {
     #[error("cannot install the signal handlers: {0}")]
     Signals(std::io::Error),
 }
+
+impl AgentError {
+    /// The exit code (section 9 of the language reference): 1 for a configuration that is
+    /// wrong, 2 for an environment that refuses.
+    pub fn exit_code(&self) -> u8 {
+        use nfcc_driver::exit;
+        match self {
+            AgentError::Config { .. } => exit::INPUT,
+            AgentError::Driver(d) => d.exit_code(),
+            AgentError::Metrics { .. }
+            | AgentError::Runtime(_)
+            | AgentError::Signals(_)
+            | AgentError::Kubernetes(_) => exit::ENV,
+        }
+    }
+}

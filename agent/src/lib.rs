@@ -35,19 +35,48 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What `nfcc agent` is asked to do.
+/// What `nfcc agent` is asked to do (the CLI's arguments, behind the `clap` feature).
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct Options {
-    /// The directory of bindings.
+    /// The directory of bindings (`*.toml`) and the policies they name.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub config: PathBuf,
-    /// Where to serve `/metrics` and `/healthz` (`ADDR:PORT`).
+    /// Serve `/metrics` and `/healthz` on ADDR:PORT.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "ADDR:PORT"))]
     pub metrics: Option<String>,
-    /// How often the bindings are read again even when nothing signalled a change.
+    /// Take policies and bindings from the cluster's `NfPolicy` objects (kube-rs); DIR is
+    /// then the agent's own: it mirrors them there.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub kubernetes: bool,
+    /// This node's name, for `--kubernetes` (default: $NODE_NAME).
+    #[cfg_attr(feature = "clap", arg(long, requires = "kubernetes"))]
+    pub node: Option<String>,
+    /// How often the bindings are read again when nothing signalled a change (`500ms`, `2s`).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value = "2s", value_parser = humantime::parse_duration)
+    )]
     pub interval: Duration,
-    /// Reconcile once and return (what a test or a measurement wants).
+    /// Reconcile once, print what was done, and exit (3 when something was not deployed).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub once: bool,
-    /// With `--kubernetes`: this node's name; the directory then mirrors the cluster.
-    pub kubernetes: Option<String>,
+}
+
+impl Options {
+    /// The node's name for `--kubernetes`: `--node`, else `NODE_NAME`; `None` without
+    /// `--kubernetes`.
+    fn node(&self) -> Result<Option<String>, AgentError> {
+        if !self.kubernetes {
+            return Ok(None);
+        }
+        match self.node.clone().or_else(|| std::env::var("NODE_NAME").ok()) {
+            Some(n) if !n.is_empty() => Ok(Some(n)),
+            _ => Err(AgentError::Driver(nfcc_driver::DriverError::Input(
+                "`--kubernetes` needs this node's name: `--node NAME`, or NODE_NAME in the environment (the DaemonSet sets it from spec.nodeName)".into(),
+            ))),
+        }
+    }
 }
 
 /// Signals the loop reacts to.
@@ -83,6 +112,7 @@ pub fn run(opts: &Options, signals: &Signals) -> Result<reconcile::Outcome, Agen
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
         });
     }
+    opts.node()?;
     nfcc_driver::runtime::can_load_bpf().map_err(|why| {
         nfcc_driver::DriverError::Environment(format!("cannot load programs here: {why}"))
     })?;
@@ -103,10 +133,10 @@ pub fn run(opts: &Options, signals: &Signals) -> Result<reconcile::Outcome, Agen
     };
     // Subscribed before the first look, so an interface that appears meanwhile is not missed.
     let mut links = nfcc_driver::runtime::links::LinkEvents::subscribe()?;
-    let mut cluster = match &opts.kubernetes {
+    let mut cluster = match opts.node()? {
         Some(node) => Some(cluster::Cluster::start(
             opts.config.clone(),
-            node.clone(),
+            node,
             signals.hup.clone(),
         )?),
         None => None,

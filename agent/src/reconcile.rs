@@ -31,6 +31,8 @@ pub struct Reconciler {
     /// The problems of the last reconcile, so unchanged ones are not logged again.
     problems: BTreeMap<String, String>,
     conflicts: BTreeSet<String>,
+    /// The policy file of each usable binding and the bytes this reconcile checked.
+    files: HashMap<String, (PathBuf, Vec<u8>)>,
 }
 
 /// What one reconcile did.
@@ -50,6 +52,35 @@ pub struct Outcome {
     pub seconds: f64,
 }
 
+impl Outcome {
+    /// One line: what was done.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} step(s), {} kept, {} failed, {} binding(s) held, {} conflict(s) in {:.3} s",
+            self.plan.steps.len(),
+            self.plan.kept.len(),
+            self.failed.len(),
+            self.held.len(),
+            self.plan.conflicts.len(),
+            self.seconds
+        )
+    }
+
+    /// Whether everything asked for is deployed.
+    pub fn complete(&self) -> bool {
+        self.failed.is_empty() && self.held.is_empty()
+    }
+
+    /// `nfcc agent --once`'s exit code: 3 when something was not deployed.
+    pub fn exit_code(&self) -> u8 {
+        if self.complete() {
+            nfcc_driver::exit::OK
+        } else {
+            nfcc_driver::exit::FAILED
+        }
+    }
+}
+
 impl Reconciler {
     /// A reconciler of the bindings in `dir`.
     pub fn new(dir: PathBuf, metrics: AgentMetrics) -> Reconciler {
@@ -64,6 +95,7 @@ impl Reconciler {
             verdicts: HashMap::new(),
             problems: BTreeMap::new(),
             conflicts: BTreeSet::new(),
+            files: HashMap::new(),
         }
     }
 
@@ -102,6 +134,11 @@ impl Reconciler {
         let ifaces: Vec<String> = nfcc_driver::runtime::links::interfaces()?
             .into_iter()
             .map(|(_, n)| n)
+            .collect();
+        self.files = cfg
+            .bindings
+            .iter()
+            .map(|b| (b.name.clone(), (b.policy_file.clone(), b.source.clone())))
             .collect();
         let mut wants = Vec::new();
         for b in &cfg.bindings {
@@ -203,18 +240,19 @@ impl Reconciler {
     }
 
     fn load(&self, w: &Want, replace: bool) -> Result<(), nfcc_driver::DriverError> {
-        let file = config::read(&self.dir)
-            .ok()
-            .and_then(|c| c.bindings.into_iter().find(|b| b.name == w.binding))
-            .map(|b| (b.policy_file, b.revision))
-            .filter(|(_, rev)| *rev == w.revision)
-            .ok_or_else(|| {
-                nfcc_driver::DriverError::Input(format!(
-                    "binding {} changed while it was being deployed; the next reconcile deploys the new version",
-                    w.binding
-                ))
-            })?
-            .0;
+        // What is loaded must be what was checked: a file changed since has a new revision,
+        // which the next reconcile checks (and deploys if it passes).
+        let changed = || {
+            nfcc_driver::DriverError::Input(format!(
+                "binding {}'s policy file changed while it was being deployed; the next reconcile checks the new version",
+                w.binding
+            ))
+        };
+        let (file, checked) = self.files.get(&w.binding).ok_or_else(changed)?;
+        if std::fs::read(file).ok().as_ref() != Some(checked) {
+            return Err(changed());
+        }
+        let file = file.clone();
         let req = LoadRequest {
             file,
             iface: w.iface.clone(),

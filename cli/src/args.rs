@@ -342,37 +342,13 @@ pub enum Command {
     /// Run the BPF ISA conformance suite (bpf_conformance `.data` files) on the emulator.
     Conformance(ConformanceArgs),
     /// Keep this node in the state a directory of bindings describes, until stopped.
-    Agent(AgentArgs),
+    Agent(nfcc_agent::Options),
     /// Write a .nf policy from another rule format.
     Import {
         /// The format.
         #[command(subcommand)]
         format: ImportFormat,
     },
-}
-
-/// `nfcc agent`.
-#[derive(Args, Debug)]
-pub struct AgentArgs {
-    /// The directory of bindings (`*.toml`) and the policies they name.
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Serve `/metrics` and `/healthz` on ADDR:PORT.
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub metrics: Option<String>,
-    /// Take policies and bindings from the cluster's `NfPolicy` objects (kube-rs); DIR is
-    /// then the agent's own: it mirrors them there.
-    #[arg(long)]
-    pub kubernetes: bool,
-    /// This node's name, for `--kubernetes` (default: $NODE_NAME).
-    #[arg(long, requires = "kubernetes")]
-    pub node: Option<String>,
-    /// How often the bindings are read again when nothing signalled a change (`500ms`, `2s`).
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    pub interval: std::time::Duration,
-    /// Reconcile once, print what was done, and exit (3 when something was not deployed).
-    #[arg(long)]
-    pub once: bool,
 }
 
 /// `nfcc conformance`.

@@ -11,7 +11,7 @@
 //! Needs root (skips otherwise, or fails under `NFCC_REQUIRE_KERNEL=1`).
 
 mod common;
-use common::{nfcc, sh, ROOT};
+use common::{nfcc, privileged, sh, ROOT};
 use nfcc_driver::bpf::manifest::Manifest;
 use nfcc_driver::testbeds::topology::Layout;
 use nfcc_driver::testbeds::Testbed;
@@ -20,22 +20,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-fn privileged(test: &str) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    });
-    if root && sh("command -v ip >/dev/null") {
-        return true;
-    }
-    let reason = "needs root and ip";
-    if std::env::var_os("NFCC_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
-        panic!("NFCC_REQUIRE_KERNEL=1 but the {test} test {reason}");
-    }
-    eprintln!("skipped: {test}: {reason}");
-    false
-}
 
 /// A configuration directory, removed on drop.
 struct ConfigDir(PathBuf);
@@ -192,7 +176,7 @@ fn policy(port: u16) -> String {
 
 #[test]
 fn the_agent_follows_100_interfaces_and_leaves_nothing_stale() {
-    if !privileged("agent-interfaces") {
+    if !privileged("agent-interfaces", &["ip"]) {
         return;
     }
     let id = std::process::id() % 100_000;
@@ -220,7 +204,13 @@ fn the_agent_follows_100_interfaces_and_leaves_nothing_stale() {
     wait_for("the first reconcile", Duration::from_secs(30), || {
         agent.log().contains("reconciling").then_some(())
     });
-    let mine = |d: &nfcc_driver::runtime::deploy::Deployment| d.iface().starts_with(&prefix);
+    let mine = || {
+        nfcc_driver::deploy::status()
+            .0
+            .iter()
+            .filter(|d| d.iface().starts_with(&prefix))
+            .count()
+    };
     let t = Instant::now();
     for i in 0..100 {
         assert!(
@@ -231,12 +221,7 @@ fn the_agent_follows_100_interfaces_and_leaves_nothing_stale() {
         );
     }
     wait_for("100 deployments", Duration::from_secs(60), || {
-        let n = nfcc_driver::deploy::status()
-            .0
-            .iter()
-            .filter(|d| mine(d))
-            .count();
-        (n == 100).then_some(())
+        (mine() == 100).then_some(())
     });
     eprintln!(
         "100 interfaces created and attached in {:.2} s",
@@ -256,14 +241,7 @@ fn the_agent_follows_100_interfaces_and_leaves_nothing_stale() {
     wait_for(
         "every deployment forgotten",
         Duration::from_secs(60),
-        || {
-            let left = nfcc_driver::deploy::status()
-                .0
-                .iter()
-                .filter(|d| mine(d))
-                .count();
-            (left == 0).then_some(())
-        },
+        || (mine() == 0).then_some(()),
     );
     eprintln!(
         "100 interfaces deleted and forgotten in {:.2} s",
@@ -292,7 +270,7 @@ fn the_agent_follows_100_interfaces_and_leaves_nothing_stale() {
 
 #[test]
 fn the_agent_swaps_versions_under_traffic_rejects_bad_ones_and_survives_sigkill() {
-    if !privileged("agent-traffic") {
+    if !privileged("agent-traffic", &["ip"]) {
         return;
     }
     let tb = Testbed::with_layout(Layout::RxInHost).expect("testbed");

@@ -17,30 +17,13 @@
 //! Needs root (skips otherwise, or fails under `NFCC_REQUIRE_KERNEL=1`).
 
 mod common;
-use common::{nfcc, sh, ROOT};
+use common::{nfcc, privileged, ROOT};
 use nfcc_driver::testbeds::topology::Layout;
 use nfcc_driver::testbeds::Testbed;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-/// Whether this test can run; says why not (or fails under NFCC_REQUIRE_KERNEL=1).
-fn privileged(test: &str) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    });
-    if root && sh("command -v ip >/dev/null && command -v unshare >/dev/null && command -v setpriv >/dev/null") {
-        return true;
-    }
-    let reason = "needs root, ip, unshare and setpriv";
-    if std::env::var_os("NFCC_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
-        panic!("NFCC_REQUIRE_KERNEL=1 but the {test} test {reason}");
-    }
-    eprintln!("skipped: {test}: {reason}");
-    false
-}
 
 /// Writes a policy with a unique name; returns (name, path).
 fn policy_file(tag: &str) -> (String, String) {
@@ -115,7 +98,7 @@ fn status_prog_id(policy: &str) -> Option<u32> {
 
 #[test]
 fn replace_under_traffic_loses_no_packet_and_keeps_sets() {
-    if !privileged("replace-under-traffic") {
+    if !privileged("replace-under-traffic", &["ip", "unshare", "setpriv"]) {
         return;
     }
     let tb = Testbed::with_layout(Layout::RxInHost).expect("testbed");
@@ -232,7 +215,7 @@ fn kill_between_load_and_attach(args: &[&str]) {
 
 #[test]
 fn a_load_killed_between_load_and_attach_leaves_the_interface_as_it_was() {
-    if !privileged("kill-mid-load") {
+    if !privileged("kill-mid-load", &["ip", "unshare", "setpriv"]) {
         return;
     }
     let tb = Testbed::with_layout(Layout::RxInHost).expect("testbed");
@@ -277,7 +260,7 @@ fn a_load_killed_between_load_and_attach_leaves_the_interface_as_it_was() {
 
 #[test]
 fn bpffs_unmounted_is_mounted_or_refused_clearly() {
-    if !privileged("bpffs-unmounted") {
+    if !privileged("bpffs-unmounted", &["ip", "unshare", "setpriv"]) {
         return;
     }
     let tb = Testbed::with_layout(Layout::RxInHost).expect("testbed");
@@ -321,7 +304,7 @@ fn bpffs_unmounted_is_mounted_or_refused_clearly() {
 
 #[test]
 fn missing_interface_and_busy_interface_are_refused() {
-    if !privileged("refusals") {
+    if !privileged("refusals", &["ip", "unshare", "setpriv"]) {
         return;
     }
     let tb = Testbed::with_layout(Layout::RxInHost).expect("testbed");
@@ -371,7 +354,7 @@ fn missing_interface_and_busy_interface_are_refused() {
 
 #[test]
 fn bulk_set_add_of_100k_prefixes_is_fast_and_live() {
-    if !privileged("bulk-set-add") {
+    if !privileged("bulk-set-add", &["ip", "unshare", "setpriv"]) {
         return;
     }
     let tb = Testbed::with_layout(Layout::RxInHost).expect("testbed");

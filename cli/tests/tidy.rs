@@ -58,6 +58,21 @@ fn no_source_file_is_over_the_size_limit() {
     );
 }
 
+/// The CLI parses and renders; decisions live in the driver and the agent. Its size is the
+/// alarm that says when something that decides has crept in (ARCHITECTURE.md).
+#[test]
+fn the_cli_stays_under_1500_lines() {
+    let total: usize = rust_files()
+        .into_iter()
+        .filter(|(p, _)| p.starts_with("cli/src/"))
+        .map(|(_, t)| t.lines().count())
+        .sum();
+    assert!(
+        total < 1500,
+        "cli/src has {total} lines: move what decides into nfcc-driver or nfcc-agent"
+    );
+}
+
 #[test]
 fn unsafe_lives_only_in_the_modules_that_own_it() {
     // The runtime's raw syscalls, the JIT's entry into generated code and the rbpf helpers'

@@ -33,3 +33,26 @@ pub fn sh(cmd: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// Whether a privileged test can run: root, and `tools` on the PATH. Says why not, or fails
+/// under `NFCC_REQUIRE_KERNEL=1`.
+pub fn privileged(test: &str, tools: &[&str]) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| !sh(&format!("command -v {t} >/dev/null")))
+        .collect();
+    if root && missing.is_empty() {
+        return true;
+    }
+    let reason = format!("needs root and {}", tools.join(", "));
+    if std::env::var_os("NFCC_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
+        panic!("NFCC_REQUIRE_KERNEL=1 but the {test} test {reason}");
+    }
+    eprintln!("skipped: {test}: {reason}");
+    false
+}
