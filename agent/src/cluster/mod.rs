@@ -127,3 +127,48 @@ pub async fn run(
     };
     tokio::join!(follow, publish);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Have;
+    use nfcc_driver::bpf::manifest::AttachMode;
+
+    #[test]
+    fn only_changed_statuses_are_published() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut c = Cluster {
+            node: "n1".into(),
+            tx,
+            last: BTreeMap::new(),
+        };
+        let mut o = Outcome {
+            bindings: vec![("net.a".into(), "r1".into()), ("net.b".into(), "r1".into())],
+            ..Outcome::default()
+        };
+        c.report(&o);
+        let first = rx
+            .try_recv()
+            .expect("the first report publishes every binding");
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|(_, s)| s.state == "Pending"));
+        c.report(&o);
+        assert!(rx.try_recv().is_err(), "nothing changed, nothing published");
+        o.deployed.push(Have {
+            key: "p@eth0".into(),
+            policy: "p".into(),
+            iface: "eth0".into(),
+            mode: AttachMode::Native,
+            binding: Some("net.b".into()),
+            other: None,
+            revision: Some("r1".into()),
+            gone: false,
+        });
+        c.report(&o);
+        let changed = rx.try_recv().expect("b changed");
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].0, "net.b");
+        assert_eq!(changed[0].1.state, "Deployed");
+        assert_eq!(changed[0].1.interfaces, vec!["eth0".to_string()]);
+    }
+}
