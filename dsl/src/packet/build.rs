@@ -141,9 +141,10 @@ fn may_follow(prev: LayerKind, kind: LayerKind) -> bool {
     match kind {
         Eth => false,
         Vlan | Arp => matches!(prev, Eth | Vlan),
-        Ipv4 | Ipv6 => matches!(prev, Eth | Vlan | Ipv4 | Ipv6 | Ipv6Ext),
+        Ipv4 | Ipv6 => matches!(prev, Eth | Vlan | Ipv4 | Ipv6 | Ipv6Ext | Gue),
         Ipv6Ext => matches!(prev, Ipv6 | Ipv6Ext),
         Tcp | Udp | Icmp | Icmpv6 => matches!(prev, Ipv4 | Ipv6 | Ipv6Ext),
+        Gue => matches!(prev, Udp),
         Payload | Raw | Truncate => true,
     }
 }
@@ -350,6 +351,8 @@ fn emit(frame: &mut Vec<u8>, a: &Args<'_>, next: Option<&Args<'_>>) -> Result<()
             frame.extend((a.int_or("id", 0) as u16).to_be_bytes());
             frame.extend((a.int_or("seq", 0) as u16).to_be_bytes());
         }
+        // Variant 1: no GUE header, the inner IP header follows.
+        LayerKind::Gue => {}
         LayerKind::Payload | LayerKind::Raw => frame.extend(a.bytes("")),
         LayerKind::Truncate => {}
     }

@@ -40,8 +40,8 @@ mod tests;
 
 pub use build::build;
 pub use parse::{
-    parse_frame, ArpHeader, EthHeader, Headers, IcmpHeader, Ipv4Header, Ipv6Ext, Ipv6Header,
-    TcpHeader, UdpHeader, VlanTag,
+    parse_frame, parse_inner, ArpHeader, EthHeader, Headers, IcmpHeader, Ipv4Header, Ipv6Ext,
+    Ipv6Header, TcpHeader, UdpHeader, VlanTag,
 };
 pub use verify::{check_out, checksums_valid};
 
@@ -68,6 +68,9 @@ pub enum LayerKind {
     Icmp,
     /// `icmpv6(type=, code=, id=, seq=)`: an ICMPv6 header.
     Icmpv6,
+    /// `gue()`: Generic UDP Encapsulation, variant 1 — no GUE header: the IP packet inside
+    /// follows the UDP header directly (Katran's format; Linux fou in `gue` mode takes it).
+    Gue,
     /// `payload("...")` or `payload(0x..)`: bytes after the last header.
     Payload,
     /// `raw(0x..)`: bytes inserted as they are, wherever the layer appears.
@@ -78,7 +81,7 @@ pub enum LayerKind {
 
 impl LayerKind {
     /// Every layer kind, in the order of the enum.
-    pub const ALL: [LayerKind; 13] = [
+    pub const ALL: [LayerKind; 14] = [
         LayerKind::Eth,
         LayerKind::Vlan,
         LayerKind::Arp,
@@ -89,6 +92,7 @@ impl LayerKind {
         LayerKind::Udp,
         LayerKind::Icmp,
         LayerKind::Icmpv6,
+        LayerKind::Gue,
         LayerKind::Payload,
         LayerKind::Raw,
         LayerKind::Truncate,
@@ -112,6 +116,7 @@ impl LayerKind {
             LayerKind::Udp => "udp",
             LayerKind::Icmp => "icmp",
             LayerKind::Icmpv6 => "icmpv6",
+            LayerKind::Gue => "gue",
             LayerKind::Payload => "payload",
             LayerKind::Raw => "raw",
             LayerKind::Truncate => "truncate",
@@ -299,6 +304,7 @@ pub fn arg_schema(kind: LayerKind) -> &'static [(&'static str, ArgType)] {
             ("seq", Uint(16)),
             ("checksum", Uint(16)),
         ],
+        LayerKind::Gue => &[],
         LayerKind::Payload | LayerKind::Raw => &[("", Bytes)],
         LayerKind::Truncate => &[("", Uint(32))],
     }

@@ -283,6 +283,46 @@ pub fn parse_frame(frame: &[u8]) -> Headers {
     h
 }
 
+/// The packet inside a tunnel whose outer level `outer` was parsed: after the outer IP
+/// header when it carries IPv4 or IPv6 (protocol 4 or 41), or, with `through_udp`, after the
+/// outer UDP header (GUE variant 1). `None` when there is no such inner IP header. Policies
+/// see only the outermost level (section 4); `expect out` checks every level it names.
+pub fn parse_inner(frame: &[u8], outer: &Headers, through_udp: bool) -> Option<Headers> {
+    let at = if through_udp {
+        outer.udp.as_ref()?;
+        outer.payload_offset?
+    } else {
+        let l3 = outer.l3_offset?;
+        let mut scratch = Headers {
+            len: frame.len(),
+            ..Headers::default()
+        };
+        let (proto, at) = if outer.ipv4.is_some() {
+            parse_ipv4(frame, l3, &mut scratch)?
+        } else {
+            parse_ipv6(frame, l3, &mut scratch)?
+        };
+        if proto != 4 && proto != 41 {
+            return None;
+        }
+        at
+    };
+    let mut h = Headers {
+        len: frame.len(),
+        ..Headers::default()
+    };
+    let l4 = match frame.get(at)? >> 4 {
+        4 => parse_ipv4(frame, at, &mut h),
+        6 => parse_ipv6(frame, at, &mut h),
+        _ => return None,
+    };
+    h.l3_offset?;
+    if let Some((proto, at)) = l4 {
+        parse_l4(frame, proto, at, &mut h);
+    }
+    Some(h)
+}
+
 fn parse_eth(frame: &[u8]) -> Option<EthHeader> {
     Some(EthHeader {
         dst: bytes_at(frame, 0)?,

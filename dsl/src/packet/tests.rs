@@ -678,6 +678,73 @@ fn check_out_reports_mismatches() {
 }
 
 #[test]
+fn encapsulated_packets_are_built_and_checked_level_by_level() {
+    let ipip = "ipv4(src=10.9.9.9, dst=10.0.0.2) / \
+                ipv4(src=198.51.100.1, dst=192.0.2.80) / tcp(dport=80) / payload(\"GET \")";
+    let f = frame(ipip);
+    // The outer header announces IPv4 and covers the inner packet: 20 + 20 + 20 + 4.
+    assert_eq!(f[14 + 9], 4);
+    assert_eq!(u16::from_be_bytes([f[16], f[17]]), 64);
+    assert_eq!(check_out(&spec(ipip), &f), Ok(()));
+    assert_eq!(check_out(&spec("ipv4(proto=4)"), &f), Ok(()));
+    // The policy's view (section 4) is the outer level only.
+    let h = parse_frame(&f);
+    assert_eq!(h.ipv4.as_ref().map(|i| i.proto), Some(4));
+    assert!(h.tcp.is_none());
+    let inner = parse_inner(&f, &h, false).expect("inner level");
+    assert_eq!(
+        inner.ipv4.as_ref().map(|i| i.src),
+        Some(Ipv4Addr::new(198, 51, 100, 1))
+    );
+    assert_eq!(inner.tcp.as_ref().map(|t| t.dport), Some(80));
+    let errs = check_out(
+        &spec("ipv4(src=10.9.9.9) / ipv4(src=198.51.100.2) / tcp(dport=81)"),
+        &f,
+    )
+    .expect_err("inner mismatches");
+    assert_eq!(
+        errs,
+        [
+            "inner ipv4.src: expected 198.51.100.2, got 198.51.100.1",
+            "inner tcp.dport: expected 81, got 80",
+        ]
+    );
+    // GUE (variant 1): the inner packet follows the UDP header.
+    let gue = "ipv6(src=2001:db8::9) / udp(dport=6080) / gue() / \
+               ipv6(src=2001:db8::1, dst=2001:db8::80) / udp(dport=53)";
+    let f = frame(gue);
+    assert_eq!(check_out(&spec(gue), &f), Ok(()));
+    assert_eq!(u16::from_be_bytes([f[54 + 4], f[54 + 5]]), 8 + 40 + 8);
+    let errs = check_out(&spec("ipv6 / udp / gue() / ipv6 / udp(dport=54)"), &f)
+        .expect_err("inner udp mismatch");
+    assert_eq!(errs, ["inner udp.dport: expected 54, got 53"]);
+    // A level the frame does not have, and a gue() without UDP, say so.
+    let plain = frame("ipv4 / tcp");
+    assert_eq!(
+        check_out(&spec("ipv4 / ipv4 / tcp"), &plain),
+        Err(vec![
+            "inner ipv4: expected an encapsulated packet, the frame has none here".to_string()
+        ])
+    );
+    assert_eq!(
+        check_out(&spec("ipv4 / gue() / ipv4"), &plain),
+        Err(vec![
+            "gue: expected a UDP-encapsulated packet, the frame has no udp header here".to_string(),
+            "inner ipv4: expected an encapsulated packet, the frame has none here".to_string(),
+        ])
+    );
+    // Inner checksums are checked too.
+    let mut bad = frame(ipip);
+    bad[34 + 10] ^= 0xff;
+    let errs = check_out(&spec("ipv4 / ipv4 / tcp"), &bad).expect_err("inner checksum");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("inner ipv4 header checksum invalid"),
+        "{errs:?}"
+    );
+}
+
+#[test]
 fn checksum_failures() {
     let f = frame("ipv4 / tcp(checksum=0x1234)");
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Checking emitted frames: `expect out` field matching and checksum validation.
 
 use super::build::Args;
-use super::parse::{ext_size, parse_frame, Headers, IcmpHeader};
+use super::parse::{ext_size, parse_frame, parse_inner, Headers, IcmpHeader};
 use super::{fmt_bytes, fold, pseudo_sum, sum_words, ArgValue, LayerKind, LayerSpec};
 
 /// Checks `frame` against an `expect out LAYERS` literal: every field named in `expected` must
@@ -17,14 +17,50 @@ use super::{fmt_bytes, fold, pseudo_sum, sum_words, ArgValue, LayerKind, LayerSp
 /// is not payload); `raw(...)` compares the bytes at that point, and `truncate(N)` the frame's
 /// length. Returns every mismatch, each a line such as
 /// `ipv4.dst: expected 10.0.0.9, got 10.0.0.1`.
+///
+/// Encapsulated packets are written as nested layers: an IP layer after the level's IP layer
+/// (`ipv4(proto=4) / ipv4(...)`), or after `udp(...) / gue()`, starts the next level, read
+/// from where the outer IP header (or UDP header) ends; its layers are named `inner ipv4`,
+/// `inner tcp` (and `inner 2 ...` one level deeper), and each level's IPv4 header checksum
+/// and L4 checksum must be valid too.
 pub fn check_out(expected: &[LayerSpec], frame: &[u8]) -> Result<(), Vec<String>> {
-    let h = parse_frame(frame);
+    let mut levels = vec![parse_frame(frame)];
     let mut errs = Vec::new();
     // Where the last matched layer ends, which is where `payload` and `raw` bytes begin.
-    let mut cursor: usize = if h.eth.is_some() { 14 } else { 0 };
+    let mut cursor: usize = if levels[0].eth.is_some() { 14 } else { 0 };
     let mut vlans = 0;
     let mut exts = 0;
+    // Whether this level's IP layer was matched, and whether a `gue()` asks for the next
+    // level after the UDP header.
+    let (mut ip_seen, mut gue) = (false, false);
     for spec in expected {
+        if spec.kind == LayerKind::Gue {
+            if levels[levels.len() - 1].udp.is_none() {
+                errs.push(format!(
+                    "{}: expected a UDP-encapsulated packet, the frame has no udp header here",
+                    prefixed(levels.len() - 1, "gue")
+                ));
+            }
+            gue = true;
+            continue;
+        }
+        if matches!(spec.kind, LayerKind::Ipv4 | LayerKind::Ipv6) && (ip_seen || gue) {
+            let outer = &levels[levels.len() - 1];
+            let Some(inner) = parse_inner(frame, outer, gue) else {
+                errs.push(format!(
+                    "{}: expected an encapsulated packet, the frame has none here",
+                    prefixed(levels.len(), spec.kind.name())
+                ));
+                break;
+            };
+            levels.push(inner);
+            (ip_seen, gue, vlans, exts) = (false, false, 0, 0);
+        }
+        let level = levels.len() - 1;
+        let h = &levels[level];
+        if matches!(spec.kind, LayerKind::Ipv4 | LayerKind::Ipv6) {
+            ip_seen = true;
+        }
         let args = match Args::new(spec) {
             Ok(args) => args,
             Err(e) => {
@@ -39,7 +75,7 @@ pub fn check_out(expected: &[LayerSpec], frame: &[u8]) -> Result<(), Vec<String>
                     _ => &[],
                 };
                 let end = if spec.kind == LayerKind::Payload {
-                    ip_end(&h).filter(|&e| e >= cursor).unwrap_or(frame.len())
+                    ip_end(h).filter(|&e| e >= cursor).unwrap_or(frame.len())
                 } else {
                     cursor.saturating_add(want.len())
                 };
@@ -66,8 +102,8 @@ pub fn check_out(expected: &[LayerSpec], frame: &[u8]) -> Result<(), Vec<String>
                     LayerKind::Ipv6Ext => &mut exts,
                     _ => &mut 0,
                 };
-                let label = label(kind, *nth);
-                let Some((fields, end)) = fields(&h, kind, *nth) else {
+                let label = prefixed(level, &label(kind, *nth));
+                let Some((fields, end)) = fields(h, kind, *nth) else {
                     errs.push(format!("{label}: expected this header, the frame has none"));
                     *nth += 1;
                     continue;
@@ -94,8 +130,8 @@ pub fn check_out(expected: &[LayerSpec], frame: &[u8]) -> Result<(), Vec<String>
             }
         }
     }
-    if let Err(more) = checksums_valid(frame) {
-        errs.extend(more);
+    for (level, h) in levels.iter().enumerate() {
+        level_checksums(frame, h, &prefixed(level, ""), &mut errs);
     }
     if errs.is_empty() {
         Ok(())
@@ -123,6 +159,15 @@ fn label(kind: LayerKind, nth: usize) -> String {
         (LayerKind::Vlan, 1) => "vlan.inner".to_string(),
         (LayerKind::Vlan | LayerKind::Ipv6Ext, n) if n > 0 => format!("{kind} #{}", n + 1),
         _ => kind.name().to_string(),
+    }
+}
+
+/// A layer's name in messages at tunnel level `level` (0 the outermost).
+fn prefixed(level: usize, name: &str) -> String {
+    match level {
+        0 => name.to_string(),
+        1 => format!("inner {name}").trim_end().to_string(),
+        n => format!("inner {n} {name}").trim_end().to_string(),
     }
 }
 
@@ -262,7 +307,7 @@ fn fields(
         }
         LayerKind::Icmp => (icmp_fields(h.icmp.as_ref()?), h.payload_offset?),
         LayerKind::Icmpv6 => (icmp_fields(h.icmpv6.as_ref()?), h.payload_offset?),
-        LayerKind::Payload | LayerKind::Raw | LayerKind::Truncate => return None,
+        LayerKind::Gue | LayerKind::Payload | LayerKind::Raw | LayerKind::Truncate => return None,
     })
 }
 
@@ -288,8 +333,19 @@ fn icmp_fields(i: &IcmpHeader) -> Vec<(&'static str, ArgValue)> {
 /// datagram. A zero UDP checksum means "none" over IPv4 and is an error over IPv6. The IPv6
 /// pseudo-header uses the header's destination even when a routing header is present.
 pub fn checksums_valid(frame: &[u8]) -> Result<(), Vec<String>> {
-    let h = parse_frame(frame);
     let mut errs = Vec::new();
+    level_checksums(frame, &parse_frame(frame), "", &mut errs);
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
+}
+
+/// The checksum problems of one tunnel level, each message starting with `prefix` (`inner`
+/// for a level inside a tunnel).
+fn level_checksums(frame: &[u8], h: &Headers, prefix: &str, errs: &mut Vec<String>) {
+    let sep = if prefix.is_empty() { "" } else { " " };
     let l3 = h.l3_offset.unwrap_or(0);
     if let Some(ip) = &h.ipv4 {
         let hdr = frame.get(l3..l3 + usize::from(ip.ihl) * 4).unwrap_or(&[]);
@@ -297,18 +353,13 @@ pub fn checksums_valid(frame: &[u8]) -> Result<(), Vec<String>> {
         if fold(sum) != 0xffff {
             let should = !fold(sum.saturating_sub(u64::from(ip.checksum)));
             errs.push(format!(
-                "ipv4 header checksum invalid ({:#06x}, should be {should:#06x})",
+                "{prefix}{sep}ipv4 header checksum invalid ({:#06x}, should be {should:#06x})",
                 ip.checksum
             ));
         }
     }
-    if let Err(e) = l4_checksum_valid(frame, &h) {
-        errs.push(e);
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(errs)
+    if let Err(e) = l4_checksum_valid(frame, h) {
+        errs.push(format!("{prefix}{sep}{e}"));
     }
 }
 
