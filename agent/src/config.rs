@@ -24,8 +24,10 @@ pub struct Binding {
     pub policy_file: PathBuf,
     /// The policy to deploy, when the file holds several.
     pub policy: Option<String>,
-    /// Interface names or globs (`*`, `?`, `[...]`).
+    /// Interface names or globs (`*`, `?`, `[...]`), as written.
     pub interfaces: Vec<String>,
+    /// The same, compiled (matched against every interface at every reconcile).
+    pub patterns: Vec<glob::Pattern>,
     /// How to attach; `None` for the policy's own hook (native XDP, or its TC direction).
     pub mode: Option<Mode>,
     /// A digest of everything that decides the deployed program: the policy file's bytes,
@@ -38,10 +40,14 @@ pub struct Binding {
 impl Binding {
     /// Whether interface `name` is one of this binding's.
     pub fn matches(&self, name: &str) -> bool {
-        self.interfaces
-            .iter()
-            .any(|p| glob::Pattern::new(p).map_or_else(|_| p == name, |pat| pat.matches(name)))
+        self.patterns.iter().any(|p| p.matches(name))
     }
+}
+
+/// Whether `name` matches `pattern`, a glob (`*`, `?`, `[...]`) or, when it does not compile,
+/// its own spelling. For patterns read once and matched often, compile them instead.
+pub fn glob_matches(pattern: &str, name: &str) -> bool {
+    glob::Pattern::new(pattern).map_or_else(|_| pattern == name, |p| p.matches(name))
 }
 
 /// A binding that cannot be used, with why.
@@ -121,12 +127,13 @@ pub fn parse(dir: &Path, name: &str, text: &str) -> Result<Binding, Problem> {
             "{name}.toml: `interfaces` is empty; name at least one interface or glob"
         )));
     }
+    let mut patterns = Vec::with_capacity(f.interfaces.len());
     for p in &f.interfaces {
-        if let Err(e) = glob::Pattern::new(p) {
-            return Err(problem(format!(
+        patterns.push(glob::Pattern::new(p).map_err(|e| {
+            problem(format!(
                 "{name}.toml: interface pattern `{p}` is not a glob: {e}"
-            )));
-        }
+            ))
+        })?);
     }
     let policy_file = dir.join(&f.policy_file);
     let bytes = std::fs::read(&policy_file).map_err(|e| {
@@ -146,6 +153,7 @@ pub fn parse(dir: &Path, name: &str, text: &str) -> Result<Binding, Problem> {
         policy_file,
         policy: f.policy,
         interfaces: f.interfaces,
+        patterns,
         mode,
         revision,
         source: bytes,
@@ -273,6 +281,10 @@ mod tests {
             policy_file: PathBuf::new(),
             policy: None,
             interfaces: vec!["tb*r0".into(), "eth1".into()],
+            patterns: ["tb*r0", "eth1"]
+                .iter()
+                .map(|p| glob::Pattern::new(p).expect("glob"))
+                .collect(),
             mode: None,
             revision: String::new(),
             source: Vec::new(),

@@ -112,7 +112,7 @@ pub fn run(opts: &Options, signals: &Signals) -> Result<reconcile::Outcome, Agen
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
         });
     }
-    opts.node()?;
+    let node = opts.node()?;
     nfcc_driver::runtime::can_load_bpf().map_err(|why| {
         nfcc_driver::DriverError::Environment(format!("cannot load programs here: {why}"))
     })?;
@@ -133,7 +133,7 @@ pub fn run(opts: &Options, signals: &Signals) -> Result<reconcile::Outcome, Agen
     };
     // Subscribed before the first look, so an interface that appears meanwhile is not missed.
     let mut links = nfcc_driver::runtime::links::LinkEvents::subscribe()?;
-    let mut cluster = match opts.node()? {
+    let mut cluster = match node {
         Some(node) => Some(cluster::Cluster::start(
             opts.config.clone(),
             node,

@@ -207,7 +207,13 @@ impl Reconciler {
         self.metrics.reconcile_seconds.observe(seconds);
         self.metrics.bindings.set(cfg.bindings.len() as i64);
         self.metrics.conflicts.set(p.conflicts.len() as i64);
-        out.deployed = haves(&self.id)
+        // What exists changed only if a step ran: a quiet tick reads the deployments once.
+        let after = if p.steps.is_empty() {
+            existing
+        } else {
+            haves(&self.id)
+        };
+        out.deployed = after
             .into_iter()
             .filter(|h| h.binding.is_some() && !h.gone)
             .collect();

@@ -17,7 +17,7 @@ use nfcc_driver::dsl::testing::frame_from_literal;
 use std::time::Instant;
 
 mod common;
-use common::{ip, privileged, Rng, Veth};
+use common::{privileged, Rng, Veth};
 
 /// One generated rule: a source prefix (in 10.0.0.0/8), a TCP port range, a verdict.
 #[derive(Clone)]
@@ -115,11 +115,8 @@ fn a_changed_rule_of_a_tuple_classifier_is_updated_in_place() {
         return;
     }
     let id = std::process::id() % 100_000;
-    let (a, b) = (format!("nip{id}a"), format!("nip{id}b"));
-    ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
-    let _guard = Veth(a.clone());
-    ip(&["link", "set", &a, "up"]);
-    ip(&["link", "set", &b, "up"]);
+    let guard = Veth::pair(&format!("nip{id}"));
+    let a = guard.0.clone();
     let name = format!("ip{id}");
     let dir = std::env::temp_dir().join(format!("nfcc-inplace-{id}"));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
@@ -219,11 +216,8 @@ fn a_tree_whose_boxes_changed_is_reloaded() {
         return;
     }
     let id = std::process::id() % 100_000;
-    let (a, b) = (format!("nit{id}a"), format!("nit{id}b"));
-    ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
-    let _guard = Veth(a.clone());
-    ip(&["link", "set", &a, "up"]);
-    ip(&["link", "set", &b, "up"]);
+    let guard = Veth::pair(&format!("nit{id}"));
+    let a = guard.0.clone();
     let name = format!("it{id}");
     let dir = std::env::temp_dir().join(format!("nfcc-inplace-tree-{id}"));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));

@@ -12,7 +12,7 @@ use nfcc_driver::counters::CounterReader;
 use nfcc_driver::deploy::{self, LoadRequest};
 
 mod common;
-use common::{ip, privileged, Veth};
+use common::{privileged, Veth};
 
 /// The version deployed: four prefix lengths in a dynamic set (an LPM trie), and a rule
 /// `early` before the others.
@@ -48,11 +48,8 @@ fn a_deployment_with_another_layout_is_served_from_its_manifest() {
         return;
     }
     let id = std::process::id() % 100_000;
-    let (a, b) = (format!("nmf{id}a"), format!("nmf{id}b"));
-    ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
-    let _guard = Veth(a.clone());
-    ip(&["link", "set", &a, "up"]);
-    ip(&["link", "set", &b, "up"]);
+    let guard = Veth::pair(&format!("nmf{id}"));
+    let a = guard.0.clone();
     let name = format!("mf{id}");
     let dir = std::env::temp_dir().join(format!("nfcc-manifest-{id}"));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));

@@ -140,8 +140,7 @@ mod tests {
 
     #[test]
     fn a_datagram_of_two_link_messages_decodes_to_two_events() {
-        use netlink_packet_core::{NetlinkHeader, NetlinkSerializable};
-        let _ = std::marker::PhantomData::<&dyn NetlinkSerializable>;
+        use netlink_packet_core::NetlinkHeader;
         let mut bytes = Vec::new();
         for (kind, index, name) in [(true, 7u32, "tb7r0"), (false, 8, "tb8r0")] {
             let mut m = netlink_packet_route::link::LinkMessage::default();

@@ -85,7 +85,7 @@ impl NfPolicy {
                 .spec
                 .nodes
                 .iter()
-                .any(|p| glob::Pattern::new(p).map_or_else(|_| p == node, |pat| pat.matches(node)))
+                .any(|p| crate::config::glob_matches(p, node))
     }
 
     /// The files the agent writes for it: `NAME.nf` and the binding `NAME.toml` naming it.

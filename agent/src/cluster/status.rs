@@ -15,6 +15,7 @@ pub fn statuses(node: &str, o: &Outcome) -> Vec<(String, NodeStatus)> {
         .iter()
         .map(|(binding, revision)| {
             let mine = format!("binding `{binding}`");
+            let step = format!("binding {binding})");
             let mut interfaces: Vec<String> = o
                 .deployed
                 .iter()
@@ -31,11 +32,7 @@ pub fn statuses(node: &str, o: &Outcome) -> Vec<(String, NodeStatus)> {
                 .iter()
                 .filter(|c| c.contains(&mine))
                 .collect();
-            let failures: Vec<&String> = o
-                .failed
-                .iter()
-                .filter(|f| f.contains(&format!("binding {binding})")))
-                .collect();
+            let failures: Vec<&String> = o.failed.iter().filter(|f| f.contains(&step)).collect();
             let (state, message) = if let Some(why) = o.held.get(binding) {
                 ("Rejected", why.clone())
             } else if !failures.is_empty() {

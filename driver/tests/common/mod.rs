@@ -16,6 +16,19 @@ impl Drop for Veth {
     }
 }
 
+impl Veth {
+    /// A veth pair `PREFIXa`/`PREFIXb`, both up; the guard deletes it. `PREFIXa` is the end
+    /// the tests attach to.
+    pub fn pair(prefix: &str) -> Veth {
+        let (a, b) = (format!("{prefix}a"), format!("{prefix}b"));
+        ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+        let guard = Veth(a.clone());
+        ip(&["link", "set", &a, "up"]);
+        ip(&["link", "set", &b, "up"]);
+        guard
+    }
+}
+
 /// Runs `ip ARGS`, which must succeed.
 pub fn ip(args: &[&str]) {
     let ok = Command::new("ip")
