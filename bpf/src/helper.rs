@@ -30,6 +30,8 @@ pub enum Helper {
     CsumDiff = 28,
     /// `bpf_xdp_adjust_head(xdp, delta)`
     XdpAdjustHead = 44,
+    /// `bpf_skb_adjust_room(skb, len_diff, mode, flags)`
+    SkbAdjustRoom = 50,
     /// `bpf_redirect_map(map, key, flags)`
     RedirectMap = 51,
     /// `bpf_xdp_adjust_tail(xdp, delta)`
@@ -48,7 +50,7 @@ pub enum Helper {
 
 impl Helper {
     /// Every helper this crate names.
-    pub const ALL: [Helper; 19] = [
+    pub const ALL: [Helper; 20] = [
         Helper::MapLookupElem,
         Helper::MapUpdateElem,
         Helper::MapDeleteElem,
@@ -61,6 +63,7 @@ impl Helper {
         Helper::SkbLoadBytes,
         Helper::CsumDiff,
         Helper::XdpAdjustHead,
+        Helper::SkbAdjustRoom,
         Helper::RedirectMap,
         Helper::XdpAdjustTail,
         Helper::FibLookup,
@@ -95,6 +98,7 @@ impl Helper {
             Helper::SkbLoadBytes => "skb_load_bytes",
             Helper::CsumDiff => "csum_diff",
             Helper::XdpAdjustHead => "xdp_adjust_head",
+            Helper::SkbAdjustRoom => "skb_adjust_room",
             Helper::RedirectMap => "redirect_map",
             Helper::XdpAdjustTail => "xdp_adjust_tail",
             Helper::FibLookup => "fib_lookup",
@@ -129,6 +133,8 @@ pub const PERF_EVENT_OUTPUT: Helper = Helper::PerfEventOutput;
 pub const CSUM_DIFF: Helper = Helper::CsumDiff;
 /// `bpf_xdp_adjust_head`
 pub const XDP_ADJUST_HEAD: Helper = Helper::XdpAdjustHead;
+/// `bpf_skb_adjust_room`
+pub const SKB_ADJUST_ROOM: Helper = Helper::SkbAdjustRoom;
 /// `bpf_redirect_map`
 pub const REDIRECT_MAP: Helper = Helper::RedirectMap;
 /// `bpf_fib_lookup`
@@ -160,4 +166,20 @@ mod tests {
         assert_eq!(Helper::RingbufOutput.id(), 130);
         assert_eq!(Helper::XdpLoadBytes.id(), 189);
     }
+}
+
+/// `bpf_skb_adjust_room`'s modes and flags (`include/uapi/linux/bpf.h`).
+pub mod adjust_room {
+    /// Room at the network layer: between the L3 and L4 headers.
+    pub const MODE_NET: u64 = 0;
+    /// Room at the MAC layer: right after the MAC header.
+    pub const MODE_MAC: u64 = 1;
+    /// Keep the GSO segment size (`BPF_F_ADJ_ROOM_FIXED_GSO`).
+    pub const FIXED_GSO: u64 = 1 << 0;
+    /// The new room holds an outer IPv4 header (`BPF_F_ADJ_ROOM_ENCAP_L3_IPV4`).
+    pub const ENCAP_L3_IPV4: u64 = 1 << 1;
+    /// The new room holds an outer IPv6 header (`BPF_F_ADJ_ROOM_ENCAP_L3_IPV6`).
+    pub const ENCAP_L3_IPV6: u64 = 1 << 2;
+    /// The outer headers end in UDP (`BPF_F_ADJ_ROOM_ENCAP_L4_UDP`).
+    pub const ENCAP_L4_UDP: u64 = 1 << 4;
 }

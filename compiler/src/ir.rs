@@ -8,7 +8,7 @@
 //! a dangling handle or an action the hook cannot do.
 
 use nfcc_dsl::ast::{CmpOp, Span};
-use nfcc_dsl::checked::{Field, Header, Hook, Target, Terminal};
+use nfcc_dsl::checked::{Encap, EncapKind, Field, Header, Hook, Target, Terminal};
 use std::fmt::Write as _;
 
 macro_rules! handle {
@@ -181,6 +181,9 @@ pub enum Action {
         /// Also rewrite the MACs from `bpf_fib_lookup` for the chosen backend; without a
         /// route the packet passes unchanged and the rule's other actions are skipped.
         via_fib: bool,
+        /// Encapsulate towards the backend (outer headers of the backends' family) instead of
+        /// rewriting the destination; the packet passes unchanged when its family differs.
+        encap: Option<Encap>,
     },
     /// Send about 1 in `n` packets (chosen at random) to the sample ring.
     Sample {
@@ -643,7 +646,30 @@ impl Program {
                 Action::Mark(_) if !self.hook.is_tc() => {
                     return Err(VerifyError("mark on xdp".into()));
                 }
-                Action::Balance { key, .. } => self.verify_key(key)?,
+                Action::Balance {
+                    key,
+                    backends,
+                    encap,
+                    ..
+                } => {
+                    self.verify_key(key)?;
+                    if let Some(e) = encap {
+                        if !std::ptr::eq(a, actions.last().unwrap_or(a)) {
+                            return Err(VerifyError("an action follows balance with encap".into()));
+                        }
+                        let v4 = backends.iter().all(|(f, _)| *f == Field::Ipv4Dst);
+                        let v6 = backends.iter().all(|(f, _)| *f == Field::Ipv6Dst);
+                        if !(v4 || v6) {
+                            return Err(VerifyError("encap over a pool of mixed families".into()));
+                        }
+                        if e.from.is_some_and(|f| {
+                            (f.family == nfcc_dsl::checked::Family::V6) != v6
+                                && !backends.is_empty()
+                        }) {
+                            return Err(VerifyError("encap source of the other family".into()));
+                        }
+                    }
+                }
                 Action::Mark(_)
                 | Action::Rewrite { .. }
                 | Action::DecTtl
@@ -854,14 +880,27 @@ fn actions_text(actions: &[Action]) -> String {
                 key,
                 backends,
                 via_fib,
+                encap,
             } => format!(
-                "balance {table} by {} over {} backends{}, ",
+                "balance {table} by {} over {} backends{}{}, ",
                 key_text(key),
                 backends.len(),
+                encap.map_or(String::new(), |e| encap_text(&e)),
                 if *via_fib { " via fib" } else { "" }
             ),
         })
         .collect()
+}
+
+fn encap_text(e: &Encap) -> String {
+    let kind = match e.kind {
+        EncapKind::Ipip => " encap ipip".to_string(),
+        EncapKind::Gue(port) => format!(" encap gue({port})"),
+    };
+    match e.from {
+        Some(a) => format!("{kind} from {a:#x}", a = a.bits),
+        None => kind,
+    }
 }
 
 fn pred_text(p: &Pred) -> String {

@@ -76,7 +76,7 @@ pub fn lower_with(
     let mut rules = Vec::new();
     for (i, r) in policy.rules.iter().enumerate() {
         let pred = cx.expr(&r.expr);
-        let actions = cx.actions(&r.actions);
+        let actions = cx.actions(&r.actions, r.span);
         let terminal = match &r.terminal {
             Some(t) => cx.terminal(t, r.span),
             // The table's hit decides; the IR keeps a placeholder terminal.
@@ -103,7 +103,7 @@ pub fn lower_with(
             merged: 0,
         });
     }
-    let default_actions = cx.actions(&policy.default.actions);
+    let default_actions = cx.actions(&policy.default.actions, policy.default.span);
     let default_terminal = cx.terminal(&policy.default.terminal, policy.default.span);
     if !cx.errors.is_empty() {
         return Err(cx.errors);
@@ -363,7 +363,7 @@ impl Lower<'_> {
         id
     }
 
-    fn actions(&mut self, actions: &[ck::Action]) -> Vec<Action> {
+    fn actions(&mut self, actions: &[ck::Action], span: Span) -> Vec<Action> {
         let mut out = Vec::new();
         for a in actions {
             match a {
@@ -395,7 +395,16 @@ impl Lower<'_> {
                     });
                     out.push(Action::Sample { n: *n, map });
                 }
-                ck::Action::Balance { pool, by, via_fib } => {
+                ck::Action::Balance {
+                    pool,
+                    by,
+                    via_fib,
+                    encap,
+                    sticky,
+                } => {
+                    if sticky.is_some() {
+                        self.unsupported(span, "`sticky` flow tables");
+                    }
                     let p = &self.policy.pools[pool.index()];
                     let backends: Vec<(Field, u128)> = p
                         .backends
@@ -434,6 +443,7 @@ impl Lower<'_> {
                         key,
                         backends,
                         via_fib: *via_fib,
+                        encap: *encap,
                     });
                 }
             }

@@ -436,15 +436,32 @@ pub enum ActionKind {
     WithArg(Ident, Value),
     /// `set FIELD = VALUE`.
     Set(Path, Value),
-    /// `balance POOL by (FIELDS) [via fib]`.
+    /// `balance POOL by (FIELDS) [sticky N] [encap KIND[(PORT)] [from ADDR]] [via fib]`.
     Balance {
         /// The pool.
         pool: Ident,
         /// The hashed fields.
         by: Vec<Path>,
+        /// `sticky N`: the flow table's size.
+        sticky: Option<Value>,
+        /// `encap ...`.
+        encap: Option<EncapSpec>,
         /// `via fib` (the word after `via`).
         via: Option<Ident>,
     },
+}
+
+/// `encap ipip [from ADDR]` or `encap gue(PORT) [from ADDR]`, as written.
+#[derive(Clone, Debug)]
+pub struct EncapSpec {
+    /// The kind (`ipip`, `gue`; others reported by the checker).
+    pub kind: Ident,
+    /// The value in parentheses (GUE's UDP port).
+    pub port: Option<Value>,
+    /// The outer source address.
+    pub from: Option<Value>,
+    /// The whole `encap ...` clause.
+    pub span: Span,
 }
 
 /// `test "NAME" { ... }`.

@@ -578,7 +578,41 @@ pub enum Action {
         by: Vec<Field>,
         /// Also rewrite MACs through the kernel FIB.
         via_fib: bool,
+        /// Encapsulate towards the backend instead of rewriting the destination.
+        encap: Option<Encap>,
+        /// `sticky N`: an LRU table of N flows keeps each flow on its backend.
+        sticky: Option<u32>,
     },
+}
+
+/// How `balance ... encap` wraps a packet for its backend: an outer IP header of the pool's
+/// family (the packet's own), then for GUE a UDP header, then the packet from its IP header on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Encap {
+    /// IP-in-IP or GUE.
+    pub kind: EncapKind,
+    /// The outer source address; `None` means the packet's own destination (the VIP).
+    pub from: Option<Scalar>,
+}
+
+/// The encapsulations `balance` can apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EncapKind {
+    /// IPv4 in IPv4 (protocol 4) or IPv6 in IPv6 (next header 41).
+    Ipip,
+    /// GUE variant 1 (the IP packet straight after UDP) to this UDP port.
+    Gue(u16),
+}
+
+impl Encap {
+    /// Bytes the encapsulation adds for a packet of this family.
+    pub fn overhead(&self, ipv6: bool) -> usize {
+        let ip = if ipv6 { 40 } else { 20 };
+        match self.kind {
+            EncapKind::Ipip => ip,
+            EncapKind::Gue(_) => ip + 8,
+        }
+    }
 }
 
 /// Kinds of sets.

@@ -618,8 +618,44 @@ impl Builder {
                     .next()
                     .map(|fl| fl.into_inner().map(|f| path(&f)).collect())
                     .unwrap_or_default();
-                let via = it.nth(1).map(|i| ident(&i));
-                ActionKind::Balance { pool, by, via }
+                let (mut sticky, mut encap, mut via) = (None, None, None);
+                for opt in it {
+                    let ospan = span_of(&opt);
+                    let which = opt.as_rule();
+                    let mut parts = opt.into_inner().skip(1);
+                    match which {
+                        Rule::bal_sticky => sticky = parts.next().map(|v| self.value(v)),
+                        Rule::bal_via => via = parts.next().map(|i| ident(&i)),
+                        _ => {
+                            let kind = parts
+                                .next()
+                                .map(|i| ident(&i))
+                                .unwrap_or_else(missing_ident);
+                            // A value before `from` is the port, the one after it the address.
+                            let (mut port, mut from, mut after_from) = (None, None, false);
+                            for p in parts {
+                                match p.as_rule() {
+                                    Rule::kw_from => after_from = true,
+                                    _ if after_from => from = Some(self.value(p)),
+                                    _ => port = Some(self.value(p)),
+                                }
+                            }
+                            encap = Some(EncapSpec {
+                                kind,
+                                port,
+                                from,
+                                span: ospan,
+                            });
+                        }
+                    }
+                }
+                ActionKind::Balance {
+                    pool,
+                    by,
+                    sticky,
+                    encap,
+                    via,
+                }
             }
             Rule::act_redirect => {
                 let s = it.nth(1);

@@ -274,3 +274,32 @@ fn balance_via_fib_without_a_route_passes_the_packet_unchanged() {
         "with a route, only the MACs differ from plain balance"
     );
 }
+
+#[test]
+fn encapsulation_passes_untouched_where_it_cannot_apply() {
+    // On tc the outer header goes after the 14-byte MAC header the kernel knows, so a frame
+    // with a VLAN tag in its bytes (as `BPF_PROG_TEST_RUN` gives it) passes unchanged; the
+    // testbed cannot send one (the kernel takes the tag out before tc sees the frame).
+    let p = policy(
+        r#"policy p on tc ingress { pool b = { 10.4.0.1 }
+           rule vip: ip.dst == 192.0.2.101 => balance b by (ip.src) encap ipip, redirect "eth1"
+           default pass }"#,
+    );
+    let mut s = State::new(&p);
+    let tagged = "eth() / vlan(id=5) / ipv4(src=198.51.100.2, dst=192.0.2.101) / udp(dport=80)";
+    let out = check(&p, &mut s, tagged, "pass by vip");
+    assert_eq!(out, frame(tagged));
+    let plain = "ipv4(src=198.51.100.2, dst=192.0.2.101) / udp(dport=80)";
+    let out = check(&p, &mut s, plain, "redirect \"eth1\" by vip");
+    assert_eq!(out.len(), frame(plain).len() + 20);
+    assert!(checksums_valid(&out).is_ok());
+    // A pool of the other family: an IPv6 packet passes unchanged.
+    let p = policy(
+        "policy p on xdp { pool b = { 10.4.0.1 }
+           rule any: l4.dport == 80 => balance b by (ip.src) encap gue(6080), tx
+           default pass }",
+    );
+    let v6 = "ipv6(src=2001:db8::1, dst=2001:db8::2) / tcp(dport=80)";
+    let out = check(&p, &mut State::new(&p), v6, "pass by any");
+    assert_eq!(out, frame(v6));
+}

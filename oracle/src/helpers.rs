@@ -156,6 +156,33 @@ impl Machine {
         Ok(0)
     }
 
+    /// `bpf_skb_adjust_room` in `BPF_ADJ_ROOM_MAC` mode on an IPv4 or IPv6 frame: the MAC
+    /// header moves, the room after it is zeroed (the emulator's reading of the kernel).
+    fn adjust_room(&mut self, diff: u64, mode: u64) -> Result<u64, String> {
+        const ENOTSUPP: i64 = -524;
+        let diff = diff as i32 as i64;
+        let (buf, data, end) = self.packet()?;
+        let mac = self.read(buf.start + data as u64, 14.min(end - data), "packet")?;
+        let ip = mac.len() == 14 && matches!([mac[12], mac[13]], [0x08, 0x00] | [0x86, 0xdd]);
+        if self.hook == ProgType::Xdp || mode != nfcc_bpf::helper::adjust_room::MODE_MAC || !ip {
+            return Ok(ENOTSUPP as u64);
+        }
+        let d = data as i64 - diff;
+        if d < ctx::IMAGE as i64 || (diff < 0 && end as i64 - d < 14) {
+            return Ok(-22i64 as u64);
+        }
+        let d = d as usize;
+        let mut head = mac;
+        if diff > 0 {
+            head.extend(std::iter::repeat_n(0u8, diff as usize));
+        }
+        if !self.mem.write(buf.start + d as u64, &head) {
+            return Err("adjust_room outside the packet buffer".into());
+        }
+        self.set_packet(buf, d, end)?;
+        Ok(0)
+    }
+
     fn load_bytes(&mut self, offset: u64, to: u64, len: u64) -> Result<u64, String> {
         let (buf, data, end) = self.packet()?;
         let (off, len) = (offset as usize, len as usize);
@@ -264,6 +291,7 @@ pub(crate) fn helper(id: i32, profile: Profile) -> Option<Fn5> {
         H::CsumDiff => |a, b, c, d, e| call(|m| m.csum_diff(a, b, c, d, e)),
         H::XdpAdjustHead => |_, b, _, _, _| call(|m| m.adjust(true, b)),
         H::XdpAdjustTail => |_, b, _, _, _| call(|m| m.adjust(false, b)),
+        H::SkbAdjustRoom => |_, b, c, _, _| call(|m| m.adjust_room(b, c)),
         H::RedirectMap => |a, b, c, _, _| call(|m| m.redirect_map(a, b, c)),
         H::FibLookup => |_, b, _, _, _| call(|m| m.fib_lookup(b)),
     };

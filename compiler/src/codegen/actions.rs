@@ -8,7 +8,7 @@ use super::stats::{add_packet, Len};
 use super::Gen;
 use crate::bpf::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R6, R9};
 use crate::ir::{KeyPart, MapId};
-use nfcc_dsl::checked::{Field, Hook, Target};
+use nfcc_dsl::checked::{Encap, Field, Hook, Target};
 
 impl Gen<'_> {
     /// `sample N`: about 1 in N packets (by `bpf_get_prandom_u32`) go to the ring buffer as
@@ -58,13 +58,17 @@ impl Gen<'_> {
     }
 
     /// `balance`: FNV-1a of the key picks a Maglev slot, the slot a backend, and the
-    /// destination address is rewritten to it.
+    /// destination address is rewritten to it — or, with `encap`, the backend's address is
+    /// left in the encapsulation area and the packet wrapped towards it. `failed` is where
+    /// the packet passes untouched (no route with `via fib`, encapsulation not possible).
     pub(super) fn balance(
         &mut self,
         table: MapId,
         key: &[KeyPart],
         backends: &[(Field, u128)],
-        fib_failed: Option<Label>,
+        via_fib: bool,
+        encap: Option<&Encap>,
+        failed: Label,
     ) {
         let width = key_width(key);
         self.build_key(key);
@@ -74,6 +78,15 @@ impl Gen<'_> {
             self.a.emit(Insn::ldx(Size::B, R1, R9, self.lay.keybuf + i));
             self.a.emit(Insn::alu32_reg(Alu::Xor, R0, R1));
             self.a.emit(Insn::alu32_imm(Alu::Mul, R0, 0x0100_0193));
+        }
+        if encap.is_some() {
+            // GUE's source port comes from the hash.
+            self.a.emit(Insn::stx(
+                Size::W,
+                R9,
+                self.lay.encbuf + super::encap::HASH,
+                R0,
+            ));
         }
         // h mod 65537 without `mod` (the NIC has none): with h = a·2^16 + b and
         // 2^16 ≡ -1 (mod 65537), h ≡ b - a, which lies in (-65536, 65536).
@@ -95,21 +108,44 @@ impl Gen<'_> {
         self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), done);
         self.a.emit(Insn::ldx(Size::W, R1, R0, 0));
         self.a.emit(Insn::stx(Size::W, R10, -16, R1));
+        let chosen = self.a.label();
         for (i, (field, addr)) in backends.iter().enumerate() {
             let next = self.a.label();
             self.a.emit(Insn::ldx(Size::W, R1, R10, -16));
             self.a.jump(Insn::jmp_imm(Jmp::Ne, R1, i as i32, 0), next);
-            if let Some(failed) = fib_failed {
+            if via_fib {
                 // The route is looked up before anything is rewritten, so a packet without
                 // one passes exactly as it came.
                 self.fib_lookup(*field, *addr, failed);
             }
-            self.rewrite(*field, *addr);
-            if fib_failed.is_some() {
+            if encap.is_some() {
+                let width = if *field == Field::Ipv4Dst { 4 } else { 16 };
+                let bytes = addr.to_be_bytes();
+                for (j, chunk) in bytes[16 - width..].chunks(4).enumerate() {
+                    let w = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                    self.a.emit(Insn::mov64_imm(R0, w as i32));
+                    let at = self.lay.encbuf + super::encap::BACKEND + 4 * j as i16;
+                    self.a.emit(Insn::stx(Size::W, R9, at, R0));
+                }
+                self.a.jump(Insn::ja(0), chosen);
+            } else {
+                self.rewrite(*field, *addr);
+                if via_fib {
+                    self.fib_macs();
+                }
+                self.a.jump(Insn::ja(0), done);
+            }
+            self.a.bind(next);
+        }
+        if let (Some(e), false) = (encap, backends.is_empty()) {
+            // No backend (a slot out of range cannot happen): nothing changes.
+            self.a.jump(Insn::ja(0), done);
+            self.a.bind(chosen);
+            let v6 = backends.first().is_some_and(|(f, _)| *f == Field::Ipv6Dst);
+            self.encap(e, v6, failed);
+            if via_fib {
                 self.fib_macs();
             }
-            self.a.jump(Insn::ja(0), done);
-            self.a.bind(next);
         }
         self.a.bind(done);
     }

@@ -33,6 +33,8 @@ pub(super) struct Layout {
     pub(super) samplebuf: i16,
     /// The `bpf_fib_lookup` parameters (64 bytes) of `balance ... via fib`.
     pub(super) fibbuf: i16,
+    /// What `balance ... encap` carries across the packet's growth (`encap::AREA` bytes).
+    pub(super) encbuf: i16,
     pub(super) size: u32,
 }
 
@@ -137,6 +139,16 @@ pub(super) fn layout(p: &Program) -> Layout {
     if via_fib {
         off += 64;
     }
+    let encbuf = off;
+    let encap = p
+        .rules
+        .iter()
+        .flat_map(|r| &r.actions)
+        .chain(&p.default_actions)
+        .any(|a| matches!(a, Action::Balance { encap: Some(_), .. }));
+    if encap {
+        off += super::encap::AREA;
+    }
     Layout {
         slots,
         lpm_key,
@@ -152,6 +164,7 @@ pub(super) fn layout(p: &Program) -> Layout {
         tuple_key,
         samplebuf,
         fibbuf,
+        encbuf,
         size: off as u32,
     }
 }

@@ -45,6 +45,7 @@
 mod actions;
 mod asm;
 mod classify;
+mod encap;
 mod keys;
 mod layout;
 mod lookups;

@@ -13,7 +13,7 @@ use nfcc_dsl::checked::{Field, Header, Hook};
 impl Gen<'_> {
     /// r1 = frame start + the offset in scratch slot `slot` (masked to `mask`), r2 = frame end,
     /// and jumps to `skip` unless `len` bytes are there.
-    fn header_ptr(&mut self, slot: i16, mask: i32, len: i32, skip: Label) {
+    pub(super) fn header_ptr(&mut self, slot: i16, mask: i32, len: i32, skip: Label) {
         let (data, data_end) = if self.p.hook == Hook::Xdp {
             (0, 4)
         } else {

@@ -105,7 +105,8 @@ impl Gen<'_> {
                     key,
                     backends,
                     via_fib,
-                } => self.balance(*table, key, backends, via_fib.then_some(fib_failed)),
+                    encap,
+                } => self.balance(*table, key, backends, *via_fib, encap.as_ref(), fib_failed),
             }
         }
         if let Some(slot) = table {

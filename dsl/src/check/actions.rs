@@ -117,6 +117,7 @@ impl Checker {
         let mut actions = Vec::new();
         let mut terminal: Option<(Terminal, Span)> = None;
         let mut balance_span = None;
+        let mut encap_span = None;
         let mut broken = false;
         for a in list {
             let is_terminal = matches!(
@@ -125,6 +126,15 @@ impl Checker {
                     | ast::ActionKind::Redirect(..)
                     | ast::ActionKind::RedirectXsk(_)
             );
+            if let (Some(espan), false) = (encap_span, is_terminal) {
+                // Later actions would read and rewrite the outer header the packet now has.
+                self.diags.push(
+                    Diagnostic::error("E0112", a.span, "only the terminal may follow `balance ... encap`")
+                        .with_note(espan, "the packet is encapsulated for its backend here")
+                        .with_help("put `count`, `set` and the like before `balance`; end with `tx` or `redirect`"),
+                );
+                broken = true;
+            }
             if let Some((_, tspan)) = &terminal {
                 let tspan = *tspan;
                 self.diags.push(
@@ -241,7 +251,13 @@ impl Checker {
                         None => broken = true,
                     }
                 }
-                ast::ActionKind::Balance { pool, by, via } => {
+                ast::ActionKind::Balance {
+                    pool,
+                    by,
+                    sticky,
+                    encap,
+                    via,
+                } => {
                     balance_span = Some(a.span);
                     let id = match self.lookup(pcx, pool, "pool") {
                         Some(Decl::Pool(id)) => Some(id),
@@ -274,10 +290,54 @@ impl Checker {
                             false
                         }
                     };
+                    let family = id
+                        .and_then(|p| pcx.pools[p.index()].backends.first())
+                        .map(|b| b.0.family);
+                    let encap = match encap {
+                        Some(e) => match self.encap(e, family) {
+                            Some(e) => {
+                                self.needs(pcx, Capabilities::ENCAP, a.span);
+                                encap_span = Some(a.span);
+                                Some(e)
+                            }
+                            None => {
+                                broken = true;
+                                None
+                            }
+                        },
+                        None => None,
+                    };
+                    let sticky = match sticky {
+                        Some(n) => match self.int_value(n, "`sticky` flows", 1 << 24) {
+                            Some(0) => {
+                                self.help(
+                                    "E0105",
+                                    n.span,
+                                    "`sticky 0` keeps no flows",
+                                    "give the flow table's size, e.g. `sticky 64K`",
+                                );
+                                broken = true;
+                                None
+                            }
+                            Some(n) => {
+                                self.needs(pcx, Capabilities::LRU_MAP, a.span);
+                                Some(n as u32)
+                            }
+                            None => {
+                                broken = true;
+                                None
+                            }
+                        },
+                        None => None,
+                    };
                     match (id, fields) {
-                        (Some(pool), Some(by)) if !by.is_empty() => {
-                            actions.push(Action::Balance { pool, by, via_fib })
-                        }
+                        (Some(pool), Some(by)) if !by.is_empty() => actions.push(Action::Balance {
+                            pool,
+                            by,
+                            via_fib,
+                            encap,
+                            sticky,
+                        }),
                         (Some(_), Some(_)) => {
                             self.help(
                                 "E0111",
@@ -349,4 +409,72 @@ fn rewritable(f: Field) -> bool {
             | Field::Ipv4Dscp
             | Field::Ipv6Dscp
     )
+}
+
+impl Checker {
+    /// `encap ipip|gue(PORT) [from ADDR]` for a pool of `family` (unknown when the pool is
+    /// empty or unresolved).
+    fn encap(&mut self, e: &ast::EncapSpec, family: Option<Family>) -> Option<Encap> {
+        let kind = match (e.kind.name.as_str(), &e.port) {
+            ("ipip", None) => EncapKind::Ipip,
+            ("ipip", Some(p)) => {
+                self.help(
+                    "E0102",
+                    p.span,
+                    "`encap ipip` takes no port",
+                    "write `encap ipip`, or `encap gue(PORT)` for UDP",
+                );
+                return None;
+            }
+            ("gue", Some(p)) => {
+                match self.int_value(p, "a GUE port", 65535)? {
+                    0 => {
+                        self.help("E0105", p.span, "port 0 cannot receive GUE", "use the port the backends' fou/gue receiver listens on, e.g. `gue(6080)`");
+                        return None;
+                    }
+                    port => EncapKind::Gue(port as u16),
+                }
+            }
+            ("gue", None) => {
+                self.help(
+                    "E0102",
+                    e.kind.span,
+                    "`encap gue` needs the backends' UDP port",
+                    "write `encap gue(6080)`",
+                );
+                return None;
+            }
+            (other, _) => {
+                let help = match closest(other, ["ipip", "gue"]) {
+                    Some(c) => format!("did you mean `{c}`?"),
+                    None => "the encapsulations are `ipip` and `gue(PORT)`".into(),
+                };
+                self.help(
+                    "E0102",
+                    e.kind.span,
+                    format!("unknown encapsulation `{other}`"),
+                    help,
+                );
+                return None;
+            }
+        };
+        let from = match &e.from {
+            Some(v) => {
+                let a = self.scalar(v, FieldType::IpAny, "an outer source address")?;
+                if let Some(f) = family.filter(|f| *f != a.family) {
+                    let want = if f == Family::V4 { "IPv4" } else { "IPv6" };
+                    self.help(
+                        "E0104",
+                        v.span,
+                        format!("the outer source must be {want}, as the pool's backends are"),
+                        "the outer header has the backends' family; give an address of that family",
+                    );
+                    return None;
+                }
+                Some(a)
+            }
+            None => None,
+        };
+        Some(Encap { kind, from })
+    }
 }

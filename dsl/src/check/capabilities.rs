@@ -38,6 +38,8 @@ impl Capabilities {
     /// Context fields beyond the packet bounds (`pkt.ifindex`, `pkt.rxq`, `pkt.mark`) and
     /// writes to the context (`mark`).
     pub const CTX_META: Capabilities = Capabilities(1 << 7);
+    /// Growing the packet at its head for an outer header (`balance ... encap`).
+    pub const ENCAP: Capabilities = Capabilities(1 << 8);
     /// Every capability: the host kernel.
     pub const ALL: Capabilities = Capabilities(u32::MAX);
 
@@ -72,6 +74,9 @@ impl Capabilities {
             }
             Capabilities::CTX_META => {
                 "the NIC's context carries only the packet bounds: no interface, queue or mark"
+            }
+            Capabilities::ENCAP => {
+                "encapsulation (`balance ... encap`) on the NIC is not built yet"
             }
             _ => "the target lacks a needed capability",
         }

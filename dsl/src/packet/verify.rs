@@ -131,7 +131,8 @@ pub fn check_out(expected: &[LayerSpec], frame: &[u8]) -> Result<(), Vec<String>
         }
     }
     for (level, h) in levels.iter().enumerate() {
-        level_checksums(frame, h, &prefixed(level, ""), &mut errs);
+        let carrier = level + 1 < levels.len();
+        level_checksums(frame, h, &prefixed(level, ""), carrier, &mut errs);
     }
     if errs.is_empty() {
         Ok(())
@@ -334,7 +335,7 @@ fn icmp_fields(i: &IcmpHeader) -> Vec<(&'static str, ArgValue)> {
 /// pseudo-header uses the header's destination even when a routing header is present.
 pub fn checksums_valid(frame: &[u8]) -> Result<(), Vec<String>> {
     let mut errs = Vec::new();
-    level_checksums(frame, &parse_frame(frame), "", &mut errs);
+    level_checksums(frame, &parse_frame(frame), "", false, &mut errs);
     if errs.is_empty() {
         Ok(())
     } else {
@@ -343,8 +344,9 @@ pub fn checksums_valid(frame: &[u8]) -> Result<(), Vec<String>> {
 }
 
 /// The checksum problems of one tunnel level, each message starting with `prefix` (`inner`
-/// for a level inside a tunnel).
-fn level_checksums(frame: &[u8], h: &Headers, prefix: &str, errs: &mut Vec<String>) {
+/// for a level inside a tunnel). A `carrier` level holds another (its UDP is a GUE tunnel's),
+/// where a zero UDP checksum is allowed over IPv6 too (RFC 6935, as Linux's fou accepts).
+fn level_checksums(frame: &[u8], h: &Headers, prefix: &str, carrier: bool, errs: &mut Vec<String>) {
     let sep = if prefix.is_empty() { "" } else { " " };
     let l3 = h.l3_offset.unwrap_or(0);
     if let Some(ip) = &h.ipv4 {
@@ -358,13 +360,13 @@ fn level_checksums(frame: &[u8], h: &Headers, prefix: &str, errs: &mut Vec<Strin
             ));
         }
     }
-    if let Err(e) = l4_checksum_valid(frame, h) {
+    if let Err(e) = l4_checksum_valid(frame, h, carrier) {
         errs.push(format!("{prefix}{sep}{e}"));
     }
 }
 
 /// Checks the L4 checksum of a parsed frame, if it has an L4 header and is not a fragment.
-fn l4_checksum_valid(frame: &[u8], h: &Headers) -> Result<(), String> {
+fn l4_checksum_valid(frame: &[u8], h: &Headers, carrier: bool) -> Result<(), String> {
     let (Some(l3), Some(l4), Some(payload)) = (h.l3_offset, h.l4_offset, h.payload_offset) else {
         return Ok(());
     };
@@ -409,8 +411,9 @@ fn l4_checksum_valid(frame: &[u8], h: &Headers) -> Result<(), String> {
         ));
     }
     let zero_udp = name == "udp" && field == 0;
-    if zero_udp && ip_name == "ipv4" {
-        // Over IPv4 a zero UDP checksum means the sender did not compute one.
+    if zero_udp && (ip_name == "ipv4" || carrier) {
+        // Over IPv4 a zero UDP checksum means the sender did not compute one; a tunnel's
+        // may be zero over IPv6 too.
         return Ok(());
     }
     let segment = frame.get(l4..end).unwrap_or(&[]);

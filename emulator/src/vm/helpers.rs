@@ -7,6 +7,37 @@
 use super::*;
 
 impl Vm<'_, '_> {
+    /// `bpf_skb_adjust_room` in `BPF_ADJ_ROOM_MAC` mode: room opened (or closed) right after
+    /// the 14-byte MAC header of an IPv4 or IPv6 frame, as the kernel does for a frame whose
+    /// MAC header `eth_type_trans` found; the new bytes are zero (the kernel leaves whatever
+    /// was there, which a program must overwrite). `BPF_ADJ_ROOM_NET` is not emulated
+    /// (-ENOTSUPP, which the kernel also answers for some frames).
+    fn adjust_room(&mut self, diff: i64, mode: u64) -> u64 {
+        const ENOTSUPP: i64 = -524;
+        let (data, end) = (self.mem.data, self.mem.data_end);
+        let proto = self.mem.pkt.get(data + 12..data + 14).map(|b| [b[0], b[1]]);
+        if self.mem.hook == ProgType::Xdp
+            || mode != nfcc_bpf::helper::adjust_room::MODE_MAC
+            || !matches!(proto, Some([0x08, 0x00]) | Some([0x86, 0xdd]))
+        {
+            return ENOTSUPP as u64;
+        }
+        let new_data = data as i64 - diff;
+        if new_data < 0 || (diff < 0 && end as i64 - data as i64 + diff < 14) {
+            return -22i64 as u64;
+        }
+        let new_data = new_data as usize;
+        // The MAC header moves to the new start; the room after it is zeroed on growth.
+        let mac: Vec<u8> = self.mem.pkt[data..data + 14].to_vec();
+        self.mem.pkt[new_data..new_data + 14].copy_from_slice(&mac);
+        if diff > 0 {
+            self.mem.pkt[new_data + 14..new_data + 14 + diff as usize].fill(0);
+        }
+        self.mem.data = new_data;
+        self.mem.sync_ctx();
+        0
+    }
+
     pub(super) fn helper(&mut self, pc: usize, id: i32) -> Result<u64, EmuError> {
         if self.env.profile == Profile::Conformance {
             return self.suite_helper(id);
@@ -119,6 +150,8 @@ impl Vm<'_, '_> {
                     0
                 }
             }
+            // skb_adjust_room(skb, len_diff, mode, flags)
+            H::SkbAdjustRoom => self.adjust_room(r[2] as i32 as i64, r[3]),
             // redirect_map(map, key, flags)
             H::RedirectMap => {
                 let m = self.map_index(pc, r[1])?;

@@ -28,6 +28,12 @@ use crate::checked::*;
 use crate::packet::{parse_frame, Headers};
 use std::collections::HashMap;
 
+mod balance;
+mod rewrite;
+
+pub use balance::{fnv1a, maglev_table};
+use rewrite::rewrite;
+
 /// Slots in a pool's Maglev lookup table (a prime, as Maglev requires).
 pub const MAGLEV_SIZE: usize = 65537;
 
@@ -490,36 +496,23 @@ pub fn eval(policy: &Policy, state: &mut State, meta: &Meta, frame: &[u8]) -> Ou
                 *seen += 1;
             }
             Action::Mark(m) => mark = Some(*m),
-            Action::Balance { pool, by, via_fib } => {
-                let p = &policy.pools[pool.index()];
-                let table = state
-                    .maglev
-                    .entry(*pool)
-                    .or_insert_with(|| maglev_table(&p.backends));
-                let key = packet_key(&h, meta, by);
-                let slot = fnv1a(&key) as usize % MAGLEV_SIZE;
-                let Some(backend) = table.get(slot).and_then(|i| p.backends.get(*i as usize))
-                else {
-                    continue;
+            Action::Balance {
+                pool,
+                by,
+                via_fib,
+                encap,
+                sticky: _,
+            } => {
+                // A static pool keeps every flow on its backend with or without `sticky`.
+                let b = balance::Balance {
+                    pool: *pool,
+                    by,
+                    via_fib: *via_fib,
+                    encap: *encap,
                 };
-                let dst = backend.0;
-                // Without a route the packet goes to the stack untouched, as the kernel program
-                // does when `bpf_fib_lookup` fails: look the route up before rewriting.
-                let route = if *via_fib {
-                    match state.fib.get(&dst.bits) {
-                        Some(r) => Some(*r),
-                        None => {
-                            verdict = Terminal::Pass;
-                            break;
-                        }
-                    }
-                } else {
-                    None
-                };
-                rewrite(&mut out, &h, Field::IpDst, dst);
-                if let (Some(route), true) = (route, out.len() >= 12) {
-                    out[0..6].copy_from_slice(&route.dmac);
-                    out[6..12].copy_from_slice(&route.smac);
+                if let Some(t) = b.apply(policy, state, meta, &h, &mut out) {
+                    verdict = t;
+                    break;
                 }
             }
         }
@@ -529,202 +522,5 @@ pub fn eval(policy: &Policy, state: &mut State, meta: &Meta, frame: &[u8]) -> Ou
         rule,
         packet: out,
         mark,
-    }
-}
-
-/// FNV-1a, 32 bits: the hash of `balance` keys and of Maglev's permutations.
-pub fn fnv1a(bytes: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in bytes {
-        h ^= u32::from(*b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h
-}
-
-/// Fills a Maglev lookup table of [`MAGLEV_SIZE`] slots with backend indices. Each backend's
-/// permutation comes from the FNV-1a hash of its address bytes (offset) and of the same bytes
-/// followed by 0xff (skip); a backend of weight W takes W turns per round. Removing a backend
-/// moves only the slots it held, plus a small fraction, which is what consistent hashing asks.
-pub fn maglev_table(backends: &[(Scalar, u32)]) -> Vec<u32> {
-    let m = MAGLEV_SIZE as u64;
-    let mut table = vec![u32::MAX; MAGLEV_SIZE];
-    if backends.is_empty() {
-        return vec![];
-    }
-    let perms: Vec<(u64, u64)> = backends
-        .iter()
-        .map(|(addr, _)| {
-            let bytes = addr.bits.to_be_bytes();
-            let offset = u64::from(fnv1a(&bytes)) % m;
-            let mut b2 = bytes.to_vec();
-            b2.push(0xff);
-            let skip = u64::from(fnv1a(&b2)) % (m - 1) + 1;
-            (offset, skip)
-        })
-        .collect();
-    let mut next = vec![0u64; backends.len()];
-    let mut filled = 0usize;
-    'outer: loop {
-        for (i, (_, w)) in backends.iter().enumerate() {
-            for _ in 0..*w {
-                let (offset, skip) = perms[i];
-                let mut c = (offset + next[i] * skip) % m;
-                while table[c as usize] != u32::MAX {
-                    next[i] += 1;
-                    c = (offset + next[i] * skip) % m;
-                }
-                table[c as usize] = i as u32;
-                next[i] += 1;
-                filled += 1;
-                if filled == MAGLEV_SIZE {
-                    break 'outer;
-                }
-            }
-        }
-    }
-    table
-}
-
-/// One's-complement incremental checksum update (RFC 1624 eqn. 3) for 16-bit words that
-/// changed from `old` to `new`.
-fn csum_update(csum: u16, old: &[u16], new: &[u16]) -> u16 {
-    let mut sum = u32::from(!csum);
-    for (o, n) in old.iter().zip(new) {
-        sum += u32::from(!*o);
-        sum = (sum & 0xffff) + (sum >> 16);
-        sum += u32::from(*n);
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-fn words(b: &[u8]) -> Vec<u16> {
-    b.chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
-        .collect()
-}
-
-fn get16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
-fn put16(b: &mut [u8], at: usize, v: u16) {
-    if at + 1 < b.len() {
-        b[at..at + 2].copy_from_slice(&v.to_be_bytes());
-    }
-}
-
-/// Where the L4 checksum lives and whether the pseudo-header covers addresses.
-fn l4_csum(h: &Headers) -> Option<(usize, bool, bool)> {
-    let l4 = h.l4_offset?;
-    if h.tcp.is_some() {
-        Some((l4 + 16, true, false))
-    } else if h.udp.is_some() {
-        Some((l4 + 6, true, true))
-    } else if h.icmpv6.is_some() {
-        Some((l4 + 2, true, false))
-    } else if h.icmp.is_some() {
-        Some((l4 + 2, false, false))
-    } else {
-        None
-    }
-}
-
-/// Replaces bytes `at..at+new.len()` (a 16-bit-aligned span relative to the frame) and fixes the
-/// checksums that cover them: the IPv4 header checksum when `ip_hdr`, the L4 checksum when
-/// `l4` (a UDP checksum of zero stays zero; a result of zero becomes 0xFFFF for UDP).
-fn patch(out: &mut [u8], h: &Headers, at: usize, new: &[u8], ip_hdr: bool, l4: bool) {
-    if at + new.len() > out.len() {
-        return;
-    }
-    let old = words(&out[at..at + new.len()]);
-    let neww = words(new);
-    if ip_hdr {
-        if let (Some(l3), Some(_)) = (h.l3_offset, &h.ipv4) {
-            if let Some(c) = get16(out, l3 + 10) {
-                put16(out, l3 + 10, csum_update(c, &old, &neww));
-            }
-        }
-    }
-    if l4 {
-        if let Some((pos, _, is_udp)) = l4_csum(h) {
-            if let Some(c) = get16(out, pos) {
-                if !(is_udp && c == 0) {
-                    let mut n = csum_update(c, &old, &neww);
-                    if is_udp && n == 0 {
-                        n = 0xffff;
-                    }
-                    put16(out, pos, n);
-                }
-            }
-        }
-    }
-    out[at..at + new.len()].copy_from_slice(new);
-}
-
-/// Applies `set FIELD = VALUE` to the frame.
-fn rewrite(out: &mut [u8], h: &Headers, f: Field, v: Scalar) {
-    use Field::*;
-    let l3 = h.l3_offset;
-    match f {
-        EthSrc | EthDst if h.eth.is_some() => {
-            let b = v.bits.to_be_bytes();
-            let at = if f == EthDst { 0 } else { 6 };
-            if out.len() >= at + 6 {
-                out[at..at + 6].copy_from_slice(&b[10..]);
-            }
-        }
-        IpSrc | IpDst | Ipv4Src | Ipv4Dst | Ipv6Src | Ipv6Dst => {
-            let src = matches!(f, IpSrc | Ipv4Src | Ipv6Src);
-            let Some(l3) = l3 else { return };
-            let pseudo = l4_csum(h).is_some_and(|(_, p, _)| p);
-            if h.ipv4.is_some() && v.family == Family::V4 {
-                let at = l3 + if src { 12 } else { 16 };
-                patch(out, h, at, &(v.bits as u32).to_be_bytes(), true, pseudo);
-            } else if h.ipv6.is_some() && v.family == Family::V6 {
-                let at = l3 + if src { 8 } else { 24 };
-                patch(out, h, at, &v.bits.to_be_bytes(), false, pseudo);
-            }
-        }
-        L4Sport | L4Dport | TcpSport | TcpDport | UdpSport | UdpDport => {
-            let src = matches!(f, L4Sport | TcpSport | UdpSport);
-            let ok = match f {
-                TcpSport | TcpDport => h.tcp.is_some(),
-                UdpSport | UdpDport => h.udp.is_some(),
-                _ => h.tcp.is_some() || h.udp.is_some(),
-            };
-            let Some(l4) = h.l4_offset.filter(|_| ok) else {
-                return;
-            };
-            let at = l4 + if src { 0 } else { 2 };
-            patch(out, h, at, &(v.bits as u16).to_be_bytes(), false, true);
-        }
-        IpTtl | Ipv4Ttl | Ipv6Hoplimit => {
-            let Some(l3) = l3 else { return };
-            if let (Some(ip), true) = (&h.ipv4, f != Ipv6Hoplimit) {
-                patch(out, h, l3 + 8, &[v.bits as u8, ip.proto], true, false);
-            } else if h.ipv6.is_some() && f != Ipv4Ttl {
-                if let Some(b) = out.get_mut(l3 + 7) {
-                    *b = v.bits as u8;
-                }
-            }
-        }
-        IpDscp | Ipv4Dscp | Ipv6Dscp => {
-            let Some(l3) = l3 else { return };
-            let dscp = (v.bits as u8) & 0x3f;
-            if let (Some(ip), true) = (&h.ipv4, f != Ipv6Dscp) {
-                let ver_ihl = out.get(l3).copied().unwrap_or(0x45);
-                patch(out, h, l3, &[ver_ihl, (dscp << 2) | ip.ecn], true, false);
-            } else if let (Some(ip), true) = (&h.ipv6, f != Ipv4Dscp) {
-                // Traffic class straddles bytes 0 and 1: version(4) tc(8) flowlabel(20).
-                let tc = (dscp << 2) | ip.ecn;
-                if out.len() > l3 + 1 {
-                    out[l3] = (out[l3] & 0xf0) | (tc >> 4);
-                    out[l3 + 1] = (out[l3 + 1] & 0x0f) | (tc << 4);
-                }
-            }
-        }
-        _ => {}
     }
 }

@@ -1,0 +1,205 @@
+//! `balance`: the backend a flow's key picks from its pool's Maglev table, and what the packet
+//! becomes for it — its destination rewritten, or (with `encap`) wrapped in an outer header
+//! towards the backend.
+//!
+//! Encapsulation, as the compiler must do it (the choices the language reference leaves):
+//! the outer header has the pool's family, which must be the packet's (else the packet passes
+//! untouched and the rule's later actions do not run, as when `via fib` finds no route); the
+//! Ethernet header (with any VLAN tags) stays in front, the packet from its IP header on
+//! follows the outer headers unchanged. Outer IPv4: version 4, IHL 5, the inner TOS, the inner
+//! length plus the overhead, id 0, no flags, TTL 64, protocol 4 (IP-in-IP) or 17 (GUE), a
+//! fresh header checksum. Outer IPv6: the inner traffic class, flow label 0, next header 41 or
+//! 17, hop limit 64. The source is `from`, or the packet's own destination (the VIP). GUE is
+//! variant 1 (no GUE header): UDP from port `0xC000 | (hash & 0x3fff)` (the key's hash, so a
+//! backend's receive-side scaling spreads flows) to the given port, checksum 0 (RFC 6935 allows
+//! it for tunnels over IPv6; Linux's fou accepts it). The inner length is the IPv4 total length
+//! or 40 plus the IPv6 payload length. On tc, the outer headers go after the 14-byte MAC
+//! header the kernel knows, so a frame with VLAN tags in its bytes passes untouched.
+
+use super::{packet_key, rewrite, Meta, State, MAGLEV_SIZE};
+use crate::checked::*;
+use crate::packet::Headers;
+
+/// One `balance` action, resolved.
+pub(super) struct Balance<'a> {
+    pub(super) pool: PoolId,
+    pub(super) by: &'a [Field],
+    pub(super) via_fib: bool,
+    pub(super) encap: Option<Encap>,
+}
+
+impl Balance<'_> {
+    /// Applies the action to `out`; returns the verdict that replaces the rule's when the
+    /// packet passes untouched instead.
+    pub(super) fn apply(
+        &self,
+        policy: &Policy,
+        state: &mut State,
+        meta: &Meta,
+        h: &Headers,
+        out: &mut Vec<u8>,
+    ) -> Option<Terminal> {
+        let p = &policy.pools[self.pool.index()];
+        let table = state
+            .maglev
+            .entry(self.pool)
+            .or_insert_with(|| maglev_table(&p.backends));
+        let hash = fnv1a(&packet_key(h, meta, self.by));
+        let slot = hash as usize % MAGLEV_SIZE;
+        let backend = table.get(slot).and_then(|i| p.backends.get(*i as usize))?;
+        let dst = backend.0;
+        let l3 = match self.encap {
+            None => None,
+            Some(_) => {
+                let fits = match dst.family {
+                    Family::V4 => h.ipv4.is_some(),
+                    _ => h.ipv6.is_some(),
+                };
+                let l3 = h.l3_offset.filter(|_| fits);
+                match l3 {
+                    Some(l3) if !(policy.hook.is_tc() && l3 != 14) => Some(l3),
+                    _ => return Some(Terminal::Pass),
+                }
+            }
+        };
+        // Without a route the packet goes to the stack untouched, as the kernel program
+        // does when `bpf_fib_lookup` fails: look the route up before changing anything.
+        let route = if self.via_fib {
+            match state.fib.get(&dst.bits) {
+                Some(r) => Some(*r),
+                None => return Some(Terminal::Pass),
+            }
+        } else {
+            None
+        };
+        match (self.encap, l3) {
+            (Some(e), Some(l3)) => *out = encapsulate(out, l3, e, dst, hash),
+            _ => rewrite(out, h, Field::IpDst, dst),
+        }
+        if let (Some(route), true) = (route, out.len() >= 12) {
+            out[0..6].copy_from_slice(&route.dmac);
+            out[6..12].copy_from_slice(&route.smac);
+        }
+        None
+    }
+}
+
+/// The frame with outer headers towards `dst` inserted before its IP header at `l3` (whose
+/// family is `dst`'s).
+fn encapsulate(frame: &[u8], l3: usize, e: Encap, dst: Scalar, hash: u32) -> Vec<u8> {
+    let ip = &frame[l3..];
+    let v6 = dst.family == Family::V6;
+    let be16 = |at: usize| u16::from_be_bytes([ip[at], ip[at + 1]]);
+    let (tos, inner_len) = if v6 {
+        ((ip[0] << 4) | (ip[1] >> 4), 40 + usize::from(be16(4)))
+    } else {
+        (ip[1], usize::from(be16(2)))
+    };
+    let (proto, udp) = match e.kind {
+        EncapKind::Ipip => (if v6 { 41 } else { 4 }, None),
+        EncapKind::Gue(port) => (17, Some(port)),
+    };
+    let total = inner_len + e.overhead(v6);
+    // The source: `from`, else the packet's own destination.
+    let src = match e.from {
+        Some(a) => a.bits,
+        None if v6 => u128::from_be_bytes(ip[24..40].try_into().unwrap_or([0; 16])),
+        None => u128::from(u32::from_be_bytes(ip[16..20].try_into().unwrap_or([0; 4]))),
+    };
+    let mut outer = Vec::with_capacity(48);
+    if v6 {
+        let word0 = (6u32 << 28) | (u32::from(tos) << 20);
+        outer.extend_from_slice(&word0.to_be_bytes());
+        outer.extend_from_slice(&((total - 40) as u16).to_be_bytes());
+        outer.extend_from_slice(&[proto, 64]);
+        outer.extend_from_slice(&src.to_be_bytes());
+        outer.extend_from_slice(&dst.bits.to_be_bytes());
+    } else {
+        outer.extend_from_slice(&[0x45, tos]);
+        outer.extend_from_slice(&(total as u16).to_be_bytes());
+        outer.extend_from_slice(&[0, 0, 0, 0, 64, proto, 0, 0]);
+        outer.extend_from_slice(&(src as u32).to_be_bytes());
+        outer.extend_from_slice(&(dst.bits as u32).to_be_bytes());
+        let csum = ipv4_checksum(&outer);
+        outer[10..12].copy_from_slice(&csum.to_be_bytes());
+    }
+    if let Some(port) = udp {
+        let ip_len = if v6 { 40 } else { 20 };
+        let sport = 0xc000 | (hash as u16 & 0x3fff);
+        outer.extend_from_slice(&sport.to_be_bytes());
+        outer.extend_from_slice(&port.to_be_bytes());
+        outer.extend_from_slice(&((total - ip_len) as u16).to_be_bytes());
+        outer.extend_from_slice(&[0, 0]);
+    }
+    let mut out = Vec::with_capacity(frame.len() + outer.len());
+    out.extend_from_slice(&frame[..l3]);
+    out.extend_from_slice(&outer);
+    out.extend_from_slice(ip);
+    out
+}
+
+/// The IPv4 header checksum of `hdr` (whose checksum field is zero).
+fn ipv4_checksum(hdr: &[u8]) -> u16 {
+    let mut sum: u32 = hdr
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// FNV-1a, 32 bits: the hash of `balance` keys and of Maglev's permutations.
+pub fn fnv1a(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in bytes {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// Fills a Maglev lookup table of [`MAGLEV_SIZE`] slots with backend indices. Each backend's
+/// permutation comes from the FNV-1a hash of its address bytes (offset) and of the same bytes
+/// followed by 0xff (skip); a backend of weight W takes W turns per round. Removing a backend
+/// moves only the slots it held, plus a small fraction, which is what consistent hashing asks.
+pub fn maglev_table(backends: &[(Scalar, u32)]) -> Vec<u32> {
+    let m = MAGLEV_SIZE as u64;
+    let mut table = vec![u32::MAX; MAGLEV_SIZE];
+    if backends.is_empty() {
+        return vec![];
+    }
+    let perms: Vec<(u64, u64)> = backends
+        .iter()
+        .map(|(addr, _)| {
+            let bytes = addr.bits.to_be_bytes();
+            let offset = u64::from(fnv1a(&bytes)) % m;
+            let mut b2 = bytes.to_vec();
+            b2.push(0xff);
+            let skip = u64::from(fnv1a(&b2)) % (m - 1) + 1;
+            (offset, skip)
+        })
+        .collect();
+    let mut next = vec![0u64; backends.len()];
+    let mut filled = 0usize;
+    'outer: loop {
+        for (i, (_, w)) in backends.iter().enumerate() {
+            for _ in 0..*w {
+                let (offset, skip) = perms[i];
+                let mut c = (offset + next[i] * skip) % m;
+                while table[c as usize] != u32::MAX {
+                    next[i] += 1;
+                    c = (offset + next[i] * skip) % m;
+                }
+                table[c as usize] = i as u32;
+                next[i] += 1;
+                filled += 1;
+                if filled == MAGLEV_SIZE {
+                    break 'outer;
+                }
+            }
+        }
+    }
+    table
+}
