@@ -181,3 +181,69 @@ mod tests {
         assert_eq!((s.slot, s.len, s.bytes), (2, 60, vec![0xaa]));
     }
 }
+
+/// Slots of a pool's Maglev table (a prime, as Maglev requires). A dynamic pool's table map
+/// holds two tables of this size, one live while the other is rewritten; its selector map
+/// holds which (0 or 1) the program reads.
+pub const MAGLEV_SLOTS: u32 = 65537;
+
+/// What a Maglev slot of a dynamic pool holds when the pool has no backend.
+pub const NO_BACKEND: u32 = u32::MAX;
+
+/// One backend slot of a dynamic pool, as its backends map holds it (24 bytes): the address
+/// in network order (IPv4 in the first four bytes), then the slot's incarnation (u32 LE: how
+/// many backends it has held; a `sticky` flow remembers it), the Maglev weight (u16 LE), and
+/// whether the slot holds a backend now (u8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PoolBackend {
+    /// The address as its big-endian number.
+    pub addr: u128,
+    /// Whether the address is IPv6.
+    pub v6: bool,
+    /// How many backends the slot has held.
+    pub incarnation: u32,
+    /// The Maglev weight.
+    pub weight: u16,
+    /// Whether the slot holds a backend now.
+    pub live: bool,
+}
+
+impl PoolBackend {
+    /// Bytes of a record.
+    pub const SIZE: usize = 24;
+    /// Where the incarnation lives in a record.
+    pub const INCARNATION: usize = 16;
+    /// Where the live byte lives in a record.
+    pub const LIVE: usize = 22;
+
+    /// The record's bytes.
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        if self.v6 {
+            b[..16].copy_from_slice(&self.addr.to_be_bytes());
+        } else {
+            b[..4].copy_from_slice(&(self.addr as u32).to_be_bytes());
+        }
+        b[16..20].copy_from_slice(&self.incarnation.to_le_bytes());
+        b[20..22].copy_from_slice(&self.weight.to_le_bytes());
+        b[22] = u8::from(self.live);
+        b
+    }
+
+    /// A record read from a map of a pool whose family is `v6`'s.
+    pub fn decode(b: &[u8], v6: bool) -> Option<PoolBackend> {
+        let b: &[u8; Self::SIZE] = b.get(..Self::SIZE)?.try_into().ok()?;
+        let addr = if v6 {
+            u128::from_be_bytes(b[..16].try_into().ok()?)
+        } else {
+            u128::from(u32::from_be_bytes(b[..4].try_into().ok()?))
+        };
+        Some(PoolBackend {
+            addr,
+            v6,
+            incarnation: u32::from_le_bytes(b[16..20].try_into().ok()?),
+            weight: u16::from_le_bytes([b[20], b[21]]),
+            live: b[22] != 0,
+        })
+    }
+}

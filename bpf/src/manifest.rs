@@ -106,6 +106,12 @@ pub enum MapRole {
     Clock,
     /// A pool's Maglev lookup table.
     Maglev,
+    /// A dynamic pool's backend slots.
+    PoolBackends,
+    /// Which of a dynamic pool's two Maglev tables is live.
+    PoolActive,
+    /// A `sticky` balance's flow table.
+    Flows,
     /// The packet vector: per-CPU scratch space the parser fills.
     Scratch,
     /// A map of an object nfcc did not compile.
@@ -192,6 +198,26 @@ pub struct SetEntry {
     pub maps: Vec<SetMap>,
 }
 
+/// A dynamic pool of the policy and its maps (`nfcc pool` changes them).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PoolEntry {
+    /// The pool's name.
+    pub name: String,
+    /// Whether its backends are IPv6.
+    pub v6: bool,
+    /// Its backend slots.
+    pub capacity: u32,
+    /// The map of two Maglev tables (`2 x MAGLEV_SLOTS` u32 slot indices).
+    pub table: String,
+    /// The map of backend slots (`layout::PoolBackend` records).
+    pub backends: String,
+    /// The one-entry map saying which table is live.
+    pub active: String,
+    /// The flow tables of its `sticky` balance actions.
+    #[serde(default)]
+    pub flows: Vec<String>,
+}
+
 /// A rule's statistics slot.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleEntry {
@@ -212,6 +238,9 @@ pub struct Stage {
     pub maps: Vec<MapEntry>,
     /// The sets as this stage keeps them.
     pub sets: Vec<SetEntry>,
+    /// Its dynamic pools.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolEntry>,
     /// The statistics slots this stage counts; `None`: every slot. (A NIC stage counts only
     /// its drop and tx rules: the packets it hands up are counted by the host stage.)
     pub counted_slots: Option<Vec<u32>>,
@@ -430,6 +459,7 @@ mod tests {
                         },
                     ],
                 }],
+                pools: vec![],
                 counted_slots: None,
                 code: None,
             }),

@@ -7,6 +7,7 @@ use nfcc_driver::compile::{Actions, Emit};
 use nfcc_driver::conformance::ConformanceEngine;
 use nfcc_driver::deploy::{LoadRequest, Mode};
 use nfcc_driver::engine::EngineChoice;
+use nfcc_driver::pools::PoolOp;
 use nfcc_driver::run::RunEngine;
 use nfcc_driver::sets::SetOp;
 use std::path::PathBuf;
@@ -183,6 +184,20 @@ pub struct SetArgs {
     pub from: Option<PathBuf>,
 }
 
+/// `nfcc pool`.
+#[derive(Args, Debug)]
+pub struct PoolArgs {
+    /// The operation.
+    #[arg(value_enum)]
+    pub op: PoolOp,
+    /// The policy (or deployment key).
+    pub policy: String,
+    /// The dynamic pool.
+    pub pool: String,
+    /// `ADDR [weight W]` for add and del.
+    pub words: Vec<String>,
+}
+
 /// `nfcc watch`.
 #[derive(Args, Debug)]
 pub struct WatchArgs {
@@ -331,6 +346,8 @@ pub enum Command {
     Stats(StatsArgs),
     /// Change a dynamic set of a loaded policy.
     Set(SetArgs),
+    /// Add, remove or list the backends of a loaded policy's dynamic pool.
+    Pool(PoolArgs),
     /// Print sampled packets of a loaded policy.
     Watch(WatchArgs),
     /// Receive what a loaded policy hands to userspace (`redirect xsk`) on AF_XDP sockets.

@@ -1,7 +1,7 @@
 //! The commands on deployments: `load`, `unload`, `status`, `stats`, `set`, `watch` — the
 //! driver does the work from each deployment's manifest; this renders it.
 
-use crate::args::{CaptureArgs, SetArgs, StatsArgs, WatchArgs};
+use crate::args::{CaptureArgs, PoolArgs, SetArgs, StatsArgs, WatchArgs};
 use nfcc_driver::capture::PcapOut;
 use nfcc_driver::deploy::LoadRequest;
 use nfcc_driver::exit::OK;
@@ -62,20 +62,6 @@ pub fn unload(iface: &str) -> Result<u8, DriverError> {
     Ok(OK)
 }
 
-/// How long ago a Unix time was, as people read it.
-fn ago(then: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let s = now.saturating_sub(then);
-    match s {
-        0..60 => format!("{s}s ago"),
-        60..3600 => format!("{}m ago", s / 60),
-        3600..86_400 => format!("{}h{}m ago", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{}h ago", s / 86_400, s % 86_400 / 3600),
-    }
-}
-
 /// `nfcc status [--prune]`.
 pub fn status(prune: bool) -> u8 {
     if prune {
@@ -112,7 +98,7 @@ pub fn status(prune: bool) -> u8 {
             d.iface(),
             d.mode().name(),
             d.program_id,
-            ago(d.manifest.deployed_at),
+            nfcc_driver::deploy::ago(d.manifest.deployed_at),
             if d.gone.is_some() { "gone" } else { "attached" },
             d.manifest
                 .managed_by
@@ -195,19 +181,7 @@ pub fn set(a: &SetArgs) -> Result<u8, DriverError> {
     let d = nfcc_driver::deploy::find(&a.policy)?;
     let mut values = a.values.clone();
     if let Some(path) = &a.from {
-        let text = if path.as_os_str() == "-" {
-            let mut t = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map_err(|source| {
-                DriverError::Read {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
-            t
-        } else {
-            nfcc_driver::error::read_text(path)?
-        };
-        values.extend(nfcc_driver::sets::values_from_text(&text));
+        values.extend(nfcc_driver::sets::values_from_path(path)?);
     }
     let (add, verb, prep) = match a.op {
         SetOp::List => {
@@ -225,6 +199,13 @@ pub fn set(a: &SetArgs) -> Result<u8, DriverError> {
     } else {
         say!("{verb} {n} values {prep} {} of {}", a.set, a.policy);
     }
+    Ok(OK)
+}
+
+/// `nfcc pool`: the pool as it is after the operation.
+pub fn pool(a: &PoolArgs) -> Result<u8, DriverError> {
+    let d = nfcc_driver::deploy::find(&a.policy)?;
+    say!("{}", nfcc_driver::pools::run(&d, &a.pool, a.op, &a.words)?);
     Ok(OK)
 }
 

@@ -79,6 +79,7 @@ fn main() -> ExitCode {
         Command::Status { prune } => deployed::status(prune),
         Command::Stats(a) => code(deployed::stats(&a)),
         Command::Set(a) => code(deployed::set(&a)),
+        Command::Pool(a) => code(deployed::pool(&a)),
         Command::Watch(a) => code(deployed::watch(&a)),
         Command::Capture(a) => code(deployed::capture(&a)),
         Command::Bench(a) => code(bench::bench(&a)),

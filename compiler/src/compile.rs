@@ -96,7 +96,10 @@ fn map_kind(purpose: MapPurpose, target: Target) -> (MapKind, u32) {
         (MapPurpose::Table | MapPurpose::MergedRules, _) => (MapKind::Hash, 0),
         (MapPurpose::Samples, _) => (MapKind::RingBuf, 0),
         (MapPurpose::Clock, _) => (MapKind::Array, 0),
-        (MapPurpose::Maglev, _) => (MapKind::Array, 0),
+        (MapPurpose::Maglev | MapPurpose::PoolBackends | MapPurpose::PoolActive, _) => {
+            (MapKind::Array, 0)
+        }
+        (MapPurpose::Flows, _) => (MapKind::LruHash, 0),
         (MapPurpose::ClassifierNodes | MapPurpose::ClassifierBoxes, _) => (MapKind::Array, 0),
         (MapPurpose::ClassifierTuples, _) => (MapKind::Hash, 0),
     }

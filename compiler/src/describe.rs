@@ -5,7 +5,7 @@
 
 use crate::compile::{object_map_name, CompiledProgram};
 use crate::ir::MapPurpose;
-use nfcc_bpf::manifest::{MapEntry, MapRole, RuleEntry, Stage};
+use nfcc_bpf::manifest::{MapEntry, MapRole, PoolEntry, RuleEntry, Stage};
 use nfcc_dsl::checked as ck;
 
 /// A map's role in the manifest's terms.
@@ -23,6 +23,9 @@ pub fn role(purpose: MapPurpose) -> MapRole {
         MapPurpose::Table => MapRole::Table,
         MapPurpose::Samples => MapRole::Samples,
         MapPurpose::Maglev => MapRole::Maglev,
+        MapPurpose::PoolBackends => MapRole::PoolBackends,
+        MapPurpose::PoolActive => MapRole::PoolActive,
+        MapPurpose::Flows => MapRole::Flows,
         MapPurpose::MergedRules => MapRole::MergedRules,
         MapPurpose::ClassifierNodes => MapRole::ClassifierNodes,
         MapPurpose::ClassifierBoxes => MapRole::ClassifierBoxes,
@@ -42,7 +45,10 @@ fn owner(policy: &ck::Policy, ir_name: &str, purpose: MapPurpose) -> Option<Stri
         MapPurpose::Counter => policy.counters.iter().map(|c| c.name.as_str()).collect(),
         MapPurpose::Limiter => policy.limiters.iter().map(|l| l.name.as_str()).collect(),
         MapPurpose::Table => policy.tables.iter().map(|t| t.name.as_str()).collect(),
-        MapPurpose::Maglev => policy.pools.iter().map(|p| p.name.as_str()).collect(),
+        MapPurpose::Maglev
+        | MapPurpose::PoolBackends
+        | MapPurpose::PoolActive
+        | MapPurpose::Flows => policy.pools.iter().map(|p| p.name.as_str()).collect(),
         _ => return None,
     };
     // The longest declaration name the map's name carries after its prefix.
@@ -109,9 +115,59 @@ pub fn stage(policy: &ck::Policy, program: &CompiledProgram) -> Stage {
         program: program.name.clone(),
         maps,
         sets: crate::sets::layout(policy, &program.ir, &|n| object_map_name(&program.name, n)),
+        pools: pools(policy, program),
         counted_slots: None,
         code: Some(code_digest(&program.code)),
     }
+}
+
+/// The dynamic pools of a compiled program and their maps' object names.
+fn pools(policy: &ck::Policy, program: &CompiledProgram) -> Vec<PoolEntry> {
+    let mut out: Vec<PoolEntry> = Vec::new();
+    let name =
+        |m: crate::ir::MapId| object_map_name(&program.name, &program.ir.maps[m.index()].name);
+    let actions = program
+        .ir
+        .rules
+        .iter()
+        .flat_map(|r| &r.actions)
+        .chain(&program.ir.default_actions);
+    for a in actions {
+        let crate::ir::Action::Balance {
+            table,
+            dynamic: Some(d),
+            flows,
+            ..
+        } = a
+        else {
+            continue;
+        };
+        let ir_name = &program.ir.maps[table.index()].name;
+        let Some(pool) = owner(policy, ir_name, MapPurpose::Maglev) else {
+            continue;
+        };
+        let capacity = program.ir.maps[d.backends.index()].max_entries;
+        let entry = match out.iter_mut().position(|e| e.name == pool) {
+            Some(i) => &mut out[i],
+            None => {
+                out.push(PoolEntry {
+                    name: pool,
+                    v6: d.v6,
+                    capacity,
+                    table: name(*table),
+                    backends: name(d.backends),
+                    active: name(d.active),
+                    flows: Vec::new(),
+                });
+                let last = out.len() - 1;
+                &mut out[last]
+            }
+        };
+        if let Some(f) = flows {
+            entry.flows.push(name(*f));
+        }
+    }
+    out
 }
 
 /// A digest of `code`: FNV-1a (64 bits) over the instructions' encoding, in hex. Ours

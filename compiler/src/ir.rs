@@ -93,8 +93,15 @@ pub enum MapPurpose {
     Table,
     /// Sampled packets: a ring buffer of {rule u32, length u32, first 128 bytes}.
     Samples,
-    /// A pool's Maglev lookup table: array of backend indices.
+    /// A pool's Maglev lookup table: array of backend indices (a dynamic pool: two tables of
+    /// slot indices, one after the other).
     Maglev,
+    /// A dynamic pool's backend slots: array of `nfcc_bpf::layout::PoolBackend`.
+    PoolBackends,
+    /// Which of a dynamic pool's Maglev tables is live: array of one u32.
+    PoolActive,
+    /// A `sticky` balance's flows: LRU hash of the balance key to {slot u32, incarnation u32}.
+    Flows,
     /// A run of merged equality rules (see [`crate::opt`]): hash, key = the rules' fields,
     /// value = the rule's verdict (u32) then its statistics slot (u32).
     MergedRules,
@@ -184,6 +191,10 @@ pub enum Action {
         /// Encapsulate towards the backend (outer headers of the backends' family) instead of
         /// rewriting the destination; the packet passes unchanged when its family differs.
         encap: Option<Encap>,
+        /// A dynamic pool: backends read from maps (`table` holds two halves), not `backends`.
+        dynamic: Option<DynPool>,
+        /// `sticky`: the flow table (dynamic pools only).
+        flows: Option<MapId>,
     },
     /// Send about 1 in `n` packets (chosen at random) to the sample ring.
     Sample {
@@ -192,6 +203,17 @@ pub enum Action {
         /// The ring buffer.
         map: MapId,
     },
+}
+
+/// The maps of a dynamic pool besides its Maglev tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DynPool {
+    /// Backend slots (`nfcc_bpf::layout::PoolBackend` records).
+    pub backends: MapId,
+    /// Which Maglev table is live (one u32).
+    pub active: MapId,
+    /// Whether the backends are IPv6.
+    pub v6: bool,
 }
 
 /// A map the program owns, with its initial contents.
@@ -650,9 +672,31 @@ impl Program {
                     key,
                     backends,
                     encap,
+                    dynamic,
+                    flows,
                     ..
                 } => {
                     self.verify_key(key)?;
+                    let purpose = |m: &MapId| self.maps.get(m.index()).map(|m| m.purpose);
+                    if let Some(d) = dynamic {
+                        if purpose(&d.backends) != Some(MapPurpose::PoolBackends)
+                            || purpose(&d.active) != Some(MapPurpose::PoolActive)
+                        {
+                            return Err(VerifyError(
+                                "a dynamic pool's maps have other purposes".into(),
+                            ));
+                        }
+                        if encap.is_none() {
+                            return Err(VerifyError(
+                                "balance over a dynamic pool without encap".into(),
+                            ));
+                        }
+                    }
+                    if let Some(f) = flows {
+                        if dynamic.is_none() || purpose(f) != Some(MapPurpose::Flows) {
+                            return Err(VerifyError("a flow table without a dynamic pool".into()));
+                        }
+                    }
                     if let Some(e) = encap {
                         if !std::ptr::eq(a, actions.last().unwrap_or(a)) {
                             return Err(VerifyError("an action follows balance with encap".into()));
@@ -881,10 +925,16 @@ fn actions_text(actions: &[Action]) -> String {
                 backends,
                 via_fib,
                 encap,
+                dynamic,
+                flows,
             } => format!(
-                "balance {table} by {} over {} backends{}{}, ",
+                "balance {table} by {} over {}{}{}{}, ",
                 key_text(key),
-                backends.len(),
+                match dynamic {
+                    Some(d) => format!("slots {} selected by {}", d.backends, d.active),
+                    None => format!("{} backends", backends.len()),
+                },
+                flows.map_or(String::new(), |f| format!(" sticky {f}")),
                 encap.map_or(String::new(), |e| encap_text(&e)),
                 if *via_fib { " via fib" } else { "" }
             ),

@@ -22,6 +22,7 @@ pub mod ir;
 pub mod lower;
 pub mod nfp;
 pub mod opt;
+pub mod pools;
 pub mod prefix;
 pub mod sets;
 #[cfg(test)]

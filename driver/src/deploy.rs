@@ -413,6 +413,20 @@ pub fn find(policy: &str) -> Result<Deployment, DriverError> {
     Ok(deploy::find(policy)?)
 }
 
+/// How long ago a Unix time was, as people read it.
+pub fn ago(then: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let s = now.saturating_sub(then);
+    match s {
+        0..60 => format!("{s}s ago"),
+        60..3600 => format!("{}m ago", s / 60),
+        3600..86_400 => format!("{}h{}m ago", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h ago", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,7 @@ pub mod import;
 pub mod inplace;
 pub mod metrics;
 pub mod offload;
+pub mod pools;
 pub mod run;
 pub mod sets;
 pub mod source;

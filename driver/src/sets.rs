@@ -130,6 +130,23 @@ pub fn change(
     Ok(values.len())
 }
 
+/// Values from a file (`-`: standard input), as [`values_from_text`] reads them.
+pub fn values_from_path(path: &std::path::Path) -> Result<Vec<String>, DriverError> {
+    let text = if path.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map_err(|source| {
+            DriverError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        t
+    } else {
+        crate::error::read_text(path)?
+    };
+    Ok(values_from_text(&text))
+}
+
 /// Values from a file's text: one per line, `#` comments and blank lines skipped.
 pub fn values_from_text(text: &str) -> Vec<String> {
     text.lines()

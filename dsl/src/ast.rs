@@ -224,6 +224,8 @@ pub struct LimiterDecl {
 pub struct PoolDecl {
     /// The pool's name.
     pub name: Ident,
+    /// Options (`dynamic`, `capacity N`).
+    pub opts: Vec<DeclOpt>,
     /// Backends with optional weights.
     pub backends: Vec<(Value, Option<Value>)>,
     /// The whole declaration.

@@ -720,6 +720,10 @@ pub struct Pool {
     pub name: String,
     /// Backend addresses with weights.
     pub backends: Vec<(Scalar, u32)>,
+    /// `dynamic`: backends change on a loaded policy (`nfcc pool`).
+    pub dynamic: bool,
+    /// The most backends it holds at once (a static pool: its own).
+    pub capacity: u32,
     /// Where it was declared.
     pub span: Span,
 }

@@ -307,8 +307,12 @@ impl Builder {
                 Rule::pool_decl => {
                     let mut it = item.into_inner().skip(1);
                     let name = it.next().map(|p| ident(&p)).unwrap_or_else(missing_ident);
-                    let mut backends = vec![];
+                    let (mut backends, mut opts) = (vec![], vec![]);
                     for b in it {
+                        if b.as_rule() == Rule::decl_opt {
+                            opts.push(self.decl_opt(b));
+                            continue;
+                        }
                         let mut bit = b.into_inner();
                         let Some(addr) = bit.next() else { continue };
                         let addr = self.value(addr);
@@ -317,6 +321,7 @@ impl Builder {
                     }
                     pol.pools.push(PoolDecl {
                         name,
+                        opts,
                         backends,
                         span: ispan,
                     });

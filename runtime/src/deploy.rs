@@ -34,6 +34,7 @@ pub(crate) fn complete_stage(
         program: loaded.program.clone(),
         maps: Vec::new(),
         sets: Vec::new(),
+        pools: Vec::new(),
         counted_slots: None,
         code: None,
     });

@@ -93,6 +93,7 @@ pub fn deploy_offload(
         program: program.clone(),
         maps: Vec::new(),
         sets: Vec::new(),
+        pools: Vec::new(),
         counted_slots: None,
         code: None,
     });

@@ -7,8 +7,18 @@ use super::layout::{key_width, SAMPLE_BYTES};
 use super::stats::{add_packet, Len};
 use super::Gen;
 use crate::bpf::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R6, R9};
-use crate::ir::{KeyPart, MapId};
+use crate::ir::{DynPool, KeyPart, MapId};
 use nfcc_dsl::checked::{Encap, Field, Hook, Target};
+
+/// Where `balance` finds its backends.
+pub(super) struct Pick<'a> {
+    /// A static pool's, as constants.
+    pub(super) backends: &'a [(Field, u128)],
+    /// A dynamic pool's maps.
+    pub(super) dynamic: Option<&'a DynPool>,
+    /// The `sticky` flow table.
+    pub(super) flows: Option<MapId>,
+}
 
 impl Gen<'_> {
     /// `sample N`: about 1 in N packets (by `bpf_get_prandom_u32`) go to the ring buffer as
@@ -65,11 +75,12 @@ impl Gen<'_> {
         &mut self,
         table: MapId,
         key: &[KeyPart],
-        backends: &[(Field, u128)],
+        pick: Pick<'_>,
         via_fib: bool,
         encap: Option<&Encap>,
         failed: Label,
     ) {
+        let backends = pick.backends;
         let width = key_width(key);
         self.build_key(key);
         self.a
@@ -100,11 +111,22 @@ impl Gen<'_> {
         self.a.emit(Insn::alu64_imm(Alu::Add, R0, 65537));
         self.a.bind(reduced);
         self.a.emit(Insn::stx(Size::W, R10, -16, R0));
+        let done = self.a.label();
+        if let (Some(d), Some(e)) = (pick.dynamic, encap) {
+            self.dynamic_backend(table, d, pick.flows, failed);
+            if via_fib {
+                self.fib_lookup(!d.v6, None, failed);
+            }
+            self.encap(e, d.v6, failed);
+            if via_fib {
+                self.fib_macs();
+            }
+            return;
+        }
         self.a.emit2(Insn::ld_map(R1, table.0));
         self.a.emit(Insn::mov64_reg(R2, R10));
         self.a.emit(Insn::alu64_imm(Alu::Add, R2, -16));
         self.a.emit(Insn::call(helper::MAP_LOOKUP_ELEM));
-        let done = self.a.label();
         self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), done);
         self.a.emit(Insn::ldx(Size::W, R1, R0, 0));
         self.a.emit(Insn::stx(Size::W, R10, -16, R1));
@@ -116,7 +138,7 @@ impl Gen<'_> {
             if via_fib {
                 // The route is looked up before anything is rewritten, so a packet without
                 // one passes exactly as it came.
-                self.fib_lookup(*field, *addr, failed);
+                self.fib_lookup(*field == Field::Ipv4Dst, Some(*addr), failed);
             }
             if encap.is_some() {
                 let width = if *field == Field::Ipv4Dst { 4 } else { 16 };
@@ -150,12 +172,11 @@ impl Gen<'_> {
         self.a.bind(done);
     }
 
-    /// `bpf_fib_lookup` towards `addr` (the backend; `field` says its family) from the
-    /// interface the packet came in on; jumps to `failed` unless the kernel found a route and
-    /// a neighbour. The parameters live in the vector's FIB area.
-    fn fib_lookup(&mut self, field: Field, addr: u128, failed: Label) {
+    /// `bpf_fib_lookup` towards `addr` (the backend; `None`: the address in the encapsulation
+    /// area) from the interface the packet came in on; jumps to `failed` unless the kernel
+    /// found a route and a neighbour. The parameters live in the vector's FIB area.
+    fn fib_lookup(&mut self, v4: bool, addr: Option<u128>, failed: Label) {
         let buf = self.lay.fibbuf;
-        let v4 = field == Field::Ipv4Dst;
         self.zero(buf, 64);
         self.a.emit(Insn::mov64_imm(R0, if v4 { 2 } else { 10 })); // AF_INET, AF_INET6
         self.a.emit(Insn::stx(Size::B, R9, buf, R0));
@@ -164,12 +185,23 @@ impl Gen<'_> {
         self.a.emit(Insn::stx(Size::W, R9, buf + 8, R0));
         // The destination in network order at offset 32.
         let width = if v4 { 4 } else { 16 };
-        let bytes = addr.to_be_bytes();
-        for (i, chunk) in bytes[16 - width..].chunks(4).enumerate() {
-            let w = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-            self.a.emit(Insn::mov64_imm(R0, w as i32));
-            self.a
-                .emit(Insn::stx(Size::W, R9, buf + 32 + 4 * i as i16, R0));
+        match addr {
+            Some(addr) => {
+                let bytes = addr.to_be_bytes();
+                for (i, chunk) in bytes[16 - width..].chunks(4).enumerate() {
+                    let w = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                    self.a.emit(Insn::mov64_imm(R0, w as i32));
+                    self.a
+                        .emit(Insn::stx(Size::W, R9, buf + 32 + 4 * i as i16, R0));
+                }
+            }
+            None => {
+                for i in 0..width as i16 / 4 {
+                    let from = self.lay.encbuf + super::encap::BACKEND + 4 * i;
+                    self.a.emit(Insn::ldx(Size::W, R0, R9, from));
+                    self.a.emit(Insn::stx(Size::W, R9, buf + 32 + 4 * i, R0));
+                }
+            }
         }
         self.a.emit(Insn::mov64_reg(R1, R6));
         self.a.emit(Insn::mov64_reg(R2, R9));

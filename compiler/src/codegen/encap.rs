@@ -30,6 +30,8 @@ pub(super) const HASH: i16 = 32;
 const TOS: i16 = 36;
 /// The inner packet's length from its IP header on (u32).
 const LEN: i16 = 40;
+/// A remembered flow's incarnation while it is checked (u32).
+pub(super) const INCARNATION: i16 = 44;
 /// The area's size.
 pub(super) const AREA: i16 = 48;
 

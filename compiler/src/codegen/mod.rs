@@ -50,6 +50,7 @@ mod keys;
 mod layout;
 mod lookups;
 mod parser;
+mod pool;
 mod predicates;
 mod rewrite;
 mod rules;

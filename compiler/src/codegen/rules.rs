@@ -106,7 +106,20 @@ impl Gen<'_> {
                     backends,
                     via_fib,
                     encap,
-                } => self.balance(*table, key, backends, *via_fib, encap.as_ref(), fib_failed),
+                    dynamic,
+                    flows,
+                } => self.balance(
+                    *table,
+                    key,
+                    super::actions::Pick {
+                        backends,
+                        dynamic: dynamic.as_ref(),
+                        flows: *flows,
+                    },
+                    *via_fib,
+                    encap.as_ref(),
+                    fib_failed,
+                ),
             }
         }
         if let Some(slot) = table {

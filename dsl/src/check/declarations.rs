@@ -457,16 +457,63 @@ impl Checker {
                 "E0111",
                 p.name.span,
                 format!("pool `{}` has no backends", p.name.name),
-                "list at least one backend address",
+                "list at least one backend address (a dynamic pool's first backend also fixes its family)",
             );
         }
+        let mut dynamic = false;
+        let mut capacity = None;
+        for o in &p.opts {
+            match o {
+                ast::DeclOpt::Flag(f) if f.name == "dynamic" => dynamic = true,
+                ast::DeclOpt::Valued(n, v) if n.name == "capacity" => {
+                    capacity = self
+                        .int_value(v, "a pool's capacity", u128::from(MAX_POOL_CAPACITY))
+                        .map(|c| (c as u32, v.span));
+                }
+                other => self.bad_opt(other, "a pool", "`dynamic` and `capacity N`"),
+            }
+        }
+        let capacity = match capacity {
+            Some((_, span)) if !dynamic => {
+                self.help(
+                    "E0102",
+                    span,
+                    "only a dynamic pool takes a capacity",
+                    "write `pool NAME: dynamic, capacity N = { ... }`",
+                );
+                backends.len() as u32
+            }
+            Some((c, span)) if (c as usize) < backends.len().max(1) => {
+                self.help(
+                    "E0105",
+                    span,
+                    format!(
+                        "capacity {c} is less than the {} backends declared",
+                        backends.len().max(1)
+                    ),
+                    "give a capacity of at least the declared backends",
+                );
+                backends.len() as u32
+            }
+            Some((c, _)) => c,
+            None if dynamic => DEFAULT_POOL_CAPACITY.max(backends.len() as u32),
+            None => backends.len() as u32,
+        };
         Pool {
             name: p.name.name.clone(),
             backends,
+            dynamic,
+            capacity,
             span: p.span,
         }
     }
 }
+
+/// Backends a dynamic pool holds unless its `capacity` says otherwise.
+pub const DEFAULT_POOL_CAPACITY: u32 = 64;
+/// The most backends a pool holds: Maglev spreads flows evenly while its table (65,537
+/// slots) is about a hundred times larger than the pool.
+pub const MAX_POOL_CAPACITY: u32 = 1024;
 
 fn set_field_type(kind: SetKind) -> FieldType {
     match kind {

@@ -19,6 +19,199 @@
 use super::{packet_key, rewrite, Meta, State, MAGLEV_SIZE};
 use crate::checked::*;
 use crate::packet::Headers;
+use std::collections::HashMap;
+
+/// One backend slot of a pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolSlot {
+    /// The backend's address.
+    pub addr: Scalar,
+    /// Its Maglev weight.
+    pub weight: u32,
+    /// How many backends the slot has held (1 for a declared one): a flow remembered for
+    /// an earlier incarnation of the slot is not this backend's.
+    pub incarnation: u32,
+    /// Whether the slot holds a backend now.
+    pub live: bool,
+}
+
+/// Why `nfcc pool add|del` cannot change a pool.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PoolChangeError {
+    /// The pool is not declared `dynamic`.
+    #[error("pool `{0}` is not dynamic; declare it `pool {0}: dynamic = {{ ... }}`")]
+    NotDynamic(String),
+    /// The address is of the other family.
+    #[error("{addr} is not of pool `{pool}`'s family")]
+    Family {
+        /// The pool.
+        pool: String,
+        /// The address, as written.
+        addr: String,
+    },
+    /// Every slot holds a backend.
+    #[error("pool `{pool}` is full ({capacity} backends)")]
+    Full {
+        /// The pool.
+        pool: String,
+        /// Its capacity.
+        capacity: u32,
+    },
+    /// `del` of an address the pool does not hold.
+    #[error("pool `{pool}` has no backend {addr}")]
+    Absent {
+        /// The pool.
+        pool: String,
+        /// The address, as written.
+        addr: String,
+    },
+}
+
+/// The slots of a pool as declared: its backends in order, then free slots up to its capacity.
+pub(super) fn initial_slots(p: &Pool) -> Vec<PoolSlot> {
+    let family = p.backends.first().map_or(Family::V4, |b| b.0.family);
+    let mut slots: Vec<PoolSlot> = p
+        .backends
+        .iter()
+        .map(|(addr, weight)| PoolSlot {
+            addr: *addr,
+            weight: *weight,
+            incarnation: 1,
+            live: true,
+        })
+        .collect();
+    slots.resize(
+        (p.capacity as usize).max(slots.len()),
+        PoolSlot {
+            addr: Scalar { family, bits: 0 },
+            weight: 0,
+            incarnation: 0,
+            live: false,
+        },
+    );
+    slots
+}
+
+/// The Maglev table of a pool's live slots, as slot indices.
+fn slot_table(slots: &[PoolSlot]) -> Vec<u32> {
+    let live: Vec<(usize, (Scalar, u32))> = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.live)
+        .map(|(i, s)| (i, (s.addr, s.weight)))
+        .collect();
+    let backends: Vec<(Scalar, u32)> = live.iter().map(|(_, b)| *b).collect();
+    maglev_table(&backends)
+        .into_iter()
+        .map(|i| live[i as usize].0 as u32)
+        .collect()
+}
+
+impl State {
+    /// `nfcc pool add`: puts `addr` with `weight` into the lowest free slot of a dynamic pool
+    /// (a new incarnation of that slot), or changes the weight of a backend it holds.
+    pub fn pool_add(
+        &mut self,
+        policy: &Policy,
+        pool: PoolId,
+        addr: Scalar,
+        weight: u32,
+    ) -> Result<(), PoolChangeError> {
+        let p = &policy.pools[pool.index()];
+        let slots = self.check_change(policy, pool, addr)?;
+        if let Some(s) = slots.iter_mut().find(|s| s.live && s.addr == addr) {
+            s.weight = weight;
+        } else {
+            let Some(s) = slots.iter_mut().find(|s| !s.live) else {
+                return Err(PoolChangeError::Full {
+                    pool: p.name.clone(),
+                    capacity: p.capacity,
+                });
+            };
+            *s = PoolSlot {
+                addr,
+                weight,
+                incarnation: s.incarnation + 1,
+                live: true,
+            };
+        }
+        self.maglev.remove(&pool);
+        Ok(())
+    }
+
+    /// `nfcc pool del`: frees the slot of `addr`; flows remembered on it move.
+    pub fn pool_del(
+        &mut self,
+        policy: &Policy,
+        pool: PoolId,
+        addr: Scalar,
+    ) -> Result<(), PoolChangeError> {
+        let p = &policy.pools[pool.index()];
+        let slots = self.check_change(policy, pool, addr)?;
+        let Some(s) = slots.iter_mut().find(|s| s.live && s.addr == addr) else {
+            return Err(PoolChangeError::Absent {
+                pool: p.name.clone(),
+                addr: addr.to_string(),
+            });
+        };
+        s.live = false;
+        self.maglev.remove(&pool);
+        Ok(())
+    }
+
+    fn check_change(
+        &mut self,
+        policy: &Policy,
+        pool: PoolId,
+        addr: Scalar,
+    ) -> Result<&mut Vec<PoolSlot>, PoolChangeError> {
+        let p = &policy.pools[pool.index()];
+        if !p.dynamic {
+            return Err(PoolChangeError::NotDynamic(p.name.clone()));
+        }
+        let slots = &mut self.pools[pool.index()];
+        if slots.first().is_some_and(|s| s.addr.family != addr.family) {
+            return Err(PoolChangeError::Family {
+                pool: p.name.clone(),
+                addr: addr.to_string(),
+            });
+        }
+        Ok(slots)
+    }
+}
+
+/// A `sticky N` flow table: key bytes to (slot, incarnation), least recently used first out.
+#[derive(Clone, Debug, Default)]
+pub(super) struct FlowTable {
+    flows: HashMap<Vec<u8>, (u32, u32, u64)>,
+    tick: u64,
+}
+
+impl FlowTable {
+    fn get(&mut self, key: &[u8]) -> Option<(u32, u32)> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.flows.get_mut(key).map(|f| {
+            f.2 = tick;
+            (f.0, f.1)
+        })
+    }
+
+    fn put(&mut self, key: Vec<u8>, slot: u32, incarnation: u32, capacity: u32) {
+        self.tick += 1;
+        if !self.flows.contains_key(&key) && self.flows.len() >= capacity as usize {
+            if let Some(oldest) = self
+                .flows
+                .iter()
+                .min_by_key(|f| f.1 .2)
+                .map(|f| f.0.clone())
+            {
+                self.flows.remove(&oldest);
+            }
+        }
+        self.flows.insert(key, (slot, incarnation, self.tick));
+    }
+}
 
 /// One `balance` action, resolved.
 pub(super) struct Balance<'a> {
@@ -26,6 +219,8 @@ pub(super) struct Balance<'a> {
     pub(super) by: &'a [Field],
     pub(super) via_fib: bool,
     pub(super) encap: Option<Encap>,
+    /// The flow table's identity and size.
+    pub(super) sticky: Option<((Option<u32>, usize), u32)>,
 }
 
 impl Balance<'_> {
@@ -39,15 +234,37 @@ impl Balance<'_> {
         h: &Headers,
         out: &mut Vec<u8>,
     ) -> Option<Terminal> {
-        let p = &policy.pools[self.pool.index()];
+        let slots = &state.pools[self.pool.index()];
         let table = state
             .maglev
             .entry(self.pool)
-            .or_insert_with(|| maglev_table(&p.backends));
-        let hash = fnv1a(&packet_key(h, meta, self.by));
-        let slot = hash as usize % MAGLEV_SIZE;
-        let backend = table.get(slot).and_then(|i| p.backends.get(*i as usize))?;
-        let dst = backend.0;
+            .or_insert_with(|| slot_table(slots));
+        let key = packet_key(h, meta, self.by);
+        let hash = fnv1a(&key);
+        let picked = table.get(hash as usize % MAGLEV_SIZE).copied();
+        let dynamic = policy.pools[self.pool.index()].dynamic;
+        let chosen = match self.sticky {
+            // A static pool keeps every flow on its backend: a flow table changes nothing.
+            Some((id, capacity)) if dynamic => {
+                let flows = state.sticky.entry(id).or_default();
+                let remembered = flows.get(&key).filter(|(s, inc)| {
+                    slots
+                        .get(*s as usize)
+                        .is_some_and(|b| b.live && b.incarnation == *inc)
+                });
+                let chosen = remembered.map(|(s, _)| s).or(picked);
+                if let Some(s) = chosen {
+                    flows.put(key, s, slots[s as usize].incarnation, capacity);
+                }
+                chosen
+            }
+            _ => picked,
+        };
+        // An empty dynamic pool: the packet passes untouched.
+        let Some(backend) = chosen.and_then(|s| slots.get(s as usize)) else {
+            return dynamic.then_some(Terminal::Pass);
+        };
+        let dst = backend.addr;
         let l3 = match self.encap {
             None => None,
             Some(_) => {

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 mod balance;
 mod rewrite;
 
-pub use balance::{fnv1a, maglev_table};
+pub use balance::{fnv1a, maglev_table, PoolChangeError, PoolSlot};
 use rewrite::rewrite;
 
 /// Slots in a pool's Maglev lookup table (a prime, as Maglev requires).
@@ -101,8 +101,12 @@ pub struct State {
     pub samples: Vec<SampleRecord>,
     /// Per (rule, action index) of `sample N`: packets seen.
     sample_seen: HashMap<(Option<u32>, usize), u64>,
-    /// Maglev tables, built on first use.
+    /// Each pool's backends by slot (dynamic pools change with `nfcc pool`).
+    pub pools: Vec<Vec<PoolSlot>>,
+    /// Maglev tables of slot indices, built on first use and dropped when a pool changes.
     maglev: HashMap<PoolId, Vec<u32>>,
+    /// The flow tables of `balance ... sticky N`, per (rule, action index).
+    sticky: HashMap<(Option<u32>, usize), balance::FlowTable>,
 }
 
 impl State {
@@ -119,7 +123,9 @@ impl State {
             fib: HashMap::new(),
             samples: Vec::new(),
             sample_seen: HashMap::new(),
+            pools: policy.pools.iter().map(balance::initial_slots).collect(),
             maglev: HashMap::new(),
+            sticky: HashMap::new(),
         }
     }
 
@@ -501,14 +507,18 @@ pub fn eval(policy: &Policy, state: &mut State, meta: &Meta, frame: &[u8]) -> Ou
                 by,
                 via_fib,
                 encap,
-                sticky: _,
+                sticky,
             } => {
-                // A static pool keeps every flow on its backend with or without `sticky`.
+                let rid = match rule {
+                    RuleRef::Rule(r) => Some(r.0),
+                    RuleRef::Default => None,
+                };
                 let b = balance::Balance {
                     pool: *pool,
                     by,
                     via_fib: *via_fib,
                     encap: *encap,
+                    sticky: sticky.map(|n| ((rid, ai), n)),
                 };
                 if let Some(t) = b.apply(policy, state, meta, &h, &mut out) {
                     verdict = t;

@@ -21,6 +21,8 @@ use std::collections::HashMap;
 // Defined where code generation can share them without depending on lowering; re-exported at
 // their historical paths.
 pub use crate::balance::{fnv1a, maglev, MAGLEV_SLOTS};
+
+mod balance;
 pub use crate::encoding::{raw_capable, raw_width, to_raw};
 
 /// The IR name of the per-rule statistics map.
@@ -186,7 +188,8 @@ struct Lower<'a> {
     /// The sample ring, once a `sample` needs it.
     samples: Option<MapId>,
     /// Maglev tables, by pool.
-    pool_maps: HashMap<ck::PoolId, MapId>,
+    /// Each pool's maps, made on first use: (Maglev table, dynamic pool's backends and selector).
+    pool_maps: HashMap<ck::PoolId, (MapId, Option<ir::DynPool>)>,
 }
 
 /// The family-specific field a value of family `fam` on `f` refers to.
@@ -402,49 +405,16 @@ impl Lower<'_> {
                     encap,
                     sticky,
                 } => {
-                    if sticky.is_some() {
-                        self.unsupported(span, "`sticky` flow tables");
-                    }
-                    let p = &self.policy.pools[pool.index()];
-                    let backends: Vec<(Field, u128)> = p
-                        .backends
-                        .iter()
-                        .map(|(a, _)| (canonical(Field::IpDst, a.family), a.bits))
-                        .collect();
-                    let table = match self.pool_maps.get(pool) {
-                        Some(t) => *t,
-                        None => {
-                            let slots = maglev(&p.backends);
-                            let init = slots
-                                .iter()
-                                .enumerate()
-                                .map(|(i, b)| {
-                                    ((i as u32).to_le_bytes().to_vec(), b.to_le_bytes().to_vec())
-                                })
-                                .collect();
-                            let table = MapId(self.maps.len() as u32);
-                            self.maps.push(ir::Map {
-                                name: format!("maglev_{}", p.name),
-                                purpose: MapPurpose::Maglev,
-                                key_size: 4,
-                                value_size: 4,
-                                max_entries: MAGLEV_SLOTS as u32,
-                                init,
-                            });
-                            // One table per pool, however many actions balance over it.
-                            self.pool_maps.insert(*pool, table);
-                            table
-                        }
-                    };
-                    let by = by.clone();
-                    let key = self.key(&by);
-                    out.push(Action::Balance {
-                        table,
-                        key,
-                        backends,
+                    let b = balance::Spec {
+                        pool: *pool,
+                        by,
                         via_fib: *via_fib,
                         encap: *encap,
-                    });
+                        sticky: *sticky,
+                    };
+                    if let Some(a) = self.balance(&b, span) {
+                        out.push(a);
+                    }
                 }
             }
         }

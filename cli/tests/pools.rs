@@ -1,0 +1,92 @@
+//! `nfcc pool add|del|list` on a loaded policy: the backends read back from the maps, a removal
+//! that moves only the removed backend's table slots (and Maglev's few others), an addition
+//! taking the freed slot as a new incarnation, and the mistakes an operator makes refused with
+//! what to do. What the changed program does with packets is tested by the DSR testbed
+//! (`testbeds/tests/dsr.rs`) and, unprivileged, by `engines/tests/pools.rs`.
+//!
+//! Needs root (skips otherwise, or fails under `NFCC_REQUIRE_KERNEL=1`).
+
+mod common;
+use common::{nfcc, privileged, sh};
+
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = nfcc(&["unload", "--iface", &self.0]);
+        sh(&format!("ip link del {} 2>/dev/null", self.0));
+    }
+}
+
+#[test]
+fn pools_change_on_a_loaded_policy() {
+    if !privileged("pool", &["ip"]) {
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let (a, b) = (format!("npl{id}a"), format!("npl{id}b"));
+    assert!(sh(&format!(
+        "ip link add {a} type veth peer name {b} && ip link set {a} up && ip link set {b} up"
+    )));
+    let _cleanup = Cleanup(a.clone());
+    let (code, out) = nfcc(&["load", "examples/l4lb.nf", "--iface", &a]);
+    assert_eq!(code, 0, "{out}");
+
+    let (code, out) = nfcc(&["pool", "list", "l4lb", "web"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("pool web: 3 of 64 backends"), "{out}");
+    for addr in ["10.0.2.11", "10.0.2.12", "10.0.2.13"] {
+        assert!(out.contains(addr), "{out}");
+    }
+
+    let (code, out) = nfcc(&["pool", "del", "l4lb", "web", "10.0.2.12"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("pool web: 2 of 64 backends") && !out.contains("10.0.2.12"),
+        "{out}"
+    );
+    // About a third of the slots were the removed backend's; Maglev moves few others.
+    let moved: f64 = out
+        .split(" table slots moved (")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no moved share in {out}"));
+    assert!((25.0..40.0).contains(&moved), "{out}");
+
+    let (code, out) = nfcc(&["pool", "add", "l4lb", "web", "10.0.2.14", "weight", "2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("10.0.2.14")
+            && out.contains("weight 2")
+            && out.contains("slot 1 (incarnation 2)"),
+        "the freed slot holds the new backend: {out}"
+    );
+
+    // Mistakes: each refused with exit 1 and the reason, nothing changed.
+    for (args, says) in [
+        (
+            vec!["del", "l4lb", "web", "10.0.2.99"],
+            "has no backend 10.0.2.99",
+        ),
+        (
+            vec!["add", "l4lb", "web", "2001:db8::1"],
+            "backends are IPv4",
+        ),
+        (
+            vec!["add", "l4lb", "web", "10.0.2.15", "weight", "0"],
+            "use 1 to 255",
+        ),
+        (
+            vec!["list", "l4lb", "nope"],
+            "no dynamic pool `nope`; its dynamic pools are: web, dns",
+        ),
+        (vec!["add", "l4lb", "web"], "needs a backend address"),
+    ] {
+        let (code, out) = nfcc(&[&["pool"], args.as_slice()].concat());
+        assert_eq!(code, 1, "{args:?}: {out}");
+        assert!(out.contains(says), "{args:?}: {out}");
+    }
+    let (_, out) = nfcc(&["pool", "list", "l4lb", "web"]);
+    assert!(out.contains("pool web: 3 of 64 backends"), "{out}");
+}
