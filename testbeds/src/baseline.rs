@@ -16,6 +16,8 @@ pub const C_SOURCES: &[(&str, &str)] = &[
     ("drop_v6", include_str!("../../benches/c/drop_v6.c")),
     ("blocklist_lpm", include_str!("../../benches/c/blocklist_lpm.c")),
     ("blocklist_hash", include_str!("../../benches/c/blocklist_hash.c")),
+    // Not a baseline: the DSR testbed's backends decapsulate with it.
+    ("dsr_decap", include_str!("../../benches/c/dsr_decap.c")),
     (
         "xdp_pass",
         "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\nSEC(\"xdp\") int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }\nchar LICENSE[] SEC(\"license\") = \"GPL\";\n",

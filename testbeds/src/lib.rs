@@ -11,6 +11,7 @@
 
 pub mod baseline;
 pub mod bench;
+pub mod dsr;
 pub mod plot;
 pub mod sweep;
 pub mod topology;

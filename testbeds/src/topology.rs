@@ -58,6 +58,27 @@ static LIVE: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 static HANDLER: Once = Once::new();
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// A namespace name `nfcc-tb-<pid>-<n>` and the caller-side interface name `tb<pid>t<n>` that
+/// goes with it, for topologies built outside [`Testbed`]: registered, so the Ctrl-C handler
+/// and [`sweep_stale`] remove them too (whichever of them exists).
+pub(crate) fn register_namespace() -> (String, String) {
+    install_handler();
+    let (pid, n) = (std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let (ns, host_if) = (format!("nfcc-tb-{pid}-{n}"), format!("tb{pid}t{n}"));
+    if let Ok(mut l) = LIVE.lock() {
+        l.push((ns.clone(), host_if.clone()));
+    }
+    (ns, host_if)
+}
+
+/// Removes a namespace of [`register_namespace`] and its interface.
+pub(crate) fn release_namespace(ns: &str, host_if: &str) {
+    remove(ns, host_if);
+    if let Ok(mut l) = LIVE.lock() {
+        l.retain(|(n, _)| n != ns);
+    }
+}
+
 /// Removes a namespace and a veth pair, ignoring what is already gone.
 fn remove(ns: &str, host_if: &str) {
     let _ = Command::new("ip").args(["link", "del", host_if]).output();
