@@ -16,6 +16,7 @@ pub const C_SOURCES: &[(&str, &str)] = &[
     ("drop_v6", include_str!("../../benches/c/drop_v6.c")),
     ("blocklist_lpm", include_str!("../../benches/c/blocklist_lpm.c")),
     ("blocklist_hash", include_str!("../../benches/c/blocklist_hash.c")),
+    ("katran_encap", include_str!("../../benches/c/katran_encap.c")),
     // Not a baseline: the DSR testbed's backends decapsulate with it.
     ("dsr_decap", include_str!("../../benches/c/dsr_decap.c")),
     (
@@ -151,6 +152,92 @@ pub fn plain(p: &Policy) -> Result<Plain, String> {
         rules,
         default_drop,
     })
+}
+
+/// The map entries that make `benches/c/katran_encap.c` the balancer `p` is: every rule
+/// `ip.dst == VIP and tcp.dport|udp.dport == PORT => [count C,] balance POOL by (...) encap
+/// ipip [from ADDR], tx` over IPv4 backends of weight 1, the default `pass`; `None` otherwise.
+/// The C program hashes with jhash onto a ring (not Maglev) and swaps the MACs (no FIB): the
+/// same work per packet — a VIP lookup, a hash, a backend lookup, a per-VIP counter, the
+/// outer header with its checksum — that a Katran-like balancer does.
+pub fn katran_equivalent(p: &Policy) -> Option<Vec<MapEntry>> {
+    use nfcc_dsl::checked::{Action, EncapKind, Family};
+    if p.default.terminal != Terminal::Pass || !p.default.actions.is_empty() || p.rules.is_empty() {
+        return None;
+    }
+    let (mut entries, mut first) = (Vec::new(), 0u32);
+    for r in &p.rules {
+        if r.terminal != Some(Terminal::Tx) {
+            return None;
+        }
+        let balance = match r.actions.as_slice() {
+            [Action::Count(_), b] | [b] => b,
+            _ => return None,
+        };
+        let Action::Balance {
+            pool,
+            encap: Some(e),
+            via_fib: false,
+            ..
+        } = balance
+        else {
+            return None;
+        };
+        let backends = &p.pools.get(pool.index())?.backends;
+        if e.kind != EncapKind::Ipip
+            || backends
+                .iter()
+                .any(|(a, w)| a.family != Family::V4 || *w != 1)
+        {
+            return None;
+        }
+        let (mut vip, mut port) = (None, None);
+        let Expr::And(parts) = &r.expr else {
+            return None;
+        };
+        for part in parts {
+            match part {
+                Expr::Atom(
+                    Atom::Cmp {
+                        field,
+                        mask: None,
+                        op: CmpOp::Eq,
+                        value,
+                    },
+                    _,
+                ) => match field {
+                    Field::IpDst | Field::Ipv4Dst if value.family == Family::V4 => {
+                        vip = Some(value.bits as u32)
+                    }
+                    Field::TcpDport => port = Some((value.bits as u16, 6u8)),
+                    Field::UdpDport => port = Some((value.bits as u16, 17u8)),
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+        let (vip, (port, proto)) = (vip?, port?);
+        let count = backends.len() as u32;
+        if first + count > 64 {
+            return None;
+        }
+        let mut key = vip.to_be_bytes().to_vec();
+        key.extend_from_slice(&port.to_be_bytes());
+        key.extend_from_slice(&[proto, 0]);
+        let mut value = first.to_le_bytes().to_vec();
+        value.extend_from_slice(&count.to_le_bytes());
+        entries.push(("vips".to_string(), key, value));
+        for (i, (a, _)) in backends.iter().enumerate() {
+            let slot = (first + i as u32).to_le_bytes().to_vec();
+            entries.push((
+                "reals".to_string(),
+                slot,
+                (a.bits as u32).to_be_bytes().to_vec(),
+            ));
+        }
+        first += count;
+    }
+    Some(entries)
 }
 
 /// The C baselines equivalent to `plain`: (C program name, map entries to fill (map, key,

@@ -401,6 +401,13 @@ fn plan(
                 Ok(s) => items.push(run(s, opts, None)),
                 Err(why) => skip(&mut items, "drop_all.c", why),
             },
+            (Baseline::C, _) if crate::baseline::katran_equivalent(policy).is_some() => {
+                let entries = crate::baseline::katran_equivalent(policy).unwrap_or_default();
+                match c_subject("katran_encap", entries) {
+                    Ok(s) => items.push(run(s, opts, None)),
+                    Err(why) => skip(&mut items, "katran_encap.c", why),
+                }
+            }
             (Baseline::C, Err(why)) => skip(&mut items, "hand-written C", why.clone()),
             (Baseline::C, Ok(p)) => {
                 let eq = crate::baseline::c_equivalents(p);
