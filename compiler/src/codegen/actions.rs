@@ -83,12 +83,35 @@ impl Gen<'_> {
         let backends = pick.backends;
         let width = key_width(key);
         self.build_key(key);
-        self.a
-            .emit(Insn::alu32_imm(Alu::Mov, R0, 0x811c_9dc5_u32 as i32));
-        for i in 0..width {
-            self.a.emit(Insn::ldx(Size::B, R1, R9, self.lay.keybuf + i));
-            self.a.emit(Insn::alu32_reg(Alu::Xor, R0, R1));
-            self.a.emit(Insn::alu32_imm(Alu::Mul, R0, 0x0100_0193));
+        let round = |g: &mut Self, i: i16| {
+            g.a.emit(Insn::ldx(Size::B, R1, R9, g.lay.keybuf + i));
+            g.a.emit(Insn::alu32_reg(Alu::Xor, R0, R1));
+            g.a.emit(Insn::alu32_imm(Alu::Mul, R0, 0x0100_0193));
+        };
+        let basis = 0x811c_9dc5_u32 as i32;
+        let mut start = 0;
+        if let Some(KeyPart::Ip { v4, .. }) = key.first() {
+            // An IPv4 address's first 12 key bytes are the constant `::ffff:` prefix, whose
+            // hash is a constant: 8 rounds of the serial multiply chain instead of 20.
+            let (full, rest) = (self.a.label(), self.a.label());
+            self.require(*v4, full);
+            let mut prefix = [0u8; 12];
+            prefix[10..].copy_from_slice(&[0xff, 0xff]);
+            let h = crate::balance::fnv1a(&prefix);
+            self.a.emit(Insn::alu32_imm(Alu::Mov, R0, h as i32));
+            self.a.jump(Insn::ja(0), rest);
+            self.a.bind(full);
+            self.a.emit(Insn::alu32_imm(Alu::Mov, R0, basis));
+            for i in 0..12 {
+                round(self, i);
+            }
+            self.a.bind(rest);
+            start = 12;
+        } else {
+            self.a.emit(Insn::alu32_imm(Alu::Mov, R0, basis));
+        }
+        for i in start..width {
+            round(self, i);
         }
         if encap.is_some() {
             // GUE's source port comes from the hash.
