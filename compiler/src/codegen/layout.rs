@@ -82,11 +82,7 @@ pub(super) fn layout(p: &Program) -> Layout {
         .max()
         .unwrap_or(0);
     // Balance keys are hashed from the key buffer too.
-    let balance_max = p
-        .rules
-        .iter()
-        .flat_map(|r| &r.actions)
-        .chain(&p.default_actions)
+    let balance_max = actions(p)
         .filter_map(|a| match a {
             Action::Balance { key, .. } => Some(key_width(key)),
             _ => None,
@@ -130,22 +126,12 @@ pub(super) fn layout(p: &Program) -> Layout {
         off += 8 + SAMPLE_BYTES as i16;
     }
     let fibbuf = off;
-    let via_fib = p
-        .rules
-        .iter()
-        .flat_map(|r| &r.actions)
-        .chain(&p.default_actions)
-        .any(|a| matches!(a, Action::Balance { via_fib: true, .. }));
+    let via_fib = actions(p).any(|a| matches!(a, Action::Balance { via_fib: true, .. }));
     if via_fib {
         off += 64;
     }
     let encbuf = off;
-    let encap = p
-        .rules
-        .iter()
-        .flat_map(|r| &r.actions)
-        .chain(&p.default_actions)
-        .any(|a| matches!(a, Action::Balance { encap: Some(_), .. }));
+    let encap = actions(p).any(|a| matches!(a, Action::Balance { encap: Some(_), .. }));
     if encap {
         off += super::encap::AREA;
     }
@@ -167,6 +153,14 @@ pub(super) fn layout(p: &Program) -> Layout {
         encbuf,
         size: off as u32,
     }
+}
+
+/// Every action of the program's rules and default.
+fn actions(p: &Program) -> impl Iterator<Item = &Action> {
+    p.rules
+        .iter()
+        .flat_map(|r| &r.actions)
+        .chain(&p.default_actions)
 }
 
 /// Bytes of a key built from `key`.
