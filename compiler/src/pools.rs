@@ -56,6 +56,8 @@ pub struct PoolPlan {
     pub after: Vec<MapWrite>,
     /// Maglev slots whose backend changed (of [`MAGLEV_SLOTS`]).
     pub moved: usize,
+    /// The backend slots once the writes are applied.
+    pub slots: Vec<PoolBackend>,
 }
 
 /// Why a change cannot be planned.
@@ -208,6 +210,7 @@ pub fn plan(
         },
         after,
         moved,
+        slots: next,
     })
 }
 

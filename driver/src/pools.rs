@@ -157,9 +157,10 @@ pub fn change(
 ) -> Result<PoolReport, DriverError> {
     let (stage, e) = entry(d, pool)?;
     let Some(text) = addr else {
-        return Err(DriverError::Input(
-            format!("`nfcc pool {op:?}` needs a backend address").to_lowercase(),
-        ));
+        let verb = if op == PoolOp::Del { "del" } else { "add" };
+        return Err(DriverError::Input(format!(
+            "`nfcc pool {verb}` needs a backend address"
+        )));
     };
     let addr = parse_addr(text, e.v6)?;
     let change = match (op, weight) {
@@ -192,8 +193,7 @@ pub fn change(
     maps.map_update_many(&e.table, &table)?;
     apply(&p.flip)?;
     p.after.iter().try_for_each(apply)?;
-    let (now, _) = read(&maps, e)?;
-    Ok(report(e, &now, Some(p.moved)))
+    Ok(report(e, &p.slots, Some(p.moved)))
 }
 
 /// `nfcc pool OP POLICY POOL [ADDR [weight W]]` after the pool: the words as typed.

@@ -389,6 +389,7 @@ fn plan(
     };
     let mut items = vec![run(ours.clone(), opts, None)];
     let plain = crate::baseline::plain(policy);
+    let katran = crate::baseline::katran_equivalent(policy);
     for b in baselines {
         match (b, &plain) {
             (Baseline::Drop | Baseline::C, _) if opts.mode != AttachMode::Native => skip(
@@ -401,9 +402,8 @@ fn plan(
                 Ok(s) => items.push(run(s, opts, None)),
                 Err(why) => skip(&mut items, "drop_all.c", why),
             },
-            (Baseline::C, _) if crate::baseline::katran_equivalent(policy).is_some() => {
-                let entries = crate::baseline::katran_equivalent(policy).unwrap_or_default();
-                match c_subject("katran_encap", entries) {
+            (Baseline::C, _) if katran.is_some() => {
+                match c_subject("katran_encap", katran.clone().unwrap_or_default()) {
                     Ok(s) => items.push(run(s, opts, None)),
                     Err(why) => skip(&mut items, "katran_encap.c", why),
                 }

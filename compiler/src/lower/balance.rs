@@ -7,7 +7,7 @@
 //! keyed by the balance key, holding {slot, incarnation}.
 
 use super::{canonical, maglev, Lower, MAGLEV_SLOTS};
-use crate::ir::{self, Action, DynPool, MapId, MapPurpose};
+use crate::ir::{Action, DynPool, MapId, MapPurpose};
 use nfcc_bpf::layout::PoolBackend;
 use nfcc_dsl::ast::Span;
 use nfcc_dsl::checked::{self as ck, Family, Field};
@@ -83,14 +83,14 @@ impl Lower<'_> {
             })
             .collect();
         let name = p.name.clone();
-        let table = self.new_map(ir::Map {
-            name: format!("{TABLE_PREFIX}{name}"),
-            purpose: MapPurpose::Maglev,
-            key_size: 4,
-            value_size: 4,
-            max_entries: halves * MAGLEV_SLOTS as u32,
+        let table = self.push_map(
+            &format!("{TABLE_PREFIX}{name}"),
+            MapPurpose::Maglev,
+            4,
+            4,
+            halves * MAGLEV_SLOTS as u32,
             init,
-        });
+        );
         if !p.dynamic {
             return (table, None);
         }
@@ -111,22 +111,22 @@ impl Lower<'_> {
             })
             .collect();
         let capacity = p.capacity;
-        let backends = self.new_map(ir::Map {
-            name: format!("{BACKENDS_PREFIX}{name}"),
-            purpose: MapPurpose::PoolBackends,
-            key_size: 4,
-            value_size: PoolBackend::SIZE as u32,
-            max_entries: capacity,
-            init: records,
-        });
-        let active = self.new_map(ir::Map {
-            name: format!("{ACTIVE_PREFIX}{name}"),
-            purpose: MapPurpose::PoolActive,
-            key_size: 4,
-            value_size: 4,
-            max_entries: 1,
-            init: vec![(vec![0; 4], vec![0; 4])],
-        });
+        let backends = self.push_map(
+            &format!("{BACKENDS_PREFIX}{name}"),
+            MapPurpose::PoolBackends,
+            4,
+            PoolBackend::SIZE as u32,
+            capacity,
+            records,
+        );
+        let active = self.push_map(
+            &format!("{ACTIVE_PREFIX}{name}"),
+            MapPurpose::PoolActive,
+            4,
+            4,
+            1,
+            vec![(vec![0; 4], vec![0; 4])],
+        );
         (
             table,
             Some(DynPool {
@@ -145,20 +145,13 @@ impl Lower<'_> {
             .iter()
             .filter(|m| m.purpose == MapPurpose::Flows)
             .count();
-        let map = ir::Map {
-            name: format!("{FLOWS_PREFIX}{name}_{n}"),
-            purpose: MapPurpose::Flows,
-            key_size: Self::key_width(by).max(1),
-            value_size: 8,
-            max_entries: capacity,
-            init: Vec::new(),
-        };
-        self.new_map(map)
-    }
-
-    fn new_map(&mut self, m: ir::Map) -> MapId {
-        let id = MapId(self.maps.len() as u32);
-        self.maps.push(m);
-        id
+        self.push_map(
+            &format!("{FLOWS_PREFIX}{name}_{n}"),
+            MapPurpose::Flows,
+            Self::key_width(by).max(1),
+            8,
+            capacity,
+            Vec::new(),
+        )
     }
 }

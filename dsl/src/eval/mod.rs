@@ -470,6 +470,11 @@ pub fn eval(policy: &Policy, state: &mut State, meta: &Meta, frame: &[u8]) -> Ou
     let mut out = frame.to_vec();
     let mut mark = None;
     let mut verdict = terminal;
+    // The rule's identity in per-action state (sample counts, flow tables).
+    let rid = match rule {
+        RuleRef::Rule(r) => Some(r.0),
+        RuleRef::Default => None,
+    };
     for (ai, a) in actions.iter().enumerate() {
         let h = parse_frame(&out);
         match a {
@@ -487,10 +492,6 @@ pub fn eval(policy: &Policy, state: &mut State, meta: &Meta, frame: &[u8]) -> Ou
                 }
             }
             Action::Sample(n) => {
-                let rid = match rule {
-                    RuleRef::Rule(r) => Some(r.0),
-                    RuleRef::Default => None,
-                };
                 let seen = state.sample_seen.entry((rid, ai)).or_insert(0);
                 if seen.is_multiple_of(u64::from(*n)) {
                     state.samples.push(SampleRecord {
@@ -509,10 +510,6 @@ pub fn eval(policy: &Policy, state: &mut State, meta: &Meta, frame: &[u8]) -> Ou
                 encap,
                 sticky,
             } => {
-                let rid = match rule {
-                    RuleRef::Rule(r) => Some(r.0),
-                    RuleRef::Default => None,
-                };
                 let b = balance::Balance {
                     pool: *pool,
                     by,
