@@ -2,7 +2,7 @@
 //! driver defines (`LoadRequest`, the engine and mode enums) are used as they are.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use nfcc_driver::bench::BaselineChoice;
+use nfcc_driver::bench::{BaselineChoice, GeneratorChoice};
 use nfcc_driver::compile::{Actions, Emit};
 use nfcc_driver::conformance::ConformanceEngine;
 use nfcc_driver::deploy::{LoadRequest, Mode};
@@ -274,6 +274,9 @@ pub struct BenchArgs {
     /// One JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// The traffic generator: probe fastest first (auto), or only one.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub generator: GeneratorChoice,
     /// Also measure the firewall the policy was imported from (an `iptables-save` dump or
     /// `nft -j list ruleset` output) in the kernel, in the same run; without --pcap, the
     /// traffic is drawn from its rules.

@@ -51,7 +51,8 @@ pub fn bench(a: &BenchArgs) -> Result<u8, DriverError> {
     };
     can_load()?;
     let baselines = nfcc_driver::bench::baselines(&a.baseline);
-    let rows = bench::run_against(
+    nfcc_driver::bench::use_generator(a.generator);
+    let report = bench::run_against(
         &ours,
         &c.policy,
         &mix,
@@ -61,17 +62,10 @@ pub fn bench(a: &BenchArgs) -> Result<u8, DriverError> {
         &mut progress(a.json, a.runs),
     )
     .map_err(|e| DriverError::Environment(e.to_string()))?;
-    report(&c.policy.name, &mix, &rows, a);
+    render(&c.policy.name, &mix, &report, a);
     if let Some(path) = &a.plot {
-        let bars: Vec<(String, f64)> = rows
-            .iter()
-            .filter_map(|r| match r {
-                Row::Measured(m) => Some((m.label.clone(), m.median_mpps)),
-                Row::Skipped { .. } => None,
-            })
-            .collect();
-        let title = format!("{}: Mpps on a veth testbed", c.policy.name);
-        nfcc_driver::error::write(path, nfcc_driver::testbeds::plot::bars(&title, &bars))?;
+        let svg = nfcc_driver::bench::plot(&c.policy.name, &report);
+        nfcc_driver::error::write(path, svg)?;
     }
     Ok(OK)
 }
@@ -218,37 +212,9 @@ fn sweep(a: &BenchArgs, opts: Options) -> Result<u8, DriverError> {
     Ok(OK)
 }
 
-fn report(policy: &str, mix: &[Vec<u8>], rows: &[Row], a: &BenchArgs) {
-    let ours = rows.iter().find_map(|r| match r {
-        Row::Measured(m) => Some(m.median_mpps),
-        Row::Skipped { .. } => None,
-    });
-    let ratio = |m: f64| match ours {
-        Some(o) if m > 0.0 => o / m,
-        _ => 0.0,
-    };
+fn render(policy: &str, mix: &[Vec<u8>], report: &bench::Report, a: &BenchArgs) {
     if a.json {
-        let results: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|r| match r {
-                Row::Measured(m) => json!({
-                    "label": m.label,
-                    "mpps": m.median_mpps,
-                    "runs": m.mpps,
-                    "offered_mpps": m.offered_mpps,
-                    "test_run_ns": m.test_run_ns,
-                    "ours_over_this": ratio(m.median_mpps),
-                }),
-                Row::Skipped { label, why } => json!({"label": label, "skipped": why}),
-            })
-            .collect();
-        let v = json!({
-            "policy": policy,
-            "frames_in_mix": mix.len(),
-            "seconds": a.seconds,
-            "runs": a.runs,
-            "results": results,
-        });
+        let v = nfcc_driver::bench::report_json(policy, mix.len(), a.seconds, a.runs, report);
         say!("{v}");
         return;
     }
@@ -256,28 +222,62 @@ fn report(policy: &str, mix: &[Vec<u8>], rows: &[Row], a: &BenchArgs) {
         (lo.min(f.len()), hi.max(f.len()))
     });
     say!(
-        "{policy}: {} frame(s) of {lo}-{hi} bytes cycled, {} run(s) of {} s each per subject, generator and receiver sharing one core",
+        "{policy}: {} frame(s) of {lo}-{hi} bytes cycled, {} run(s) of {} s each per subject",
         mix.len(),
         a.runs,
         a.seconds
     );
+    if let Some(g) = &report.generator {
+        say!("{g}");
+    }
+    if let Err(why) = &report.run_stats {
+        say!("in-situ ns not measured: {why}");
+    }
     say!(
-        "{:<44} {:>8} {:>10} {:>14}",
+        "{:<40} {:>7} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8}  nfcc/this",
         "subject",
         "Mpps",
-        "nfcc/this",
-        "test_run ns"
+        "offered",
+        "bound",
+        "Mpps/core",
+        "in-situ",
+        "rx CPU",
+        "test_run"
     );
-    for r in rows {
+    let f = |x: Option<f64>, p: usize| x.map_or("-".to_string(), |v| format!("{v:.p$}"));
+    let lines = nfcc_driver::bench::lines(report);
+    for r in &report.rows {
         match r {
-            Row::Measured(m) => say!(
-                "{:<44} {:>8.2} {:>9.2}x {:>14}",
-                m.label,
-                m.median_mpps,
-                ratio(m.median_mpps),
-                m.test_run_ns.map_or("-".to_string(), |n| format!("{n:.0}"))
-            ),
-            Row::Skipped { label, why } => say!("{label:<44} skipped: {why}"),
+            Row::Measured(m) => {
+                let ratio = lines.iter().find(|l| std::ptr::eq(l.m, m));
+                let ratio = ratio.and_then(|l| l.ours_over_this);
+                say!(
+                    "{:<40} {:>7.2} {:>8.2} {:>9} {:>9} {:>8} {:>8} {:>8}  {}",
+                    m.label,
+                    m.median_mpps,
+                    m.offered_mpps,
+                    if m.generator.shares_the_receivers_core() {
+                        "shared"
+                    } else if m.generator_bound {
+                        "generator"
+                    } else {
+                        "receiver"
+                    },
+                    f(m.mpps_per_core, 2),
+                    f(m.in_situ_ns, 0),
+                    f(m.rx_cpu_ns, 0),
+                    f(m.test_run_ns, 0),
+                    ratio.map_or("-".into(), |(x, b)| format!("{x:.2}x ({})", b.name()))
+                )
+            }
+            Row::Skipped { label, why } => say!("{label:<40} skipped: {why}"),
         }
+    }
+    if report
+        .rows
+        .iter()
+        .any(|r| matches!(r, Row::Measured(m) if m.generator_bound))
+    {
+        say!("bound \"generator\": the generator could not saturate the receiver, so Mpps is the generator's; compare by in-situ ns (kernel run statistics) or receive CPU ns");
     }
 }

@@ -8,7 +8,9 @@ use crate::error::{read_bytes, DriverError};
 use crate::source::Chosen;
 use nfcc_bpf::manifest::AttachMode;
 use nfcc_dsl::checked::{Hook, Policy, Step};
-use nfcc_testbeds::bench::{Baseline, Options, Subject};
+use nfcc_runtime::traffic::{Choice, Kind};
+use nfcc_testbeds::bench::{compare, Baseline, Measurement, Options, Report, Row, Subject};
+use serde_json::{json, Value};
 use std::path::Path;
 
 /// Baselines of `nfcc bench`.
@@ -239,6 +241,167 @@ pub fn userspace(
             v.into_iter().nth(mid)
         })
         .collect())
+}
+
+/// Traffic generators (`--generator`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum GeneratorChoice {
+    /// Probe live frames, then AF_XDP, then AF_PACKET; use the first that works.
+    #[default]
+    Auto,
+    /// `BPF_PROG_TEST_RUN` live frames.
+    Live,
+    /// AF_XDP transmit (copy mode).
+    Xsk,
+    /// AF_PACKET with `PACKET_QDISC_BYPASS` and `sendmmsg`.
+    Packet,
+}
+
+/// Makes `choice` the generator of every traffic this process sends (benches, the testbed
+/// engine), unless it is `auto` and `NFCC_GENERATOR` names one.
+pub fn use_generator(choice: GeneratorChoice) {
+    let c = match choice {
+        GeneratorChoice::Auto => {
+            if std::env::var_os("NFCC_GENERATOR").is_some() {
+                return;
+            }
+            Choice::Auto
+        }
+        GeneratorChoice::Live => Choice::Only(Kind::Live),
+        GeneratorChoice::Xsk => Choice::Only(Kind::Xsk),
+        GeneratorChoice::Packet => Choice::Only(Kind::Packet),
+    };
+    nfcc_runtime::traffic::set_choice(c);
+}
+
+/// One subject of a bench report, with its ratio to ours.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line<'a> {
+    /// What was measured.
+    pub m: &'a Measurement,
+    /// How many times faster ours is, and the figure it was taken from.
+    pub ours_over_this: Option<(f64, nfcc_testbeds::bench::Basis)>,
+}
+
+/// The measured rows of `report`, each compared with ours (the first).
+pub fn lines(report: &Report) -> Vec<Line<'_>> {
+    let measured: Vec<&Measurement> = report
+        .rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Measured(m) => Some(m),
+            Row::Skipped { .. } => None,
+        })
+        .collect();
+    let ours = measured.first().copied();
+    measured
+        .into_iter()
+        .map(|m| Line {
+            m,
+            ours_over_this: ours.and_then(|o| compare(o, m)),
+        })
+        .collect()
+}
+
+/// The generator of a report as JSON: its name, what it is, and why the faster ones were not
+/// used.
+pub fn generator_json(report: &Report) -> Value {
+    match &report.generator {
+        None => Value::Null,
+        Some(s) => json!({
+            "name": s.kind.name(),
+            "what": s.kind.describe(),
+            "refused": s.refused.iter().map(|r| json!({
+                "name": r.kind.name(),
+                "what": r.what,
+                "errno": r.errno.and_then(nfcc_runtime::traffic::errno_name),
+                "error": r.error,
+            })).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+/// `nfcc bench --json`: the run's generator and method, and per subject the delivered and
+/// offered rates, whether the generator was the bottleneck, the per-core Mpps or the
+/// in-situ ns (with key names that say which), the receive CPU and test-run ns, and the
+/// ratio to ours with its basis.
+pub fn report_json(
+    policy: &str,
+    frames: usize,
+    seconds: f64,
+    runs: usize,
+    report: &Report,
+) -> Value {
+    let by_label: std::collections::HashMap<&str, Line<'_>> = lines(report)
+        .into_iter()
+        .map(|l| (l.m.label.as_str(), l))
+        .collect();
+    let results: Vec<Value> = report
+        .rows
+        .iter()
+        .map(|r| match r {
+            Row::Measured(m) => {
+                let ratio = by_label
+                    .get(m.label.as_str())
+                    .and_then(|l| l.ours_over_this);
+                json!({
+                    "label": m.label,
+                    "mpps": m.median_mpps,
+                    "runs": m.mpps,
+                    "offered_mpps": m.offered_mpps,
+                    "delivered_mpps": m.median_mpps,
+                    "generator_bound": m.generator_bound,
+                    "mpps_per_core": m.mpps_per_core,
+                    "in_situ_ns": m.in_situ_ns,
+                    "rx_cpu_ns": m.rx_cpu_ns,
+                    "rx_busy": m.rx_busy,
+                    "test_run_ns": m.test_run_ns,
+                    "ours_over_this": ratio.map(|r| r.0),
+                    "ratio_basis": ratio.map(|r| r.1.name()),
+                })
+            }
+            Row::Skipped { label, why } => json!({"label": label, "skipped": why}),
+        })
+        .collect();
+    json!({
+        "policy": policy,
+        "frames_in_mix": frames,
+        "seconds": seconds,
+        "runs": runs,
+        "generator": generator_json(report),
+        "methods": {
+            "in_situ_ns": match &report.run_stats {
+                Ok(how) => format!("kernel run statistics (run_time_ns / run_cnt), switched on by {how}; they add a few ns to every BPF subject alike"),
+                Err(why) => format!("not measured: {why}"),
+            },
+            "rx_cpu_ns": "CPU time of the receiving veth's threaded NAPI (schedstat) per delivered packet, userspace generators only",
+            "mpps_per_core": "live frames: the delivered rate of the core sender and receiver share; userspace generators: 1000 / rx_cpu_ns where the receive thread was busy at least 90% of the time",
+            "ratios": "per-core Mpps where both subjects saturated their core, else in-situ ns, else receive CPU ns, else test-run ns",
+        },
+        "results": results,
+    })
+}
+
+/// `nfcc bench --plot`: a bar per subject — Mpps, or where the generator bounded the rate,
+/// the programs' in-situ ns (receive CPU ns for peers without BPF statistics).
+pub fn plot(policy: &str, report: &Report) -> String {
+    let lines = lines(report);
+    let in_situ = lines.iter().any(|l| l.m.generator_bound);
+    let bars: Vec<(String, f64)> = lines
+        .iter()
+        .map(|l| match (in_situ, l.m.in_situ_ns.or(l.m.rx_cpu_ns)) {
+            (true, Some(ns)) => (l.m.label.clone(), ns),
+            _ => (l.m.label.clone(), l.m.median_mpps),
+        })
+        .collect();
+    let g = report.generator.as_ref().map_or("?", |s| s.kind.name());
+    let title = if in_situ {
+        format!("{policy}: ns per packet (in-situ; receive CPU for peers), generator {g}")
+    } else {
+        format!("{policy}: Mpps on a veth testbed, generator {g}")
+    };
+    nfcc_testbeds::plot::bars(&title, &bars)
 }
 
 #[cfg(test)]

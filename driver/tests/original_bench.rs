@@ -72,7 +72,7 @@ fn measure(hook: &str, mode: nfcc_driver::runtime::deploy::AttachMode) {
         opts,
         &mut |_, _, _| {},
     ) {
-        Ok(r) => r,
+        Ok(r) => r.rows,
         Err(e) => return skip(&format!("the testbed: {e}")),
     };
     let measured: Vec<(&str, f64)> = rows

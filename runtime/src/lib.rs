@@ -27,6 +27,7 @@ mod maps;
 pub mod offload;
 mod program;
 mod state;
+pub mod stats;
 mod sys;
 pub mod traffic;
 pub mod xsk;
@@ -36,7 +37,7 @@ use std::sync::OnceLock;
 
 pub use error::{RuntimeError, VerifierLog};
 pub use maps::{MapShape, PinnedMaps};
-pub use program::{load, min_frame, Loaded, TestRun};
+pub use program::{load, min_frame, Loaded, RunStats, TestRun};
 
 /// The index of interface `name` in the calling thread's network namespace.
 pub fn ifindex(name: &str) -> Result<u32, RuntimeError> {

@@ -294,4 +294,31 @@ impl Loaded {
     pub fn verified_insns(&self) -> Option<u32> {
         self.prog().ok()?.info().ok()?.verified_instruction_count()
     }
+
+    /// The kernel's run statistics of the program: nanoseconds spent in it and runs, summed
+    /// since it was loaded while statistics were on ([`crate::stats::RunTimeStats`]).
+    pub fn run_stats(&self) -> Result<RunStats, RuntimeError> {
+        let info = self.prog()?.info().map_err(|e| self.program_error(e))?;
+        Ok(RunStats {
+            ns: info.run_time().as_nanos() as u64,
+            runs: info.run_count(),
+        })
+    }
+}
+
+/// A program's accumulated run time and run count (`bpf_prog_info.run_time_ns`, `run_cnt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunStats {
+    /// Nanoseconds spent running the program.
+    pub ns: u64,
+    /// How many times it ran.
+    pub runs: u64,
+}
+
+impl RunStats {
+    /// Mean nanoseconds per run between `before` and `self`; `None` without runs.
+    pub fn mean_ns_since(&self, before: &RunStats) -> Option<f64> {
+        let runs = self.runs.checked_sub(before.runs).filter(|r| *r > 0)?;
+        Some(self.ns.saturating_sub(before.ns) as f64 / runs as f64)
+    }
 }

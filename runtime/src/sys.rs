@@ -11,6 +11,7 @@
 // only as the variadic, unsafe `syscall`; every block below is small and says why it is sound.
 #![allow(unsafe_code)]
 
+pub(crate) mod packet_tx;
 pub(crate) mod xsk;
 
 use std::ffi::c_long;

@@ -1,14 +1,33 @@
-//! Mpps of one program on a testbed's receiving veth.
+//! Mpps of one program on a testbed's receiving veth, and what it costs per packet.
 //!
 //! A [`Subject`] is a loadable object (an nfcc policy, a clang-built C baseline, or a pass-all
 //! program in front of nftables) and how to count what it processed. [`measure`] attaches it
-//! in the testbed's namespace, warms up, then runs the live-frame generator for a fixed time
+//! in the testbed's namespace, warms up, then runs the traffic generator for a fixed time
 //! several times, each time reading the subject's own counter and the receiving interface's
 //! packet counter before and after; the rate is the counter's growth over the sending time.
+//!
+//! A slow generator must not flatten the comparison (a 1 Mpps sender feeding a 6 Mpps
+//! program makes every subject read 1 Mpps), so each run also records figures that do not
+//! depend on the sending rate:
+//! - the program's own time per packet on the real path (`in_situ_ns`): the kernel's run
+//!   statistics (`run_time_ns` / `run_cnt`), switched on only for the measurement
+//!   ([`nfcc_runtime::stats::RunTimeStats`]; they add a few ns to every BPF subject alike);
+//! - with a userspace generator, the receiving side's NAPI runs in its own kernel thread, and
+//!   its CPU time per packet (`rx_cpu_ns`) is what receiving costs — the only figure for
+//!   subjects without BPF statistics (nftables, iptables). Where that thread was busy less
+//!   than [`BUSY`] of the time the generator was the bottleneck: the Mpps is the generator's
+//!   and the thread's time includes its wakeups. Otherwise the receiving core was saturated
+//!   and `1000 / rx_cpu_ns` is its Mpps (`mpps_per_core`);
+//! - with live frames, sender and receiver share one core in one softirq pass, and the
+//!   delivered rate is that core's Mpps, as the figures before userspace generators were.
+//!
+//! [`compare`] picks, for two subjects, the figure both have that does not depend on the
+//! generator, and says which.
 
 use crate::{Testbed, TestbedError};
 use nfcc_runtime::deploy::{self, AttachMode};
-use nfcc_runtime::{Loaded, ProgType};
+use nfcc_runtime::traffic::Kind;
+use nfcc_runtime::{Loaded, ProgType, RunStats};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -68,24 +87,152 @@ impl Subject {
     }
 }
 
-/// What one measurement found.
+/// What one run of one subject found.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RunFigures {
+    /// Delivered Mpps: the subject's counter (or the interface's) over the sending time.
+    pub mpps: f64,
+    /// Frames the generator handed to the device per second, in millions.
+    pub offered_mpps: f64,
+    /// The program's mean ns per packet on the real path (kernel run statistics).
+    pub in_situ_ns: Option<f64>,
+    /// The receiving NAPI thread's CPU ns per delivered packet.
+    pub rx_cpu_ns: Option<f64>,
+    /// The share of the sending time that thread was running.
+    pub rx_busy: Option<f64>,
+    /// Packets counted.
+    pub counted: u64,
+    /// Frames sent.
+    pub sent: u64,
+}
+
+/// Where the receiving NAPI thread must be busy for the receiver, not the generator, to be
+/// the bottleneck.
+pub const BUSY: f64 = 0.9;
+
+/// What one measurement found (medians over its runs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measurement {
     /// The subject's label.
     pub label: String,
-    /// Million packets per second of each run, by the subject's counter (or the interface's
-    /// for [`Counter::Interface`]).
+    /// The generator that sent.
+    pub generator: Kind,
+    /// Each run's figures.
+    pub runs: Vec<RunFigures>,
+    /// Delivered Mpps of each run, by the subject's counter (or the interface's for
+    /// [`Counter::Interface`]).
     pub mpps: Vec<f64>,
     /// The median of [`Measurement::mpps`].
     pub median_mpps: f64,
-    /// Frames the generator handed to the kernel per second, in millions (median).
+    /// Frames the generator handed to the device per second, in millions (median).
     pub offered_mpps: f64,
-    /// Packets the subject's counter saw over all runs, and the frames sent.
+    /// Packets the subject's counter saw over all runs.
     pub counted: u64,
     /// Frames sent over all runs.
     pub sent: u64,
     /// Mean ns per packet of the program in `BPF_PROG_TEST_RUN` over the mix.
     pub test_run_ns: Option<f64>,
+    /// Median of the runs' in-situ ns per packet (`None` for a subject whose program is only
+    /// the pass in front of what is measured).
+    pub in_situ_ns: Option<f64>,
+    /// Median of the runs' receive-thread CPU ns per packet.
+    pub rx_cpu_ns: Option<f64>,
+    /// Median share of the time the receive thread was running.
+    pub rx_busy: Option<f64>,
+    /// Whether the generator, not the receiver, limited the rate (the Mpps is the generator's).
+    pub generator_bound: bool,
+    /// Mpps of one core where the generator kept up: the receive core's (`1000 / rx_cpu_ns`)
+    /// with a userspace generator, the shared core's with live frames.
+    pub mpps_per_core: Option<f64>,
+}
+
+fn median_of(v: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = v.collect();
+    (!v.is_empty()).then(|| median(&v))
+}
+
+impl Measurement {
+    /// The medians of `runs`, and whether the generator was the bottleneck.
+    pub fn from_runs(
+        label: String,
+        generator: Kind,
+        runs: Vec<RunFigures>,
+        test_run_ns: Option<f64>,
+    ) -> Measurement {
+        let mpps: Vec<f64> = runs.iter().map(|r| r.mpps).collect();
+        let median_mpps = median(&mpps);
+        let rx_cpu_ns = median_of(runs.iter().filter_map(|r| r.rx_cpu_ns));
+        let rx_busy = median_of(runs.iter().filter_map(|r| r.rx_busy));
+        let (generator_bound, mpps_per_core) = if generator.shares_the_receivers_core() {
+            (false, Some(median_mpps))
+        } else {
+            match (rx_busy, rx_cpu_ns) {
+                (Some(b), Some(ns)) if b >= BUSY && ns > 0.0 => (false, Some(1e3 / ns)),
+                _ => (true, None),
+            }
+        };
+        Measurement {
+            label,
+            generator,
+            offered_mpps: median(&runs.iter().map(|r| r.offered_mpps).collect::<Vec<_>>()),
+            counted: runs.iter().map(|r| r.counted).sum(),
+            sent: runs.iter().map(|r| r.sent).sum(),
+            in_situ_ns: median_of(runs.iter().filter_map(|r| r.in_situ_ns)),
+            rx_cpu_ns,
+            rx_busy,
+            generator_bound,
+            mpps_per_core,
+            median_mpps,
+            mpps,
+            runs,
+            test_run_ns,
+        }
+    }
+}
+
+/// The figure a ratio between two subjects was taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// Mpps of one core (both subjects saturated their core).
+    PerCoreMpps,
+    /// The programs' own ns per packet on the real path (kernel run statistics).
+    InSituNs,
+    /// The receive thread's CPU ns per packet.
+    RxCpuNs,
+    /// `BPF_PROG_TEST_RUN` ns per packet.
+    TestRunNs,
+}
+
+impl Basis {
+    /// The name reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Basis::PerCoreMpps => "per-core Mpps",
+            Basis::InSituNs => "in-situ ns",
+            Basis::RxCpuNs => "receive CPU ns",
+            Basis::TestRunNs => "test-run ns",
+        }
+    }
+}
+
+/// How many times faster `ours` is than `this`, from the first figure both have that does
+/// not depend on the generator: per-core Mpps where both saturated their core, else the
+/// programs' in-situ ns, else the receive thread's CPU ns, else test-run ns.
+pub fn compare(ours: &Measurement, this: &Measurement) -> Option<(f64, Basis)> {
+    let pos = |x: Option<f64>| x.filter(|v| *v > 0.0);
+    if let (Some(o), Some(t)) = (pos(ours.mpps_per_core), pos(this.mpps_per_core)) {
+        return Some((o / t, Basis::PerCoreMpps));
+    }
+    for (o, t, basis) in [
+        (ours.in_situ_ns, this.in_situ_ns, Basis::InSituNs),
+        (ours.rx_cpu_ns, this.rx_cpu_ns, Basis::RxCpuNs),
+        (ours.test_run_ns, this.test_run_ns, Basis::TestRunNs),
+    ] {
+        if let (Some(o), Some(t)) = (pos(o), pos(t)) {
+            return Some((t / o, basis));
+        }
+    }
+    None
 }
 
 /// How long and how often to measure.
@@ -161,8 +308,15 @@ pub fn attach(
     })
 }
 
+/// Whether the subject's program is what is measured (not a pass in front of nftables or an
+/// original firewall, whose cost is the stack's).
+fn own_program(subject: &Subject) -> bool {
+    !(subject.counter == Counter::Interface && subject.program == "xdp_pass")
+}
+
 /// Measures `subject` on `tb` with the frames of `mix` cycled (`progress` is called after
-/// each run with the run's Mpps).
+/// each run with the run's Mpps). The kernel's run statistics must be on
+/// ([`nfcc_runtime::stats::RunTimeStats`]) for the in-situ figures.
 pub fn measure(
     tb: &Testbed,
     subject: &Subject,
@@ -170,8 +324,13 @@ pub fn measure(
     opts: Options,
     progress: &mut dyn FnMut(usize, f64),
 ) -> Result<Measurement, TestbedError> {
-    let attached = attach(tb, subject, opts.mode)?;
     let stop = AtomicBool::new(false);
+    // Opens the generator (no frame sent) to learn which one runs.
+    tb.blast_varying(mix, opts.vary, CHUNK, Some(0), None, &stop)?;
+    let generator = tb.generator().map_or(Kind::Live, |s| s.kind);
+    let attached = attach(tb, subject, opts.mode)?;
+    // After the attachment, which gives the veth its NAPI (a veth without one refuses).
+    let threaded = !generator.shares_the_receivers_core() && tb.thread_rx_napi().is_ok();
     // Warm caches, maps and the page pool.
     tb.blast_varying(
         mix,
@@ -181,12 +340,14 @@ pub fn measure(
         Some(Duration::from_millis(200)),
         &stop,
     )?;
-    let mut mpps = Vec::new();
-    let mut offered = Vec::new();
-    let (mut counted, mut sent) = (0u64, 0u64);
+    let own = own_program(subject);
+    let run_stats = |l: &Loaded| if own { l.run_stats().ok() } else { None };
+    let mut runs = Vec::new();
     for run in 0..opts.runs.max(1) {
         let c0 = count(attached.loaded(), &subject.counter)?;
         let (i0, _) = tb.rx_stats()?;
+        let s0: Option<RunStats> = run_stats(attached.loaded());
+        let cpu0 = threaded.then(|| tb.rx_cpu_ns()).flatten();
         let s = tb.blast_varying(
             mix,
             opts.vary,
@@ -199,6 +360,8 @@ pub fn measure(
         std::thread::sleep(Duration::from_millis(20));
         let c1 = count(attached.loaded(), &subject.counter)?;
         let (i1, _) = tb.rx_stats()?;
+        let s1 = run_stats(attached.loaded());
+        let cpu1 = threaded.then(|| tb.rx_cpu_ns()).flatten();
         let got = match (c0, c1) {
             (Some(a), Some(b)) => b - a,
             _ => i1 - i0,
@@ -206,25 +369,35 @@ pub fn measure(
         let secs = s.elapsed.as_secs_f64();
         let r = got as f64 / secs / 1e6;
         progress(run, r);
-        mpps.push(r);
-        offered.push(s.frames as f64 / secs / 1e6);
-        counted += got;
-        sent += s.frames;
+        let cpu = match (cpu0, cpu1) {
+            (Some(a), Some(b)) if b >= a => Some((b - a) as f64),
+            _ => None,
+        };
+        runs.push(RunFigures {
+            mpps: r,
+            offered_mpps: s.frames as f64 / secs / 1e6,
+            in_situ_ns: match (s0, s1) {
+                (Some(a), Some(b)) => b.mean_ns_since(&a),
+                _ => None,
+            },
+            rx_cpu_ns: cpu.filter(|_| got > 0).map(|c| c / got as f64),
+            rx_busy: cpu.map(|c| c / (secs * 1e9 + 20e6)),
+            counted: got,
+            sent: s.frames,
+        });
     }
     // A subject counted by the interface is not the whole path (nftables runs after it).
-    let test_run_ns = match subject.counter {
-        Counter::Interface if subject.program == "xdp_pass" => None,
-        _ => test_run_ns(attached.loaded(), mix),
+    let test_run_ns = if own {
+        test_run_ns(attached.loaded(), mix)
+    } else {
+        None
     };
-    Ok(Measurement {
-        label: subject.label.clone(),
-        median_mpps: median(&mpps),
-        mpps,
-        offered_mpps: median(&offered),
-        counted,
-        sent,
+    Ok(Measurement::from_runs(
+        subject.label.clone(),
+        generator,
+        runs,
         test_run_ns,
-    })
+    ))
 }
 
 /// Mean kernel `BPF_PROG_TEST_RUN` time per packet over the mix (100,000 repetitions spread
@@ -476,7 +649,19 @@ pub fn run(
     opts: Options,
     progress: &mut dyn FnMut(&str, usize, f64),
 ) -> Result<Vec<Row>, TestbedError> {
-    run_against(ours, policy, mix, baselines, &[], opts, progress)
+    run_against(ours, policy, mix, baselines, &[], opts, progress).map(|r| r.rows)
+}
+
+/// What [`run_against`] measured, and how.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// One row per subject, ours first.
+    pub rows: Vec<Row>,
+    /// The generator that sent, and why faster ones were not used.
+    pub generator: Option<nfcc_runtime::traffic::Selection>,
+    /// How the kernel's run statistics were switched on for the in-situ figures, or why
+    /// they could not be.
+    pub run_stats: Result<&'static str, String>,
 }
 
 /// [`run`], also measuring the `originals` a policy was imported from (each behind an XDP
@@ -489,8 +674,10 @@ pub fn run_against(
     originals: &[Original],
     opts: Options,
     progress: &mut dyn FnMut(&str, usize, f64),
-) -> Result<Vec<Row>, TestbedError> {
+) -> Result<Report, TestbedError> {
     let tb = Testbed::new()?;
+    // On for the whole run, off again (or the sysctl restored) when it ends.
+    let stats = nfcc_runtime::stats::RunTimeStats::enable();
     let mut items = plan(ours, policy, baselines, opts, &tb.rx);
     // Behind an XDP pass program: on the skb path (generic) when the policy is measured
     // there, as a TC policy is.
@@ -579,7 +766,7 @@ pub fn run_against(
             done.push(m?);
         }
     }
-    Ok(items
+    let rows = items
         .into_iter()
         .map(|i| match i {
             Item::Skip(r) => r,
@@ -592,20 +779,26 @@ pub fn run_against(
                 why,
             },
             Item::Run { subject, done, .. } => {
-                let mpps: Vec<f64> = done.iter().flat_map(|m| m.mpps.clone()).collect();
-                let offered: Vec<f64> = done.iter().map(|m| m.offered_mpps).collect();
-                Row::Measured(Measurement {
-                    label: subject.label,
-                    median_mpps: median(&mpps),
-                    mpps,
-                    offered_mpps: median(&offered),
-                    counted: done.iter().map(|m| m.counted).sum(),
-                    sent: done.iter().map(|m| m.sent).sum(),
-                    test_run_ns: done.first().and_then(|m| m.test_run_ns),
-                })
+                let generator = done.first().map_or(Kind::Live, |m| m.generator);
+                let test_run_ns = done.first().and_then(|m| m.test_run_ns);
+                let runs = done.into_iter().flat_map(|m| m.runs).collect();
+                Row::Measured(Measurement::from_runs(
+                    subject.label,
+                    generator,
+                    runs,
+                    test_run_ns,
+                ))
             }
         })
-        .collect())
+        .collect();
+    Ok(Report {
+        rows,
+        generator: tb.generator(),
+        run_stats: stats
+            .as_ref()
+            .map(|s| s.method())
+            .map_err(|e| e.to_string()),
+    })
 }
 
 /// Runs `script` with `sh -c` inside the testbed's namespace.

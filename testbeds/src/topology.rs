@@ -11,6 +11,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, Once};
 
+use nfcc_runtime::traffic::{Generator, Selection, Sent, Variation};
+
 /// What can go wrong building a testbed.
 #[derive(Debug, thiserror::Error)]
 pub enum TestbedError {
@@ -150,6 +152,9 @@ pub struct Testbed {
     pub layout: Layout,
     /// The host-side end's name (removing it removes the pair).
     host_if: String,
+    /// The generator of the last blast and its variation, kept for the next one (an AF_XDP
+    /// socket's queue is released only some time after it closes).
+    generator: std::sync::Mutex<Option<(Option<Variation>, Generator)>>,
 }
 
 impl Testbed {
@@ -191,6 +196,7 @@ impl Testbed {
             l.push((ns.clone(), host_if.clone()));
         }
         let tb = Testbed {
+            generator: std::sync::Mutex::new(None),
             ns,
             tx,
             rx,
@@ -283,6 +289,61 @@ impl Testbed {
         }
     }
 
+    /// Gives the receiving end's NAPI its own kernel thread (`/sys/class/net/RX/threaded`),
+    /// so that what receiving costs is that thread's CPU time ([`Testbed::rx_cpu_ns`]) and
+    /// runs beside a generator that sends from userspace, as a NIC's receive core would.
+    pub fn thread_rx_napi(&self) -> Result<(), TestbedError> {
+        let script = format!("echo 1 > /sys/class/net/{}/threaded", self.rx);
+        let mut cmd = match self.layout {
+            Layout::RxInNamespace => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &self.ns, "sh", "-c", &script]);
+                c
+            }
+            Layout::RxInHost => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &script]);
+                c
+            }
+        };
+        let out = cmd
+            .output()
+            .map_err(|e| TestbedError::Setup(format!("cannot thread {}'s NAPI: {e}", self.rx)))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(TestbedError::Setup(format!(
+                "cannot thread {}'s NAPI: {}",
+                self.rx,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
+
+    /// CPU time (ns) the receiving end's NAPI threads have used so far (`sum_exec_runtime`
+    /// of `/proc/PID/schedstat`), `None` while the NAPI is not threaded or has no thread yet.
+    pub fn rx_cpu_ns(&self) -> Option<u64> {
+        // Kernel thread names are cut to 15 characters: `napi/RX-ID` keeps the name.
+        let name: String = format!("napi/{}-", self.rx).chars().take(15).collect();
+        let mut total = None;
+        for e in std::fs::read_dir("/proc").ok()?.flatten() {
+            let p = e.path();
+            let Some(comm) = std::fs::read_to_string(p.join("comm")).ok() else {
+                continue;
+            };
+            if !comm.trim_end().starts_with(&name) {
+                continue;
+            }
+            let ns = std::fs::read_to_string(p.join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+            if let Some(ns) = ns {
+                *total.get_or_insert(0) += ns;
+            }
+        }
+        total
+    }
+
     /// Runs `f` inside the namespace (see `nfcc_runtime::traffic::in_netns`).
     pub fn in_ns<T: Send>(
         &self,
@@ -322,7 +383,7 @@ impl Testbed {
         total: Option<u64>,
         deadline: Option<std::time::Duration>,
         stop: &std::sync::atomic::AtomicBool,
-    ) -> Result<nfcc_runtime::traffic::Sent, TestbedError> {
+    ) -> Result<Sent, TestbedError> {
         self.blast_varying(mix, None, chunk, total, deadline, stop)
     }
 
@@ -331,20 +392,38 @@ impl Testbed {
     pub fn blast_varying(
         &self,
         mix: &[Vec<u8>],
-        vary: Option<nfcc_runtime::traffic::Variation>,
+        vary: Option<Variation>,
         chunk: u32,
         total: Option<u64>,
         deadline: Option<std::time::Duration>,
         stop: &std::sync::atomic::AtomicBool,
-    ) -> Result<nfcc_runtime::traffic::Sent, TestbedError> {
-        let tx = self.tx.clone();
-        self.on_tx(move || {
-            let g = nfcc_runtime::traffic::Generator::with_variation(
-                nfcc_runtime::ifindex(&tx)?,
-                vary,
-            )?;
-            g.blast(mix, chunk, total, deadline, stop)
-        })
+    ) -> Result<Sent, TestbedError> {
+        let mut held = self.generator.lock().unwrap_or_else(|e| e.into_inner());
+        let reuse = matches!(&*held, Some((v, _)) if *v == vary);
+        if !reuse {
+            // The old generator goes first: its socket holds the queue.
+            *held = None;
+            let tx = self.tx.clone();
+            let g =
+                self.on_tx(move || Generator::with_variation(nfcc_runtime::ifindex(&tx)?, vary))?;
+            *held = Some((vary, g));
+        }
+        let Some((_, g)) = held.as_mut() else {
+            return Err(TestbedError::Setup("no generator".into()));
+        };
+        // Live frames name their interface by index, which the kernel resolves in the
+        // sending thread's namespace.
+        self.on_tx(move || g.blast(mix, chunk, total, deadline, stop))
+    }
+
+    /// Which generator this testbed's blasts use, and why the faster ones were not used
+    /// (`None` before the first blast).
+    pub fn generator(&self) -> Option<Selection> {
+        self.generator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(_, g)| g.selection().clone())
     }
 
     /// The receiving end's counters (rx_packets, rx_dropped) as `ip -s link` reports them.

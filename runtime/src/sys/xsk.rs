@@ -351,3 +351,247 @@ impl Xsk {
         Ok(n)
     }
 }
+
+/// An AF_XDP socket bound for transmitting (copy mode): its UMEM, TX ring and completion
+/// ring. Frames are written into free UMEM chunks, their descriptors put on the TX ring, and
+/// the kernel told with `sendto`; chunks come back on the completion ring once sent.
+pub(crate) struct XskTx {
+    // Field order is drop order: the rings and the UMEM are unmapped before the socket closes.
+    tx: Ring,
+    completion: Ring,
+    _fill: Ring,
+    umem: *mut libc::c_void,
+    umem_len: usize,
+    frame_size: u32,
+    /// UMEM chunks not in the kernel's hands.
+    free: Vec<u64>,
+    fd: OwnedFd,
+}
+
+// SAFETY: the mappings belong to this value alone; moving it to another thread moves them.
+unsafe impl Send for XskTx {}
+
+impl Drop for XskTx {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the UMEM mapping made in `open_tx`; the kernel keeps its own
+        // reference until the socket closes.
+        unsafe {
+            libc::munmap(self.umem, self.umem_len);
+        }
+    }
+}
+
+/// What one [`XskTx::kick`] reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kick {
+    /// The kernel took what it could; call again for the rest.
+    Sent,
+    /// The device was busy: the descriptors stay on the ring, to be tried again.
+    Again,
+    /// The device dropped one frame (its chunk still completes): send one more.
+    Dropped,
+}
+
+/// Opens an AF_XDP socket for transmitting on queue `queue` of interface `ifindex` (copy
+/// mode), with `frames` UMEM chunks of `frame_size` bytes and rings of `ring` entries.
+pub(crate) fn open_tx(
+    ifindex: u32,
+    queue: u32,
+    frames: u32,
+    frame_size: u32,
+    ring: u32,
+) -> io::Result<XskTx> {
+    // SAFETY: socket() takes three integers and returns a new descriptor or -1.
+    let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a successful socket() returns a new descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let umem_len = frames as usize * frame_size as usize;
+    // SAFETY: an anonymous private mapping of `umem_len` bytes; nothing aliases it.
+    let umem = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            umem_len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+            -1,
+            0,
+        )
+    };
+    if umem == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    struct Unmap(*mut libc::c_void, usize);
+    impl Drop for Unmap {
+        fn drop(&mut self) {
+            if !self.0.is_null() {
+                // SAFETY: the mapping made just above, not yet owned by an `XskTx`.
+                unsafe {
+                    libc::munmap(self.0, self.1);
+                }
+            }
+        }
+    }
+    let mut guard = Unmap(umem, umem_len);
+    // SAFETY: xdp_umem_reg is plain integers; all-zero is a valid value.
+    let mut reg: libc::xdp_umem_reg = unsafe { std::mem::zeroed() };
+    reg.addr = umem as u64;
+    reg.len = umem_len as u64;
+    reg.chunk_size = frame_size;
+    setsockopt(fd.as_fd(), libc::XDP_UMEM_REG, &reg)?;
+    // A bound UMEM needs both of its rings, though a sender never fills the fill ring.
+    setsockopt(fd.as_fd(), libc::XDP_UMEM_FILL_RING, &ring)?;
+    setsockopt(fd.as_fd(), libc::XDP_UMEM_COMPLETION_RING, &ring)?;
+    setsockopt(fd.as_fd(), libc::XDP_TX_RING, &ring)?;
+    // SAFETY: xdp_mmap_offsets is plain integers; all-zero is a valid value.
+    let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
+    let off_ptr: *mut libc::xdp_mmap_offsets = &mut off;
+    // SAFETY: getsockopt writes at most `len` bytes into a live struct of that size.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            libc::XDP_MMAP_OFFSETS,
+            off_ptr.cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let tx = Ring::map(
+        fd.as_fd(),
+        &off.tx,
+        ring,
+        size_of::<libc::xdp_desc>(),
+        libc::XDP_PGOFF_TX_RING as u64,
+    )?;
+    let fill = Ring::map(fd.as_fd(), &off.fr, ring, 8, libc::XDP_UMEM_PGOFF_FILL_RING)?;
+    let completion = Ring::map(
+        fd.as_fd(),
+        &off.cr,
+        ring,
+        8,
+        libc::XDP_UMEM_PGOFF_COMPLETION_RING,
+    )?;
+    bind(fd.as_fd(), ifindex, queue, true)?;
+    guard.0 = std::ptr::null_mut();
+    Ok(XskTx {
+        tx,
+        completion,
+        _fill: fill,
+        umem,
+        umem_len,
+        frame_size,
+        free: (0..frames)
+            .rev()
+            .map(|i| u64::from(i) * u64::from(frame_size))
+            .collect(),
+        fd,
+    })
+}
+
+impl XskTx {
+    /// Whether the TX ring holds descriptors the kernel has not taken yet.
+    pub(crate) fn tx_pending(&self) -> bool {
+        self.tx.producer().load(Ordering::Relaxed) != self.tx.consumer().load(Ordering::Acquire)
+    }
+
+    /// How many TX descriptors the kernel has taken so far (wrapping).
+    pub(crate) fn tx_taken(&self) -> u32 {
+        self.tx.consumer().load(Ordering::Acquire)
+    }
+
+    /// Takes the chunks the kernel completed back; how many.
+    pub(crate) fn reap(&mut self) -> u32 {
+        let cons = self.completion.consumer().load(Ordering::Relaxed);
+        let n = self
+            .completion
+            .producer()
+            .load(Ordering::Acquire)
+            .wrapping_sub(cons);
+        for i in 0..n {
+            // SAFETY: a completion descriptor the kernel published (below the producer's
+            // index, read after the acquire load): one u64 inside the ring's mapping.
+            let addr = unsafe {
+                self.completion
+                    .slot(cons.wrapping_add(i), 8)
+                    .cast::<u64>()
+                    .read()
+            };
+            self.free.push(addr - addr % u64::from(self.frame_size));
+        }
+        self.completion
+            .consumer()
+            .store(cons.wrapping_add(n), Ordering::Release);
+        n
+    }
+
+    /// Publishes up to `max` frames on the TX ring, each built by `fill` into a free chunk
+    /// (`fill` gets the chunk and returns the frame's length, at most the chunk's size);
+    /// how many were published (limited by free chunks and ring room).
+    pub(crate) fn publish(&mut self, max: u32, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> u32 {
+        let prod = self.tx.producer().load(Ordering::Relaxed);
+        let room = (self.tx.mask + 1)
+            .wrapping_sub(prod.wrapping_sub(self.tx.consumer().load(Ordering::Acquire)));
+        let n = max.min(room).min(self.free.len() as u32);
+        for i in 0..n {
+            let Some(addr) = self.free.pop() else { break };
+            // SAFETY: `addr` is the start of a chunk of `frame_size` bytes inside the UMEM
+            // (only chunk starts are ever pushed on the free list) that the kernel does not
+            // hold: it came back on the completion ring or was never published.
+            let chunk = unsafe {
+                std::slice::from_raw_parts_mut(
+                    self.umem.cast::<u8>().add(addr as usize),
+                    self.frame_size as usize,
+                )
+            };
+            let len = fill(chunk).min(self.frame_size as usize) as u32;
+            let desc = libc::xdp_desc {
+                addr,
+                len,
+                options: 0,
+            };
+            // SAFETY: a TX descriptor slot inside the ring's mapping, free since the kernel
+            // consumed it (checked against the consumer index above).
+            unsafe {
+                self.tx
+                    .slot(prod.wrapping_add(i), size_of::<libc::xdp_desc>())
+                    .cast::<libc::xdp_desc>()
+                    .write(desc)
+            };
+        }
+        self.tx
+            .producer()
+            .store(prod.wrapping_add(n), Ordering::Release);
+        n
+    }
+
+    /// Tells the kernel to transmit what the TX ring holds (it sends a batch per call).
+    pub(crate) fn kick(&self) -> io::Result<Kick> {
+        // SAFETY: sendto with no buffer and no address: AF_XDP's wakeup.
+        let ret = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            )
+        };
+        if ret >= 0 {
+            return Ok(Kick::Sent);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::ENOBUFS) => Ok(Kick::Again),
+            // The kernel's "completed but not sent" (the device dropped the frame).
+            Some(libc::EBUSY) => Ok(Kick::Dropped),
+            _ => Err(e),
+        }
+    }
+}
