@@ -91,6 +91,8 @@ echo "== nfcc on the examples (release build)"
 cargo build --release --quiet -p nfcc
 ./target/release/nfcc check examples/*.nf
 ./target/release/nfcc test examples/*.nf
+echo "== bench ratios across the traffic generators this kernel allows (short run)"
+bash benches/scripts/generators.sh ./target/release/nfcc 0.3 1
 echo "== the Kubernetes manifests (offline: there is no cluster here)"
 if command -v python3 >/dev/null 2>&1 && python3 -m venv --help >/dev/null 2>&1; then
     bash scripts/validate-manifests.sh ./target/release/nfcc

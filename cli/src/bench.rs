@@ -2,10 +2,8 @@
 //! same run (the driver prepares the subject and traffic; `nfcc_testbeds::bench` measures).
 
 use crate::args::BenchArgs;
-use nfcc_driver::compiler::classify::Choice;
 use nfcc_driver::exit::OK;
 use nfcc_driver::testbeds::bench::{self, Options, Row};
-use nfcc_driver::testbeds::sweep::Point;
 use nfcc_driver::DriverError;
 use serde_json::json;
 
@@ -27,6 +25,7 @@ fn can_load() -> Result<(), DriverError> {
 
 /// `nfcc bench`.
 pub fn bench(a: &BenchArgs) -> Result<u8, DriverError> {
+    nfcc_driver::bench::use_generator(a.generator);
     let opts = nfcc_driver::bench::options(a.mode, a.seconds, a.runs)?;
     if a.sweep {
         return sweep(a, opts);
@@ -51,7 +50,6 @@ pub fn bench(a: &BenchArgs) -> Result<u8, DriverError> {
     };
     can_load()?;
     let baselines = nfcc_driver::bench::baselines(&a.baseline);
-    nfcc_driver::bench::use_generator(a.generator);
     let report = bench::run_against(
         &ours,
         &c.policy,
@@ -112,102 +110,46 @@ fn userspace(a: &BenchArgs) -> Result<u8, DriverError> {
 /// `nfcc bench --sweep`.
 fn sweep(a: &BenchArgs, opts: Options) -> Result<u8, DriverError> {
     can_load()?;
-    let env = |e: nfcc_driver::testbeds::TestbedError| DriverError::Environment(e.to_string());
-    let mut progress = progress(a.json, a.runs);
-    let sizes = [10, 100, 1_000, 10_000, 100_000, 1_000_000];
-    let blocklist =
-        nfcc_driver::testbeds::sweep::blocklist(&sizes, false, opts, &mut progress).map_err(env)?;
-    let hot =
-        nfcc_driver::testbeds::sweep::blocklist(&sizes, true, opts, &mut progress).map_err(env)?;
-    let counts = [1, 10, 100, 1_000, 10_000];
-    let acl = match std::fs::read_to_string(&a.filters) {
-        Ok(text) => Some((
-            nfcc_driver::testbeds::sweep::acl(&text, &counts, Choice::Auto, opts, &mut progress)
-                .map_err(env)?,
-            nfcc_driver::testbeds::sweep::acl(&text, &counts, Choice::Linear, opts, &mut progress)
-                .map_err(env)?,
-        )),
-        Err(e) => {
-            eprintln!(
-                "note: ACL sweep skipped: cannot read {} ({e}); give --filters FILE",
-                a.filters.display()
-            );
-            None
-        }
-    };
-    let points = |ps: &[Point]| {
-        ps.iter()
-            .map(|p| json!({"size": p.size, "mpps": p.mpps, "test_run_ns": p.test_run_ns}))
-            .collect::<Vec<_>>()
-    };
+    let sw = nfcc_driver::bench::sweep(&a.filters, opts, &mut progress(a.json, a.runs))?;
+    if let Some(note) = &sw.note {
+        eprintln!("note: {note}");
+    }
     if a.json {
-        let v = json!({
-            "blocklist_entries": points(&blocklist),
-            "blocklist_entries_hot": points(&hot),
-            "acl_rules": acl.as_ref().map(|a| points(&a.0)).unwrap_or_default(),
-            "acl_rules_as_code": acl.as_ref().map(|a| points(&a.1)).unwrap_or_default(),
-        });
-        say!("{v}");
+        say!("{}", nfcc_driver::bench::sweep_json(&sw));
     } else {
+        if let Some(g) = nfcc_driver::runtime::traffic::selected() {
+            say!("{g}");
+        }
         say!(
-            "{:<32} {:>10} {:>8} {:>14}",
+            "{:<32} {:>10} {:>8} {:>10} {:>12}",
             "sweep point",
             "size",
             "Mpps",
+            "in-situ ns",
             "test_run ns"
         );
-        let rows = blocklist
-            .iter()
-            .map(|p| ("blocklist entries, random src", p))
-            .chain(hot.iter().map(|p| ("blocklist entries, 8 hot src", p)))
-            .chain(
-                acl.iter()
-                    .flat_map(|a| &a.0)
-                    .map(|p| ("ClassBench ACL rules", p)),
-            )
-            .chain(
-                acl.iter()
-                    .flat_map(|a| &a.1)
-                    .map(|p| ("ClassBench ACL rules, as code", p)),
-            );
-        for (what, p) in rows {
-            say!(
-                "{what:<32} {:>10} {:>8.2} {:>14}",
-                p.size,
-                p.mpps,
-                p.test_run_ns.map_or("-".into(), |n| format!("{n:.0}"))
-            );
-        }
-        for (what, ps) in [("random sources", &blocklist), ("8 hot sources", &hot)] {
-            if let (Some(first), Some(last)) = (ps.first(), ps.last()) {
+        let f = |x: Option<f64>| x.map_or("-".to_string(), |n| format!("{n:.0}"));
+        for (what, ps) in &sw.series {
+            for p in ps {
+                let mpps = format!("{:.2}{}", p.mpps, if p.generator_bound { "*" } else { "" });
                 say!(
-                    "blocklist at {} entries runs at {:.2}x its speed at {} ({what})",
-                    last.size,
-                    last.mpps / first.mpps.max(1e-9),
-                    first.size
+                    "{what:<32} {:>10} {mpps:>8} {:>10} {:>12}",
+                    p.size,
+                    f(p.in_situ_ns),
+                    f(p.test_run_ns)
                 );
             }
         }
+        if sw
+            .series
+            .iter()
+            .any(|(_, ps)| ps.iter().any(|p| p.generator_bound))
+        {
+            say!("*: the generator bounded the rate; the in-situ ns are the program's own cost");
+        }
     }
     if let Some(path) = &a.plot {
-        let line = |ps: &[Point]| {
-            ps.iter()
-                .map(|p| (p.size as f64, p.mpps))
-                .collect::<Vec<_>>()
-        };
-        let mut series = vec![
-            (
-                "blocklist entries, random sources".to_string(),
-                line(&blocklist),
-            ),
-            ("blocklist entries, 8 hot sources".to_string(), line(&hot)),
-        ];
-        if let Some((tree, code)) = &acl {
-            series.push(("ClassBench ACL rules".to_string(), line(tree)));
-            series.push(("ClassBench ACL rules, as code".to_string(), line(code)));
-        }
-        let svg = nfcc_driver::testbeds::plot::lines("Mpps by size (log scale)", &series);
-        nfcc_driver::error::write(path, svg)?;
+        nfcc_driver::error::write(path, nfcc_driver::bench::sweep_plot(&sw))?;
     }
     Ok(OK)
 }

@@ -64,6 +64,7 @@ pub fn test(a: &TestArgs) -> u8 {
             return ENV;
         }
     }
+    let testbed = engines.contains(&nfcc_driver::engine::EngineKind::Testbed);
     let several = engines.len() > 1;
     let sum = nfcc_driver::test::run(&a.files, &engines, &mut |ev| match ev {
         TestEvent::Unreadable(e) => eprintln!("error: {e}"),
@@ -114,6 +115,10 @@ pub fn test(a: &TestArgs) -> u8 {
     }
     for (which, passed, failed) in &sum.tally {
         say!("{}: {passed} passed, {failed} failed", which.name());
+    }
+    match nfcc_driver::runtime::traffic::selected() {
+        Some(g) if testbed => eprintln!("note: {g}"),
+        _ => {}
     }
     let mut code = sum.exit_code();
     if let Some(path) = &a.junit {

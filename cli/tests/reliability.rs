@@ -2,7 +2,7 @@
 //! veth pair) that is always removed:
 //!
 //! - `--replace --reload` (a new program each time, not an update in place) 100 times while
-//!   the live-frame generator sends into the interface at full
+//!   the traffic generator sends into the interface at full
 //!   speed: every frame the interface received is counted by exactly one program version's
 //!   per-rule statistics (none met no program), and the dynamic set's run-time entries are in
 //!   every version;

@@ -377,17 +377,21 @@ pub fn report_json(
             },
             "rx_cpu_ns": "CPU time of the receiving veth's threaded NAPI (schedstat) per delivered packet, userspace generators only",
             "mpps_per_core": "live frames: the delivered rate of the core sender and receiver share; userspace generators: 1000 / rx_cpu_ns where the receive thread was busy at least 90% of the time",
-            "ratios": "per-core Mpps where both subjects saturated their core, else in-situ ns, else receive CPU ns, else test-run ns",
+            "ratios": "in-situ ns where both subjects have them (BPF programs), else per-core Mpps where both saturated their core, else receive CPU ns, else test-run ns",
         },
         "results": results,
     })
 }
 
-/// `nfcc bench --plot`: a bar per subject — Mpps, or where the generator bounded the rate,
-/// the programs' in-situ ns (receive CPU ns for peers without BPF statistics).
+/// `nfcc bench --plot`: a bar per subject — Mpps with live frames, else the programs' in-situ
+/// ns (receive CPU ns for peers without BPF statistics).
 pub fn plot(policy: &str, report: &Report) -> String {
     let lines = lines(report);
-    let in_situ = lines.iter().any(|l| l.m.generator_bound);
+    // With a userspace generator the receive path's own overhead flattens Mpps (see
+    // `nfcc_testbeds::bench::compare`): the chart shows ns per packet then.
+    let in_situ = lines
+        .iter()
+        .any(|l| !l.m.generator.shares_the_receivers_core());
     let bars: Vec<(String, f64)> = lines
         .iter()
         .map(|l| match (in_situ, l.m.in_situ_ns.or(l.m.rx_cpu_ns)) {
@@ -401,7 +405,118 @@ pub fn plot(policy: &str, report: &Report) -> String {
     } else {
         format!("{policy}: Mpps on a veth testbed, generator {g}")
     };
-    nfcc_testbeds::plot::bars(&title, &bars)
+    nfcc_testbeds::plot::bars(&title, if in_situ { "ns" } else { "Mpps" }, &bars)
+}
+
+/// What `nfcc bench --sweep` measured: named series of points, and a note when the ACL
+/// series could not be measured.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    /// (what, points), in report order.
+    pub series: Vec<(&'static str, Vec<nfcc_testbeds::sweep::Point>)>,
+    /// Why a series is missing.
+    pub note: Option<String>,
+}
+
+/// `nfcc bench --sweep`: a blocklist from 10 to 1,000,000 entries (random and 8 hot
+/// sources), and the first 1 to 10,000 rules of `filters` as classifier trees and as code.
+pub fn sweep(
+    filters: &Path,
+    opts: Options,
+    progress: &mut dyn FnMut(&str, usize, f64),
+) -> Result<Sweep, DriverError> {
+    use nfcc_compiler::classify::Choice as C;
+    use nfcc_testbeds::sweep as sw;
+    let env = |e: nfcc_testbeds::TestbedError| DriverError::Environment(e.to_string());
+    let sizes = [10, 100, 1_000, 10_000, 100_000, 1_000_000];
+    let mut series = vec![
+        (
+            "blocklist entries, random src",
+            sw::blocklist(&sizes, false, opts, progress).map_err(env)?,
+        ),
+        (
+            "blocklist entries, 8 hot src",
+            sw::blocklist(&sizes, true, opts, progress).map_err(env)?,
+        ),
+    ];
+    let counts = [1, 10, 100, 1_000, 10_000];
+    let note = match std::fs::read_to_string(filters) {
+        Ok(text) => {
+            series.push((
+                "ClassBench ACL rules",
+                sw::acl(&text, &counts, C::Auto, opts, progress).map_err(env)?,
+            ));
+            series.push((
+                "ClassBench ACL rules, as code",
+                sw::acl(&text, &counts, C::Linear, opts, progress).map_err(env)?,
+            ));
+            None
+        }
+        Err(e) => Some(format!(
+            "ACL sweep skipped: cannot read {} ({e}); give --filters FILE",
+            filters.display()
+        )),
+    };
+    Ok(Sweep { series, note })
+}
+
+fn bound(ps: &[nfcc_testbeds::sweep::Point]) -> bool {
+    ps.iter().any(|p| p.generator_bound)
+}
+
+/// The sweep as JSON: per series its points (size, Mpps, in-situ ns, test-run ns, whether
+/// the generator bounded the rate).
+pub fn sweep_json(sw: &Sweep) -> Value {
+    let key = |what: &str| match what {
+        "blocklist entries, random src" => "blocklist_entries",
+        "blocklist entries, 8 hot src" => "blocklist_entries_hot",
+        "ClassBench ACL rules" => "acl_rules",
+        _ => "acl_rules_as_code",
+    };
+    let mut v = serde_json::Map::new();
+    for (what, ps) in &sw.series {
+        let points: Vec<Value> = ps
+            .iter()
+            .map(|p| {
+                json!({"size": p.size, "mpps": p.mpps, "in_situ_ns": p.in_situ_ns,
+                            "test_run_ns": p.test_run_ns, "generator_bound": p.generator_bound})
+            })
+            .collect();
+        v.insert(key(what).to_string(), Value::Array(points));
+    }
+    v.insert(
+        "generator".into(),
+        nfcc_runtime::traffic::selected().map_or(Value::Null, |s| json!(s.kind.name())),
+    );
+    Value::Object(v)
+}
+
+/// The sweep's chart: Mpps by size, or where the generator bounded the rate, in-situ ns.
+pub fn sweep_plot(sw: &Sweep) -> String {
+    let in_situ = sw.series.iter().any(|(_, ps)| bound(ps));
+    let series: Vec<(String, Vec<(f64, f64)>)> = sw
+        .series
+        .iter()
+        .map(|(what, ps)| {
+            let y = |p: &nfcc_testbeds::sweep::Point| {
+                if in_situ {
+                    p.in_situ_ns.unwrap_or(0.0)
+                } else {
+                    p.mpps
+                }
+            };
+            (
+                what.to_string(),
+                ps.iter().map(|p| (p.size as f64, y(p))).collect(),
+            )
+        })
+        .collect();
+    let title = if in_situ {
+        "in-situ ns per packet by size (log scale)"
+    } else {
+        "Mpps by size (log scale)"
+    };
+    nfcc_testbeds::plot::lines(title, &series)
 }
 
 #[cfg(test)]

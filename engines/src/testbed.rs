@@ -1,5 +1,5 @@
 //! The testbed as a test engine (`nfcc test --engine testbed`): each test packet goes through
-//! the real path — sent by the live-frame generator out of the transmitting veth, run by the
+//! the real path — sent by the process's traffic generator out of the transmitting veth, run by the
 //! policy attached on the receiving veth (native XDP, or TC ingress with GRO giving the veth
 //! its NAPI; a TC egress policy sits on the sending veth instead and its packets are sent
 //! through the qdisc layer by a packet socket) — and the verdict is what happened to it, observed from outside the program:

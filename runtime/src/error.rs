@@ -75,6 +75,15 @@ pub enum RuntimeError {
         #[source]
         source: io::Error,
     },
+    /// The kernel refused every traffic generator asked for (`--generator` named one, or
+    /// `auto` found none that works); each refusal names the generator, the step and the errno.
+    #[error("traffic generator: {}{hint}", refused.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    GeneratorRefused {
+        /// Each generator tried, with why it was refused.
+        refused: Vec<crate::traffic::Refusal>,
+        /// What to try instead.
+        hint: &'static str,
+    },
     /// A network namespace could not be entered.
     #[error("cannot enter network namespace `{name}`: {source}")]
     Netns {

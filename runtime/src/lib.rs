@@ -8,7 +8,7 @@
 //!   keeps it there — pins under `/sys/fs/bpf/nfcc/<policy>/` and a manifest in `/run/nfcc`
 //!   (`state`) — swaps versions (`--replace`) and removes it; [`offload`] deploys a NIC/host
 //!   split; [`PinnedMaps`] reads a deployment's maps;
-//! - [`traffic`] is the live-frame traffic generator, [`capture`] the packet sockets of the
+//! - [`traffic`] holds the traffic generators (live frames, AF_XDP, AF_PACKET), [`capture`] the packet sockets of the
 //!   testbeds, [`traffic::in_netns`] runs work in a network namespace;
 //! - [`links`] lists interfaces and follows link events (netlink), for the agent;
 //! - [`can_load_bpf`] tells whether this process may load programs at all, so privileged tests

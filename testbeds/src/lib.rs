@@ -5,7 +5,7 @@
 //!   process and testbed, removed when dropped — also on panic, Ctrl-C and SIGTERM — and swept
 //!   when a crashed process left one behind.
 //! - [`bench`]: Mpps of a policy (or a baseline) on the receiving veth, driven by the
-//!   live-frame generator of `nfcc_runtime::traffic`.
+//!   process's traffic generator (`nfcc_runtime::traffic`), with figures that do not depend on it.
 //!
 //! Every syscall goes through `nfcc_runtime`; this crate runs `ip` for topology changes.
 

@@ -11,8 +11,9 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// A horizontal bar chart: one bar per (label, Mpps), longest bar scaled to the width.
-pub fn bars(title: &str, bars: &[(String, f64)]) -> String {
+/// A horizontal bar chart: one bar per (label, value), longest bar scaled to the width, each
+/// value written after its bar with `unit` ("Mpps", "ns").
+pub fn bars(title: &str, unit: &str, bars: &[(String, f64)]) -> String {
     let (left, width, row) = (300.0, 420.0, 28.0);
     let height = 60.0 + row * bars.len() as f64;
     let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9);
@@ -32,7 +33,7 @@ pub fn bars(title: &str, bars: &[(String, f64)]) -> String {
         let w = width * mpps / max;
         let _ = writeln!(
             s,
-            r#"<text x="{x}" y="{ty}" text-anchor="end">{}</text><rect x="{left}" y="{y}" width="{w:.1}" height="{h}" fill="{fill}"/><text x="{tx:.1}" y="{ty}">{mpps:.2} Mpps</text>"#,
+            r#"<text x="{x}" y="{ty}" text-anchor="end">{}</text><rect x="{left}" y="{y}" width="{w:.1}" height="{h}" fill="{fill}"/><text x="{tx:.1}" y="{ty}">{mpps:.2} {unit}</text>"#,
             esc(label),
             x = left - 8.0,
             ty = y + 15.0,

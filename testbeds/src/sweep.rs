@@ -27,6 +27,10 @@ pub struct Point {
     pub mpps: f64,
     /// Kernel test_run ns per packet.
     pub test_run_ns: Option<f64>,
+    /// The program's own ns per packet on the real path (kernel run statistics).
+    pub in_situ_ns: Option<f64>,
+    /// Whether the generator, not the program, bounded the rate.
+    pub generator_bound: bool,
 }
 
 fn compile(
@@ -113,6 +117,8 @@ pub fn blocklist(
     progress: &mut dyn FnMut(&str, usize, f64),
 ) -> Result<Vec<Point>, TestbedError> {
     let tb = Testbed::new()?;
+    // The in-situ figures need the kernel's run statistics, on for the sweep only.
+    let _stats = nfcc_runtime::stats::RunTimeStats::enable().ok();
     let frame = nfcc_dsl::testing::frame_from_literal(
         "ipv4(src=10.0.0.0, dst=198.18.0.2) / udp(sport=4000, dport=53) / payload(\"..................\")",
     )
@@ -135,6 +141,8 @@ pub fn blocklist(
             size: n,
             mpps: m.median_mpps,
             test_run_ns: m.test_run_ns,
+            in_situ_ns: m.in_situ_ns,
+            generator_bound: m.generator_bound,
         });
     }
     Ok(out)
@@ -150,6 +158,8 @@ pub fn acl(
     progress: &mut dyn FnMut(&str, usize, f64),
 ) -> Result<Vec<Point>, TestbedError> {
     let tb = Testbed::new()?;
+    // The in-situ figures need the kernel's run statistics, on for the sweep only.
+    let _stats = nfcc_runtime::stats::RunTimeStats::enable().ok();
     // A fixed pseudo-random mix (xorshift), the same for every size.
     let mut x = 0x2545_f491_4f6c_dd1du64;
     let mut next = || {
@@ -193,6 +203,8 @@ pub fn acl(
             size: n as u64,
             mpps: m.median_mpps,
             test_run_ns: m.test_run_ns,
+            in_situ_ns: m.in_situ_ns,
+            generator_bound: m.generator_bound,
         });
     }
     Ok(out)

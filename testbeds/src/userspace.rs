@@ -2,7 +2,7 @@
 //! AF_XDP socket (an XDP program redirects every frame to it: `default redirect xsk`) and
 //! through an AF_PACKET socket (an XDP program passes every frame to the stack, whose packet
 //! tap hands it to the socket, one `recvmsg` per frame), on one testbed in one run, each with
-//! the same offered load from the live-frame generator.
+//! the same offered load from the process's traffic generator.
 
 use crate::topology::{Layout, Testbed};
 use crate::TestbedError;

@@ -1,4 +1,4 @@
-//! Testbeds on the real kernel: they clean up after themselves (also on panic), the live-frame
+//! Testbeds on the real kernel: they clean up after themselves (also on panic), the traffic
 //! generator's frames reach the policy on the receiving veth and every one is counted, and a
 //! bench of the blocklist policy measures the C and nftables baselines in the same run.
 //! The baseline translations are checked without privilege.
@@ -221,6 +221,7 @@ fn baselines_translate_what_they_can_and_say_why_not() {
 fn bench_charts_are_svg() {
     let svg = nfcc_testbeds::plot::bars(
         "blocklist: Mpps",
+        "Mpps",
         &[
             ("blocklist (nfcc)".into(), 6.5),
             ("drop_all.c".into(), 8.25),

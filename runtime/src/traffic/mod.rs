@@ -84,9 +84,9 @@ impl Kind {
     /// What it is, for reports.
     pub fn describe(self) -> &'static str {
         match self {
-            Kind::Live => "live frames (BPF_PROG_TEST_RUN, BPF_F_TEST_XDP_LIVE_FRAMES)",
-            Kind::Xsk => "AF_XDP transmit (copy mode)",
-            Kind::Packet => "AF_PACKET (PACKET_QDISC_BYPASS, sendmmsg)",
+            Kind::Live => "live frames: BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES",
+            Kind::Xsk => "AF_XDP transmit, copy mode",
+            Kind::Packet => "AF_PACKET with PACKET_QDISC_BYPASS, sendmmsg",
         }
     }
 
@@ -143,10 +143,12 @@ pub struct Refusal {
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} refused: {}: ", self.kind, self.what)?;
+        write!(f, "{} refused ({}: ", self.kind, self.what)?;
+        // The OS's text without Rust's "(os error N)" suffix, lower-cased.
+        let text = self.error.split(" (os error").next().unwrap_or(&self.error);
         match self.errno.and_then(errno_name) {
-            Some(name) => write!(f, "{name} ({})", self.error),
-            None => f.write_str(&self.error),
+            Some(name) => write!(f, "{name}, {})", text.to_lowercase()),
+            None => write!(f, "{})", text.to_lowercase()),
         }
     }
 }
@@ -181,16 +183,14 @@ pub struct Selection {
 
 impl std::fmt::Display for Selection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "traffic generator: {} ({})",
-            self.kind,
-            self.kind.describe()
-        )?;
+        f.write_str("traffic generator: ")?;
         for r in &self.refused {
-            write!(f, "; {r}, fell back")?;
+            write!(f, "{r}; ")?;
         }
-        Ok(())
+        if !self.refused.is_empty() {
+            f.write_str("fell back to ")?;
+        }
+        write!(f, "{} ({})", self.kind, self.kind.describe())
     }
 }
 
@@ -304,10 +304,6 @@ impl Generator {
         choice: Choice,
         vary: Option<Variation>,
     ) -> Result<Generator, RuntimeError> {
-        let refused_err = |r: &Refusal, fallback: &str| RuntimeError::Traffic {
-            what: format!("traffic generator {r}{fallback}"),
-            source: std::io::Error::from_raw_os_error(r.errno.unwrap_or(libc::EIO)),
-        };
         let known = selected();
         let (order, mut refused): (Vec<Kind>, Vec<Refusal>) = match (choice, known) {
             (Choice::Only(k), _) => (vec![k], Vec::new()),
@@ -335,17 +331,17 @@ impl Generator {
                         Choice::Only(_) => "; `--generator auto` falls back to the others",
                         Choice::Auto => "",
                     };
-                    return Err(refused_err(&r, hint));
+                    return Err(RuntimeError::GeneratorRefused {
+                        refused: vec![r],
+                        hint,
+                    });
                 }
                 Err(r) => refused.push(r),
             }
         }
-        let all: Vec<String> = refused.iter().map(ToString::to_string).collect();
-        Err(RuntimeError::Traffic {
-            what: format!("no traffic generator works here: {}", all.join("; ")),
-            source: std::io::Error::from_raw_os_error(
-                refused.last().and_then(|r| r.errno).unwrap_or(libc::EIO),
-            ),
+        Err(RuntimeError::GeneratorRefused {
+            refused,
+            hint: "; no traffic generator works here",
         })
     }
 
