@@ -99,42 +99,42 @@ impl AgentMetrics {
         let mut r = Registry::default();
         r.register(
             "nfcc_agent_reconciles",
-            "Reconciles of the node to its bindings.",
+            "Reconciles of the node to its bindings",
             self.reconciles.clone(),
         );
         r.register(
             "nfcc_agent_reconcile_seconds",
-            "How long each reconcile took.",
+            "How long each reconcile took",
             self.reconcile_seconds.clone(),
         );
         r.register(
             "nfcc_agent_actions",
-            "Loads, replaces, unloads and forgets the agent ran, by result.",
+            "Loads, replaces, unloads and forgets the agent ran, by result",
             self.actions.clone(),
         );
         r.register(
             "nfcc_agent_rejected",
-            "Versions of a binding that were not deployed: its file is bad, or its policy does not check or fails its tests.",
+            "Versions of a binding that were not deployed: its file is bad, or its policy does not check or fails its tests",
             self.rejected.clone(),
         );
         r.register(
             "nfcc_agent_bindings",
-            "Usable bindings at the last reconcile.",
+            "Usable bindings at the last reconcile",
             self.bindings.clone(),
         );
         r.register(
             "nfcc_agent_deployments",
-            "The agent's live deployments after the last reconcile.",
+            "The agent's live deployments after the last reconcile",
             self.deployments.clone(),
         );
         r.register(
             "nfcc_agent_conflicts",
-            "Interfaces in conflict at the last reconcile (two bindings, or a policy loaded by hand).",
+            "Interfaces in conflict at the last reconcile (two bindings, or a policy loaded by hand)",
             self.conflicts.clone(),
         );
         r.register(
             "nfcc_agent_last_reconcile_timestamp_seconds",
-            "When the last reconcile ended, in seconds since the Unix epoch.",
+            "When the last reconcile ended, in seconds since the Unix epoch",
             self.last_reconcile.clone(),
         );
         r.register_collector(Box::new(DeploymentCollector::default()));
@@ -169,6 +169,11 @@ mod tests {
             "# TYPE nfcc_agent_reconcile_seconds histogram",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        // One period per HELP text: the registry adds one to what `register` gets, while a
+        // collector writes its own.
+        for help in text.lines().filter(|l| l.starts_with("# HELP")) {
+            assert!(help.ends_with('.') && !help.ends_with(".."), "{help}");
         }
     }
 }

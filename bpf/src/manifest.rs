@@ -257,6 +257,17 @@ impl Stage {
         self.maps.iter().find(|m| m.role == role)
     }
 
+    /// The dynamic pool whose state map `name` is (its Maglev tables, backend slots,
+    /// selector or a flow table): live state `nfcc pool` changes, kept across versions.
+    pub fn pool_of_map(&self, name: &str) -> Option<&PoolEntry> {
+        self.pools.iter().find(|p| {
+            p.table == name
+                || p.backends == name
+                || p.active == name
+                || p.flows.iter().any(|f| f == name)
+        })
+    }
+
     /// The map named `name`.
     pub fn map(&self, name: &str) -> Option<&MapEntry> {
         self.maps.iter().find(|m| m.name == name)

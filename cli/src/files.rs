@@ -27,24 +27,27 @@ pub fn check(a: &CheckArgs) -> u8 {
             Some(p) if errors == 0 && !(a.deny_warnings && warnings > 0) => {
                 let rules: usize = p.policies.iter().map(|p| p.rules.len()).sum();
                 let tests: usize = p.policies.iter().map(|p| p.tests.len()).sum();
+                let n = |n, one, many| nfcc_driver::source::count(n, one, many);
                 say!(
-                    "{}: ok ({} {}, {rules} rules, {tests} tests{})",
+                    "{}: ok ({}, {}, {}{})",
                     f.display(),
-                    p.policies.len(),
-                    if p.policies.len() == 1 {
-                        "policy"
-                    } else {
-                        "policies"
-                    },
+                    n(p.policies.len(), "policy", "policies"),
+                    n(rules, "rule", "rules"),
+                    n(tests, "test", "tests"),
                     if warnings > 0 {
-                        format!(", {warnings} warnings")
+                        format!(", {}", n(warnings, "warning", "warnings"))
                     } else {
                         String::new()
                     }
                 );
             }
             _ => {
-                say!("{}: {errors} errors, {warnings} warnings", f.display());
+                say!(
+                    "{}: {}, {}",
+                    f.display(),
+                    nfcc_driver::source::count(errors, "error", "errors"),
+                    nfcc_driver::source::count(warnings, "warning", "warnings")
+                );
                 code = code.max(INPUT);
             }
         }

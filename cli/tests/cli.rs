@@ -70,6 +70,19 @@ fn check_error_exits_1_with_every_diagnostic() {
 }
 
 #[test]
+fn check_counts_say_one_in_the_singular() {
+    let one = "policy one on xdp {\n  rule r: udp.dport == 53 => drop\n  default pass\n  test \"t\" {\n    send ipv4() / udp(dport=53)\n    expect drop by r\n  }\n}\n";
+    let out = check(&["check", "{}/one.nf"], &[("one.nf", one)], 0);
+    assert!(
+        out.contains("one.nf: ok (1 policy, 1 rule, 1 test)"),
+        "{out}"
+    );
+    let bad = "policy one on xdp {\n  rule r: udp.dport == 70000 => drop\n  default pass\n}\n";
+    let out = check(&["check", "{}/bad1.nf"], &[("bad1.nf", bad)], 1);
+    assert!(out.contains("bad1.nf: 1 error, 0 warnings"), "{out}");
+}
+
+#[test]
 fn missing_file_exits_1() {
     let out = check(&["check", "{}/nope.nf"], &[], 1);
     assert!(out.contains("cannot read SCRATCH/nope.nf"), "{out}");

@@ -42,7 +42,11 @@ fn pools_change_on_a_loaded_policy() {
     let (code, out) = nfcc(&["pool", "del", "l4lb", "web", "10.0.2.12"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("pool web: 2 of 64 backends") && !out.contains("10.0.2.12"),
+        out.contains("removed 10.0.2.12")
+            && out.contains("pool web: 2 of 64 backends")
+            && !out
+                .lines()
+                .any(|l| l.starts_with("  ") && l.contains("10.0.2.12")),
         "{out}"
     );
     // About a third of the slots were the removed backend's; Maglev moves few others.
@@ -62,6 +66,19 @@ fn pools_change_on_a_loaded_policy() {
             && out.contains("slot 1 (incarnation 2)"),
         "the freed slot holds the new backend: {out}"
     );
+    assert!(out.contains("added 10.0.2.14 with weight 2"), "{out}");
+    // Adding a backend the pool holds keeps its weight and changes nothing.
+    let (code, out) = nfcc(&["pool", "add", "l4lb", "web", "10.0.2.14"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("10.0.2.14 is already a backend with weight 2: nothing changed")
+            && out.contains("0 of 65537 table slots moved"),
+        "{out}"
+    );
+    // With a weight it is re-weighted, and says from what to what.
+    let (code, out) = nfcc(&["pool", "add", "l4lb", "web", "10.0.2.14", "weight", "3"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("10.0.2.14: weight 2 -> 3"), "{out}");
 
     // Mistakes: each refused with exit 1 and the reason, nothing changed.
     for (args, says) in [
@@ -89,4 +106,19 @@ fn pools_change_on_a_loaded_policy() {
     }
     let (_, out) = nfcc(&["pool", "list", "l4lb", "web"]);
     assert!(out.contains("pool web: 3 of 64 backends"), "{out}");
+    // A new version keeps the pool as `nfcc pool` left it, whether the program is updated in
+    // place or reloaded, as sets keep their members.
+    for how in [&["--replace"][..], &["--replace", "--reload"][..]] {
+        let (code, out) = nfcc(&[&["load", "examples/l4lb.nf", "--iface", &a], how].concat());
+        assert_eq!(code, 0, "{how:?}: {out}");
+        let (_, out) = nfcc(&["pool", "list", "l4lb", "web"]);
+        assert!(
+            out.contains("pool web: 3 of 64 backends")
+                && out
+                    .lines()
+                    .any(|l| l.contains("10.0.2.14") && l.contains("weight 3"))
+                && !out.contains("10.0.2.12"),
+            "{how:?}: {out}"
+        );
+    }
 }

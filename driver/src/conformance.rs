@@ -104,6 +104,23 @@ pub fn run(dir: &Path, engine: ConformanceEngine) -> Result<ConformanceReport, D
             (name, t)
         })
         .collect();
+    // A file that is not a conformance test (it does not parse, or its program does not
+    // assemble) is wrong input, not a failed check: the run stops before any engine.
+    for ((name, t), path) in tests.iter().zip(&files) {
+        let wrong = match t {
+            Err(e) => Some(e.clone()),
+            Ok(t) => t
+                .program()
+                .err()
+                .map(|e| format!("the program does not assemble: {e}")),
+        };
+        if let Some(e) = wrong {
+            return Err(DriverError::Input(format!(
+                "{}: not a conformance test ({name}): {e}",
+                path.display()
+            )));
+        }
+    }
     let engines = runners.into_iter().map(|r| run_engine(&tests, r)).collect();
     Ok(ConformanceReport { engines })
 }
@@ -282,13 +299,12 @@ mod tests {
                     "fault.data",
                     "-- asm\nldxw %r0, [%r1]\nexit\n-- result\n0x0\n",
                 ),
-                ("garbled.data", "-- asm\nfrob\n-- result\n0x0\n"),
             ],
         );
         let r = run(&d.0, ConformanceEngine::Interp).unwrap_or_else(|e| panic!("{e}"));
         assert!(r.failed());
         let e = &r.engines[0];
-        assert_eq!((e.engine, e.passed, e.failed.len()), ("interp", 1, 3));
+        assert_eq!((e.engine, e.passed, e.failed.len()), ("interp", 1, 2));
         let wrong = e.failed.iter().find(|f| f.file == "wrong.data");
         assert_eq!(
             wrong.map(|f| (f.expected.as_str(), f.actual.as_str())),
@@ -296,8 +312,24 @@ mod tests {
         );
         let fault = e.failed.iter().find(|f| f.file == "fault.data");
         assert!(fault.is_some_and(|f| f.actual.starts_with("error: instruction 0")));
-        let garbled = e.failed.iter().find(|f| f.file == "garbled.data");
-        assert!(garbled.is_some_and(|f| f.actual.contains("line 2")));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_test_is_wrong_input_not_a_failure() {
+        let d = Dir::new(
+            "garbled",
+            &[
+                ("ok.data", "-- asm\nmov %r0, 1\nexit\n-- result\n0x1\n"),
+                ("garbled.data", "-- asm\nfrob\n-- result\n0x0\n"),
+            ],
+        );
+        let e = run(&d.0, ConformanceEngine::All).err();
+        assert!(
+            e.as_ref().is_some_and(|e| e.exit_code() == 1
+                && e.to_string().contains("garbled.data")
+                && e.to_string().contains("line 2")),
+            "{e:?}"
+        );
     }
 
     #[test]

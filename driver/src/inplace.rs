@@ -11,7 +11,8 @@
 //! - sets and counters (`MapRole::carried`): the new version's initial entries are added where
 //!   the running map lacks them, live entries kept — what a reload carries over;
 //! - maps holding run-time state (statistics, limiters, samples, the clock, the scratch
-//!   vector, redirect targets): left alone;
+//!   vector, redirect targets, a dynamic pool's tables, slots, selector and flows): left
+//!   alone;
 //! - any other map (trees and their boxes, tables, merged rules, Maglev tables) must hold the
 //!   new version's entries already, or the update is not made in place and the program is reloaded.
 //!
@@ -106,6 +107,8 @@ fn plan(
         let want = by_map.get(m.name.as_str()).cloned().unwrap_or_default();
         match m.role {
             _ if paired(m) => {}
+            // A dynamic pool's tables, slots, selector and flows: live state (`nfcc pool`).
+            _ if new.pool_of_map(&m.name).is_some() => {}
             MapRole::RuleStats
             | MapRole::Limiter
             | MapRole::Samples

@@ -221,5 +221,10 @@ mod tests {
         );
         assert!(text.contains("# TYPE nfcc_rule_packets counter"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+        // One period per HELP text: the registry adds one to what `register` gets, while a
+        // collector writes its own.
+        for help in text.lines().filter(|l| l.starts_with("# HELP")) {
+            assert!(help.ends_with('.') && !help.ends_with(".."), "{help}");
+        }
     }
 }

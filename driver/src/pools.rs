@@ -50,10 +50,64 @@ pub struct PoolReport {
     pub backends: Vec<Backend>,
     /// For a change: the Maglev slots whose backend changed.
     pub moved: Option<usize>,
+    /// For a change: what it did to the backend named.
+    pub effect: Option<Effect>,
+}
+
+/// What `nfcc pool add|del` did to the backend it named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// A new backend, in this slot.
+    Added {
+        /// Its address.
+        addr: String,
+        /// Its weight.
+        weight: u16,
+    },
+    /// A backend the pool held got another weight.
+    Reweighted {
+        /// Its address.
+        addr: String,
+        /// The weight before.
+        from: u16,
+        /// The weight now.
+        to: u16,
+    },
+    /// The backend was there with that weight already: nothing was written.
+    Unchanged {
+        /// Its address.
+        addr: String,
+        /// Its weight.
+        weight: u16,
+    },
+    /// The backend was removed.
+    Removed {
+        /// Its address.
+        addr: String,
+    },
+}
+
+impl fmt::Display for Effect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Effect::Added { addr, weight } => write!(f, "added {addr} with weight {weight}"),
+            Effect::Reweighted { addr, from, to } => {
+                write!(f, "{addr}: weight {from} -> {to}")
+            }
+            Effect::Unchanged { addr, weight } => write!(
+                f,
+                "{addr} is already a backend with weight {weight}: nothing changed (`weight W` changes it)"
+            ),
+            Effect::Removed { addr } => write!(f, "removed {addr}"),
+        }
+    }
 }
 
 impl fmt::Display for PoolReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(e) = &self.effect {
+            writeln!(f, "{e}")?;
+        }
         if let Some(m) = self.moved {
             let pct = 100.0 * m as f64 / f64::from(nfcc_bpf::layout::MAGLEV_SLOTS);
             writeln!(
@@ -136,6 +190,7 @@ fn report(e: &PoolEntry, slots: &[PoolBackend], moved: Option<usize>) -> PoolRep
         capacity: e.capacity,
         backends,
         moved,
+        effect: None,
     }
 }
 
@@ -163,25 +218,48 @@ pub fn change(
         )));
     };
     let addr = parse_addr(text, e.v6)?;
-    let change = match (op, weight) {
+    let maps = deploy::stage_maps(stage)?;
+    let (slots, active) = read(&maps, e)?;
+    let shown = nfcc_compiler::pools::show(addr, e.v6);
+    // A backend the pool holds keeps its weight unless one is given.
+    let held = slots
+        .iter()
+        .find(|s| s.live && s.addr == addr)
+        .map(|s| s.weight);
+    let (change, effect) = match (op, weight) {
         (PoolOp::Add, w) => {
-            let weight = w.unwrap_or(1);
+            let weight = w.unwrap_or(u32::from(held.unwrap_or(1)));
             if !(1..=255).contains(&weight) {
                 return Err(DriverError::Input(format!("weight {weight}: use 1 to 255")));
             }
-            PoolChange::Add {
-                addr,
-                weight: weight as u16,
-            }
+            let weight = weight as u16;
+            let effect = match held {
+                None => Effect::Added {
+                    addr: shown,
+                    weight,
+                },
+                Some(from) if from == weight => {
+                    let mut r = report(e, &slots, Some(0));
+                    r.effect = Some(Effect::Unchanged {
+                        addr: shown,
+                        weight,
+                    });
+                    return Ok(r);
+                }
+                Some(from) => Effect::Reweighted {
+                    addr: shown,
+                    from,
+                    to: weight,
+                },
+            };
+            (PoolChange::Add { addr, weight }, effect)
         }
-        (PoolOp::Del, None) => PoolChange::Del { addr },
+        (PoolOp::Del, None) => (PoolChange::Del { addr }, Effect::Removed { addr: shown }),
         (PoolOp::Del, Some(_)) => {
             return Err(DriverError::Input("`nfcc pool del` takes no weight".into()))
         }
         (PoolOp::List, _) => return list(d, pool),
     };
-    let maps = deploy::stage_maps(stage)?;
-    let (slots, active) = read(&maps, e)?;
     let p = plan(e, &slots, active, change).map_err(|err| DriverError::Input(err.to_string()))?;
     let apply = |w: &nfcc_compiler::pools::MapWrite| maps.map_update(&w.map, &w.key, &w.value);
     p.before.iter().try_for_each(apply)?;
@@ -193,7 +271,9 @@ pub fn change(
     maps.map_update_many(&e.table, &table)?;
     apply(&p.flip)?;
     p.after.iter().try_for_each(apply)?;
-    Ok(report(e, &p.slots, Some(p.moved)))
+    let mut r = report(e, &p.slots, Some(p.moved));
+    r.effect = Some(effect);
+    Ok(r)
 }
 
 /// `nfcc pool OP POLICY POOL [ADDR [weight W]]` after the pool: the words as typed.

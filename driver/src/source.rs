@@ -216,6 +216,11 @@ pub fn read_input(path: &Path) -> Result<Input, DriverError> {
     })
 }
 
+/// `n` and the noun, singular for one: "1 error", "2 errors", "0 policies".
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

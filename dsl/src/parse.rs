@@ -92,6 +92,9 @@ fn syntax_error(source: &str, e: pest::error::Error<Rule>) -> Diagnostic {
         pest::error::InputLocation::Pos(p) => p,
         pest::error::InputLocation::Span((s, _)) => s,
     };
+    if let Some(d) = non_ascii_name(source, pos) {
+        return d;
+    }
     let end = source[pos..]
         .char_indices()
         .find(|&(_, c)| c.is_whitespace())
@@ -125,6 +128,36 @@ fn syntax_error(source: &str, e: pest::error::Error<Rule>) -> Diagnostic {
             "see the grammar in nf-language.md sections 3-7; every item of a policy starts \
              with `set`, `table`, `counter`, `limiter`, `pool`, `rule`, `default` or `test`",
         )
+}
+
+/// A name with a letter outside ASCII where the parse stopped (`policy naïve on xdp`): said
+/// as such, not as the token the grammar expected after the name's ASCII part.
+fn non_ascii_name(source: &str, pos: usize) -> Option<Diagnostic> {
+    let c = source.get(pos..)?.chars().next()?;
+    if c.is_ascii() || !c.is_alphanumeric() {
+        return None;
+    }
+    let name_char = |c: char| c.is_alphanumeric() || c == '_';
+    let start = source[..pos]
+        .char_indices()
+        .rev()
+        .take_while(|&(_, c)| name_char(c))
+        .last()
+        .map_or(pos, |(i, _)| i);
+    let end = source[pos..]
+        .char_indices()
+        .find(|&(_, c)| !name_char(c))
+        .map_or(source.len(), |(i, _)| pos + i);
+    let name = &source[start..end];
+    Some(
+        Diagnostic::error(
+            "E0002",
+            Span::new(start, end),
+            format!("syntax error: names are ASCII letters, digits and `_`; `{name}` has `{c}`"),
+        )
+        .with_label("not an ASCII name")
+        .with_help("spell the name in ASCII (the kernel's object and map names are ASCII too)"),
+    )
 }
 
 fn join_or(items: &[String]) -> String {

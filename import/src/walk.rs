@@ -128,6 +128,8 @@ pub(crate) fn walk(
         skip,
     };
     w.chain(top, &[], 0)?;
+    w.unreached();
+    w.harmless(top);
     Ok(Walked {
         lines: w.out,
         report: Report {
@@ -136,7 +138,125 @@ pub(crate) fn walk(
     })
 }
 
+/// The chain a rule's text jumps or goes to (`-j C`, `-g C`, nft's `jump C`), among `names`.
+fn jumps_to<'a>(text: &str, names: &[&'a str]) -> Vec<&'a str> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|w| matches!(w[0], "-j" | "--jump" | "-g" | "--goto" | "jump" | "goto"))
+        .filter_map(|w| names.iter().copied().find(|n| *n == w[1].trim_matches('"')))
+        .collect()
+}
+
 impl Walk<'_> {
+    /// Puts in the report every rule of a chain reached only through a refused rule (and of
+    /// the chains those reach): none of them is imported, and the report says which refused
+    /// rule keeps them out.
+    fn unreached(&mut self) {
+        let chains = self.chains;
+        let names: Vec<&str> = chains.iter().map(|c| c.name.as_str()).collect();
+        let walked =
+            |w: &Walk<'_>, c: &XChain| c.rules.iter().any(|r| w.report.contains_key(&r.line));
+        let mut work: Vec<(&str, usize)> = Vec::new();
+        for c in chains {
+            for r in &c.rules {
+                if matches!(r.read, Read::Refused(_)) && self.report.contains_key(&r.line) {
+                    work.extend(jumps_to(&r.text, &names).into_iter().map(|to| (to, r.line)));
+                }
+            }
+        }
+        let mut seen: HashSet<&str> = HashSet::new();
+        while let Some((name, via)) = work.pop() {
+            let Some(c) = chains.iter().find(|c| c.name == name) else {
+                continue;
+            };
+            if !seen.insert(name) || walked(self, c) {
+                continue;
+            }
+            for r in &c.rules {
+                self.report.entry(r.line).or_insert_with(|| Entry {
+                    line: r.line,
+                    text: r.text.clone(),
+                    outcome: Outcome::Refused {
+                        construct: format!("(in chain {name})"),
+                        reason: format!(
+                            "reached only through the refused rule at line {via}, so not imported"
+                        ),
+                    },
+                });
+                let to = match &r.read {
+                    Read::Said(Said {
+                        target: Target::Jump(t) | Target::Goto(t),
+                        ..
+                    }) => vec![t.as_str()],
+                    _ => jumps_to(&r.text, &names),
+                };
+                work.extend(to.into_iter().map(|t| (t, via)));
+            }
+        }
+    }
+
+    /// Says of each refused rule of the base chain that cannot change a verdict so: its
+    /// verdict is the chain's policy and every rule after it decides the same or nothing
+    /// (a packet it would have taken ends the same way without it).
+    fn harmless(&mut self, top: &str) {
+        let Some(c) = self.chains.iter().find(|c| c.name == top) else {
+            return;
+        };
+        let verdict_of_text = |t: &str| -> Option<&'static str> {
+            let w: Vec<&str> = t.split_whitespace().collect();
+            w.windows(2)
+                .find(|p| matches!(p[0], "-j" | "--jump"))
+                .and_then(|p| match p[1] {
+                    "ACCEPT" => Some("pass"),
+                    "DROP" => Some("drop"),
+                    _ => None,
+                })
+                .or_else(|| {
+                    w.last().and_then(|l| match *l {
+                        "accept" => Some("pass"),
+                        "drop" => Some("drop"),
+                        _ => None,
+                    })
+                })
+        };
+        let same = |r: &XRule, v: &str| match &r.read {
+            Read::Never(_) => true,
+            Read::Refused(_) => verdict_of_text(&r.text) == Some(v),
+            Read::Said(s) => matches!(
+                (&s.target, v),
+                (Target::Accept, "pass") | (Target::Drop, "drop") | (Target::None, _)
+            ),
+            Read::Split(v2) => v2.iter().all(|s| {
+                matches!(
+                    (&s.target, v),
+                    (Target::Accept, "pass") | (Target::Drop, "drop") | (Target::None, _)
+                )
+            }),
+        };
+        for (i, r) in c.rules.iter().enumerate() {
+            if !matches!(r.read, Read::Refused(_)) || verdict_of_text(&r.text) != Some(self.default)
+            {
+                continue;
+            }
+            if c.rules[i + 1..]
+                .iter()
+                .all(|later| same(later, self.default))
+            {
+                if let Some(Entry {
+                    outcome: Outcome::Refused { reason, .. },
+                    ..
+                }) = self.report.get_mut(&r.line)
+                {
+                    reason.push_str(&format!(
+                        "; it cannot change any verdict: every rule after it and the chain's policy {} too",
+                        if self.default == "drop" { "drop" } else { "accept" }
+                    ));
+                }
+            }
+        }
+    }
+
     fn record(&mut self, r: &XRule, outcome: Outcome) {
         let e = self.report.entry(r.line).or_insert_with(|| Entry {
             line: r.line,

@@ -300,9 +300,27 @@ pub fn replace(mut loaded: Loaded, mut manifest: Manifest) -> Result<Manifest, R
     let layout = PinLayout::new(manifest.key());
     let pinned = stage_maps(&old_host)?;
     let new_stage = complete_stage(&loaded, manifest.host.take(), &[])?;
-    // Carry dynamic sets (and their length tables) and counters over, map by map, where the
-    // old version had a map of the same name, role and shape.
-    for m in new_stage.maps.iter().filter(|m| m.role.carried()) {
+    // A dynamic pool's live backends (`nfcc pool`) are carried like a set's members, which
+    // needs the same slots: a pool whose capacity or family changed cannot be.
+    for p in &new_stage.pools {
+        if let Some(o) = old_host.pools.iter().find(|o| o.name == p.name) {
+            if (o.capacity, o.v6) != (p.capacity, p.v6) {
+                return Err(RuntimeError::Deploy(format!(
+                    "dynamic pool `{}` changed its capacity or family ({} to {} slots), so its live backends cannot be carried over; `nfcc unload --iface {iface}` and load to start from its declaration",
+                    p.name, o.capacity, p.capacity
+                )));
+            }
+        }
+    }
+    // Carry dynamic sets (and their length tables), counters and dynamic pools over, map by
+    // map, where the old version had a map of the same name, role and shape.
+    let carried = |m: &&MapEntry| {
+        m.role.carried()
+            || new_stage
+                .pool_of_map(&m.name)
+                .is_some_and(|p| old_host.pools.iter().any(|o| o.name == p.name))
+    };
+    for m in new_stage.maps.iter().filter(carried) {
         let same = old_host.map(&m.name).is_some_and(|o| {
             o.role == m.role
                 && o.kind == m.kind

@@ -86,7 +86,8 @@ pub fn words(line: &str) -> Result<Vec<String>, String> {
 /// Reads a dump.
 pub fn parse(text: &str) -> Result<Vec<Table>, ImportError> {
     let mut tables: Vec<Table> = Vec::new();
-    let mut open = false;
+    // The line of the table opened and not yet committed.
+    let mut open: Option<usize> = None;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let t = raw.trim();
@@ -95,18 +96,23 @@ pub fn parse(text: &str) -> Result<Vec<Table>, ImportError> {
             continue;
         }
         if let Some(name) = t.strip_prefix('*') {
+            if let Some(at) = open {
+                return Err(bad(format!(
+                    "a new table before the `COMMIT` of the table opened at line {at}"
+                )));
+            }
             tables.push(Table {
                 name: name.to_string(),
                 chains: Vec::new(),
             });
-            open = true;
+            open = Some(line);
             continue;
         }
         if t == "COMMIT" {
-            open = false;
+            open = None;
             continue;
         }
-        let Some(table) = tables.last_mut().filter(|_| open) else {
+        let Some(table) = tables.last_mut().filter(|_| open.is_some()) else {
             return Err(bad("outside a table (`*filter` ... `COMMIT`)".into()));
         };
         if let Some(decl) = t.strip_prefix(':') {
@@ -140,6 +146,17 @@ pub fn parse(text: &str) -> Result<Vec<Table>, ImportError> {
             }
             _ => return Err(bad(format!("`{t}`: not a rule (`-A CHAIN ...`)"))),
         }
+    }
+    // iptables-restore applies a table only at its COMMIT: a dump cut short is refused whole,
+    // as it refuses it.
+    if let (Some(at), Some(table)) = (open, tables.last()) {
+        return Err(ImportError::Syntax {
+            line: at,
+            what: format!(
+                "table `{}` has no `COMMIT` (the dump was cut short?); iptables-restore refuses it too",
+                table.name
+            ),
+        });
     }
     Ok(tables)
 }
@@ -187,5 +204,12 @@ mod tests {
         assert_eq!(t[0].chain("MINE").map(|c| c.policy.clone()), Some(None));
         assert!(parse("-A INPUT -j ACCEPT\n").is_err());
         assert!(parse("*filter\n-A NOPE -j ACCEPT\nCOMMIT\n").is_err());
+        // Cut before COMMIT: refused with the table's line, as iptables-restore refuses it.
+        let cut = parse("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -j ACCEPT\n");
+        assert!(
+            matches!(&cut, Err(ImportError::Syntax { line: 1, what }) if what.contains("no `COMMIT`")),
+            "{cut:?}"
+        );
+        assert!(parse("*raw\n*filter\nCOMMIT\n").is_err());
     }
 }

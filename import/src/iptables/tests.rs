@@ -126,3 +126,69 @@ fn hop_limits_are_ip_ttl() {
          default drop\n}",
     );
 }
+
+#[test]
+fn rules_behind_a_refused_jump_are_in_the_report() {
+    let mut o = opts();
+    o.skip_unsupported = true;
+    let rules = ":INPUT DROP [0:0]\n:SVC - [0:0]\n:DEEP - [0:0]\n\
+         -A INPUT -m conntrack --ctstate NEW -j SVC\n\
+         -A SVC -p tcp -m tcp --dport 22 -j ACCEPT\n\
+         -A SVC -j DEEP\n\
+         -A DEEP -p udp -j DROP\n";
+    let r = check(
+        rules,
+        &o,
+        "# refused (line 5): `-m conntrack`: connection tracking state is not in the packet: a stateless filter cannot tell ESTABLISHED or RELATED from NEW (put the policy where replies do not pass, or keep this rule in netfilter)\n\
+         #   -A INPUT -m conntrack --ctstate NEW -j SVC\n\
+         default drop\n}",
+    );
+    let text = r.render();
+    // Every line is in the report: the jump refused, and each rule it alone reaches.
+    for line in [6, 7, 8] {
+        assert!(
+            text.contains(&format!(
+                "line {line}: refused: `(in chain {})`: reached only through the refused rule at line 5",
+                if line == 8 { "DEEP" } else { "SVC" }
+            )),
+            "{text}"
+        );
+    }
+    assert_eq!((r.imported(), r.refused()), (0, 4));
+}
+
+#[test]
+fn a_refused_rule_that_cannot_change_a_verdict_is_said_so() {
+    let mut o = opts();
+    o.skip_unsupported = true;
+    let rules = ":INPUT DROP [0:0]\n\
+         -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n\
+         -A INPUT -m conntrack --ctstate INVALID -j DROP\n\
+         -A INPUT -p udp -j DROP\n\
+         -A INPUT -m conntrack --ctstate NEW -j ACCEPT\n";
+    let e = import(&format!("*filter\n{rules}COMMIT\n"), &o).map(|i| i.report.render());
+    let text = e.unwrap_or_else(|e| panic!("{e}"));
+    // Line 4 drops like the policy, but line 6 after it accepts: without line 4, a packet
+    // both match would be accepted, so line 4 can change a verdict.
+    let line4 = text
+        .lines()
+        .find(|l| l.starts_with("line 4:"))
+        .unwrap_or("");
+    assert!(
+        line4.contains("refused") && !line4.contains("cannot change"),
+        "{text}"
+    );
+    let rules = ":INPUT DROP [0:0]\n\
+         -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n\
+         -A INPUT -m conntrack --ctstate INVALID -j DROP\n\
+         -A INPUT -p udp -j DROP\n";
+    let text = import(&format!("*filter\n{rules}COMMIT\n"), &o)
+        .map(|i| i.report.render())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        text.contains(
+            "; it cannot change any verdict: every rule after it and the chain's policy drop too"
+        ),
+        "{text}"
+    );
+}
