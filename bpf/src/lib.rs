@@ -7,7 +7,8 @@
 //! - [`prog`]: program types and what their return values mean;
 //! - [`layout`]: how an nfcc program lays out its maps (names, per-rule statistics, samples);
 //! - [`nfp`]: what the Netronome NIC's offload implements;
-//! - [`pin`] and [`manifest`]: where a deployment lives on a box and how it is described.
+//! - [`pin`] and [`manifest`]: where a deployment lives on a box and how it is described;
+//! - [`policy_section`]: the `.nfcc.policy` section that makes an object the whole policy.
 //!
 //! The compiler writes to these definitions; the emulator, the runtime and the driver read by
 //! them, so none of those needs the compiler to understand a program.
@@ -21,6 +22,7 @@ pub mod manifest;
 pub mod map;
 pub mod nfp;
 pub mod pin;
+pub mod policy_section;
 pub mod prog;
 
 pub use helper::Helper;

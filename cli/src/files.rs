@@ -182,6 +182,10 @@ pub fn compile(a: &CompileArgs) -> Result<u8, DriverError> {
             }
         }
     }
+    let n = nfcc_driver::compile::initial_entries(&out.compiled);
+    if a.emit == nfcc_driver::compile::Emit::Elf && n > 0 {
+        eprintln!("note: the object carries its {n} initial map entries in its .nfcc.policy section, which `nfcc load|run` apply; bpftool, ip and libbpf skip it and leave the maps empty (`nfcc compile --emit map-init` writes the entries as a bpftool batch)");
+    }
     if !to_stdout {
         say!("wrote {}", path.display());
     }

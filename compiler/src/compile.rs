@@ -5,6 +5,7 @@
 use crate::codegen::Code;
 use crate::elf::{self, LineInfo, MapDef, MapKind, ObjectDef, ProgramDef};
 use crate::ir::{MapPurpose, Program};
+use nfcc_bpf::policy_section::{PolicySection, ProgramState};
 use nfcc_dsl::checked::{self as ck, Hook, Target};
 use nfcc_dsl::diag::{Diagnostic, SourceMap};
 
@@ -255,12 +256,37 @@ pub fn compile_opts(
     if !errors.is_empty() {
         return Err(errors);
     }
+    // The object is the whole policy: what its maps start with and how its stage is laid out
+    // travel in `.nfcc.policy` (loaders that do not know the section skip it).
+    let section = PolicySection {
+        programs: compiled
+            .iter()
+            .filter_map(|cp| {
+                let policy = program.policies.iter().find(|p| p.name == cp.name)?;
+                let state = ProgramState {
+                    program: cp.name.clone(),
+                    hook: policy.hook.as_str().to_string(),
+                    rules: crate::describe::rules(policy),
+                    stage: crate::describe::stage(policy, cp),
+                    redirects: cp.ir.redirects.clone(),
+                    entry_maps: Vec::new(),
+                    entry_count: 0,
+                    entries: Vec::new(),
+                };
+                Some(state.with_entries(cp.entries()))
+            })
+            .collect(),
+    };
     let obj = ObjectDef {
         license: "GPL".into(),
         maps,
         programs: defs,
         source_name: source_name.to_string(),
         source: source.to_string(),
+        notes: vec![(
+            nfcc_bpf::policy_section::SECTION.to_string(),
+            section.to_bytes(),
+        )],
     };
     match elf::write_object(&obj) {
         Ok(object) => Ok(Compiled {

@@ -18,6 +18,9 @@ pub enum Emit {
     Asm,
     /// The match-action IR.
     Ir,
+    /// The initial map entries as a `bpftool batch file`, for loaders that skip the object's
+    /// `.nfcc.policy` section (bpftool, ip, libbpf).
+    MapInit,
 }
 
 impl Emit {
@@ -27,6 +30,7 @@ impl Emit {
             Emit::Elf => "o",
             Emit::Asm => "s",
             Emit::Ir => "ir",
+            Emit::MapInit => "map-init",
         }
     }
 }
@@ -101,12 +105,50 @@ pub fn compile(
             .map(CompiledProgram::ir_text)
             .collect::<String>()
             .into_bytes(),
+        Emit::MapInit => map_init(&compiled, &c.label()).into_bytes(),
     };
     Ok(CompileOutput {
         compiled,
         bytes,
         warnings: c.render(false),
     })
+}
+
+/// The initial entries of every program's maps as a `bpftool batch file` over the maps an
+/// object loaded by bpftool pins (`bpftool prog loadall OBJ /sys/fs/bpf/POLICY pinmaps
+/// /sys/fs/bpf/POLICY_maps`): what `nfcc load OBJ` writes from the `.nfcc.policy` section.
+pub fn map_init(compiled: &Compiled, label: &str) -> String {
+    let hex = |b: &[u8]| {
+        b.iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut out = format!(
+        "# Initial map entries of {label}, for loaders that skip its .nfcc.policy section\n\
+         # (`nfcc load OBJ` needs none of this). After\n\
+         #   bpftool prog loadall OBJ /sys/fs/bpf/POLICY pinmaps /sys/fs/bpf/POLICY_maps\n\
+         # run: bpftool batch file THIS\n"
+    );
+    for p in &compiled.programs {
+        let entries = p.entries();
+        out.push_str(&format!("# {}: {} entries\n", p.name, entries.len()));
+        for (m, k, v) in entries {
+            out.push_str(&format!(
+                "map update pinned /sys/fs/bpf/{}_maps/{m} key hex {} value hex {}\n",
+                p.name,
+                hex(&k),
+                hex(&v)
+            ));
+        }
+    }
+    out
+}
+
+/// How many initial map entries the object's programs have (what a loader that skips the
+/// `.nfcc.policy` section leaves out).
+pub fn initial_entries(compiled: &Compiled) -> usize {
+    compiled.programs.iter().map(|p| p.entries().len()).sum()
 }
 
 /// What `compile --stats` prints for a program: instructions, stack, the verifier's count,

@@ -114,6 +114,13 @@ impl Prepared {
     }
 }
 
+/// The hook the language writes as `name`.
+fn hook_named(name: &str) -> Option<Hook> {
+    [Hook::Xdp, Hook::TcIngress, Hook::TcEgress]
+        .into_iter()
+        .find(|h| h.as_str() == name)
+}
+
 fn template(policy: &str, source: &str, mode: AttachMode, iface: &str) -> Manifest {
     let mut m = Manifest::new(policy, source, mode, iface);
     m.nfcc_version = env!("CARGO_PKG_VERSION").to_string();
@@ -144,6 +151,24 @@ pub fn prepare_with(
             } else {
                 AttachMode::TcIngress
             };
+            // An object nfcc compiled is the whole policy: its section says what the maps
+            // start with and how the deployment is described, as for the source.
+            if let Some(state) = crate::run::object_state(&label, &bytes, &program)? {
+                let hook = hook_named(&state.hook);
+                let mut manifest = template(&program, &label, mode, iface);
+                manifest.hook = Some(state.hook.clone());
+                manifest.prog_type = pt;
+                manifest.rules = state.rules.clone();
+                manifest.host = Some(state.stage.clone());
+                return Ok(Prepared {
+                    entries: state.entries.clone(),
+                    redirects: state.redirects.clone(),
+                    program,
+                    hook,
+                    object: bytes,
+                    manifest,
+                });
+            }
             Ok(Prepared {
                 object: bytes,
                 hook: None,

@@ -369,6 +369,18 @@ pub fn runner(
     Ok(Box::new(EmuPolicy { emu, exec, policy }))
 }
 
+/// The `.nfcc.policy` state of program `program` of an object (`None`: an object nfcc did not
+/// compile, or an older nfcc's without the section).
+pub fn object_state(
+    label: &str,
+    bytes: &[u8],
+    program: &str,
+) -> Result<Option<nfcc_bpf::policy_section::ProgramState>, DriverError> {
+    let section = nfcc_bpf::policy_section::PolicySection::read(bytes)
+        .map_err(|e| DriverError::Input(format!("{label}: {e}")))?;
+    Ok(section.and_then(|s| s.program(program).cloned()))
+}
+
 fn object_runner(
     label: &str,
     bytes: &[u8],
@@ -384,8 +396,16 @@ fn object_runner(
     let mut emu = Emulator::load(bytes).map_err(|e| DriverError::Input(format!("{label}: {e}")))?;
     let name = choose(&emu.programs(), wanted, "program")?;
     let prog_type = emu.hook(&name).unwrap_or(ProgType::Xdp);
+    // What the maps start with, for an object nfcc compiled (sets, tables, pools, trees).
+    let entries = match object_state(label, bytes, &name)? {
+        Some(state) => state.entries,
+        None => Vec::new(),
+    };
     let run: RunFn = if engine == RunEngine::Kernel {
         let loaded = nfcc_runtime::load(bytes, &name, prog_type)?;
+        for (m, k, v) in &entries {
+            loaded.map_update(m, k, v)?;
+        }
         Box::new(move |f: &[u8], _| {
             loaded
                 .test_run(f, 1)
@@ -395,6 +415,9 @@ fn object_runner(
     } else {
         if nic {
             emu.env.profile = Profile::Nfp;
+        }
+        for (m, k, v) in &entries {
+            emu.map_update(m, k, v).map_err(env)?;
         }
         let exec = Exec::new(engine, &mut emu, &name)?;
         Box::new(move |f: &[u8], ts| {

@@ -113,6 +113,9 @@ pub struct ObjectDef {
     pub source_name: String,
     /// The full `.nf` text; line info records carry the text of their line.
     pub source: String,
+    /// Sections loaders skip (`SHT_PROGBITS`, not allocated), by name: nfcc's own
+    /// `.nfcc.policy` (`nfcc_bpf::policy_section`).
+    pub notes: Vec<(String, Vec<u8>)>,
 }
 
 /// Why an object could not be written.
@@ -875,6 +878,18 @@ pub fn write_object(obj: &ObjectDef) -> Result<Vec<u8>, ElfError> {
         value: 0,
         size: license_size,
     });
+    for (name, data) in &obj.notes {
+        sections.push(Section {
+            name: name.clone(),
+            sh_type: SHT_PROGBITS,
+            flags: 0,
+            data: data.clone(),
+            link: 0,
+            info: 0,
+            align: 1,
+            entsize: 0,
+        });
+    }
     for (name, data) in [(".BTF", btf.to_bytes()?), (".BTF.ext", ext.to_bytes()?)] {
         sections.push(Section {
             name: name.into(),

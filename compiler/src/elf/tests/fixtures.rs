@@ -46,6 +46,7 @@ pub(super) fn object(maps: Vec<MapDef>, programs: Vec<ProgramDef>, source: &str)
         programs,
         source_name: "test.nf".into(),
         source: source.into(),
+        notes: Vec::new(),
     }
 }
 
