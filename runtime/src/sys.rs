@@ -17,7 +17,7 @@ pub(crate) mod xsk;
 use std::ffi::c_long;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// The size every attribute struct is padded to; larger than any member we fill in.
 const ATTR_SIZE: usize = 128;
@@ -647,17 +647,15 @@ fn load_xdp_insns_on(insns: &[u8], ifindex: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Opens a non-blocking `AF_PACKET` raw socket bound to interface `ifindex` (of the calling
-/// thread's namespace) that receives every frame the interface sees, or (with `ethertype`)
-/// only frames of that protocol, which the kernel hands over after TC ingress has let them
-/// through.
-pub(crate) fn packet_socket(ifindex: u32, ethertype: Option<u16>) -> io::Result<OwnedFd> {
-    let proto = ethertype.unwrap_or(libc::ETH_P_ALL as u16).to_be();
+/// A raw `AF_PACKET` socket (with `flags` besides `SOCK_RAW | SOCK_CLOEXEC`) bound to
+/// interface `ifindex` for protocol `proto` (host order; 0 receives nothing).
+pub(crate) fn packet_bound(ifindex: u32, proto: u16, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let proto = proto.to_be();
     // SAFETY: socket() takes three integers and returns a new descriptor or -1.
     let fd = unsafe {
         libc::socket(
             libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | flags,
             i32::from(proto),
         )
     };
@@ -683,8 +681,24 @@ pub(crate) fn packet_socket(ifindex: u32, ethertype: Option<u16>) -> io::Result<
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(fd)
+}
+
+/// Opens a non-blocking `AF_PACKET` raw socket bound to interface `ifindex` (of the calling
+/// thread's namespace) that receives every frame the interface sees, or (with `ethertype`)
+/// only frames of that protocol, which the kernel hands over after TC ingress has let them
+/// through.
+pub(crate) fn packet_socket(ifindex: u32, ethertype: Option<u16>) -> io::Result<OwnedFd> {
+    let proto = ethertype.unwrap_or(libc::ETH_P_ALL as u16);
+    let fd = packet_bound(ifindex, proto, libc::SOCK_NONBLOCK)?;
     // The kernel moves a received frame's outer VLAN tag into metadata; PACKET_AUXDATA hands
     // it back so the frame can be shown as it was on the wire.
+    packet_option_on(fd.as_fd(), libc::PACKET_AUXDATA)?;
+    Ok(fd)
+}
+
+/// Turns the packet socket option `opt` (a `SOL_PACKET` flag) on.
+pub(crate) fn packet_option_on(fd: BorrowedFd<'_>, opt: libc::c_int) -> io::Result<()> {
     let one: libc::c_int = 1;
     let one_ptr: *const libc::c_int = &one;
     // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live integer.
@@ -692,7 +706,7 @@ pub(crate) fn packet_socket(ifindex: u32, ethertype: Option<u16>) -> io::Result<
         libc::setsockopt(
             fd.as_raw_fd(),
             libc::SOL_PACKET,
-            libc::PACKET_AUXDATA,
+            opt,
             one_ptr.cast::<libc::c_void>(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -700,7 +714,7 @@ pub(crate) fn packet_socket(ifindex: u32, ethertype: Option<u16>) -> io::Result<
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(fd)
+    Ok(())
 }
 
 thread_local! {

@@ -3,51 +3,14 @@
 //! sending batches with one `sendmmsg` each.
 
 use std::io;
-use std::mem::size_of;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 /// Opens a packet socket that sends on interface `ifindex` (of the calling thread's
 /// namespace), bypassing the qdisc layer, and receives nothing.
 pub(crate) fn open(ifindex: u32) -> io::Result<OwnedFd> {
     // Protocol 0: the socket receives no frames, so none queue up on it unread.
-    // SAFETY: socket() takes three integers and returns a new descriptor or -1.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a successful socket() returns a new descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    let one_ptr: *const libc::c_int = &one;
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live integer.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_QDISC_BYPASS,
-            one_ptr.cast::<libc::c_void>(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: sockaddr_ll is plain integers and arrays; all-zero is a valid value.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_ifindex = ifindex as i32;
-    let sll_ptr: *const libc::sockaddr_ll = &sll;
-    // SAFETY: bind reads `size_of::<sockaddr_ll>()` bytes from a live, initialised struct.
-    let ret = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            sll_ptr.cast::<libc::sockaddr>(),
-            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = super::packet_bound(ifindex, 0, 0)?;
+    super::packet_option_on(fd.as_fd(), libc::PACKET_QDISC_BYPASS)?;
     Ok(fd)
 }
 

@@ -96,8 +96,7 @@ pub(crate) struct Xsk {
     rx: Ring,
     fill: Ring,
     _completion: Ring,
-    umem: *mut libc::c_void,
-    umem_len: usize,
+    umem: Umem,
     frame_size: u32,
     fd: OwnedFd,
 }
@@ -105,14 +104,88 @@ pub(crate) struct Xsk {
 // SAFETY: the mappings belong to this value alone; moving it to another thread moves them.
 unsafe impl Send for Xsk {}
 
-impl Drop for Xsk {
+/// The UMEM: one anonymous mapping cut into chunks, unmapped when dropped (its owners drop
+/// their rings first and close the socket after; the kernel keeps its own reference until
+/// the socket closes).
+struct Umem {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Umem {
+    fn map(len: usize) -> io::Result<Umem> {
+        // SAFETY: an anonymous private mapping of `len` bytes; nothing aliases it.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Umem { ptr, len })
+    }
+}
+
+impl Drop for Umem {
     fn drop(&mut self) {
-        // SAFETY: unmaps exactly the UMEM mapping made in `open`; the kernel keeps its own
-        // reference until the socket closes.
+        // SAFETY: unmaps exactly the mapping `map` made, which no reference outlives.
         unsafe {
-            libc::munmap(self.umem, self.umem_len);
+            libc::munmap(self.ptr, self.len);
         }
     }
+}
+
+/// A new AF_XDP socket with a UMEM of `frames` chunks of `frame_size` bytes registered, its
+/// fill and completion rings and the `data` ring (`XDP_RX_RING` or `XDP_TX_RING`) sized to
+/// `ring` entries, and where the kernel put them.
+fn socket_with_umem(
+    frames: u32,
+    frame_size: u32,
+    ring: u32,
+    data: libc::c_int,
+) -> io::Result<(OwnedFd, Umem, libc::xdp_mmap_offsets)> {
+    // SAFETY: socket() takes three integers and returns a new descriptor or -1.
+    let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a successful socket() returns a new descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let umem = Umem::map(frames as usize * frame_size as usize)?;
+    // SAFETY: xdp_umem_reg is plain integers; all-zero is a valid value.
+    let mut reg: libc::xdp_umem_reg = unsafe { std::mem::zeroed() };
+    reg.addr = umem.ptr as u64;
+    reg.len = umem.len as u64;
+    reg.chunk_size = frame_size;
+    setsockopt(fd.as_fd(), libc::XDP_UMEM_REG, &reg)?;
+    // A bound UMEM needs both of its rings, even where one side never uses its own.
+    setsockopt(fd.as_fd(), libc::XDP_UMEM_FILL_RING, &ring)?;
+    setsockopt(fd.as_fd(), libc::XDP_UMEM_COMPLETION_RING, &ring)?;
+    setsockopt(fd.as_fd(), data, &ring)?;
+    // SAFETY: xdp_mmap_offsets is plain integers; all-zero is a valid value.
+    let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
+    let off_ptr: *mut libc::xdp_mmap_offsets = &mut off;
+    // SAFETY: getsockopt writes at most `len` bytes into a live struct of that size.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            libc::XDP_MMAP_OFFSETS,
+            off_ptr.cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((fd, umem, off))
 }
 
 fn setsockopt<T>(fd: BorrowedFd<'_>, opt: libc::c_int, value: &T) -> io::Result<()> {
@@ -146,67 +219,7 @@ pub(crate) fn open(
     ring: u32,
     copy: bool,
 ) -> io::Result<Xsk> {
-    // SAFETY: socket() takes three integers and returns a new descriptor or -1.
-    let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a successful socket() returns a new descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let umem_len = frames as usize * frame_size as usize;
-    // SAFETY: an anonymous private mapping of `umem_len` bytes; nothing aliases it.
-    let umem = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            umem_len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-            -1,
-            0,
-        )
-    };
-    if umem == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    // From here the UMEM is unmapped by `Xsk`'s drop, or by this guard on an early return.
-    struct Unmap(*mut libc::c_void, usize);
-    impl Drop for Unmap {
-        fn drop(&mut self) {
-            if !self.0.is_null() {
-                // SAFETY: the mapping made just above, not yet owned by an `Xsk`.
-                unsafe {
-                    libc::munmap(self.0, self.1);
-                }
-            }
-        }
-    }
-    let mut guard = Unmap(umem, umem_len);
-    // SAFETY: xdp_umem_reg is plain integers; all-zero is a valid value.
-    let mut reg: libc::xdp_umem_reg = unsafe { std::mem::zeroed() };
-    reg.addr = umem as u64;
-    reg.len = umem_len as u64;
-    reg.chunk_size = frame_size;
-    setsockopt(fd.as_fd(), libc::XDP_UMEM_REG, &reg)?;
-    setsockopt(fd.as_fd(), libc::XDP_UMEM_FILL_RING, &ring)?;
-    setsockopt(fd.as_fd(), libc::XDP_UMEM_COMPLETION_RING, &ring)?;
-    setsockopt(fd.as_fd(), libc::XDP_RX_RING, &ring)?;
-    // SAFETY: xdp_mmap_offsets is plain integers; all-zero is a valid value.
-    let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
-    let off_ptr: *mut libc::xdp_mmap_offsets = &mut off;
-    // SAFETY: getsockopt writes at most `len` bytes into a live struct of that size.
-    let ret = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_XDP,
-            libc::XDP_MMAP_OFFSETS,
-            off_ptr.cast::<libc::c_void>(),
-            &mut len,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let (fd, umem, off) = socket_with_umem(frames, frame_size, ring, libc::XDP_RX_RING)?;
     let rx = Ring::map(
         fd.as_fd(),
         &off.rx,
@@ -214,14 +227,7 @@ pub(crate) fn open(
         size_of::<libc::xdp_desc>(),
         libc::XDP_PGOFF_RX_RING as u64,
     )?;
-    let fill = Ring::map(fd.as_fd(), &off.fr, ring, 8, libc::XDP_UMEM_PGOFF_FILL_RING)?;
-    let completion = Ring::map(
-        fd.as_fd(),
-        &off.cr,
-        ring,
-        8,
-        libc::XDP_UMEM_PGOFF_COMPLETION_RING,
-    )?;
+    let (fill, completion) = umem_rings(fd.as_fd(), &off, ring)?;
     // Every frame the fill ring holds is one the kernel may receive into.
     let give = frames.min(ring);
     let start = fill.producer().load(Ordering::Acquire);
@@ -239,13 +245,11 @@ pub(crate) fn open(
     if let Some(ifindex) = ifindex {
         bind(fd.as_fd(), ifindex, queue, copy)?;
     }
-    guard.0 = std::ptr::null_mut();
     Ok(Xsk {
         rx,
         fill,
         _completion: completion,
         umem,
-        umem_len,
         frame_size,
         fd,
     })
@@ -323,12 +327,13 @@ impl Xsk {
             let (addr, len) = (desc.addr as usize, desc.len as usize);
             if addr
                 .checked_add(len)
-                .is_some_and(|end| end <= self.umem_len)
+                .is_some_and(|end| end <= self.umem.len)
             {
                 // SAFETY: `[addr, addr + len)` lies inside the UMEM (checked), which the
                 // kernel filled before publishing the descriptor.
-                let frame =
-                    unsafe { std::slice::from_raw_parts(self.umem.cast::<u8>().add(addr), len) };
+                let frame = unsafe {
+                    std::slice::from_raw_parts(self.umem.ptr.cast::<u8>().add(addr), len)
+                };
                 on(frame);
             }
             // The frame's chunk goes back to the kernel.
@@ -360,8 +365,7 @@ pub(crate) struct XskTx {
     tx: Ring,
     completion: Ring,
     _fill: Ring,
-    umem: *mut libc::c_void,
-    umem_len: usize,
+    umem: Umem,
     frame_size: u32,
     /// UMEM chunks not in the kernel's hands.
     free: Vec<u64>,
@@ -370,16 +374,6 @@ pub(crate) struct XskTx {
 
 // SAFETY: the mappings belong to this value alone; moving it to another thread moves them.
 unsafe impl Send for XskTx {}
-
-impl Drop for XskTx {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the UMEM mapping made in `open_tx`; the kernel keeps its own
-        // reference until the socket closes.
-        unsafe {
-            libc::munmap(self.umem, self.umem_len);
-        }
-    }
-}
 
 /// What one [`XskTx::kick`] reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,6 +386,17 @@ pub(crate) enum Kick {
     Dropped,
 }
 
+/// Maps the UMEM's fill and completion rings of `ring` entries.
+fn umem_rings(
+    fd: BorrowedFd<'_>,
+    off: &libc::xdp_mmap_offsets,
+    ring: u32,
+) -> io::Result<(Ring, Ring)> {
+    let fill = Ring::map(fd, &off.fr, ring, 8, libc::XDP_UMEM_PGOFF_FILL_RING)?;
+    let completion = Ring::map(fd, &off.cr, ring, 8, libc::XDP_UMEM_PGOFF_COMPLETION_RING)?;
+    Ok((fill, completion))
+}
+
 /// Opens an AF_XDP socket for transmitting on queue `queue` of interface `ifindex` (copy
 /// mode), with `frames` UMEM chunks of `frame_size` bytes and rings of `ring` entries.
 pub(crate) fn open_tx(
@@ -401,67 +406,7 @@ pub(crate) fn open_tx(
     frame_size: u32,
     ring: u32,
 ) -> io::Result<XskTx> {
-    // SAFETY: socket() takes three integers and returns a new descriptor or -1.
-    let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a successful socket() returns a new descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let umem_len = frames as usize * frame_size as usize;
-    // SAFETY: an anonymous private mapping of `umem_len` bytes; nothing aliases it.
-    let umem = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            umem_len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-            -1,
-            0,
-        )
-    };
-    if umem == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    struct Unmap(*mut libc::c_void, usize);
-    impl Drop for Unmap {
-        fn drop(&mut self) {
-            if !self.0.is_null() {
-                // SAFETY: the mapping made just above, not yet owned by an `XskTx`.
-                unsafe {
-                    libc::munmap(self.0, self.1);
-                }
-            }
-        }
-    }
-    let mut guard = Unmap(umem, umem_len);
-    // SAFETY: xdp_umem_reg is plain integers; all-zero is a valid value.
-    let mut reg: libc::xdp_umem_reg = unsafe { std::mem::zeroed() };
-    reg.addr = umem as u64;
-    reg.len = umem_len as u64;
-    reg.chunk_size = frame_size;
-    setsockopt(fd.as_fd(), libc::XDP_UMEM_REG, &reg)?;
-    // A bound UMEM needs both of its rings, though a sender never fills the fill ring.
-    setsockopt(fd.as_fd(), libc::XDP_UMEM_FILL_RING, &ring)?;
-    setsockopt(fd.as_fd(), libc::XDP_UMEM_COMPLETION_RING, &ring)?;
-    setsockopt(fd.as_fd(), libc::XDP_TX_RING, &ring)?;
-    // SAFETY: xdp_mmap_offsets is plain integers; all-zero is a valid value.
-    let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
-    let off_ptr: *mut libc::xdp_mmap_offsets = &mut off;
-    // SAFETY: getsockopt writes at most `len` bytes into a live struct of that size.
-    let ret = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_XDP,
-            libc::XDP_MMAP_OFFSETS,
-            off_ptr.cast::<libc::c_void>(),
-            &mut len,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let (fd, umem, off) = socket_with_umem(frames, frame_size, ring, libc::XDP_TX_RING)?;
     let tx = Ring::map(
         fd.as_fd(),
         &off.tx,
@@ -469,22 +414,13 @@ pub(crate) fn open_tx(
         size_of::<libc::xdp_desc>(),
         libc::XDP_PGOFF_TX_RING as u64,
     )?;
-    let fill = Ring::map(fd.as_fd(), &off.fr, ring, 8, libc::XDP_UMEM_PGOFF_FILL_RING)?;
-    let completion = Ring::map(
-        fd.as_fd(),
-        &off.cr,
-        ring,
-        8,
-        libc::XDP_UMEM_PGOFF_COMPLETION_RING,
-    )?;
+    let (fill, completion) = umem_rings(fd.as_fd(), &off, ring)?;
     bind(fd.as_fd(), ifindex, queue, true)?;
-    guard.0 = std::ptr::null_mut();
     Ok(XskTx {
         tx,
         completion,
         _fill: fill,
         umem,
-        umem_len,
         frame_size,
         free: (0..frames)
             .rev()
@@ -545,7 +481,7 @@ impl XskTx {
             // hold: it came back on the completion ring or was never published.
             let chunk = unsafe {
                 std::slice::from_raw_parts_mut(
-                    self.umem.cast::<u8>().add(addr as usize),
+                    self.umem.ptr.cast::<u8>().add(addr as usize),
                     self.frame_size as usize,
                 )
             };

@@ -8,9 +8,11 @@
 //! Live frames reuse their buffers, so per-packet variety comes from cycling a mix, and a
 //! [`super::Variation`] is applied by the redirecting program itself (`bpf_get_prandom_u32`).
 
-use super::{refusal, Kind, Refusal, Variation};
+use super::{done, refusal, Kind, Refusal, Variation};
 use crate::sys;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 /// Frames per kernel batch (the kernel's maximum is 256; 64 is the NAPI budget).
 const BATCH: u32 = 64;
@@ -55,6 +57,32 @@ impl Live {
             match sys::prog_test_run_live(self.prog.as_fd(), frame, count, self.ifindex, BATCH) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted && tries < 3 => tries += 1,
                 r => return r.map(drop),
+            }
+        }
+    }
+
+    /// Sends `chunk` copies of each frame of `mix` in turn until `total` went out, `until`
+    /// passed or `stop` is set (checked between runs); how many were sent.
+    pub(super) fn blast(
+        &self,
+        mix: &[Vec<u8>],
+        chunk: u32,
+        total: u64,
+        until: Option<Instant>,
+        stop: &AtomicBool,
+    ) -> std::io::Result<u64> {
+        let mut frames = 0u64;
+        loop {
+            for f in mix {
+                if frames >= total {
+                    return Ok(frames);
+                }
+                let n = u64::from(chunk.max(1)).min(total - frames) as u32;
+                self.send(f, n)?;
+                frames += u64::from(n);
+                if done(stop, until) {
+                    return Ok(frames);
+                }
             }
         }
     }

@@ -357,38 +357,10 @@ impl Generator {
 
     /// Sends `count` copies of `frame` (at least 14 and at most [`MAX_FRAME`] bytes).
     pub fn send(&mut self, frame: &[u8], count: u32) -> Result<(), RuntimeError> {
-        check_frame(frame)?;
-        if count == 0 {
-            return Ok(());
-        }
-        let ifindex = self.ifindex;
-        let err = |what: &str, source| RuntimeError::Traffic {
-            what: format!("{what} into ifindex {ifindex}"),
-            source,
-        };
-        match &mut self.sender {
-            Sender::Live(l) => l
-                .send(frame, count)
-                .map_err(|e| err("live-frame test run", e)),
-            Sender::Xsk(x) => x
-                .send(
-                    &[frame.to_vec()],
-                    u64::from(count),
-                    None,
-                    &AtomicBool::new(false),
-                )
-                .map(drop)
-                .map_err(|e| err("AF_XDP transmit", e)),
-            Sender::Packet(p) => p
-                .send(
-                    &[frame.to_vec()],
-                    u64::from(count),
-                    None,
-                    &AtomicBool::new(false),
-                )
-                .map(drop)
-                .map_err(|e| err("AF_PACKET transmit", e)),
-        }
+        let stop = AtomicBool::new(false);
+        let total = Some(u64::from(count));
+        self.blast(&[frame.to_vec()], count, total, None, &stop)
+            .map(drop)
     }
 
     /// Sends the frames of `mix` until `total` frames are sent, `deadline` has passed or
@@ -407,53 +379,26 @@ impl Generator {
         for f in mix {
             check_frame(f)?;
         }
-        if mix.is_empty() {
+        let limit = total.unwrap_or(u64::MAX);
+        if mix.is_empty() || limit == 0 {
             return Ok(Sent {
                 frames: 0,
                 elapsed: start.elapsed(),
             });
         }
-        let ifindex = self.ifindex;
         let until = deadline.map(|d| start + d);
-        let limit = total.unwrap_or(u64::MAX);
-        let frames = match &mut self.sender {
-            Sender::Live(l) => {
-                let mut frames = 0u64;
-                'outer: loop {
-                    for f in mix {
-                        if frames >= limit {
-                            break 'outer;
-                        }
-                        let n = u64::from(chunk.max(1)).min(limit - frames) as u32;
-                        l.send(f, n).map_err(|source| RuntimeError::Traffic {
-                            what: format!("live-frame test run into ifindex {ifindex}"),
-                            source,
-                        })?;
-                        frames += u64::from(n);
-                        if stop.load(Ordering::Relaxed)
-                            || until.is_some_and(|u| Instant::now() >= u)
-                        {
-                            break 'outer;
-                        }
-                    }
-                }
-                frames
-            }
-            Sender::Xsk(x) => {
-                x.send(mix, limit, until, stop)
-                    .map_err(|source| RuntimeError::Traffic {
-                        what: format!("AF_XDP transmit into ifindex {ifindex}"),
-                        source,
-                    })?
-            }
-            Sender::Packet(p) => {
-                p.send(mix, limit, until, stop)
-                    .map_err(|source| RuntimeError::Traffic {
-                        what: format!("AF_PACKET transmit into ifindex {ifindex}"),
-                        source,
-                    })?
-            }
+        let (what, sent) = match &mut self.sender {
+            Sender::Live(l) => (
+                "live-frame test run",
+                l.blast(mix, chunk, limit, until, stop),
+            ),
+            Sender::Xsk(x) => ("AF_XDP transmit", x.send(mix, limit, until, stop)),
+            Sender::Packet(p) => ("AF_PACKET transmit", p.send(mix, limit, until, stop)),
         };
+        let frames = sent.map_err(|source| RuntimeError::Traffic {
+            what: format!("{what} into ifindex {}", self.ifindex),
+            source,
+        })?;
         Ok(Sent {
             frames,
             elapsed: start.elapsed(),
