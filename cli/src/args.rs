@@ -153,8 +153,12 @@ pub struct RunArgs {
 /// `nfcc stats`.
 #[derive(Args, Debug)]
 pub struct StatsArgs {
-    /// The policy.
-    pub policy: String,
+    /// The deployment: the policy, or POLICY@IFACE (or give --iface).
+    #[arg(value_name = "KEY", required_unless_present = "iface")]
+    pub key: Option<String>,
+    /// The deployment on this interface.
+    #[arg(long)]
+    pub iface: Option<String>,
     /// Refresh every second, busiest rules first, until interrupted.
     #[arg(long)]
     pub watch: bool,
@@ -172,12 +176,13 @@ pub struct SetArgs {
     /// The operation.
     #[arg(value_enum)]
     pub op: SetOp,
-    /// The policy.
-    pub policy: String,
-    /// The set.
-    pub set: String,
-    /// The values (add and del take one or more).
-    pub values: Vec<String>,
+    /// `KEY SET [VALUE...]`: the deployment (the policy, or POLICY@IFACE; left out with
+    /// --iface), the set, and the values add and del take.
+    #[arg(value_name = "KEY SET VALUE", required = true)]
+    pub words: Vec<String>,
+    /// The deployment on this interface (then the words start with the set).
+    #[arg(long)]
+    pub iface: Option<String>,
     /// Also take values from this file, one per line (`-`: standard input; `#` comments
     /// and blank lines skipped). All values are checked before any is applied.
     #[arg(long, value_name = "FILE")]
@@ -190,19 +195,24 @@ pub struct PoolArgs {
     /// The operation.
     #[arg(value_enum)]
     pub op: PoolOp,
-    /// The policy (or deployment key).
-    pub policy: String,
-    /// The dynamic pool.
-    pub pool: String,
-    /// `ADDR [weight W]` for add and del.
+    /// `KEY POOL [ADDR [weight W]]`: the deployment (the policy, or POLICY@IFACE; left out
+    /// with --iface), the dynamic pool, and for add and del the backend.
+    #[arg(value_name = "KEY POOL ADDR", required = true)]
     pub words: Vec<String>,
+    /// The deployment on this interface (then the words start with the pool).
+    #[arg(long)]
+    pub iface: Option<String>,
 }
 
 /// `nfcc watch`.
 #[derive(Args, Debug)]
 pub struct WatchArgs {
-    /// The policy.
-    pub policy: String,
+    /// The deployment: the policy, or POLICY@IFACE (or give --iface).
+    #[arg(value_name = "KEY", required_unless_present = "iface")]
+    pub key: Option<String>,
+    /// The deployment on this interface.
+    #[arg(long)]
+    pub iface: Option<String>,
     /// Also write the sampled frames to a pcap file.
     #[arg(long, value_name = "OUT.pcap")]
     pub pcap: Option<PathBuf>,
@@ -214,8 +224,12 @@ pub struct WatchArgs {
 /// `nfcc capture`.
 #[derive(Args, Debug)]
 pub struct CaptureArgs {
-    /// The policy (loaded, with a `=> redirect xsk` rule).
-    pub policy: String,
+    /// The deployment: the policy, or POLICY@IFACE (or give --iface).
+    #[arg(value_name = "KEY", required_unless_present = "iface")]
+    pub key: Option<String>,
+    /// The deployment on this interface.
+    #[arg(long)]
+    pub iface: Option<String>,
     /// Write the packets to a pcap file instead of printing a line each.
     #[arg(long, value_name = "OUT.pcap")]
     pub pcap: Option<PathBuf>,
@@ -333,11 +347,14 @@ pub enum Command {
     Run(RunArgs),
     /// Verify, load and attach a policy on an interface.
     Load(LoadRequest),
-    /// Detach and unpin the policy of an interface (also one whose interface is gone).
+    /// Detach and unpin a deployment (also one whose interface is gone).
     Unload {
-        /// The interface.
+        /// The deployment: the policy, or POLICY@IFACE (or give --iface).
+        #[arg(value_name = "KEY", required_unless_present = "iface")]
+        key: Option<String>,
+        /// The deployment on this interface.
         #[arg(long)]
-        iface: String,
+        iface: Option<String>,
     },
     /// List what is loaded where (deployments whose interface went away are shown as gone).
     Status {

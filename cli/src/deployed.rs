@@ -56,8 +56,8 @@ pub fn load(req: &LoadRequest) -> Result<u8, DriverError> {
 }
 
 /// `nfcc unload`.
-pub fn unload(iface: &str) -> Result<u8, DriverError> {
-    let d = nfcc_driver::deploy::unload(iface)?;
+pub fn unload(key: Option<&str>, iface: Option<&str>) -> Result<u8, DriverError> {
+    let d = nfcc_driver::deploy::unload_named(key, iface)?;
     say!("unloaded {} from {}", d.policy(), d.iface());
     Ok(OK)
 }
@@ -132,11 +132,11 @@ pub fn status(prune: bool) -> u8 {
 /// `nfcc stats`: per-rule packets, bytes and rates over one second (`--watch`: refreshed every
 /// second until interrupted).
 pub fn stats(a: &StatsArgs) -> Result<u8, DriverError> {
+    let d = nfcc_driver::deploy::resolve(a.key.as_deref(), a.iface.as_deref())?;
     if a.prometheus {
-        say_raw!("{}", nfcc_driver::metrics::render_policy(&a.policy)?);
+        say_raw!("{}", nfcc_driver::metrics::render_policy(d.manifest.key())?);
         return Ok(OK);
     }
-    let d = nfcc_driver::deploy::find(&a.policy)?;
     let reader = nfcc_driver::counters::CounterReader::open(&d)?;
     loop {
         let before = reader.read()?;
@@ -178,14 +178,20 @@ pub fn stats(a: &StatsArgs) -> Result<u8, DriverError> {
 
 /// `nfcc set add|del|list POLICY SET [VALUE...] [--from FILE]`.
 pub fn set(a: &SetArgs) -> Result<u8, DriverError> {
-    let d = nfcc_driver::deploy::find(&a.policy)?;
-    let mut values = a.values.clone();
+    let (d, words) = nfcc_driver::deploy::resolve_words(&a.words, a.iface.as_deref())?;
+    let Some((set, values)) = words.split_first() else {
+        return Err(DriverError::Input(
+            "name the set: `nfcc set OP KEY SET [VALUE...]`".into(),
+        ));
+    };
+    let (set, policy) = (set.as_str(), d.manifest.key());
+    let mut values = values.to_vec();
     if let Some(path) = &a.from {
         values.extend(nfcc_driver::sets::values_from_path(path)?);
     }
     let (add, verb, prep) = match a.op {
         SetOp::List => {
-            for v in nfcc_driver::sets::list(&d, &a.set)? {
+            for v in nfcc_driver::sets::list(&d, set)? {
                 say!("{v}");
             }
             return Ok(OK);
@@ -193,26 +199,31 @@ pub fn set(a: &SetArgs) -> Result<u8, DriverError> {
         SetOp::Add => (true, "added", "to"),
         SetOp::Del => (false, "removed", "from"),
     };
-    let n = nfcc_driver::sets::change(&d, &a.set, add, &values)?;
+    let n = nfcc_driver::sets::change(&d, set, add, &values)?;
     if n == 1 {
-        say!("{verb} {} {prep} {} of {}", values[0], a.set, a.policy);
+        say!("{verb} {} {prep} {set} of {policy}", values[0]);
     } else {
-        say!("{verb} {n} values {prep} {} of {}", a.set, a.policy);
+        say!("{verb} {n} values {prep} {set} of {policy}");
     }
     Ok(OK)
 }
 
 /// `nfcc pool`: the pool as it is after the operation.
 pub fn pool(a: &PoolArgs) -> Result<u8, DriverError> {
-    let d = nfcc_driver::deploy::find(&a.policy)?;
-    say!("{}", nfcc_driver::pools::run(&d, &a.pool, a.op, &a.words)?);
+    let (d, words) = nfcc_driver::deploy::resolve_words(&a.words, a.iface.as_deref())?;
+    let Some((pool, words)) = words.split_first() else {
+        return Err(DriverError::Input(
+            "name the pool: `nfcc pool OP KEY POOL [ADDR [weight W]]`".into(),
+        ));
+    };
+    say!("{}", nfcc_driver::pools::run(&d, pool, a.op, words)?);
     Ok(OK)
 }
 
 /// `nfcc watch`: one line per sampled packet (time, rule, its verdict, 5-tuple), optionally a
 /// pcap of the sampled bytes.
 pub fn watch(a: &WatchArgs) -> Result<u8, DriverError> {
-    let d = nfcc_driver::deploy::find(&a.policy)?;
+    let d = nfcc_driver::deploy::resolve(a.key.as_deref(), a.iface.as_deref())?;
     let mut w = nfcc_driver::watch::Watcher::open(&d)?;
     let mut out = a.pcap.as_deref().map(PcapOut::create).transpose()?;
     let mut seen = 0u64;
@@ -244,12 +255,12 @@ pub fn watch(a: &WatchArgs) -> Result<u8, DriverError> {
 /// `nfcc capture POLICY`: a line per packet handed to userspace (or the packets in a pcap
 /// file), and the rate once a second on stderr and at the end.
 pub fn capture(a: &CaptureArgs) -> Result<u8, DriverError> {
-    let d = nfcc_driver::deploy::find(&a.policy)?;
+    let d = nfcc_driver::deploy::resolve(a.key.as_deref(), a.iface.as_deref())?;
     let mut c = nfcc_driver::capture::Capturer::open(&d)?;
     let mut out = a.pcap.as_deref().map(PcapOut::create).transpose()?;
     eprintln!(
         "capturing what {} hands to userspace on {} (queues {:?})",
-        a.policy,
+        d.manifest.key(),
         d.manifest.iface,
         c.queues()
     );

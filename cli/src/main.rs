@@ -75,7 +75,7 @@ fn main() -> ExitCode {
         )),
         Command::Run(a) => code(run::run(&a)),
         Command::Load(a) => code(deployed::load(&a)),
-        Command::Unload { iface } => code(deployed::unload(&iface)),
+        Command::Unload { key, iface } => code(deployed::unload(key.as_deref(), iface.as_deref())),
         Command::Status { prune } => deployed::status(prune),
         Command::Stats(a) => code(deployed::stats(&a)),
         Command::Set(a) => code(deployed::set(&a)),

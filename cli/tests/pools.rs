@@ -121,4 +121,25 @@ fn pools_change_on_a_loaded_policy() {
             "{how:?}: {out}"
         );
     }
+    // One way to name a deployment, for every command: KEY or --iface.
+    let (code, out) = nfcc(&["pool", "list", "--iface", &a, "web"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("pool web: 3 of 64 backends"), "{out}");
+    let (code, out) = nfcc(&["stats", "--iface", &a, "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = nfcc(&["stats", "l4lb", "--iface", "nfcc-not-this0"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("is on ") && out.contains("not nfcc-not-this0"),
+        "{out}"
+    );
+    let (code, out) = nfcc(&["unload", "l4lb"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("unloaded l4lb from {a}")), "{out}");
+    let (code, out) = nfcc(&["stats", "--iface", &a]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("no nfcc deployment is on {a}")),
+        "{out}"
+    );
 }

@@ -438,6 +438,75 @@ pub fn find(policy: &str) -> Result<Deployment, DriverError> {
     Ok(deploy::find(policy)?)
 }
 
+/// The deployment a command names: by `key` (the policy, or POLICY@IFACE), by `iface`, or by
+/// both when they agree. Every command on a deployment resolves its name here.
+pub fn resolve(key: Option<&str>, iface: Option<&str>) -> Result<Deployment, DriverError> {
+    match (key, iface) {
+        (Some(k), None) => find(k),
+        (None, Some(i)) => {
+            let on: Vec<Deployment> = deploy::status()
+                .into_iter()
+                .filter(|d| d.iface() == i)
+                .collect();
+            match on.as_slice() {
+                [] => Err(DriverError::Input(format!(
+                    "no nfcc deployment is on {i} (`nfcc status` lists them)"
+                ))),
+                [d] => Ok(d.clone()),
+                more => Err(DriverError::Input(format!(
+                    "{} deployments are on {i}: {}; name one by its key",
+                    more.len(),
+                    more.iter()
+                        .map(|d| format!("`{}`", d.manifest.key()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            }
+        }
+        (Some(k), Some(i)) => {
+            let d = find(k)?;
+            if d.iface() == i {
+                Ok(d)
+            } else {
+                Err(DriverError::Input(format!(
+                    "deployment `{}` is on {}, not {i}",
+                    d.manifest.key(),
+                    d.iface()
+                )))
+            }
+        }
+        (None, None) => Err(DriverError::Input(
+            "name the deployment: KEY (the policy, or POLICY@IFACE) or --iface IF".into(),
+        )),
+    }
+}
+
+/// [`resolve`] for commands whose words go on after the key (`set`, `pool`): with `iface`
+/// the words start after it; otherwise the first word is the key. The deployment, and the
+/// words after its name.
+pub fn resolve_words<'a>(
+    words: &'a [String],
+    iface: Option<&str>,
+) -> Result<(Deployment, &'a [String]), DriverError> {
+    match (iface, words.split_first()) {
+        (Some(i), _) => Ok((resolve(None, Some(i))?, words)),
+        (None, Some((key, rest))) => Ok((resolve(Some(key), None)?, rest)),
+        (None, None) => resolve(None, None).map(|d| (d, words)),
+    }
+}
+
+/// `nfcc unload KEY | --iface IF`: the deployment named, live or gone.
+pub fn unload_named(key: Option<&str>, iface: Option<&str>) -> Result<Deployment, DriverError> {
+    match (key, iface) {
+        // By interface alone: also a deployment whose interface is gone.
+        (None, Some(i)) => unload(i),
+        _ => {
+            let d = resolve(key, iface)?;
+            unload_key(d.manifest.key())
+        }
+    }
+}
+
 /// How long ago a Unix time was, as people read it.
 pub fn ago(then: u64) -> String {
     let now = std::time::SystemTime::now()
@@ -455,6 +524,25 @@ pub fn ago(then: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deployment_is_named_by_key_or_interface_and_nothing_else() {
+        let e = resolve(None, None).err();
+        assert!(
+            e.as_ref()
+                .is_some_and(|e| e.exit_code() == 1 && e.to_string().contains("KEY")),
+            "{e:?}"
+        );
+        let e = resolve(None, Some("nfcc-no-such-if0")).err();
+        assert!(
+            e.as_ref().is_some_and(|e| e.exit_code() == 1
+                && e.to_string()
+                    .contains("no nfcc deployment is on nfcc-no-such-if0")),
+            "{e:?}"
+        );
+        let words = ["p".to_string(), "s".to_string()];
+        assert!(resolve_words(&words, Some("nfcc-no-such-if0")).is_err());
+    }
 
     #[test]
     fn a_prepared_policy_carries_its_manifest() {
