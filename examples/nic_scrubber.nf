@@ -10,7 +10,9 @@ policy nic_scrubber on xdp {
     counter scrubbed: key ipv4.src, capacity 16384
 
     rule bogon_src:  ipv4.src in bogons_v4                => count scrubbed, drop
-    rule fragments:  frag                                 => count scrubbed, drop
+    # Non-first fragments carry no transport header to judge (iptables' `-f`); a first
+    # fragment has one and goes through the rules below like any packet.
+    rule fragments:  ip.frag_offset != 0                  => count scrubbed, drop
     rule amplified:  udp.sport in amplifiers              => count scrubbed, drop
     rule null_scan:  tcp.flags == 0                       => drop
     rule xmas_scan:  tcp.flags has fin and tcp.flags has urg and tcp.flags has psh => drop
@@ -35,8 +37,14 @@ policy nic_scrubber on xdp {
         send ipv6(src=2001:db8::1, dst=2001:db8::2) / udp(sport=123, dport=40000)
         expect drop by amplified
     }
-    test "non-first fragments are dropped" {
+    test "non-first fragments are dropped, first fragments judged by their header" {
         send ipv4(src=198.51.100.7, dst=203.0.113.10, frag_offset=10) / udp(dport=53)
         expect drop by fragments
+        send ipv6(src=2001:db8::1, dst=2001:db8::2) / ipv6ext(kind=frag, offset=185) / udp(dport=53)
+        expect drop by fragments
+        send ipv4(src=198.51.100.7, dst=203.0.113.10, mf=1) / udp(sport=123, dport=40000)
+        expect drop by amplified
+        send ipv6(src=2001:db8::1, dst=2001:db8::2) / ipv6ext(kind=frag, more=1) / udp(sport=53, dport=40000)
+        expect pass
     }
 }

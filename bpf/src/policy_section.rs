@@ -30,6 +30,23 @@ pub const VERSION: u32 = 1;
 pub struct PolicySection {
     /// One entry per program of the object.
     pub programs: Vec<ProgramState>,
+    /// The source the object was compiled from, with the options that shape its code: what
+    /// `nfcc test OBJ` runs the test blocks of (absent in objects of an older nfcc).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<CompiledFrom>,
+}
+
+/// Where an object came from: enough to compile it again, byte for byte, with the same nfcc.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CompiledFrom {
+    /// The source's name as the compiler was given it (it is in the object's line info).
+    pub name: String,
+    /// The `.nf` text.
+    pub text: String,
+    /// `--target`, when given (`host`, `nfp`).
+    pub target: Option<String>,
+    /// `--classifier` (`auto`, `linear`, `tree`, `tuples`).
+    pub classifier: String,
 }
 
 /// What one program of the object needs besides its code.
@@ -205,6 +222,12 @@ mod tests {
         ];
         let s = PolicySection {
             programs: vec![state(entries.clone()), state(Vec::new())],
+            source: Some(CompiledFrom {
+                name: "p.nf".into(),
+                text: "policy p on xdp { default pass }".into(),
+                target: None,
+                classifier: "auto".into(),
+            }),
         };
         let bytes = s.to_bytes();
         let back = PolicySection::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}"));

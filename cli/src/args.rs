@@ -77,7 +77,7 @@ pub struct CheckArgs {
 /// `nfcc test`.
 #[derive(Args, Debug)]
 pub struct TestArgs {
-    /// The .nf files.
+    /// The .nf files, or objects `nfcc compile` wrote (their test blocks run on the object).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Which engine runs the packets.

@@ -276,6 +276,12 @@ pub fn compile_opts(
                 Some(state.with_entries(cp.entries()))
             })
             .collect(),
+        source: Some(nfcc_bpf::policy_section::CompiledFrom {
+            name: source_name.to_string(),
+            text: source.to_string(),
+            target: target.map(|t| t.name().to_string()),
+            classifier: opts.classifier.name().to_string(),
+        }),
     };
     let obj = ObjectDef {
         license: "GPL".into(),

@@ -743,10 +743,7 @@ impl Program {
     /// The text form: fields, maps, conditions, rules. Stable, for snapshot tests.
     pub fn to_text(&self) -> String {
         let mut o = String::new();
-        let target = match self.target {
-            Target::Host => "host",
-            Target::Nfp => "nfp",
-        };
+        let target = self.target.name();
         let _ = writeln!(
             o,
             "program {} on {} for {target}",

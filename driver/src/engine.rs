@@ -4,6 +4,7 @@
 
 use crate::error::DriverError;
 use crate::source::compile_program;
+use nfcc_compiler::compile::Compiled;
 use nfcc_dsl::checked::{Policy, Program, Target};
 use nfcc_dsl::testing::{Engine, EvalEngine};
 use nfcc_engines::Executor;
@@ -104,10 +105,33 @@ pub fn engine_for(
     let single = Program {
         policies: vec![policy.clone()],
     };
+    // The kernel and the testbed run limiters on a virtual clock compiled in; the emulator
+    // supplies the clock itself.
+    let virtual_clock = matches!(kind, EngineKind::Kernel | EngineKind::Testbed);
+    let compiled = compile_program(&single, label, source, None, virtual_clock)?;
+    engine_over(kind, policy, label, &compiled)
+}
+
+/// An engine of kind `kind` for `policy` running `compiled`'s program as it is, without
+/// compiling: what `nfcc test OBJ` runs. The kernel and testbed engines hold limiters to the
+/// evaluator's frozen time through a virtual clock compiled into the program, so a program
+/// without one (an object compiled for deployment) is refused there when it has limiters.
+pub fn engine_over(
+    kind: EngineKind,
+    policy: &Policy,
+    label: &str,
+    compiled: &Compiled,
+) -> Result<Box<dyn Engine>, DriverError> {
     let at = |e: String| DriverError::Environment(format!("{label}: {e}"));
+    let clock = nfcc_bpf::layout::clock_map_name(&policy.name);
+    let virtual_clock = compiled
+        .programs
+        .iter()
+        .filter(|p| p.name == policy.name)
+        .any(|p| p.maps.iter().any(|(m, _)| m.name == clock));
     Ok(match kind {
+        EngineKind::Eval => Box::new(EvalEngine::default()),
         EngineKind::Emulator | EngineKind::Jit | EngineKind::Rbpf => {
-            let compiled = compile_program(&single, label, source, None, false)?;
             if kind == EngineKind::Rbpf {
                 // A program rbpf cannot run is refused here, with the instruction or helper and
                 // why (exit 2), rather than failing every test block.
@@ -115,7 +139,7 @@ pub fn engine_for(
                     .map_err(|e| at(e.to_string()))?;
                 nfcc_oracle::RbpfProgram::new(&emu, &policy.name)?;
             }
-            let mut e = nfcc_engines::EmulatorEngine::new(&compiled, &policy.name)
+            let mut e = nfcc_engines::EmulatorEngine::new(compiled, &policy.name)
                 .map_err(at)?
                 .with_executor(match kind {
                     EngineKind::Jit => Executor::Jit,
@@ -127,20 +151,24 @@ pub fn engine_for(
             }
             Box::new(e)
         }
-        EngineKind::Testbed => {
-            let compiled = compile_program(&single, label, source, None, true)?;
-            Box::new(
-                nfcc_engines::TestbedEngine::new(&compiled, &policy.name)
-                    .map_err(|e| at(e.to_string()))?,
-            )
+        EngineKind::Kernel | EngineKind::Testbed
+            if !policy.limiters.is_empty() && !virtual_clock =>
+        {
+            return Err(DriverError::Input(format!(
+                "the {} engine runs limiters on a virtual clock compiled into the program, and \
+                 this one reads the real clock; `--engine emulator` supplies the clock to the \
+                 program as it is",
+                kind.name()
+            )))
         }
-        EngineKind::Eval | EngineKind::Kernel => {
-            let compiled = compile_program(&single, label, source, None, true)?;
-            Box::new(
-                nfcc_engines::KernelEngine::new(&compiled, &policy.name)
-                    .map_err(|e| at(e.to_string()))?,
-            )
-        }
+        EngineKind::Testbed => Box::new(
+            nfcc_engines::TestbedEngine::new(compiled, &policy.name)
+                .map_err(|e| at(e.to_string()))?,
+        ),
+        EngineKind::Kernel => Box::new(
+            nfcc_engines::KernelEngine::new(compiled, &policy.name)
+                .map_err(|e| at(e.to_string()))?,
+        ),
     })
 }
 

@@ -5,7 +5,7 @@
 
 use crate::error::{read_text, DriverError};
 use crate::verify::Original;
-use nfcc_import::{ImportError, Imported, Report};
+use nfcc_import::{ImportError, Imported, Report, Traversal};
 use std::path::{Path, PathBuf};
 
 /// What `nfcc import iptables` is asked.
@@ -122,11 +122,11 @@ fn failed(file: &Path, e: ImportError) -> Failure {
 fn outcome(
     got: Result<Imported, Failure>,
     verify: Option<u64>,
-    check: impl FnOnce(&str, u64) -> Result<crate::verify::Verified, DriverError>,
+    check: impl FnOnce(&str, &Traversal, u64) -> Result<crate::verify::Verified, DriverError>,
 ) -> ImportOutcome {
     match got {
         Ok(i) => {
-            let verified = verify.map(|n| check(&i.nf, n));
+            let verified = verify.map(|n| check(&i.nf, &i.traversal, n));
             ImportOutcome {
                 nf: Ok(i.nf),
                 report: Some(i.report),
@@ -148,7 +148,7 @@ fn outcome(
 pub fn iptables(req: &IptablesRequest) -> ImportOutcome {
     let text = match read_text(&req.file) {
         Ok(t) => t,
-        Err(e) => return outcome(Err(plain(e)), None, |_, _| unreachable_verify()),
+        Err(e) => return outcome(Err(plain(e)), None, |_, _, _| unreachable_verify()),
     };
     let got = (|| {
         let sets = match &req.ipset {
@@ -169,7 +169,7 @@ pub fn iptables(req: &IptablesRequest) -> ImportOutcome {
         nfcc_import::iptables::import(&text, &opts).map_err(|e| failed(&req.file, e))
     })();
     let v6 = req.ipv6 || nfcc_import::iptables::is_v6(&text);
-    outcome(got, req.verify, |nf, n| {
+    outcome(got, req.verify, |nf, traversal, n| {
         let sets = req.ipset.as_ref().map(|p| read_text(p)).transpose()?;
         let original = Original::Iptables {
             dump: &text,
@@ -178,6 +178,7 @@ pub fn iptables(req: &IptablesRequest) -> ImportOutcome {
         };
         crate::verify::verify(
             &original,
+            (&req.chain, traversal),
             nf,
             &name(&req.name, &req.file),
             req.iface.as_deref(),
@@ -190,7 +191,7 @@ pub fn iptables(req: &IptablesRequest) -> ImportOutcome {
 pub fn nft(req: &NftRequest) -> ImportOutcome {
     let text = match read_text(&req.file) {
         Ok(t) => t,
-        Err(e) => return outcome(Err(plain(e)), None, |_, _| unreachable_verify()),
+        Err(e) => return outcome(Err(plain(e)), None, |_, _, _| unreachable_verify()),
     };
     let got = (|| {
         let opts = nfcc_import::nft::Options {
@@ -203,10 +204,11 @@ pub fn nft(req: &NftRequest) -> ImportOutcome {
         };
         nfcc_import::nft::import(&text, &opts).map_err(|e| failed(&req.file, e))
     })();
-    outcome(got, req.verify, |nf, n| {
+    outcome(got, req.verify, |nf, traversal, n| {
         let original = Original::Nft { json: &text };
         crate::verify::verify(
             &original,
+            (req.chain.as_deref().unwrap_or("input"), traversal),
             nf,
             &name(&req.name, &req.file),
             req.iface.as_deref(),

@@ -3,11 +3,17 @@
 //! packet. Results arrive as [`TestEvent`]s while they happen (a testbed run is slow), and the
 //! whole run as a [`TestSummary`], which also renders JUnit XML for CI systems.
 
-use crate::engine::{engine_for, EngineKind};
-use crate::source::check_file;
+use crate::engine::{engine_for, engine_over, EngineKind};
+use crate::error::{read_bytes, DriverError};
+use crate::source::{check_file, compile_program_opts, CheckedFile};
+use nfcc_bpf::policy_section::PolicySection;
+use nfcc_compiler::classify::Choice;
+use nfcc_compiler::compile::{Compiled, Options};
+use nfcc_dsl::checked::Target;
 use nfcc_dsl::diag::{Diagnostic, SourceMap};
 use nfcc_dsl::testing::{run_tests, TestReport};
-use std::path::PathBuf;
+use nfcc_dsl::{check_source, CheckOptions};
+use std::path::{Path, PathBuf};
 
 /// Something that happened during a test run, in order.
 #[derive(Debug)]
@@ -141,7 +147,7 @@ pub fn run(
         ..TestSummary::default()
     };
     for f in files {
-        let c = match check_file(f, None) {
+        let (c, object) = match checked_input(f) {
             Ok(c) => c,
             Err(e) => {
                 on(TestEvent::Unreadable(e.to_string()));
@@ -149,7 +155,10 @@ pub fn run(
                 continue;
             }
         };
-        let name = c.label();
+        let name = match &object {
+            Some((from, _)) => format!("{} ({from})", c.label()),
+            None => c.label(),
+        };
         let Some(program) = &c.program else {
             on(TestEvent::DoesNotCheck {
                 file: &name,
@@ -161,7 +170,11 @@ pub fn run(
         let map = SourceMap::new(&name, &c.source);
         for policy in &program.policies {
             for (wi, kind) in engines.iter().enumerate() {
-                let mut engine = match engine_for(*kind, policy, &name, &c.source) {
+                let built = match &object {
+                    Some((_, compiled)) => engine_over(*kind, policy, &name, compiled),
+                    None => engine_for(*kind, policy, &name, &c.source),
+                };
+                let mut engine = match built {
                     Ok(e) => e,
                     Err(e) => {
                         let msg = if e.is_rendered() {
@@ -224,6 +237,70 @@ pub fn run(
         }
     }
     sum
+}
+
+/// A file to test: a `.nf` source, or an object with the source it carries and the object as
+/// the programs the engines run (with the source's name).
+fn checked_input(f: &Path) -> Result<(CheckedFile, Option<(String, Compiled)>), DriverError> {
+    let bytes = read_bytes(f)?;
+    if !bytes.starts_with(b"\x7fELF") {
+        return check_file(f, None).map(|c| (c, None));
+    }
+    let at = |what: &str| DriverError::Input(format!("{}: {what}", f.display()));
+    let from = PolicySection::read(&bytes)
+        .map_err(|e| at(&e.to_string()))?
+        .ok_or_else(|| {
+            at(
+                "an object without nfcc's .nfcc.policy section (another compiler's, or an \
+                older nfcc's): its tests are in its .nf source; run `nfcc test SOURCE.nf`",
+            )
+        })?
+        .source
+        .ok_or_else(|| {
+            at(
+                "the object does not carry its source (an older nfcc compiled it): recompile \
+                it, or run `nfcc test SOURCE.nf`",
+            )
+        })?;
+    let target = match from.target.as_deref() {
+        Some(t) => Some(
+            Target::from_name(t).ok_or_else(|| at(&format!("unknown target `{t}` recorded")))?,
+        ),
+        None => None,
+    };
+    let classifier = Choice::from_name(&from.classifier).ok_or_else(|| {
+        at(&format!(
+            "unknown classifier `{}` recorded",
+            from.classifier
+        ))
+    })?;
+    let (program, diags) = check_source(&from.text, &CheckOptions { target });
+    let c = CheckedFile {
+        path: f.to_path_buf(),
+        source: from.text.clone(),
+        program,
+        diags,
+    };
+    let Some(program) = &c.program else {
+        return Ok((c, None));
+    };
+    // The object's own code runs, and the source's tests vouch for it only if it is exactly
+    // what the source compiles to: the same bytes.
+    let opts = Options {
+        target,
+        classifier,
+        virtual_clock: false,
+    };
+    let compiled = compile_program_opts(program, &from.name, &from.text, &opts)?;
+    if compiled.object != bytes {
+        return Err(at(&format!(
+            "the object is not what this nfcc compiles from the source it carries ({}): \
+             another nfcc compiled it, or it was changed since, so its tests cannot vouch for it; \
+             recompile it with `nfcc compile`",
+            from.name
+        )));
+    }
+    Ok((c, Some((from.name, compiled))))
 }
 
 #[cfg(test)]

@@ -1,24 +1,26 @@
 //! `nfcc import iptables|nft --verify N`: the original ruleset restored with the machine's
-//! own `iptables-restore` (or `ip6tables-restore`, or `nft -j -f`) into a testbed's private
-//! network namespace,
-//! whose routing table has a local route for every address (so every packet goes to INPUT;
-//! with `accept_local`, since every source is then a local address too, and IPv6 turned back
-//! on where the testbed turned it off),
-//! and N generated packets sent into it; a packet netfilter accepted reaches raw IP sockets
-//! there. The same packets go through the imported policy on the reference evaluator and,
-//! compiled, on the emulator. Every packet whose verdicts differ is a disagreement.
+//! own tools into a testbed's private network namespace, with the topology that sends packets
+//! through the imported chain where netfilter runs it (`nfcc_testbeds::netfilter`: INPUT with
+//! every address local, FORWARD through a routed namespace pair, a user chain jumped to from
+//! INPUT; OUTPUT is refused, no arriving packet meets it), and N generated packets sent in.
+//! The same packets go through the imported policy on the reference evaluator and, compiled,
+//! on the emulator. Every packet whose verdicts differ is a disagreement.
 //!
 //! Packets are drawn from the rules' own values: half of them meet one rule's conditions
 //! together (its addresses at and around the prefix edges, its ports and range ends, its
 //! protocol, ICMP type and TCP flags), the rest take values one by one from all rules and at
 //! random, each tagged in its payload so its arrival can be told apart. Sources the
 //! kernel drops before INPUT (martians: 0/8, 127/8, multicast, broadcast; for IPv6 anything
-//! outside 2000::/3 and fc00::/7) are never generated.
+//! outside 2000::/3 and fc00::/7) are never generated. On the forward path one packet in eight
+//! is a first fragment and one in eight a later one; INPUT sees datagrams only after
+//! reassembly, so no fragment is sent there.
 
 use crate::error::DriverError;
 use nfcc_dsl::checked::{Policy, Terminal};
 use nfcc_import::iptables::Pools;
-use nfcc_runtime::capture::{Delivered, Injector};
+use nfcc_import::Traversal;
+use nfcc_runtime::capture::Injector;
+use nfcc_testbeds::netfilter::{Path, Reference, Ruleset};
 use nfcc_testbeds::Testbed;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -120,10 +122,11 @@ fn random_address(v6: bool, rng: &mut Rng) -> String {
 /// Packet `i`'s literal (to the receiving MAC `mac`), tagged with `i` in its payload: half
 /// the time made to meet one rule's conditions together, else from values drawn one by one
 /// from all rules (or at random).
-fn packet(i: u32, pools: &Pools, mac: &str, rng: &mut Rng) -> String {
+/// With `fragments`, one packet in eight is a first fragment and one in eight a later one.
+fn packet(i: u32, pools: &Pools, mac: &str, fragments: bool, rng: &mut Rng) -> String {
     if !pools.templates.is_empty() && rng.below(2) == 0 {
         let t = &pools.templates[rng.below(pools.templates.len())];
-        return from_template(i, t, pools, mac, rng);
+        return from_template(i, t, pools, mac, fragments, rng);
     }
     let one = |v: &[String], rng: &mut Rng| {
         (!v.is_empty() && rng.below(3) > 0).then(|| v[rng.below(v.len())].clone())
@@ -163,7 +166,7 @@ fn packet(i: u32, pools: &Pools, mac: &str, rng: &mut Rng) -> String {
             .then(|| pools.icmp[rng.below(pools.icmp.len())]),
         flags: Some(FLAGS[rng.below(FLAGS.len())].to_string()),
     };
-    from_template(i, &t, pools, mac, rng)
+    from_template(i, &t, pools, mac, fragments, rng)
 }
 
 /// A packet meeting template `t`'s conditions, random elsewhere.
@@ -172,6 +175,7 @@ fn from_template(
     t: &nfcc_import::iptables::Template,
     pools: &Pools,
     mac: &str,
+    fragments: bool,
     rng: &mut Rng,
 ) -> String {
     let v6 = pools.v6;
@@ -194,10 +198,25 @@ fn from_template(
             list[rng.below(list.len())]
         }
     };
-    let ip = if v6 {
-        format!("ipv6(src={src}, dst={dst})")
-    } else {
-        format!("ipv4(src={src}, dst={dst})")
+    let tag = format!("raw(0x4e464343{i:08x})");
+    let frag = if fragments { rng.below(8) } else { 8 };
+    if frag == 0 {
+        // A later fragment: no transport header, only the tag after the IP header(s).
+        let (offset, more) = (1 + rng.below(185), rng.below(2));
+        let ip = if v6 {
+            format!(
+                "ipv6(src={src}, dst={dst}) / ipv6ext(kind=frag, offset={offset}, more={more}, nexthdr={proto})"
+            )
+        } else {
+            format!("ipv4(src={src}, dst={dst}, proto={proto}, frag_offset={offset}, mf={more})")
+        };
+        return format!("eth(dst={mac}) / {ip} / {tag}");
+    }
+    let ip = match (v6, frag == 1) {
+        (true, false) => format!("ipv6(src={src}, dst={dst})"),
+        (true, true) => format!("ipv6(src={src}, dst={dst}) / ipv6ext(kind=frag, more=1)"),
+        (false, false) => format!("ipv4(src={src}, dst={dst})"),
+        (false, true) => format!("ipv4(src={src}, dst={dst}, mf=1)"),
     };
     let l4 = match proto {
         6 => {
@@ -230,30 +249,16 @@ fn from_template(
             } else {
                 format!("ipv4(src={src}, dst={dst}, proto={p})")
             };
-            return format!("eth(dst={mac}) / {ip} / raw(0x4e464343{i:08x})");
+            return format!("eth(dst={mac}) / {ip} / {tag}");
         }
     };
-    format!("eth(dst={mac}) / {ip}{l4} / raw(0x4e464343{i:08x})")
+    format!("eth(dst={mac}) / {ip}{l4} / {tag}")
 }
 
 /// The tag of a delivered packet (the last 8 bytes: `NFCC` and the index).
 fn tag(data: &[u8]) -> Option<u32> {
     let t = data.get(data.len().checked_sub(8)?..)?;
     (t[..4] == *b"NFCC").then(|| u32::from_be_bytes([t[4], t[5], t[6], t[7]]))
-}
-
-fn ns_sh(ns: &str, script: &str) -> Result<(), DriverError> {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", ns, "sh", "-c", script])
-        .output()
-        .map_err(|e| env(format!("cannot run `ip netns exec`: {e}")))?;
-    if !out.status.success() {
-        return Err(env(format!(
-            "in the verification namespace, `{script}` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
 }
 
 fn verdict_name(t: &Terminal) -> &'static str {
@@ -283,6 +288,31 @@ pub enum Original<'a> {
     },
 }
 
+impl<'a> Original<'a> {
+    fn ruleset(&self) -> Ruleset<'a> {
+        match *self {
+            Original::Iptables { dump, v6, sets } => Ruleset::Iptables { dump, v6, sets },
+            Original::Nft { json } => Ruleset::Nft { json },
+        }
+    }
+}
+
+/// How packets must travel through netfilter to meet a chain of `traversal` (named `chain`).
+fn path_of<'c>(traversal: &Traversal, chain: &'c str) -> Result<Path<'c>, DriverError> {
+    Ok(match traversal {
+        Traversal::Input | Traversal::Prerouting => Path::Input,
+        Traversal::Forward => Path::Forward,
+        Traversal::Jumped => Path::Jump { chain },
+        Traversal::Output => {
+            return Err(DriverError::Input(format!(
+                "--verify: chain {chain} judges packets this host sends, which never arrive where \
+                 a policy is attached; verification covers input, prerouting and forward chains \
+                 and chains they jump to"
+            )))
+        }
+    })
+}
+
 /// The pools `original`'s rules draw packets from, per family.
 fn pools_of(original: &Original<'_>) -> Result<Vec<Pools>, DriverError> {
     Ok(match *original {
@@ -306,7 +336,7 @@ pub fn sample_frames(original: &Original<'_>, n: usize) -> Result<Vec<Vec<u8>>, 
     (0..n as u32)
         .map(|i| {
             let family = &pools[rng.below(pools.len())];
-            let lit = packet(i, family, "02:00:00:00:00:02", &mut rng);
+            let lit = packet(i, family, "02:00:00:00:00:02", false, &mut rng);
             nfcc_dsl::testing::frame_from_literal(&lit)
                 .map_err(|e| DriverError::Failed(format!("generated `{lit}`: {e}")))
         })
@@ -314,14 +344,17 @@ pub fn sample_frames(original: &Original<'_>, n: usize) -> Result<Vec<Vec<u8>>, 
 }
 
 /// Holds the imported `policy` (from `nf`) to `original` restored into netfilter, with `n`
-/// packets; `iface` is the interface name `-i`/`iifname` rules were judged against.
+/// packets sent so that they meet chain `chain` where `traversal` says netfilter runs it;
+/// `iface` is the interface name `-i`/`iifname` rules were judged against.
 pub fn verify(
     original: &Original<'_>,
+    (chain, traversal): (&str, &Traversal),
     nf: &str,
     policy: &str,
     iface: Option<&str>,
     n: u64,
 ) -> Result<Verified, DriverError> {
+    let path = path_of(traversal, chain)?;
     nfcc_runtime::can_load_bpf()
         .map_err(|why| env(format!("--verify needs root and bpf: {why}")))?;
     let (program, diags) = nfcc_dsl::check_source(nf, &nfcc_dsl::CheckOptions::default());
@@ -345,96 +378,27 @@ pub fn verify(
         }
     }
     let tb = Testbed::new().map_err(env)?;
-    let rx = match iface {
-        Some(name) => {
-            ns_sh(
-                &tb.ns,
-                &format!(
-                    "ip link set {} down && ip link set {} name {name} && ip link set {name} up",
-                    tb.rx, tb.rx
-                ),
-            )?;
-            name.to_string()
-        }
-        None => tb.rx.clone(),
-    };
-    let (restore, text, families): (&str, &str, Vec<bool>) = match *original {
-        Original::Iptables { dump, v6, .. } => (
-            if v6 {
-                "ip6tables-restore <"
-            } else {
-                "iptables-restore <"
-            },
-            dump,
-            vec![v6],
-        ),
-        Original::Nft { json } => ("nft -j -f", json, vec![false, true]),
-    };
     let pools = pools_of(original)?;
-    let route = families
+    let protos: Vec<u8> = pools
         .iter()
-        .map(|v6| {
-            if *v6 {
-                "ip -6 route add local ::/0 dev lo table local"
-            } else {
-                "ip route add local 0.0.0.0/0 dev lo table local"
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" && ");
-    ns_sh(
-        &tb.ns,
-        &format!(
-            "sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
-             net.ipv4.conf.{rx}.rp_filter=0 net.ipv4.conf.all.accept_local=1 \
-             net.ipv4.conf.{rx}.accept_local=1 net.ipv6.conf.{rx}.disable_ipv6=0 \
-             net.ipv6.conf.lo.disable_ipv6=0 && ip link set lo up && {route}"
-        ),
-    )?;
-    if let Original::Iptables { sets: Some(s), .. } = original {
-        let f = std::env::temp_dir().join(format!("nfcc-verify-{}.ipset", std::process::id()));
-        std::fs::write(&f, s).map_err(env)?;
-        let restored = ns_sh(&tb.ns, &format!("ipset restore < {}", f.display()));
-        let _ = std::fs::remove_file(&f);
-        restored?;
-    }
-    let dir = std::env::temp_dir().join(format!("nfcc-verify-{}", std::process::id()));
-    std::fs::write(&dir, text).map_err(env)?;
-    let restored = ns_sh(&tb.ns, &format!("{restore} {}", dir.display()));
-    let _ = std::fs::remove_file(&dir);
-    restored?;
-    let rx_mac = {
-        let out = std::process::Command::new("ip")
-            .args(["-n", &tb.ns, "link", "show", &rx])
-            .output()
-            .map_err(env)?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.split_whitespace()
-            .skip_while(|w| *w != "link/ether")
-            .nth(1)
-            .map(str::to_string)
-            .ok_or_else(|| env(format!("no MAC address for {rx}")))?
-    };
-    let mut delivered = Vec::new();
-    for p in &pools {
-        let mut protos = vec![6u8, 17, if p.v6 { 58 } else { 1 }];
-        protos.extend(p.protos.iter().copied().filter(|&x| x != 0));
-        protos.sort_unstable();
-        protos.dedup();
-        let v6 = p.v6;
-        delivered.push(
-            tb.in_ns(move || Delivered::open(v6, &protos))
-                .map_err(env)?,
-        );
-    }
+        .flat_map(|p| p.protos.iter().copied())
+        .collect();
+    let reference =
+        Reference::build(&tb, &original.ruleset(), path, iface, &protos).map_err(|e| {
+            env(format!(
+                "restoring the original in the verification namespace: {e}"
+            ))
+        })?;
+    let rx_mac = reference.rx_mac.clone();
+    // Netfilter sees fragments one by one only on the forward path (INPUT sees datagrams
+    // after reassembly).
+    let fragments = path == Path::Forward;
     let drain = |quiet: u64, seen: &mut HashSet<u32>| -> Result<(), DriverError> {
-        for d in &delivered {
-            d.drain(Duration::from_millis(quiet), &mut |x| {
+        reference
+            .drain(Duration::from_millis(quiet), &mut |x| {
                 seen.extend(tag(x));
             })
-            .map_err(env)?;
-        }
-        Ok(())
+            .map_err(env)
     };
     let injector = Injector::open(&tb.tx).map_err(env)?;
     let mut rng = Rng(0x6e66_6363_7665_7269);
@@ -444,7 +408,7 @@ pub fn verify(
     let mut seen: HashSet<u32> = HashSet::new();
     for i in 0..n as u32 {
         let family = &pools[rng.below(pools.len())];
-        let lit = packet(i, family, &rx_mac, &mut rng);
+        let lit = packet(i, family, &rx_mac, fragments, &mut rng);
         let frame = nfcc_dsl::testing::frame_from_literal(&lit)
             .map_err(|e| DriverError::Failed(format!("generated `{lit}`: {e}")))?;
         injector.send(&frame).map_err(env)?;

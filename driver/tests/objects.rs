@@ -170,3 +170,125 @@ fn map_init_fills_the_maps_of_an_object_bpftool_loaded() {
         "bpftool leaves the set empty; the batch fills it"
     );
 }
+
+/// Compiles every example to an object in `dir`, as `nfcc compile` does (the file's own name
+/// as the label), and gives (object path, how many test blocks its source has, whether a
+/// policy of it has limiters).
+fn example_objects(dir: &std::path::Path) -> Vec<(std::path::PathBuf, usize, bool)> {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut files: Vec<_> = std::fs::read_dir(&examples)
+        .expect("examples")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "nf"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let out = nfcc_driver::compile::compile(
+                f,
+                None,
+                nfcc_driver::compile::Emit::Elf,
+                nfcc_driver::compile::Classifier::Auto,
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            let obj = dir.join(f.with_extension("o").file_name().expect("name"));
+            std::fs::write(&obj, &out.bytes).expect("write");
+            let source = std::fs::read_to_string(f).expect("read");
+            let (program, _) = nfcc_dsl::check_source(&source, &nfcc_dsl::CheckOptions::default());
+            let program = program.expect("checks");
+            let tests = program.policies.iter().map(|p| p.tests.len()).sum();
+            let limiters = program.policies.iter().any(|p| !p.limiters.is_empty());
+            (obj, tests, limiters)
+        })
+        .collect()
+}
+
+/// `nfcc test OBJ`: an object's test blocks (its source travels in `.nfcc.policy`) run on the
+/// object's own code — every example's pass on the interpreter, the JIT and rbpf, and in the
+/// kernel where no limiter needs the virtual clock; an object that is not what its source
+/// compiles to, or that carries no source, is refused with the reason.
+#[test]
+fn an_object_runs_its_own_test_blocks() {
+    use nfcc_driver::engine::EngineKind;
+    use nfcc_driver::test::{run, TestEvent};
+    let dir = std::env::temp_dir().join(format!("nfcc-objtest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let kernel = common::privileged("object test blocks in the kernel");
+    let mut ran = 0;
+    for (obj, tests, limiters) in example_objects(&dir) {
+        let mut engines = vec![EngineKind::Emulator, EngineKind::Jit];
+        if kernel && !limiters {
+            engines.push(EngineKind::Kernel);
+        }
+        let mut problems = Vec::new();
+        let sum = run(std::slice::from_ref(&obj), &engines, &mut |ev| match ev {
+            TestEvent::Unreadable(e) | TestEvent::EngineFailed(e) => problems.push(e),
+            TestEvent::DoesNotCheck { rendered, .. } => problems.push(rendered),
+            TestEvent::Report { .. } => {}
+        });
+        assert!(problems.is_empty(), "{}: {problems:?}", obj.display());
+        for (kind, passed, failed) in &sum.tally {
+            assert_eq!(
+                (*passed, *failed),
+                (tests, 0),
+                "{} on {}",
+                obj.display(),
+                kind.name()
+            );
+        }
+        ran += tests;
+    }
+    assert!(ran > 20, "{ran}");
+
+    // The object is not what its source compiles to (its recorded name differs, so its line
+    // information would): refused, not tested.
+    let obj = dir.join("ddos_guard.o");
+    let bytes = std::fs::read(&obj).expect("read");
+    let from = br#"ddos_guard.nf","text""#;
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .unwrap_or_else(|| panic!("no recorded source name"));
+    let mut changed = bytes.clone();
+    changed[at + "ddos_guar".len()] = b'X';
+    let bad = dir.join("changed.o");
+    std::fs::write(&bad, &changed).expect("write");
+    let mut said = Vec::new();
+    let sum = run(&[bad], &[EngineKind::Emulator], &mut |ev| {
+        if let TestEvent::Unreadable(e) = ev {
+            said.push(e);
+        }
+    });
+    assert!(sum.input_errors);
+    assert!(
+        said.iter()
+            .any(|e| e.contains("is not what this nfcc compiles")),
+        "{said:?}"
+    );
+
+    // An object of another compiler carries no source: said so.
+    let clang = dir.join("plain.o");
+    let mut plain = bytes.clone();
+    // Renamed in the section-name table: the reader finds no `.nfcc.policy`.
+    let name = b".nfcc.policy\0";
+    let m = plain
+        .windows(name.len())
+        .position(|w| w == name)
+        .expect("section");
+    plain[m + name.len() - 2] = b'x';
+    std::fs::write(&clang, &plain).expect("write");
+    let mut said = Vec::new();
+    let sum = run(&[clang], &[EngineKind::Emulator], &mut |ev| {
+        if let TestEvent::Unreadable(e) = ev {
+            said.push(e);
+        }
+    });
+    assert!(sum.input_errors);
+    assert!(
+        said.iter().any(|e| e.contains("nfcc test SOURCE.nf")),
+        "{said:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,6 +6,7 @@
 //! Needs root, bpf and iptables (skips otherwise, or fails under `NFCC_REQUIRE_KERNEL=1`).
 
 use nfcc_driver::import::{iptables, nft, IptablesRequest, NftRequest};
+use nfcc_import::Traversal;
 use std::path::{Path, PathBuf};
 
 fn skip(reason: &str) {
@@ -140,8 +141,15 @@ fn a_wrong_import_is_caught_packet_by_packet() {
         v6: false,
         sets: None,
     };
-    let v = nfcc_driver::verify::verify(&original, &wrong, "imported", Some("eth0"), 5_000)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let v = nfcc_driver::verify::verify(
+        &original,
+        ("INPUT", &Traversal::Input),
+        &wrong,
+        "imported",
+        Some("eth0"),
+        5_000,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         !v.disagreements.is_empty(),
         "the flipped verdict went unnoticed"
@@ -154,4 +162,98 @@ fn a_wrong_import_is_caught_packet_by_packet() {
             "{d:?}"
         );
     }
+}
+
+fn nft_request(file: &Path, chain: Option<&str>, verify: u64) -> NftRequest {
+    NftRequest {
+        file: file.to_path_buf(),
+        output: None,
+        chain: chain.map(str::to_string),
+        hook: Some("xdp".into()),
+        iface: Some("eth0".into()),
+        skip_unsupported: true,
+        name: Some("imported".into()),
+        verify: Some(verify),
+    }
+}
+
+fn agrees(what: &str, v: &nfcc_driver::verify::Verified, n: usize) {
+    eprintln!(
+        "{what}: {} packets, {} accepted by netfilter, {} disagreements",
+        v.packets,
+        v.accepted,
+        v.disagreements.len()
+    );
+    assert_eq!(v.packets, n, "{what}");
+    assert!(
+        v.accepted > n / 50 && v.accepted < n - n / 50,
+        "{what}: both verdicts exercised ({})",
+        v.accepted
+    );
+    assert!(
+        v.disagreements.is_empty(),
+        "{what}: {:#?}",
+        &v.disagreements[..v.disagreements.len().min(5)]
+    );
+}
+
+/// FORWARD through a routed namespace pair (fragments included), a user chain jumped to from
+/// INPUT, nft's forward hook and a regular nft chain: each held to netfilter where netfilter
+/// runs it. Before, every chain was held to INPUT: the FORWARD import below, verified that
+/// way, disagrees on hundreds of packets.
+#[test]
+fn each_chain_is_verified_where_netfilter_runs_it() {
+    if !ready() {
+        return;
+    }
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../import/tests/corpus");
+    let dump = corpus.join("router.rules");
+    for chain in ["FORWARD", "SERVICES"] {
+        let mut req = request(&dump, 4_000);
+        req.chain = chain.into();
+        let o = iptables(&req);
+        let v = o
+            .verified
+            .unwrap_or_else(|| panic!("{chain}: no verification"))
+            .unwrap_or_else(|e| panic!("{chain}: {e}"));
+        agrees(chain, &v, 4_000);
+    }
+    let json = corpus.join("router_nft.json");
+    for chain in ["inet/filter/forward", "inet/filter/svc"] {
+        let o = nft(&nft_request(&json, Some(chain), 4_000));
+        let v = o
+            .verified
+            .unwrap_or_else(|| panic!("{chain}: no verification"))
+            .unwrap_or_else(|e| panic!("{chain}: {e}"));
+        agrees(chain, &v, 4_000);
+    }
+    // The FORWARD import held to INPUT, as --verify did before: caught, so the path matters.
+    let mut req = request(&dump, 0);
+    req.chain = "FORWARD".into();
+    req.verify = None;
+    let forward = iptables(&req).nf.unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(&dump).unwrap_or_else(|e| panic!("{e}"));
+    let original = nfcc_driver::verify::Original::Iptables {
+        dump: &text,
+        v6: false,
+        sets: None,
+    };
+    let v = nfcc_driver::verify::verify(
+        &original,
+        ("INPUT", &Traversal::Input),
+        &forward,
+        "imported",
+        Some("eth0"),
+        2_000,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(v.disagreements.len() > 100, "{}", v.disagreements.len());
+    // OUTPUT meets no arriving packet: refused, with the reason.
+    let mut req = request(&dump, 100);
+    req.chain = "OUTPUT".into();
+    let e = iptables(&req)
+        .verified
+        .map(|v| v.err().map(|e| e.to_string()).unwrap_or_default())
+        .unwrap_or_default();
+    assert!(e.contains("judges packets this host sends"), "{e}");
 }

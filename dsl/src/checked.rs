@@ -84,6 +84,23 @@ pub enum Target {
     Nfp,
 }
 
+impl Target {
+    /// The target as `offload` and `--target` write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Host => "host",
+            Target::Nfp => "nfp",
+        }
+    }
+
+    /// The target `--target NAME` names.
+    pub fn from_name(name: &str) -> Option<Target> {
+        [Target::Host, Target::Nfp]
+            .into_iter()
+            .find(|t| t.name() == name)
+    }
+}
+
 /// Headers whose presence a predicate can test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Header {
@@ -266,6 +283,7 @@ fields! {
     IpProto = "ip.proto", Ip, FieldType::Uint(8);
     IpTtl = "ip.ttl", Ip, FieldType::Uint(8);
     IpDscp = "ip.dscp", Ip, FieldType::Uint(6);
+    IpFragOffset = "ip.frag_offset", Ip, FieldType::Uint(13);
     TcpSport = "tcp.sport", Tcp, FieldType::Uint(16);
     TcpDport = "tcp.dport", Tcp, FieldType::Uint(16);
     TcpFlags = "tcp.flags", Tcp, FieldType::Uint(8);

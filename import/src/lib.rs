@@ -48,10 +48,82 @@ pub struct Imported {
     pub nf: String,
     /// What became of every rule.
     pub report: Report,
+    /// Which packets the imported chain judges.
+    pub traversal: Traversal,
+}
+
+/// Which packets a chain judges in netfilter, so which packets the imported policy's verdicts
+/// are netfilter's on (and how `--verify` must send packets through the original).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Traversal {
+    /// Packets addressed to this host (iptables' INPUT, an nft chain hooked on `input`).
+    Input,
+    /// Every packet arriving, before routing (an nft chain hooked on `prerouting`).
+    Prerouting,
+    /// Packets routed through this host (FORWARD, `hook forward`).
+    Forward,
+    /// Packets this host sends (OUTPUT, `hook output` or `postrouting`): never on the
+    /// receive path a policy is attached to.
+    Output,
+    /// A chain no hook calls (an iptables user chain, an nft regular chain): the packets its
+    /// callers jump to it with. Its end (or a `RETURN`) goes back to the caller, which the
+    /// import does not see: the policy's `default` stands for it.
+    Jumped,
+}
+
+impl Traversal {
+    /// The iptables filter table's chain `name`.
+    pub fn of_iptables_chain(name: &str) -> Traversal {
+        match name {
+            "INPUT" => Traversal::Input,
+            "FORWARD" => Traversal::Forward,
+            "OUTPUT" => Traversal::Output,
+            _ => Traversal::Jumped,
+        }
+    }
+
+    /// An nft chain with hook `hook` (empty for a regular chain).
+    pub fn of_nft_hook(hook: &str) -> Traversal {
+        match hook {
+            "" => Traversal::Jumped,
+            "input" => Traversal::Input,
+            "prerouting" | "ingress" => Traversal::Prerouting,
+            "forward" => Traversal::Forward,
+            _ => Traversal::Output,
+        }
+    }
+
+    /// The header comment's sentence on which packets the verdicts hold for; `chain` names
+    /// the chain (`netfilter's FORWARD`, `the forward hook`), `default` the policy's default.
+    pub fn header(&self, chain: &str, default: &str) -> String {
+        match self {
+            Traversal::Input => format!(
+                "# {chain} sees packets addressed to this host; on packets for this host the\n\
+                 # verdicts below are netfilter's.\n"
+            ),
+            Traversal::Prerouting => format!(
+                "# {chain} sees every packet arriving, before routing; on every packet arriving\n\
+                 # the verdicts below are netfilter's.\n"
+            ),
+            Traversal::Forward => format!(
+                "# {chain} sees packets routed through this host (arriving on one interface, leaving\n\
+                 # by another), not packets addressed to it; on packets that traverse the host the\n\
+                 # verdicts below are netfilter's.\n"
+            ),
+            Traversal::Output => format!(
+                "# {chain} sees packets this host sends, which a policy on the receive path never\n\
+                 # meets: attach this policy where the same packets arrive (another host's ingress).\n"
+            ),
+            Traversal::Jumped => format!(
+                "# {chain} is a chain no hook calls: on packets that jump to it the verdicts below are\n\
+                 # netfilter's; its end and a RETURN go back to the caller, written as `default {default}`.\n"
+            ),
+        }
+    }
 }
 
 /// Checks `nf` with the language's checker: the importer's last step.
-fn checked(nf: String, report: Report) -> Result<Imported, ImportError> {
+fn checked(nf: String, report: Report, traversal: Traversal) -> Result<Imported, ImportError> {
     let (program, diags) = nfcc_dsl::check_source(&nf, &nfcc_dsl::CheckOptions::default());
     if program.is_none() {
         let first = diags
@@ -60,5 +132,9 @@ fn checked(nf: String, report: Report) -> Result<Imported, ImportError> {
             .map_or_else(|| "no program".to_string(), |d| d.message.clone());
         return Err(ImportError::Internal(first));
     }
-    Ok(Imported { nf, report })
+    Ok(Imported {
+        nf,
+        report,
+        traversal,
+    })
 }

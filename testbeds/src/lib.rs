@@ -12,6 +12,7 @@
 pub mod baseline;
 pub mod bench;
 pub mod dsr;
+pub mod netfilter;
 pub mod plot;
 pub mod sweep;
 pub mod topology;

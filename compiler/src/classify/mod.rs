@@ -52,6 +52,25 @@ pub enum Choice {
     Tuples,
 }
 
+impl Choice {
+    /// The choice as `--classifier` writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Choice::Auto => "auto",
+            Choice::Linear => "linear",
+            Choice::Tree => "tree",
+            Choice::Tuples => "tuples",
+        }
+    }
+
+    /// The choice `--classifier NAME` makes.
+    pub fn from_name(name: &str) -> Option<Choice> {
+        [Choice::Auto, Choice::Linear, Choice::Tree, Choice::Tuples]
+            .into_iter()
+            .find(|c| c.name() == name)
+    }
+}
+
 /// What a run of box rules became.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Form {

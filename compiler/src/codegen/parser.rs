@@ -88,9 +88,14 @@ impl Gen<'_> {
 
     /// Stores a computed (host) value in r0 for `field`.
     fn store_host(&mut self, field: Field) {
+        self.store_reg(field, R0);
+    }
+
+    /// Stores register `r` as `field`'s value (nothing when the policy does not read it).
+    fn store_reg(&mut self, field: Field, r: Reg) {
         for (i, f) in self.p.fields.iter().enumerate() {
             if f.field == field {
-                self.a.emit(Insn::stx(Size::DW, R9, self.lay.slots[i], R0));
+                self.a.emit(Insn::stx(Size::DW, R9, self.lay.slots[i], r));
             }
         }
     }
@@ -356,6 +361,12 @@ impl Gen<'_> {
         self.a.emit(Insn::ldx(Size::H, R0, R4, 6));
         self.a.emit(Insn::to_be(R0, 16));
         self.a.emit(Insn::alu64_imm(Alu::And, R0, 0x3fff));
+        if self.needs_any(&[Field::IpFragOffset]) {
+            // Written on every IPv4 path: a map-resident vector keeps the last packet's value.
+            self.a.emit(Insn::mov64_reg(R1, R0));
+            self.a.emit(Insn::alu64_imm(Alu::And, R1, 0x1fff));
+            self.store_reg(Field::IpFragOffset, R1);
+        }
         let not_frag = self.a.label();
         self.a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), not_frag);
         self.set_bits(bit(Header::Frag));
@@ -399,11 +410,17 @@ impl Gen<'_> {
         }
         // The extension chain is walked only when something after it is needed.
         let walk = self.need_l4()
-            || self.needs_any(&[Field::Ipv6Nexthdr, Field::IpProto])
+            || self.needs_any(&[Field::Ipv6Nexthdr, Field::IpProto, Field::IpFragOffset])
             || self.present_needed(Header::Frag);
         if !walk {
             self.a.jump(Insn::ja(0), done);
             return;
+        }
+        if self.needs_any(&[Field::IpFragOffset]) {
+            // Zero unless a fragment header says otherwise (the vector may hold the last
+            // packet's value).
+            self.a.emit(Insn::mov64_imm(R0, 0));
+            self.store_host(Field::IpFragOffset);
         }
         self.a.emit(Insn::ldx(Size::B, R2, R4, 6));
         self.a.emit(Insn::alu64_imm(Alu::Add, R4, 40));
@@ -431,6 +448,11 @@ impl Gen<'_> {
             self.a.bind(no_frag);
             self.a.emit(Insn::ldx(Size::B, R2, R4, 0));
             self.a.emit(Insn::alu64_imm(Alu::And, R0, 0xfff8));
+            if self.needs_any(&[Field::IpFragOffset]) {
+                // The offset in 8-byte units; non-zero exactly when the masked word was.
+                self.a.emit(Insn::alu64_imm(Alu::Rsh, R0, 3));
+                self.store_host(Field::IpFragOffset);
+            }
             self.a.jump(Insn::jmp_imm(Jmp::Ne, R0, 0, 0), stuck);
             self.a.emit(Insn::alu64_imm(Alu::Add, R4, 8));
             self.a.jump(Insn::ja(0), next);

@@ -247,6 +247,19 @@ pub fn field_value(h: &Headers, meta: &Meta, f: Field) -> Option<Scalar> {
             (_, Some(ip)) => int(ip.dscp.into()),
             _ => None,
         },
+        // IPv6: the last fragment header walked (the walk stops after a non-first one); 0
+        // when there is none, as for an unfragmented IPv4 packet.
+        IpFragOffset => match (&h.ipv4, &h.ipv6) {
+            (Some(ip), _) => int(ip.frag_offset.into()),
+            (_, Some(ip)) => int(ip
+                .exts
+                .iter()
+                .rev()
+                .find(|x| x.kind == 44)
+                .map_or(0, |x| x.frag_offset)
+                .into()),
+            _ => None,
+        },
         TcpSport => int(h.tcp.as_ref()?.sport.into()),
         TcpDport => int(h.tcp.as_ref()?.dport.into()),
         TcpFlags => int(h.tcp.as_ref()?.flags.into()),

@@ -131,18 +131,17 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
         return Err(ImportError::Refused(report));
     }
     let family = if v6 { "ipv6" } else { "ipv4" };
+    let traversal = crate::Traversal::of_iptables_chain(&opts.chain);
     let mut nf = format!(
-        "# Imported by nfcc from {} ({}, filter table, chain {}): {} rules imported, {} refused, {} skipped.\n\
-         # netfilter's {} sees packets addressed to this host; on packets for this host the\n\
-         # verdicts below are netfilter's.\n",
+        "# Imported by nfcc from {} ({}, filter table, chain {}): {} rules imported, {} refused, {} skipped.\n",
         opts.source,
         if v6 { "ip6tables-save" } else { "iptables-save" },
         opts.chain,
         report.imported(),
         report.refused(),
         report.entries.len() - report.imported() - report.refused(),
-        opts.chain,
     );
+    nf.push_str(&traversal.header(&format!("netfilter's {}", opts.chain), default));
     nf.push_str(&format!(
         "policy {} on {} {{\n",
         opts.name,
@@ -171,7 +170,7 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
         nf.push_str(&format!("    {l}\n"));
     }
     nf.push_str(&format!("    default {default}\n}}\n"));
-    checked(nf, report)
+    checked(nf, report, traversal)
 }
 
 #[cfg(test)]

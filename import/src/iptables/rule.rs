@@ -143,7 +143,8 @@ pub fn translate(words: &[String], cx: &Context<'_>) -> Result<Result<Said, Neve
             continue;
         }
         let a = arg(i).unwrap_or("");
-        if a.is_empty() && w != "--syn" {
+        let flag = matches!(w, "--syn" | "-f" | "--fragment");
+        if a.is_empty() && !flag {
             return Err(refuse(w, "an option without its value"));
         }
         let mut used = 2;
@@ -207,10 +208,23 @@ pub fn translate(words: &[String], cx: &Context<'_>) -> Result<Result<Said, Neve
                     "an output interface has no meaning for packets coming in",
                 ))
             }
+            // The second and later fragments (netfilter: a non-zero offset); IPv4 only, as
+            // ip6tables has no `-f` (its fragments are `-m frag`).
+            "-f" | "--fragment" if !cx.v6 => {
+                atoms.push(
+                    if neg {
+                        "ip.frag_offset == 0"
+                    } else {
+                        "ip.frag_offset != 0"
+                    }
+                    .to_string(),
+                );
+                used = 1;
+            }
             "-f" | "--fragment" => {
                 return Err(refuse(
                     "-f",
-                    "non-first fragments: the language cannot say a fragment's offset",
+                    "ip6tables has no -f (IPv6 fragments are matched with -m frag)",
                 ));
             }
             "-j" | "--jump" | "-g" | "--goto" => {

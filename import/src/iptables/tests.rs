@@ -192,3 +192,56 @@ fn a_refused_rule_that_cannot_change_a_verdict_is_said_so() {
         "{text}"
     );
 }
+
+#[test]
+fn fragments_are_the_offset_field() {
+    check(
+        ":INPUT ACCEPT [0:0]\n-A INPUT -f -j DROP\n-A INPUT ! -f -p udp -j DROP\n",
+        &opts(),
+        "rule input_l3: ip.frag_offset != 0 => drop\n\
+         rule input_l4: ip.frag_offset == 0 and ip.proto == 17 => drop\n\
+         default pass\n}",
+    );
+    let v6 = Options {
+        ipv6: true,
+        skip_unsupported: true,
+        ..opts()
+    };
+    let dump = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -f -j DROP\nCOMMIT\n";
+    let got = import(dump, &v6).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        got.report.render().contains("ip6tables has no -f"),
+        "{}",
+        got.report.render()
+    );
+}
+
+#[test]
+fn the_header_says_which_packets_the_verdicts_hold_for() {
+    let dump = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:SERVICES - [0:0]\n\
+                -A FORWARD -p tcp -j SERVICES\n-A SERVICES -p tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+    let at = |chain: &str| {
+        let o = Options {
+            chain: chain.into(),
+            ..opts()
+        };
+        import(dump, &o).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let fwd = at("FORWARD");
+    assert_eq!(fwd.traversal, crate::Traversal::Forward);
+    assert!(
+        fwd.nf
+            .contains("FORWARD sees packets routed through this host"),
+        "{}",
+        fwd.nf
+    );
+    assert!(!fwd.nf.contains("addressed to this host;"), "{}", fwd.nf);
+    let user = at("SERVICES");
+    assert_eq!(user.traversal, crate::Traversal::Jumped);
+    assert!(
+        user.nf.contains("SERVICES is a chain no hook calls"),
+        "{}",
+        user.nf
+    );
+    assert_eq!(at("INPUT").traversal, crate::Traversal::Input);
+}

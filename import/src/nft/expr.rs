@@ -296,7 +296,13 @@ fn matched(
     if left.get("ct").is_some() {
         return Err(bad("connection tracking state is not in the packet: a stateless filter cannot tell established or related from new (put the policy where replies do not pass, or keep this rule in nftables)"));
     }
+    if let Some(exthdr) = left.get("exthdr") {
+        return exthdr_frag(exthdr, op, right).map(Ok).map_err(bad);
+    }
     if let Some(Value::Array(and)) = left.get("&") {
+        if let Some(frag) = ip_frag_off(and, op, right) {
+            return frag.map(Ok).map_err(bad);
+        }
         return tcp_flags(and, op, right).map(Ok).map_err(bad);
     }
     let keys = keys(left, *l4).map_err(bad)?;
@@ -323,6 +329,49 @@ fn matched(
         _ => return Err(bad("an operator the importer does not map")),
     };
     Ok(Ok(format!("({hdrs} and {atom})")))
+}
+
+/// `ip frag-off & MASK == VALUE` (or `!=`), when the left side is IPv4's fragment word:
+/// the offset alone (mask 0x1fff) is `ip.frag_offset`, the offset with MF (0x3fff) compared
+/// with 0 is the `frag` header test. `None` when the left side is something else.
+fn ip_frag_off(and: &[Value], op: &str, right: &Value) -> Option<Result<String, &'static str>> {
+    let p = and.first()?.get("payload")?;
+    if p.get("protocol").and_then(Value::as_str) != Some("ip")
+        || p.get("field").and_then(Value::as_str) != Some("frag-off")
+    {
+        return None;
+    }
+    let (Some(mask), Some(value)) = (and.get(1).and_then(Value::as_u64), right.as_u64()) else {
+        return Some(Err(
+            "a fragment-word match whose mask or value is not a number",
+        ));
+    };
+    let atom = match (mask, value) {
+        (0x1fff, v) if v <= 0x1fff => format!("ip.frag_offset == {v}"),
+        (0x3fff, 0) => "frag".to_string(),
+        _ => return Some(Err("a fragment-word mask other than 0x1fff (the offset) or 0x3fff compared with 0 (a fragment): the language has no field for the DF and MF flags alone")),
+    };
+    // A `==` on 0x3fff against 0 is "not a fragment".
+    let negated = (op == "!=") != (mask == 0x3fff);
+    Some(match op {
+        "==" | "!=" if negated => Ok(format!("(ipv4 and not {atom})")),
+        "==" | "!=" => Ok(format!("ipv4 and {atom}")),
+        _ => Err("an operator on the fragment word other than == or !="),
+    })
+}
+
+/// `exthdr frag frag-off != 0`: an IPv6 non-first fragment. nftables' match is false without a
+/// fragment header, where `ip.frag_offset` is 0, so only `!= 0` (and `> 0`) is exact.
+fn exthdr_frag(exthdr: &Value, op: &str, right: &Value) -> Result<String, &'static str> {
+    let name = exthdr.get("name").and_then(Value::as_str);
+    let field = exthdr.get("field").and_then(Value::as_str);
+    match (name, field, op, right.as_u64()) {
+        (Some("frag"), Some("frag-off"), "!=" | ">", Some(0)) => {
+            Ok("ipv6 and ip.frag_offset != 0".into())
+        }
+        (Some("frag"), Some("frag-off"), ..) => Err("a fragment-header offset compared other than `!= 0`: nftables' match needs the fragment header, which an atomic fragment (offset 0, no more fragments) has and the language cannot test"),
+        _ => Err("an extension-header match the importer does not map (only `frag frag-off != 0`)"),
+    }
 }
 
 /// `tcp flags & (MASK) == VALUE` (or `!=`).

@@ -150,26 +150,38 @@ pub fn import(json: &str, opts: &Options) -> Result<Imported, ImportError> {
         "ip6" => {
             "    # An ip6 table does not see other families.\n    rule not_ipv6: not ipv6 => pass\n"
         }
-        _ => "    # The input hook sees IPv4 and IPv6 only.\n    rule not_ip: not ip => pass\n",
+        _ => "    # An inet table sees IPv4 and IPv6 only.\n    rule not_ip: not ip => pass\n",
     };
+    let hook = s(base, "hook");
+    let traversal = crate::Traversal::of_nft_hook(&hook);
     let mut nf = format!(
-        "# Imported by nfcc from {} (nft ruleset, chain {family}/{table}/{}): {} rules imported, {} refused, {} skipped.\n\
-         # The input hook sees packets addressed to this host; on packets for this host the\n\
-         # verdicts below are nftables'. (\"line N\" is the rule's index in the JSON array.)\n\
-         policy {} on {} {{\n{guard}",
+        "# Imported by nfcc from {} (nft ruleset, chain {family}/{table}/{}): {} rules imported, {} refused, {} skipped.\n",
         opts.source,
         s(base, "name"),
         report.imported(),
         report.refused(),
         report.entries.len() - report.imported() - report.refused(),
+    );
+    let who = if hook.is_empty() {
+        format!("chain {}", s(base, "name"))
+    } else {
+        format!("The {hook} hook")
+    };
+    nf.push_str(
+        &traversal
+            .header(&who, default)
+            .replace("netfilter's", "nftables'"),
+    );
+    nf.push_str(&format!(
+        "# (\"line N\" is the rule's index in the JSON array.)\npolicy {} on {} {{\n{guard}",
         opts.name,
         if opts.xdp { "xdp" } else { "tc ingress" },
-    );
+    ));
     for l in &walked.lines {
         nf.push_str(&format!("    {l}\n"));
     }
     nf.push_str(&format!("    default {default}\n}}\n"));
-    checked(nf, report)
+    checked(nf, report, traversal)
 }
 
 fn chain_list(chains: &[&Value]) -> String {

@@ -129,3 +129,63 @@ fn verdict_maps_are_one_rule_per_verdict() {
         "not a verdict",
     );
 }
+
+#[test]
+fn fragment_matches_are_the_offset_field_or_the_frag_test() {
+    let word = |mask: u32, op: &str, v: u32| {
+        format!(
+            r#"[{{"match":{{"op":"{op}","left":{{"&":[{{"payload":{{"protocol":"ip","field":"frag-off"}}}},{mask}]}},"right":{v}}}}},{{"drop":null}}]"#
+        )
+    };
+    check(
+        &word(0x1fff, "!=", 0),
+        "(ipv4 and not ip.frag_offset == 0) => drop",
+    );
+    check(
+        &word(0x1fff, "==", 0),
+        "ipv4 and ip.frag_offset == 0 => drop",
+    );
+    check(&word(0x3fff, "!=", 0), "ipv4 and frag => drop");
+    check(&word(0x3fff, "==", 0), "(ipv4 and not frag) => drop");
+    check(
+        &word(0x2000, "!=", 0),
+        "no field for the DF and MF flags alone",
+    );
+    check(
+        r#"[{"match":{"op":"!=","left":{"exthdr":{"name":"frag","field":"frag-off"}},"right":0}},{"drop":null}]"#,
+        "ipv6 and ip.frag_offset != 0 => drop",
+    );
+    check(
+        r#"[{"match":{"op":"==","left":{"exthdr":{"name":"frag","field":"frag-off"}},"right":0}},{"drop":null}]"#,
+        "an atomic fragment",
+    );
+}
+
+#[test]
+fn the_header_says_which_packets_the_verdicts_hold_for() {
+    let forward = ruleset(&[]).replace(r#""hook":"input""#, r#""hook":"forward""#);
+    let o = Options {
+        chain: Some("inet/filter/input".into()),
+        ..opts()
+    };
+    let got = import(&forward, &o).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got.traversal, crate::Traversal::Forward);
+    assert!(
+        got.nf.contains("packets routed through this host"),
+        "{}",
+        got.nf
+    );
+    assert!(!got.nf.contains("addressed to this host;"), "{}", got.nf);
+    let regular = ruleset(&[]).replace(
+        r#","type":"filter","hook":"input","prio":0,"policy":"drop""#,
+        "",
+    );
+    let got = import(&regular, &o).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got.traversal, crate::Traversal::Jumped);
+    assert!(
+        got.nf.contains("chain input is a chain no hook calls"),
+        "{}",
+        got.nf
+    );
+    assert!(got.nf.contains("default pass"), "{}", got.nf);
+}

@@ -127,3 +127,48 @@ table inet server {
 }
 NFT
 run nft -j list ruleset > server_maps_nft.json
+
+# A router: INPUT for the box itself, FORWARD for what it routes (later fragments dropped, a
+# bogon source, DNS, ping), and a SERVICES chain both jump to with a RETURN for one network;
+# imported per chain and verified where netfilter runs each (`--chain FORWARD`, `SERVICES`).
+run iptables -F; run iptables -X; run iptables -P INPUT DROP; run iptables -P FORWARD DROP
+run iptables -N SERVICES
+run iptables -A INPUT -p tcp --dport 22 -j ACCEPT
+run iptables -A INPUT -p icmp -j ACCEPT
+run iptables -A INPUT -p tcp -j SERVICES
+run iptables -A FORWARD -f -j DROP
+run iptables -A FORWARD -s 10.0.0.0/8 -j DROP
+run iptables -A FORWARD -p udp --dport 53 -j ACCEPT
+run iptables -A FORWARD -p tcp -j SERVICES
+run iptables -A FORWARD -p icmp --icmp-type echo-request -j ACCEPT
+run iptables -A SERVICES -s 192.0.2.0/24 -j RETURN
+run iptables -A SERVICES -p tcp --dport 443 -j ACCEPT
+run iptables -A SERVICES -p tcp -m multiport --dports 80,8080 -j ACCEPT
+run iptables -A SERVICES -p tcp --dport 25 -j DROP
+run iptables-save -t filter | sed '/^# /d' > router.rules
+
+# The same router in nftables: a forward base chain matching later fragments of both families
+# (`ip frag-off`, `frag frag-off`) and a regular chain `svc` that input and forward jump to.
+run nft flush ruleset
+run nft -f - <<'NFT'
+table inet filter {
+  chain input { type filter hook input priority 0; policy drop;
+    tcp dport 22 accept
+    jump svc
+  }
+  chain forward { type filter hook forward priority 0; policy drop;
+    ip frag-off & 0x1fff != 0 drop
+    frag frag-off != 0 drop
+    ip saddr 10.0.0.0/8 drop
+    udp dport 53 accept
+    meta l4proto tcp jump svc
+    icmp type echo-request accept
+  }
+  chain svc {
+    ip saddr 192.0.2.0/24 return
+    tcp dport { 80, 443, 8080 } accept
+    tcp dport 25 drop
+  }
+}
+NFT
+run nft -j list ruleset > router_nft.json
