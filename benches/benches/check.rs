@@ -5,8 +5,8 @@
 #![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use nfcc_dsl::import::{classbench_to_nf, ClassbenchActions};
 use nfcc_dsl::{check_source, CheckOptions};
+use nfcc_import::classbench::{classbench_to_nf, ClassbenchActions};
 use std::hint::black_box;
 
 fn policy(name: &str) -> String {

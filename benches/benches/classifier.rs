@@ -9,7 +9,8 @@
 //!
 //! A driver rather than a criterion loop: the kernel times the program itself. Needs CAP_BPF
 //! (says so and stops otherwise). `NFCC_BENCH_SETS=acl1_1k,fw1_10k` narrows the sets (a path
-//! names a filter file of one's own); `NFCC_BENCH_BUILDS=auto,tuples,tree,linear` chooses
+//! names a filter file of one's own, `fw3:10000:2` a set drawn by nfcc's generator from the
+//! fw3 parameter file with seed 2); `NFCC_BENCH_BUILDS=auto,tuples,tree,linear` chooses
 //! the builds (default `auto,tuples,linear`; `NFCC_BENCH_LINEAR=0` leaves out `linear`);
 //! `NFCC_BENCH_PACKETS` sets packets per class (default 200; 50 for the linear 10k builds,
 //! whose packets take microseconds).
@@ -19,8 +20,8 @@
 
 use nfcc_compiler::classify::Choice;
 use nfcc_compiler::compile::{compile_opts, Compiled, Options};
-use nfcc_dsl::import::{classbench_to_nf, ClassbenchActions};
 use nfcc_dsl::{check_source, CheckOptions};
+use nfcc_import::classbench::{classbench_to_nf, generate, ClassbenchActions};
 use nfcc_runtime::{load, Loaded, ProgType};
 use std::path::Path;
 use std::time::Instant;
@@ -184,8 +185,24 @@ fn main() {
         "x drop"
     );
     for set in &sets {
-        // A set's name, or a path to a filter file of one's own.
-        let text = std::fs::read_to_string(dir.join(set)).unwrap_or_else(|e| panic!("{set}: {e}"));
+        // A set's name, a path to a filter file of one's own, or FAMILY:N:SEED (`fw3:10000:2`)
+        // for a set nfcc's generator draws from ClassBench's parameter file for FAMILY.
+        let drawn: Vec<&str> = set.split(':').collect();
+        let (text, set) = if let [family, n, seed] = drawn[..] {
+            let params = std::fs::read_to_string(dir.join("seeds").join(format!("{family}_seed")))
+                .unwrap_or_else(|e| panic!("{set}: {e}"));
+            let params = generate::Seed::parse(&params).unwrap_or_else(|e| panic!("{set}: {e}"));
+            let n: usize = n.parse().expect("N in FAMILY:N:SEED");
+            let seed: u64 = seed.parse().expect("SEED in FAMILY:N:SEED");
+            let filters = generate::generate(&params, n, seed);
+            (generate::to_text(&filters), format!("{family}_{n}_s{seed}"))
+        } else {
+            (
+                std::fs::read_to_string(dir.join(set)).unwrap_or_else(|e| panic!("{set}: {e}")),
+                set.clone(),
+            )
+        };
+        let set = &set;
         let set = &Path::new(set)
             .file_name()
             .map_or(set.clone(), |f| f.to_string_lossy().into_owned());

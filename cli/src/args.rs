@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nfcc_driver::bench::{BaselineChoice, GeneratorChoice};
-use nfcc_driver::compile::{Actions, Emit};
+use nfcc_driver::compile::Emit;
 use nfcc_driver::conformance::ConformanceEngine;
 use nfcc_driver::deploy::{LoadRequest, Mode};
 use nfcc_driver::engine::EngineChoice;
@@ -318,22 +318,6 @@ pub struct OffloadCheckArgs {
     pub packets: usize,
 }
 
-/// `nfcc import classbench`.
-#[derive(Args, Debug)]
-pub struct ClassbenchArgs {
-    /// The filter set.
-    pub file: PathBuf,
-    /// How rules get their actions.
-    #[arg(long, value_enum, default_value = "drop")]
-    pub actions: Actions,
-    /// The policy's name (default: the file's stem).
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Write here instead of standard output.
-    #[arg(short, long)]
-    pub output: Option<PathBuf>,
-}
-
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -402,7 +386,7 @@ pub struct ConformanceArgs {
 #[derive(Subcommand, Debug)]
 pub enum ImportFormat {
     /// A ClassBench filter set (`@src/len dst/len slo : shi dlo : dhi proto/mask flags/mask`).
-    Classbench(ClassbenchArgs),
+    Classbench(nfcc_driver::import::ClassbenchRequest),
     /// An `iptables-save` / `ip6tables-save` dump's filter chain (INPUT by default).
     Iptables(nfcc_driver::import::IptablesRequest),
     /// An `nft -j list ruleset` document's filter chain hooked on input.

@@ -1,7 +1,7 @@
 //! The commands over files: `check`, `test`, `compile`, `import classbench` and
 //! `offload-check` — each calls the driver and prints what it found.
 
-use crate::args::{CheckArgs, ClassbenchArgs, CompileArgs, OffloadCheckArgs, TestArgs};
+use crate::args::{CheckArgs, CompileArgs, OffloadCheckArgs, TestArgs};
 use nfcc_driver::dsl::ast::Span;
 use nfcc_driver::exit::{ENV, FAILED, INPUT, OK};
 use nfcc_driver::offload_crate::place::Place;
@@ -238,8 +238,8 @@ pub fn imported(
 }
 
 /// `nfcc import classbench`.
-pub fn import_classbench(a: &ClassbenchArgs) -> Result<u8, DriverError> {
-    let text = nfcc_driver::compile::import_classbench(&a.file, a.actions, a.name.as_deref())?;
+pub fn import_classbench(a: &nfcc_driver::import::ClassbenchRequest) -> Result<u8, DriverError> {
+    let text = nfcc_driver::import::classbench(a)?;
     match &a.output {
         Some(out) => nfcc_driver::error::write(out, text)?,
         None => say_raw!("{text}"),

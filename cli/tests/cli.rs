@@ -216,6 +216,59 @@ fn classbench_import_checks_cleanly() {
     );
 }
 
+/// `import classbench --generate`: a set drawn from a parameter file, the same for the same
+/// seed, as filters or as a policy that checks.
+#[test]
+fn classbench_sets_are_drawn_from_parameter_files() {
+    let dir = scratch();
+    let seed = "../shared/bench-data/classbench/seeds/fw3_seed";
+    let draw = |s: &str, out: &str| {
+        check_in(
+            &dir,
+            &[
+                "import",
+                "classbench",
+                "--generate",
+                seed,
+                "--rules",
+                "500",
+                "--seed",
+                s,
+                "--filters",
+                "-o",
+                out,
+            ],
+            &[],
+            0,
+        )
+    };
+    draw("4", "{}/a");
+    draw("4", "{}/b");
+    draw("5", "{}/c");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("written");
+    assert_eq!(read("a"), read("b"), "the same seed, the same set");
+    assert_ne!(read("a"), read("c"));
+    assert_eq!(read("a").lines().count(), 500);
+    check_in(
+        &dir,
+        &[
+            "import",
+            "classbench",
+            "--generate",
+            seed,
+            "--rules",
+            "500",
+            "-o",
+            "{}/fw3.nf",
+        ],
+        &[],
+        0,
+    );
+    let out = check_in(&dir, &["check", "--short", "{}/fw3.nf"], &[], 0);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.contains("fw3.nf: ok (1 policy, 500 rules"), "{out}");
+}
+
 #[test]
 fn compile_writes_an_elf_object_and_text_forms() {
     let dir = scratch();

@@ -295,22 +295,6 @@ pub fn policy_name_of(file: &Path) -> String {
     }
 }
 
-/// `nfcc import classbench`: the filter set as `.nf` text.
-pub fn import_classbench(
-    file: &Path,
-    actions: Actions,
-    name: Option<&str>,
-) -> Result<String, DriverError> {
-    let input = crate::error::read_text(file)?;
-    let name = name.map_or_else(|| policy_name_of(file), str::to_string);
-    let acts = match actions {
-        Actions::Drop => nfcc_dsl::import::ClassbenchActions::Drop,
-        Actions::Alternate => nfcc_dsl::import::ClassbenchActions::Alternate,
-    };
-    nfcc_dsl::import::classbench_to_nf(&input, &name, acts)
-        .map_err(|e| DriverError::Input(format!("{}: {e}", file.display())))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

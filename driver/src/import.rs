@@ -8,6 +8,91 @@ use crate::verify::Original;
 use nfcc_import::{ImportError, Imported, Report, Traversal};
 use std::path::{Path, PathBuf};
 
+/// What `nfcc import classbench` is asked.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct ClassbenchRequest {
+    /// The filter set (a ClassBench filter file); none with `--generate`.
+    #[cfg_attr(feature = "clap", arg(required_unless_present = "generate"))]
+    pub file: Option<PathBuf>,
+    /// Draw a new filter set from this ClassBench parameter file (`seeds/fw3_seed`) instead
+    /// of reading one.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "SEED_FILE", conflicts_with = "file")
+    )]
+    pub generate: Option<PathBuf>,
+    /// How many filters to draw (with `--generate`).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "N", default_value_t = 10_000)
+    )]
+    pub rules: usize,
+    /// The generator's seed: the same seed gives the same set.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "S", default_value_t = 1))]
+    pub seed: u64,
+    /// Write the drawn filter set in ClassBench's format instead of the policy.
+    #[cfg_attr(feature = "clap", arg(long, requires = "generate"))]
+    pub filters: bool,
+    /// How rules get their actions.
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "drop"))]
+    pub actions: crate::compile::Actions,
+    /// The policy's name (default: the file's stem, or FAMILY_N_sS for a drawn set).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub name: Option<String>,
+    /// Write here instead of standard output.
+    #[cfg_attr(feature = "clap", arg(short, long))]
+    pub output: Option<PathBuf>,
+}
+
+/// `nfcc import classbench`: a filter set, read or drawn from a parameter file, as `.nf`
+/// text (or, with `filters`, the drawn set itself).
+pub fn classbench(req: &ClassbenchRequest) -> Result<String, DriverError> {
+    use nfcc_import::classbench::{classbench_to_nf, generate, ClassbenchActions};
+    let (text, default_name, label) = match (&req.generate, &req.file) {
+        (Some(seed_file), _) => {
+            let seed = generate::Seed::parse(&read_text(seed_file)?)
+                .map_err(|e| DriverError::Input(format!("{}: {e}", seed_file.display())))?;
+            if req.rules == 0 {
+                return Err(DriverError::Input("--rules must be at least 1".into()));
+            }
+            let filters = generate::generate(&seed, req.rules, req.seed);
+            if filters.len() < req.rules {
+                return Err(DriverError::Input(format!(
+                    "{}: the parameter file makes only {} distinct filters, not {}",
+                    seed_file.display(),
+                    filters.len(),
+                    req.rules
+                )));
+            }
+            let text = generate::to_text(&filters);
+            if req.filters {
+                return Ok(text);
+            }
+            let family = crate::compile::policy_name_of(seed_file);
+            let family = family.trim_end_matches("_seed").to_string();
+            let name = format!("{family}_{}_s{}", req.rules, req.seed);
+            (text, name, seed_file.display().to_string())
+        }
+        (None, Some(file)) => (
+            read_text(file)?,
+            crate::compile::policy_name_of(file),
+            file.display().to_string(),
+        ),
+        (None, None) => {
+            return Err(DriverError::Input(
+                "give a ClassBench filter file, or --generate SEED_FILE".into(),
+            ))
+        }
+    };
+    let name = req.name.clone().unwrap_or(default_name);
+    let acts = match req.actions {
+        crate::compile::Actions::Drop => ClassbenchActions::Drop,
+        crate::compile::Actions::Alternate => ClassbenchActions::Alternate,
+    };
+    classbench_to_nf(&text, &name, acts).map_err(|e| DriverError::Input(format!("{label}: {e}")))
+}
+
 /// What `nfcc import iptables` is asked.
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]

@@ -6,7 +6,7 @@
 //! eBPF: `eval`, the reference evaluator that defines what a policy means packet by packet;
 //! `testing`, which runs test blocks on any engine; and `packet`, which builds real frames from
 //! test-block packet literals and parses frames the way section 4 of the language reference
-//! says. `import` turns other rule formats (ClassBench) into `.nf` text.
+//! says.
 
 pub mod analysis;
 pub mod ast;
@@ -14,7 +14,6 @@ pub mod check;
 pub mod checked;
 pub mod diag;
 pub mod eval;
-pub mod import;
 pub mod packet;
 pub mod parse;
 pub mod testing;

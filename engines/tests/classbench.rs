@@ -1,4 +1,5 @@
-//! The six shared ClassBench sets (acl1, fw1 and ipc1, at 1k and 10k rules) as policies,
+//! The six shared ClassBench sets (acl1, fw1 and ipc1, at 1k and 10k rules), and a set of
+//! every family (acl1–5, fw1–5, ipc1–2) drawn by nfcc's generator, as policies,
 //! compiled as deployed — the compiler's own classifier choice, which must be a decision tree
 //! for every set — and with tuple space search (`--classifier tuples`, which must give
 //! tuples), each held to the reference evaluator packet by packet on every executor:
@@ -16,10 +17,10 @@
 use nfcc_compiler::classify::{Choice, Form};
 use nfcc_compiler::compile::{compile_opts, Options};
 use nfcc_dsl::eval::{self, Meta, State};
-use nfcc_dsl::import::{classbench_to_nf, ClassbenchActions};
 use nfcc_dsl::testing::{frame_from_literal, Engine};
 use nfcc_dsl::{check_source, CheckOptions};
 use nfcc_engines::{EmulatorEngine, Executor, KernelEngine};
+use nfcc_import::classbench::{classbench_to_nf, generate, ClassbenchActions};
 use std::time::Instant;
 
 /// One ClassBench filter, as the generator needs it.
@@ -102,13 +103,15 @@ fn inside(f: &Filter, rng: &mut Rng) -> String {
     let (src, dst) = (rng.in_prefix(f.src), rng.in_prefix(f.dst));
     let (fv, fm) = ((f.flags.0 >> 8) as u8, (f.flags.1 >> 8) as u8);
     let flag_byte = (fv & fm) | (rng.next() as u8 & !fm);
+    // ICMP: the low byte is the code.
+    let (cv, cm) = (f.flags.0 as u8, f.flags.1 as u8);
+    let code = (cv & cm) | (rng.next() as u8 & !cm);
     literal(
         src,
         dst,
         proto,
-        rng.within(f.sport),
-        rng.within(f.dport),
-        flag_byte,
+        (rng.within(f.sport), rng.within(f.dport)),
+        (flag_byte, code),
     )
 }
 
@@ -116,16 +119,15 @@ fn literal(
     src: std::net::Ipv4Addr,
     dst: std::net::Ipv4Addr,
     proto: u8,
-    sport: u16,
-    dport: u16,
-    flags: u8,
+    (sport, dport): (u16, u16),
+    (flags, code): (u8, u8),
 ) -> String {
     match proto {
         6 => {
             format!("ipv4(src={src}, dst={dst}) / tcp(sport={sport}, dport={dport}, flags={flags})")
         }
         17 => format!("ipv4(src={src}, dst={dst}) / udp(sport={sport}, dport={dport})"),
-        1 => format!("ipv4(src={src}, dst={dst}) / icmp(type={flags})"),
+        1 => format!("ipv4(src={src}, dst={dst}) / icmp(type={flags}, code={code})"),
         p => format!("ipv4(src={src}, dst={dst}, proto={p}) / payload(\"xxxxxxxx\")"),
     }
 }
@@ -139,7 +141,7 @@ fn packet(fs: &[Filter], rng: &mut Rng) -> String {
             let (src, dst) = (a(rng), a(rng));
             let proto = [6u8, 17, 1, 47][rng.below(4) as usize];
             let (s, d, f) = (rng.next() as u16, rng.next() as u16, rng.next() as u8);
-            literal(src, dst, proto, s, d, f)
+            literal(src, dst, proto, (s, d), (f, rng.next() as u8))
         }
         _ if rng.below(2) == 0 => format!(
             "ipv6(src=2001:db8::{:x}, dst=2001:db8::1) / udp(dport={})",
@@ -169,20 +171,34 @@ fn every_classbench_set_agrees_on_every_executor() {
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench-data/classbench");
     let mut problems = Vec::new();
-    let sets = [
+    let shared = [
         "acl1_1k", "fw1_1k", "ipc1_1k", "acl1_10k", "fw1_10k", "ipc1_10k",
     ];
     let builds = [
         (Choice::Auto, Form::Tree, 3_000),
         (Choice::Tuples, Form::Tuples, 3_000),
     ];
-    for (set, (choice, form, default_count)) in sets
-        .iter()
-        .flat_map(|s| builds.iter().map(move |b| (*s, *b)))
-    {
-        let count = asked.unwrap_or(default_count);
+    let mut runs: Vec<(String, String, Choice, Option<Form>, usize)> = Vec::new();
+    for set in shared {
         let text = std::fs::read_to_string(dir.join(set))
             .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+        for (choice, form, count) in builds {
+            runs.push((set.to_string(), text.clone(), choice, Some(form), count));
+        }
+    }
+    // Every family, drawn by the generator (2,000 filters, seed 1), as the compiler chooses.
+    for family in [
+        "acl1", "acl2", "acl3", "acl4", "acl5", "fw1", "fw2", "fw3", "fw4", "fw5", "ipc1", "ipc2",
+    ] {
+        let seed = std::fs::read_to_string(dir.join("seeds").join(format!("{family}_seed")))
+            .unwrap_or_else(|e| panic!("{family}: {e}"));
+        let seed = generate::Seed::parse(&seed).unwrap_or_else(|e| panic!("{family}: {e}"));
+        let text = generate::to_text(&generate::generate(&seed, 2_000, 1));
+        runs.push((format!("{family}_2k_s1"), text, Choice::Auto, None, 400));
+    }
+    for (set, text, choice, form, default_count) in runs {
+        let set = set.as_str();
+        let count = asked.unwrap_or(default_count);
         let fs = filters(&text);
         let name = set.replace('_', "");
         let source = classbench_to_nf(&text, &name, ClassbenchActions::Alternate)
@@ -199,8 +215,16 @@ fn every_classbench_set_agrees_on_every_executor() {
             .unwrap_or_else(|e| panic!("compile {set}: {e:?}"));
         let compile_time = started.elapsed();
         let cp = &compiled.programs[0];
-        let trees = cp.ir.classifiers.iter().filter(|d| d.form == form).count();
-        assert!(trees > 0, "{set}: no {form} classifier with {choice:?}");
+        let trees = cp
+            .ir
+            .classifiers
+            .iter()
+            .filter(|d| form.is_none_or(|f| d.form == f))
+            .count();
+        if let Some(form) = form {
+            assert!(trees > 0, "{set}: no {form} classifier with {choice:?}");
+        }
+        let form = form.map_or("auto".to_string(), |f| f.to_string());
         let mut engines: Vec<Box<dyn Engine>> = Vec::new();
         for ex in [Executor::Interpreter, Executor::Jit, Executor::Rbpf] {
             let e = EmulatorEngine::new(&compiled, &name)

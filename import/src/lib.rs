@@ -1,4 +1,5 @@
-//! nfcc-import: existing firewalls as `.nf` policies. An `iptables-save` (or `ip6tables-save`)
+//! nfcc-import: existing firewalls and rule sets as `.nf` policies. ClassBench filter sets
+//! (and new ones drawn from its parameter files) become one policy ([`classbench`]). An `iptables-save` (or `ip6tables-save`)
 //! dump's filter chain becomes one first-match policy ([`iptables`]), its ipsets sets
 //! ([`ipset`]); every rule is imported exactly or refused with its line, the construct and the
 //! reason, in a [`Report`] printed either way. Nothing is approximated silently: a rule that
@@ -8,6 +9,7 @@
 //! The output is checked by the language's checker before it is returned; a policy the
 //! checker refuses is a bug here ([`ImportError::Internal`]).
 
+pub mod classbench;
 pub mod ipset;
 pub mod iptables;
 pub mod nft;

@@ -188,10 +188,10 @@ pub fn acl(
     for &n in counts {
         let n = n.min(lines.len()).max(1);
         let text = lines[..n].join("\n");
-        let src = nfcc_dsl::import::classbench_to_nf(
+        let src = nfcc_import::classbench::classbench_to_nf(
             &text,
             "acl",
-            nfcc_dsl::import::ClassbenchActions::Drop,
+            nfcc_import::classbench::ClassbenchActions::Drop,
         )
         .map_err(|e| TestbedError::Unavailable(e.to_string()))?
         .replace("default pass", "default drop");
