@@ -481,6 +481,80 @@ fn summarise(e: &Expr, policy: &Policy) -> Option<Vec<Conj>> {
     )
 }
 
+/// Where a hull's range of one address quantity lies: unconstrained, spanning /8s, inside one
+/// /8, or inside one /16. A range can only contain another whose place is its own or below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Place {
+    Any,
+    Wide,
+    Slash8(u32),
+    Slash16(u32),
+}
+
+impl Place {
+    fn of(h: &Hull, k: usize) -> Place {
+        let (lo, hi) = (h.lo[k], h.hi[k]);
+        if h.mask & (1 << k) == 0 {
+            Place::Any
+        } else if lo >> 16 == hi >> 16 {
+            Place::Slash16(lo >> 16)
+        } else if lo >> 24 == hi >> 24 {
+            Place::Slash8(lo >> 24)
+        } else {
+            Place::Wide
+        }
+    }
+
+    /// The places of the ranges that may contain a range placed here.
+    fn containers(self) -> Vec<Place> {
+        match self {
+            Place::Any => vec![Place::Any],
+            Place::Wide => vec![Place::Any, Place::Wide],
+            Place::Slash8(x) => vec![Place::Any, Place::Wide, Place::Slash8(x)],
+            Place::Slash16(y) => vec![
+                Place::Any,
+                Place::Wide,
+                Place::Slash8(y >> 8),
+                Place::Slash16(y),
+            ],
+        }
+    }
+}
+
+/// The hulls of every rule's conjunctions by the places of their source and destination
+/// ranges, each list in rule order: the shadow check looks at the lists that may hold a cover
+/// instead of at every earlier rule (10^5 rules: seconds, not minutes).
+struct HullIndex {
+    lists: std::collections::HashMap<(Place, Place), Vec<(usize, usize)>>,
+}
+
+impl HullIndex {
+    fn new(hulls: &[(usize, Hull)]) -> HullIndex {
+        let mut lists: std::collections::HashMap<(Place, Place), Vec<(usize, usize)>> =
+            std::collections::HashMap::new();
+        for (n, (j, h)) in hulls.iter().enumerate() {
+            lists
+                .entry((Place::of(h, 0), Place::of(h, 1)))
+                .or_default()
+                .push((*j, n));
+        }
+        HullIndex { lists }
+    }
+
+    /// The lists of (rule, hull) pairs whose hulls may cover `h`.
+    fn candidates<'a>(&'a self, h: &Hull) -> impl Iterator<Item = &'a [(usize, usize)]> + 'a {
+        let (src, dst) = (Place::of(h, 0), Place::of(h, 1));
+        let pairs: Vec<(Place, Place)> = src
+            .containers()
+            .into_iter()
+            .flat_map(|s| dst.containers().into_iter().map(move |d| (s, d)))
+            .collect();
+        pairs
+            .into_iter()
+            .filter_map(|k| self.lists.get(&k).map(Vec::as_slice))
+    }
+}
+
 /// Adds warnings about `policy`'s rules: always-false predicates (W0002) and shadowed rules
 /// (W0001).
 pub fn warnings(policy: &Policy, diags: &mut Vec<Diagnostic>) {
@@ -499,6 +573,7 @@ pub fn warnings(policy: &Policy, diags: &mut Vec<Diagnostic>) {
                 .map(move |c| (j, Hull::of(c)))
         })
         .collect();
+    let index = HullIndex::new(&hulls);
     for (i, rule) in policy.rules.iter().enumerate() {
         let Some(mine) = &sums[i] else { continue };
         if mine.is_empty() {
@@ -509,20 +584,26 @@ pub fn warnings(policy: &Policy, diags: &mut Vec<Diagnostic>) {
             );
             continue;
         }
-        // Candidates are earlier rules one of whose conjunctions may cover our first one; the
-        // flat hull list keeps this scan to a few comparisons per earlier rule.
+        // Candidates are earlier rules one of whose conjunctions may cover our first one,
+        // looked up by where their addresses lie (a rule can only be covered by one whose
+        // source and destination ranges contain its own): the earliest that covers wins.
         let first = Hull::of(&mine[0]);
-        let covered_by = hulls
-            .iter()
-            .take_while(|(j, _)| *j < i)
-            .filter(|(_, h)| h.may_cover(&first))
-            .map(|(j, _)| *j)
-            .find(|&j| {
-                let Some(earlier) = &sums[j] else {
-                    return false;
-                };
-                mine.iter().all(|c| earlier.iter().any(|e| e.covers(c)))
-            });
+        let covered_by = index
+            .candidates(&first)
+            .filter_map(|list| {
+                let end = list.partition_point(|&(j, _)| j < i);
+                list[..end]
+                    .iter()
+                    .filter(|(_, h)| hulls[*h].1.may_cover(&first))
+                    .map(|&(j, _)| j)
+                    .find(|&j| {
+                        let Some(earlier) = &sums[j] else {
+                            return false;
+                        };
+                        mine.iter().all(|c| earlier.iter().any(|e| e.covers(c)))
+                    })
+            })
+            .min();
         if let Some(j) = covered_by {
             let by = &policy.rules[j];
             diags.push(

@@ -588,7 +588,7 @@ pub fn generate(seed: &Seed, n: usize, rng_seed: u64) -> Vec<Filter> {
 }
 
 /// How much of the header a filter fixes, in bits: its prefix lengths, the bits its port
-/// ranges and protocol fix. Sets are written most specific first, as ClassBench's published
+/// ranges, protocol and flags fix. Sets are written most specific first, as ClassBench's published
 /// sets are (the catch-all last), so a broad filter does not shadow the ones after it.
 fn specificity(f: &Filter) -> u32 {
     let port = |(lo, hi): (u16, u16)| 16 - (u32::from(hi - lo) + 1).ilog2().min(16);
