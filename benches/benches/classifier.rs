@@ -14,6 +14,12 @@
 //! the builds (default `auto,tuples,linear`; `NFCC_BENCH_LINEAR=0` leaves out `linear`);
 //! `NFCC_BENCH_PACKETS` sets packets per class (default 200; 50 for the linear 10k builds,
 //! whose packets take microseconds).
+//!
+//! The worst case, per build: `bound` is the static bound (the longest path through the
+//! program, `nfcc_bpf::paths`), `adv` the most instructions the adversarial search made one
+//! packet execute (edges of filters, then one field at a time swapped while the count does not
+//! drop; counted by the emulator's interpreter), `adv ns` the slowest of its 20 costliest
+//! packets in the kernel.
 
 // Reason: a bench binary has no public API to document.
 #![allow(missing_docs)]
@@ -88,6 +94,125 @@ fn inside(line: &str, rng: &mut Rng) -> String {
     }
 }
 
+/// A packet's classified fields, so the adversarial search can change one at a time.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Pkt {
+    src: u32,
+    dst: u32,
+    sp: u16,
+    dp: u16,
+    proto: u8,
+    flags: u8,
+}
+
+impl Pkt {
+    fn literal(&self) -> String {
+        let (src, dst) = (
+            std::net::Ipv4Addr::from(self.src),
+            std::net::Ipv4Addr::from(self.dst),
+        );
+        let (sp, dp, f) = (self.sp, self.dp, self.flags);
+        match self.proto {
+            6 => format!("ipv4(src={src}, dst={dst}) / tcp(sport={sp}, dport={dp}, flags={f})"),
+            17 => format!("ipv4(src={src}, dst={dst}) / udp(sport={sp}, dport={dp})"),
+            1 => format!("ipv4(src={src}, dst={dst}) / icmp(type={f})"),
+            p => format!("ipv4(src={src}, dst={dst}, proto={p}) / payload(\"xxxxxxxx\")"),
+        }
+    }
+}
+
+/// A packet on the edges of a filter line: each field at a range end, or just past it — where
+/// trees cut and boxes end, so where walks are deepest and leaves fullest.
+fn edge(line: &str, rng: &mut Rng) -> Pkt {
+    let c: Vec<&str> = line[1..].split('\t').collect();
+    let mut pick = |lo: u64, hi: u64, max: u64| -> u64 {
+        match rng.below(4) {
+            0 => lo,
+            1 => hi,
+            2 => lo.saturating_sub(1),
+            _ => (hi + 1).min(max),
+        }
+    };
+    let prefix = |s: &str| -> (u64, u64) {
+        let (a, l) = s.split_once('/').expect("prefix");
+        let a = u64::from(u32::from(a.parse::<std::net::Ipv4Addr>().expect("address")));
+        let l: u32 = l.parse().expect("length");
+        let host = if l >= 32 { 0 } else { u64::from(u32::MAX >> l) };
+        (a & !host, a | host)
+    };
+    let range = |s: &str| -> (u64, u64) {
+        let (a, b) = s.split_once(':').expect("range");
+        (
+            a.trim().parse().expect("port"),
+            b.trim().parse().expect("port"),
+        )
+    };
+    let ((sa, sb), (da, db)) = (prefix(c[0]), prefix(c[1]));
+    let ((pa, pb), (qa, qb)) = (range(c[2]), range(c[3]));
+    let (pv, pm) = c[4].split_once('/').expect("proto");
+    let p = u8::from_str_radix(pv.trim_start_matches("0x"), 16).expect("hex");
+    let wild = u8::from_str_radix(pm.trim_start_matches("0x"), 16).expect("hex") == 0;
+    Pkt {
+        src: pick(sa, sb, u64::from(u32::MAX)) as u32,
+        dst: pick(da, db, u64::from(u32::MAX)) as u32,
+        sp: pick(pa, pb, 65535) as u16,
+        dp: pick(qa, qb, 65535) as u16,
+        proto: if wild {
+            [6, 17][rng.below(2) as usize]
+        } else {
+            p
+        },
+        flags: rng.next() as u8,
+    }
+}
+
+/// The adversarial trace: packets searched for the most instructions executed (the
+/// emulator's interpreter counts them) — edges of random filters first, then one field at a
+/// time swapped for another filter's edge while the count does not drop. The `keep` costliest,
+/// with their counts.
+fn adversarial(c: &Compiled, name: &str, lines: &[&str], keep: usize) -> Vec<(u64, Vec<u8>)> {
+    let mut emu = nfcc_emulator::Emulator::load(&c.object).expect("loads in the emulator");
+    for (m, entries) in &c.programs[0].maps {
+        for (k, v) in entries {
+            emu.map_update(&m.name, k, v).expect("map update");
+        }
+    }
+    let mut cost = |p: &Pkt| -> u64 {
+        emu.run(name, &frame(&p.literal()))
+            .map(|r| r.executed)
+            .unwrap_or(0)
+    };
+    let mut rng = Rng(0x6164_7665_7273_6172);
+    let mut pool: Vec<(u64, Pkt)> = (0..400)
+        .map(|_| edge(lines[rng.below(lines.len() as u64) as usize], &mut rng))
+        .map(|p| (cost(&p), p))
+        .collect();
+    for _ in 0..2_000 {
+        pool.sort_by_key(|x| std::cmp::Reverse(x.0));
+        pool.truncate(keep.max(1) * 2);
+        let (base_cost, base) = pool[rng.below(pool.len() as u64) as usize];
+        let other = edge(lines[rng.below(lines.len() as u64) as usize], &mut rng);
+        let mut p = base;
+        match rng.below(6) {
+            0 => p.src = other.src,
+            1 => p.dst = other.dst,
+            2 => p.sp = other.sp,
+            3 => p.dp = other.dp,
+            4 => p.proto = other.proto,
+            _ => p.flags = other.flags,
+        }
+        let c = cost(&p);
+        if c >= base_cost && !pool.iter().any(|x| x.1 == p) {
+            pool.push((c, p));
+        }
+    }
+    pool.sort_by_key(|x| std::cmp::Reverse(x.0));
+    pool.truncate(keep);
+    pool.iter()
+        .map(|(c, p)| (*c, frame(&p.literal())))
+        .collect()
+}
+
 fn random(rng: &mut Rng) -> String {
     let (s, d) = (
         std::net::Ipv4Addr::from(rng.next() as u32),
@@ -137,6 +262,18 @@ fn ns(l: &Loaded, frames: &[Vec<u8>], repeat: u32) -> (f64, u32) {
     (mean, times.iter().copied().max().unwrap_or(0))
 }
 
+/// The 99th percentile of kernel ns/packet over `frames` (one run of `REPEAT` each).
+fn p99(l: &Loaded, frames: &[Vec<u8>]) -> u32 {
+    let mut t: Vec<u32> = frames
+        .iter()
+        .map(|f| l.test_run(f, REPEAT).map_or(0, |r| r.duration_ns))
+        .collect();
+    t.sort_unstable();
+    t.get((t.len() * 99 / 100).min(t.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0)
+}
+
 fn main() {
     if let Err(why) = nfcc_runtime::can_load_bpf() {
         println!("skipped: classifier bench: {why}");
@@ -170,7 +307,7 @@ fn main() {
     let (drop_ns, _) = ns(&drop_l, &[frame("ipv4() / udp(dport=53)")], 100_000);
     println!("XDP drop-all: {drop_ns:.0} ns/packet");
     println!(
-        "{:<9} {:>6} {:<7} {:>6} {:>8} {:>8} {:>9} | {:>7} {:>7} {:>7} {:>7} | {:>8}",
+        "{:<9} {:>6} {:<7} {:>6} {:>8} {:>8} {:>9} | {:>7} {:>7} {:>7} {:>7} {:>7} | {:>8} | {:>6} {:>6} {:>7}",
         "set",
         "rules",
         "build",
@@ -179,10 +316,14 @@ fn main() {
         "compile",
         "maps KiB",
         "inside",
+        "p99",
         "slowest",
         "random",
         "default",
-        "x drop"
+        "x drop",
+        "bound",
+        "adv",
+        "adv ns"
     );
     for set in &sets {
         // A set's name, a path to a filter file of one's own, or FAMILY:N:SEED (`fw3:10000:2`)
@@ -270,8 +411,24 @@ fn main() {
             let (def_mean, _) = ns(&l, &def, REPEAT);
             let worst = ins_max.max(rnd_max);
             ratio.push((label, ins_mean));
+            let ins_p99 = p99(&l, &ins);
+            // The static bound, and what the adversarial search reached of it, in instructions
+            // (emulator) and kernel ns.
+            let bound = nfcc_bpf::paths::longest_path(&p.code).map_or(0, |b| b as u64);
+            let adv = if label == "linear" {
+                Vec::new()
+            } else {
+                adversarial(&c, &name, &lines, 20)
+            };
+            let adv_insns = adv.first().map_or(0, |a| a.0);
+            let adv_frames: Vec<Vec<u8>> = adv.into_iter().map(|a| a.1).collect();
+            let (_, adv_ns) = if adv_frames.is_empty() {
+                (0.0, 0)
+            } else {
+                ns(&l, &adv_frames, REPEAT)
+            };
             println!(
-                "{:<9} {:>6} {:<7} {:>6} {:>8} {:>8.0} {:>9.0} | {:>7.0} {:>7} {:>7.0} {:>7.0} | {:>8.2}",
+                "{:<9} {:>6} {:<7} {:>6} {:>8} {:>8.0} {:>9.0} | {:>7.0} {:>7} {:>7} {:>7.0} {:>7.0} | {:>8.2} | {:>6} {:>6} {:>7}",
                 set,
                 lines.len(),
                 label,
@@ -280,10 +437,14 @@ fn main() {
                 compile_ms,
                 bytes as f64 / 1024.0,
                 ins_mean,
+                ins_p99,
                 worst,
                 rnd_mean,
                 def_mean,
-                ins_mean / drop_ns
+                ins_mean / drop_ns,
+                bound,
+                adv_insns,
+                adv_ns
             );
         }
         let mean = |b: &str| ratio.iter().find(|r| r.0 == b).map(|r| r.1);

@@ -21,6 +21,7 @@ pub mod layout;
 pub mod manifest;
 pub mod map;
 pub mod nfp;
+pub mod paths;
 pub mod pin;
 pub mod policy_section;
 pub mod prog;

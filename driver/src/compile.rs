@@ -167,8 +167,13 @@ pub fn stats(object: &[u8], p: &CompiledProgram) -> Result<String, DriverError> 
             )
         })
         .collect();
+    let bound = match nfcc_bpf::paths::longest_path(&p.code) {
+        Ok(n) => format!("at most {n} instructions on any path"),
+        Err(e) => format!("no static bound: {e}"),
+    };
     let mut out = format!(
-        "{}: {} instructions, {} stack bytes, verifier processed {}\n  maps: {}",
+        "{}: {} instructions, {} stack bytes, verifier processed {}\n  worst case: {bound} (the \
+         longest path through the program; helpers count as one)\n  maps: {}",
         p.name,
         p.insns,
         p.stack,

@@ -240,6 +240,19 @@ fn every_classbench_set_agrees_on_every_executor() {
         for e in &mut engines {
             e.reset(policy).unwrap_or_else(|e| panic!("{set}: {e}"));
         }
+        // The static bound `compile --stats` prints holds for every packet run.
+        let bound = nfcc_bpf::paths::longest_path(&cp.code)
+            .unwrap_or_else(|e| panic!("{set}: nfcc's programs have a bound: {e}"));
+        let mut counting = nfcc_emulator::Emulator::load(&compiled.object)
+            .unwrap_or_else(|e| panic!("{set}: {e}"));
+        for (m, entries) in &cp.maps {
+            for (k, v) in entries {
+                counting
+                    .map_update(&m.name, k, v)
+                    .unwrap_or_else(|e| panic!("{set}: {e}"));
+            }
+        }
+        let mut most = 0u64;
         let meta = Meta {
             ifindex: 1,
             rxq: 0,
@@ -253,6 +266,15 @@ fn every_classbench_set_agrees_on_every_executor() {
             let lit = packet(&fs, &mut rng);
             let frame = frame_from_literal(&lit).unwrap_or_else(|e| panic!("{lit}: {e}"));
             let want = eval::eval(policy, &mut state, &meta, &frame);
+            let ran = counting
+                .run(&name, &frame)
+                .unwrap_or_else(|e| panic!("{set} `{lit}`: {e}"))
+                .executed;
+            assert!(
+                ran <= bound as u64,
+                "{set} `{lit}`: ran {ran} instructions, past the bound {bound}"
+            );
+            most = most.max(ran);
             defaults += usize::from(want.rule == nfcc_dsl::checked::RuleRef::Default);
             for e in &mut engines {
                 let got = e.run(policy, &frame).unwrap_or_else(|err| {
@@ -274,7 +296,8 @@ fn every_classbench_set_agrees_on_every_executor() {
             assert!(problems.len() < 20, "{}", problems.join("\n"));
         }
         eprintln!(
-            "{set} ({form}): {} rules, {} instructions, {trees} classifier run(s), compiled in {:.2} s; \
+            "{set} ({form}): {} rules, {} instructions (at most {bound} on a path, {most} seen), \
+             {trees} classifier run(s), compiled in {:.2} s; \
              {count} packets ({defaults} to the default) agreed on eval and {} in {:.1} s",
             policy.rules.len(),
             cp.insns,

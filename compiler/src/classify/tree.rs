@@ -16,7 +16,7 @@ use std::collections::HashMap;
 pub const MAX_DEPTH: u32 = 24;
 
 /// Boxes in a leaf, at most.
-pub const MAX_BUCKET: u32 = 16;
+pub const MAX_BUCKET: u32 = 32;
 
 /// A leaf of this many boxes is not cut further.
 const BINTH: usize = 4;
