@@ -356,7 +356,7 @@ mod tests {
         }
     }
 
-    /// The whole suite, on every engine: the numbers the README states (on rbpf, 97 files
+    /// The whole suite, on every engine: the numbers docs/emulator.md states (on rbpf, 97 files
     /// use instructions on its list).
     #[test]
     fn the_whole_suite_passes() {
