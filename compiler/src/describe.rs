@@ -3,8 +3,9 @@
 //! The driver writes this into the manifest at load time, so commands on a deployed policy
 //! read the layout the compiler that built it chose, never a recompilation.
 
-use crate::compile::{object_map_name, CompiledProgram};
+use crate::compiled::CompiledProgram;
 use crate::ir::MapPurpose;
+use nfcc_bpf::layout::object_map_name;
 use nfcc_bpf::manifest::{MapEntry, MapRole, PoolEntry, RuleEntry, Stage};
 use nfcc_dsl::checked as ck;
 

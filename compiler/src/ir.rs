@@ -109,7 +109,7 @@ pub enum MapPurpose {
     /// `bpf_ktime_get_ns`, so a test run is as deterministic as the evaluator.
     Clock,
     /// A classifier's decision trees (see [`crate::classify`]): nodes, each {dimension u32,
-    /// threshold u32, left u32, right u32}, a leaf with dimension [`crate::classify::LEAF`],
+    /// threshold u32, left u32, right u32}, a leaf with dimension [`crate::classify::shape::LEAF`],
     /// its first box in the threshold and its box count in left; all in the one value of a
     /// one-entry array where they fit (node `i` at byte `16 i`), else an array of nodes.
     ClassifierNodes,
@@ -454,7 +454,7 @@ pub struct Program {
     /// The rule-statistics map.
     pub stats: MapId,
     /// What the classifier pass decided per run of box rules.
-    pub classifiers: Vec<crate::classify::Decision>,
+    pub classifiers: Vec<crate::classify::shape::Decision>,
 }
 
 /// A broken invariant found by [`Program::verify`].
@@ -512,7 +512,7 @@ impl Program {
                         return err(format!("c{i}: a map of the classifier has another purpose"));
                     }
                     if dims.is_empty()
-                        || dims.len() > crate::classify::MAX_DIMS
+                        || dims.len() > crate::classify::shape::MAX_DIMS
                         || masked.len() != dims.len()
                         || parts.is_empty()
                     {
@@ -535,14 +535,17 @@ impl Program {
                             }
                         }
                     }
-                    let want = crate::classify::box_size(masked);
+                    let want = crate::classify::shape::box_size(masked);
                     if self.maps[boxes.index()].value_size != want {
                         return err(format!("c{i}: boxes of {boxes} are not {want} bytes"));
                     }
                     for part in parts {
                         match (&part.search, nodes, tuples) {
                             (Search::Tree { root, .. }, Some(n), _)
-                                if *root < crate::classify::node_count(&self.maps[n.index()]) => {}
+                                if *root < {
+                                    let m = &self.maps[n.index()];
+                                    crate::classify::shape::node_count(m.max_entries, m.value_size)
+                                } => {}
                             (Search::Tuple { masks, .. }, _, Some(t))
                                 if masks.len() == dims.len()
                                     && self.maps[t.index()].key_size

@@ -84,7 +84,7 @@ pub fn terminal_of(hook: Hook, retval: u32, policy: &nfcc_dsl::checked::Policy) 
     // else an XDP program returns aborts, anything else a classifier returns drops.
     match (
         hook,
-        crate::compile::prog_type(hook).action(u64::from(retval)),
+        crate::compiled::prog_type(hook).action(u64::from(retval)),
     ) {
         (Hook::Xdp, Action::Drop) => Terminal::Drop,
         (Hook::Xdp, Action::Pass) => Terminal::Pass,

@@ -18,6 +18,7 @@
 //! no room for the walk.
 
 pub mod boxes;
+pub mod shape;
 pub mod tree;
 pub mod tuples;
 
@@ -27,13 +28,11 @@ use crate::ir::{
 };
 use boxes::{Bound, Dim, Rect};
 use nfcc_dsl::checked::{Field, Target, Terminal};
-pub use tree::{LEAF, MAX_BUCKET, MAX_DEPTH};
+pub use shape::{box_size, node_count, Decision, Form, LEAF, MAX_DIMS};
+pub use tree::{MAX_BUCKET, MAX_DEPTH};
 
 #[cfg(test)]
 mod tests;
-
-/// Dimensions a classifier reads, at most.
-pub const MAX_DIMS: usize = 8;
 
 /// Runs shorter than this stay code whatever the choice (a tree costs a few map lookups).
 const MIN_RUN: usize = 2;
@@ -69,54 +68,6 @@ impl Choice {
             .into_iter()
             .find(|c| c.name() == name)
     }
-}
-
-/// What a run of box rules became.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Form {
-    /// Rules as code (merged equality runs as one lookup).
-    Linear,
-    /// A forest of decision trees.
-    Tree,
-    /// Tuple space search.
-    Tuples,
-}
-
-impl std::fmt::Display for Form {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Form::Linear => "linear",
-            Form::Tree => "tree",
-            Form::Tuples => "tuples",
-        })
-    }
-}
-
-/// What the classifier pass decided for one run of box rules.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
-    /// The run's first and last rule.
-    pub first: String,
-    /// The run's last rule.
-    pub last: String,
-    /// Rules in the run.
-    pub rules: usize,
-    /// What the run became.
-    pub form: Form,
-    /// Why, in words (with the costs compared).
-    pub why: String,
-    /// Tree nodes (zero unless `tree`).
-    pub nodes: usize,
-    /// Tuples (zero unless `tuples`).
-    pub tuples: usize,
-    /// Boxes stored (with those several leaves share counted once).
-    pub boxes: usize,
-    /// The trees' depth.
-    pub depth: u32,
-    /// The largest leaf or bucket.
-    pub bucket: u32,
-    /// Bytes of the classifier's maps.
-    pub bytes: u64,
 }
 
 /// Instructions per condition tested by code, roughly (load, mask, compare, combine).
@@ -316,15 +267,6 @@ fn best_forest(
             (Ok(parts), _) => Ok(parts),
             (Err(_), one) => one,
         },
-    }
-}
-
-/// Nodes in a nodes map: one per entry, or all in its one value.
-pub fn node_count(m: &Map) -> u32 {
-    if m.max_entries == 1 {
-        m.value_size / 16
-    } else {
-        m.max_entries
     }
 }
 
@@ -648,13 +590,6 @@ fn depth(t: &ClassifyPart) -> u32 {
         Search::Tree { depth, .. } => depth,
         Search::Tuple { .. } => 0,
     }
-}
-
-/// Bytes of a box whose dimensions are masked (by some box) as `masked` says: 16 of header,
-/// then 8 per dimension (lo, hi), 8 more (mask, value) per masked one — a box of the
-/// ClassBench sets' five dimensions fits a cache line.
-pub fn box_size(masked: &[bool]) -> u32 {
-    16 + masked.iter().map(|&m| if m { 16 } else { 8 }).sum::<u32>()
 }
 
 /// The boxes map's value for box `r`: {verdict, statistics slot, need, forbid, then per

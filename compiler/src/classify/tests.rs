@@ -2,7 +2,8 @@
 //! linear first-match scan of the same boxes on random ones.
 
 use super::boxes::{rects, Bound, Dim, Rect};
-use super::tree::{build, Tree, LEAF};
+use super::shape::LEAF;
+use super::tree::{build, Tree};
 use nfcc_dsl::checked::Target;
 
 /// The boxes of each rule of a one-policy source, one line per box:

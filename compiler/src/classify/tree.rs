@@ -10,6 +10,7 @@
 //! caller).
 
 use super::boxes::Rect;
+use super::shape::LEAF;
 use std::collections::HashMap;
 
 /// Nodes on a path before a leaf, at most.
@@ -20,9 +21,6 @@ pub const MAX_BUCKET: u32 = 32;
 
 /// A leaf of this many boxes is not cut further.
 const BINTH: usize = 4;
-
-/// The leaf marker in a node's dimension word.
-pub const LEAF: u32 = u32::MAX;
 
 /// A built tree: nodes (root first) and the boxes of every leaf, by index into the run's
 /// boxes.
