@@ -84,6 +84,9 @@ pub enum RuntimeError {
         /// What to try instead.
         hint: &'static str,
     },
+    /// `NFCC_GENERATOR` names no generator.
+    #[error("NFCC_GENERATOR: {0}")]
+    GeneratorNamed(#[source] crate::traffic::UnknownGenerator),
     /// A network namespace could not be entered.
     #[error("cannot enter network namespace `{name}`: {source}")]
     Netns {

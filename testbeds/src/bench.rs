@@ -688,7 +688,7 @@ pub struct Report {
     pub generator: Option<nfcc_runtime::traffic::Selection>,
     /// How the kernel's run statistics were switched on for the in-situ figures, or why
     /// they could not be.
-    pub run_stats: Result<&'static str, String>,
+    pub run_stats: Result<&'static str, std::sync::Arc<nfcc_runtime::RuntimeError>>,
 }
 
 /// [`run`], also measuring the `originals` a policy was imported from (each behind an XDP
@@ -821,10 +821,11 @@ pub fn run_against(
     Ok(Report {
         rows,
         generator: tb.generator(),
-        run_stats: stats
-            .as_ref()
-            .map(|s| s.method())
-            .map_err(|e| e.to_string()),
+        // The statistics stay on until here, the last measurement done.
+        run_stats: match stats {
+            Ok(s) => Ok(s.method()),
+            Err(e) => Err(std::sync::Arc::new(e)),
+        },
     })
 }
 

@@ -113,10 +113,15 @@ pub enum Choice {
     Only(Kind),
 }
 
-impl std::str::FromStr for Choice {
-    type Err = String;
+/// A generator name that is none of `auto`, `live`, `xsk` and `packet` (the name as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no traffic generator `{0}` (auto, live, xsk or packet)")]
+pub struct UnknownGenerator(pub String);
 
-    fn from_str(s: &str) -> Result<Choice, String> {
+impl std::str::FromStr for Choice {
+    type Err = UnknownGenerator;
+
+    fn from_str(s: &str) -> Result<Choice, UnknownGenerator> {
         if s == "auto" {
             return Ok(Choice::Auto);
         }
@@ -124,7 +129,7 @@ impl std::str::FromStr for Choice {
             .into_iter()
             .find(|k| k.name() == s)
             .map(Choice::Only)
-            .ok_or_else(|| format!("no traffic generator `{s}` (auto, live, xsk or packet)"))
+            .ok_or_else(|| UnknownGenerator(s.to_string()))
     }
 }
 
@@ -215,10 +220,7 @@ pub fn choice() -> Result<Choice, RuntimeError> {
         return Ok(c);
     }
     match std::env::var("NFCC_GENERATOR") {
-        Ok(v) if !v.is_empty() => v.parse().map_err(|why: String| RuntimeError::Traffic {
-            what: format!("NFCC_GENERATOR: {why}"),
-            source: std::io::Error::from_raw_os_error(libc::EINVAL),
-        }),
+        Ok(v) if !v.is_empty() => v.parse().map_err(RuntimeError::GeneratorNamed),
         _ => Ok(Choice::Auto),
     }
 }
@@ -451,4 +453,21 @@ pub fn in_netns<T: Send>(
             )))
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generator_name_parses_or_says_which_exist() {
+        assert_eq!("auto".parse::<Choice>(), Ok(Choice::Auto));
+        assert_eq!("xsk".parse::<Choice>(), Ok(Choice::Only(Kind::Xsk)));
+        let e = "pktgen".parse::<Choice>().err();
+        assert_eq!(e, Some(UnknownGenerator("pktgen".into())));
+        assert_eq!(
+            RuntimeError::GeneratorNamed(UnknownGenerator("pktgen".into())).to_string(),
+            "NFCC_GENERATOR: no traffic generator `pktgen` (auto, live, xsk or packet)"
+        );
+    }
 }
