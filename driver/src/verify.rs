@@ -20,7 +20,7 @@ use nfcc_dsl::checked::{Policy, Terminal};
 use nfcc_import::iptables::Pools;
 use nfcc_import::Traversal;
 use nfcc_runtime::capture::Injector;
-use nfcc_testbeds::netfilter::{Path, Reference, Ruleset};
+use nfcc_testbeds::netfilter::{Path, Reference};
 use nfcc_testbeds::Testbed;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -268,34 +268,9 @@ fn verdict_name(t: &Terminal) -> &'static str {
     }
 }
 
-/// The original ruleset, as the kernel's own tools load it.
-#[derive(Clone, Copy, Debug)]
-pub enum Original<'a> {
-    /// An `iptables-save` dump (`ip6tables-save` with `v6`), with the `ipset save` sets it
-    /// names.
-    Iptables {
-        /// The dump.
-        dump: &'a str,
-        /// An ip6tables dump.
-        v6: bool,
-        /// `ipset save` output, restored first.
-        sets: Option<&'a str>,
-    },
-    /// `nft -j list ruleset` output.
-    Nft {
-        /// The JSON.
-        json: &'a str,
-    },
-}
-
-impl<'a> Original<'a> {
-    fn ruleset(&self) -> Ruleset<'a> {
-        match *self {
-            Original::Iptables { dump, v6, sets } => Ruleset::Iptables { dump, v6, sets },
-            Original::Nft { json } => Ruleset::Nft { json },
-        }
-    }
-}
+/// The original ruleset, as the kernel's own tools load it (the testbeds' netfilter
+/// reference restores it).
+pub use nfcc_testbeds::netfilter::Ruleset as Original;
 
 /// How packets must travel through netfilter to meet a chain of `traversal` (named `chain`).
 fn path_of<'c>(traversal: &Traversal, chain: &'c str) -> Result<Path<'c>, DriverError> {
@@ -383,12 +358,11 @@ pub fn verify(
         .iter()
         .flat_map(|p| p.protos.iter().copied())
         .collect();
-    let reference =
-        Reference::build(&tb, &original.ruleset(), path, iface, &protos).map_err(|e| {
-            env(format!(
-                "restoring the original in the verification namespace: {e}"
-            ))
-        })?;
+    let reference = Reference::build(&tb, original, path, iface, &protos).map_err(|e| {
+        env(format!(
+            "restoring the original in the verification namespace: {e}"
+        ))
+    })?;
     let rx_mac = reference.rx_mac.clone();
     // Netfilter sees fragments one by one only on the forward path (INPUT sees datagrams
     // after reassembly).

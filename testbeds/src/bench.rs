@@ -847,12 +847,7 @@ fn ns_sh(tb: &Testbed, script: &str) -> Result<(), String> {
 
 /// The receiving end's MAC address.
 fn rx_mac(tb: &Testbed) -> Result<[u8; 6], TestbedError> {
-    let out = crate::topology::ip(&["-n", &tb.ns, "link", "show", &tb.rx])?;
-    let mac = out
-        .split_whitespace()
-        .skip_while(|w| *w != "link/ether")
-        .nth(1)
-        .unwrap_or("");
+    let mac = crate::netfilter::mac_of(&tb.ns, &tb.rx)?;
     let b: Vec<u8> = mac
         .split(':')
         .filter_map(|x| u8::from_str_radix(x, 16).ok())
