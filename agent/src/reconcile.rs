@@ -235,10 +235,25 @@ impl Reconciler {
             Step::Load(w) => ("load", self.load(w, false)),
             Step::Replace(w) => ("replace", self.load(w, true)),
         };
-        self.metrics.action(action, result.is_ok());
+        // An interface deleted while its policy was being loaded: nothing failed, there is
+        // nothing to load on; the next reconcile sees the link gone.
+        let gone = match s {
+            Step::Load(w) | Step::Replace(w) => {
+                result.is_err() && nfcc_driver::runtime::ifindex(&w.iface).is_err()
+            }
+            _ => false,
+        };
+        self.metrics.action(action, result.is_ok() || gone);
         match result {
             Ok(()) => {
                 log(Level::Info, &s.to_string());
+                Ok(())
+            }
+            Err(_) if gone => {
+                log(
+                    Level::Info,
+                    &format!("{s}: skipped, the interface went away meanwhile"),
+                );
                 Ok(())
             }
             Err(e) => Err(e.to_string()),

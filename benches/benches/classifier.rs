@@ -166,10 +166,30 @@ fn edge(line: &str, rng: &mut Rng) -> Pkt {
     }
 }
 
-/// The adversarial trace: packets searched for the most instructions executed (the
-/// emulator's interpreter counts them) — edges of random filters first, then one field at a
-/// time swapped for another filter's edge while the count does not drop. The `keep` costliest,
-/// with their counts.
+/// The packet a derived witness describes (the dimensions a ClassBench policy classifies on).
+fn pkt_of(w: &nfcc_compiler::classify::adversary::Witness) -> Pkt {
+    use nfcc_dsl::checked::Field as F;
+    let get = |fs: &[F], or: u32| {
+        w.fields
+            .iter()
+            .find(|(f, _)| fs.contains(f))
+            .map_or(or, |&(_, v)| v)
+    };
+    Pkt {
+        src: get(&[F::Ipv4Src], 0x0a00_0001),
+        dst: get(&[F::Ipv4Dst], 0x0a00_0002),
+        sp: get(&[F::TcpSport, F::UdpSport, F::L4Sport], 1000) as u16,
+        dp: get(&[F::TcpDport, F::UdpDport, F::L4Dport], 80) as u16,
+        proto: get(&[F::Ipv4Proto, F::IpProto], 6) as u8,
+        flags: get(&[F::TcpFlags, F::IcmpType], 0) as u8,
+    }
+}
+
+/// The adversarial trace: packets derived from the classifier's deepest leaves and fullest
+/// buckets (`nfcc_compiler::classify::adversary`) and edges of random filters, then searched
+/// for the most instructions executed (the emulator's interpreter counts them) — one field at
+/// a time swapped for another filter's edge while the count does not drop. The `keep`
+/// costliest, with their counts.
 fn adversarial(c: &Compiled, name: &str, lines: &[&str], keep: usize) -> Vec<(u64, Vec<u8>)> {
     let mut emu = nfcc_emulator::Emulator::load(&c.object).expect("loads in the emulator");
     for (m, entries) in &c.programs[0].maps {
@@ -183,8 +203,11 @@ fn adversarial(c: &Compiled, name: &str, lines: &[&str], keep: usize) -> Vec<(u6
             .unwrap_or(0)
     };
     let mut rng = Rng(0x6164_7665_7273_6172);
-    let mut pool: Vec<(u64, Pkt)> = (0..400)
-        .map(|_| edge(lines[rng.below(lines.len() as u64) as usize], &mut rng))
+    let derived = nfcc_compiler::classify::adversary::witnesses(&c.programs[0].ir, 8);
+    let mut pool: Vec<(u64, Pkt)> = derived
+        .iter()
+        .map(pkt_of)
+        .chain((0..400).map(|_| edge(lines[rng.below(lines.len() as u64) as usize], &mut rng)))
         .map(|p| (cost(&p), p))
         .collect();
     for _ in 0..2_000 {

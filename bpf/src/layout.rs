@@ -121,6 +121,15 @@ impl Counts {
         })
     }
 
+    /// `other` taken away (wrapping): a base that, added to a live count, gives the count
+    /// wanted (see `nfcc load --replace` moving a rule to another slot).
+    pub fn minus(self, other: Counts) -> Counts {
+        Counts {
+            packets: self.packets.wrapping_sub(other.packets),
+            bytes: self.bytes.wrapping_sub(other.bytes),
+        }
+    }
+
     /// The two added (wrapping).
     pub fn plus(self, other: Counts) -> Counts {
         Counts {

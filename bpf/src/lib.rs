@@ -8,7 +8,8 @@
 //! - [`layout`]: how an nfcc program lays out its maps (names, per-rule statistics, samples);
 //! - [`nfp`]: what the Netronome NIC's offload implements;
 //! - [`pin`] and [`manifest`]: where a deployment lives on a box and how it is described;
-//! - [`policy_section`]: the `.nfcc.policy` section that makes an object the whole policy.
+//! - [`policy_section`]: the `.nfcc.policy` section that makes an object the whole policy;
+//! - [`room`]: what a program compiled for deployment left room for (updates in place).
 //!
 //! The compiler writes to these definitions; the emulator, the runtime and the driver read by
 //! them, so none of those needs the compiler to understand a program.
@@ -25,6 +26,7 @@ pub mod paths;
 pub mod pin;
 pub mod policy_section;
 pub mod prog;
+pub mod room;
 
 pub use helper::Helper;
 pub use map::MapKind;

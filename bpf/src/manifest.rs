@@ -100,6 +100,8 @@ pub enum MapRole {
     ClassifierBoxes,
     /// A classifier's tuples: buckets of boxes by masked key.
     ClassifierTuples,
+    /// Which half of a classifier's data packets read (see [`crate::room`]).
+    ClassifierSelect,
     /// The sample ring buffer.
     Samples,
     /// The virtual clock of deterministic tests.
@@ -227,6 +229,55 @@ pub struct RuleEntry {
     pub verdict: String,
 }
 
+impl RuleEntry {
+    /// A statistics slot no rule holds: room a program compiled for updates in place keeps
+    /// for rules to come (see [`crate::room::Room::slots`]). It counts nothing.
+    pub fn vacant() -> RuleEntry {
+        RuleEntry {
+            name: String::new(),
+            verdict: "vacant".into(),
+        }
+    }
+
+    /// Whether the slot is [`RuleEntry::vacant`].
+    pub fn is_vacant(&self) -> bool {
+        self.name.is_empty()
+    }
+}
+
+/// The counters' base of a new version whose rules are `new` (in slot order), given the old
+/// version's rules `old`, its base and its live per-slot counts `old_live`, and the live counts
+/// the new version starts from in its own slots, `new_live` (zeros for a fresh statistics map;
+/// the same map's counts for a version updated in place). Each rule keeps its count by name,
+/// whatever slot it moves to; a rule new to this version starts at zero; a removed rule's
+/// count goes with it. Counts wrap, as the kernel's do, so a base may be "negative".
+pub fn carried_base(
+    old: &[RuleEntry],
+    old_base: &[crate::layout::Counts],
+    old_live: &[crate::layout::Counts],
+    new: &[RuleEntry],
+    new_live: &[crate::layout::Counts],
+) -> Vec<crate::layout::Counts> {
+    use crate::layout::Counts;
+    let at = |v: &[Counts], i: usize| v.get(i).copied().unwrap_or_default();
+    let old_slot: std::collections::HashMap<&str, usize> = old
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.is_vacant())
+        .map(|(i, r)| (r.name.as_str(), i))
+        .collect();
+    new.iter()
+        .enumerate()
+        .map(|(s, r)| {
+            let total = match old_slot.get(r.name.as_str()) {
+                Some(&o) if !r.is_vacant() => at(old_base, o).plus(at(old_live, o)),
+                _ => Counts::default(),
+            };
+            total.minus(at(new_live, s))
+        })
+        .collect()
+}
+
 /// One loaded program of a deployment and its maps.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stage {
@@ -249,6 +300,9 @@ pub struct Stage {
     /// `nfcc load --replace` may then update in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// What the program left room for, when it was compiled for updates in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<crate::room::Room>,
 }
 
 impl Stage {
@@ -473,6 +527,7 @@ mod tests {
                 pools: vec![],
                 counted_slots: None,
                 code: None,
+                room: None,
             }),
             nic: None,
             rules: vec![RuleEntry {
@@ -523,5 +578,50 @@ mod tests {
             "{e:?}"
         );
         assert!(Manifest::from_json("policy=x\niface=y\n").is_err());
+    }
+}
+
+#[cfg(test)]
+mod carried {
+    use super::{carried_base, RuleEntry};
+    use crate::layout::Counts;
+
+    fn rules(names: &[&str]) -> Vec<RuleEntry> {
+        names
+            .iter()
+            .map(|n| {
+                if n.is_empty() {
+                    RuleEntry::vacant()
+                } else {
+                    RuleEntry {
+                        name: n.to_string(),
+                        verdict: "drop".into(),
+                    }
+                }
+            })
+            .collect()
+    }
+
+    fn c(p: u64) -> Counts {
+        Counts {
+            packets: p,
+            bytes: 100 * p,
+        }
+    }
+
+    #[test]
+    fn a_rule_keeps_its_count_by_name_whatever_slot_it_moves_to() {
+        // r1 inserted before r2; r0 removed; a vacant slot; the default last.
+        let old = rules(&["r0", "r2", "", "default"]);
+        let new = rules(&["r1", "r2", "", "default"]);
+        let (old_base, old_live) = ([c(1), c(2), c(0), c(3)], [c(10), c(20), c(0), c(30)]);
+        // A fresh statistics map.
+        let base = carried_base(&old, &old_base, &old_live, &new, &[]);
+        assert_eq!(base, vec![c(0), c(22), c(0), c(33)]);
+        // The same map, updated in place: its live counts are taken away.
+        let live = [c(10), c(20), c(0), c(30)];
+        let base = carried_base(&old, &old_base, &old_live, &new, &live);
+        let shown: Vec<Counts> = base.iter().zip(&live).map(|(b, l)| b.plus(*l)).collect();
+        assert_eq!(shown, vec![c(0), c(22), c(0), c(33)]);
     }
 }

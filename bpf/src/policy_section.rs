@@ -204,6 +204,7 @@ mod tests {
                 pools: Vec::new(),
                 counted_slots: None,
                 code: None,
+                room: None,
             },
             redirects: Vec::new(),
             entry_maps: Vec::new(),

@@ -37,8 +37,12 @@ pub fn load(req: &LoadRequest) -> Result<u8, DriverError> {
     }
     let how = match &l.in_place {
         Some(Ok(d)) => format!(
-            "; updated in place: {} map entries written, {} deleted (same program, statistics kept)",
-            d.written, d.deleted
+            "; updated in place in {:.1} ms: {} map entries written, {} deleted, {} classifier(s) flipped (same program, statistics kept{})",
+            d.took.as_secs_f64() * 1e3,
+            d.written,
+            d.deleted,
+            d.classifiers,
+            if d.moved { ", moved with their rules" } else { "" }
         ),
         Some(Err(why)) => format!("; reloaded, not updated in place: {why}"),
         None => String::new(),

@@ -295,9 +295,13 @@ fn the_agent_swaps_versions_under_traffic_rejects_bad_ones_and_survives_sigkill(
     });
     let dir_pins = format!("/sys/fs/bpf/nfcc/{key}");
     let stats_map = nfcc_driver::compiler::compile::stats_map_name("agented");
+    // Every statistics slot: the rule, vacant slots for rules to come, the default last.
+    let slots = first.rules.len() as u32;
     let sum = |m: &nfcc_driver::runtime::PinnedMaps| -> u64 {
-        (0..2)
-            .map(|i| m.percpu_array_sum(&stats_map, i).expect("stats")[0])
+        m.percpu_array_sums(&stats_map, slots)
+            .expect("stats")
+            .iter()
+            .map(|v| v[0])
             .sum()
     };
     let mut versions =

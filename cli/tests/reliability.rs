@@ -114,10 +114,17 @@ fn replace_under_traffic_loses_no_packet_and_keeps_sets() {
     // Every version's maps, kept open so their counters can be read after the swaps.
     let mut versions =
         vec![nfcc_driver::runtime::PinnedMaps::open(dir.as_ref()).expect("pinned maps")];
-    let slots = 3u32;
+    // Every statistics slot: the rules, vacant slots for rules to come, the default last.
+    let slots = nfcc_driver::runtime::deploy::find(&name)
+        .expect("deployed")
+        .manifest
+        .rules
+        .len() as u32;
     let sum = |m: &nfcc_driver::runtime::PinnedMaps| -> u64 {
-        (0..slots)
-            .map(|i| m.percpu_array_sum(&stats, i).expect("stats")[0])
+        m.percpu_array_sums(&stats, slots)
+            .expect("stats")
+            .iter()
+            .map(|v| v[0])
             .sum()
     };
     let before = sum(&versions[0]);

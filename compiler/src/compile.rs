@@ -38,7 +38,12 @@ fn map_kind(purpose: MapPurpose, target: Target) -> (MapKind, u32) {
             (MapKind::Array, 0)
         }
         (MapPurpose::Flows, _) => (MapKind::LruHash, 0),
-        (MapPurpose::ClassifierNodes | MapPurpose::ClassifierBoxes, _) => (MapKind::Array, 0),
+        (
+            MapPurpose::ClassifierNodes
+            | MapPurpose::ClassifierBoxes
+            | MapPurpose::ClassifierSelect,
+            _,
+        ) => (MapKind::Array, 0),
         (MapPurpose::ClassifierTuples, _) => (MapKind::Hash, 0),
     }
 }
@@ -124,7 +129,7 @@ pub fn compile_with(
 }
 
 /// How to compile.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// The target (default: each policy's own, else the host).
     pub target: Option<Target>,
@@ -132,6 +137,8 @@ pub struct Options {
     pub virtual_clock: bool,
     /// Which classifier runs of rules may get (`--classifier`).
     pub classifier: crate::classify::Choice,
+    /// How the program's data is laid out (room for updates in place: `nfcc load`).
+    pub layout: crate::room::Layout,
 }
 
 /// [`compile`] with every option.
@@ -148,13 +155,15 @@ pub fn compile_opts(
     let mut compiled = Vec::new();
     for policy in &program.policies {
         let t = target.or(policy.offload).unwrap_or(Target::Host);
-        let (ir, code) = match crate::generate_opts(policy, t, virtual_clock, opts.classifier) {
-            Ok(x) => x,
-            Err(e) => {
-                errors.extend(e);
-                continue;
-            }
-        };
+        let (ir, code) =
+            match crate::generate_laid_out(policy, t, virtual_clock, opts.classifier, &opts.layout)
+            {
+                Ok(x) => x,
+                Err(e) => {
+                    errors.extend(e);
+                    continue;
+                }
+            };
         if let Some(d) = too_long(policy, &ir, code.insns.len()) {
             errors.push(d);
             continue;

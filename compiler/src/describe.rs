@@ -31,6 +31,7 @@ pub fn role(purpose: MapPurpose) -> MapRole {
         MapPurpose::ClassifierNodes => MapRole::ClassifierNodes,
         MapPurpose::ClassifierBoxes => MapRole::ClassifierBoxes,
         MapPurpose::ClassifierTuples => MapRole::ClassifierTuples,
+        MapPurpose::ClassifierSelect => MapRole::ClassifierSelect,
         MapPurpose::Clock => MapRole::Clock,
     }
 }
@@ -80,6 +81,20 @@ pub fn rules(policy: &ck::Policy) -> Vec<RuleEntry> {
         .collect()
 }
 
+/// The rules of `policy` in the statistics slots of its compiled `program`: the rules, then
+/// the vacant slots a program laid out for updates in place keeps for rules to come, the
+/// default last.
+pub fn rules_of(policy: &ck::Policy, program: &CompiledProgram) -> Vec<RuleEntry> {
+    let mut out = rules(policy);
+    let slots = program.ir.default.1 as usize + 1;
+    if slots > out.len() {
+        let default = out.pop().expect("the default");
+        out.resize(slots - 1, RuleEntry::vacant());
+        out.push(default);
+    }
+    out
+}
+
 /// The stage a compiled program makes, before it is loaded (no program id, no pins).
 pub fn stage(policy: &ck::Policy, program: &CompiledProgram) -> Stage {
     let maps = program
@@ -119,6 +134,22 @@ pub fn stage(policy: &ck::Policy, program: &CompiledProgram) -> Stage {
         pools: pools(policy, program),
         counted_slots: None,
         code: Some(code_digest(&program.code)),
+        room: program.ir.updatable.as_ref().map(|u| {
+            let name = |n: &String| {
+                if n.is_empty() {
+                    String::new()
+                } else {
+                    object_map_name(&program.name, n)
+                }
+            };
+            let mut room = u.room.clone();
+            for c in &mut room.classifiers {
+                for n in [&mut c.select, &mut c.nodes, &mut c.boxes, &mut c.tuples] {
+                    *n = name(n);
+                }
+            }
+            room
+        }),
     }
 }
 

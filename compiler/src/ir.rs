@@ -124,6 +124,11 @@ pub enum MapPurpose {
     /// u32} (no tuple has that id): an update in place writes the new boxes into the idle
     /// half, then each bucket at once, so a packet meets every bucket whole, old or new.
     ClassifierTuples,
+    /// Which half of a classifier laid out for updates in place packets read: array of one
+    /// u32, 0 or 1 (see [`Select`]). In that layout the nodes map holds two halves, the boxes
+    /// map the trees' boxes half by half then the tuples' half by half, and the tuples map
+    /// both halves' buckets (no header entry).
+    ClassifierSelect,
 }
 
 /// One field of a counter or limiter key, and how its bytes are produced.
@@ -336,7 +341,35 @@ pub enum Cond {
         masked: Vec<bool>,
         /// Where the hit's verdict and statistics slot are kept.
         slot: u32,
+        /// For a classifier laid out for updates in place: the selector naming the half of its
+        /// data packets read (see [`Select`]).
+        select: Option<Select>,
     },
+}
+
+/// The selector of a classifier laid out in two halves (see `nfcc_bpf::room`): the half is
+/// the selector map's one word; a tree part's root is node `root` of that half (a value per
+/// half, or entries `half * nodes_half ..`), a tuple's key starts with `id + half * tuple_ids`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Select {
+    /// The selector map ([`MapPurpose::ClassifierSelect`]).
+    pub map: MapId,
+    /// Nodes per half.
+    pub nodes_half: u32,
+    /// Tuples per half.
+    pub tuple_ids: u32,
+}
+
+/// A program laid out for updates in place (`nfcc load`): statistics slots with room for rules
+/// to come and classifiers in two halves, within the running version's room where it fits.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Updatable {
+    /// The running version's room, to lay this one out within.
+    pub fit: Option<nfcc_bpf::room::Room>,
+    /// What this program has room for (map names as in the IR).
+    pub room: nfcc_bpf::room::Room,
+    /// Why this program is not laid out within `fit`, where it is not.
+    pub misfits: Vec<String>,
 }
 
 /// How one part of a [`Cond::Classify`] finds a bucket of boxes.
@@ -455,6 +488,8 @@ pub struct Program {
     pub stats: MapId,
     /// What the classifier pass decided per run of box rules.
     pub classifiers: Vec<crate::classify::shape::Decision>,
+    /// Set when the program is laid out for updates in place.
+    pub updatable: Option<Updatable>,
 }
 
 /// A broken invariant found by [`Program::verify`].
@@ -502,9 +537,16 @@ impl Program {
                     dims,
                     masked,
                     parts,
+                    select,
                     ..
                 } => {
                     let purpose = |m: &MapId| self.maps.get(m.index()).map(|m| m.purpose);
+                    if select
+                        .as_ref()
+                        .is_some_and(|s| purpose(&s.map) != Some(MapPurpose::ClassifierSelect))
+                    {
+                        return err(format!("c{i}: the selector map has another purpose"));
+                    }
                     if nodes.is_some_and(|m| purpose(&m) != Some(MapPurpose::ClassifierNodes))
                         || tuples.is_some_and(|m| purpose(&m) != Some(MapPurpose::ClassifierTuples))
                         || purpose(boxes) != Some(MapPurpose::ClassifierBoxes)
@@ -542,10 +584,17 @@ impl Program {
                     for part in parts {
                         match (&part.search, nodes, tuples) {
                             (Search::Tree { root, .. }, Some(n), _)
-                                if *root < {
-                                    let m = &self.maps[n.index()];
-                                    crate::classify::shape::node_count(m.max_entries, m.value_size)
-                                } => {}
+                                if *root
+                                    < match select {
+                                        Some(s) => s.nodes_half,
+                                        None => {
+                                            let m = &self.maps[n.index()];
+                                            crate::classify::shape::node_count(
+                                                m.max_entries,
+                                                m.value_size,
+                                            )
+                                        }
+                                    } => {}
                             (Search::Tuple { masks, .. }, _, Some(t))
                                 if masks.len() == dims.len()
                                     && self.maps[t.index()].key_size
@@ -812,9 +861,10 @@ impl Program {
                     dims,
                     parts,
                     slot,
+                    select,
                     ..
                 } => format!(
-                    "classify ({}){}{} boxes {boxes} slot {slot} parts [{}]",
+                    "classify ({}){}{} boxes {boxes}{} slot {slot} parts [{}]",
                     dims.iter()
                         .map(|d| d
                             .iter()
@@ -825,6 +875,13 @@ impl Program {
                         .join(", "),
                     nodes.map(|m| format!(" nodes {m}")).unwrap_or_default(),
                     tuples.map(|m| format!(" tuples {m}")).unwrap_or_default(),
+                    select
+                        .as_ref()
+                        .map(|s| format!(
+                            " select {} halves of {} nodes, {} tuples",
+                            s.map, s.nodes_half, s.tuple_ids
+                        ))
+                        .unwrap_or_default(),
                     parts
                         .iter()
                         .map(|t| match &t.search {

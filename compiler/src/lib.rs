@@ -30,6 +30,7 @@ pub mod nfp;
 pub mod opt;
 pub mod pools;
 pub mod prefix;
+pub mod room;
 pub mod sets;
 #[cfg(test)]
 mod test_support;
@@ -80,7 +81,25 @@ pub fn generate_opts(
     virtual_clock: bool,
     classifier: classify::Choice,
 ) -> Result<(ir::Program, codegen::Code), Vec<Diagnostic>> {
+    generate_laid_out(
+        policy,
+        target,
+        virtual_clock,
+        classifier,
+        &room::Layout::Packed,
+    )
+}
+
+/// [`generate_opts`], laid out as `layout` says (room for updates in place, see [`room`]).
+pub fn generate_laid_out(
+    policy: &ck::Policy,
+    target: Target,
+    virtual_clock: bool,
+    classifier: classify::Choice,
+    layout: &room::Layout,
+) -> Result<(ir::Program, codegen::Code), Vec<Diagnostic>> {
     let mut ir = lower::lower_with(policy, target, virtual_clock)?;
+    room::prepare(&mut ir, layout);
     let bug = |e: ir::VerifyError| {
         vec![Diagnostic::error(
             codes::IR_BUG,

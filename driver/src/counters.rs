@@ -20,6 +20,10 @@ pub struct RuleCounts {
 
 /// Reads a deployment's per-rule counts.
 pub struct CounterReader {
+    /// Every statistics slot's rule, in slot order (vacant slots of a program with room for
+    /// rules to come included: empty names).
+    slots: Vec<String>,
+    /// The rules' names, vacant slots left out.
     names: Vec<String>,
     base: Vec<Counts>,
     stages: Vec<(nfcc_runtime::PinnedMaps, nfcc_bpf::manifest::Stage)>,
@@ -40,7 +44,13 @@ impl CounterReader {
             .map(|s| Ok((deploy::stage_maps(s)?, s.clone())))
             .collect::<Result<Vec<_>, DriverError>>()?;
         Ok(CounterReader {
-            names: m.rules.iter().map(|r| r.name.clone()).collect(),
+            slots: m.rules.iter().map(|r| r.name.clone()).collect(),
+            names: m
+                .rules
+                .iter()
+                .filter(|r| !r.is_vacant())
+                .map(|r| r.name.clone())
+                .collect(),
             base: m.base.clone(),
             stages,
         })
@@ -51,9 +61,9 @@ impl CounterReader {
         &self.names
     }
 
-    /// The counts now, in slot order.
+    /// The counts now, in slot order (vacant slots left out).
     pub fn read(&self) -> Result<Vec<RuleCounts>, DriverError> {
-        let slots = self.names.len();
+        let slots = self.slots.len();
         let mut sum: Vec<Counts> = (0..slots)
             .map(|i| self.base.get(i).copied().unwrap_or_default())
             .collect();
@@ -66,9 +76,10 @@ impl CounterReader {
             }
         }
         Ok(self
-            .names
+            .slots
             .iter()
             .zip(sum)
+            .filter(|(n, _)| !n.is_empty())
             .map(|(n, c)| RuleCounts {
                 rule: n.clone(),
                 packets: c.packets,

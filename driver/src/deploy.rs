@@ -8,6 +8,7 @@ use crate::offload::{gate, OffloadReport};
 use crate::source::{choose, read_input, Chosen, Input};
 use nfcc_bpf::manifest::{AttachMode, Manifest};
 use nfcc_compiler::compile::prog_type;
+use nfcc_compiler::room::Layout;
 use nfcc_dsl::checked::Hook;
 use nfcc_runtime::deploy::{self, Deployment};
 use std::path::{Path, PathBuf};
@@ -101,6 +102,9 @@ pub struct Prepared {
     pub redirects: Vec<String>,
     /// The manifest, but for what only loading tells (ids, pins, interface index, time).
     pub manifest: Manifest,
+    /// Why the program could not be laid out within the running version's room, where it
+    /// could not (see `nfcc_compiler::room`): it will not be updated in place then.
+    pub misfits: Vec<String>,
 }
 
 impl Prepared {
@@ -127,17 +131,42 @@ fn template(policy: &str, source: &str, mode: AttachMode, iface: &str) -> Manife
     m
 }
 
-/// Prepares `file` (choosing `wanted`) for `iface`.
+/// Prepares `file` (choosing `wanted`) for `iface` as `nfcc load` does: a source's maps with
+/// room for updates in place.
 pub fn prepare(file: &Path, wanted: Option<&str>, iface: &str) -> Result<Prepared, DriverError> {
-    prepare_with(file, wanted, iface, crate::compile::Classifier::Auto)
+    prepare_with(
+        file,
+        wanted,
+        iface,
+        crate::compile::Classifier::Auto,
+        &Layout::Updatable(None),
+    )
 }
 
-/// [`prepare`] with the classifier choice for a policy's rules.
-pub fn prepare_with(
+/// [`prepare`], a source's maps packed as `nfcc compile` packs them (what loading the object
+/// `nfcc compile` writes deploys).
+pub fn prepare_packed(
+    file: &Path,
+    wanted: Option<&str>,
+    iface: &str,
+) -> Result<Prepared, DriverError> {
+    prepare_with(
+        file,
+        wanted,
+        iface,
+        crate::compile::Classifier::Auto,
+        &Layout::Packed,
+    )
+}
+
+/// [`prepare`] with the classifier choice for a policy's rules and the layout of its data
+/// (for `nfcc load`: room for updates in place, within the running version's).
+fn prepare_with(
     file: &Path,
     wanted: Option<&str>,
     iface: &str,
     classifier: crate::compile::Classifier,
+    layout: &Layout,
 ) -> Result<Prepared, DriverError> {
     let label = file.display().to_string();
     match read_input(file)? {
@@ -167,6 +196,7 @@ pub fn prepare_with(
                     hook,
                     object: bytes,
                     manifest,
+                    misfits: Vec::new(),
                 });
             }
             Ok(Prepared {
@@ -176,17 +206,18 @@ pub fn prepare_with(
                 redirects: Vec::new(),
                 manifest: template(&program, &label, mode, iface),
                 program,
+                misfits: Vec::new(),
             })
         }
         Input::Source(source) => {
             let chosen = Chosen::from_source(label.clone(), source, wanted)?;
-            let compiled = chosen.compile_classified(classifier.choice())?;
+            let compiled = chosen.compile_laid_out(classifier.choice(), layout)?;
             let p = &compiled.programs[0];
             let policy = &chosen.policy;
             let mut manifest = template(&policy.name, &label, AttachMode::Native, iface);
             manifest.hook = Some(policy.hook.as_str().to_string());
             manifest.prog_type = prog_type(policy.hook);
-            manifest.rules = nfcc_compiler::describe::rules(policy);
+            manifest.rules = nfcc_compiler::describe::rules_of(policy, p);
             manifest.host = Some(nfcc_compiler::describe::stage(policy, p));
             Ok(Prepared {
                 entries: p.entries(),
@@ -195,6 +226,12 @@ pub fn prepare_with(
                 hook: Some(policy.hook),
                 object: compiled.object,
                 manifest,
+                misfits: p
+                    .ir
+                    .updatable
+                    .as_ref()
+                    .map(|u| u.misfits.clone())
+                    .unwrap_or_default(),
             })
         }
     }
@@ -234,7 +271,23 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, DriverError> {
         l.pruned = pruned;
         return Ok(l);
     }
-    let mut prep = prepare_with(&req.file, req.policy.as_deref(), &req.iface, req.classifier)?;
+    // A new version is laid out within the room of the one running, so that it can be
+    // written into the running program's maps.
+    let fit = if req.replace && !req.reload {
+        deploy::status()
+            .into_iter()
+            .find(|d| d.iface() == req.iface && d.gone.is_none())
+            .and_then(|d| d.manifest.host.and_then(|h| h.room))
+    } else {
+        None
+    };
+    let mut prep = prepare_with(
+        &req.file,
+        req.policy.as_deref(),
+        &req.iface,
+        req.classifier,
+        &Layout::Updatable(fit),
+    )?;
     if let Some(o) = &req.owner {
         prep.manifest.deployment = Some(o.deployment.clone());
         prep.manifest.managed_by = Some(o.managed_by.clone());
@@ -320,14 +373,17 @@ fn try_in_place(
             "the policy redirects (targets are resolved at load)".into(),
         )));
     }
-    let (Some(old_host), Some(new_host)) = (&old.manifest.host, &prep.manifest.host) else {
-        return Ok(None);
-    };
-    match crate::inplace::update(old_host, new_host, &prep.entries)? {
-        Ok(done) => {
-            let manifest = deploy::record_in_place(&old, prep.manifest.clone())?;
+    match crate::inplace::update(&old.manifest, &prep.manifest, &prep.entries)? {
+        Ok((done, base)) => {
+            let mut manifest = prep.manifest.clone();
+            manifest.base = base;
+            let manifest = deploy::record_in_place(&old, manifest)?;
             Ok(Some(Ok((manifest, done))))
         }
+        Err(why) if !prep.misfits.is_empty() => Ok(Some(Err(format!(
+            "{why}: the new version does not fit the running program's room ({})",
+            prep.misfits.join("; ")
+        )))),
         Err(why) => Ok(Some(Err(why))),
     }
 }
@@ -556,7 +612,11 @@ mod tests {
         let p = prepare(&f, None, "eth9").unwrap_or_else(|e| panic!("{e}"));
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(p.default_mode(), AttachMode::TcEgress);
-        assert_eq!(p.manifest.rules.len(), 2);
+        // The rule, vacant slots for rules to come, the default last.
+        let rules = &p.manifest.rules;
+        assert_eq!((rules[0].name.as_str(), rules.len()), ("r", 64));
+        assert_eq!(rules[63].name, "default");
+        assert!(rules[1..63].iter().all(|r| r.is_vacant()));
         assert_eq!(p.manifest.hook.as_deref(), Some("tc egress"));
         let host = p
             .manifest

@@ -1,47 +1,62 @@
 //! `nfcc load --replace` without a reload: when the new version compiles to the very program
 //! that runs (the same instruction digest, the same maps by name and shape) and differs only
 //! in what its maps hold, the maps are updated in place — no verification, no attach, the
-//! statistics untouched. Which map contents may change is decided by role:
+//! statistics kept. A program loaded by `nfcc load` is laid out for this (see
+//! `nfcc_compiler::room`): statistics slots with room for rules to come and classifiers in two
+//! halves, and the next version is compiled within the running one's room, so adding,
+//! removing or changing a rule usually leaves the code as it is. Which map contents may change
+//! is decided by role:
 //!
-//! - a tuple classifier's buckets and boxes (`MapRole::ClassifierTuples` and the
-//!   `ClassifierBoxes` map beside it):
-//!   the new boxes are written into the half of the boxes map no bucket uses, stale buckets
-//!   deleted, then every bucket replaced — each bucket one element update, so a packet meets
-//!   every bucket whole, the old version's or the new one's;
+//! - a classifier laid out in halves (`nfcc_bpf::room`): the new version's nodes, boxes and
+//!   buckets are written into the half packets do not read (stale buckets of that half
+//!   deleted), then its selector flipped — one word, so a packet sees one whole version of
+//!   the classifier, the old or the new;
+//! - per-rule statistics: kept; when rules moved to other slots (a rule added or removed
+//!   before them), the counters' base is moved with them by name, read just before the flip
+//!   (`nfcc_bpf::manifest::carried_base`) — packets counted during the microseconds between
+//!   that reading and the flip may be counted to the rule that held the slot before;
 //! - sets and counters (`MapRole::carried`): the new version's initial entries are added where
 //!   the running map lacks them, live entries kept — what a reload carries over;
-//! - maps holding run-time state (statistics, limiters, samples, the clock, the scratch
-//!   vector, redirect targets, a dynamic pool's tables, slots, selector and flows): left
-//!   alone;
-//! - any other map (trees and their boxes, tables, merged rules, Maglev tables) must hold the
-//!   new version's entries already, or the update is not made in place and the program is reloaded.
+//! - maps holding run-time state (limiters, samples, the clock, the scratch vector, redirect
+//!   targets, a dynamic pool's tables, slots, selector and flows): left alone;
+//! - any other map (a packed classifier's, tables, merged rules, Maglev tables) must hold the
+//!   new version's entries already, or the update is not made in place and the program is
+//!   reloaded.
 //!
 //! Anything that rules out the update in place is a reason (`Err(String)` of [`plan`]), and
 //! `--replace` reloads instead, as it always could.
 
 use crate::error::DriverError;
-use nfcc_bpf::manifest::{MapEntry, MapRole, Stage};
+use nfcc_bpf::layout::Counts;
+use nfcc_bpf::manifest::{carried_base, Manifest, MapEntry, MapRole, Stage};
+use nfcc_bpf::room::{ClassifierRoom, Half};
 use nfcc_runtime::PinnedMaps;
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 /// What an update in place did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InPlace {
-    /// Map entries written (boxes, buckets, set and counter entries added).
+    /// Map entries written (nodes, boxes, buckets, set and counter entries added).
     pub written: usize,
     /// Map entries deleted (stale buckets).
     pub deleted: usize,
-    /// Tuple classifiers whose buckets were swapped to the other half.
+    /// Classifiers flipped to the half holding the new version.
     pub classifiers: usize,
+    /// Whether rules moved to other statistics slots (their counts moved with them).
+    pub moved: bool,
+    /// From the first map write to the last flip.
+    pub took: std::time::Duration,
 }
 
 /// One map's new contents, by key.
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The steps of an update, in order, and the tuple classifiers they move.
+/// The steps of an update, in order, and the selectors to flip after them.
 struct Plan {
     steps: Vec<Step>,
-    classifiers: usize,
+    /// Each classifier's selector map and the word naming its new half.
+    flips: Vec<(String, u32)>,
 }
 
 /// One planned step, in order.
@@ -91,22 +106,31 @@ fn plan(
         }
         Ok(out)
     };
-    // A boxes map beside a tuples map moves with it; any other (a tree's) must not change.
-    let tuples_of = |boxes: &str| boxes.replacen("nfcc_boxes", "nfcc_tuples", 1);
-    let paired = |m: &MapEntry| {
-        m.role == MapRole::ClassifierBoxes
-            && new
-                .map(&tuples_of(&m.name))
-                .is_some_and(|t| t.role == MapRole::ClassifierTuples)
-    };
     let mut plan = Plan {
         steps: Vec::new(),
-        classifiers: 0,
+        flips: Vec::new(),
     };
+    let rooms: Vec<&ClassifierRoom> = new
+        .room
+        .iter()
+        .flat_map(|r| &r.classifiers)
+        .filter(|c| !c.select.is_empty())
+        .collect();
+    for c in &rooms {
+        match classifier(c, &by_map, maps)? {
+            Ok((steps, flip)) => {
+                plan.steps.extend(steps);
+                plan.flips.push(flip);
+            }
+            Err(why) => return Ok(Err(why)),
+        }
+    }
     for m in &new.maps {
+        if rooms.iter().any(|c| c.owns(&m.name)) {
+            continue;
+        }
         let want = by_map.get(m.name.as_str()).cloned().unwrap_or_default();
         match m.role {
-            _ if paired(m) => {}
             // A dynamic pool's tables, slots, selector and flows: live state (`nfcc pool`).
             _ if new.pool_of_map(&m.name).is_some() => {}
             MapRole::RuleStats
@@ -126,15 +150,6 @@ fn plan(
                 if !add.is_empty() {
                     plan.steps.push(Step::Write(m.name.clone(), add));
                 }
-            }
-            MapRole::ClassifierTuples => {
-                let boxes = m.name.replacen("nfcc_tuples", "nfcc_boxes", 1);
-                let boxes_want = by_map.get(boxes.as_str()).cloned().unwrap_or_default();
-                match tuples(&m.name, want, &boxes, boxes_want, maps)? {
-                    Ok(s) => plan.steps.extend(s),
-                    Err(why) => return Ok(Err(why)),
-                }
-                plan.classifiers += 1;
             }
             _ => {
                 let now = live(&m.name)?;
@@ -159,87 +174,70 @@ fn plan(
     Ok(Ok(plan))
 }
 
-/// The steps that move a tuple classifier to its new buckets and boxes: the new boxes into
-/// the idle half of the boxes map, stale buckets deleted, every bucket written.
-fn tuples(
-    name: &str,
-    want: Entries,
-    boxes: &str,
-    boxes_want: Entries,
+/// The steps that write classifier `c`'s new version into the half packets do not read (its
+/// stale buckets there deleted), and the flip to that half.
+#[allow(clippy::type_complexity)]
+fn classifier(
+    c: &ClassifierRoom,
+    by_map: &HashMap<&str, Entries>,
     maps: &PinnedMaps,
-) -> Result<Result<Vec<Step>, String>, DriverError> {
-    let word = |b: &[u8], i: usize| {
-        u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().expect("a 4-byte word"))
+) -> Result<Result<(Vec<Step>, (String, u32)), String>, DriverError> {
+    let zero = 0u32.to_le_bytes();
+    let Some(word) = maps.map_lookup(&c.select, &zero)? else {
+        return Ok(Err(format!("{} has no selector word", c.select)));
     };
-    let is_header = |k: &[u8]| word(k, 0) == u32::MAX;
-    let Some((header_key, header)) = want.iter().find(|(k, _)| is_header(k)) else {
-        return Ok(Err(format!("{name} has no header entry")));
-    };
-    let (base, half) = (word(header, 0), word(header, 1));
-    let live_keys = maps.map_keys(name)?;
-    match maps.map_lookup(name, header_key)? {
-        Some(h) if h == *header => {}
-        _ => return Ok(Err(format!("{name} is laid out differently"))),
-    }
-    // The half the running buckets use; the new boxes go to the other one.
-    let mut in_upper = false;
-    for k in live_keys.iter().filter(|k| !is_header(k)) {
-        if let Some(v) = maps.map_lookup(name, k)? {
-            in_upper = word(&v, 0) >= base + half;
-            break;
+    let read = u32::from_le_bytes(word[..4].try_into().expect("a selector word"));
+    let idle = Half::of_selector(read).other();
+    let mut steps = Vec::new();
+    for map in [&c.nodes, &c.boxes, &c.tuples] {
+        if map.is_empty() {
+            continue;
         }
-    }
-    let shift = if in_upper { 0 } else { half };
-    let mut boxes_new = Entries::new();
-    for (k, v) in boxes_want {
-        let i = word(&k, 0);
-        if i < base {
-            // A leaf box of the trees beside the tuples: must be there already.
-            if maps.map_lookup(boxes, &k)?.as_deref() != Some(&v[..]) {
-                return Ok(Err(format!("the trees' boxes in {boxes} changed")));
-            }
-        } else {
-            boxes_new.push(((i + shift).to_le_bytes().to_vec(), v));
+        let want: Entries = by_map
+            .get(map.as_str())
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| c.half_of(map, k) == Some(idle))
+            .cloned()
+            .collect();
+        if *map == c.tuples {
+            // A hash: the idle half's buckets the new version has no more.
+            let kept: HashSet<&[u8]> = want.iter().map(|(k, _)| &k[..]).collect();
+            let stale: Vec<Vec<u8>> = maps
+                .map_keys(map)?
+                .into_iter()
+                .filter(|k| c.half_of(map, k) == Some(idle) && !kept.contains(&k[..]))
+                .collect();
+            steps.push(Step::Delete(map.clone(), stale));
         }
+        // Array entries past the new ones are left as they are: nothing leads to them.
+        steps.push(Step::Write(map.clone(), want));
     }
-    let buckets: Entries = want
-        .into_iter()
-        .filter(|(k, _)| !is_header(k))
-        .map(|(k, v)| {
-            let first = word(&v, 0) + shift;
-            let mut v2 = first.to_le_bytes().to_vec();
-            v2.extend_from_slice(&v[4..]);
-            (k, v2)
-        })
-        .collect();
-    let kept: HashSet<&[u8]> = buckets.iter().map(|(k, _)| &k[..]).collect();
-    let stale: Vec<Vec<u8>> = live_keys
-        .iter()
-        .filter(|k| !is_header(k) && !kept.contains(&k[..]))
-        .cloned()
-        .collect();
-    Ok(Ok(vec![
-        Step::Write(boxes.to_string(), boxes_new),
-        Step::Delete(name.to_string(), stale),
-        Step::Write(name.to_string(), buckets),
-    ]))
+    Ok(Ok((steps, (c.select.clone(), idle.selector()))))
 }
 
-/// Updates the running `old` version's maps to the new version's (`new`, whose initial
-/// entries are `entries`) in place, when that is possible: `Ok(Err(why))` when it is not and
-/// the caller should reload; nothing was changed then.
+/// Updates the running version `old` to `new` (whose initial entries are `entries`) in
+/// place, when that is possible: the counters' base the new manifest takes, or `Ok(Err(why))`
+/// when it is not and the caller should reload; nothing was changed then.
+#[allow(clippy::type_complexity)]
 pub fn update(
-    old: &Stage,
-    new: &Stage,
+    old: &Manifest,
+    new: &Manifest,
     entries: &[(String, Vec<u8>, Vec<u8>)],
-) -> Result<Result<InPlace, String>, DriverError> {
-    let maps = nfcc_runtime::deploy::stage_maps(old)?;
-    let plan = match plan(old, new, entries, &maps)? {
+) -> Result<Result<(InPlace, Vec<Counts>), String>, DriverError> {
+    let (Some(old_host), Some(new_host)) = (&old.host, &new.host) else {
+        return Ok(Err(
+            "an update in place needs the host program of both versions".into(),
+        ));
+    };
+    let maps = nfcc_runtime::deploy::stage_maps(old_host)?;
+    let plan = match plan(old_host, new_host, entries, &maps)? {
         Ok(p) => p,
         Err(why) => return Ok(Err(why)),
     };
+    let started = Instant::now();
     let mut done = InPlace {
-        classifiers: plan.classifiers,
+        classifiers: plan.flips.len(),
         ..InPlace::default()
     };
     for step in plan.steps {
@@ -255,5 +253,21 @@ pub fn update(
             }
         }
     }
-    Ok(Ok(done))
+    // Rules that move to other slots take their counts along, read just before the flip.
+    let names = |m: &Manifest| m.rules.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    let base = if names(old) == names(new) {
+        old.base.clone()
+    } else {
+        done.moved = true;
+        let live = nfcc_runtime::deploy::stage_counts(&maps, old_host, old.rules.len())?;
+        carried_base(&old.rules, &old.base, &live, &new.rules, &live)
+    };
+    for (select, word) in plan.flips {
+        maps.map_update_many(
+            &select,
+            &[(0u32.to_le_bytes().to_vec(), word.to_le_bytes().to_vec())],
+        )?;
+    }
+    done.took = started.elapsed();
+    Ok(Ok((done, base)))
 }

@@ -148,6 +148,21 @@ impl Chosen {
         compile_program_opts(&self.alone(), &self.label, &self.source, &opts)
     }
 
+    /// [`Chosen::compile_classified`], its data laid out as `layout` says (`nfcc load`: with
+    /// room for updates in place).
+    pub fn compile_laid_out(
+        &self,
+        choice: nfcc_compiler::classify::Choice,
+        layout: &nfcc_compiler::room::Layout,
+    ) -> Result<Compiled, DriverError> {
+        let opts = nfcc_compiler::compile::Options {
+            classifier: choice,
+            layout: layout.clone(),
+            ..Default::default()
+        };
+        compile_program_opts(&self.alone(), &self.label, &self.source, &opts)
+    }
+
     /// Compiles the chosen policy alone with a virtual clock (limiters read a map the test
     /// engines set, so they see the evaluator's frozen time).
     pub fn compile_virtual_clock(&self) -> Result<Compiled, DriverError> {

@@ -290,6 +290,7 @@ fn checked_input(f: &Path) -> Result<(CheckedFile, Option<(String, Compiled)>), 
         target,
         classifier,
         virtual_clock: false,
+        ..Options::default()
     };
     let compiled = compile_program_opts(program, &from.name, &from.text, &opts)?;
     if compiled.object != bytes {

@@ -184,7 +184,7 @@ impl Engine for EmulatorEngine {
         let before = if vector {
             Vec::new()
         } else {
-            self.stats(policy.rules.len())?
+            self.stats(self.program.ir.default.1 as usize)?
         };
         let out = match (self.executor, self.rbpf.as_ref(), self.emu.as_mut()) {
             (_, _, None) => return Err("the program is not loaded".into()),
@@ -207,10 +207,10 @@ impl Engine for EmulatorEngine {
                 .map_err(|e| e.to_string())?
                 .map_or(0, |v| nfcc_bpf::layout::Counts::sum(&v).packets);
             self.seen.moved(slot, now)?;
-            nfcc_dsl::testing::rule_of_slot(policy, slot)?
+            crate::rule_of_slot(&self.program, policy, slot)?
         } else {
-            let after = self.stats(policy.rules.len())?;
-            nfcc_dsl::testing::rule_from_counts(policy, &before, &after)?
+            let after = self.stats(self.program.ir.default.1 as usize)?;
+            crate::rule_from_counts(&self.program, policy, &before, &after)?
         };
         let mark = (policy.hook.is_tc() && out.mark != self.env.mark).then_some(out.mark);
         let verdict = named_by_rule(

@@ -141,17 +141,17 @@ impl Engine for KernelEngine {
                 .copied()
                 .unwrap_or(0);
             self.seen.moved(slot, now)?;
-            (run, nfcc_dsl::testing::rule_of_slot(policy, slot)?)
+            (run, crate::rule_of_slot(&self.program, policy, slot)?)
         } else {
-            let before = self.stats(policy.rules.len())?;
+            let before = self.stats(self.program.ir.default.1 as usize)?;
             let run = self
                 .loaded()?
                 .test_run(frame, 1)
                 .map_err(|e| e.to_string())?;
-            let after = self.stats(policy.rules.len())?;
+            let after = self.stats(self.program.ir.default.1 as usize)?;
             (
                 run,
-                nfcc_dsl::testing::rule_from_counts(policy, &before, &after)?,
+                crate::rule_from_counts(&self.program, policy, &before, &after)?,
             )
         };
         let verdict = nfcc_compiler::codegen::named_by_rule(

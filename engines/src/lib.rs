@@ -51,3 +51,39 @@ pub(crate) fn read_counter(
     let (map, key) = nfcc_compiler::compile::counter_entry(policy, program, id, key);
     Ok(lookup(&map, &key)?.map_or((0, 0), |v| nfcc_compiler::compile::counter_sum(&v)))
 }
+
+/// The rule behind statistics slot `slot` of `program`: its default may sit in the last slot
+/// of a statistics map with room for rules to come (a program laid out for updates in place).
+pub(crate) fn rule_of_slot(
+    program: &nfcc_compiler::compile::CompiledProgram,
+    policy: &nfcc_dsl::checked::Policy,
+    slot: u32,
+) -> Result<nfcc_dsl::checked::RuleRef, String> {
+    let slot = if slot == program.ir.default.1 {
+        policy.rules.len() as u32
+    } else {
+        slot
+    };
+    nfcc_dsl::testing::rule_of_slot(policy, slot)
+}
+
+/// The rule whose statistics slot moved between `before` and `after` (every slot of
+/// `program`'s statistics map up to its default's): as [`rule_of_slot`], the default wherever
+/// `program` keeps it.
+pub(crate) fn rule_from_counts(
+    program: &nfcc_compiler::compile::CompiledProgram,
+    policy: &nfcc_dsl::checked::Policy,
+    before: &[u64],
+    after: &[u64],
+) -> Result<nfcc_dsl::checked::RuleRef, String> {
+    let moved: Vec<usize> = (0..before.len().min(after.len()))
+        .filter(|&i| after[i] != before[i])
+        .collect();
+    match moved.as_slice() {
+        [i] => rule_of_slot(program, policy, *i as u32),
+        _ => Err(format!(
+            "the rule statistics changed in {} slots for one packet",
+            moved.len()
+        )),
+    }
+}

@@ -269,7 +269,7 @@ impl Engine for TestbedEngine {
                 > 0
             {}
         }
-        let before = self.stats(policy.rules.len())?;
+        let before = self.stats(self.program.ir.default.1 as usize)?;
         match &self.egress {
             Some(inj) => inj.send(frame),
             None => self.generator.send(frame, 1),
@@ -277,15 +277,15 @@ impl Engine for TestbedEngine {
         .map_err(|e| e.to_string())?;
         // The rule is known once its counter moved (the receiving NAPI runs right after the
         // send, on this CPU, but give it time).
-        let mut after = self.stats(policy.rules.len())?;
+        let mut after = self.stats(self.program.ir.default.1 as usize)?;
         for _ in 0..100 {
             if after != before {
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
-            after = self.stats(policy.rules.len())?;
+            after = self.stats(self.program.ir.default.1 as usize)?;
         }
-        let rule = nfcc_dsl::testing::rule_from_counts(policy, &before, &after)?;
+        let rule = crate::rule_from_counts(&self.program, policy, &before, &after)?;
         let terminal = match rule {
             RuleRef::Rule(id) => policy.rule(id).terminal.clone(),
             RuleRef::Default => Some(policy.default.terminal.clone()),

@@ -2,9 +2,13 @@
 //! every family (acl1–5, fw1–5, ipc1–2) drawn by nfcc's generator, as policies,
 //! compiled as deployed — the compiler's own classifier choice, which must be a decision tree
 //! for every set — and with tuple space search (`--classifier tuples`, which must give
-//! tuples), each held to the reference evaluator packet by packet on every executor:
+//! tuples), both also laid out as `nfcc load` lays them out (in two halves with a selector,
+//! for updates in place), each held to the reference evaluator packet by packet on every executor:
 //! the emulator's interpreter, its JIT, rbpf and the kernel (`BPF_PROG_TEST_RUN`). Verdict,
 //! deciding rule and output bytes must agree on every packet.
+//!
+//! After them, the adversarial trace `nfcc_compiler::classify::adversary` derives from the
+//! trees' deepest and fullest leaves runs on every executor too, held to the static bound.
 //!
 //! Traces mix three classes: packets drawn inside a random filter's ranges (that filter or an
 //! earlier, overlapping one decides), packets with random headers, and packets no rule can
@@ -16,6 +20,7 @@
 
 use nfcc_compiler::classify::{Choice, Form};
 use nfcc_compiler::compile::{compile_opts, Options};
+use nfcc_compiler::room::Layout;
 use nfcc_dsl::eval::{self, Meta, State};
 use nfcc_dsl::testing::{frame_from_literal, Engine};
 use nfcc_dsl::{check_source, CheckOptions};
@@ -175,15 +180,25 @@ fn every_classbench_set_agrees_on_every_executor() {
         "acl1_1k", "fw1_1k", "ipc1_1k", "acl1_10k", "fw1_10k", "ipc1_10k",
     ];
     let builds = [
-        (Choice::Auto, Form::Tree, 3_000),
-        (Choice::Tuples, Form::Tuples, 3_000),
+        (Choice::Auto, Form::Tree, 3_000, false),
+        (Choice::Tuples, Form::Tuples, 3_000, false),
+        // As `nfcc load` lays them out: two halves and a selector.
+        (Choice::Auto, Form::Tree, 1_000, true),
+        (Choice::Tuples, Form::Tuples, 1_000, true),
     ];
-    let mut runs: Vec<(String, String, Choice, Option<Form>, usize)> = Vec::new();
+    let mut runs: Vec<(String, String, Choice, Option<Form>, usize, bool)> = Vec::new();
     for set in shared {
         let text = std::fs::read_to_string(dir.join(set))
             .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
-        for (choice, form, count) in builds {
-            runs.push((set.to_string(), text.clone(), choice, Some(form), count));
+        for (choice, form, count, updatable) in builds {
+            runs.push((
+                set.to_string(),
+                text.clone(),
+                choice,
+                Some(form),
+                count,
+                updatable,
+            ));
         }
     }
     // Every family, drawn by the generator (2,000 filters, seed 1), as the compiler chooses.
@@ -194,9 +209,16 @@ fn every_classbench_set_agrees_on_every_executor() {
             .unwrap_or_else(|e| panic!("{family}: {e}"));
         let seed = generate::Seed::parse(&seed).unwrap_or_else(|e| panic!("{family}: {e}"));
         let text = generate::to_text(&generate::generate(&seed, 2_000, 1));
-        runs.push((format!("{family}_2k_s1"), text, Choice::Auto, None, 400));
+        runs.push((
+            format!("{family}_2k_s1"),
+            text,
+            Choice::Auto,
+            None,
+            400,
+            false,
+        ));
     }
-    for (set, text, choice, form, default_count) in runs {
+    for (set, text, choice, form, default_count, updatable) in runs {
         let set = set.as_str();
         let count = asked.unwrap_or(default_count);
         let fs = filters(&text);
@@ -209,6 +231,11 @@ fn every_classbench_set_agrees_on_every_executor() {
         let started = Instant::now();
         let opts = Options {
             classifier: choice,
+            layout: if updatable {
+                Layout::Updatable(None)
+            } else {
+                Layout::Packed
+            },
             ..Options::default()
         };
         let compiled = compile_opts(&program, &format!("{set}.nf"), &source, &opts)
@@ -224,7 +251,8 @@ fn every_classbench_set_agrees_on_every_executor() {
         if let Some(form) = form {
             assert!(trees > 0, "{set}: no {form} classifier with {choice:?}");
         }
-        let form = form.map_or("auto".to_string(), |f| f.to_string());
+        let form = form.map_or("auto".to_string(), |f| f.to_string())
+            + if updatable { ", in halves" } else { "" };
         let mut engines: Vec<Box<dyn Engine>> = Vec::new();
         for ex in [Executor::Interpreter, Executor::Jit, Executor::Rbpf] {
             let e = EmulatorEngine::new(&compiled, &name)
@@ -262,8 +290,18 @@ fn every_classbench_set_agrees_on_every_executor() {
         let mut rng = Rng(0x6e66_6363_6362_0001 ^ fs.len() as u64);
         let mut defaults = 0;
         let started = Instant::now();
-        for n in 0..count {
-            let lit = packet(&fs, &mut rng);
+        // Random traffic, then the adversarial trace derived from the trees' deepest leaves.
+        let derived: Vec<String> = nfcc_compiler::classify::adversary::witnesses(&cp.ir, 8)
+            .iter()
+            .map(|w| w.literal())
+            .collect();
+        let mut most_derived = 0u64;
+        for n in 0..count + derived.len() {
+            let lit = if n < count {
+                packet(&fs, &mut rng)
+            } else {
+                derived[n - count].clone()
+            };
             let frame = frame_from_literal(&lit).unwrap_or_else(|e| panic!("{lit}: {e}"));
             let want = eval::eval(policy, &mut state, &meta, &frame);
             let ran = counting
@@ -274,7 +312,11 @@ fn every_classbench_set_agrees_on_every_executor() {
                 ran <= bound as u64,
                 "{set} `{lit}`: ran {ran} instructions, past the bound {bound}"
             );
-            most = most.max(ran);
+            if n < count {
+                most = most.max(ran);
+            } else {
+                most_derived = most_derived.max(ran);
+            }
             defaults += usize::from(want.rule == nfcc_dsl::checked::RuleRef::Default);
             for e in &mut engines {
                 let got = e.run(policy, &frame).unwrap_or_else(|err| {
@@ -295,12 +337,20 @@ fn every_classbench_set_agrees_on_every_executor() {
             }
             assert!(problems.len() < 20, "{}", problems.join("\n"));
         }
+        // The derived trace is at least as hard as random traffic (within a tenth).
+        assert!(
+            derived.is_empty() || most_derived * 10 >= most * 9,
+            "{set} ({form}): the derived adversarial packets ran at most {most_derived} \
+             instructions, random traffic {most}"
+        );
         eprintln!(
-            "{set} ({form}): {} rules, {} instructions (at most {bound} on a path, {most} seen), \
+            "{set} ({form}): {} rules, {} instructions (at most {bound} on a path, {most} seen in \
+             random traffic, {most_derived} in {} derived adversarial packets), \
              {trees} classifier run(s), compiled in {:.2} s; \
              {count} packets ({defaults} to the default) agreed on eval and {} in {:.1} s",
             policy.rules.len(),
             cp.insns,
+            derived.len(),
             compile_time.as_secs_f64(),
             engines
                 .iter()

@@ -37,6 +37,7 @@ pub(crate) fn complete_stage(
         pools: Vec::new(),
         counted_slots: None,
         code: None,
+        room: None,
     });
     stage.program_id = loaded.program_id()?;
     stage.program = loaded.program.clone();
@@ -181,6 +182,17 @@ pub fn stage_counts(
     let Some(stats) = stage.map_with_role(MapRole::RuleStats) else {
         return Ok(vec![Counts::default(); slots]);
     };
+    if stage.counted_slots.is_none() {
+        // Every slot: in batches.
+        return Ok(maps
+            .percpu_array_sums(&stats.name, slots as u32)?
+            .into_iter()
+            .map(|v| Counts {
+                packets: v.first().copied().unwrap_or(0),
+                bytes: v.get(1).copied().unwrap_or(0),
+            })
+            .collect());
+    }
     (0..slots as u32)
         .map(|slot| {
             if !stage.counts(slot) {
@@ -223,8 +235,8 @@ fn inherit_key(old: &Deployment, manifest: &mut Manifest) {
 
 /// Records a version updated in place — the running program, its maps' contents changed by
 /// the caller through [`stage_maps`] — as the deployment: the new manifest (rules, source,
-/// stage) keeps the running program's id, the pins, the interface index, the mode and the
-/// counters' base, since the program and its statistics map stay.
+/// stage, the counters' base its caller worked out) keeps the running program's id, the pins,
+/// the interface index and the mode, since the program and its statistics map stay.
 pub fn record_in_place(old: &Deployment, mut manifest: Manifest) -> Result<Manifest, RuntimeError> {
     let (Some(old_host), Some(mut stage)) = (old.manifest.host.as_ref(), manifest.host.take())
     else {
@@ -243,7 +255,6 @@ pub fn record_in_place(old: &Deployment, mut manifest: Manifest) -> Result<Manif
     }
     manifest.host = Some(stage);
     inherit_key(old, &mut manifest);
-    manifest.base = old.manifest.base.clone();
     manifest.ifindex = old.manifest.ifindex;
     manifest.mode = old.manifest.mode;
     manifest.deployed_at = state::now();
@@ -401,14 +412,26 @@ pub fn replace(mut loaded: Loaded, mut manifest: Manifest) -> Result<Manifest, R
     }
     // In-flight runs of the old program finish within microseconds of the swap.
     std::thread::sleep(std::time::Duration::from_millis(5));
+    // Each rule keeps its count by name, whatever slot the new version gives it.
     let slots = old.manifest.rules.len().max(old.manifest.base.len());
-    let mut base = old.manifest.base.clone();
-    base.resize(slots, Counts::default());
-    if let Ok(counts) = stage_counts(&pinned, &old_host, slots) {
-        for (b, c) in base.iter_mut().zip(counts) {
+    let live = stage_counts(&pinned, &old_host, slots).unwrap_or_default();
+    let base = if manifest.rules.is_empty() || old.manifest.rules.is_empty() {
+        // An object nfcc did not compile names no rules: slot by slot.
+        let mut base = old.manifest.base.clone();
+        base.resize(slots, Counts::default());
+        for (b, c) in base.iter_mut().zip(live) {
             *b = b.plus(c);
         }
-    }
+        base
+    } else {
+        nfcc_bpf::manifest::carried_base(
+            &old.manifest.rules,
+            &old.manifest.base,
+            &live,
+            &manifest.rules,
+            &[],
+        )
+    };
     drop(pinned);
     manifest.host = Some(stage);
     manifest.base = base;

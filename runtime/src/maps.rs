@@ -216,6 +216,57 @@ macro_rules! map_methods {
             Ok(())
         }
 
+        /// The `u64` lanes of entries `0..slots` of per-CPU array `map`, each summed over CPUs
+        /// (wrapping): [`Self::percpu_array_sum`] for many entries, in one syscall per few
+        /// thousand where the kernel has `BPF_MAP_LOOKUP_BATCH`, one at a time otherwise.
+        pub fn percpu_array_sums(
+            &self,
+            map: &str,
+            slots: u32,
+        ) -> Result<Vec<Vec<u64>>, RuntimeError> {
+            let m = self.map_ref(map)?;
+            let mut out: Vec<Vec<u64>> = Vec::with_capacity(slots as usize);
+            if let (Some(_), MapType::PerCpuArray, 0) = (m.cpus, m.map_type, m.value_size % 8) {
+                let (len, lanes) = (m.kernel_value_len(), m.value_size / 8);
+                let chunk = 4096u32.min(slots.max(1));
+                let mut keys = vec![0u8; 4 * chunk as usize];
+                let mut values = vec![0u8; len * chunk as usize];
+                let (mut from, mut to) = ([0u8; 4], [0u8; 4]);
+                let mut first = true;
+                while (out.len() as u32) < slots {
+                    let (n, more) = sys::map_lookup_batch(
+                        m.data.fd().as_fd(),
+                        (!first).then_some(&from[..]),
+                        &mut to,
+                        &mut keys,
+                        &mut values,
+                        chunk,
+                    );
+                    let Ok(more) = more else { break };
+                    for v in values.chunks_exact(len).take(n as usize) {
+                        let mut sum = vec![0u64; lanes];
+                        for cpu in v.chunks_exact(m.stride()) {
+                            for (l, w) in sum.iter_mut().zip(cpu.chunks_exact(8)) {
+                                let w = u64::from_ne_bytes(w.try_into().expect("eight bytes"));
+                                *l = l.wrapping_add(w);
+                            }
+                        }
+                        out.push(sum);
+                    }
+                    if !more || n == 0 {
+                        break;
+                    }
+                    from = to;
+                    first = false;
+                }
+                out.truncate(slots as usize);
+            }
+            for slot in out.len() as u32..slots {
+                out.push(self.percpu_array_sum(map, slot)?);
+            }
+            Ok(out)
+        }
+
         /// The value size of map `name` (per CPU for per-CPU maps), if there is such a map.
         pub fn map_value_size(&self, name: &str) -> Option<usize> {
             self.map_data_named(name)

@@ -96,6 +96,7 @@ pub fn deploy_offload(
         pools: Vec::new(),
         counted_slots: None,
         code: None,
+        room: None,
     });
     nic.program_id = nic_id;
     for mut m in obj.maps_mut() {

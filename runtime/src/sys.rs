@@ -98,6 +98,9 @@ impl Attr for MapBatchAttr {}
 /// `BPF_MAP_UPDATE_BATCH` from `enum bpf_cmd`.
 const BPF_MAP_UPDATE_BATCH: u32 = 26;
 
+/// `BPF_MAP_LOOKUP_BATCH` from `enum bpf_cmd`.
+const BPF_MAP_LOOKUP_BATCH: u32 = 24;
+
 /// `union bpf_attr` as used by `BPF_PROG_TEST_RUN` (the `test` member).
 #[repr(C)]
 struct TestRunAttr {
@@ -304,6 +307,37 @@ pub(crate) fn map_update_batch(
         tail: [0; ATTR_SIZE - 56],
     };
     let r = bpf(BPF_MAP_UPDATE_BATCH, &mut attr).map(drop);
+    (attr.count, r)
+}
+
+/// `BPF_MAP_LOOKUP_BATCH`: reads up to `count` entries of an array map after the position in
+/// `from` (`None`: from the start) into `keys` and `values` (the kernel's value layout, per
+/// CPU for a per-CPU map), and the position it stopped at into `to` (a key's size). Returns
+/// how many it read and whether the map has more (`ENOENT` ends it).
+pub(crate) fn map_lookup_batch(
+    fd: BorrowedFd<'_>,
+    from: Option<&[u8]>,
+    to: &mut [u8],
+    keys: &mut [u8],
+    values: &mut [u8],
+    count: u32,
+) -> (u32, io::Result<bool>) {
+    let mut attr = MapBatchAttr {
+        in_batch: from.map_or(0, addr),
+        out_batch: to.as_mut_ptr() as u64,
+        keys: keys.as_mut_ptr() as u64,
+        values: values.as_mut_ptr() as u64,
+        count,
+        map_fd: fd.as_raw_fd() as u32,
+        elem_flags: 0,
+        flags: 0,
+        tail: [0; ATTR_SIZE - 56],
+    };
+    let r = match bpf(BPF_MAP_LOOKUP_BATCH, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    };
     (attr.count, r)
 }
 

@@ -17,7 +17,9 @@
 //! `nfcc compile --stats`. Host code only: the NIC needs verdicts the verifier knows and has
 //! no room for the walk.
 
+pub mod adversary;
 pub mod boxes;
+mod halves;
 pub mod shape;
 pub mod tree;
 pub mod tuples;
@@ -621,17 +623,21 @@ fn box_value(p: &Program, r: &Rect, masked: &[bool], value_size: u32) -> Vec<u8>
     v
 }
 
-/// Replaces rules `b.start..b.end` of `p` with one rule classifying them by `b.structure`.
+/// Where a laid-out classifier's data went.
+struct Laid {
+    nodes: Option<MapId>,
+    tuples: Option<MapId>,
+    boxes: MapId,
+    /// In search order, first slots as statistics slots.
+    parts: Vec<ClassifyPart>,
+    select: Option<crate::ir::Select>,
+}
+
+/// Replaces rules `b.start..b.end` of `p` with one rule classifying them by `b.structure`,
+/// its data packed, or in two halves when the program is laid out for updates in place.
 fn install(p: &mut Program, b: Built) {
-    let Built {
-        start,
-        end,
-        dims,
-        rects,
-        masks: masked,
-        structure: s,
-    } = b;
-    let dim_ids: Vec<Vec<FieldId>> = dims
+    let dim_ids: Vec<Vec<FieldId>> = b
+        .dims
         .iter()
         .map(|d| d.iter().map(|f| host_field(p, *f)).collect())
         .collect();
@@ -640,6 +646,57 @@ fn install(p: &mut Program, b: Built) {
         .iter()
         .filter(|m| m.purpose == MapPurpose::ClassifierBoxes)
         .count();
+    let (start, end) = (b.start, b.end);
+    let masked = b.masks.clone();
+    let laid = match p.updatable.take() {
+        Some(mut u) => {
+            let laid = halves::lay(p, b, tag, &mut u);
+            p.updatable = Some(u);
+            laid
+        }
+        None => packed(p, b, tag),
+    };
+    let slot = crate::opt::next_table_slot(p);
+    let cond = CondId(p.conds.len() as u32);
+    p.conds.push(Cond::Classify {
+        nodes: laid.nodes,
+        tuples: laid.tuples,
+        boxes: laid.boxes,
+        dims: dim_ids,
+        parts: laid.parts,
+        masked,
+        slot,
+        select: laid.select,
+    });
+    let first = &p.rules[start];
+    let rule = Rule {
+        name: format!("{}..{}", first.name, p.rules[end - 1].name),
+        pred: Pred::Cond(cond),
+        actions: Vec::new(),
+        terminal: Terminal::Pass,
+        table: Some(slot),
+        stats_index: first.stats_index,
+        merged: (end - start) as u32,
+        span: first.span,
+    };
+    p.rules.splice(start..end, [rule]);
+}
+
+/// The name of classifier `tag`'s map `what` (`tree`, `tuples`, `boxes`, `select`).
+fn map_name(what: &str, tag: usize) -> String {
+    format!("nfcc_{what}{tag}")
+}
+
+/// Lays `b` out packed: every node once (in one value where they fit), the tuples' boxes in
+/// the first of two halves after the trees' (the tuples map's header entry says where).
+fn packed(p: &mut Program, b: Built, tag: usize) -> Laid {
+    let ndims = b.dims.len();
+    let Built {
+        rects,
+        masks: masked,
+        structure: s,
+        ..
+    } = b;
     let (forest, tuples) = match s {
         Structure::Forest(f) => (Some(f), None),
         Structure::Tuples(t, f) => (f, Some(t)),
@@ -672,7 +729,7 @@ fn install(p: &mut Program, b: Built) {
             )
         };
         p.maps.push(Map {
-            name: format!("nfcc_tree{tag}"),
+            name: map_name("tree", tag),
             purpose: MapPurpose::ClassifierNodes,
             key_size: 4,
             value_size,
@@ -694,15 +751,15 @@ fn install(p: &mut Program, b: Built) {
         let word = |w: u32| w.to_le_bytes();
         let header = (
             std::iter::once(u32::MAX)
-                .chain(std::iter::repeat_n(0, dims.len()))
+                .chain(std::iter::repeat_n(0, ndims))
                 .flat_map(word)
                 .collect(),
             [base, half].into_iter().flat_map(word).collect(),
         );
         p.maps.push(Map {
-            name: format!("nfcc_tuples{tag}"),
+            name: map_name("tuples", tag),
             purpose: MapPurpose::ClassifierTuples,
-            key_size: 4 + 4 * dims.len() as u32,
+            key_size: 4 + 4 * ndims as u32,
             value_size: 8,
             max_entries: (t.buckets.len() + t.buckets.len() / 4 + 16) as u32,
             init: std::iter::once(header)
@@ -720,17 +777,7 @@ fn install(p: &mut Program, b: Built) {
                 }))
                 .collect(),
         });
-        parts.extend(t.tuples.iter().enumerate().map(|(id, tu)| ClassifyPart {
-            search: Search::Tuple {
-                id: id as u32,
-                masks: tu.masks.clone(),
-            },
-            // Code scans buckets to a multiple of 4 boxes, so that a bucket growing by one
-            // rarely changes the program (and an update can stay in the maps).
-            bucket: tu.bucket.next_multiple_of(4).min(MAX_BUCKET),
-            first_slot: tu.first as u32,
-            needs: tu.needs,
-        }));
+        parts.extend(tuple_parts(&t));
         boxes.extend(t.boxes);
         tuples_map
     });
@@ -747,7 +794,7 @@ fn install(p: &mut Program, b: Built) {
         })
         .collect();
     p.maps.push(Map {
-        name: format!("nfcc_boxes{tag}"),
+        name: map_name("boxes", tag),
         purpose: MapPurpose::ClassifierBoxes,
         key_size: 4,
         value_size,
@@ -759,29 +806,28 @@ fn install(p: &mut Program, b: Built) {
         t.first_slot = p.rules[rects[t.first_slot as usize].rule].stats_index;
     }
     parts.sort_by_key(|t| t.first_slot);
-    let slot = crate::opt::next_table_slot(p);
-    let cond = CondId(p.conds.len() as u32);
-    p.conds.push(Cond::Classify {
+    Laid {
         nodes,
         tuples,
         boxes: boxes_map,
-        dims: dim_ids,
         parts,
-        masked,
-        slot,
-    });
-    let first = &p.rules[start];
-    let rule = Rule {
-        name: format!("{}..{}", first.name, p.rules[end - 1].name),
-        pred: Pred::Cond(cond),
-        actions: Vec::new(),
-        terminal: Terminal::Pass,
-        table: Some(slot),
-        stats_index: first.stats_index,
-        merged: (end - start) as u32,
-        span: first.span,
-    };
-    p.rules.splice(start..end, [rule]);
+        select: None,
+    }
+}
+
+/// The parts of tuples `t`, their first slots still box indices.
+fn tuple_parts(t: &tuples::Tuples) -> impl Iterator<Item = ClassifyPart> + '_ {
+    t.tuples.iter().enumerate().map(|(id, tu)| ClassifyPart {
+        search: Search::Tuple {
+            id: id as u32,
+            masks: tu.masks.clone(),
+        },
+        // Code scans buckets to a multiple of 4 boxes, so that a bucket growing by one
+        // rarely changes the program.
+        bucket: tu.bucket.next_multiple_of(4).min(MAX_BUCKET),
+        first_slot: tu.first as u32,
+        needs: tu.needs,
+    })
 }
 
 /// The host-encoded load of `f`, added when the program has none.

@@ -16,7 +16,7 @@ use super::asm::Label;
 use super::Gen;
 use crate::bpf::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R5, R8, R9};
 use crate::classify::shape::MAX_DIMS;
-use crate::ir::{Cond, MapId, Search};
+use crate::ir::{Cond, MapId, Search, Select};
 
 const INDEX: i16 = -8;
 const COUNT: i16 = -16;
@@ -32,6 +32,7 @@ impl Gen<'_> {
             parts,
             masked,
             slot,
+            select,
         } = c
         else {
             return;
@@ -56,6 +57,16 @@ impl Gen<'_> {
             }
             self.a.bind(done);
         }
+        if let Some(sel) = select {
+            // The half of the data this packet reads, read once: a flip between two parts'
+            // searches must not mix versions.
+            self.a.emit(Insn::mov64_imm(R1, 0));
+            self.a.emit(Insn::stx(Size::W, R10, INDEX, R1));
+            self.lookup(sel.map, f);
+            self.a.emit(Insn::ldx(Size::W, R1, R0, 0));
+            self.a.emit(Insn::alu64_imm(Alu::And, R1, 1));
+            self.a.emit(Insn::stx(Size::W, R9, self.lay.select, R1));
+        }
         // The best hit so far: its statistics slot (u32::MAX for none) and verdict.
         let at = self.lay.tables + 8 * *slot as i16;
         self.a.emit(Insn::mov64_imm(R1, -1));
@@ -79,10 +90,10 @@ impl Gen<'_> {
             }
             match (&tree.search, nodes, tuples) {
                 (Search::Tree { root, depth }, Some(nodes), _) => {
-                    self.walk(*nodes, *root, *depth, next_tree)
+                    self.walk(*nodes, *root, *depth, select.as_ref(), next_tree)
                 }
                 (Search::Tuple { id, masks }, _, Some(tuples)) => {
-                    self.probe(*tuples, *id, masks, next_tree)
+                    self.probe(*tuples, *id, masks, select.as_ref(), next_tree)
                 }
                 // The IR verifier refuses a part without its map.
                 _ => unreachable!("a classifier part without its map"),
@@ -99,14 +110,21 @@ impl Gen<'_> {
     }
 
     /// The walk from `root`, one node per level, until a leaf: leaves the leaf's first box in
-    /// `r10 + INDEX` and its count in `r10 + COUNT`; to `none` without one.
-    fn walk(&mut self, nodes: MapId, root: u32, depth: u32, none: Label) {
+    /// `r10 + INDEX` and its count in `r10 + COUNT`; to `none` without one. With `select`,
+    /// `root` is in the half the packet reads: its value, or its entries.
+    fn walk(&mut self, nodes: MapId, root: u32, depth: u32, select: Option<&Select>, none: Label) {
         let map = &self.p.maps[nodes.index()];
-        if map.max_entries == 1 {
-            return self.walk_value(nodes, map.value_size / 16, root, depth, none);
+        if map.max_entries == 1 || (select.is_some() && map.value_size > 16) {
+            return self.walk_value(nodes, map.value_size / 16, root, depth, select, none);
         }
         let area = self.lay.dims;
         self.load_const(R1, u64::from(root));
+        if let Some(sel) = select {
+            self.a.emit(Insn::ldx(Size::W, R2, R9, self.lay.select));
+            self.a
+                .emit(Insn::alu64_imm(Alu::Mul, R2, sel.nodes_half as i32));
+            self.a.emit(Insn::alu64_reg(Alu::Add, R1, R2));
+        }
         self.a.emit(Insn::stx(Size::W, R10, INDEX, R1));
         let leaf = self.a.label();
         for _ in 0..depth {
@@ -138,9 +156,22 @@ impl Gen<'_> {
     /// [`Gen::walk`] over `count` nodes in one map value: one lookup, then per level the node
     /// index bounded (so the verifier can check the access) and the node read in place.
     /// r5 holds the value, r3 the node index, r4 the node.
-    fn walk_value(&mut self, nodes: MapId, count: u32, root: u32, depth: u32, none: Label) {
+    fn walk_value(
+        &mut self,
+        nodes: MapId,
+        count: u32,
+        root: u32,
+        depth: u32,
+        select: Option<&Select>,
+        none: Label,
+    ) {
         let area = self.lay.dims;
-        self.a.emit(Insn::mov64_imm(R1, 0));
+        if select.is_some() {
+            // The packet's half is the value's key.
+            self.a.emit(Insn::ldx(Size::W, R1, R9, self.lay.select));
+        } else {
+            self.a.emit(Insn::mov64_imm(R1, 0));
+        }
         self.a.emit(Insn::stx(Size::W, R10, INDEX, R1));
         self.lookup(nodes, none);
         self.a.emit(Insn::mov64_reg(R5, R0));
@@ -179,9 +210,26 @@ impl Gen<'_> {
     /// The tuple's key `{id, dims[d] & masks[d] ...}` assembled in the vector and looked up:
     /// leaves the bucket's first box in `r10 + INDEX` and its count in `r10 + COUNT`; to
     /// `none` when the key has no bucket.
-    fn probe(&mut self, tuples: MapId, id: u32, masks: &[u32], none: Label) {
+    fn probe(
+        &mut self,
+        tuples: MapId,
+        id: u32,
+        masks: &[u32],
+        select: Option<&Select>,
+        none: Label,
+    ) {
         let (area, key) = (self.lay.dims, self.lay.tuple_key);
-        self.a.emit(Insn::st(Size::W, R9, key, id as i32));
+        match select {
+            Some(sel) => {
+                // The tuple's id in the packet's half.
+                self.a.emit(Insn::ldx(Size::W, R1, R9, self.lay.select));
+                self.a
+                    .emit(Insn::alu64_imm(Alu::Mul, R1, sel.tuple_ids as i32));
+                self.a.emit(Insn::alu64_imm(Alu::Add, R1, id as i32));
+                self.a.emit(Insn::stx(Size::W, R9, key, R1));
+            }
+            None => self.a.emit(Insn::st(Size::W, R9, key, id as i32)),
+        }
         for (d, &m) in masks.iter().enumerate() {
             let at = key + 4 + 4 * d as i16;
             if m == 0 {

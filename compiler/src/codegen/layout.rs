@@ -29,6 +29,8 @@ pub(super) struct Layout {
     pub(super) dims: i16,
     /// Where a tuple's key is assembled: its id, then the masked dimensions (u32 each).
     pub(super) tuple_key: i16,
+    /// The half of a classifier's data this packet reads (u32; see `ir::Select`).
+    pub(super) select: i16,
     /// A sample record being assembled: rule (u32), length (u32), the frame's first bytes.
     pub(super) samplebuf: i16,
     /// The `bpf_fib_lookup` parameters (64 bytes) of `balance ... via fib`.
@@ -121,6 +123,18 @@ pub(super) fn layout(p: &Program) -> Layout {
     }) {
         off += 8 + 4 * crate::classify::shape::MAX_DIMS as i16;
     }
+    let select = off;
+    if p.conds.iter().any(|c| {
+        matches!(
+            c,
+            Cond::Classify {
+                select: Some(_),
+                ..
+            }
+        )
+    }) {
+        off += 8;
+    }
     let samplebuf = off;
     if p.maps.iter().any(|m| m.purpose == MapPurpose::Samples) {
         off += 8 + SAMPLE_BYTES as i16;
@@ -148,6 +162,7 @@ pub(super) fn layout(p: &Program) -> Layout {
         tables,
         dims,
         tuple_key,
+        select,
         samplebuf,
         fibbuf,
         encbuf,

@@ -161,6 +161,7 @@ pub fn lower_with(
         redirect_map,
         xsk_map,
         classifiers: Vec::new(),
+        updatable: None,
         stats,
     })
 }

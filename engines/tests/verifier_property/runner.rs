@@ -139,16 +139,23 @@ pub(crate) fn check_and_compile(
     // The object the frames run on in the kernel classifies every run of box rules with a
     // tree, or (every other file) with tuples, whatever the cost, so both classifiers meet
     // every generated shape; the deployed object (the emulator's) keeps the compiler's own
-    // choice.
+    // choice, packed.
     let classifier = if source.len().is_multiple_of(2) {
         nfcc_compiler::classify::Choice::Tree
     } else {
         nfcc_compiler::classify::Choice::Tuples
     };
+    // Every third file's is laid out as `nfcc load` lays it out: room for updates in place.
+    let layout = if source.len().is_multiple_of(3) {
+        nfcc_compiler::room::Layout::Updatable(None)
+    } else {
+        nfcc_compiler::room::Layout::Packed
+    };
     let opts = nfcc_compiler::compile::Options {
         target,
         virtual_clock: true,
         classifier,
+        layout,
     };
     let tested = compile_opts(&program, name, source, &opts).map_err(refused)?;
     Ok((program, deployed, tested))
