@@ -1,6 +1,7 @@
 //! Tidy: rules about the code base a reviewer would otherwise check by hand (as
 //! rust-analyzer's tidy test does) — module sizes, where `unsafe` may live, a corpus case for
-//! every diagnostic, crate dependencies as ARCHITECTURE.md states them, and no stale promises
+//! every diagnostic, crate dependencies as ARCHITECTURE.md states them, no circle among the
+//! compiler's files, and no stale promises
 //! (a numbered issue, "for the time being" phrasing) in module docs or help texts.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -281,4 +282,172 @@ fn no_stale_promises_in_module_docs_or_help_texts() {
         }
     }
     assert!(found.is_empty(), "stale promises:\n{}", found.join("\n"));
+}
+
+/// The module path of a source file under `src/` (`a/b.rs` and `a/b/mod.rs`: `a::b`).
+fn module_of(rel: &str) -> Vec<String> {
+    let rel = rel.trim_end_matches(".rs");
+    let mut parts: Vec<String> = rel.split('/').map(str::to_string).collect();
+    if matches!(parts.last().map(String::as_str), Some("mod" | "lib")) {
+        parts.pop();
+    }
+    parts
+}
+
+/// Which files of a crate's `src/` each file imports: every `crate::`, `super::` and
+/// `self::` path, and every path through a child module, resolved to the deepest module that
+/// is a file. Comments and a file's inline `mod tests` are left out.
+fn module_graph(files: &[(String, String)]) -> BTreeMap<String, BTreeSet<String>> {
+    let modules: BTreeMap<Vec<String>, String> = files
+        .iter()
+        .map(|(rel, _)| (module_of(rel), rel.clone()))
+        .collect();
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut graph = BTreeMap::new();
+    for (rel, text) in files {
+        let here = module_of(rel);
+        let code: String = text
+            .split("#[cfg(test)]\nmod tests {")
+            .next()
+            .unwrap_or("")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut to = BTreeSet::new();
+        let chars: Vec<char> = code.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            if !word(chars[i]) || (i > 0 && (word(chars[i - 1]) || chars[i - 1] == ':')) {
+                i += 1;
+                continue;
+            }
+            // A path: words joined by `::`.
+            let mut path = Vec::new();
+            let mut j = i;
+            loop {
+                let start = j;
+                while j < chars.len() && word(chars[j]) {
+                    j += 1;
+                }
+                path.push(chars[start..j].iter().collect::<String>());
+                if chars.get(j) == Some(&':') && chars.get(j + 1) == Some(&':') {
+                    j += 2;
+                    if !chars.get(j).is_some_and(|&c| word(c)) {
+                        break;
+                    }
+                } else {
+                    break;
+                }
+            }
+            i = j.max(i + 1);
+            if path.len() < 2 {
+                continue;
+            }
+            let mut base = match path[0].as_str() {
+                "crate" => Vec::new(),
+                "self" => here.clone(),
+                "super" => here[..here.len().saturating_sub(1)].to_vec(),
+                _ => here.clone(),
+            };
+            let rest = match path[0].as_str() {
+                "crate" | "self" | "super" => &path[1..],
+                _ => &path[..],
+            };
+            let mut target = None;
+            for p in rest {
+                base.push(p.clone());
+                match modules.get(&base) {
+                    Some(f) => target = Some(f.clone()),
+                    None => break,
+                }
+            }
+            if let Some(t) = target.filter(|t| t != rel) {
+                to.insert(t);
+            }
+        }
+        graph.insert(rel.clone(), to);
+    }
+    graph
+}
+
+/// The files of a circle in `graph`, if there is one.
+fn circle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        n: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        state: &mut BTreeMap<String, u8>,
+        stack: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        state.insert(n.to_string(), 1);
+        stack.push(n.to_string());
+        for m in graph.get(n).into_iter().flatten() {
+            match state.get(m.as_str()) {
+                Some(1) => {
+                    let at = stack.iter().position(|s| s == m).unwrap_or(0);
+                    return Some(stack[at..].to_vec());
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(c) = visit(m, graph, state, stack) {
+                        return Some(c);
+                    }
+                }
+            }
+        }
+        stack.pop();
+        state.insert(n.to_string(), 2);
+        None
+    }
+    let mut state = BTreeMap::new();
+    for n in graph.keys() {
+        if !state.contains_key(n) {
+            if let Some(c) = visit(n, graph, &mut state, &mut Vec::new()) {
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn the_compiler_s_files_import_each_other_in_no_circle() {
+    let files: Vec<(String, String)> = rust_files()
+        .into_iter()
+        .filter_map(|(rel, text)| {
+            let rel = rel.strip_prefix("compiler/src/")?.to_string();
+            let test =
+                rel.ends_with("tests.rs") || rel.contains("/tests/") || rel == "test_support.rs";
+            (!test).then_some((rel, text))
+        })
+        .collect();
+    let graph = module_graph(&files);
+    assert!(
+        graph.values().map(BTreeSet::len).sum::<usize>() > 40,
+        "the import graph was not read: {graph:?}"
+    );
+    // Paths through a child module and through `super::` are read.
+    let has = |a: &str, b: &str| graph.get(a).is_some_and(|t| t.contains(b));
+    assert!(
+        has("classify/mod.rs", "classify/halves.rs")
+            && has("classify/halves.rs", "classify/packed.rs"),
+        "{:?}",
+        graph.get("classify/halves.rs")
+    );
+    // The checker must see a circle where there is one.
+    let mut with_circle = graph.clone();
+    with_circle
+        .entry("ir/mod.rs".to_string())
+        .or_default()
+        .insert("classify/mod.rs".to_string());
+    assert!(
+        circle(&with_circle).is_some(),
+        "a planted circle goes unseen"
+    );
+    if let Some(c) = circle(&graph) {
+        panic!(
+            "compiler/src files import each other in a circle: {} (move what they share into a module below both)",
+            c.join(" -> ")
+        );
+    }
 }

@@ -155,15 +155,19 @@ pub fn compile_opts(
     let mut compiled = Vec::new();
     for policy in &program.policies {
         let t = target.or(policy.offload).unwrap_or(Target::Host);
-        let (ir, code) =
-            match crate::generate_laid_out(policy, t, virtual_clock, opts.classifier, &opts.layout)
-            {
-                Ok(x) => x,
-                Err(e) => {
-                    errors.extend(e);
-                    continue;
-                }
-            };
+        let (ir, code) = match crate::pipeline::generate_laid_out(
+            policy,
+            t,
+            virtual_clock,
+            opts.classifier,
+            &opts.layout,
+        ) {
+            Ok(x) => x,
+            Err(e) => {
+                errors.extend(e);
+                continue;
+            }
+        };
         if let Some(d) = too_long(policy, &ir, code.insns.len()) {
             errors.push(d);
             continue;
@@ -335,7 +339,7 @@ fn program_def(
     }
     let mut insns = code.insns.clone();
     for i in &mut insns {
-        if i.is_ld_imm64() && i.src == crate::bpf::PSEUDO_MAP_FD {
+        if i.is_ld_imm64() && i.src == nfcc_bpf::insn::PSEUDO_MAP_FD {
             i.imm += map_base as i32;
         }
     }

@@ -22,7 +22,7 @@ pub struct CompiledProgram {
     /// The IR it was generated from.
     pub ir: Program,
     /// The instructions, map references relocated to object-wide indices.
-    pub code: Vec<crate::bpf::Insn>,
+    pub code: Vec<nfcc_bpf::insn::Insn>,
     /// Instruction count.
     pub insns: usize,
     /// Stack bytes.
@@ -35,7 +35,7 @@ impl CompiledProgram {
     /// The instructions, disassembled (computed on demand: a 10,000-rule program has
     /// hundreds of thousands of them).
     pub fn asm(&self) -> String {
-        crate::bpf::disassemble(&self.code)
+        nfcc_bpf::insn::disassemble(&self.code)
     }
 
     /// Every entry to insert after loading, as (map, key, value).

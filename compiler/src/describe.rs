@@ -205,7 +205,7 @@ fn pools(policy: &ck::Policy, program: &CompiledProgram) -> Vec<PoolEntry> {
 /// A digest of `code`: FNV-1a (64 bits) over the instructions' encoding, in hex. Ours
 /// rather than a crate's: it names a program's identity for `--replace`, not a security
 /// property, and eight lines need no dependency.
-pub fn code_digest(code: &[crate::bpf::Insn]) -> String {
+pub fn code_digest(code: &[nfcc_bpf::insn::Insn]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in code.iter().flat_map(|i| i.encode()) {
         h ^= u64::from(b);

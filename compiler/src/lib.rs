@@ -9,17 +9,19 @@
 //! neither imports the other and the pipeline's modules form no cycle: `verdict` (the return
 //! value of each terminal), `encoding` (raw field encodings and their widths) and `balance`
 //! (the Maglev table and its hash). So do what the IR, code generation and the classifier pass
-//! share about a classifier (`classify::shape`: its maps' shape and the record of each
+//! share about a classifier (`ir::classifier`: its maps' shape and the record of each
 //! decision) and what every reader of a compilation's result needs (`compiled`: the object,
 //! each program's code, IR and maps, and the program type of a hook): the IR imports no pass,
 //! and `describe` and `verdict` do not import the driver `compile`. (`farm-studio look
-//! compiler`: no circle, where 14 files formed one.)
+//! compiler`: no circle, where 14 files formed one, and no arrow running back up: the IR owns
+//! the classifier's shared types, `codes` the diagnostic codes, `pipeline` the passes in order.)
 
 mod balance;
 /// The instruction set lives in the BPF ABI crate; the code generator reads it as `bpf`.
 pub use nfcc_bpf::insn as bpf;
 pub mod classify;
 pub mod codegen;
+pub mod codes;
 pub mod compile;
 pub mod compiled;
 pub mod describe;
@@ -28,6 +30,7 @@ pub mod ir;
 pub mod lower;
 pub mod nfp;
 pub mod opt;
+mod pipeline;
 pub mod pools;
 pub mod prefix;
 pub mod room;
@@ -36,91 +39,7 @@ pub mod sets;
 mod test_support;
 mod verdict;
 
-use nfcc_dsl::checked::{self as ck, Target};
-
-/// The compiler's own diagnostic codes (the checker's are E01xx).
-pub mod codes {
-    /// A construct this build's code generator cannot emit yet: the build's limit, not a
-    /// mistake in the policy (the CLI exits 2 for it, not 1).
-    pub const NOT_BUILT: &str = "E0201";
-    /// The IR verifier caught a compiler bug.
-    pub const IR_BUG: &str = "E0202";
-    /// The code generator failed: a compiler bug or a limit it states.
-    pub const CODEGEN: &str = "E0203";
-    /// A program longer than the kernel loads (`E2BIG`).
-    pub const TOO_LONG: &str = "E0206";
-
-    /// Whether every diagnostic says "not built yet".
-    pub fn all_not_built(diags: &[nfcc_dsl::diag::Diagnostic]) -> bool {
-        !diags.is_empty() && diags.iter().all(|d| d.code == NOT_BUILT)
-    }
-}
-use nfcc_dsl::diag::Diagnostic;
-
-/// Lowers, verifies and generates code for one policy, without writing an object.
-pub fn generate(
-    policy: &ck::Policy,
-    target: Target,
-) -> Result<(ir::Program, codegen::Code), Vec<Diagnostic>> {
-    generate_with(policy, target, false)
-}
-
-/// [`generate`], optionally with a virtual clock for deterministic tests.
-pub fn generate_with(
-    policy: &ck::Policy,
-    target: Target,
-    virtual_clock: bool,
-) -> Result<(ir::Program, codegen::Code), Vec<Diagnostic>> {
-    generate_opts(policy, target, virtual_clock, classify::Choice::Auto)
-}
-
-/// [`generate_with`], with the classifier choice (`--classifier`).
-pub fn generate_opts(
-    policy: &ck::Policy,
-    target: Target,
-    virtual_clock: bool,
-    classifier: classify::Choice,
-) -> Result<(ir::Program, codegen::Code), Vec<Diagnostic>> {
-    generate_laid_out(
-        policy,
-        target,
-        virtual_clock,
-        classifier,
-        &room::Layout::Packed,
-    )
-}
-
-/// [`generate_opts`], laid out as `layout` says (room for updates in place, see [`room`]).
-pub fn generate_laid_out(
-    policy: &ck::Policy,
-    target: Target,
-    virtual_clock: bool,
-    classifier: classify::Choice,
-    layout: &room::Layout,
-) -> Result<(ir::Program, codegen::Code), Vec<Diagnostic>> {
-    let mut ir = lower::lower_with(policy, target, virtual_clock)?;
-    room::prepare(&mut ir, layout);
-    let bug = |e: ir::VerifyError| {
-        vec![Diagnostic::error(
-            codes::IR_BUG,
-            policy.span,
-            format!("compiler bug: {e}"),
-        )]
-    };
-    ir.verify().map_err(bug)?;
-    ir.classifiers = classify::classify(&mut ir, classifier);
-    ir.verify().map_err(bug)?;
-    opt::merge_exact_rules(&mut ir);
-    ir.verify().map_err(bug)?;
-    match codegen::generate(&ir) {
-        Ok(code) => Ok((ir, code)),
-        Err(e) => Err(vec![Diagnostic::error(
-            codes::CODEGEN,
-            policy.span,
-            e.to_string(),
-        )]),
-    }
-}
+pub use pipeline::{generate, generate_laid_out, generate_opts, generate_with};
 
 pub mod btf;
 pub mod elf;

@@ -6,8 +6,8 @@
 //! NIC driver in the field. The facts come from the kernel's nfp verifier and JIT (see
 //! `../shared/design/offload-nfp.md`); firmware size limits belong to the offload profiles.
 
-use crate::bpf::{class, Insn};
 use crate::elf::MapKind;
+use nfcc_bpf::insn::{class, Insn};
 
 pub use nfcc_bpf::nfp::HELPERS;
 
@@ -72,7 +72,7 @@ pub fn violations(insns: &[Insn]) -> Vec<Violation> {
                 (ins.src == 0 && !nfcc_bpf::nfp::has_helper(ins.imm)).then(|| {
                     format!(
                         "helper {} is not available on the NIC",
-                        crate::bpf::Helper::name_of(ins.imm)
+                        nfcc_bpf::insn::Helper::name_of(ins.imm)
                     )
                 })
             }
@@ -100,7 +100,7 @@ pub fn map_violation(kind: MapKind, flags: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bpf::{helper, Alu, Reg, Size};
+    use nfcc_bpf::insn::{helper, Alu, Reg, Size};
 
     #[test]
     fn refuses_what_the_nic_lacks_and_accepts_the_rest() {

@@ -9,7 +9,7 @@
 //! reads. Benches time these packets in the kernel (`benches/benches/classifier.rs`)
 //! and the ClassBench differential holds them to the bound (`engines/tests/classbench.rs`).
 
-use super::shape::{LEAF, MAX_DIMS};
+use crate::ir::classifier::{LEAF, MAX_DIMS};
 use crate::ir::{Cond, Map, Program, Search};
 use nfcc_dsl::checked::Field;
 

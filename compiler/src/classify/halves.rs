@@ -7,11 +7,11 @@
 //! same code. Given the running version's room, each of those is taken from it where the new
 //! structure fits, and the reason recorded where it does not.
 
+use super::built::{Built, Forest, Structure};
+use super::packed::{box_value, map_name, tuple_parts, Laid, NODES_VALUE_MAX};
+use super::tree::MAX_BUCKET;
 use super::tuples::Tuples;
-use super::{
-    box_size, box_value, map_name, tuple_parts, Built, Forest, Laid, Structure, LEAF,
-    NODES_VALUE_MAX,
-};
+use crate::ir::classifier::{box_size, LEAF};
 use crate::ir::{ClassifyPart, Map, MapId, MapPurpose, Program, Search, Select, Updatable};
 use nfcc_bpf::room::{ClassifierRoom, PartRoom};
 
@@ -51,7 +51,7 @@ pub(super) fn lay(p: &mut Program, b: Built, tag: usize, u: &mut Updatable) -> L
             bytes >> 20
         ));
         u.room.classifiers.push(ClassifierRoom::default());
-        return super::packed(p, b, tag);
+        return super::packed::packed(p, b, tag);
     }
     let Built {
         rects,
@@ -100,7 +100,7 @@ pub(super) fn lay(p: &mut Program, b: Built, tag: usize, u: &mut Updatable) -> L
         bucket: part
             .bucket
             .next_multiple_of(4)
-            .min(super::MAX_BUCKET)
+            .min(MAX_BUCKET)
             .max(part.bucket),
         first_slot: part.first_slot - part.first_slot % SLOT_STEP,
     };

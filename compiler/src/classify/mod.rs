@@ -19,18 +19,20 @@
 
 pub mod adversary;
 pub mod boxes;
+mod built;
 mod halves;
-pub mod shape;
+mod packed;
 pub mod tree;
 pub mod tuples;
 
+pub use crate::ir::classifier::{box_size, node_count, Decision, Form, LEAF, MAX_DIMS};
 use crate::ir::{
-    ClassifyPart, Cond, CondId, Encoding, FieldId, FieldLoad, Map, MapId, MapPurpose, Pred,
-    Program, Rule, Search,
+    ClassifyPart, Cond, CondId, Encoding, FieldId, FieldLoad, MapPurpose, Pred, Program, Rule,
+    Search,
 };
-use boxes::{Bound, Dim, Rect};
+use boxes::{Dim, Rect};
+use built::{Built, Forest, Structure};
 use nfcc_dsl::checked::{Field, Target, Terminal};
-pub use shape::{box_size, node_count, Decision, Form, LEAF, MAX_DIMS};
 pub use tree::{MAX_BUCKET, MAX_DEPTH};
 
 #[cfg(test)]
@@ -147,27 +149,6 @@ fn tuples_cost(t: &tuples::Tuples, dims: usize, masked: usize) -> usize {
         .sum()
 }
 
-/// Trees over parts of a run's boxes, their nodes and leaves side by side.
-struct Forest {
-    /// Every tree's nodes, children and leaves pointing into the whole.
-    nodes: Vec<[u32; 4]>,
-    /// Every leaf's boxes, by index into the run's boxes.
-    boxes: Vec<usize>,
-    /// Each tree (`first_slot` is the index of its first box until installed).
-    trees: Vec<ClassifyPart>,
-}
-
-/// What answers a run: trees, or tuples with trees for the boxes of tuples too small to be
-/// worth a probe.
-enum Structure {
-    Forest(Forest),
-    Tuples(tuples::Tuples, Option<Forest>),
-}
-
-/// The largest value of a nodes map holding all its nodes in one value: the kernel's array
-/// values stop at `KMALLOC_MAX_SIZE` (4 MiB); past this the map holds a node per entry.
-const NODES_VALUE_MAX: usize = (4 << 20) - 4096;
-
 /// A tuple holding fewer boxes than this (or than 1% of the run) is left to a tree.
 const MIN_TUPLE_BOXES: usize = 8;
 
@@ -274,17 +255,6 @@ fn best_forest(
 
 /// A copy factor past which a single tree is given up for parts by width.
 const COPIES_MAX: usize = 8;
-
-/// A forest to install in place of rules `start..end`.
-struct Built {
-    start: usize,
-    end: usize,
-    dims: Vec<Dim>,
-    rects: Vec<Rect>,
-    /// Which dimensions some box masks.
-    masks: Vec<bool>,
-    structure: Structure,
-}
 
 /// A run of box rules: their positions in the program and their boxes.
 struct Run {
@@ -594,45 +564,6 @@ fn depth(t: &ClassifyPart) -> u32 {
     }
 }
 
-/// The boxes map's value for box `r`: {verdict, statistics slot, need, forbid, then per
-/// dimension lo, hi, and mask, value where `masked`}.
-fn box_value(p: &Program, r: &Rect, masked: &[bool], value_size: u32) -> Vec<u8> {
-    let rule = &p.rules[r.rule];
-    let verdict = crate::verdict::verdict(p.hook, p.target, &rule.terminal) as u32;
-    let mut v = Vec::with_capacity(value_size as usize);
-    for w in [verdict, rule.stats_index, r.need, r.forbid] {
-        v.extend(w.to_le_bytes());
-    }
-    for (
-        Bound {
-            lo,
-            hi,
-            mask,
-            value,
-        },
-        m,
-    ) in r.dims.iter().zip(masked)
-    {
-        v.extend(lo.to_le_bytes());
-        v.extend(hi.to_le_bytes());
-        if *m {
-            v.extend(mask.to_le_bytes());
-            v.extend(value.to_le_bytes());
-        }
-    }
-    v
-}
-
-/// Where a laid-out classifier's data went.
-struct Laid {
-    nodes: Option<MapId>,
-    tuples: Option<MapId>,
-    boxes: MapId,
-    /// In search order, first slots as statistics slots.
-    parts: Vec<ClassifyPart>,
-    select: Option<crate::ir::Select>,
-}
-
 /// Replaces rules `b.start..b.end` of `p` with one rule classifying them by `b.structure`,
 /// its data packed, or in two halves when the program is laid out for updates in place.
 fn install(p: &mut Program, b: Built) {
@@ -654,7 +585,7 @@ fn install(p: &mut Program, b: Built) {
             p.updatable = Some(u);
             laid
         }
-        None => packed(p, b, tag),
+        None => packed::packed(p, b, tag),
     };
     let slot = crate::opt::next_table_slot(p);
     let cond = CondId(p.conds.len() as u32);
@@ -680,154 +611,6 @@ fn install(p: &mut Program, b: Built) {
         span: first.span,
     };
     p.rules.splice(start..end, [rule]);
-}
-
-/// The name of classifier `tag`'s map `what` (`tree`, `tuples`, `boxes`, `select`).
-fn map_name(what: &str, tag: usize) -> String {
-    format!("nfcc_{what}{tag}")
-}
-
-/// Lays `b` out packed: every node once (in one value where they fit), the tuples' boxes in
-/// the first of two halves after the trees' (the tuples map's header entry says where).
-fn packed(p: &mut Program, b: Built, tag: usize) -> Laid {
-    let ndims = b.dims.len();
-    let Built {
-        rects,
-        masks: masked,
-        structure: s,
-        ..
-    } = b;
-    let (forest, tuples) = match s {
-        Structure::Forest(f) => (Some(f), None),
-        Structure::Tuples(t, f) => (f, Some(t)),
-    };
-    let mut parts = Vec::new();
-    let mut boxes = Vec::new();
-    let nodes = forest.map(|f| {
-        let nodes_map = MapId(p.maps.len() as u32);
-        let bytes = |n: &[u32; 4]| n.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
-        // Every node in one value where they fit: the walk then indexes it with no lookup
-        // per level (see `codegen::classify`).
-        let (value_size, max_entries, init) = if f.nodes.len() * 16 <= NODES_VALUE_MAX {
-            (
-                16 * f.nodes.len() as u32,
-                1,
-                vec![(
-                    0u32.to_le_bytes().to_vec(),
-                    f.nodes.iter().flat_map(bytes).collect(),
-                )],
-            )
-        } else {
-            (
-                16,
-                f.nodes.len() as u32,
-                f.nodes
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| ((i as u32).to_le_bytes().to_vec(), bytes(n)))
-                    .collect(),
-            )
-        };
-        p.maps.push(Map {
-            name: map_name("tree", tag),
-            purpose: MapPurpose::ClassifierNodes,
-            key_size: 4,
-            value_size,
-            max_entries,
-            init,
-        });
-        parts.extend(f.trees);
-        boxes.extend(f.boxes);
-        nodes_map
-    });
-    // Tuples' boxes follow the trees' leaves in the boxes map, in the first of two halves
-    // (see `MapPurpose::ClassifierTuples`), with room to grow.
-    let mut capacity = boxes.len();
-    let tuples = tuples.map(|t| {
-        let base = boxes.len() as u32;
-        let half = (t.boxes.len() + t.boxes.len() / 4 + 16).next_multiple_of(64) as u32;
-        capacity = boxes.len() + 2 * half as usize;
-        let tuples_map = MapId(p.maps.len() as u32);
-        let word = |w: u32| w.to_le_bytes();
-        let header = (
-            std::iter::once(u32::MAX)
-                .chain(std::iter::repeat_n(0, ndims))
-                .flat_map(word)
-                .collect(),
-            [base, half].into_iter().flat_map(word).collect(),
-        );
-        p.maps.push(Map {
-            name: map_name("tuples", tag),
-            purpose: MapPurpose::ClassifierTuples,
-            key_size: 4 + 4 * ndims as u32,
-            value_size: 8,
-            max_entries: (t.buckets.len() + t.buckets.len() / 4 + 16) as u32,
-            init: std::iter::once(header)
-                .chain(t.buckets.iter().map(|b| {
-                    (
-                        std::iter::once(b.tuple)
-                            .chain(b.key.iter().copied())
-                            .flat_map(word)
-                            .collect(),
-                        [base + b.first, b.count]
-                            .into_iter()
-                            .flat_map(word)
-                            .collect(),
-                    )
-                }))
-                .collect(),
-        });
-        parts.extend(tuple_parts(&t));
-        boxes.extend(t.boxes);
-        tuples_map
-    });
-    let boxes_map = MapId(p.maps.len() as u32);
-    let value_size = box_size(&masked);
-    let init = boxes
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            (
-                (i as u32).to_le_bytes().to_vec(),
-                box_value(p, &rects[b], &masked, value_size),
-            )
-        })
-        .collect();
-    p.maps.push(Map {
-        name: map_name("boxes", tag),
-        purpose: MapPurpose::ClassifierBoxes,
-        key_size: 4,
-        value_size,
-        max_entries: capacity.max(boxes.len()).max(1) as u32,
-        init,
-    });
-    // Parts in order of their first rule, so a match in one can skip the later ones.
-    for t in &mut parts {
-        t.first_slot = p.rules[rects[t.first_slot as usize].rule].stats_index;
-    }
-    parts.sort_by_key(|t| t.first_slot);
-    Laid {
-        nodes,
-        tuples,
-        boxes: boxes_map,
-        parts,
-        select: None,
-    }
-}
-
-/// The parts of tuples `t`, their first slots still box indices.
-fn tuple_parts(t: &tuples::Tuples) -> impl Iterator<Item = ClassifyPart> + '_ {
-    t.tuples.iter().enumerate().map(|(id, tu)| ClassifyPart {
-        search: Search::Tuple {
-            id: id as u32,
-            masks: tu.masks.clone(),
-        },
-        // Code scans buckets to a multiple of 4 boxes, so that a bucket growing by one
-        // rarely changes the program.
-        bucket: tu.bucket.next_multiple_of(4).min(MAX_BUCKET),
-        first_slot: tu.first as u32,
-        needs: tu.needs,
-    })
 }
 
 /// The host-encoded load of `f`, added when the program has none.

@@ -2,8 +2,8 @@
 //! linear first-match scan of the same boxes on random ones.
 
 use super::boxes::{rects, Bound, Dim, Rect};
-use super::shape::LEAF;
 use super::tree::{build, Tree};
+use crate::ir::classifier::LEAF;
 use nfcc_dsl::checked::Target;
 
 /// The boxes of each rule of a one-policy source, one line per box:

@@ -10,7 +10,7 @@
 //! caller).
 
 use super::boxes::Rect;
-use super::shape::LEAF;
+use crate::ir::classifier::LEAF;
 use std::collections::HashMap;
 
 /// Nodes on a path before a leaf, at most.

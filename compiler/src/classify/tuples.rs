@@ -17,7 +17,7 @@
 //! update in place.
 
 use super::boxes::{Bound, Rect};
-use super::MAX_BUCKET;
+use super::tree::MAX_BUCKET;
 use std::collections::HashMap;
 
 /// Tuples in one classifier, at most (each is a hash probe per packet and code of its own).

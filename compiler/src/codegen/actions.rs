@@ -6,8 +6,8 @@ use super::asm::Label;
 use super::layout::{key_width, SAMPLE_BYTES};
 use super::stats::{add_packet, Len};
 use super::Gen;
-use crate::bpf::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R6, R9};
 use crate::ir::{DynPool, KeyPart, MapId};
+use nfcc_bpf::insn::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R6, R9};
 use nfcc_dsl::checked::{Encap, Field, Hook, Target};
 
 /// Where `balance` finds its backends.

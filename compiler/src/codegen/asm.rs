@@ -3,7 +3,7 @@
 //! whole: no unreachable code (`dead_here`), and jumps that fit their offset fields.
 
 use super::CodegenError;
-use crate::bpf::Insn;
+use nfcc_bpf::insn::Insn;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Label(usize);

@@ -14,9 +14,9 @@
 
 use super::asm::Label;
 use super::Gen;
-use crate::bpf::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R5, R8, R9};
-use crate::classify::shape::MAX_DIMS;
+use crate::ir::classifier::MAX_DIMS;
 use crate::ir::{Cond, MapId, Search, Select};
+use nfcc_bpf::insn::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R5, R8, R9};
 
 const INDEX: i16 = -8;
 const COUNT: i16 = -16;

@@ -15,8 +15,8 @@
 
 use super::asm::Label;
 use super::{bit, Gen};
-use crate::bpf::{Alu, Insn, Jmp, Size, R0, R1, R2, R3, R4, R6, R9};
 use nfcc_bpf::helper::{self, adjust_room};
+use nfcc_bpf::insn::{Alu, Insn, Jmp, Size, R0, R1, R2, R3, R4, R6, R9};
 use nfcc_dsl::checked::{Encap, EncapKind, Header, Hook};
 
 // Offsets inside the vector's encapsulation area (`Layout::encbuf`).

@@ -5,8 +5,8 @@
 
 use super::asm::Label;
 use super::{bit, Gen, INNER_VLAN_BIT};
-use crate::bpf::{Alu, Insn, Jmp, Reg, Size, R0, R1, R8, R9};
 use crate::ir::{Encoding, FieldId, KeyPart};
+use nfcc_bpf::insn::{Alu, Insn, Jmp, Reg, Size, R0, R1, R8, R9};
 use nfcc_dsl::checked::{Field, Header, Target};
 
 impl Gen<'_> {

@@ -109,7 +109,7 @@ pub(super) fn layout(p: &Program) -> Layout {
     off += 8 * slots_needed;
     let dims = off;
     if p.conds.iter().any(|c| matches!(c, Cond::Classify { .. })) {
-        off += 4 * crate::classify::shape::MAX_DIMS as i16;
+        off += 4 * crate::ir::classifier::MAX_DIMS as i16;
     }
     let tuple_key = off;
     if p.conds.iter().any(|c| {
@@ -121,7 +121,7 @@ pub(super) fn layout(p: &Program) -> Layout {
             }
         )
     }) {
-        off += 8 + 4 * crate::classify::shape::MAX_DIMS as i16;
+        off += 8 + 4 * crate::ir::classifier::MAX_DIMS as i16;
     }
     let select = off;
     if p.conds.iter().any(|c| {

@@ -6,9 +6,9 @@
 use super::asm::Label;
 use super::layout::LENGTHS_PTR;
 use super::{bit, Gen};
-use crate::bpf::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R9};
 use crate::ir::{FieldId, KeyPart, Lengths, MapId, MapPurpose};
 use crate::prefix;
+use nfcc_bpf::insn::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R9};
 use nfcc_dsl::checked::Header;
 
 /// Nano-tokens per token.

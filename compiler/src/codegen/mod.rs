@@ -56,10 +56,10 @@ mod rewrite;
 mod rules;
 mod stats;
 
-use crate::bpf::{helper, Alu, Insn, Jmp, Reg, Size, R0, R1, R10, R2, R6, R7, R8, R9};
 use crate::ir::{Cond, Program};
 use asm::Asm;
 use layout::{layout, Layout, STACK_KEYS};
+use nfcc_bpf::insn::{helper, Alu, Insn, Jmp, Reg, Size, R0, R1, R10, R2, R6, R7, R8, R9};
 use nfcc_dsl::checked::{Field, Header, Hook, Target, Terminal};
 use stats::{add_packet, Len};
 use std::collections::HashSet;

@@ -7,8 +7,8 @@
 use super::asm::Label;
 use super::encap::{BACKEND, INCARNATION};
 use super::Gen;
-use crate::bpf::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R9};
 use crate::ir::{DynPool, MapId};
+use nfcc_bpf::insn::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R9};
 use nfcc_bpf::layout::{PoolBackend, MAGLEV_SLOTS};
 
 impl Gen<'_> {

@@ -5,8 +5,8 @@
 
 use super::asm::Label;
 use super::{bit, Gen, INNER_VLAN_BIT, PAYLOAD_BIT};
-use crate::bpf::{helper, Alu, Insn, Jmp, Reg, Size, R0, R1, R2, R3, R4, R5, R6, R8, R9};
 use crate::ir::{Cond, FieldId, KeyPart, Pred};
+use nfcc_bpf::insn::{helper, Alu, Insn, Jmp, Reg, Size, R0, R1, R2, R3, R4, R5, R6, R8, R9};
 use nfcc_dsl::ast::CmpOp;
 use nfcc_dsl::checked::{Field, Header, Hook};
 

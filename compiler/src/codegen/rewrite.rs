@@ -5,9 +5,9 @@
 
 use super::asm::Label;
 use super::{bit, Gen};
-use crate::bpf::{Alu, Insn, Jmp, Reg, Size, R0, R1, R2, R3, R4, R5, R6, R8, R9};
 use crate::encoding::{raw_width, to_raw};
 use crate::ir::Encoding;
+use nfcc_bpf::insn::{Alu, Insn, Jmp, Reg, Size, R0, R1, R2, R3, R4, R5, R6, R8, R9};
 use nfcc_dsl::checked::{Field, Header, Hook};
 
 impl Gen<'_> {

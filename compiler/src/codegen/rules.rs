@@ -4,9 +4,9 @@
 
 use super::asm::Label;
 use super::{CodegenError, Gen};
-use crate::bpf::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R6, R7, R8, R9};
 use crate::ir::{Action, Cond, MapId, Pred};
 use crate::verdict::verdict;
+use nfcc_bpf::insn::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R6, R7, R8, R9};
 use nfcc_dsl::checked::{Target, Terminal};
 
 impl Gen<'_> {

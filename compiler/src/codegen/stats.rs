@@ -2,7 +2,7 @@
 //! epilogue and `count` actions add to, per-CPU on the host and atomically on the NIC.
 
 use super::asm::Asm;
-use crate::bpf::{Alu, Insn, Reg, Size, R0, R1, R2, R3, R6, R9};
+use nfcc_bpf::insn::{Alu, Insn, Reg, Size, R0, R1, R2, R3, R6, R9};
 use nfcc_dsl::checked::{Hook, Target};
 
 /// Where the packet's length comes from when it is counted.

@@ -37,11 +37,11 @@
 //! index out of range, an impossible map definition, unordered line records, names BTF cannot
 //! carry) is an [`ElfError`]; no input makes the writer panic.
 
-use crate::bpf::{Insn, PSEUDO_MAP_FD};
 use crate::btf::{
     self, Btf, BtfError, BtfExt, FuncLinkage, FuncRecord, LineRecord, Member, Param, TypeId,
     VarLinkage, VarSecInfo,
 };
+use nfcc_bpf::insn::{Insn, PSEUDO_MAP_FD};
 use std::collections::HashMap;
 
 pub use nfcc_bpf::map::{MapKind, BPF_F_NO_PREALLOC};

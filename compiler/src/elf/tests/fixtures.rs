@@ -1,8 +1,8 @@
 //! Objects the tests write: builders for programs, maps and objects, and three fixed objects
 //! (an XDP pass, a per-CPU counter, two classifiers over four map kinds) with their sources.
 
-use crate::bpf::{helper, Alu, Jmp, Size, R0, R1, R10, R2, R3, R4};
 use crate::elf::*;
+use nfcc_bpf::insn::{helper, Alu, Jmp, Size, R0, R1, R10, R2, R3, R4};
 
 pub(super) fn prog(
     name: &str,

@@ -6,10 +6,10 @@ mod fixtures;
 mod loaders;
 
 use super::*;
-use crate::bpf::{R0, R1, R2, R3};
 use crate::test_support::{find_tool, skip};
 use fixtures::*;
 use loaders::*;
+use nfcc_bpf::insn::{R0, R1, R2, R3};
 use object::read::elf::ElfFile64;
 use object::{LittleEndian as LE, Object, ObjectSection, ObjectSymbol, RelocationTarget};
 use std::fmt::Write as _;

@@ -1,4 +1,4 @@
-//! What a classifier is outside the pass that builds it: the shape of its maps (dimensions,
+//! What a classifier is outside the pass that builds it (`crate::classify`), owned by the IR: the shape of its maps (dimensions,
 //! the leaf marker, a box's value size, how many nodes a nodes map holds) and the record of
 //! what the pass decided for each run of rules. The IR's verifier, code generation and the
 //! pass all read these, so they live below all three and depend on none of them.

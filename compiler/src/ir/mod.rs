@@ -7,6 +7,8 @@
 //! verifier ([`Program::verify`]) runs between passes in debug builds to catch a pass that left
 //! a dangling handle or an action the hook cannot do.
 
+pub mod classifier;
+
 use nfcc_dsl::ast::{CmpOp, Span};
 use nfcc_dsl::checked::{Encap, EncapKind, Field, Header, Hook, Target, Terminal};
 use std::fmt::Write as _;
@@ -109,7 +111,7 @@ pub enum MapPurpose {
     /// `bpf_ktime_get_ns`, so a test run is as deterministic as the evaluator.
     Clock,
     /// A classifier's decision trees (see [`crate::classify`]): nodes, each {dimension u32,
-    /// threshold u32, left u32, right u32}, a leaf with dimension [`crate::classify::shape::LEAF`],
+    /// threshold u32, left u32, right u32}, a leaf with dimension [`crate::ir::classifier::LEAF`],
     /// its first box in the threshold and its box count in left; all in the one value of a
     /// one-entry array where they fit (node `i` at byte `16 i`), else an array of nodes.
     ClassifierNodes,
@@ -487,7 +489,7 @@ pub struct Program {
     /// The rule-statistics map.
     pub stats: MapId,
     /// What the classifier pass decided per run of box rules.
-    pub classifiers: Vec<crate::classify::shape::Decision>,
+    pub classifiers: Vec<crate::ir::classifier::Decision>,
     /// Set when the program is laid out for updates in place.
     pub updatable: Option<Updatable>,
 }
@@ -554,7 +556,7 @@ impl Program {
                         return err(format!("c{i}: a map of the classifier has another purpose"));
                     }
                     if dims.is_empty()
-                        || dims.len() > crate::classify::shape::MAX_DIMS
+                        || dims.len() > crate::ir::classifier::MAX_DIMS
                         || masked.len() != dims.len()
                         || parts.is_empty()
                     {
@@ -577,7 +579,7 @@ impl Program {
                             }
                         }
                     }
-                    let want = crate::classify::shape::box_size(masked);
+                    let want = crate::ir::classifier::box_size(masked);
                     if self.maps[boxes.index()].value_size != want {
                         return err(format!("c{i}: boxes of {boxes} are not {want} bytes"));
                     }
@@ -589,7 +591,7 @@ impl Program {
                                         Some(s) => s.nodes_half,
                                         None => {
                                             let m = &self.maps[n.index()];
-                                            crate::classify::shape::node_count(
+                                            crate::ir::classifier::node_count(
                                                 m.max_entries,
                                                 m.value_size,
                                             )
