@@ -23,8 +23,6 @@ pub struct CounterReader {
     /// Every statistics slot's rule, in slot order (vacant slots of a program with room for
     /// rules to come included: empty names).
     slots: Vec<String>,
-    /// The rules' names, vacant slots left out.
-    names: Vec<String>,
     base: Vec<Counts>,
     stages: Vec<(nfcc_runtime::PinnedMaps, nfcc_bpf::manifest::Stage)>,
 }
@@ -45,20 +43,18 @@ impl CounterReader {
             .collect::<Result<Vec<_>, DriverError>>()?;
         Ok(CounterReader {
             slots: m.rules.iter().map(|r| r.name.clone()).collect(),
-            names: m
-                .rules
-                .iter()
-                .filter(|r| !r.is_vacant())
-                .map(|r| r.name.clone())
-                .collect(),
             base: m.base.clone(),
             stages,
         })
     }
 
     /// The rules' names in slot order.
-    pub fn names(&self) -> &[String] {
-        &self.names
+    pub fn names(&self) -> Vec<&str> {
+        self.slots
+            .iter()
+            .filter(|n| !n.is_empty())
+            .map(String::as_str)
+            .collect()
     }
 
     /// The counts now, in slot order (vacant slots left out).

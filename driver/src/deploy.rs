@@ -4,6 +4,7 @@
 //! deployed. Everything that later reads a deployment reads that manifest.
 
 use crate::error::DriverError;
+use crate::inplace::{InPlace, Reload};
 use crate::offload::{gate, OffloadReport};
 use crate::source::{choose, read_input, Chosen, Input};
 use nfcc_bpf::manifest::{AttachMode, Manifest};
@@ -244,7 +245,7 @@ pub struct Loaded {
     /// Whether a running version was swapped out.
     pub replaced: bool,
     /// For `--replace`: what was updated in place (`Ok`), or why the program was reloaded.
-    pub in_place: Option<Result<crate::inplace::InPlace, String>>,
+    pub in_place: Option<Result<crate::inplace::InPlace, Reload>>,
     /// Gone deployments removed first (their interfaces went away).
     pub pruned: Vec<Deployment>,
     /// For an offloaded policy, what the gate found.
@@ -271,16 +272,20 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, DriverError> {
         l.pruned = pruned;
         return Ok(l);
     }
-    // A new version is laid out within the room of the one running, so that it can be
-    // written into the running program's maps.
-    let fit = if req.replace && !req.reload {
+    // The version running here, if any: a new one is laid out within its room, so that it can
+    // be written into the running program's maps.
+    let running = if req.replace {
         deploy::status()
             .into_iter()
             .find(|d| d.iface() == req.iface && d.gone.is_none())
-            .and_then(|d| d.manifest.host.and_then(|h| h.room))
     } else {
         None
     };
+    let fit = running
+        .as_ref()
+        .filter(|_| !req.reload)
+        .and_then(|d| d.manifest.host.as_ref())
+        .and_then(|h| h.room.clone());
     let mut prep = prepare_with(
         &req.file,
         req.policy.as_deref(),
@@ -299,7 +304,7 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, DriverError> {
     prep.manifest.mode = mode;
     let mut in_place = None;
     if req.replace {
-        match try_in_place(req, &prep, mode)? {
+        match try_in_place(req, &prep, mode, running.as_ref())? {
             Some(Ok((manifest, done))) => {
                 return Ok(Loaded {
                     manifest,
@@ -347,20 +352,19 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, DriverError> {
 /// `--replace` as an update of the running program's maps, when the new version is the
 /// same program (see [`crate::inplace`]): `None` when there is nothing in place to try
 /// (`--reload`, no running version of this policy here: the reload reports what is wrong),
-/// `Some(Err(why))` when the program must be reloaded.
+/// `Some(Err(why))` when the program must be reloaded. `running` is the version on the
+/// interface.
 #[allow(clippy::type_complexity)]
 fn try_in_place(
     req: &LoadRequest,
     prep: &Prepared,
     mode: AttachMode,
-) -> Result<Option<Result<(Manifest, crate::inplace::InPlace), String>>, DriverError> {
+    running: Option<&Deployment>,
+) -> Result<Option<Result<(Manifest, InPlace), Reload>>, DriverError> {
     if req.reload {
-        return Ok(Some(Err("asked for (--reload)".into())));
+        return Ok(Some(Err(Reload::Asked)));
     }
-    let Some(old) = deploy::status()
-        .into_iter()
-        .find(|d| d.iface() == req.iface && d.gone.is_none() && !d.interrupted)
-    else {
+    let Some(old) = running.filter(|d| !d.interrupted) else {
         return Ok(None);
     };
     let renamed =
@@ -369,21 +373,19 @@ fn try_in_place(
         return Ok(None);
     }
     if !prep.redirects.is_empty() {
-        return Ok(Some(Err(
-            "the policy redirects (targets are resolved at load)".into(),
-        )));
+        return Ok(Some(Err(Reload::Redirects)));
     }
     match crate::inplace::update(&old.manifest, &prep.manifest, &prep.entries)? {
         Ok((done, base)) => {
             let mut manifest = prep.manifest.clone();
             manifest.base = base;
-            let manifest = deploy::record_in_place(&old, manifest)?;
+            let manifest = deploy::record_in_place(old, manifest)?;
             Ok(Some(Ok((manifest, done))))
         }
-        Err(why) if !prep.misfits.is_empty() => Ok(Some(Err(format!(
-            "{why}: the new version does not fit the running program's room ({})",
-            prep.misfits.join("; ")
-        )))),
+        Err(why) if !prep.misfits.is_empty() => Ok(Some(Err(Reload::Misfit {
+            reason: Box::new(why),
+            misfits: prep.misfits.clone(),
+        }))),
         Err(why) => Ok(Some(Err(why))),
     }
 }

@@ -23,8 +23,8 @@
 //!   new version's entries already, or the update is not made in place and the program is
 //!   reloaded.
 //!
-//! Anything that rules out the update in place is a reason (`Err(String)` of [`plan`]), and
-//! `--replace` reloads instead, as it always could.
+//! Anything that rules out the update in place is a [`Reload`] reason, and `--replace`
+//! reloads instead, as it always could.
 
 use crate::error::DriverError;
 use nfcc_bpf::layout::Counts;
@@ -47,6 +47,47 @@ pub struct InPlace {
     pub moved: bool,
     /// From the first map write to the last flip.
     pub took: std::time::Duration,
+}
+
+/// Why a new version is reloaded instead of written into the running program's maps.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Reload {
+    /// `--reload` asked for it.
+    #[error("asked for (--reload)")]
+    Asked,
+    /// Redirect targets are resolved when a program is loaded.
+    #[error("the policy redirects (targets are resolved at load)")]
+    Redirects,
+    /// One of the versions has no host program.
+    #[error("an update in place needs the host program of both versions")]
+    NoHostProgram,
+    /// The running program was not compiled by nfcc (no digest of its instructions).
+    #[error("the running program has no instruction digest")]
+    NoDigest,
+    /// The new version compiles to other instructions.
+    #[error("the program's instructions changed")]
+    CodeChanged,
+    /// A map of the new version has another kind, size or role.
+    #[error("map {0} changed shape")]
+    MapShape(String),
+    /// A map of the new version does not exist in the running one.
+    #[error("map {0} is new")]
+    MapNew(String),
+    /// A map whose contents must stay as they are (a packed classifier's, a table) changed.
+    #[error("the entries of map {0} changed")]
+    EntriesChanged(String),
+    /// A classifier's selector map has no word to read.
+    #[error("{0} has no selector word")]
+    NoSelector(String),
+    /// The new version did not fit the running program's room (`nfcc_compiler::room`): the
+    /// reason found, and what did not fit.
+    #[error("{reason}: the new version does not fit the running program's room ({})", .misfits.join("; "))]
+    Misfit {
+        /// What ruled out the update.
+        reason: Box<Reload>,
+        /// What the compiler could not lay out within the room.
+        misfits: Vec<String>,
+    },
 }
 
 /// One map's new contents, by key.
@@ -74,20 +115,20 @@ fn plan(
     new: &Stage,
     entries: &[(String, Vec<u8>, Vec<u8>)],
     maps: &PinnedMaps,
-) -> Result<Result<Plan, String>, DriverError> {
+) -> Result<Result<Plan, Reload>, DriverError> {
     match (&old.code, &new.code) {
         (Some(a), Some(b)) if a == b => {}
         (Some(_), Some(_)) => {
-            return Ok(Err("the program's instructions changed".into()));
+            return Ok(Err(Reload::CodeChanged));
         }
-        _ => return Ok(Err("the running program has no instruction digest".into())),
+        _ => return Ok(Err(Reload::NoDigest)),
     }
     let shape = |m: &MapEntry| (m.kind, m.key_size, m.value_size, m.max_entries, m.role);
     for m in &new.maps {
         match old.map(&m.name) {
             Some(o) if shape(o) == shape(m) => {}
-            Some(_) => return Ok(Err(format!("map {} changed shape", m.name))),
-            None => return Ok(Err(format!("map {} is new", m.name))),
+            Some(_) => return Ok(Err(Reload::MapShape(m.name.clone()))),
+            None => return Ok(Err(Reload::MapNew(m.name.clone()))),
         }
     }
     let mut by_map: HashMap<&str, Entries> = HashMap::new();
@@ -166,7 +207,7 @@ fn plan(
                         wanted.contains_key(&k[..]) || (array && v.iter().all(|b| *b == 0))
                     });
                 if !same {
-                    return Ok(Err(format!("the entries of map {} changed", m.name)));
+                    return Ok(Err(Reload::EntriesChanged(m.name.clone())));
                 }
             }
         }
@@ -181,10 +222,10 @@ fn classifier(
     c: &ClassifierRoom,
     by_map: &HashMap<&str, Entries>,
     maps: &PinnedMaps,
-) -> Result<Result<(Vec<Step>, (String, u32)), String>, DriverError> {
+) -> Result<Result<(Vec<Step>, (String, u32)), Reload>, DriverError> {
     let zero = 0u32.to_le_bytes();
     let Some(word) = maps.map_lookup(&c.select, &zero)? else {
-        return Ok(Err(format!("{} has no selector word", c.select)));
+        return Ok(Err(Reload::NoSelector(c.select.clone())));
     };
     let read = u32::from_le_bytes(word[..4].try_into().expect("a selector word"));
     let idle = Half::of_selector(read).other();
@@ -224,11 +265,9 @@ pub fn update(
     old: &Manifest,
     new: &Manifest,
     entries: &[(String, Vec<u8>, Vec<u8>)],
-) -> Result<Result<(InPlace, Vec<Counts>), String>, DriverError> {
+) -> Result<Result<(InPlace, Vec<Counts>), Reload>, DriverError> {
     let (Some(old_host), Some(new_host)) = (&old.host, &new.host) else {
-        return Ok(Err(
-            "an update in place needs the host program of both versions".into(),
-        ));
+        return Ok(Err(Reload::NoHostProgram));
     };
     let maps = nfcc_runtime::deploy::stage_maps(old_host)?;
     let plan = match plan(old_host, new_host, entries, &maps)? {

@@ -422,7 +422,7 @@ fn single_rule_changes_under_traffic_lose_no_verdict() {
             }
             Some(Err(why)) => {
                 reloaded += 1;
-                reasons.push(why.clone());
+                reasons.push(why.to_string());
             }
             None => panic!("change {c}: not a replace"),
         }

@@ -68,22 +68,23 @@ pub(crate) fn rule_of_slot(
 }
 
 /// The rule whose statistics slot moved between `before` and `after` (every slot of
-/// `program`'s statistics map up to its default's): as [`rule_of_slot`], the default wherever
-/// `program` keeps it.
+/// `program`'s statistics map up to its default's): the counts as the policy numbers its
+/// slots (rules, then the default, wherever `program` keeps it) for
+/// [`nfcc_dsl::testing::rule_from_counts`].
 pub(crate) fn rule_from_counts(
     program: &nfcc_compiler::compile::CompiledProgram,
     policy: &nfcc_dsl::checked::Policy,
     before: &[u64],
     after: &[u64],
 ) -> Result<nfcc_dsl::checked::RuleRef, String> {
-    let moved: Vec<usize> = (0..before.len().min(after.len()))
-        .filter(|&i| after[i] != before[i])
-        .collect();
-    match moved.as_slice() {
-        [i] => rule_of_slot(program, policy, *i as u32),
-        _ => Err(format!(
-            "the rule statistics changed in {} slots for one packet",
-            moved.len()
-        )),
-    }
+    let rules = policy.rules.len();
+    let default = program.ir.default.1 as usize;
+    let by_policy = |c: &[u64]| -> Vec<u64> {
+        c.iter()
+            .take(rules)
+            .chain(c.get(default))
+            .copied()
+            .collect()
+    };
+    nfcc_dsl::testing::rule_from_counts(policy, &by_policy(before), &by_policy(after))
 }

@@ -9,7 +9,7 @@
 //! reads. Benches time these packets in the kernel (`benches/benches/classifier.rs`)
 //! and the ClassBench differential holds them to the bound (`engines/tests/classbench.rs`).
 
-use crate::ir::classifier::{LEAF, MAX_DIMS};
+use crate::ir::classifier::{nodes_in_value, LEAF, MAX_DIMS};
 use crate::ir::{Cond, Map, Program, Search};
 use nfcc_dsl::checked::Field;
 
@@ -83,13 +83,15 @@ impl LeafBox {
     }
 }
 
+/// Little-endian 32-bit words.
+fn words(b: &[u8]) -> Vec<u32> {
+    b.chunks_exact(4)
+        .map(|w| u32::from_le_bytes(w.try_into().expect("four bytes")))
+        .collect()
+}
+
 /// The words of an array map's initial entries, by index.
 fn entries(m: &Map) -> std::collections::HashMap<u32, Vec<u32>> {
-    let words = |b: &[u8]| {
-        b.chunks_exact(4)
-            .map(|w| u32::from_le_bytes(w.try_into().expect("four bytes")))
-            .collect::<Vec<u32>>()
-    };
     m.init
         .iter()
         .filter(|(k, _)| k.len() == 4)
@@ -218,7 +220,7 @@ pub fn witnesses(p: &Program, per_part: usize) -> Vec<Witness> {
 fn leaves(m: &Map, root: u32, halved: bool, full: &[(u32, u32)]) -> Vec<Landing> {
     let raw = entries(m);
     // The walk's view: node `i` of one value, or of the map's entries.
-    let in_value = m.max_entries == 1 || (halved && m.value_size > 16);
+    let in_value = nodes_in_value(m.max_entries, m.value_size, halved);
     let node = |i: u32| -> Option<[u32; 4]> {
         let w = if in_value {
             raw.get(&0)?
@@ -263,11 +265,6 @@ fn leaves(m: &Map, root: u32, halved: bool, full: &[(u32, u32)]) -> Vec<Landing>
 /// Every bucket of tuple `id` (half 0) in tuples map `m`, its key's region under the tuple's
 /// prefix masks.
 fn buckets(m: &Map, id: u32, masks: &[u32], full: &[(u32, u32)]) -> Vec<Landing> {
-    let words = |b: &[u8]| {
-        b.chunks_exact(4)
-            .map(|w| u32::from_le_bytes(w.try_into().expect("four bytes")))
-            .collect::<Vec<u32>>()
-    };
     m.init
         .iter()
         .filter_map(|(k, v)| {

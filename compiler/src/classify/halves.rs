@@ -8,7 +8,7 @@
 //! structure fits, and the reason recorded where it does not.
 
 use super::built::{Built, Forest, Structure};
-use super::packed::{box_value, map_name, tuple_parts, Laid, NODES_VALUE_MAX};
+use super::packed::{box_value, map_name, nodes_map_of, tuple_parts, Laid, NODES_VALUE_MAX};
 use super::tree::MAX_BUCKET;
 use super::tuples::Tuples;
 use crate::ir::classifier::{box_size, LEAF};
@@ -219,41 +219,8 @@ pub(super) fn lay(p: &mut Program, b: Built, tag: usize, u: &mut Updatable) -> L
                 }))
                 .collect()
         };
-        let bytes = |n: &[u32; 4]| n.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
-        let (value_size, max_entries, init) = if in_value {
-            let value = |h: u32| {
-                let mut v: Vec<u8> = half(h).iter().flat_map(bytes).collect();
-                v.resize(16 * nodes_half as usize, 0);
-                v
-            };
-            (
-                16 * nodes_half,
-                2,
-                (0..2).map(|h| (word(h).to_vec(), value(h))).collect(),
-            )
-        } else {
-            (
-                16,
-                2 * nodes_half,
-                (0..2)
-                    .flat_map(|h| {
-                        half(h)
-                            .into_iter()
-                            .enumerate()
-                            .map(move |(i, n)| (word(h * nodes_half + i as u32).to_vec(), n))
-                    })
-                    .map(|(k, n)| (k, bytes(&n)))
-                    .collect(),
-            )
-        };
-        p.maps.push(Map {
-            name: map_name("tree", tag),
-            purpose: MapPurpose::ClassifierNodes,
-            key_size: 4,
-            value_size,
-            max_entries,
-            init,
-        });
+        p.maps
+            .push(nodes_map_of(tag, &[half(0), half(1)], nodes_half, in_value));
         map
     });
     let tuple_base = 2 * tree_boxes_half;

@@ -54,6 +54,38 @@ pub(super) struct Laid {
     pub(super) select: Option<crate::ir::Select>,
 }
 
+/// Classifier `tag`'s nodes map holding `lists` of nodes, `per` nodes apart: list `h` in the
+/// one value of entry `h` (padded to `per` nodes) where `in_value`, else one entry per node,
+/// node `i` of list `h` at entry `h * per + i`.
+pub(super) fn nodes_map_of(tag: usize, lists: &[Vec<[u32; 4]>], per: u32, in_value: bool) -> Map {
+    let key = |k: u32| k.to_le_bytes().to_vec();
+    let bytes = |n: &[u32; 4]| n.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
+    let count = lists.len() as u32;
+    let (value_size, max_entries, init) = if in_value {
+        let value = |l: &Vec<[u32; 4]>| {
+            let mut v: Vec<u8> = l.iter().flat_map(bytes).collect();
+            v.resize(16 * per as usize, 0);
+            v
+        };
+        let init = (0..).zip(lists).map(|(h, l)| (key(h), value(l))).collect();
+        (16 * per, count, init)
+    } else {
+        let init = (0..)
+            .zip(lists)
+            .flat_map(|(h, l)| (0..).zip(l).map(move |(i, n)| (key(h * per + i), bytes(n))))
+            .collect();
+        (16, count * per, init)
+    };
+    Map {
+        name: map_name("tree", tag),
+        purpose: MapPurpose::ClassifierNodes,
+        key_size: 4,
+        value_size,
+        max_entries,
+        init,
+    }
+}
+
 /// The name of classifier `tag`'s map `what` (`tree`, `tuples`, `boxes`, `select`).
 pub(super) fn map_name(what: &str, tag: usize) -> String {
     format!("nfcc_{what}{tag}")
@@ -77,37 +109,16 @@ pub(super) fn packed(p: &mut Program, b: Built, tag: usize) -> Laid {
     let mut boxes = Vec::new();
     let nodes = forest.map(|f| {
         let nodes_map = MapId(p.maps.len() as u32);
-        let bytes = |n: &[u32; 4]| n.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
         // Every node in one value where they fit: the walk then indexes it with no lookup
         // per level (see `codegen::classify`).
-        let (value_size, max_entries, init) = if f.nodes.len() * 16 <= NODES_VALUE_MAX {
-            (
-                16 * f.nodes.len() as u32,
-                1,
-                vec![(
-                    0u32.to_le_bytes().to_vec(),
-                    f.nodes.iter().flat_map(bytes).collect(),
-                )],
-            )
-        } else {
-            (
-                16,
-                f.nodes.len() as u32,
-                f.nodes
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| ((i as u32).to_le_bytes().to_vec(), bytes(n)))
-                    .collect(),
-            )
-        };
-        p.maps.push(Map {
-            name: map_name("tree", tag),
-            purpose: MapPurpose::ClassifierNodes,
-            key_size: 4,
-            value_size,
-            max_entries,
-            init,
-        });
+        let in_value = f.nodes.len() * 16 <= NODES_VALUE_MAX;
+        let per = f.nodes.len() as u32;
+        p.maps.push(nodes_map_of(
+            tag,
+            std::slice::from_ref(&f.nodes),
+            per,
+            in_value,
+        ));
         parts.extend(f.trees);
         boxes.extend(f.boxes);
         nodes_map

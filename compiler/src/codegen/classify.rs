@@ -14,7 +14,7 @@
 
 use super::asm::Label;
 use super::Gen;
-use crate::ir::classifier::MAX_DIMS;
+use crate::ir::classifier::{nodes_in_value, MAX_DIMS};
 use crate::ir::{Cond, MapId, Search, Select};
 use nfcc_bpf::insn::{helper, Alu, Insn, Jmp, Size, R0, R1, R10, R2, R3, R4, R5, R8, R9};
 
@@ -114,7 +114,7 @@ impl Gen<'_> {
     /// `root` is in the half the packet reads: its value, or its entries.
     fn walk(&mut self, nodes: MapId, root: u32, depth: u32, select: Option<&Select>, none: Label) {
         let map = &self.p.maps[nodes.index()];
-        if map.max_entries == 1 || (select.is_some() && map.value_size > 16) {
+        if nodes_in_value(map.max_entries, map.value_size, select.is_some()) {
             return self.walk_value(nodes, map.value_size / 16, root, depth, select, none);
         }
         let area = self.lay.dims;

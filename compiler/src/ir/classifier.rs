@@ -26,6 +26,13 @@ pub fn node_count(max_entries: u32, value_size: u32) -> u32 {
     }
 }
 
+/// Whether a nodes map of `max_entries` entries of `value_size` bytes holds its nodes in one
+/// value (per half, when the classifier is `halved`: entries 0 and 1), the walk indexing it,
+/// or one node per entry.
+pub fn nodes_in_value(max_entries: u32, value_size: u32, halved: bool) -> bool {
+    max_entries == 1 || (halved && value_size > 16)
+}
+
 /// What a run of box rules became.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Form {
